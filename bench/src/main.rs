@@ -1,0 +1,3 @@
+//! bfsperf (bring-up)
+#![forbid(unsafe_code)]
+fn main() {}
