@@ -24,6 +24,7 @@ mod types;
 mod validate;
 
 pub mod config;
+pub mod exec;
 pub mod fault;
 pub mod mem;
 pub mod record;
