@@ -307,12 +307,10 @@ impl DmaBuf {
         self.len = self.len.min(len);
     }
 
-    #[allow(dead_code, reason = "used by the uring backend, not merged yet")]
     pub(crate) fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
     }
 
-    #[allow(dead_code, reason = "used by the uring backend, not merged yet")]
     pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
     }

@@ -88,7 +88,6 @@ pub enum BdevError {
 }
 
 impl BdevError {
-    #[allow(dead_code, reason = "used by the uring backend, not merged yet")]
     pub(crate) fn os(context: impl Into<String>, source: std::io::Error) -> Self {
         BdevError::Os {
             context: context.into(),
