@@ -51,6 +51,16 @@ impl ErrorRule {
         }
     }
 
+    /// A rule failing the first `n` matching requests of `kind`.
+    pub fn first(kind: OpKind, n: u64) -> ErrorRule {
+        ErrorRule {
+            kind,
+            trigger: Trigger::FirstN(n),
+            persistence: Persistence::Once,
+            lba_range: None,
+        }
+    }
+
     /// A rule failing each matching request of `kind` with probability `p`, transiently.
     pub fn probability(kind: OpKind, p: f64) -> ErrorRule {
         ErrorRule {
@@ -81,6 +91,8 @@ pub enum Trigger {
     Probability(f64),
     /// The k-th matching request (1-based), counted from the device's creation.
     NthOp(u64),
+    /// Each of the first n matching requests (SPDK's `bdev_error_inject_error` `num`).
+    FirstN(u64),
 }
 
 /// What an [`ErrorRule`] does after firing.

@@ -129,6 +129,7 @@ impl State {
                 || match rule.trigger {
                     Trigger::Probability(p) => self.rng.chance(p),
                     Trigger::NthOp(n) => st.seen == n,
+                    Trigger::FirstN(n) => st.seen <= n,
                 };
             if hit {
                 fail = true;
