@@ -399,19 +399,28 @@ impl PageCache {
         })
     }
 
-    /// Drops the clean, idle pages of `[start, end)` (after a direct write made them stale).
+    /// Forgets the clean blocks of `[start, end)` (a direct write made them stale) and drops
+    /// pages left with nothing up to date. Dirty blocks (written after the direct write's
+    /// writeback) are newer than the device and stay.
     pub(crate) fn invalidate(&self, ino: Ino, start: u64, end: u64) {
         let mut st = self.st();
         let st = &mut *st;
         let Some(f) = st.files.get_mut(&ino) else {
             return;
         };
-        let doomed: Vec<u64> = f
-            .pages
-            .range(start / self.page..end.div_ceil(self.page))
-            .filter(|(_, pg)| !pg.is_busy() && !pg.is_dirty())
-            .map(|(&p, _)| p)
-            .collect();
+        let mut doomed = Vec::new();
+        for (p, lo, hi) in self.spans(start, end) {
+            let Some(pg) = f.pages.get_mut(&p) else {
+                continue;
+            };
+            if pg.is_busy() {
+                continue;
+            }
+            pg.uptodate &= !(self.blocks(lo, hi) & !pg.dirty);
+            if pg.uptodate == 0 {
+                doomed.push(p);
+            }
+        }
         for p in doomed {
             let pg = f.pages.remove(&p).expect("listed above");
             st.stats.cached -= 1;

@@ -453,8 +453,13 @@ impl RefFs {
             st.alloc.decref(pblk, n);
             return;
         }
-        // Blocks past the end of the file (truncated meanwhile) are not kept.
-        let keep = n.min(f.size.div_ceil(bs).saturating_sub(b0));
+        // Writeback of blocks a truncate took away meanwhile is not kept. (A direct write
+        // past the end completes before the core grows the file: kept.)
+        let keep = if done.flags.contains(IterFlags::WRITEBACK) {
+            n.min(f.size.div_ceil(bs).saturating_sub(b0))
+        } else {
+            n
+        };
         for (p, len) in f.punch(b0, b0 + keep) {
             st.alloc.decref(p, len);
         }
