@@ -1,7 +1,9 @@
 //! Seek data / seek hole (`SEEK_DATA`, `SEEK_HOLE`).
 //!
 //! Data is mapped, delalloc and inline space; holes are holes. Unwritten space is a hole
-//! except where the cache holds up-to-date blocks over it, as in Linux. The end of the file
+//! except where the cache holds dirty blocks over it (a filesystem that writes unwritten
+//! space in place). Linux also counts clean up-to-date pages over unwritten space as data;
+//! those only ever hold zeroes read from it, so here they stay a hole. The end of the file
 //! counts as a hole.
 
 use bdev::exec::Context;
@@ -47,11 +49,7 @@ impl<O: IomapOps> Iomap<O> {
                 MapKind::Hole => (!data).then_some(a),
                 MapKind::Unwritten => {
                     let (ra, rb) = (self.round_down(a), self.round_up(b));
-                    let runs = if data {
-                        self.cache.uptodate_runs(ino, ra, rb)
-                    } else {
-                        self.cache.stale_runs(ino, ra, rb)
-                    };
+                    let runs = self.cache.dirty_runs(ino, ra, rb, data);
                     runs.first().map(|&(s, _)| s.max(a))
                 }
             };

@@ -209,9 +209,16 @@ impl PageCache {
         self.block_runs(ino, start, end, |pg| !pg.map_or(0, |p| p.uptodate))
     }
 
-    /// Runs of blocks of `[start, end)` that are cached and up to date.
-    pub(crate) fn uptodate_runs(&self, ino: Ino, start: u64, end: u64) -> Vec<(u64, u64)> {
-        self.block_runs(ino, start, end, |pg| pg.map_or(0, |p| p.uptodate))
+    /// Runs of blocks of `[start, end)` that are dirty (`dirty == true`) or not.
+    pub(crate) fn dirty_runs(
+        &self,
+        ino: Ino,
+        start: u64,
+        end: u64,
+        dirty: bool,
+    ) -> Vec<(u64, u64)> {
+        let flip = if dirty { 0 } else { u64::MAX };
+        self.block_runs(ino, start, end, |pg| pg.map_or(0, |p| p.dirty) ^ flip)
     }
 
     /// Runs of blocks whose bit is set in `bits(page)`.
