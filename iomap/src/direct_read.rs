@@ -29,8 +29,36 @@ impl<O: IomapOps> Iomap<O> {
         mut buf: DmaBuf,
         flags: IterFlags,
     ) -> (DmaBuf, Result<usize>) {
-        let r = self.read_direct_into(ctx, ino, pos, &mut buf, flags).await;
-        (buf, r)
+        let len = buf.len() as u64;
+        let size = match self
+            .check_direct(pos, len)
+            .and_then(|()| self.ops.size(ino))
+        {
+            Ok(size) => size,
+            Err(e) => return (buf, Err(e)),
+        };
+        if pos >= size || len == 0 {
+            buf.fill(0);
+            return (buf, Ok(0));
+        }
+        let valid = len.min(size - pos);
+        let io_len = len.min(valid.div_ceil(self.sector) * self.sector);
+        if let Err(e) = self
+            .direct_coherence(ctx, ino, pos, pos + io_len, flags)
+            .await
+        {
+            return (buf, Err(e));
+        }
+        let beyond = (io_len < len).then(|| buf.split_off(io_len as usize));
+        let (mut buf, r) = self.read_mappings(ctx, ino, pos, buf, flags).await;
+        if let Some(beyond) = beyond {
+            buf.unsplit(beyond)
+                .expect("pieces of the caller's buffer are adjacent");
+        }
+        if r.is_ok() {
+            buf[valid as usize..].fill(0);
+        }
+        (buf, r.map(|()| valid as usize))
     }
 
     /// [`Iomap::read_direct`] into a borrowed buffer (taken and put back, never copied).
@@ -42,21 +70,26 @@ impl<O: IomapOps> Iomap<O> {
         buf: &mut DmaBuf,
         flags: IterFlags,
     ) -> Result<usize> {
+        let owned = buf.split_off(0);
+        let (back, r) = self.read_direct(ctx, ino, pos, owned, flags).await;
+        buf.unsplit(back).expect("the buffer comes back whole");
+        r
+    }
+
+    /// Reads every mapping of `[pos, pos + buf.len())` into its piece of `buf`. A request
+    /// inside one mapping (the common case) uses the buffer whole: no split.
+    async fn read_mappings(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        pos: u64,
+        buf: DmaBuf,
+        flags: IterFlags,
+    ) -> (DmaBuf, Result<()>) {
         let len = buf.len() as u64;
-        self.check_direct(pos, len)?;
-        let size = self.ops.size(ino)?;
-        if pos >= size || len == 0 {
-            buf.fill(0);
-            return Ok(0);
-        }
-        let valid = len.min(size - pos);
-        let io_len = len.min(valid.div_ceil(self.sector) * self.sector);
-        self.direct_coherence(ctx, ino, pos, pos + io_len, flags)
-            .await?;
-        // `buf` keeps the done part; `rest` is handed out one mapping at a time.
-        let mut rest = buf.split_off(0);
-        let beyond = rest.split_off(io_len as usize);
-        let mut it = self.iter(ctx, ino, pos, io_len, flags | IterFlags::DIRECT);
+        let mut it = self.iter(ctx, ino, pos, len, flags | IterFlags::DIRECT);
+        // `done` holds the pieces the finished mappings used, `rest` what is left.
+        let (mut done, mut rest): (Option<DmaBuf>, Option<DmaBuf>) = (None, Some(buf));
         let mut result = Ok(());
         loop {
             let step = match it.next().await {
@@ -67,23 +100,22 @@ impl<O: IomapOps> Iomap<O> {
                     break;
                 }
             };
-            let mut cur = rest;
-            rest = cur.split_off(step.len as usize);
+            let mut cur = rest.take().expect("a step never goes past the request");
+            if (step.len as usize) < cur.len() {
+                rest = Some(cur.split_off(step.len as usize));
+            }
             let (cur, r) = self.direct_read_step(ctx, ino, step, cur).await;
-            buf.unsplit(cur)
-                .expect("pieces of the caller's buffer are adjacent");
+            done = Some(join(done, cur));
             match r {
                 Ok(()) => it.advance(),
                 Err(e) => it.failed(0, e),
             }
         }
-        buf.unsplit(rest)
-            .expect("pieces of the caller's buffer are adjacent");
-        buf.unsplit(beyond)
-            .expect("pieces of the caller's buffer are adjacent");
-        result?;
-        buf[valid as usize..].fill(0);
-        Ok(valid as usize)
+        let buf = match rest {
+            Some(rest) => join(done, rest),
+            None => done.expect("the buffer went to some step"),
+        };
+        (buf, result)
     }
 
     async fn direct_read_step(
@@ -147,5 +179,17 @@ impl<O: IomapOps> Iomap<O> {
             return Err(IomapError::WouldBlock);
         }
         self.writeback_range(ctx, ino, a, b).await
+    }
+}
+
+/// Appends `next` to the pieces in `done`.
+fn join(done: Option<DmaBuf>, next: DmaBuf) -> DmaBuf {
+    match done {
+        None => next,
+        Some(mut d) => {
+            d.unsplit(next)
+                .expect("pieces of the caller's buffer are adjacent");
+            d
+        }
     }
 }

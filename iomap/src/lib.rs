@@ -7,7 +7,7 @@
 //! sit a user-space page cache in DMA memory ([`cache`]) and the operations, one module
 //! each: buffered read and write, writeback, direct read and write, zero range, truncate,
 //! seek data/hole and fiemap. Everything is a future run by a [`bdev::exec::Context`];
-//! [`blocking`] has the synchronous forms.
+//! `blocking.rs` has the synchronous forms.
 //!
 //! This crate never depends on `cow`: `fs-core` implements [`IomapOps`] on top of it.
 #![forbid(unsafe_code)]

@@ -1,10 +1,10 @@
 //! The page cache: file pages in DMA memory, so writeback writes straight from it.
 //!
-//! Invariants (with those of [`page`] and [`budget`]):
+//! Invariants (with those of `page.rs` and `budget.rs`):
 //! - every method takes the state lock once, does bounded work and never awaits; callers
 //!   hold no lock across device I/O;
 //! - a page under I/O (`buf == None`) is skipped by eviction, invalidation and truncation
-//!   and must not be touched by anyone else; callers wait until [`PageCache::busy`] is false;
+//!   and must not be touched by anyone else; callers wait until `busy` says so;
 //! - dirty pages are never evicted: only writeback makes them clean;
 //! - ranges given to `take`, `zero_fill`, `stale_runs` and the dirty-run search are
 //!   block aligned.
@@ -14,6 +14,7 @@ mod index;
 mod page;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bdev::{BlockDevice, DmaBuf};
@@ -31,6 +32,9 @@ pub struct PageCache {
     page: u64,
     block: u64,
     state: Mutex<State>,
+    /// `stats.dirty`, readable without the lock: lets direct I/O skip the coherence
+    /// lookup when nothing at all is dirty.
+    dirty_hint: AtomicUsize,
 }
 
 struct State {
@@ -92,6 +96,7 @@ impl PageCache {
             dev,
             page: page_size,
             block: block_size,
+            dirty_hint: AtomicUsize::new(0),
             state: Mutex::new(State {
                 files: BTreeMap::new(),
                 stats,
@@ -196,6 +201,7 @@ impl PageCache {
             let m = self.blocks(lo, hi);
             if !pg.is_dirty() {
                 st.stats.dirty += 1;
+                self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
             }
             pg.uptodate |= m;
             pg.dirty |= m;
@@ -353,6 +359,7 @@ impl PageCache {
                     pg.dirty &= !m;
                     if was && !pg.is_dirty() {
                         st.stats.dirty -= 1;
+                        self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
                     }
                 }
                 Outcome::Failed => {}
@@ -395,6 +402,9 @@ impl PageCache {
 
     /// Whether `[start, end)` holds a dirty block.
     pub(crate) fn has_dirty(&self, ino: Ino, start: u64, end: u64) -> bool {
+        if self.dirty_hint.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
         let st = self.st();
         let Some(f) = st.files.get(&ino) else {
             return false;
@@ -455,6 +465,7 @@ impl PageCache {
             let pg = f.pages.remove(&p).expect("listed above");
             st.stats.cached -= 1;
             st.stats.dirty -= usize::from(pg.is_dirty());
+            self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
             st.free.extend(pg.buf);
         }
         if keep_end % self.page != 0 {
@@ -467,6 +478,7 @@ impl PageCache {
                 pg.dirty &= !m;
                 if was && !pg.is_dirty() {
                     st.stats.dirty -= 1;
+                    self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
                 }
             }
         }
@@ -570,6 +582,7 @@ impl PageCache {
             for pg in f.pages.into_values() {
                 st.stats.cached -= 1;
                 st.stats.dirty -= usize::from(pg.is_dirty());
+                self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
             }
         }
     }

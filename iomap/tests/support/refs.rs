@@ -16,7 +16,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bdev::exec::Context;
@@ -186,7 +186,7 @@ impl Alloc {
 }
 
 struct State {
-    files: HashMap<Ino, File>,
+    files: BTreeMap<Ino, File>,
     alloc: Alloc,
     reserved: u64,
 }
@@ -203,7 +203,7 @@ impl RefFs {
         RefFs {
             bs: u64::from(bs),
             st: Mutex::new(State {
-                files: HashMap::new(),
+                files: BTreeMap::new(),
                 alloc: Alloc {
                     total: blocks,
                     next: 0,
@@ -418,9 +418,8 @@ impl RefFs {
                 // Reserved m0..m1; keep what was written as delalloc, release the rest.
                 if u1 > u0 {
                     f.delalloc.insert(u0, u1);
-                    if f.inline.take().is_some() {
-                        f.size = f.size.max(0);
-                    }
+                    // The inline bytes now live in the cache block, dirty.
+                    f.inline = None;
                 }
                 st.reserved -= (m1 - m0) - (u1 - u0);
             }
@@ -553,7 +552,10 @@ impl IomapOps for RefFs {
         flags: IterFlags,
         write_map: &IoMap,
     ) -> Result<()> {
-        self.end_sync(ino, pos, written, flags, write_map);
+        // Reads and reports reserve nothing.
+        if flags.is_write() {
+            self.end_sync(ino, pos, written, flags, write_map);
+        }
         Ok(())
     }
 
