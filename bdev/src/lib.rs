@@ -20,6 +20,7 @@
 mod device;
 mod dma;
 mod error;
+mod rng;
 mod types;
 mod validate;
 
