@@ -53,10 +53,12 @@ impl ReadTxn<'_> {
                 .map_err(|e| Error::Corrupt(format!("extent tree item {k}: {e}")))?;
             match reachable.remove(&k.objectid) {
                 Some((level, tree)) if u64::from(level) == k.offset && m.roots == [tree] => {}
-                Some((level, tree)) => return Err(Error::Corrupt(format!(
+                Some((level, tree)) => {
+                    return Err(Error::Corrupt(format!(
                     "extent item {k} says {:?}, but the node is at level {level} of tree {tree}",
                     m.roots
-                ))),
+                )))
+                }
                 None => {
                     return Err(Error::Corrupt(format!(
                         "extent item {k} records a node no tree reaches (leaked)"

@@ -355,7 +355,16 @@ impl<'v> Transaction<'v> {
             }
             self.changed.remove(&TreeId::ROOT);
             if self.delayed.is_empty() && changed.is_empty() {
-                return Ok(());
+                // Data extents allocated here whose references cancelled out are freed at
+                // commit; their checksums go with them (which changes the csum tree: loop).
+                if self.unreferenced_data.is_empty() {
+                    return Ok(());
+                }
+                for (b, l) in std::mem::take(&mut self.unreferenced_data) {
+                    trees::csum::delete(self, io, b, l)?;
+                    self.local_frees.push((b, l));
+                }
+                continue;
             }
             while let Some((bytenr, target, delta)) = self.delayed.pop_next() {
                 trees::extent::apply_ref(self, io, bytenr, target, delta)?;
@@ -392,9 +401,7 @@ impl<'v> Transaction<'v> {
         for (_, n) in self.dirty.drain() {
             self.vol.sh.cache.insert(n);
         }
-        let mut to_free = std::mem::take(&mut self.local_frees);
-        to_free.extend(std::mem::take(&mut self.unreferenced_data));
-        for (s, l) in to_free {
+        for (s, l) in std::mem::take(&mut self.local_frees) {
             if let Err(e) = self.w.free.free(s, l) {
                 log::error!("cow: freeing after commit: {e}");
             }
