@@ -10,6 +10,19 @@ use crate::error::{Error, Result};
 use crate::format::{kind, Key, MetadataItem, TreeId};
 use crate::volume::ReadTxn;
 
+/// A node found by [`ReadTxn::nodes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The tree it belongs to.
+    pub tree: TreeId,
+    /// Its address.
+    pub bytenr: u64,
+    /// Its level (0: leaf).
+    pub level: u8,
+    /// Items (leaf) or pointers (internal node).
+    pub items: usize,
+}
+
 /// What [`ReadTxn::check`] found in a consistent volume.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckReport {
@@ -22,25 +35,46 @@ pub struct CheckReport {
 }
 
 impl ReadTxn<'_> {
+    /// Every node reachable in this snapshot, tree by tree, depth first (each read and
+    /// validated on the way).
+    pub fn nodes(&self, io: &mut dyn IoQueue) -> Result<Vec<NodeInfo>> {
+        let mut out = Vec::new();
+        for tree in self.trees() {
+            let mut stack = vec![NodeAddr::root(self.root(tree)?)];
+            while let Some(at) = stack.pop() {
+                let node = self.load(io, tree, &at)?;
+                out.push(NodeInfo {
+                    tree,
+                    bytenr: at.bytenr,
+                    level: at.level,
+                    items: node.nritems(),
+                });
+                stack.extend(
+                    (0..node.ptrs().len())
+                        .rev()
+                        .map(|i| NodeAddr::child(&node, i)),
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads every node of every tree (validating each) and checks that the extent tree
     /// records exactly the reachable nodes, each at its level and owned by its tree.
     pub fn check(&self, io: &mut dyn IoQueue) -> Result<CheckReport> {
         let mut report = CheckReport::default();
         let mut reachable: BTreeMap<u64, (u8, TreeId)> = BTreeMap::new();
-        for tree in self.trees() {
-            report.trees += 1;
-            let mut stack = vec![NodeAddr::root(self.root(tree)?)];
-            while let Some(at) = stack.pop() {
-                let node = self.load(io, tree, &at)?;
-                report.nodes += 1;
-                report.items += node.items().len();
-                if reachable.insert(at.bytenr, (at.level, tree)).is_some() {
-                    return Err(Error::Corrupt(format!(
-                        "node {:#x} is reachable twice (second time from tree {tree})",
-                        at.bytenr
-                    )));
-                }
-                stack.extend((0..node.ptrs().len()).map(|i| NodeAddr::child(&node, i)));
+        report.trees = self.trees().len();
+        for n in self.nodes(io)? {
+            report.nodes += 1;
+            if n.level == 0 {
+                report.items += n.items;
+            }
+            if reachable.insert(n.bytenr, (n.level, n.tree)).is_some() {
+                return Err(Error::Corrupt(format!(
+                    "node {:#x} is reachable twice (second time from tree {})",
+                    n.bytenr, n.tree
+                )));
             }
         }
         let lo = Key::new(0, 0, 0);

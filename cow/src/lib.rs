@@ -38,7 +38,7 @@ mod trees;
 mod volume;
 
 pub use btree::{Direction, Iter};
-pub use check::CheckReport;
+pub use check::{CheckReport, NodeInfo};
 pub use error::{Error, Result};
 pub use format::{DataBackref, Key, TreeId};
 pub use transaction::Transaction;
