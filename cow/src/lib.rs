@@ -32,6 +32,8 @@ mod delayed;
 mod dump;
 mod error;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzz;
 mod store;
 mod transaction;
 mod trees;
