@@ -2,7 +2,7 @@
 //! (objectid, type, offset) keys, the reference-counted extent tree, the checksum tree, the
 //! allocator and crash-safe transactions, all over any `bdev::BlockDevice`.
 //!
-//! Reading order: [`format`] (bytes ↔ validated structures), `btree` (the algorithms),
+//! Reading order: [`format`](mod@format) (bytes ↔ validated structures), `btree` (the algorithms),
 //! [`Transaction`] (copy-on-write, delayed references, commit), [`Volume`] (open, readers,
 //! poisoning). The byte-level format is `docs/FORMAT.md`.
 //!

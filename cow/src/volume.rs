@@ -279,7 +279,8 @@ impl Volume {
         self.sh.fsid
     }
 
-    /// Bytes allocatable now (excluding extents waiting for commit or readers).
+    /// Bytes allocatable now (excluding extents waiting for commit or readers). Waits for the
+    /// running transaction, so do not call it from the thread that holds one.
     pub fn free_bytes(&self) -> u64 {
         lock(&self.writer).free.free_bytes()
     }
@@ -321,6 +322,12 @@ impl Volume {
         }
     }
 }
+
+/// The filesystem shares one volume across threads.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Volume>();
+};
 
 fn random_fsid() -> [u8; 16] {
     use std::hash::{BuildHasher, Hasher};
