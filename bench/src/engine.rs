@@ -122,12 +122,7 @@ pub struct Job {
     dev: Arc<dyn BlockDevice>,
     queue: Box<dyn IoQueue>,
     pattern: Pattern,
-    random: bool,
-    io_blocks: u64,
-    /// Whole `io_size` ranges on the device; every offset is one of them.
-    slots: u64,
-    next_slot: u64,
-    rng: Rng,
+    offsets: Offsets,
     /// When each slot's request was submitted (ns since the run started), indexed by tag.
     submitted_ns: Vec<u64>,
     done: Vec<Completion>,
@@ -174,11 +169,13 @@ impl Job {
         Ok(Job {
             queue: dev.queue(depth)?,
             pattern,
-            random: info.workload.is_random(),
-            io_blocks: info.io_size as u64 / u64::from(geo.block_size),
-            slots: geo.size_bytes() / info.io_size as u64,
-            next_slot: 0,
-            rng: Rng::new(seed, index),
+            offsets: Offsets {
+                rng: Rng::new(seed, index),
+                random: info.workload.is_random(),
+                next_slot: 0,
+                slots: geo.size_bytes() / info.io_size as u64,
+                io_blocks: info.io_size as u64 / u64::from(geo.block_size),
+            },
             submitted_ns: vec![0; depth],
             done: Vec::with_capacity(depth),
             retry: Vec::with_capacity(depth),
@@ -206,10 +203,11 @@ impl Job {
             lba,
             reason,
         };
-        while completed < self.slots {
-            while next < self.slots {
+        let (slots, io_blocks) = (self.offsets.slots, self.offsets.io_blocks);
+        while completed < slots {
+            while next < slots {
                 let Some(buf) = idle.pop() else { break };
-                let lba = Lba(next * self.io_blocks);
+                let lba = Lba(next * io_blocks);
                 match self.queue.submit(
                     next,
                     Op::Write {
@@ -229,7 +227,7 @@ impl Job {
             self.queue.poll(&mut self.done);
             for c in self.done.drain(..) {
                 if let Err(e) = c.result {
-                    return Err(fail(c.tag * self.io_blocks, e.to_string()));
+                    return Err(fail(c.tag * io_blocks, e.to_string()));
                 }
                 completed += 1;
                 idle.extend(c.op.into_bufs().and_then(Bufs::into_one));
@@ -240,7 +238,7 @@ impl Job {
 
     /// Bytes the job's offsets cover.
     pub fn size_bytes(&self) -> u64 {
-        self.slots * self.info.io_size as u64
+        self.offsets.slots * self.info.io_size as u64
     }
 
     /// The first I/O error, to show the user what failed.
@@ -252,16 +250,7 @@ impl Job {
     fn start(&mut self, now_ns: u64) -> Result<(), BenchError> {
         for tag in 0..self.info.depth as u64 {
             let op = match self.verifier.as_mut() {
-                Some(v) => {
-                    let lba = next_lba(
-                        &mut self.rng,
-                        self.random,
-                        &mut self.next_slot,
-                        self.slots,
-                        self.io_blocks,
-                    );
-                    v.first_write(tag, lba)
-                }
+                Some(v) => v.first_write(tag, self.offsets.next()),
                 None => {
                     let bufs = self.unused[tag as usize].take();
                     self.next_op(bufs)
@@ -276,18 +265,12 @@ impl Job {
     /// The next request of a non-verify job, reusing `bufs` from a finished one.
     #[inline(always)]
     fn next_op(&mut self, bufs: Option<Bufs>) -> Op {
-        let lba = next_lba(
-            &mut self.rng,
-            self.random,
-            &mut self.next_slot,
-            self.slots,
-            self.io_blocks,
-        );
+        let lba = self.offsets.next();
         match (self.pattern, bufs) {
             (Pattern::Data, Some(bufs)) => {
                 let p = self.info.read_percent;
                 // As bdevperf: pure workloads draw no random number for the choice.
-                if p == 100 || (p != 0 && self.rng.below(100) < u64::from(p)) {
+                if p == 100 || (p != 0 && self.offsets.rng.below(100) < u64::from(p)) {
                     Op::Read { lba, bufs }
                 } else {
                     Op::Write {
@@ -299,11 +282,11 @@ impl Job {
             }
             (Pattern::Unmap, _) => Op::Unmap {
                 lba,
-                blocks: self.io_blocks,
+                blocks: self.offsets.io_blocks,
             },
             (Pattern::WriteZeroes, _) => Op::WriteZeroes {
                 lba,
-                blocks: self.io_blocks,
+                blocks: self.offsets.io_blocks,
                 fua: false,
             },
             // A data request always returns its buffers; a flush never has any.
@@ -414,11 +397,8 @@ impl Job {
         for c in done.drain(..) {
             let tag = c.tag;
             let verifier = self.verifier.as_mut().expect("verify jobs have a verifier");
-            let (rng, random, next_slot) = (&mut self.rng, self.random, &mut self.next_slot);
-            let (slots, io_blocks) = (self.slots, self.io_blocks);
-            let step = verifier.complete(c, running, || {
-                next_lba(rng, random, next_slot, slots, io_blocks)
-            });
+            let offsets = &mut self.offsets;
+            let step = verifier.complete(c, running, || offsets.next());
             if let Some(ended) = step.ended {
                 // A cycle (write + read back) is one I/O, timed from its write.
                 self.count(tag, ended.is_ok(), now);
@@ -459,17 +439,30 @@ impl Job {
     }
 }
 
-/// The offset of the next request: a uniformly random slot, or the next one in order.
-#[inline(always)]
-fn next_lba(rng: &mut Rng, random: bool, next_slot: &mut u64, slots: u64, io_blocks: u64) -> Lba {
-    let slot = if random {
-        rng.below(slots)
-    } else {
-        let s = *next_slot;
-        *next_slot = if s + 1 == slots { 0 } else { s + 1 };
-        s
-    };
-    Lba(slot * io_blocks)
+/// Where a job's requests go: whole `io_size` ranges of the device, uniformly at random or
+/// in order (wrapping), as bdevperf.
+struct Offsets {
+    /// Also draws the read/write choice of mixed workloads.
+    rng: Rng,
+    random: bool,
+    next_slot: u64,
+    /// Whole `io_size` ranges on the device.
+    slots: u64,
+    io_blocks: u64,
+}
+
+impl Offsets {
+    #[inline(always)]
+    fn next(&mut self) -> Lba {
+        let slot = if self.random {
+            self.rng.below(self.slots)
+        } else {
+            let s = self.next_slot;
+            self.next_slot = if s + 1 == self.slots { 0 } else { s + 1 };
+            s
+        };
+        Lba(slot * self.io_blocks)
+    }
 }
 
 /// A data buffer, filled once with a pattern so that writes carry recognisable data.

@@ -10,6 +10,7 @@ mod devices;
 mod engine;
 mod error;
 mod memcpy;
+mod memstat;
 mod report;
 mod rng;
 mod verify;
@@ -69,6 +70,11 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     let results: Vec<(JobInfo, JobStats)> =
         jobs.iter().map(|j| (j.info.clone(), j.stats)).collect();
     print!("{}", report::table(&results));
+    // After the run, when the devices' memory has been touched: what backed it.
+    let memory = memstat::MemStat::current();
+    if let Some(m) = memory {
+        println!("{}", m.describe());
+    }
     for job in &jobs {
         if let Some(e) = job.first_error() {
             eprintln!(
@@ -78,7 +84,9 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
         }
     }
     if let Some(path) = &spec.output_json {
-        write_json(path, &report::json(&results, spec.seed))?;
+        let mut doc = report::json(&results, spec.seed);
+        doc["memory"] = memory.map_or(serde_json::Value::Null, |m| m.json());
+        write_json(path, &doc)?;
     }
     let failed = results.iter().any(|(_, s)| s.failed > 0);
     Ok(if failed {

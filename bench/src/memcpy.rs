@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::args::MemcpySpec;
 use crate::error::BenchError;
+use crate::memstat::MemStat;
 use crate::rng::Rng;
 
 /// Bytes of the source region.
@@ -23,7 +24,9 @@ pub const SOURCE_BYTES: usize = 1 << 30;
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemcpyResult {
     pub io_size: usize,
+    /// Whether the source really is hugetlb memory (bdev falls back silently per allocation).
     pub hugepages: bool,
+    pub memory: Option<MemStat>,
     pub copies: u64,
     pub runtime: Duration,
     pub seed: u64,
@@ -37,6 +40,11 @@ pub fn measure(spec: &MemcpySpec) -> Result<MemcpyResult, BenchError> {
     let mut dst = DmaBuf::alloc(spec.io_size, 4096)?;
     let io = spec.io_size;
     let slots = (SOURCE_BYTES / io) as u64;
+    let memory = MemStat::current();
+    let hugepages = match memory {
+        Some(m) => m.hugetlb_kib << 10 >= SOURCE_BYTES as u64,
+        None => bdev::hugepages_available(),
+    };
     let mut rng = Rng::new(spec.seed, 0);
     let mut copies = 0u64;
     let start = Instant::now();
@@ -55,7 +63,8 @@ pub fn measure(spec: &MemcpySpec) -> Result<MemcpyResult, BenchError> {
     };
     Ok(MemcpyResult {
         io_size: io,
-        hugepages: bdev::hugepages_available(),
+        hugepages,
+        memory,
         copies,
         runtime,
         seed: spec.seed,
@@ -76,10 +85,11 @@ impl MemcpyResult {
     pub fn table(&self) -> String {
         format!(
             "memcpy limit: random {}-byte copies out of a {} MiB DMA buffer into one buffer, \
-             1 thread, hugepages: {}\n {:<28}: {:>10} {:>10} {:>10} {:>10} {:>10}\n {:<28}: {:10.2} {:10.2} {:10.2} {:10.2} {:10.2}\n",
+             1 thread, hugepages: {}{}\n {:<28}: {:>10} {:>10} {:>10} {:>10} {:>10}\n {:<28}: {:10.2} {:10.2} {:10.2} {:10.2} {:10.2}\n",
             self.io_size,
             SOURCE_BYTES >> 20,
             if self.hugepages { "yes" } else { "no" },
+            self.memory.map_or(String::new(), |m| format!("\n{}", m.describe())),
             "Copy",
             "runtime(s)",
             "copies/s",
@@ -101,6 +111,7 @@ impl MemcpyResult {
             "io_size": self.io_size,
             "source_bytes": SOURCE_BYTES,
             "hugepages": self.hugepages,
+            "memory": self.memory.map(|m| m.json()),
             "runtime_s": self.runtime.as_secs_f64(),
             "copies": self.copies,
             "iops": self.iops(),
@@ -121,6 +132,7 @@ mod tests {
         let r = MemcpyResult {
             io_size: 4096,
             hugepages: false,
+            memory: None,
             copies: 5_000_000,
             runtime: Duration::from_secs(2),
             seed: 1,
