@@ -225,12 +225,18 @@ impl Op {
 
     /// Whether the request asks for force unit access.
     pub fn fua(&self) -> bool {
-        matches!(self, Op::Write { fua: true, .. } | Op::WriteZeroes { fua: true, .. })
+        matches!(
+            self,
+            Op::Write { fua: true, .. } | Op::WriteZeroes { fua: true, .. }
+        )
     }
 
     /// The error to report when the media fails this request.
     pub fn media_error(&self) -> IoError {
-        IoError::Media { op: self.kind().name(), lba: self.lba().map_or(0, |l| l.0) }
+        IoError::Media {
+            op: self.kind().name(),
+            lba: self.lba().map_or(0, |l| l.0),
+        }
     }
 }
 
@@ -265,7 +271,12 @@ impl Rejected {
 
 impl std::fmt::Display for Rejected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} rejected: {}", crate::error::op_name(&self.op), self.error)
+        write!(
+            f,
+            "{} rejected: {}",
+            crate::error::op_name(&self.op),
+            self.error
+        )
     }
 }
 

@@ -121,7 +121,6 @@ impl Mapping {
     pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
-
 }
 
 impl Drop for Mapping {
@@ -157,7 +156,10 @@ impl Pool {
             let chunk = Mapping::aligned(CHUNK)?;
             let base = chunk.as_ptr() as usize;
             free.extend((0..CHUNK / size).rev().map(|i| base + i * size));
-            self.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(chunk);
+            self.chunks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(chunk);
         }
         let addr = free.pop().expect("refilled above");
         Ok(NonNull::new(addr as *mut u8).expect("pool addresses are never null"))
@@ -226,17 +228,30 @@ impl DmaBuf {
         }
         let want = len.max(align);
         let region = if want <= CHUNK {
-            let class = (want.next_power_of_two().trailing_zeros().max(MIN_CLASS_SHIFT)
+            let class = (want
+                .next_power_of_two()
+                .trailing_zeros()
+                .max(MIN_CLASS_SHIFT)
                 - MIN_CLASS_SHIFT) as usize;
             let ptr = pool().take(class)?;
-            Region { ptr, origin: Origin::Pooled { class } }
+            Region {
+                ptr,
+                origin: Origin::Pooled { class },
+            }
         } else {
             let len = want.next_multiple_of(CHUNK);
             let mapping = Mapping::aligned(len)?;
             let ptr = NonNull::new(mapping.as_ptr()).expect("mapping is not null");
-            Region { ptr, origin: Origin::Mapped(mapping) }
+            Region {
+                ptr,
+                origin: Origin::Mapped(mapping),
+            }
         };
-        let mut buf = DmaBuf { ptr: region.ptr, region: Arc::new(region), len };
+        let mut buf = DmaBuf {
+            ptr: region.ptr,
+            region: Arc::new(region),
+            len,
+        };
         buf.fill(0);
         Ok(buf)
     }
@@ -259,10 +274,18 @@ impl DmaBuf {
     /// Splits off the bytes from `at` to the end as a separate buffer; `self` keeps
     /// `[0, at)`. Panics if `at > len`, like `Vec::split_off`.
     pub fn split_off(&mut self, at: usize) -> DmaBuf {
-        assert!(at <= self.len, "split_off at {at} beyond length {}", self.len);
+        assert!(
+            at <= self.len,
+            "split_off at {at} beyond length {}",
+            self.len
+        );
         // SAFETY: `at <= len`, so the pointer stays within (or one past) this view.
         let tail_ptr = unsafe { self.ptr.add(at) };
-        let tail = DmaBuf { region: Arc::clone(&self.region), ptr: tail_ptr, len: self.len - at };
+        let tail = DmaBuf {
+            region: Arc::clone(&self.region),
+            ptr: tail_ptr,
+            len: self.len - at,
+        };
         self.len = at;
         tail
     }
@@ -310,7 +333,9 @@ impl DerefMut for DmaBuf {
 
 impl std::fmt::Debug for DmaBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DmaBuf").field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("DmaBuf")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
     }
 }
 
@@ -320,7 +345,13 @@ mod tests {
 
     #[test]
     fn alloc_is_zeroed_and_aligned() {
-        for (len, align) in [(1, 1), (512, 512), (4096, 4096), (12288, 4096), (3 << 20, 4096)] {
+        for (len, align) in [
+            (1, 1),
+            (512, 512),
+            (4096, 4096),
+            (12288, 4096),
+            (3 << 20, 4096),
+        ] {
             let mut b = DmaBuf::alloc(len, align).unwrap();
             assert_eq!(b.len(), len);
             assert!(b.is_aligned(align));

@@ -89,7 +89,10 @@ pub enum BdevError {
 
 impl BdevError {
     pub(crate) fn os(context: impl Into<String>, source: std::io::Error) -> Self {
-        BdevError::Os { context: context.into(), source }
+        BdevError::Os {
+            context: context.into(),
+            source,
+        }
     }
 }
 

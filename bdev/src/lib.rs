@@ -20,10 +20,12 @@
 mod device;
 mod dma;
 mod error;
+mod rng;
 mod types;
 mod validate;
 
 pub mod config;
+pub mod exec;
 pub mod fault;
 pub mod mem;
 pub mod record;

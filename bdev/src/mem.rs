@@ -31,7 +31,11 @@ impl Store {
     fn new(len: usize) -> Result<Store, BdevError> {
         let mapping = Mapping::aligned(len.next_multiple_of(2 << 20).max(2 << 20))?;
         let stripes = (0..STRIPES).map(|_| RwLock::new(())).collect();
-        Ok(Store { mapping, len, stripes })
+        Ok(Store {
+            mapping,
+            len,
+            stripes,
+        })
     }
 
     fn stripe(&self, off: usize) -> &RwLock<()> {
@@ -61,7 +65,11 @@ impl Store {
             // SAFETY: `at + n <= self.len` (asserted above) lies inside the mapping; the stripe
             // read lock excludes writers of these bytes; `dst` is a distinct allocation.
             unsafe {
-                std::ptr::copy_nonoverlapping(self.mapping.as_ptr().add(at), dst[done..].as_mut_ptr(), n);
+                std::ptr::copy_nonoverlapping(
+                    self.mapping.as_ptr().add(at),
+                    dst[done..].as_mut_ptr(),
+                    n,
+                );
             }
             done += n;
         }
@@ -107,7 +115,9 @@ impl MemDevice {
             .checked_mul(u64::from(block_size))
             .filter(|&l| l > 0 && l <= isize::MAX as u64)
             .ok_or_else(|| {
-                BdevError::Config(format!("{name}: {block_count} blocks of {block_size} bytes is not a valid size"))
+                BdevError::Config(format!(
+                    "{name}: {block_count} blocks of {block_size} bytes is not a valid size"
+                ))
             })? as usize;
         let geometry = Geometry {
             block_size,
@@ -118,7 +128,11 @@ impl MemDevice {
             flush_honoured: true,
             fua_honoured: true,
         };
-        Ok(MemDevice { name: name.to_owned(), geometry, store: Arc::new(Store::new(len)?) })
+        Ok(MemDevice {
+            name: name.to_owned(),
+            geometry,
+            store: Arc::new(Store::new(len)?),
+        })
     }
 
     /// A device holding a copy of `image` (its length a multiple of `block_size`).
@@ -178,7 +192,10 @@ impl BlockDevice for MemDevice {
 
     fn queue(&self, depth: usize) -> Result<Box<dyn IoQueue>, BdevError> {
         if depth == 0 {
-            return Err(BdevError::Config(format!("{}: queue depth must be positive", self.name)));
+            return Err(BdevError::Config(format!(
+                "{}: queue depth must be positive",
+                self.name
+            )));
         }
         Ok(Box::new(MemQueue {
             store: Arc::clone(&self.store),
@@ -215,8 +232,17 @@ impl MemQueue {
                     off += seg.len();
                 }
             }
-            Op::Unmap { lba: Lba(lba), blocks } | Op::WriteZeroes { lba: Lba(lba), blocks, .. } => {
-                self.store.write(*lba as usize * bs, *blocks as usize * bs, None);
+            Op::Unmap {
+                lba: Lba(lba),
+                blocks,
+            }
+            | Op::WriteZeroes {
+                lba: Lba(lba),
+                blocks,
+                ..
+            } => {
+                self.store
+                    .write(*lba as usize * bs, *blocks as usize * bs, None);
             }
             Op::Flush => {}
         }
@@ -226,13 +252,25 @@ impl MemQueue {
 impl IoQueue for MemQueue {
     fn submit(&mut self, tag: u64, mut op: Op) -> Result<(), Rejected> {
         if self.done.len() >= self.depth {
-            return Err(Rejected { tag, op, error: SubmitError::QueueFull });
+            return Err(Rejected {
+                tag,
+                op,
+                error: SubmitError::QueueFull,
+            });
         }
         if let Err(e) = validate::check(&self.geometry, &op) {
-            return Err(Rejected { tag, op, error: e.into() });
+            return Err(Rejected {
+                tag,
+                op,
+                error: e.into(),
+            });
         }
         self.execute(&mut op);
-        self.done.push_back(Completion { tag, op, result: Ok(()) });
+        self.done.push_back(Completion {
+            tag,
+            op,
+            result: Ok(()),
+        });
         Ok(())
     }
 

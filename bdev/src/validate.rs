@@ -13,7 +13,10 @@ pub(crate) fn check(geo: &Geometry, op: &Op) -> Result<u64, IoError> {
         Op::Read { bufs, .. } | Op::Write { bufs, .. } => {
             let segs = bufs.segments();
             if segs.is_empty() {
-                return Err(IoError::Invalid(format!("{} with no buffers", op.kind().name())));
+                return Err(IoError::Invalid(format!(
+                    "{} with no buffers",
+                    op.kind().name()
+                )));
             }
             let mut total = 0u64;
             for (i, seg) in segs.iter().enumerate() {
@@ -36,7 +39,10 @@ pub(crate) fn check(geo: &Geometry, op: &Op) -> Result<u64, IoError> {
         }
         Op::Unmap { blocks, .. } | Op::WriteZeroes { blocks, .. } => {
             if *blocks == 0 {
-                return Err(IoError::Invalid(format!("{} of zero blocks", op.kind().name())));
+                return Err(IoError::Invalid(format!(
+                    "{} of zero blocks",
+                    op.kind().name()
+                )));
             }
             *blocks
         }

@@ -10,7 +10,11 @@ use crate::types::Lba;
 
 /// Submits `op` and polls `queue` until it completes (retrying while the queue is full).
 /// Completions of other requests reaped meanwhile are appended to `others`.
-pub fn run_with(queue: &mut dyn IoQueue, op: Op, others: &mut Vec<Completion>) -> (Op, Result<(), IoError>) {
+pub fn run_with(
+    queue: &mut dyn IoQueue,
+    op: Op,
+    others: &mut Vec<Completion>,
+) -> (Op, Result<(), IoError>) {
     const TAG: u64 = u64::MAX;
     let mut op = op;
     loop {
@@ -21,7 +25,9 @@ pub fn run_with(queue: &mut dyn IoQueue, op: Op, others: &mut Vec<Completion>) -
                 queue.poll(others);
             }
             Err(r) => {
-                let SubmitError::Rejected(e) = r.error else { unreachable!() };
+                let SubmitError::Rejected(e) = r.error else {
+                    unreachable!()
+                };
                 return (r.op, Err(e));
             }
         }
@@ -42,14 +48,26 @@ pub fn run_with(queue: &mut dyn IoQueue, op: Op, others: &mut Vec<Completion>) -
 pub fn run(queue: &mut dyn IoQueue, op: Op) -> (Op, Result<(), IoError>) {
     let mut others = Vec::new();
     let r = run_with(queue, op, &mut others);
-    debug_assert!(others.is_empty(), "run() used on a queue with other requests in flight");
+    debug_assert!(
+        others.is_empty(),
+        "run() used on a queue with other requests in flight"
+    );
     r
 }
 
 /// Reads into `buf` from `lba` and gives the buffer back.
 pub fn read(queue: &mut dyn IoQueue, lba: Lba, buf: DmaBuf) -> Result<DmaBuf, (DmaBuf, IoError)> {
-    let (op, r) = run(queue, Op::Read { lba, bufs: Bufs::One(buf) });
-    let buf = op.into_bufs().and_then(Bufs::into_one).expect("a read returns its buffer");
+    let (op, r) = run(
+        queue,
+        Op::Read {
+            lba,
+            bufs: Bufs::One(buf),
+        },
+    );
+    let buf = op
+        .into_bufs()
+        .and_then(Bufs::into_one)
+        .expect("a read returns its buffer");
     match r {
         Ok(()) => Ok(buf),
         Err(e) => Err((buf, e)),
@@ -57,9 +75,24 @@ pub fn read(queue: &mut dyn IoQueue, lba: Lba, buf: DmaBuf) -> Result<DmaBuf, (D
 }
 
 /// Writes `buf` at `lba` and gives the buffer back.
-pub fn write(queue: &mut dyn IoQueue, lba: Lba, buf: DmaBuf, fua: bool) -> Result<DmaBuf, (DmaBuf, IoError)> {
-    let (op, r) = run(queue, Op::Write { lba, bufs: Bufs::One(buf), fua });
-    let buf = op.into_bufs().and_then(Bufs::into_one).expect("a write returns its buffer");
+pub fn write(
+    queue: &mut dyn IoQueue,
+    lba: Lba,
+    buf: DmaBuf,
+    fua: bool,
+) -> Result<DmaBuf, (DmaBuf, IoError)> {
+    let (op, r) = run(
+        queue,
+        Op::Write {
+            lba,
+            bufs: Bufs::One(buf),
+            fua,
+        },
+    );
+    let buf = op
+        .into_bufs()
+        .and_then(Bufs::into_one)
+        .expect("a write returns its buffer");
     match r {
         Ok(()) => Ok(buf),
         Err(e) => Err((buf, e)),

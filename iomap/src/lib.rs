@@ -1,6 +1,37 @@
-//! The iomap layer of bypassfs: for a byte range a filesystem's `begin` returns a write map
-//! and a source map, `end` commits or releases what `begin` reserved; on top of that loop sit a
-//! user-space page cache and the buffered and direct I/O paths. It never depends on `cow`.
+//! The iomap layer of bypassfs, shaped like Linux `fs/iomap`.
 //!
-//! Not built yet: this crate holds only its role until the iomap issue lands.
+//! For a byte range a filesystem's [`IomapOps::begin`] returns a **write map** (where new
+//! bytes go) and a **source map** (where the old bytes of a partly overwritten block are
+//! read from); [`IomapOps::end`] commits or releases what `begin` reserved and
+//! [`IomapOps::complete`] runs once written data is on the device. On that loop ([`iter`])
+//! sit a user-space page cache in DMA memory ([`cache`]) and the operations, one module
+//! each: buffered read and write, writeback, direct read and write, zero range, truncate,
+//! seek data/hole and fiemap. Everything is a future run by a [`bdev::exec::Context`];
+//! `blocking.rs` has the synchronous forms.
+//!
+//! This crate never depends on `cow`: `fs-core` implements [`IomapOps`] on top of it.
 #![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod iter;
+
+mod blocking;
+mod buffered_read;
+mod buffered_write;
+mod direct_read;
+mod direct_write;
+mod error;
+mod fiemap;
+mod layer;
+mod map;
+mod ops;
+mod seek;
+mod truncate;
+mod writeback;
+mod zero_range;
+
+pub use error::{IomapError, Result};
+pub use fiemap::{FiemapExtent, FiemapFlags};
+pub use layer::{IoCounters, Iomap, IomapConfig};
+pub use map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
+pub use ops::{Ino, IoDone, IomapOps, Maps};

@@ -1,0 +1,30 @@
+//! `uring`: a regular file or block device driven with `O_DIRECT` through io_uring, like
+//! SPDK's uring bdev. Flush is `fdatasync`; a FUA write carries `RWF_DSYNC`; write-zeroes
+//! is `fallocate(ZERO_RANGE)` (a punched hole where the filesystem refuses that); unmap
+//! punches a hole in a file and is a `BLKDISCARD` on a block device.
+//!
+//! Each queue owns one ring. `submit` only queues SQEs; `poll` makes at most one
+//! `io_uring_enter` (submitting what is queued, and collecting completions the kernel left
+//! for this thread) and then reaps the completion ring without a system call. An idle
+//! queue polls without entering the kernel at all.
+//!
+//! Invariants (the soundness of the `unsafe` SQE pushes rests on them):
+//! - a request, with its `DmaBuf`s and its slot's iovec array, stays in the queue's slot
+//!   table from `submit` until the CQE of its last SQE is reaped; the slot is not reused,
+//!   the buffers are not reachable by the caller and the iovec array is not resized
+//!   before then;
+//! - a slot has at most one SQE queued or in the kernel at a time, so the ring (at least
+//!   `depth` entries) never refuses a push;
+//! - dropping a queue blocks until every request in flight has completed (or, if the ring
+//!   fails, leaks their buffers): the kernel never writes freed memory.
+//!
+//! A block-device unmap runs its `BLKDISCARD` synchronously in `submit`, the one place a
+//! queue blocks. Short transfers are resumed where they stopped; a read that reaches the
+//! end of a file (shorter than the device: truncated behind our back) is a media error.
+
+mod device;
+mod queue;
+mod slot;
+mod sys;
+
+pub use device::{UringDevice, UringOptions};

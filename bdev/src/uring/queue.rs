@@ -1,0 +1,234 @@
+//! `UringQueue`: one io_uring and the slot table of the requests in flight on it.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use io_uring::{cqueue, types, IoUring};
+
+use super::device::Backing;
+use super::slot::{Slot, Stage, Step, Target};
+use super::sys;
+use crate::device::{Completion, IoQueue, Op, Rejected};
+use crate::error::SubmitError;
+use crate::types::{Geometry, Lba};
+use crate::validate;
+
+pub(super) struct UringQueue {
+    ring: IoUring,
+    /// `slots[i]` holds the request whose SQEs carry user data `i`.
+    slots: Box<[Slot]>,
+    /// Indices of the empty slots.
+    free: Vec<usize>,
+    in_flight: usize,
+    target: Target,
+    backing: Backing,
+    geometry: Geometry,
+    /// Keeps `target.fd` open.
+    file: Arc<File>,
+    /// Whether a failed `io_uring_enter` has been logged (once per queue is enough).
+    enter_error_logged: bool,
+}
+
+impl UringQueue {
+    pub(super) fn new(
+        file: Arc<File>,
+        backing: Backing,
+        geometry: Geometry,
+        depth: usize,
+    ) -> io::Result<UringQueue> {
+        let entries = u32::try_from(depth.next_power_of_two()).map_err(io::Error::other)?;
+        Ok(UringQueue {
+            ring: build_ring(entries)?,
+            slots: (0..depth).map(|_| Slot::new()).collect(),
+            free: (0..depth).rev().collect(),
+            in_flight: 0,
+            target: Target {
+                fd: types::Fd(file.as_raw_fd()),
+                block_size: u64::from(geometry.block_size),
+                zero_range_works: true,
+            },
+            backing,
+            geometry,
+            file,
+            enter_error_logged: false,
+        })
+    }
+
+    /// The first step of `op`. A block-device unmap happens here, synchronously: io_uring
+    /// has no discard opcode for block devices before Linux 6.12's uring_cmd.
+    fn first_stage(&self, op: &Op) -> Stage {
+        match op {
+            Op::Read { .. } | Op::Write { .. } => Stage::Transfer,
+            Op::Flush => Stage::Sync,
+            Op::WriteZeroes { .. } if self.target.zero_range_works => Stage::ZeroRange,
+            Op::WriteZeroes { .. } => Stage::PunchHole,
+            Op::Unmap { .. } if self.backing == Backing::File => Stage::PunchHole,
+            Op::Unmap {
+                lba: Lba(lba),
+                blocks,
+            } => {
+                let bs = self.target.block_size;
+                match sys::discard(&self.file, lba * bs, blocks * bs) {
+                    Ok(()) => Stage::DoneAtSubmit(0),
+                    Err(e) => Stage::DoneAtSubmit(-e.raw_os_error().unwrap_or(libc::EIO)),
+                }
+            }
+        }
+    }
+
+    /// Queues the next SQE of slot `idx`; `io_uring_enter` happens in `poll`.
+    fn push(&mut self, idx: usize) {
+        let entry = self.slots[idx].entry(&self.target).user_data(idx as u64);
+        // SAFETY: the entry's addresses point into the DmaBufs of the request held by
+        // `slots[idx]` and into that slot's iovec array. Until the CQE with user data `idx`
+        // is reaped (by `poll` or `drop`), the slot keeps the request (so the buffers stay
+        // mapped and no one else can reach them: the caller gave them up at submit), its
+        // index stays off the free list, and its iovec array is neither resized nor
+        // touched. `self.file` keeps the fd open.
+        let pushed = unsafe { self.ring.submission().push(&entry) };
+        // Each queued SQE belongs to a distinct in-flight slot, and there are no more
+        // slots than ring entries, so the ring always has room.
+        pushed.expect("the submission ring has an entry for every slot");
+    }
+
+    /// Takes one CQE off the completion ring, if any (no system call).
+    fn next_cqe(&mut self) -> Option<cqueue::Entry> {
+        self.ring.completion().next()
+    }
+
+    /// Hands queued SQEs to the kernel and, if it flagged completions waiting for this
+    /// thread (COOP/DEFER_TASKRUN), has it post them. No system call otherwise.
+    fn enter(&mut self) {
+        let sq = self.ring.submission();
+        let needed = !sq.is_empty() || sq.taskrun();
+        drop(sq);
+        if !needed {
+            return;
+        }
+        match self.ring.submit() {
+            Ok(_) => {}
+            Err(e) if is_transient(&e) => {}
+            Err(e) => {
+                if !self.enter_error_logged {
+                    log::error!("bdev uring: io_uring_enter failed: {e}; retrying at every poll");
+                    self.enter_error_logged = true;
+                }
+            }
+        }
+    }
+}
+
+/// Errors after which `io_uring_enter` is simply tried again.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+    )
+}
+
+/// Sets up a ring of `entries`, with the cheapest completion delivery the kernel has.
+/// DEFER_TASKRUN (6.1) runs completion work only when this thread enters the kernel, in a
+/// batch; COOP_TASKRUN (5.19) runs it without interrupting the thread. With TASKRUN_FLAG
+/// the kernel flags pending work so `poll` knows when entering is worth a system call.
+fn build_ring(entries: u32) -> io::Result<IoUring> {
+    let deferred = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .setup_submit_all()
+        .build(entries);
+    if let Ok(ring) = deferred {
+        return Ok(ring);
+    }
+    let cooperative = IoUring::builder()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .build(entries);
+    if let Ok(ring) = cooperative {
+        return Ok(ring);
+    }
+    IoUring::new(entries)
+}
+
+impl IoQueue for UringQueue {
+    fn submit(&mut self, tag: u64, op: Op) -> Result<(), Rejected> {
+        if self.in_flight >= self.slots.len() {
+            return Err(Rejected {
+                tag,
+                op,
+                error: SubmitError::QueueFull,
+            });
+        }
+        if let Err(e) = validate::check(&self.geometry, &op) {
+            return Err(Rejected {
+                tag,
+                op,
+                error: e.into(),
+            });
+        }
+        let stage = self.first_stage(&op);
+        let idx = self.free.pop().expect("fewer in flight than slots");
+        self.slots[idx].start(tag, op, stage);
+        self.push(idx);
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn poll(&mut self, done: &mut Vec<Completion>) -> usize {
+        if self.in_flight == 0 {
+            return 0;
+        }
+        self.enter();
+        let mut reaped = 0;
+        while let Some(cqe) = self.next_cqe() {
+            let idx = cqe.user_data() as usize;
+            match self.slots[idx].complete(cqe.result(), &mut self.target) {
+                Step::Again => self.push(idx),
+                Step::Finished(result) => {
+                    let (tag, op) = self.slots[idx].take();
+                    self.free.push(idx);
+                    self.in_flight -= 1;
+                    done.push(Completion { tag, op, result });
+                    reaped += 1;
+                }
+            }
+        }
+        reaped
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn depth(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+impl Drop for UringQueue {
+    /// Blocks until the kernel has finished every request in flight: only then may their
+    /// buffers be freed or reused. If the ring fails, the requests are leaked instead.
+    fn drop(&mut self) {
+        while self.in_flight > 0 {
+            if let Err(e) = self.ring.submit_and_wait(1) {
+                if is_transient(&e) {
+                    continue;
+                }
+                log::error!(
+                    "bdev uring: cannot wait for {} requests in flight ({e}); leaking their \
+                     buffers rather than freeing memory the kernel may still write",
+                    self.in_flight
+                );
+                std::mem::forget(std::mem::take(&mut self.slots));
+                return;
+            }
+            while let Some(cqe) = self.next_cqe() {
+                // The kernel is done with this slot's memory; its request can be dropped.
+                drop(self.slots[cqe.user_data() as usize].take());
+                self.in_flight -= 1;
+            }
+        }
+    }
+}

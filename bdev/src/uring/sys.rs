@@ -1,0 +1,108 @@
+//! The raw Linux interfaces the uring backend needs besides io_uring itself: block device
+//! ioctls and `statx`'s direct-I/O alignment. Each wrapper is safe: it passes the kernel
+//! only memory it owns for the duration of the call.
+
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+
+// The ioctl numbers libc does not export, encoded as in <linux/fs.h>. The `_IOR`/`_IO`
+// layout differs on mips, powerpc and sparc (3 direction bits, "none" = 1).
+#[cfg(not(any(
+    target_arch = "mips",
+    target_arch = "mips64",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "sparc",
+    target_arch = "sparc64"
+)))]
+mod nr {
+    /// `_IOR(0x12, 114, size_t)`.
+    pub(super) const BLKGETSIZE64: u32 = (2 << 30) | (8 << 16) | (0x12 << 8) | 114;
+    /// `_IO(0x12, 119)`.
+    pub(super) const BLKDISCARD: u32 = (0x12 << 8) | 119;
+}
+#[cfg(any(
+    target_arch = "mips",
+    target_arch = "mips64",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "sparc",
+    target_arch = "sparc64"
+))]
+mod nr {
+    pub(super) const BLKGETSIZE64: u32 = (2 << 29) | (8 << 16) | (0x12 << 8) | 114;
+    pub(super) const BLKDISCARD: u32 = (1 << 29) | (0x12 << 8) | 119;
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The logical sector size of a block device (`BLKSSZGET`).
+pub(super) fn logical_block_size(dev: &File) -> io::Result<u32> {
+    let mut size: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one `int` through the pointer, which points to `size`, alive
+    // for the whole call.
+    check(unsafe { libc::ioctl(dev.as_raw_fd(), libc::BLKSSZGET, &mut size) })?;
+    u32::try_from(size).map_err(|_| io::Error::other(format!("BLKSSZGET returned {size}")))
+}
+
+/// The size of a block device in bytes (`BLKGETSIZE64`).
+pub(super) fn block_device_bytes(dev: &File) -> io::Result<u64> {
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes one `u64` through the pointer, which points to `size`,
+    // alive for the whole call.
+    check(unsafe { libc::ioctl(dev.as_raw_fd(), nr::BLKGETSIZE64 as libc::Ioctl, &mut size) })?;
+    Ok(size)
+}
+
+/// Discards `len` bytes at byte offset `off` of a block device (`BLKDISCARD`). Blocks the
+/// caller until the device has accepted the discard.
+pub(super) fn discard(dev: &File, off: u64, len: u64) -> io::Result<()> {
+    let range: [u64; 2] = [off, len];
+    // SAFETY: BLKDISCARD reads two `u64`s through the pointer, which points to `range`,
+    // alive for the whole call.
+    check(unsafe { libc::ioctl(dev.as_raw_fd(), nr::BLKDISCARD as libc::Ioctl, &range) })
+}
+
+/// Direct-I/O alignment requirements reported by `statx(STATX_DIOALIGN)` (Linux 6.1+).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct DioAlign {
+    /// Required alignment of buffer addresses, in bytes; 0 means direct I/O is unsupported.
+    pub(super) mem: u32,
+    /// Required alignment of file offsets and lengths, in bytes; 0 means unsupported.
+    pub(super) offset: u32,
+}
+
+/// The direct-I/O alignment of an open file, or `None` if the kernel or filesystem does not
+/// report it.
+pub(super) fn dio_align(file: &File) -> io::Result<Option<DioAlign>> {
+    let mut stx = MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: the path is a NUL-terminated empty string with AT_EMPTY_PATH, so statx looks
+    // only at the fd; it writes at most one `struct statx` into `stx`, which is ours and
+    // large enough.
+    check(unsafe {
+        libc::statx(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_DIOALIGN,
+            stx.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: `stx` was zero-initialised, and all-zero bytes are a valid `statx` (plain
+    // integers); statx only overwrote fields with integers.
+    let stx = unsafe { stx.assume_init() };
+    Ok(
+        (stx.stx_mask & libc::STATX_DIOALIGN != 0).then_some(DioAlign {
+            mem: stx.stx_dio_mem_align,
+            offset: stx.stx_dio_offset_align,
+        }),
+    )
+}

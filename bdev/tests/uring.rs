@@ -1,0 +1,586 @@
+//! The `uring` backend: the conformance suite on files in every scratch directory that
+//! supports O_DIRECT, plus what is particular to io_uring over a file: durability across
+//! reopen, open-time checks, short transfers, hole punching, and dropping a busy queue.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bdev::uring::{UringDevice, UringOptions};
+use bdev::{
+    wait, BdevError, BlockDevice, Bufs, Completion, DmaBuf, IoError, IoQueue, Lba, Op, SubmitError,
+};
+use tempfile::TempDir;
+
+/// Scratch directories to test in: tmpfs (/dev/shm, no FALLOC_FL_ZERO_RANGE) and the
+/// ordinary temporary directory (a disk filesystem), each if direct I/O works there.
+fn scratch_dirs() -> Vec<TempDir> {
+    let mut places = vec![PathBuf::from("/dev/shm"), std::env::temp_dir()];
+    places.dedup();
+    let dirs: Vec<TempDir> = places
+        .into_iter()
+        .filter_map(|p| tempfile::tempdir_in(p).ok())
+        .filter(|d| direct_io_works(d.path()))
+        .collect();
+    assert!(!dirs.is_empty(), "no scratch directory supports O_DIRECT");
+    dirs
+}
+
+fn direct_io_works(dir: &Path) -> bool {
+    let opts = UringOptions {
+        block_size: None,
+        size_bytes: Some(4096),
+    };
+    UringDevice::open("probe", &dir.join("probe"), opts).is_ok()
+}
+
+/// One scratch directory, tmpfs when it supports O_DIRECT (fast, spares the disk).
+fn scratch() -> TempDir {
+    scratch_dirs().swap_remove(0)
+}
+
+fn open(path: &Path, block_size: Option<u32>, size_bytes: Option<u64>) -> UringDevice {
+    let opts = UringOptions {
+        block_size,
+        size_bytes,
+    };
+    UringDevice::open("Uring0", path, opts).unwrap()
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn filled(dev: &dyn BlockDevice, data: &[u8]) -> DmaBuf {
+    let mut b = dev.alloc_buf(data.len()).unwrap();
+    b.copy_from_slice(data);
+    b
+}
+
+fn read_vec(q: &mut dyn IoQueue, dev: &dyn BlockDevice, lba: u64, len: usize) -> Vec<u8> {
+    let buf = dev.alloc_buf(len).unwrap();
+    wait::read(q, Lba(lba), buf)
+        .map_err(|(_, e)| e)
+        .unwrap()
+        .to_vec()
+}
+
+fn rejection(q: &mut dyn IoQueue, op: Op) -> SubmitError {
+    q.submit(7, op).expect_err("request accepted").error
+}
+
+#[test]
+fn conformance_4k_in_every_scratch_dir() {
+    for dir in scratch_dirs() {
+        let dev = open(&dir.path().join("dev"), None, Some(512 * 4096));
+        assert_eq!(dev.geometry().block_size, 4096);
+        assert_eq!(dev.geometry().block_count, 512);
+        common::run_all(&dev);
+    }
+}
+
+#[test]
+fn conformance_512_byte_blocks() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), Some(512), Some(1024 * 512));
+    assert_eq!(dev.geometry().buf_align, 512);
+    common::run_all(&dev);
+}
+
+#[test]
+fn large_round_trip_on_two_queues() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(16 << 20));
+    let data = pattern(3, 4 << 20);
+    let mut q = dev.queue(4).unwrap();
+    wait::write(&mut *q, Lba(1000), filled(&dev, &data), false).unwrap();
+    let mut other = dev.queue(4).unwrap();
+    assert!(
+        read_vec(&mut *other, &dev, 1000, data.len()) == data,
+        "data differs"
+    );
+}
+
+/// More segments than one readv/writev SQE takes (UIO_MAXIOV = 1024), of mixed sizes.
+#[test]
+fn vectored_beyond_one_sqe() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(8 << 20));
+    let bs = 4096;
+    let sizes: Vec<usize> = (0..1100)
+        .map(|i| if i % 7 == 0 { 2 * bs } else { bs })
+        .collect();
+    let total: usize = sizes.iter().sum();
+    let data = pattern(11, total);
+    let mut at = 0;
+    let segs: Vec<DmaBuf> = sizes
+        .iter()
+        .map(|&n| {
+            at += n;
+            filled(&dev, &data[at - n..at])
+        })
+        .collect();
+    let mut q = dev.queue(2).unwrap();
+    let write = Op::Write {
+        lba: Lba(5),
+        bufs: Bufs::Many(segs),
+        fua: false,
+    };
+    wait::run(&mut *q, write).1.unwrap();
+    assert!(read_vec(&mut *q, &dev, 5, total) == data, "writev");
+
+    let segs: Vec<DmaBuf> = sizes.iter().map(|&n| dev.alloc_buf(n).unwrap()).collect();
+    let (op, r) = wait::run(
+        &mut *q,
+        Op::Read {
+            lba: Lba(5),
+            bufs: Bufs::Many(segs),
+        },
+    );
+    r.unwrap();
+    let got: Vec<u8> = op
+        .into_bufs()
+        .unwrap()
+        .segments()
+        .iter()
+        .flat_map(|s| s.to_vec())
+        .collect();
+    assert!(got == data, "readv");
+}
+
+/// A vector of one buffer is a plain read/write.
+#[test]
+fn vector_of_one_segment() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(64 * 4096));
+    let mut q = dev.queue(2).unwrap();
+    let data = pattern(12, 3 * 4096);
+    let write = Op::Write {
+        lba: Lba(2),
+        bufs: Bufs::Many(vec![filled(&dev, &data)]),
+        fua: true,
+    };
+    wait::run(&mut *q, write).1.unwrap();
+    let read = Op::Read {
+        lba: Lba(2),
+        bufs: Bufs::Many(vec![dev.alloc_buf(3 * 4096).unwrap()]),
+    };
+    let (op, r) = wait::run(&mut *q, read);
+    r.unwrap();
+    assert!(
+        op.into_bufs().unwrap().segments()[0][..] == data[..],
+        "data differs"
+    );
+}
+
+#[test]
+fn flushed_data_survives_reopen() {
+    let dir = scratch();
+    let path = dir.path().join("dev");
+    let data = pattern(21, 3 * 4096);
+    {
+        let dev = open(&path, None, Some(64 * 4096));
+        let mut q = dev.queue(4).unwrap();
+        wait::write(&mut *q, Lba(7), filled(&dev, &data), false).unwrap();
+        wait::flush(&mut *q).unwrap();
+    }
+    let dev = open(&path, None, None);
+    assert_eq!(dev.geometry().block_count, 64, "size taken from the file");
+    let mut q = dev.queue(1).unwrap();
+    assert!(
+        read_vec(&mut *q, &dev, 7, data.len()) == data,
+        "data differs"
+    );
+    let file = std::fs::read(&path).unwrap();
+    assert!(
+        file[7 * 4096..10 * 4096] == data[..],
+        "seen through the page cache too"
+    );
+}
+
+#[test]
+fn fua_write_survives_reopen() {
+    let dir = scratch();
+    let path = dir.path().join("dev");
+    let data = pattern(22, 2 * 4096);
+    {
+        let dev = open(&path, None, Some(64 * 4096));
+        let mut q = dev.queue(4).unwrap();
+        wait::write(&mut *q, Lba(60), filled(&dev, &data), true).unwrap();
+    }
+    let dev = open(&path, None, None);
+    let mut q = dev.queue(1).unwrap();
+    assert!(
+        read_vec(&mut *q, &dev, 60, data.len()) == data,
+        "data differs"
+    );
+    let file = std::fs::read(&path).unwrap();
+    assert!(
+        file[60 * 4096..62 * 4096] == data[..],
+        "seen through the page cache too"
+    );
+}
+
+#[test]
+fn queue_full_at_exact_depth() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(64 * 4096));
+    // 3 rounds the ring up to 4 entries; the queue must still hold only 3.
+    let mut q = dev.queue(3).unwrap();
+    assert_eq!(q.depth(), 3);
+    for tag in 0..3 {
+        let op = Op::Read {
+            lba: Lba(tag),
+            bufs: dev.alloc_buf(4096).unwrap().into(),
+        };
+        q.submit(tag, op).unwrap();
+    }
+    let extra = Op::Read {
+        lba: Lba(9),
+        bufs: dev.alloc_buf(4096).unwrap().into(),
+    };
+    let r = q.submit(9, extra).unwrap_err();
+    assert!(r.is_queue_full());
+    let mut done = Vec::with_capacity(4);
+    while q.in_flight() > 0 {
+        q.poll(&mut done);
+    }
+    assert_eq!(done.len(), 3);
+    assert!(done.iter().all(|c| c.result.is_ok()));
+    q.submit(9, r.op).unwrap();
+}
+
+#[test]
+fn bad_requests_are_rejected_before_the_kernel() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(64 * 4096));
+    let mut q = dev.queue(4).unwrap();
+    let q = &mut *q;
+    let invalid = |e: SubmitError| matches!(e, SubmitError::Rejected(IoError::Invalid(_)));
+
+    // A buffer 512 bytes into a 4096-aligned allocation: fine for the kernel on some
+    // filesystems, but not the device's promise.
+    let mut whole = DmaBuf::alloc(3 * 4096, 4096).unwrap();
+    let mut shifted = whole.split_off(512);
+    shifted.truncate(4096);
+    let e = rejection(
+        q,
+        Op::Write {
+            lba: Lba(0),
+            bufs: shifted.into(),
+            fua: false,
+        },
+    );
+    assert!(invalid(e.clone()), "misaligned buffer: {e:?}");
+
+    let partial = dev.alloc_buf(4096 + 512).unwrap();
+    let e = rejection(
+        q,
+        Op::Read {
+            lba: Lba(0),
+            bufs: partial.into(),
+        },
+    );
+    assert!(invalid(e.clone()), "partial block: {e:?}");
+
+    let e = rejection(
+        q,
+        Op::Read {
+            lba: Lba(64),
+            bufs: dev.alloc_buf(4096).unwrap().into(),
+        },
+    );
+    assert!(invalid(e.clone()), "out of range: {e:?}");
+    let e = rejection(
+        q,
+        Op::Unmap {
+            lba: Lba(60),
+            blocks: 5,
+        },
+    );
+    assert!(invalid(e.clone()), "unmap past the end: {e:?}");
+    assert_eq!(q.in_flight(), 0);
+    assert_eq!(q.poll(&mut Vec::new()), 0);
+}
+
+#[test]
+fn open_refuses_bad_sizes_with_clear_errors() {
+    let dir = scratch();
+    let odd = dir.path().join("odd");
+    std::fs::write(&odd, vec![1u8; 4096 + 100]).unwrap();
+    let err = UringDevice::open("odd", &odd, UringOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, BdevError::Config(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("4196 bytes are not a whole number of 4096-byte blocks"),
+        "{err}"
+    );
+    // Using a whole-block prefix of it is fine.
+    let prefix = UringOptions {
+        block_size: None,
+        size_bytes: Some(4096),
+    };
+    assert_eq!(
+        UringDevice::open("odd", &odd, prefix)
+            .unwrap()
+            .geometry()
+            .block_count,
+        1
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let err = UringDevice::open("empty", &empty, UringOptions::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("empty"), "{err}");
+
+    let missing = dir.path().join("missing");
+    let err = UringDevice::open("missing", &missing, UringOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, BdevError::Os { .. }), "{err}");
+
+    for (bs, size) in [
+        (Some(1000), Some(8192)),
+        (Some(256), Some(8192)),
+        (None, Some(6000)),
+        (None, Some(0)),
+    ] {
+        let opts = UringOptions {
+            block_size: bs,
+            size_bytes: size,
+        };
+        let err = UringDevice::open("bad", &dir.path().join("bad"), opts).err();
+        assert!(
+            matches!(err, Some(BdevError::Config(_))),
+            "{bs:?} {size:?}: {err:?}"
+        );
+    }
+
+    let dev = open(&dir.path().join("ok"), None, Some(8192));
+    assert!(dev.queue(0).is_err());
+    assert!(dev.queue(1 << 20).is_err());
+    assert!(UringDevice::open("dir", dir.path(), UringOptions::default()).is_err());
+}
+
+#[test]
+fn existing_file_is_extended_not_truncated() {
+    let dir = scratch();
+    let path = dir.path().join("dev");
+    std::fs::write(&path, pattern(5, 4096)).unwrap();
+    let dev = open(&path, None, Some(16 * 4096));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 16 * 4096);
+    let mut q = dev.queue(1).unwrap();
+    assert!(
+        read_vec(&mut *q, &dev, 0, 4096) == pattern(5, 4096),
+        "data differs"
+    );
+    assert!(
+        read_vec(&mut *q, &dev, 15, 4096) == vec![0; 4096],
+        "data differs"
+    );
+}
+
+#[test]
+fn zeroing_ops_read_back_zeroes() {
+    for dir in scratch_dirs() {
+        let dev = open(&dir.path().join("dev"), None, Some(64 * 4096));
+        let mut q = dev.queue(4).unwrap();
+        for (i, fua) in [(0u64, false), (1, true)] {
+            let base = 8 * i;
+            let old = pattern(30 + i, 8 * 4096);
+            wait::write(&mut *q, Lba(base), filled(&dev, &old), false).unwrap();
+            let zero = Op::WriteZeroes {
+                lba: Lba(base + 1),
+                blocks: 2,
+                fua,
+            };
+            wait::run(&mut *q, zero).1.unwrap();
+            // On a file, unmap punches a hole: zeroes, never the old data.
+            wait::run(
+                &mut *q,
+                Op::Unmap {
+                    lba: Lba(base + 5),
+                    blocks: 2,
+                },
+            )
+            .1
+            .unwrap();
+            let got = read_vec(&mut *q, &dev, base, 8 * 4096);
+            let mut want = old.clone();
+            want[4096..3 * 4096].fill(0);
+            want[5 * 4096..7 * 4096].fill(0);
+            assert!(
+                got == want,
+                "{}: zeroing (fua {fua}) wrong",
+                dir.path().display()
+            );
+        }
+    }
+}
+
+/// A file truncated behind the device's back: a read that runs into its end is resumed
+/// after the short part and then fails as a media error, not a hang or garbage.
+#[test]
+fn read_past_end_of_truncated_file_is_a_media_error() {
+    let dir = scratch();
+    let path = dir.path().join("dev");
+    let dev = open(&path, None, Some(32 * 4096));
+    let mut q = dev.queue(2).unwrap();
+    wait::write(&mut *q, Lba(8), filled(&dev, &pattern(1, 8 * 4096)), false).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(10 * 4096)
+        .unwrap();
+
+    let (op, r) = wait::run(
+        &mut *q,
+        Op::Read {
+            lba: Lba(8),
+            bufs: dev.alloc_buf(8 * 4096).unwrap().into(),
+        },
+    );
+    assert_eq!(r, Err(IoError::Media { op: "read", lba: 8 }));
+    let buf = op.into_bufs().unwrap().into_one().unwrap();
+    assert!(
+        buf[..2 * 4096] == pattern(1, 8 * 4096)[..2 * 4096],
+        "the part before the end was read"
+    );
+    let r = wait::read(&mut *q, Lba(20), dev.alloc_buf(4096).unwrap());
+    assert!(matches!(r, Err((_, IoError::Media { .. }))));
+}
+
+#[test]
+fn dropping_a_busy_queue_waits_for_its_requests() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(1024 * 4096));
+    for round in 0..8u64 {
+        let mut q = dev.queue(64).unwrap();
+        for i in 0..64u64 {
+            let op = Op::Write {
+                lba: Lba(i * 16),
+                bufs: filled(&dev, &pattern(round * 64 + i, 16 * 4096)).into(),
+                fua: i % 8 == 0,
+            };
+            q.submit(i, op).unwrap();
+        }
+        if round % 2 == 1 {
+            // Some submitted to the kernel, some only queued.
+            q.poll(&mut Vec::with_capacity(64));
+            q.submit(99, Op::Flush)
+                .unwrap_or_else(|r| assert!(r.is_queue_full()));
+        }
+        drop(q);
+        // Freshly allocated buffers reuse the pool memory the dropped requests used;
+        // nothing may still be writing into it.
+        let mut q = dev.queue(1).unwrap();
+        let got = read_vec(&mut *q, &dev, 63 * 16, 16 * 4096);
+        assert!(got == pattern(round * 64 + 63, 16 * 4096), "data differs");
+    }
+}
+
+#[test]
+fn idle_poll_returns_nothing() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(8 * 4096));
+    let mut q = dev.queue(8).unwrap();
+    let mut done: Vec<Completion> = Vec::new();
+    for _ in 0..1000 {
+        assert_eq!(q.poll(&mut done), 0);
+    }
+    assert_eq!(q.in_flight(), 0);
+}
+
+#[test]
+fn queues_on_many_threads() {
+    let dir = scratch();
+    let dev = Arc::new(open(&dir.path().join("dev"), None, Some(256 * 4096)));
+    let writers: Vec<_> = (0..4u64)
+        .map(|t| {
+            let dev = Arc::clone(&dev);
+            std::thread::spawn(move || {
+                let mut q = dev.queue(8).unwrap();
+                for i in 0..32 {
+                    let data = pattern(t * 32 + i, 4096);
+                    wait::write(&mut *q, Lba(t * 32 + i), filled(&*dev, &data), false).unwrap();
+                }
+                wait::flush(&mut *q).unwrap();
+            })
+        })
+        .collect();
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    let mut q = dev.queue(1).unwrap();
+    for lba in 0..128u64 {
+        assert!(
+            read_vec(&mut *q, &*dev, lba, 4096) == pattern(lba, 4096),
+            "block {lba}"
+        );
+    }
+}
+
+/// The suite and the block-device paths (BLKSSZGET, BLKGETSIZE64, BLKDISCARD, fallocate on
+/// a block device) on the scratch block device named by `BDEV_URING_TEST_BLOCKDEV`, whose
+/// content is destroyed; e.g. a loop device from `losetup -f --show img`.
+#[test]
+#[ignore = "needs a scratch block device in BDEV_URING_TEST_BLOCKDEV"]
+fn conformance_on_a_block_device() {
+    let path = std::env::var_os("BDEV_URING_TEST_BLOCKDEV")
+        .expect("set BDEV_URING_TEST_BLOCKDEV to a scratch block device");
+    let dev = UringDevice::open("Uring1", path.as_ref(), UringOptions::default()).unwrap();
+    let geo = dev.geometry();
+    eprintln!("{}: {geo:?}", Path::new(&path).display());
+    common::run_all(&dev);
+
+    let mut q = dev.queue(4).unwrap();
+    let bs = geo.block_size as usize;
+    wait::write(&mut *q, Lba(0), filled(&dev, &pattern(40, 8 * bs)), true).unwrap();
+    match wait::run(
+        &mut *q,
+        Op::Unmap {
+            lba: Lba(0),
+            blocks: 4,
+        },
+    )
+    .1
+    {
+        Ok(()) | Err(IoError::Unsupported(_)) => {}
+        Err(e) => panic!("discard: {e}"),
+    }
+    let zero = Op::WriteZeroes {
+        lba: Lba(4),
+        blocks: 4,
+        fua: true,
+    };
+    wait::run(&mut *q, zero).1.unwrap();
+    let got = read_vec(&mut *q, &dev, 4, 4 * bs);
+    assert!(
+        got.iter().all(|&b| b == 0),
+        "write-zeroes on a block device"
+    );
+
+    let small = UringOptions {
+        block_size: None,
+        size_bytes: Some(geo.size_bytes() / 2),
+    };
+    let half = UringDevice::open("Uring1", path.as_ref(), small).unwrap();
+    assert_eq!(half.geometry().block_count, geo.block_count / 2);
+    let big = UringOptions {
+        block_size: None,
+        size_bytes: Some(geo.size_bytes() * 2),
+    };
+    assert!(UringDevice::open("Uring1", path.as_ref(), big).is_err());
+}

@@ -1,0 +1,125 @@
+//! Buffered read: copy out of the page cache, filling it from the device where needed.
+//!
+//! Invariants:
+//! - only blocks marked up to date are ever copied to the caller;
+//! - a block is filled from its mapping: device data for `Mapped`, zeroes for holes,
+//!   unwritten and delalloc space (delalloc data is always dirty in the cache, so a stale
+//!   delalloc block is one truncate took away), inline bytes for `Inline`;
+//! - a run of stale blocks inside one mapped extent is one device request, whatever the
+//!   number of pages (the pages are DMA memory: no bounce);
+//! - sequential readers get read-ahead: the window doubles up to `readahead_bytes`;
+//! - reads stop at the file size.
+
+use bdev::exec::{yield_now, Context};
+use bdev::Bufs;
+
+use crate::cache::Outcome;
+use crate::error::{IomapError, Result};
+use crate::iter::Step;
+use crate::layer::{IoCounters, Iomap};
+use crate::map::{IterFlags, MapKind};
+use crate::ops::{Ino, IomapOps};
+
+impl<O: IomapOps> Iomap<O> {
+    /// Reads up to `dst.len()` bytes at `pos` through the cache; returns the bytes read
+    /// (short at the end of the file).
+    pub async fn read(&self, ctx: &Context, ino: Ino, pos: u64, dst: &mut [u8]) -> Result<usize> {
+        let size = self.ops.size(ino)?;
+        if pos >= size || dst.is_empty() {
+            return Ok(0);
+        }
+        let len = (dst.len() as u64).min(size - pos);
+        let page = self.cfg.page_size;
+        let max_ra = (self.cfg.readahead_bytes / page).min(self.batch_pages());
+        let ra = self
+            .cache
+            .readahead(ino, pos / page, (pos + len).div_ceil(page), max_ra);
+        let eof = self.round_up(size);
+        let mut done = 0u64;
+        while done < len {
+            let at = pos + done;
+            let chunk_end = (pos + len).min((at / page + self.batch_pages()) * page);
+            let last = chunk_end == pos + len;
+            let fill_end = if last {
+                chunk_end.div_ceil(page) * page + ra * page
+            } else {
+                chunk_end
+            };
+            let dst = &mut dst[done as usize..(chunk_end - pos) as usize];
+            let mut tries = 0;
+            while !self.cache.read_cached(ino, at, dst) {
+                tries += 1;
+                if tries > 1000 {
+                    return Err(IomapError::Invalid(format!(
+                        "inode {ino}: pages at {at} stay busy or stale"
+                    )));
+                }
+                let start = self.round_down(at);
+                self.fill(ctx, ino, start, self.round_up(fill_end).min(eof))
+                    .await?;
+                if tries > 1 {
+                    yield_now().await;
+                }
+            }
+            done = chunk_end - pos;
+        }
+        Ok(len as usize)
+    }
+
+    /// Makes the blocks of `[start, end)` up to date in the cache.
+    pub(crate) async fn fill(&self, ctx: &Context, ino: Ino, start: u64, end: u64) -> Result<()> {
+        if start >= end {
+            return Ok(());
+        }
+        self.make_room(ctx, self.pages_of(start, end)).await?;
+        self.wait_idle(ino, start, end).await;
+        self.cache.populate(ino, start, end)?;
+        for (a, b) in self.cache.stale_runs(ino, start, end) {
+            let mut it = self.iter(ctx, ino, a, b - a, IterFlags::EMPTY);
+            while let Some(step) = it.next().await? {
+                match self.fill_step(ctx, ino, step).await {
+                    Ok(()) => it.advance(),
+                    Err(e) => it.failed(0, e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills one mapped piece of a stale run.
+    async fn fill_step(&self, ctx: &Context, ino: Ino, step: &Step) -> Result<()> {
+        let (a, b) = (step.pos, step.pos + step.len);
+        let map = &step.write;
+        // Another future may have evicted or started I/O on these pages while we awaited
+        // `begin`; put them back, or leave the range to the caller's retry.
+        self.cache.populate(ino, a, b)?;
+        match map.kind {
+            MapKind::Hole | MapKind::Unwritten | MapKind::Delalloc => {
+                self.cache.fill(ino, a, b, |_, buf| buf.fill(0));
+            }
+            MapKind::Inline => self
+                .cache
+                .fill(ino, a, b, |off, buf| map.copy_inline(off, buf)),
+            MapKind::Mapped => {
+                let Some((taken, pieces)) = self.cache.take(ino, a, b) else {
+                    return Ok(());
+                };
+                IoCounters::bump(&self.counters.cache_reads, 1);
+                let (bufs, r) = self
+                    .dev_read(ctx, map.device_addr(a), Bufs::Many(pieces))
+                    .await;
+                let Bufs::Many(pieces) = bufs else {
+                    unreachable!("sent as Many")
+                };
+                let outcome = if r.is_ok() {
+                    Outcome::Filled
+                } else {
+                    Outcome::Failed
+                };
+                self.cache.restore(taken, pieces, outcome);
+                r.map_err(|e| IomapError::device(ino.0, "read", a, e))?;
+            }
+        }
+        Ok(())
+    }
+}

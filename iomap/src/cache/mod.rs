@@ -1,0 +1,589 @@
+//! The page cache: file pages in DMA memory, so writeback writes straight from it.
+//!
+//! Invariants (with those of `page.rs` and `budget.rs`):
+//! - every method takes the state lock once, does bounded work and never awaits; callers
+//!   hold no lock across device I/O;
+//! - a page under I/O (`buf == None`) is skipped by eviction, invalidation and truncation
+//!   and must not be touched by anyone else; callers wait until `busy` says so;
+//! - dirty pages are never evicted: only writeback makes them clean;
+//! - ranges given to `take`, `zero_fill`, `stale_runs` and the dirty-run search are
+//!   block aligned.
+
+mod budget;
+mod index;
+mod page;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bdev::{BlockDevice, DmaBuf};
+
+pub use budget::CacheStats;
+use index::FileIndex;
+use page::{mask, Page};
+
+use crate::error::{IomapError, Result};
+use crate::ops::Ino;
+
+/// The page cache of one filesystem.
+pub struct PageCache {
+    dev: Arc<dyn BlockDevice>,
+    page: u64,
+    block: u64,
+    state: Mutex<State>,
+    /// `stats.dirty`, readable without the lock: lets direct I/O skip the coherence
+    /// lookup when nothing at all is dirty.
+    dirty_hint: AtomicUsize,
+}
+
+struct State {
+    files: BTreeMap<Ino, FileIndex>,
+    stats: CacheStats,
+    /// Buffers of evicted pages, reused without zeroing (see `page` invariants).
+    free: Vec<DmaBuf>,
+    /// Where the eviction clock stands.
+    hand: (Ino, u64),
+}
+
+/// The pages of a block range taken out of the cache for one device request.
+pub(crate) struct Taken {
+    ino: Ino,
+    start: u64,
+    end: u64,
+    /// Per page: its number and the parts before and after the range.
+    parts: Vec<(u64, DmaBuf, DmaBuf)>,
+}
+
+/// What happened to taken pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The range was read from the device: it is up to date.
+    Filled,
+    /// The range was written to the device: it is clean.
+    Written,
+    /// The request failed: nothing changes.
+    Failed,
+}
+
+impl PageCache {
+    /// A cache of `limit` pages of `page_size` bytes for blocks of `block_size` bytes, at most
+    /// `dirty_limit` of them dirty.
+    pub fn new(
+        dev: Arc<dyn BlockDevice>,
+        page_size: u64,
+        block_size: u64,
+        limit: usize,
+        dirty_limit: usize,
+    ) -> Result<PageCache> {
+        let ok = page_size.is_power_of_two()
+            && block_size.is_power_of_two()
+            && page_size >= block_size
+            && page_size / block_size <= 64
+            && limit > 0;
+        if !ok {
+            return Err(IomapError::Invalid(format!(
+                "page cache of {limit} pages of {page_size} bytes over {block_size}-byte blocks: \
+                 sizes must be powers of two, at most 64 blocks per page, limit positive"
+            )));
+        }
+        let stats = CacheStats {
+            limit,
+            dirty_limit,
+            ..CacheStats::default()
+        };
+        Ok(PageCache {
+            dev,
+            page: page_size,
+            block: block_size,
+            dirty_hint: AtomicUsize::new(0),
+            state: Mutex::new(State {
+                files: BTreeMap::new(),
+                stats,
+                free: Vec::new(),
+                hand: (Ino(0), 0),
+            }),
+        })
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> u64 {
+        self.page
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> CacheStats {
+        self.st().stats
+    }
+
+    fn st(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pieces of `[start, end)` per page: (page number, first byte, end byte within page).
+    fn spans(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, usize, usize)> {
+        let page = self.page;
+        let first = start / page;
+        let last = end.div_ceil(page);
+        (first..last).map(move |p| {
+            let lo = start.max(p * page) - p * page;
+            let hi = end.min((p + 1) * page) - p * page;
+            (p, lo as usize, hi as usize)
+        })
+    }
+
+    /// Block mask of the bytes `[lo, hi)` of a page (blocks partly covered included).
+    fn blocks(&self, lo: usize, hi: usize) -> u64 {
+        let b = self.block as usize;
+        mask(lo / b, hi.div_ceil(b) - lo / b)
+    }
+
+    /// Whether any page of `[start, end)` is under I/O.
+    pub(crate) fn busy(&self, ino: Ino, start: u64, end: u64) -> bool {
+        let st = self.st();
+        let Some(f) = st.files.get(&ino) else {
+            return false;
+        };
+        let range = start / self.page..end.div_ceil(self.page);
+        f.pages.range(range).any(|(_, p)| p.is_busy())
+    }
+
+    /// Copies `[pos, pos + dst.len())` out of the cache if all of it is up to date.
+    pub(crate) fn read_cached(&self, ino: Ino, pos: u64, dst: &mut [u8]) -> bool {
+        let end = pos + dst.len() as u64;
+        let mut st = self.st();
+        let Some(f) = st.files.get_mut(&ino) else {
+            return false;
+        };
+        for (p, lo, hi) in self.spans(pos, end) {
+            let want = self.blocks(lo, hi);
+            match f.pages.get(&p) {
+                Some(pg) if !pg.is_busy() && pg.uptodate & want == want => {}
+                _ => return false,
+            }
+        }
+        let mut at = 0;
+        for (p, lo, hi) in self.spans(pos, end) {
+            let pg = f.pages.get_mut(&p).expect("checked above");
+            pg.referenced = true;
+            let buf = pg.buf.as_ref().expect("checked idle");
+            dst[at..at + hi - lo].copy_from_slice(&buf[lo..hi]);
+            at += hi - lo;
+        }
+        true
+    }
+
+    /// Copies `src` into the cache at `pos` and marks the blocks dirty. Every page must be
+    /// cached and idle and the blocks `src` covers only partly up to date; otherwise nothing
+    /// is copied and `false` comes back.
+    pub(crate) fn write_cached(&self, ino: Ino, pos: u64, src: &[u8]) -> bool {
+        let end = pos + src.len() as u64;
+        let b = self.block as usize;
+        let mut st = self.st();
+        let st = &mut *st;
+        let Some(f) = st.files.get_mut(&ino) else {
+            return false;
+        };
+        for (p, lo, hi) in self.spans(pos, end) {
+            let partial = if lo % b != 0 { mask(lo / b, 1) } else { 0 }
+                | if hi % b != 0 { mask(hi / b, 1) } else { 0 };
+            match f.pages.get(&p) {
+                Some(pg) if !pg.is_busy() && pg.uptodate & partial == partial => {}
+                _ => return false,
+            }
+        }
+        let mut at = 0;
+        for (p, lo, hi) in self.spans(pos, end) {
+            let pg = f.pages.get_mut(&p).expect("checked above");
+            let buf = pg.buf.as_mut().expect("checked idle");
+            buf[lo..hi].copy_from_slice(&src[at..at + hi - lo]);
+            at += hi - lo;
+            let m = self.blocks(lo, hi);
+            if !pg.is_dirty() {
+                st.stats.dirty += 1;
+                self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+            }
+            pg.uptodate |= m;
+            pg.dirty |= m;
+            pg.referenced = true;
+        }
+        true
+    }
+
+    /// Runs of blocks of `[start, end)` that are not up to date (or not cached).
+    pub(crate) fn stale_runs(&self, ino: Ino, start: u64, end: u64) -> Vec<(u64, u64)> {
+        self.block_runs(ino, start, end, |pg| !pg.map_or(0, |p| p.uptodate))
+    }
+
+    /// Runs of blocks of `[start, end)` that are dirty (`dirty == true`) or not.
+    pub(crate) fn dirty_runs(
+        &self,
+        ino: Ino,
+        start: u64,
+        end: u64,
+        dirty: bool,
+    ) -> Vec<(u64, u64)> {
+        let flip = if dirty { 0 } else { u64::MAX };
+        self.block_runs(ino, start, end, |pg| pg.map_or(0, |p| p.dirty) ^ flip)
+    }
+
+    /// Runs of blocks whose bit is set in `bits(page)`.
+    fn block_runs(
+        &self,
+        ino: Ino,
+        start: u64,
+        end: u64,
+        bits: impl Fn(Option<&Page>) -> u64,
+    ) -> Vec<(u64, u64)> {
+        let st = self.st();
+        let f = st.files.get(&ino);
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (p, lo, hi) in self.spans(start, end) {
+            let set = bits(f.and_then(|f| f.pages.get(&p)));
+            let base = p * self.page;
+            let b = self.block as usize;
+            for blk in lo / b..hi / b {
+                if set & (1 << blk) == 0 {
+                    continue;
+                }
+                let at = base + (blk * b) as u64;
+                match runs.last_mut() {
+                    Some((_, e)) if *e == at => *e = at + self.block,
+                    _ => runs.push((at, at + self.block)),
+                }
+            }
+        }
+        runs
+    }
+
+    /// Inserts an empty page for every page of `[start, end)` not cached yet.
+    pub(crate) fn populate(&self, ino: Ino, start: u64, end: u64) -> Result<()> {
+        let mut st = self.st();
+        let st = &mut *st;
+        let f = st.files.entry(ino).or_default();
+        for p in start / self.page..end.div_ceil(self.page) {
+            if f.pages.contains_key(&p) {
+                continue;
+            }
+            let buf = match st.free.pop() {
+                Some(b) => b,
+                None => self
+                    .dev
+                    .alloc_buf(self.page as usize)
+                    .map_err(|e| IomapError::NoMemory(format!("page cache page: {e}")))?,
+            };
+            f.pages.insert(p, Page::new(buf));
+            st.stats.add_cached(1);
+        }
+        Ok(())
+    }
+
+    /// Fills blocks `[start, end)` with `fill(file_offset, bytes)` and marks them up to date
+    /// (used for zeroes and inline data). Pages must be cached and idle.
+    pub(crate) fn fill(&self, ino: Ino, start: u64, end: u64, fill: impl Fn(u64, &mut [u8])) {
+        let mut st = self.st();
+        let Some(f) = st.files.get_mut(&ino) else {
+            return;
+        };
+        for (p, lo, hi) in self.spans(start, end) {
+            let Some(pg) = f.pages.get_mut(&p) else {
+                continue;
+            };
+            let Some(buf) = pg.buf.as_mut() else { continue };
+            fill(p * self.page + lo as u64, &mut buf[lo..hi]);
+            pg.uptodate |= self.blocks(lo, hi);
+        }
+    }
+
+    /// Takes the memory of `[start, end)` out of the cache, as one buffer per page piece in
+    /// file order, for a device request; `None` (and nothing taken) unless every page is
+    /// cached and idle.
+    pub(crate) fn take(&self, ino: Ino, start: u64, end: u64) -> Option<(Taken, Vec<DmaBuf>)> {
+        let mut st = self.st();
+        let f = st.files.get_mut(&ino)?;
+        let pages = start / self.page..end.div_ceil(self.page);
+        let present = f
+            .pages
+            .range(pages.clone())
+            .filter(|(_, p)| !p.is_busy())
+            .count();
+        if present as u64 != pages.end - pages.start {
+            return None;
+        }
+        let mut parts = Vec::new();
+        let mut pieces = Vec::new();
+        for (p, lo, hi) in self.spans(start, end) {
+            let pg = f.pages.get_mut(&p).expect("checked above");
+            let mut head = pg.buf.take().expect("checked idle");
+            let mut mid = head.split_off(lo);
+            let tail = mid.split_off(hi - lo);
+            parts.push((p, head, tail));
+            pieces.push(mid);
+        }
+        let taken = Taken {
+            ino,
+            start,
+            end,
+            parts,
+        };
+        Some((taken, pieces))
+    }
+
+    /// Puts taken memory back and records what the request did to it.
+    pub(crate) fn restore(&self, taken: Taken, pieces: Vec<DmaBuf>, outcome: Outcome) {
+        let Taken {
+            ino,
+            start,
+            end,
+            parts,
+        } = taken;
+        let mut st = self.st();
+        let st = &mut *st;
+        // Pages under I/O are never dropped, but stay safe if a caller broke that rule.
+        let Some(f) = st.files.get_mut(&ino) else {
+            return;
+        };
+        let spans = self.spans(start, end);
+        for (((p, mut head, tail), mid), (_, lo, hi)) in parts.into_iter().zip(pieces).zip(spans) {
+            head.unsplit(mid).expect("pieces of one page are adjacent");
+            head.unsplit(tail).expect("pieces of one page are adjacent");
+            let Some(pg) = f.pages.get_mut(&p) else {
+                continue;
+            };
+            pg.buf = Some(head);
+            let m = self.blocks(lo, hi);
+            match outcome {
+                Outcome::Filled => pg.uptodate |= m,
+                Outcome::Written => {
+                    let was = pg.is_dirty();
+                    pg.dirty &= !m;
+                    if was && !pg.is_dirty() {
+                        st.stats.dirty -= 1;
+                        self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+                    }
+                }
+                Outcome::Failed => {}
+            }
+        }
+    }
+
+    /// The first run of dirty blocks in `[from, end)`, at most `max` bytes long.
+    pub(crate) fn next_dirty_run(
+        &self,
+        ino: Ino,
+        from: u64,
+        end: u64,
+        max: u64,
+    ) -> Option<(u64, u64)> {
+        let st = self.st();
+        let f = st.files.get(&ino)?;
+        let b = self.block;
+        let mut run: Option<(u64, u64)> = None;
+        for (&p, pg) in f.pages.range(from / self.page..end.div_ceil(self.page)) {
+            if !pg.is_dirty() && run.is_none() {
+                continue;
+            }
+            for blk in 0..self.page / b {
+                let at = p * self.page + blk * b;
+                if at < from || at >= end {
+                    continue;
+                }
+                let dirty = pg.dirty & (1 << blk) != 0;
+                match run {
+                    None if dirty => run = Some((at, at + b)),
+                    None => {}
+                    Some((s, e)) if dirty && e == at && e - s < max => run = Some((s, e + b)),
+                    Some(_) => return run,
+                }
+            }
+        }
+        run
+    }
+
+    /// Whether `[start, end)` holds a dirty block.
+    pub(crate) fn has_dirty(&self, ino: Ino, start: u64, end: u64) -> bool {
+        if self.dirty_hint.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let st = self.st();
+        let Some(f) = st.files.get(&ino) else {
+            return false;
+        };
+        self.spans(start, end).any(|(p, lo, hi)| {
+            f.pages
+                .get(&p)
+                .is_some_and(|pg| pg.dirty & self.blocks(lo, hi) != 0)
+        })
+    }
+
+    /// Forgets the clean blocks of `[start, end)` (a direct write made them stale) and drops
+    /// pages left with nothing up to date. Dirty blocks (written after the direct write's
+    /// writeback) are newer than the device and stay.
+    pub(crate) fn invalidate(&self, ino: Ino, start: u64, end: u64) {
+        let mut st = self.st();
+        let st = &mut *st;
+        let Some(f) = st.files.get_mut(&ino) else {
+            return;
+        };
+        let mut doomed = Vec::new();
+        for (p, lo, hi) in self.spans(start, end) {
+            let Some(pg) = f.pages.get_mut(&p) else {
+                continue;
+            };
+            if pg.is_busy() {
+                continue;
+            }
+            pg.uptodate &= !(self.blocks(lo, hi) & !pg.dirty);
+            if pg.uptodate == 0 {
+                doomed.push(p);
+            }
+        }
+        for p in doomed {
+            let pg = f.pages.remove(&p).expect("listed above");
+            st.stats.cached -= 1;
+            st.free.extend(pg.buf);
+        }
+    }
+
+    /// Forgets everything past `size`: whole pages go, blocks of the page straddling it lose
+    /// their state (dirty ones included: those bytes are no longer in the file).
+    pub(crate) fn truncate(&self, ino: Ino, size: u64) {
+        let mut st = self.st();
+        let st = &mut *st;
+        let Some(f) = st.files.get_mut(&ino) else {
+            return;
+        };
+        let keep_end = size.div_ceil(self.block) * self.block;
+        let first_gone = keep_end.div_ceil(self.page);
+        let gone: Vec<u64> = f
+            .pages
+            .range(first_gone..)
+            .filter(|(_, pg)| !pg.is_busy())
+            .map(|(&p, _)| p)
+            .collect();
+        for p in gone {
+            let pg = f.pages.remove(&p).expect("listed above");
+            st.stats.cached -= 1;
+            st.stats.dirty -= usize::from(pg.is_dirty());
+            self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+            st.free.extend(pg.buf);
+        }
+        if keep_end % self.page != 0 {
+            let p = keep_end / self.page;
+            if let Some(pg) = f.pages.get_mut(&p) {
+                let first = ((keep_end % self.page) / self.block) as usize;
+                let m = !mask(0, first);
+                let was = pg.is_dirty();
+                pg.uptodate &= !m;
+                pg.dirty &= !m;
+                if was && !pg.is_dirty() {
+                    st.stats.dirty -= 1;
+                    self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+                }
+            }
+        }
+        if f.pages.is_empty() && f.wb_error.is_none() {
+            st.files.remove(&ino);
+        }
+    }
+
+    /// Evicts up to `want` clean, idle pages, least recently used first (a clock).
+    pub(crate) fn evict(&self, want: usize) -> usize {
+        let mut st = self.st();
+        let st = &mut *st;
+        let mut evicted = 0;
+        // Two sweeps: the first may only clear `referenced` bits.
+        for _ in 0..2 {
+            let (hino, hpage) = st.hand;
+            let order: Vec<Ino> = st
+                .files
+                .range(hino..)
+                .chain(st.files.range(..hino))
+                .map(|(&i, _)| i)
+                .collect();
+            for ino in order {
+                let f = st.files.get_mut(&ino).expect("listed");
+                let from = if ino == hino { hpage } else { 0 };
+                let mut doomed = Vec::new();
+                for (&p, pg) in f.pages.range_mut(from..) {
+                    if evicted + doomed.len() >= want {
+                        break;
+                    }
+                    if pg.is_busy() || pg.is_dirty() {
+                        continue;
+                    }
+                    if std::mem::take(&mut pg.referenced) {
+                        continue;
+                    }
+                    doomed.push(p);
+                }
+                for p in &doomed {
+                    let pg = f.pages.remove(p).expect("listed");
+                    st.free.extend(pg.buf);
+                }
+                evicted += doomed.len();
+                if evicted >= want {
+                    st.hand = (ino, doomed.last().map_or(0, |p| p + 1));
+                    break;
+                }
+            }
+            if evicted >= want {
+                break;
+            }
+            st.hand = (Ino(0), 0);
+        }
+        st.stats.cached -= evicted;
+        st.stats.evicted += evicted as u64;
+        // Recycled buffers count against the budget too.
+        let keep = st.stats.limit.saturating_sub(st.stats.cached);
+        st.free.truncate(keep);
+        evicted
+    }
+
+    /// Files with dirty pages.
+    pub(crate) fn dirty_files(&self) -> Vec<Ino> {
+        let st = self.st();
+        st.files
+            .iter()
+            .filter(|(_, f)| f.pages.values().any(Page::is_dirty))
+            .map(|(&i, _)| i)
+            .collect()
+    }
+
+    /// Remembers a writeback error for the file's next fsync-equivalent (the first one wins).
+    pub(crate) fn record_error(&self, ino: Ino, e: &IomapError) {
+        let mut st = self.st();
+        let f = st.files.entry(ino).or_default();
+        f.wb_error.get_or_insert_with(|| e.clone());
+    }
+
+    /// Takes the unreported writeback error of the file.
+    pub(crate) fn take_error(&self, ino: Ino) -> Option<IomapError> {
+        self.st()
+            .files
+            .get_mut(&ino)
+            .and_then(|f| f.wb_error.take())
+    }
+
+    /// Updates read-ahead for a read of pages `[first, end)`; returns the window in pages.
+    pub(crate) fn readahead(&self, ino: Ino, first: u64, end: u64, max: u64) -> u64 {
+        self.st()
+            .files
+            .entry(ino)
+            .or_default()
+            .readahead(first, end, max)
+    }
+
+    /// Drops every page of the file, dirty or not (the file is gone).
+    pub fn forget(&self, ino: Ino) {
+        let mut st = self.st();
+        let st = &mut *st;
+        if let Some(f) = st.files.remove(&ino) {
+            for pg in f.pages.into_values() {
+                st.stats.cached -= 1;
+                st.stats.dirty -= usize::from(pg.is_dirty());
+                self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The iteration step: one loop over the mappings of a range.
+//!
+//! ```text
+//! let mut it = Iter::new(&io, ctx, ino, pos, len, flags);
+//! while let Some(step) = it.next().await? {
+//!     let r = do_the_operation(step).await;
+//!     match r { Ok(()) => it.advance(), Err(e) => it.failed(0, e) }
+//! }
+//! ```
+//!
+//! `next` ends the previous mapping with what was processed, advances, and begins the next.
+//! Invariants it enforces:
+//! - every mapping is checked before use (covers `pos`, positive length, whole blocks, no
+//!   overflow, space aligned to the block and inside the device, a write map that can take data, a source
+//!   map only for writes, covering `pos`, and never delalloc); a bad one is a
+//!   [`IomapError::BadMapping`] naming what the filesystem got wrong, after `end` has been
+//!   told nothing was done;
+//! - a step never extends past either map: its length is clipped to both;
+//! - `end` is called exactly once per successful `begin`, even when the step failed;
+//! - a short step (fewer bytes than mapped) ends the iteration.
+
+use bdev::exec::Context;
+
+use crate::error::{IomapError, Result};
+use crate::map::{CoreFlags, IoMap, IterFlags, MapKind};
+use crate::ops::{Ino, IomapOps, Maps};
+
+/// One mapped piece of the range: `[pos, pos + len)` lies inside both maps.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// File offset of this piece.
+    pub pos: u64,
+    /// Length of this piece (positive).
+    pub len: u64,
+    /// Where the bytes go (or are).
+    pub write: IoMap,
+    /// Where old bytes come from; `None`: from `write`.
+    pub source: Option<IoMap>,
+}
+
+impl Step {
+    /// The map old bytes come from.
+    pub fn source(&self) -> &IoMap {
+        self.source.as_ref().unwrap_or(&self.write)
+    }
+}
+
+/// The iteration over `[pos, pos + len)` of one file.
+pub struct Iter<'a, O: IomapOps> {
+    ops: &'a O,
+    ctx: &'a Context,
+    ino: Ino,
+    pos: u64,
+    len: u64,
+    flags: IterFlags,
+    limits: Limits,
+    cur: Option<Step>,
+    processed: Option<std::result::Result<u64, (u64, IomapError)>>,
+}
+
+/// What mappings must respect: the filesystem block and the device size.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Filesystem block size.
+    pub block: u64,
+    /// Device size in bytes.
+    pub device_bytes: u64,
+}
+
+impl<'a, O: IomapOps> Iter<'a, O> {
+    /// An iteration over `[pos, pos + len)` of `ino`.
+    pub fn new(
+        ops: &'a O,
+        ctx: &'a Context,
+        limits: Limits,
+        ino: Ino,
+        pos: u64,
+        len: u64,
+        flags: IterFlags,
+    ) -> Self {
+        Iter {
+            ops,
+            ctx,
+            ino,
+            pos,
+            len,
+            flags,
+            limits,
+            cur: None,
+            processed: None,
+        }
+    }
+
+    /// Records that the current step did `n` bytes.
+    pub fn processed(&mut self, n: u64) {
+        self.processed = Some(Ok(n));
+    }
+
+    /// Records that the current step was done whole.
+    pub fn advance(&mut self) {
+        let n = self.cur.as_ref().map_or(0, |s| s.len);
+        self.processed = Some(Ok(n));
+    }
+
+    /// Records that the current step failed after doing `n` bytes.
+    pub fn failed(&mut self, n: u64, e: IomapError) {
+        self.processed = Some(Err((n, e)));
+    }
+
+    /// Sets core flags on the current step's write map, for `end` to see.
+    pub fn set_core_flags(&mut self, flags: CoreFlags) {
+        if let Some(step) = &mut self.cur {
+            step.write.core_flags.insert(flags);
+        }
+    }
+
+    /// Where the iteration stands: the next byte to map.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// Ends the previous step and begins the next; `None` when the range is done.
+    pub async fn next(&mut self) -> Result<Option<&Step>> {
+        if let Some(step) = self.cur.take() {
+            let (done, err) = match self.processed.take() {
+                Some(Ok(n)) => (n.min(step.len), None),
+                Some(Err((n, e))) => (n.min(step.len), Some(e)),
+                None => (0, None),
+            };
+            let ended = self
+                .ops
+                .end(
+                    self.ctx,
+                    self.ino,
+                    step.pos,
+                    step.len,
+                    done,
+                    self.flags,
+                    &step.write,
+                )
+                .await;
+            if let Some(e) = err {
+                return Err(e);
+            }
+            ended?;
+            self.pos += done;
+            self.len = if done < step.len { 0 } else { self.len - done };
+        }
+        if self.len == 0 {
+            return Ok(None);
+        }
+        let maps = self
+            .ops
+            .begin(self.ctx, self.ino, self.pos, self.len, self.flags)
+            .await?;
+        match check(&maps, self.ino, self.pos, self.len, self.flags, self.limits) {
+            Ok(len) => {
+                self.cur = Some(into_step(maps, self.pos, len));
+                Ok(self.cur.as_ref())
+            }
+            Err(e) => {
+                // Let the filesystem release what it reserved; its mistake is the error.
+                let _ = self
+                    .ops
+                    .end(
+                        self.ctx,
+                        self.ino,
+                        self.pos,
+                        self.len,
+                        0,
+                        self.flags,
+                        &maps.write,
+                    )
+                    .await;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn into_step(maps: Maps, pos: u64, len: u64) -> Step {
+    let Maps {
+        mut write,
+        mut source,
+    } = maps;
+    write.core_flags = CoreFlags::EMPTY;
+    if let Some(s) = &mut source {
+        s.core_flags = CoreFlags::EMPTY;
+        if s.end() < write.end() {
+            write.core_flags.insert(CoreFlags::CLIPPED);
+        }
+    }
+    Step {
+        pos,
+        len,
+        write,
+        source,
+    }
+}
+
+/// Checks the maps `begin` returned for `[pos, pos + len)`; returns the step length.
+pub fn check(
+    maps: &Maps,
+    ino: Ino,
+    pos: u64,
+    len: u64,
+    flags: IterFlags,
+    limits: Limits,
+) -> Result<u64> {
+    let bad = |which: &'static str, reason: String| IomapError::BadMapping {
+        ino: ino.0,
+        which,
+        pos,
+        len,
+        reason,
+    };
+    let w = &maps.write;
+    check_map(w, pos, limits).map_err(|r| bad("write map", r))?;
+    if flags.is_write() {
+        let ok = if flags.contains(IterFlags::WRITEBACK) {
+            w.kind == MapKind::Mapped
+        } else if flags.contains(IterFlags::DIRECT) {
+            matches!(w.kind, MapKind::Mapped | MapKind::Unwritten)
+        } else if flags.contains(IterFlags::ZERO) {
+            // Holes and unwritten space already read as zeroes: the core skips them.
+            w.kind != MapKind::Inline
+        } else {
+            !matches!(w.kind, MapKind::Hole | MapKind::Inline)
+        };
+        if !ok {
+            let why = format!(
+                "kind {:?} cannot take the data of a {flags:?} iteration",
+                w.kind
+            );
+            return Err(bad("write map", why));
+        }
+    }
+    let mut step = len.min(w.end() - pos);
+    if let Some(s) = &maps.source {
+        if !flags.is_write() {
+            return Err(bad(
+                "source map",
+                "a source map only makes sense for a write".into(),
+            ));
+        }
+        if s.kind == MapKind::Delalloc {
+            return Err(bad(
+                "source map",
+                "delalloc has no bytes on the device; return no source map instead".into(),
+            ));
+        }
+        check_map(s, pos, limits).map_err(|r| bad("source map", r))?;
+        step = step.min(s.end() - pos);
+    }
+    Ok(step)
+}
+
+fn check_map(m: &IoMap, pos: u64, limits: Limits) -> std::result::Result<(), String> {
+    if m.length == 0 {
+        return Err("zero length".into());
+    }
+    if m.offset.checked_add(m.length).is_none() {
+        return Err(format!(
+            "offset {} + length {} overflows",
+            m.offset, m.length
+        ));
+    }
+    if !m.covers(pos) {
+        return Err(format!("covers {}..{}, not {pos}", m.offset, m.end()));
+    }
+    if m.offset % limits.block != 0 || m.length % limits.block != 0 {
+        return Err(format!(
+            "{}..{} is not in whole {}-byte blocks",
+            m.offset,
+            m.end(),
+            limits.block
+        ));
+    }
+    match m.kind {
+        MapKind::Mapped | MapKind::Unwritten => {
+            if m.addr == IoMap::NULL_ADDR {
+                return Err(format!("{:?} without a device address", m.kind));
+            }
+            if m.addr % limits.block != 0 {
+                return Err(format!(
+                    "device address {} not aligned to the {}-byte block",
+                    m.addr, limits.block
+                ));
+            }
+            if m.addr
+                .checked_add(m.length)
+                .is_none_or(|e| e > limits.device_bytes)
+            {
+                return Err(format!(
+                    "device bytes {}..+{} lie outside the {}-byte device",
+                    m.addr, m.length, limits.device_bytes
+                ));
+            }
+        }
+        MapKind::Hole | MapKind::Delalloc => {
+            if m.addr != IoMap::NULL_ADDR {
+                return Err(format!("{:?} with device address {}", m.kind, m.addr));
+            }
+        }
+        MapKind::Inline => {
+            let n = m.inline_data.as_ref().map_or(0, |d| d.len() as u64);
+            if m.inline_data.is_none() || n > m.length {
+                return Err(format!(
+                    "inline map of {} bytes holds {n} bytes of data",
+                    m.length
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! [`Iomap`]: one filesystem's iomap layer: its ops, its device, its page cache.
+//!
+//! The operations live one per file (`buffered_read.rs`, `direct_io.rs` …) as `impl` blocks
+//! on this type; here are the pieces they share: configuration, counters, device requests,
+//! waiting for pages under I/O, and the memory-budget and dirty-limit balancing.
+//!
+//! Invariants:
+//! - no page-cache lock is held across an `.await`;
+//! - an operation asks for room (`make_room`) before it inserts pages, outside any
+//!   `begin`/`end` pair, so writeback started for room never sees half-done writes;
+//! - a writeback error is recorded on its file before it is returned, so it reaches the next
+//!   fsync-equivalent even when the caller that triggered the writeback drops it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bdev::exec::{yield_now, Context, DevId};
+use bdev::{BlockDevice, Bufs, DmaBuf, IoError, Lba, Op};
+
+use crate::cache::PageCache;
+use crate::error::{IomapError, Result};
+use crate::iter::{Iter, Limits};
+use crate::map::IterFlags;
+use crate::ops::{Ino, IomapOps};
+
+/// Tunables of the layer.
+#[derive(Clone, Copy, Debug)]
+pub struct IomapConfig {
+    /// Page size of the cache (a power of two, at least the filesystem block, at most 64
+    /// blocks).
+    pub page_size: u64,
+    /// Memory budget of the cache in bytes.
+    pub cache_bytes: u64,
+    /// Dirty bytes past which writers help write back.
+    pub dirty_bytes: u64,
+    /// Largest sequential read-ahead window in bytes.
+    pub readahead_bytes: u64,
+    /// Largest single device request the layer builds, in bytes.
+    pub max_io_bytes: u64,
+}
+
+impl Default for IomapConfig {
+    fn default() -> Self {
+        IomapConfig {
+            page_size: 4096,
+            cache_bytes: 64 << 20,
+            dirty_bytes: 16 << 20,
+            readahead_bytes: 256 << 10,
+            max_io_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Counters of device requests the layer issued.
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    /// Block reads from a source map to complete partly written blocks (buffered or direct).
+    pub source_reads: AtomicU64,
+    /// Device reads filling the page cache.
+    pub cache_reads: AtomicU64,
+    /// Device writes of writeback.
+    pub writeback_writes: AtomicU64,
+    /// Device reads and writes of direct I/O.
+    pub direct_ios: AtomicU64,
+    /// Bytes copied through bounce buffers by the synchronous slice API.
+    pub bounce_bytes: AtomicU64,
+}
+
+impl IoCounters {
+    /// Adds one to `c`.
+    pub(crate) fn bump(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads `c`.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// The iomap layer of one filesystem on one device.
+pub struct Iomap<O: IomapOps> {
+    pub(crate) ops: O,
+    pub(crate) dev: Arc<dyn BlockDevice>,
+    pub(crate) dev_id: DevId,
+    pub(crate) cache: PageCache,
+    pub(crate) cfg: IomapConfig,
+    pub(crate) limits: Limits,
+    /// Device sector size.
+    pub(crate) sector: u64,
+    pub(crate) counters: IoCounters,
+}
+
+impl<O: IomapOps> Iomap<O> {
+    /// The layer for `ops` on `dev`, whose queue is `dev_id` on the contexts that use it.
+    pub fn new(
+        ops: O,
+        dev: Arc<dyn BlockDevice>,
+        dev_id: DevId,
+        cfg: IomapConfig,
+    ) -> Result<Iomap<O>> {
+        let geo = dev.geometry();
+        let block = u64::from(ops.block_size());
+        let sector = u64::from(geo.block_size);
+        if !block.is_power_of_two() || block < sector || cfg.max_io_bytes < cfg.page_size {
+            return Err(IomapError::Invalid(format!(
+                "filesystem block {block} must be a power of two and a multiple of the \
+                 {sector}-byte sector; max I/O {} at least a page",
+                cfg.max_io_bytes
+            )));
+        }
+        let pages = |bytes: u64| (bytes / cfg.page_size) as usize;
+        let cache = PageCache::new(
+            Arc::clone(&dev),
+            cfg.page_size,
+            block,
+            pages(cfg.cache_bytes),
+            pages(cfg.dirty_bytes),
+        )?;
+        Ok(Iomap {
+            ops,
+            dev,
+            dev_id,
+            cache,
+            cfg,
+            limits: Limits {
+                block,
+                device_bytes: geo.size_bytes(),
+            },
+            sector,
+            counters: IoCounters::default(),
+        })
+    }
+
+    /// The filesystem's ops.
+    pub fn ops(&self) -> &O {
+        &self.ops
+    }
+
+    /// The page cache.
+    pub fn cache(&self) -> &PageCache {
+        &self.cache
+    }
+
+    /// The request counters.
+    pub fn counters(&self) -> &IoCounters {
+        &self.counters
+    }
+
+    /// The filesystem block size.
+    pub fn block_size(&self) -> u64 {
+        self.limits.block
+    }
+
+    /// Allocates a DMA buffer of `len` bytes for this device.
+    pub fn alloc_buf(&self, len: usize) -> Result<DmaBuf> {
+        self.dev
+            .alloc_buf(len)
+            .map_err(|e| IomapError::NoMemory(e.to_string()))
+    }
+
+    pub(crate) fn iter<'a>(
+        &'a self,
+        ctx: &'a Context,
+        ino: Ino,
+        pos: u64,
+        len: u64,
+        flags: IterFlags,
+    ) -> Iter<'a, O> {
+        Iter::new(&self.ops, ctx, self.limits, ino, pos, len, flags)
+    }
+
+    pub(crate) fn round_down(&self, x: u64) -> u64 {
+        x - x % self.limits.block
+    }
+
+    pub(crate) fn round_up(&self, x: u64) -> u64 {
+        x.div_ceil(self.limits.block) * self.limits.block
+    }
+
+    /// Pages a byte range touches.
+    pub(crate) fn pages_of(&self, start: u64, end: u64) -> usize {
+        let p = self.cfg.page_size;
+        (end.div_ceil(p) - start / p) as usize
+    }
+
+    /// Pages one step of a buffered operation handles at once: a quarter of the budget,
+    /// so a tiny cache still works, and no more than one device request.
+    pub(crate) fn batch_pages(&self) -> u64 {
+        let limit = self.cache.stats().limit as u64;
+        (limit / 4).clamp(1, self.cfg.max_io_bytes / self.cfg.page_size)
+    }
+
+    /// Reads `bufs.len()` bytes at device byte `addr`; the buffers come back either way.
+    pub(crate) async fn dev_read(
+        &self,
+        ctx: &Context,
+        addr: u64,
+        bufs: Bufs,
+    ) -> (Bufs, std::result::Result<(), IoError>) {
+        let op = Op::Read {
+            lba: Lba(addr / self.sector),
+            bufs,
+        };
+        let (op, r) = ctx.io(self.dev_id, op).await;
+        (op.into_bufs().expect("a read has buffers"), r)
+    }
+
+    /// Writes `bufs` at device byte `addr`; the buffers come back either way.
+    pub(crate) async fn dev_write(
+        &self,
+        ctx: &Context,
+        addr: u64,
+        bufs: Bufs,
+    ) -> (Bufs, std::result::Result<(), IoError>) {
+        let op = Op::Write {
+            lba: Lba(addr / self.sector),
+            bufs,
+            fua: false,
+        };
+        let (op, r) = ctx.io(self.dev_id, op).await;
+        (op.into_bufs().expect("a write has buffers"), r)
+    }
+
+    /// Waits until no page of `[start, end)` is under I/O.
+    pub(crate) async fn wait_idle(&self, ino: Ino, start: u64, end: u64) {
+        while self.cache.busy(ino, start, end) {
+            yield_now().await;
+        }
+    }
+
+    /// Makes room for `pages` more pages: evicts clean pages, and if that is not enough,
+    /// writes dirty ones back first. The budget is soft: if everything left is under I/O,
+    /// the caller goes ahead.
+    pub(crate) async fn make_room(&self, ctx: &Context, pages: usize) -> Result<()> {
+        loop {
+            let excess = self.cache.stats().excess_for(pages);
+            if excess == 0 || self.cache.evict(excess) >= excess {
+                return Ok(());
+            }
+            // Nothing clean left to evict: clean a dirty file, then try again.
+            let Some(&ino) = self.cache.dirty_files().first() else {
+                return Ok(());
+            };
+            self.writeback_range(ctx, ino, 0, u64::MAX).await?;
+        }
+    }
+
+    /// Writers call this after dirtying pages: past the dirty limit they write back (this
+    /// file first) until half the limit is left. Errors are recorded on the files for their
+    /// next fsync and do not fail the write that already went into the cache.
+    pub(crate) async fn balance_dirty(&self, ctx: &Context, ino: Ino) {
+        if !self.cache.stats().over_dirty_limit() {
+            return;
+        }
+        let target = self.cache.stats().dirty_limit / 2;
+        let mut files = self.cache.dirty_files();
+        files.sort_by_key(|&i| i != ino);
+        for f in files {
+            if self.writeback_range(ctx, f, 0, u64::MAX).await.is_err() {
+                // Recorded on the file; retrying now would only fail again.
+                return;
+            }
+            if self.cache.stats().dirty <= target {
+                return;
+            }
+        }
+    }
+}

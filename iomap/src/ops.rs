@@ -1,0 +1,106 @@
+//! What a filesystem implements for the iomap layer.
+//!
+//! Contract:
+//! - `begin` maps `[pos, pos + len)` and may return less (never nothing): the **write map**
+//!   says where the bytes go (or are, for a read), the **source map** where the old bytes of
+//!   a partly overwritten block come from when the write map is fresh space (copy-on-write).
+//!   No source map means the write map is its own source.
+//! - every successful `begin` is followed by exactly one `end` for the same range, with the
+//!   number of bytes actually done (0 after a failure); `end` commits what was used and
+//!   releases the rest of what `begin` reserved.
+//! - `complete` runs once the data of a writeback or direct write is on the device (or
+//!   failed to get there): that is when the filesystem may point file extents at the new
+//!   space and record checksums, as btrfs does with ordered extents. Its order relative to
+//!   `end` of the same range is not fixed.
+//! - the core never holds a page-cache lock across these calls.
+
+use bdev::exec::Context;
+
+use crate::error::{IomapError, Result};
+use crate::map::{IoMap, IterFlags};
+
+/// An inode number: which file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ino(pub u64);
+
+impl std::fmt::Display for Ino {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The write map and the source map `begin` returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Maps {
+    /// Where the bytes go (for a read or report: where they are).
+    pub write: IoMap,
+    /// Where the old bytes are, when different from `write` (copy-on-write).
+    pub source: Option<IoMap>,
+}
+
+impl Maps {
+    /// A single mapping with no separate source.
+    pub fn one(write: IoMap) -> Maps {
+        Maps {
+            write,
+            source: None,
+        }
+    }
+}
+
+/// The outcome of a writeback or direct write, handed to [`IomapOps::complete`].
+#[derive(Debug)]
+pub struct IoDone<'a> {
+    /// First file byte written (block aligned).
+    pub pos: u64,
+    /// Bytes written (whole blocks).
+    pub len: u64,
+    /// The write map the data went to.
+    pub write_map: &'a IoMap,
+    /// The iteration's flags.
+    pub flags: IterFlags,
+    /// Whether the data reached the device.
+    pub result: std::result::Result<(), &'a IomapError>,
+}
+
+/// The filesystem side of the iomap layer.
+// Futures run on one thread's `Context`, so they need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait IomapOps {
+    /// The filesystem block size in bytes: a power of two, a multiple of the device sector.
+    fn block_size(&self) -> u32;
+
+    /// The file's size in bytes.
+    fn size(&self, ino: Ino) -> Result<u64>;
+
+    /// Sets the file's size. When it shrinks, the filesystem releases the space past the
+    /// last block that still holds file bytes (the core has zeroed that block's tail).
+    fn set_size(&self, ino: Ino, size: u64) -> Result<()>;
+
+    /// Maps `[pos, pos + len)` for an iteration with `flags`; see the module contract.
+    async fn begin(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        pos: u64,
+        len: u64,
+        flags: IterFlags,
+    ) -> Result<Maps>;
+
+    /// Ends the mapping `begin` returned for `[pos, pos + len)`; `written` bytes from `pos`
+    /// were done.
+    #[allow(clippy::too_many_arguments)]
+    async fn end(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        pos: u64,
+        len: u64,
+        written: u64,
+        flags: IterFlags,
+        write_map: &IoMap,
+    ) -> Result<()>;
+
+    /// The data of a writeback or direct write is on the device (or failed).
+    async fn complete(&self, ctx: &Context, ino: Ino, done: &IoDone<'_>) -> Result<()>;
+}

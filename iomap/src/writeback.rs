@@ -1,0 +1,136 @@
+//! Writeback: dirty cached blocks to freshly allocated space, straight from the cache.
+//!
+//! Invariants:
+//! - a dirty run (contiguous dirty blocks, up to `max_io_bytes`) becomes one `begin(WRITEBACK)`
+//!   and one device write per mapping the filesystem returns: the pages are DMA memory and go
+//!   to the device as they are (a vectored request of page pieces, no copy);
+//! - while written, the pages are under I/O (taken out of the cache): nobody changes them,
+//!   so the bytes on the device are the bytes the filesystem checksums in `complete`;
+//! - blocks become clean only when the device reports success; after a failure they stay
+//!   dirty, the error is recorded on the file for the next fsync-equivalent and returned;
+//! - `complete` runs after the device finished, success or not, so the filesystem points
+//!   file extents at the new space only once the data is there.
+
+use bdev::exec::Context;
+use bdev::Bufs;
+
+use crate::cache::Outcome;
+use crate::error::{IomapError, Result};
+use crate::iter::Step;
+use crate::layer::{IoCounters, Iomap};
+use crate::map::IterFlags;
+use crate::ops::{Ino, IoDone, IomapOps};
+
+impl<O: IomapOps> Iomap<O> {
+    /// Writes back the dirty blocks of `[start, end)` of `ino`. Every run is tried; the
+    /// first error is returned (and recorded on the file).
+    pub async fn writeback_range(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        start: u64,
+        end: u64,
+    ) -> Result<()> {
+        let start = self.round_down(start);
+        let end = if end == u64::MAX {
+            end
+        } else {
+            self.round_up(end)
+        };
+        let mut from = start;
+        let mut first_err = None;
+        while let Some((a, b)) = self
+            .cache
+            .next_dirty_run(ino, from, end, self.cfg.max_io_bytes)
+        {
+            if self.cache.busy(ino, a, b) {
+                // Another writeback or fill owns a page: let it finish, then look again.
+                self.wait_idle(ino, a, b).await;
+                continue;
+            }
+            if let Err(e) = self.writeback_run(ctx, ino, a, b).await {
+                self.cache.record_error(ino, &e);
+                first_err.get_or_insert(e);
+            }
+            from = b;
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Writes back every dirty block of the file and reports any writeback error not yet
+    /// reported, including ones from background writeback: the fsync-equivalent of the
+    /// layer (the filesystem then commits its metadata and flushes the device).
+    pub async fn sync_file(&self, ctx: &Context, ino: Ino) -> Result<()> {
+        let r = self.writeback_range(ctx, ino, 0, u64::MAX).await;
+        let earlier = self.cache.take_error(ino);
+        r?;
+        match earlier {
+            None => Ok(()),
+            Some(e) => Err(IomapError::WritebackFailed {
+                ino: ino.0,
+                source: Box::new(e),
+            }),
+        }
+    }
+
+    /// Writes back every dirty file; returns the first error.
+    pub async fn writeback_all(&self, ctx: &Context) -> Result<()> {
+        let mut first_err = None;
+        for ino in self.cache.dirty_files() {
+            if let Err(e) = self.writeback_range(ctx, ino, 0, u64::MAX).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    async fn writeback_run(&self, ctx: &Context, ino: Ino, a: u64, b: u64) -> Result<()> {
+        let mut it = self.iter(ctx, ino, a, b - a, IterFlags::WRITEBACK);
+        while let Some(step) = it.next().await? {
+            let len = step.len;
+            match self.writeback_step(ctx, ino, step).await {
+                Ok(n) => it.processed(n),
+                // Submitted: the completion hook has kept or freed the space.
+                Err(e) => it.failed(len, e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one mapping's worth of a dirty run; returns the bytes written.
+    async fn writeback_step(&self, ctx: &Context, ino: Ino, step: &Step) -> Result<u64> {
+        let (a, b) = (step.pos, step.pos + step.len);
+        // The run may have changed while `begin` ran (truncated, written back by someone
+        // else): only whole, up-to-date, idle pages go to the device, never stale bytes.
+        if !self.cache.has_dirty(ino, a, b) || !self.cache.stale_runs(ino, a, b).is_empty() {
+            return Ok(0);
+        }
+        let Some((taken, pieces)) = self.cache.take(ino, a, b) else {
+            return Ok(0);
+        };
+        IoCounters::bump(&self.counters.writeback_writes, 1);
+        let addr = step.write.device_addr(a);
+        let (bufs, r) = self.dev_write(ctx, addr, Bufs::Many(pieces)).await;
+        let Bufs::Many(pieces) = bufs else {
+            unreachable!("sent as Many")
+        };
+        let r = r.map_err(|e| IomapError::device(ino.0, "writeback", a, e));
+        let outcome = if r.is_ok() {
+            Outcome::Written
+        } else {
+            Outcome::Failed
+        };
+        self.cache.restore(taken, pieces, outcome);
+        let done = IoDone {
+            pos: a,
+            len: step.len,
+            write_map: &step.write,
+            flags: IterFlags::WRITEBACK,
+            result: r.as_ref().map(|_| ()),
+        };
+        let completed = self.ops.complete(ctx, ino, &done).await;
+        r?;
+        completed?;
+        Ok(step.len)
+    }
+}
