@@ -14,10 +14,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bdev::config::NamedDevice;
 use bdev::{BlockDevice, Bufs, Completion, DmaBuf, IoQueue, Lba, Op};
 
 use crate::args::{PerfSpec, Workload};
-use crate::devices::Bdevs;
 use crate::error::BenchError;
 use crate::report::{JobInfo, JobStats};
 use crate::rng::Rng;
@@ -34,7 +34,7 @@ pub struct JobPlan {
 
 /// Matches the bdevs with the command line: one job per bdev (or just `-T`), each checked
 /// against its bdev's geometry.
-pub fn plan(spec: &PerfSpec, bdevs: Bdevs) -> Result<Vec<JobPlan>, BenchError> {
+pub fn plan(spec: &PerfSpec, bdevs: Vec<NamedDevice>) -> Result<Vec<JobPlan>, BenchError> {
     let names = || {
         bdevs
             .iter()
@@ -42,7 +42,7 @@ pub fn plan(spec: &PerfSpec, bdevs: Bdevs) -> Result<Vec<JobPlan>, BenchError> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let chosen: Bdevs = match &spec.target {
+    let chosen: Vec<NamedDevice> = match &spec.target {
         Some(t) => match bdevs.iter().find(|(n, _)| n == t) {
             Some(found) => vec![found.clone()],
             None => {

@@ -1,12 +1,11 @@
 //! bfsperf: SPDK bdevperf's command line and report, for bypassfs block devices.
 //!
-//! Reading order: `args` (command line) → `devices` (SPDK JSON config) → `engine` (the poll
-//! loop; `verify` for the verify workload) → `report` (bdevperf's table, JSON). `memcpy`
-//! measures the ceiling a RAM bdev is compared against.
+//! Reading order: `args` (command line) → `engine` (jobs on the bdevs of an SPDK JSON config,
+//! built by `bdev::config`; the poll loop; `verify` for the verify workload) → `report`
+//! (bdevperf's table, JSON). `memcpy` measures the ceiling a RAM bdev is compared against.
 #![forbid(unsafe_code)]
 
 mod args;
-mod devices;
 mod engine;
 mod error;
 mod memcpy;
@@ -48,7 +47,7 @@ fn main() -> ExitCode {
 
 /// Runs the jobs and reports; fails (exit 1) if any I/O failed, after the full report.
 fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
-    let bdevs = devices::open_config_file(&spec.config)?;
+    let bdevs = bdev::config::open_config_file(&spec.config)?;
     let plans = engine::plan(spec, bdevs)?;
     let mut jobs = plans
         .into_iter()
