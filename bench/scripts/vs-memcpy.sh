@@ -11,7 +11,8 @@
 # falls back to ordinary pages per allocation when the hugepage pool is short.
 #
 # Environment: RUNTIME (seconds per run, default 5), REPEAT (alternating pairs, default 1;
-# on a busy machine use more and read the best pair), CONFIG (default bench/configs/malloc.json).
+# on a busy machine use more and read best bdev / best limit), CONFIG (default
+# bench/configs/malloc.json).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,6 +52,10 @@ for n, (m, b, mem_m, mem_b) in enumerate(pairs, 1):
           f"ratio {b / m:.2f} (target >= 0.85)")
     print(f"       memory: memcpy {mem_m}; bdev {mem_b}")
 if repeat > 1:
+    # Interference only slows a run down, so each side's best is its least disturbed run; the
+    # best single pair ratio is not (a disturbed limit run inflates it).
     ratios = [b / m for m, b, _, _ in pairs]
-    print(f"ratio: median {statistics.median(ratios):.2f}, best {max(ratios):.2f} over {repeat} pairs")
+    best = max(b for _, b, _, _ in pairs) / max(m for m, _, _, _ in pairs)
+    print(f"ratio: best bdev / best limit {best:.2f}, median of pairs {statistics.median(ratios):.2f} "
+          f"over {repeat} pairs (target >= 0.85)")
 PY
