@@ -272,6 +272,23 @@ impl<'v> Transaction<'v> {
         Ok((start, len))
     }
 
+    /// Takes over `[bytenr, bytenr + len)` (whole sectors) of a reservation made with
+    /// [`Volume::reserve_data`]: from now on it is this transaction's allocation, exactly as if
+    /// [`Transaction::alloc_data`] had returned it (referenced here or freed at commit; given
+    /// back to free space if the transaction is dropped).
+    pub fn adopt_data(&mut self, bytenr: u64, len: u64) -> Result<()> {
+        self.usable()?;
+        let ss = u64::from(self.vol.sh.sectorsize);
+        if len == 0 || bytenr % ss != 0 || len % ss != 0 || self.allocated.contains_key(&bytenr) {
+            return Err(Error::Invalid(format!(
+                "adopting data extent {bytenr:#x}+{len:#x}: not whole sectors or already adopted"
+            )));
+        }
+        self.allocated.insert(bytenr, len);
+        self.unreferenced_data.insert(bytenr, len);
+        Ok(())
+    }
+
     /// Adds a reference from `backref` to the data extent `[bytenr, bytenr + len)`, which was
     /// allocated by this transaction or is already referenced. Applied at commit.
     pub fn add_data_ref(

@@ -285,6 +285,43 @@ impl Volume {
         lock(&self.writer).free.free_bytes()
     }
 
+    /// Reserves a data extent of between `min` and `max` bytes (whole sectors, preferring
+    /// one piece of `max`) outside any transaction; returns `(bytenr, len)`. Nothing on the
+    /// media records a reservation: after a crash the space is free again. The caller either
+    /// hands (parts of) it to a transaction with [`Transaction::adopt_data`] or gives them
+    /// back with [`Volume::unreserve_data`]. This is how a filesystem allocates space for
+    /// data before writing it and references it only once the write is done (btrfs's
+    /// ordered extents), without holding the single writer across the I/O. Do not call it
+    /// from a thread that holds a transaction.
+    pub fn reserve_data(&self, min: u64, max: u64) -> Result<(u64, u64)> {
+        if let Some(p) = self.poisoned() {
+            return Err(Error::Poisoned(p));
+        }
+        let ss = u64::from(self.sh.sectorsize);
+        if min == 0 || min > max || min % ss != 0 || max % ss != 0 {
+            return Err(Error::Invalid(format!(
+                "data reservation of {min}..{max} bytes is not whole {ss}-byte sectors"
+            )));
+        }
+        let mut w = lock(&self.writer);
+        self.release_pending(&mut w);
+        w.free.alloc_up_to(min, max).ok_or_else(|| {
+            Error::NoSpace(format!(
+                "no free range of {min} bytes for data ({} bytes free in all)",
+                w.free.free_bytes()
+            ))
+        })
+    }
+
+    /// Gives back `[bytenr, bytenr + len)` of a reservation of [`Volume::reserve_data`].
+    /// Same locking rule as `reserve_data`.
+    pub fn unreserve_data(&self, bytenr: u64, len: u64) -> Result<()> {
+        lock(&self.writer)
+            .free
+            .free(bytenr, len)
+            .map_err(|e| Error::Invalid(format!("unreserving {bytenr:#x}+{len:#x}: {e}")))
+    }
+
     pub(crate) fn set_poison(&self, why: String) {
         let mut p = lock(&self.poison);
         if p.is_none() {
