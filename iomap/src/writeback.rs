@@ -115,20 +115,23 @@ impl<O: IomapOps> Iomap<O> {
             unreachable!("sent as Many")
         };
         let r = r.map_err(|e| IomapError::device(ino.0, "writeback", a, e));
-        let outcome = if r.is_ok() {
-            Outcome::Written
-        } else {
-            Outcome::Failed
-        };
-        self.cache.restore(taken, pieces, outcome);
+        // Complete while the pages are still taken: nobody can change the bytes the
+        // filesystem checksums.
         let done = IoDone {
             pos: a,
             len: step.len,
             write_map: &step.write,
             flags: IterFlags::WRITEBACK,
             result: r.as_ref().map(|_| ()),
+            data: &pieces,
         };
         let completed = self.ops.complete(ctx, ino, &done).await;
+        let outcome = if r.is_ok() && completed.is_ok() {
+            Outcome::Written
+        } else {
+            Outcome::Failed
+        };
+        self.cache.restore(taken, pieces, outcome);
         r?;
         completed?;
         Ok(step.len)
