@@ -1,0 +1,181 @@
+//! Completion of writeback and direct writes (btrfs's ordered extents) and read
+//! verification.
+
+use bdev::exec::Context;
+use bdev::DmaBuf;
+use cow::Key;
+use iomap::{Ino, IoDone, IoMap, IomapOps, IterFlags, MapFlags, MapKind, Maps};
+
+use crate::core::{now_ns, Core};
+use crate::data::csum::gather;
+use crate::data::extents::insert_extent;
+use crate::data::iomap_ops::DataOps;
+use crate::data::{block_crcs, punch};
+use crate::error::{Error, Result};
+use crate::items::{ExtentKind, FileExtent};
+use crate::namespace::{save_inode, try_inode};
+
+impl Core {
+    fn complete_io(&self, ino: u64, done: &IoDone<'_>) -> Result<()> {
+        let bs = self.bs;
+        let m = done.write_map;
+        let (pos, len) = (done.pos, done.len);
+        let addr = m.device_addr(pos);
+        let new = m.flags.contains(MapFlags::NEW);
+        let writeback = done.flags.contains(IterFlags::WRITEBACK);
+        if done.result.is_err() {
+            // The pages stay dirty (writeback) or the write fails (direct): nothing to keep.
+            return if new {
+                Ok(self.vol.unreserve_data(addr, len)?)
+            } else {
+                Ok(())
+            };
+        }
+        let (size, nocow) = self.mem(ino, |f| (f.size, f.nocow)).unwrap_or((0, false));
+        // Writeback of blocks a truncate took away meanwhile is not kept.
+        let keep = if writeback {
+            len.min((size.div_ceil(bs) * bs).saturating_sub(pos))
+        } else {
+            len
+        };
+        let crcs = if new && !nocow {
+            block_crcs(done.data, bs as usize)
+        } else {
+            Vec::new()
+        };
+        let adopted = std::cell::Cell::new(false);
+        let r = self.write(|tx| {
+            let Some(mut item) = try_inode(tx, ino)? else {
+                return Ok(());
+            };
+            if new && keep > 0 {
+                tx.tx.adopt_data(addr, keep)?;
+                adopted.set(true);
+                punch(tx, ino, pos, pos + keep)?;
+                let fe = FileExtent::disk(ExtentKind::Regular, addr, keep, 0, keep);
+                insert_extent(tx, ino, pos, &fe)?;
+                if !crcs.is_empty() {
+                    tx.tx
+                        .csum_insert(tx.io, addr, &crcs[..(keep / bs) as usize])?;
+                }
+            }
+            if writeback {
+                item.size = item.size.max(size.min(pos + len));
+            }
+            let now = now_ns();
+            item.mtime_ns = now;
+            item.ctime_ns = now;
+            save_inode(tx, ino, &item)
+        });
+        if new && !adopted.get() {
+            self.vol.unreserve_data(addr, len)?;
+        } else if new && keep < len {
+            self.vol.unreserve_data(addr + keep, len - keep)?;
+        }
+        r?;
+        if writeback {
+            let n = self.mem(ino, |f| f.delalloc.remove(pos / bs, (pos + len) / bs))?;
+            self.release(n * bs);
+        }
+        Ok(())
+    }
+
+    /// Checks the crc32c of every whole block of a device read of `map`.
+    fn verify(&self, ino: u64, pos: u64, map: &IoMap, data: &[DmaBuf]) -> Result<()> {
+        if map.kind != MapKind::Mapped || self.mem(ino, |f| f.nocow)? {
+            return Ok(());
+        }
+        let bs = self.bs;
+        let total: u64 = data.iter().map(|d| d.len() as u64).sum();
+        let first = pos.div_ceil(bs) * bs;
+        let mut blk = first;
+        let bad = self.read(|rd| {
+            while blk + bs <= pos + total {
+                let dev = map.device_addr(blk);
+                let bytes = gather(data, (blk - pos) as usize, bs as usize);
+                let got = crc32c::crc32c(&bytes);
+                match rd.r.csum_lookup(rd.io, dev)? {
+                    Some(want) if want == got => {}
+                    want => return Ok(Some((blk, dev, want, got))),
+                }
+                blk += bs;
+            }
+            Ok(None)
+        })?;
+        match bad {
+            None => Ok(()),
+            Some((off, dev, want, got)) => Err(Error::Io(format!(
+                "inode {ino}: data checksum mismatch at file offset {off}, device address \
+                 {dev:#x}: recorded {}, read {got:#010x}",
+                want.map_or("none".to_string(), |w| format!("{w:#010x}"))
+            ))),
+        }
+    }
+}
+
+impl IomapOps for DataOps {
+    fn block_size(&self) -> u32 {
+        self.core.bs as u32
+    }
+
+    fn size(&self, ino: Ino) -> iomap::Result<u64> {
+        self.core.mem(ino.0, |m| m.size).map_err(Error::into_iomap)
+    }
+
+    fn set_size(&self, ino: Ino, size: u64) -> iomap::Result<()> {
+        self.core.set_size(ino.0, size).map_err(Error::into_iomap)
+    }
+
+    async fn begin(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        len: u64,
+        flags: IterFlags,
+    ) -> iomap::Result<Maps> {
+        self.core
+            .begin_map(ino.0, pos, len, flags)
+            .map_err(Error::into_iomap)
+    }
+
+    async fn end(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        _len: u64,
+        written: u64,
+        flags: IterFlags,
+        write_map: &IoMap,
+    ) -> iomap::Result<()> {
+        self.core
+            .end_map(ino.0, pos, written, flags, write_map)
+            .map_err(Error::into_iomap)
+    }
+
+    async fn complete(&self, _: &Context, ino: Ino, done: &IoDone<'_>) -> iomap::Result<()> {
+        self.core
+            .complete_io(ino.0, done)
+            .map_err(Error::into_iomap)
+    }
+
+    async fn verify_read(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        map: &IoMap,
+        data: &[DmaBuf],
+    ) -> iomap::Result<()> {
+        self.core
+            .verify(ino.0, pos, map, data)
+            .map_err(Error::into_iomap)
+    }
+}
+
+/// The key of a file extent (for fsck and tests).
+#[allow(dead_code)]
+pub(crate) fn extent_key(ino: u64, off: u64) -> Key {
+    Key::new(ino, crate::items::kind::EXTENT_DATA, off)
+}
