@@ -119,7 +119,8 @@ impl From<cow::Error> for Error {
     fn from(e: cow::Error) -> Error {
         match e {
             cow::Error::NoSpace(m) => Error::NoSpace(m),
-            cow::Error::Corrupt(m) | cow::Error::NoSuperblock(m) => Error::Corrupt(m),
+            cow::Error::Corrupt(m) => Error::Corrupt(m),
+            e @ cow::Error::NoSuperblock(_) => Error::Corrupt(e.to_string()),
             cow::Error::Poisoned(m) => Error::ReadOnly(m),
             cow::Error::Invalid(m) => Error::Invalid(m),
             e @ (cow::Error::Io { .. } | cow::Error::Device(_)) => Error::Io(e.to_string()),

@@ -42,7 +42,17 @@ fn buffered_and_direct_roundtrip_and_remount() {
     assert_eq!(read_all(&fs, &ctx, "/buf"), want_b);
     assert_eq!(read_all(&fs, &ctx, "/dir"), want_d);
     // Direct reads of buffered data and the other way round.
-    let f = fs.open(&ctx, "/buf", OpenFlags { direct: true, ..OpenFlags::read_only() }, 0).unwrap();
+    let f = fs
+        .open(
+            &ctx,
+            "/buf",
+            OpenFlags {
+                direct: true,
+                ..OpenFlags::read_only()
+            },
+            0,
+        )
+        .unwrap();
     let mut v = vec![0u8; 65536];
     f.read_at(&ctx, 0, &mut v).unwrap();
     assert_eq!(&v[..], &want_b[..65536]);
@@ -51,20 +61,30 @@ fn buffered_and_direct_roundtrip_and_remount() {
     fs.unlink("/dir").unwrap();
     drop(fs);
     let rep = assert_clean(dev);
-    assert_eq!(rep.data_extents, 0, "deleting files drops every data extent");
+    assert_eq!(
+        rep.data_extents, 0,
+        "deleting files drops every data extent"
+    );
 }
 
 #[test]
 fn append_truncate_and_sync_flags() {
     let dev = mem(16);
     let (fs, ctx) = fresh(dev.clone());
-    let app = OpenFlags { append: true, sync: true, ..rw() };
+    let app = OpenFlags {
+        append: true,
+        sync: true,
+        ..rw()
+    };
     let f = fs.open(&ctx, "/log", app, 0o644).unwrap();
     f.write_at(&ctx, 0, b"one ").unwrap();
     f.write_at(&ctx, 0, b"two").unwrap();
     assert_eq!(read_all(&fs, &ctx, "/log"), b"one two");
     drop(f);
-    let t = OpenFlags { truncate: true, ..rw() };
+    let t = OpenFlags {
+        truncate: true,
+        ..rw()
+    };
     let f = fs.open(&ctx, "/log", t, 0).unwrap();
     assert_eq!(f.size().unwrap(), 0);
     f.write_at(&ctx, 0, &[9u8; 10_000]).unwrap();
@@ -82,19 +102,42 @@ fn fallocate_modes() {
     let dev = mem(32);
     let (fs, ctx) = fresh(dev.clone());
     let f = fs.open(&ctx, "/f", rw(), 0o644).unwrap();
-    f.fallocate(&ctx, FallocMode::Preallocate { keep_size: true }, 0, 1 << 20).unwrap();
+    f.fallocate(
+        &ctx,
+        FallocMode::Preallocate { keep_size: true },
+        0,
+        1 << 20,
+    )
+    .unwrap();
     assert_eq!(f.size().unwrap(), 0);
-    f.fallocate(&ctx, FallocMode::Preallocate { keep_size: false }, 0, 100_000).unwrap();
+    f.fallocate(
+        &ctx,
+        FallocMode::Preallocate { keep_size: false },
+        0,
+        100_000,
+    )
+    .unwrap();
     assert_eq!(f.size().unwrap(), 100_000);
     assert!(read_all(&fs, &ctx, "/f").iter().all(|&b| b == 0));
     f.write_at(&ctx, 10_000, &[5u8; 50_000]).unwrap();
     f.fsync(&ctx).unwrap();
-    f.fallocate(&ctx, FallocMode::PunchHole, 20_000, 10_000).unwrap();
-    f.fallocate(&ctx, FallocMode::ZeroRange { keep_size: false }, 40_000, 100_000).unwrap();
+    f.fallocate(&ctx, FallocMode::PunchHole, 20_000, 10_000)
+        .unwrap();
+    f.fallocate(
+        &ctx,
+        FallocMode::ZeroRange { keep_size: false },
+        40_000,
+        100_000,
+    )
+    .unwrap();
     assert_eq!(f.size().unwrap(), 140_000);
     let v = read_all(&fs, &ctx, "/f");
     for (i, &b) in v.iter().enumerate() {
-        let want = if (10_000..20_000).contains(&i) || (30_000..40_000).contains(&i) { 5 } else { 0 };
+        let want = if (10_000..20_000).contains(&i) || (30_000..40_000).contains(&i) {
+            5
+        } else {
+            0
+        };
         assert_eq!(b, want, "byte {i}");
     }
     drop(f);
@@ -116,10 +159,15 @@ fn nocow_overwrites_in_place() {
     f.fsync(&ctx).unwrap();
     let free = fs.statfs().unwrap().blocks_free;
     for i in 0..20u8 {
-        f.write_at(&ctx, 4096 * u64::from(i % 16), &[i; 4096]).unwrap();
+        f.write_at(&ctx, 4096 * u64::from(i % 16), &[i; 4096])
+            .unwrap();
     }
     f.fsync(&ctx).unwrap();
-    assert_eq!(fs.statfs().unwrap().blocks_free, free, "in-place: no new data space");
+    assert_eq!(
+        fs.statfs().unwrap().blocks_free,
+        free,
+        "in-place: no new data space"
+    );
     assert!(fs.stat("/n").unwrap().nocow);
     let b = fs.open(&ctx, "/n", rw(), 0).unwrap();
     b.write_at(&ctx, 100, b"buffered").unwrap();
@@ -157,10 +205,27 @@ fn corrupted_data_block_reads_eio_with_context() {
     let e = f.read_at(&ctx, 0, &mut buf).unwrap_err();
     assert_eq!(e.errno(), 5);
     let msg = e.to_string();
-    assert!(msg.contains("file offset 4096") && msg.contains("device address"), "{msg}");
+    assert!(
+        msg.contains("file offset 4096") && msg.contains("device address"),
+        "{msg}"
+    );
     let mut first = vec![0u8; 4096];
-    assert_eq!(f.read_at(&ctx, 0, &mut first).unwrap(), 4096, "the good block still reads");
-    let d = fs.open(&ctx, "/f", OpenFlags { direct: true, ..OpenFlags::read_only() }, 0).unwrap();
+    assert_eq!(
+        f.read_at(&ctx, 0, &mut first).unwrap(),
+        4096,
+        "the good block still reads"
+    );
+    let d = fs
+        .open(
+            &ctx,
+            "/f",
+            OpenFlags {
+                direct: true,
+                ..OpenFlags::read_only()
+            },
+            0,
+        )
+        .unwrap();
     assert_eq!(d.read_at(&ctx, 4096, &mut first).unwrap_err().errno(), 5);
 }
 
@@ -183,7 +248,12 @@ fn async_direct_io_keeps_many_in_flight() {
     f.fsync(&ctx).unwrap();
     let v = read_all(&fs, &ctx, "/f");
     for i in 0..32usize {
-        assert!(v[i * 8192..(i + 1) * 8192].iter().all(|&b| b == i as u8 + 1), "chunk {i}");
+        assert!(
+            v[i * 8192..(i + 1) * 8192]
+                .iter()
+                .all(|&b| b == i as u8 + 1),
+            "chunk {i}"
+        );
     }
     drop(f);
     drop(fs);

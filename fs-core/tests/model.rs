@@ -55,7 +55,10 @@ fn write_op(fs: &Filesystem, ctx: &Context, rng: &mut Rng, path: &str, data: &mu
     } else {
         (rng.below(160_000), 1 + rng.below(40_000))
     };
-    let flags = OpenFlags { direct: is_direct, ..OpenFlags::read_write_create() };
+    let flags = OpenFlags {
+        direct: is_direct,
+        ..OpenFlags::read_write_create()
+    };
     let f = fs.open(ctx, path, flags, 0o644).unwrap();
     let byte = rng.below(255) as u8 + 1;
     let buf: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8 / 13)).collect();

@@ -34,11 +34,24 @@ fn create_lookup_and_errors() {
     assert_eq!(errno(fs.lookup(&long).unwrap_err()), ENAMETOOLONG);
     fs.create(&format!("/{}", "y".repeat(255)), 0o644).unwrap();
     let st = fs.stat("/a").unwrap();
-    assert_eq!((st.file_type, st.nlink, st.size, st.mode & 0o777), (FileType::File, 1, 0, 0o644));
+    assert_eq!(
+        (st.file_type, st.nlink, st.size, st.mode & 0o777),
+        (FileType::File, 1, 0, 0o644)
+    );
     // open flags
-    let ex = OpenFlags { exclusive: true, ..rw() };
+    let ex = OpenFlags {
+        exclusive: true,
+        ..rw()
+    };
     assert_eq!(errno(fs.open(&ctx, "/a", ex, 0o600).err().unwrap()), EEXIST);
-    assert_eq!(errno(fs.open(&ctx, "/b", OpenFlags::read_only(), 0).err().unwrap()), ENOENT);
+    assert_eq!(
+        errno(
+            fs.open(&ctx, "/b", OpenFlags::read_only(), 0)
+                .err()
+                .unwrap()
+        ),
+        ENOENT
+    );
     fs.open(&ctx, "/b", ex, 0o600).unwrap();
     fs.mkdir("/d", 0o755).unwrap();
     assert_eq!(errno(fs.open(&ctx, "/d", rw(), 0).err().unwrap()), EISDIR);
@@ -95,7 +108,14 @@ fn links_and_symlinks() {
     assert_eq!(read_all(&fs, &ctx, "/s"), b"data");
     assert_eq!(fs.lookup("/sd/f2").unwrap(), f.ino());
     fs.symlink("/loop", "/loop").unwrap();
-    assert_eq!(errno(fs.open(&ctx, "/loop", OpenFlags::read_only(), 0).err().unwrap()), 40);
+    assert_eq!(
+        errno(
+            fs.open(&ctx, "/loop", OpenFlags::read_only(), 0)
+                .err()
+                .unwrap()
+        ),
+        40
+    );
     drop(f);
     drop(fs);
     assert_clean(dev);
@@ -119,9 +139,15 @@ fn rename_variants() {
     let _ = y;
     // No-replace and exchange.
     let z = fs.create("/a/z", 0o644).unwrap();
-    let nr = RenameFlags { noreplace: true, ..none };
+    let nr = RenameFlags {
+        noreplace: true,
+        ..none
+    };
     assert_eq!(errno(fs.rename("/a/z", "/b/y", nr).unwrap_err()), EEXIST);
-    let ex = RenameFlags { exchange: true, ..none };
+    let ex = RenameFlags {
+        exchange: true,
+        ..none
+    };
     fs.rename("/a/z", "/b/y", ex).unwrap();
     assert_eq!(fs.lookup("/a/z").unwrap(), x);
     assert_eq!(fs.lookup("/b/y").unwrap(), z);
@@ -130,11 +156,26 @@ fn rename_variants() {
     fs.mkdir("/a/sub", 0o755).unwrap();
     fs.mkdir("/b/full", 0o755).unwrap();
     fs.create("/b/full/f", 0o644).unwrap();
-    assert_eq!(errno(fs.rename("/a/sub", "/b/full", none).unwrap_err()), ENOTEMPTY);
-    assert_eq!(errno(fs.rename("/a", "/a/sub/in", none).unwrap_err()), EINVAL);
-    assert_eq!(errno(fs.rename("/a/z", "/b/full", none).unwrap_err()), EISDIR);
-    assert_eq!(errno(fs.rename("/a/sub", "/b/y", none).unwrap_err()), ENOTDIR);
-    assert_eq!(errno(fs.rename("/a/none", "/b/q", none).unwrap_err()), ENOENT);
+    assert_eq!(
+        errno(fs.rename("/a/sub", "/b/full", none).unwrap_err()),
+        ENOTEMPTY
+    );
+    assert_eq!(
+        errno(fs.rename("/a", "/a/sub/in", none).unwrap_err()),
+        EINVAL
+    );
+    assert_eq!(
+        errno(fs.rename("/a/z", "/b/full", none).unwrap_err()),
+        EISDIR
+    );
+    assert_eq!(
+        errno(fs.rename("/a/sub", "/b/y", none).unwrap_err()),
+        ENOTDIR
+    );
+    assert_eq!(
+        errno(fs.rename("/a/none", "/b/q", none).unwrap_err()),
+        ENOENT
+    );
     fs.mkdir("/b/empty", 0o755).unwrap();
     fs.rename("/a/sub", "/b/empty", none).unwrap();
     assert_eq!(fs.stat("/a").unwrap().nlink, 2);
@@ -179,7 +220,10 @@ fn readdir_cookies_are_stable() {
     }
     let mut want: Vec<String> = (0..299).map(|i| format!("f{i:03}")).collect();
     want.push("new".into());
-    assert_eq!(seen, want, "every entry present throughout is listed exactly once");
+    assert_eq!(
+        seen, want,
+        "every entry present throughout is listed exactly once"
+    );
     drop(fs);
     assert_clean(dev);
 }
@@ -200,18 +244,36 @@ fn attributes_and_xattrs() {
     };
     fs.set_attr(&ctx, "/f", &attr).unwrap();
     let st = fs.stat("/f").unwrap();
-    assert_eq!((st.mode & 0o7777, st.uid, st.gid, st.size, st.mtime_ns), (0o640, 1000, 100, 5000, 1_000_000_123));
-    let grow = SetAttr { size: Some(9000), ..SetAttr::default() };
+    assert_eq!(
+        (st.mode & 0o7777, st.uid, st.gid, st.size, st.mtime_ns),
+        (0o640, 1000, 100, 5000, 1_000_000_123)
+    );
+    let grow = SetAttr {
+        size: Some(9000),
+        ..SetAttr::default()
+    };
     fs.set_attr(&ctx, "/f", &grow).unwrap();
     let data = read_all(&fs, &ctx, "/f");
     assert!(data[..5000].iter().all(|&b| b == 7) && data[5000..].iter().all(|&b| b == 0));
     let none = XattrFlags::default();
     fs.set_xattr("/f", "user.a", b"1", none).unwrap();
     fs.set_xattr("/f", "user.b", b"22", none).unwrap();
-    let create = XattrFlags { create: true, ..none };
-    let replace = XattrFlags { replace: true, ..none };
-    assert_eq!(errno(fs.set_xattr("/f", "user.a", b"x", create).unwrap_err()), EEXIST);
-    assert_eq!(errno(fs.set_xattr("/f", "user.c", b"x", replace).unwrap_err()), ENODATA);
+    let create = XattrFlags {
+        create: true,
+        ..none
+    };
+    let replace = XattrFlags {
+        replace: true,
+        ..none
+    };
+    assert_eq!(
+        errno(fs.set_xattr("/f", "user.a", b"x", create).unwrap_err()),
+        EEXIST
+    );
+    assert_eq!(
+        errno(fs.set_xattr("/f", "user.c", b"x", replace).unwrap_err()),
+        ENODATA
+    );
     fs.set_xattr("/f", "user.a", b"111", replace).unwrap();
     assert_eq!(fs.get_xattr("/f", "user.a").unwrap(), b"111");
     assert_eq!(fs.list_xattr("/f").unwrap(), ["user.a", "user.b"]);
@@ -258,7 +320,10 @@ fn read_only_and_volatile_cache_mounts() {
     let (fs, _ctx) = fresh(dev.clone());
     fs.create("/f", 0o644).unwrap();
     drop(fs);
-    let ro = fs_core::MountOptions { read_only: true, ..mount_opts() };
+    let ro = fs_core::MountOptions {
+        read_only: true,
+        ..mount_opts()
+    };
     let fs = fs_core::Filesystem::mount(dev.clone(), ro).unwrap();
     assert_eq!(fs.create("/g", 0o644).unwrap_err().errno(), 30);
     assert!(fs.lookup("/f").is_ok());

@@ -1,0 +1,73 @@
+//! Threads doing I/O at once, each with its own context: on different files and on the
+//! same file (disjoint ranges), buffered and direct, with namespace changes in between.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use common::*;
+use fs_core::OpenFlags;
+
+#[test]
+fn threads_on_different_and_same_files() {
+    let seed = seed("concurrency");
+    let dev = mem(64);
+    let (fs, ctx) = fresh(dev.clone());
+    fs.create("/shared", 0o644).unwrap();
+    let threads = 4u64;
+    let barrier = Arc::new(Barrier::new(threads as usize));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let fs = fs.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let ctx = fs.context().unwrap();
+                let mut rng = Rng(seed ^ t);
+                let own = format!("/t{t}");
+                let is_direct = t % 2 == 0;
+                let flags = OpenFlags {
+                    direct: is_direct,
+                    ..OpenFlags::read_write_create()
+                };
+                let f = fs.open(&ctx, &own, flags, 0o644).unwrap();
+                let s = fs.open(&ctx, "/shared", flags, 0).unwrap();
+                let mut model = vec![0u8; 64 * 4096];
+                barrier.wait();
+                for i in 0..60 {
+                    let blk = rng.below(64);
+                    let v = vec![(t * 50 + i % 50) as u8 + 1; 4096];
+                    f.write_at(&ctx, blk * 4096, &v).unwrap();
+                    model[blk as usize * 4096..][..4096].copy_from_slice(&v);
+                    // The shared file: this thread owns blocks t, t + threads, ...
+                    let sblk = t + threads * rng.below(16);
+                    s.write_at(&ctx, sblk * 4096, &vec![t as u8 + 1; 4096])
+                        .unwrap();
+                    if i % 15 == 0 {
+                        f.fsync(&ctx).unwrap();
+                        let name = format!("/tmp{t}_{i}");
+                        fs.create(&name, 0o644).unwrap();
+                        fs.rename(&name, &format!("/ren{t}_{i}"), Default::default())
+                            .unwrap();
+                    }
+                }
+                s.fsync(&ctx).unwrap();
+                let mut got = vec![0u8; model.len()];
+                let n = f.read_at(&ctx, 0, &mut got).unwrap();
+                assert_eq!(&got[..n], &model[..n], "thread {t} own file");
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let data = read_all(&fs, &ctx, "/shared");
+    for (b, chunk) in data.chunks(4096).enumerate() {
+        let owner = b as u64 % threads;
+        assert!(
+            chunk.iter().all(|&x| x == 0 || x == owner as u8 + 1),
+            "shared block {b} holds bytes of another thread"
+        );
+    }
+    fs.unmount(&ctx).unwrap();
+    assert_clean(dev);
+}
