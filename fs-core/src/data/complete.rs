@@ -46,7 +46,7 @@ impl Core {
         let adopted = std::cell::Cell::new(false);
         let r = self.write(|tx| {
             let Some(mut item) = try_inode(tx, ino)? else {
-                return Ok(());
+                return Ok(None);
             };
             if new && keep > 0 {
                 tx.tx.adopt_data(addr, keep)?;
@@ -65,14 +65,18 @@ impl Core {
             let now = now_ns();
             item.mtime_ns = now;
             item.ctime_ns = now;
-            save_inode(tx, ino, &item)
+            save_inode(tx, ino, &item)?;
+            Ok(Some(item.size))
         });
         if new && !adopted.get() {
             self.vol.unreserve_data(addr, len)?;
         } else if new && keep < len {
             self.vol.unreserve_data(addr + keep, len - keep)?;
         }
-        r?;
+        if let Some(disk_size) = r? {
+            // The size on the device caught up with the file's: fsync has none to write.
+            self.mem(ino, |f| f.size_dirty &= f.size != disk_size)?;
+        }
         if writeback {
             let n = self.mem(ino, |f| f.delalloc.remove(pos / bs, (pos + len) / bs))?;
             self.release(n * bs);
