@@ -313,6 +313,23 @@ impl Volume {
         })
     }
 
+    /// Reserves exactly `[bytenr, bytenr + len)`, which must be free: for a filesystem
+    /// replaying a log that names extents written after the last commit. Same locking rule
+    /// and hand-over as [`Volume::reserve_data`].
+    pub fn reserve_exact(&self, bytenr: u64, len: u64) -> Result<()> {
+        let ss = u64::from(self.sh.sectorsize);
+        if len == 0 || bytenr % ss != 0 || len % ss != 0 {
+            return Err(Error::Invalid(format!(
+                "exact reservation {bytenr:#x}+{len:#x} is not whole {ss}-byte sectors"
+            )));
+        }
+        let mut w = lock(&self.writer);
+        self.release_pending(&mut w);
+        w.free
+            .take(bytenr, len)
+            .map_err(|e| Error::Invalid(format!("reserving {bytenr:#x}+{len:#x}: {e}")))
+    }
+
     /// Gives back `[bytenr, bytenr + len)` of a reservation of [`Volume::reserve_data`].
     /// Same locking rule as `reserve_data`.
     pub fn unreserve_data(&self, bytenr: u64, len: u64) -> Result<()> {

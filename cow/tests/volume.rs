@@ -282,4 +282,13 @@ fn reserved_data_is_adopted_or_given_back() {
     tx.adopt_data(b, l).unwrap();
     tx.abort();
     assert_eq!(vol.free_bytes(), before);
+    // An exact reservation of free space succeeds once; of used space it fails.
+    vol.reserve_exact(b, l).unwrap();
+    assert!(matches!(vol.reserve_exact(b, l), Err(Error::Invalid(_))));
+    assert!(matches!(
+        vol.reserve_exact(ext, 4096),
+        Err(Error::Invalid(_))
+    ));
+    vol.unreserve_data(b, l).unwrap();
+    assert_eq!(vol.free_bytes(), before);
 }
