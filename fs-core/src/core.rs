@@ -97,6 +97,8 @@ pub(crate) struct InodeMem {
     pub opens: u32,
     /// The inode is NOCOW.
     pub nocow: bool,
+    /// fsyncs running on the file: its writeback completions go to the fsync log.
+    pub log_writeback: u32,
 }
 
 /// Metadata queues of this thread, one per mounted filesystem (by mount id).
@@ -131,6 +133,8 @@ pub(crate) struct Core {
     /// Bytes data may never take (metadata room).
     pub slack: u64,
     pub read_only: Option<String>,
+    /// The fsync log and the overlay of what it logged (see `durability/fslog.rs`).
+    pub log: Mutex<crate::durability::LogState>,
 }
 
 impl Core {
@@ -151,6 +155,7 @@ impl Core {
             reserved: Mutex::new(0),
             slack,
             read_only,
+            log: Mutex::new(crate::durability::LogState::default()),
         }
     }
 
@@ -190,17 +195,42 @@ impl Core {
         Ok(())
     }
 
-    /// Runs `f` in one transaction and commits it (durable on return).
+    pub fn log(&self) -> MutexGuard<'_, crate::durability::LogState> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one transaction and commits it (durable on return). Everything the fsync
+    /// log holds is folded into the same transaction first, and the log restarts after it.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.check_writable()?;
-        self.with_io(|io| {
+        let mut log = self.log();
+        let r = self.with_io(|io| {
             let tx = self.vol.begin()?;
             let mut t = Tx { tx, io };
+            if !log.is_clean() {
+                crate::durability::fold(&mut t, &log, self.bs)?;
+            }
             let v = f(&mut t)?;
             let Tx { tx, io } = t;
-            tx.commit(io)?;
-            Ok(v)
-        })
+            let generation = tx.commit(io)?;
+            Ok((v, generation))
+        });
+        match r {
+            Ok((v, generation)) => {
+                log.restart(generation);
+                Ok(v)
+            }
+            Err(e) => {
+                // The aborted transaction gave the logged extents back to free space; they
+                // are still the overlay's, so take them again.
+                for &(b, l) in &log.extents {
+                    if let Err(e2) = self.vol.reserve_exact(b, l) {
+                        log::error!("fs-core: re-reserving logged extent {b:#x}+{l:#x}: {e2}");
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Runs `f` on a snapshot of the last committed state.

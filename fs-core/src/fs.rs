@@ -143,7 +143,12 @@ impl Filesystem {
         })?;
         core.next_ino
             .store(last.max(ROOT_INO) + 1, std::sync::atomic::Ordering::Relaxed);
+        crate::durability::replay(&core, !opts.read_only)?;
         if !opts.read_only {
+            if let Err(e) = crate::durability::ensure_area(&core) {
+                // Without a log, fsync commits instead: slower, as safe.
+                log::warn!("fs-core: no fsync log area ({e}); fsync will commit");
+            }
             crate::durability::remove_orphans(&core)?;
         }
         let cfg = IomapConfig {

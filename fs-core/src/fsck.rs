@@ -242,6 +242,10 @@ impl Walk {
             ));
         }
         for (&ino, i) in &self.inodes {
+            if ino == crate::durability::LOG_INO {
+                // The fsync log's owner has no name.
+                continue;
+            }
             let n = names.get(&ino).copied().unwrap_or(0);
             let want = if i.is_dir() {
                 if ino != ROOT_INO && n != 1 && !(n == 0 && self.orphans.contains(&ino)) {

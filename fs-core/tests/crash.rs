@@ -131,7 +131,11 @@ fn apply(
     op: Op,
     k: usize,
 ) -> Option<(File, String)> {
-    let open = |p: &str, flags: OpenFlags| fs.open(ctx, p, flags, 0o644).ok();
+    // Only `creat` creates: the others open existing names.
+    let open = |p: &str, flags: OpenFlags| {
+        let create = flags.create && op == Op::Creat;
+        fs.open(ctx, p, OpenFlags { create, ..flags }, 0o644).ok()
+    };
     let id_of = |m: &Model, p: &str| m.names.get(p).map(|x| x.1);
     match op {
         Op::Creat => {

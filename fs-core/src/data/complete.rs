@@ -43,6 +43,16 @@ impl Core {
         } else {
             Vec::new()
         };
+        let log_it =
+            new && writeback && !nocow && keep > 0 && self.mem(ino, |f| f.log_writeback > 0)?;
+        if log_it && self.log_extent(ino, pos, addr, keep, &crcs[..(keep / bs) as usize]) {
+            if keep < len {
+                self.vol.unreserve_data(addr + keep, len - keep)?;
+            }
+            let n = self.mem(ino, |f| f.delalloc.remove(pos / bs, (pos + len) / bs))?;
+            self.release(n * bs);
+            return Ok(());
+        }
         let adopted = std::cell::Cell::new(false);
         let r = self.write(|tx| {
             let Some(mut item) = try_inode(tx, ino)? else {
@@ -84,6 +94,24 @@ impl Core {
         Ok(())
     }
 
+    /// Puts a written-back extent in the fsync log's overlay (the fsync running on the file
+    /// makes it durable with one record); false if there is no log.
+    fn log_extent(&self, ino: u64, pos: u64, addr: u64, len: u64, crcs: &[u32]) -> bool {
+        let mut log = self.log();
+        if log.area.is_none() {
+            return false;
+        }
+        log.map_extent(ino, pos, addr, len, crcs, self.bs);
+        log.unwritten.push(crate::durability::Entry::Extent {
+            ino,
+            file_off: pos,
+            bytenr: addr,
+            len,
+            crcs: crcs.to_vec(),
+        });
+        true
+    }
+
     /// Checks the crc32c of every whole block of a device read of `map`.
     fn verify(&self, ino: u64, pos: u64, map: &IoMap, data: &[DmaBuf]) -> Result<()> {
         if map.kind != MapKind::Mapped || self.mem(ino, |f| f.nocow)? {
@@ -98,7 +126,12 @@ impl Core {
                 let dev = map.device_addr(blk);
                 let bytes = gather(data, (blk - pos) as usize, bs as usize);
                 let got = crc32c::crc32c(&bytes);
-                match rd.r.csum_lookup(rd.io, dev)? {
+                let logged = self.log().crcs.get(&dev).copied();
+                let want = match logged {
+                    Some(c) => Some(c),
+                    None => rd.r.csum_lookup(rd.io, dev)?,
+                };
+                match want {
                     Some(want) if want == got => {}
                     want => return Ok(Some((blk, dev, want, got))),
                 }

@@ -74,6 +74,10 @@ impl Core {
     /// yet written back counts as no hole); then the size becomes at least `grow_to`.
     pub(crate) fn prealloc(&self, ino: u64, a: u64, b: u64, grow_to: u64) -> Result<()> {
         let bs = self.bs;
+        if !self.log().is_clean() {
+            // Holes are found in the committed tree: commit what the log holds first.
+            self.write(|_| Ok(()))?;
+        }
         let holes = self.holes(ino, a, b)?;
         let want: u64 = holes.iter().map(|(s, e)| e - s).sum();
         let mut got: Vec<(u64, u64, u64)> = Vec::new();

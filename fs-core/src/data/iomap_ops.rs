@@ -74,6 +74,17 @@ impl Core {
             b1
         };
         let (p0, p1) = (b0 * bs, limit * bs);
+        // Written back and logged, not yet committed: the fsync log's overlay.
+        let (logged, next_logged) = self.log().lookup(ino, p0);
+        if let Some((off, p)) = logged {
+            let end = (off + p.num_bytes).min(p1);
+            return Ok(IoMap::mapped(
+                p0,
+                end - p0,
+                p.disk_bytenr + p.offset + (p0 - off),
+            ));
+        }
+        let p1 = next_logged.map_or(p1, |n| n.min(p1));
         let found = self.read(|rd| extent_at(rd, ino, p0))?;
         match found {
             Some(e) if e.file_off <= p0 && e.fe.kind != ExtentKind::Inline => {

@@ -19,7 +19,7 @@ mod fallocate;
 mod iomap_ops;
 
 pub(crate) use csum::block_crcs;
-pub(crate) use extents::{extent_at, punch};
+pub(crate) use extents::{extent_at, insert_extent, punch};
 pub(crate) use fallocate::fallocate_file;
 pub use fallocate::FallocMode;
 pub(crate) use iomap_ops::DataOps;

@@ -11,8 +11,18 @@
 //! - a direct write's data is durable when it returns; the file size it grew is durable
 //!   after `fsync`/`fdatasync`/`sync` (as ext4's `i_disksize`).
 //!
-//! There is no tree-log yet: an fsync costs the commit of the writeback completion (see
-//! `tests/fsync_cost.rs` for the measured bound), not one log write.
+//! fsync/fdatasync of data written through the cache use the fsync log (`fslog.rs`): the
+//! writeback completions go to an in-memory overlay, and one record block plus one flush
+//! make them durable; replay at mount links them (`fold.rs`). `tests/fsync_cost.rs` counts
+//! the device writes and flushes.
+
+mod fold;
+mod fslog;
+mod io;
+
+pub(crate) use fold::{ensure_area, fold, replay};
+pub use fslog::LOG_INO;
+pub(crate) use fslog::{Entry, LogState};
 
 use crate::context::Context;
 use crate::core::Core;
@@ -20,16 +30,73 @@ use crate::error::Result;
 use crate::fs::Filesystem;
 use crate::items::{kind, ORPHAN_OBJECTID};
 
-/// Writes back `ino` and commits its size: data and metadata durable on return.
+/// Writes back `ino` and makes it durable: through the log when it has one, else by a
+/// commit of what writeback left (a grown size).
 pub(crate) fn fsync_ino(fs: &Filesystem, ctx: &Context, ino: u64) -> Result<()> {
     let io = &fs.inner.iomap;
-    ctx.block_on(io.sync_file(ctx.exec(), iomap::Ino(ino)))?;
+    let c = fs.core();
+    let use_log = c.log().area.is_some() && !c.mem(ino, |m| m.nocow)?;
+    if use_log {
+        c.mem(ino, |m| m.log_writeback += 1)?;
+    }
+    let r = ctx.block_on(io.sync_file(ctx.exec(), iomap::Ino(ino)));
+    if use_log {
+        c.mem(ino, |m| m.log_writeback -= 1)?;
+    }
+    r?;
+    if use_log {
+        return log_fsync(c, ino);
+    }
     // Every completion of the writeback just done (and of earlier direct writes) committed
     // its extents, checksums and size, flushes included; only a size the file grew to
     // without a writeback (direct write past the end) is left to commit.
-    let c = fs.core();
     if c.mem(ino, |m| m.size_dirty)? {
         c.persist_inode(ino)?;
+    }
+    Ok(())
+}
+
+/// Writes what is logged but not yet durable, with the size of `ino`, as one record and
+/// flushes; falls back to a commit when the record does not fit or the log is full.
+fn log_fsync(c: &Core, ino: u64) -> Result<()> {
+    let (size, size_dirty) = c.mem(ino, |m| (m.size, m.size_dirty))?;
+    let mut log = c.log();
+    if log.unwritten.is_empty() && !size_dirty {
+        // Everything of this file is already in a durable record or committed.
+        return Ok(());
+    }
+    let (addr, len) = log.area.expect("checked by the caller");
+    let mut entries = log.unwritten.clone();
+    if size_dirty {
+        entries.push(Entry::Size { ino, size });
+    }
+    let bs = c.bs;
+    let slot = log.next_slot;
+    let record = (slot < len / bs)
+        .then(|| fslog::encode(log.base_gen, slot, &entries, bs as usize))
+        .flatten();
+    let Some(record) = record else {
+        drop(log);
+        if size_dirty {
+            c.mem(ino, |m| m.size_dirty = false)?;
+            c.log().sizes.insert(ino, size);
+        }
+        return c.write(|_| Ok(()));
+    };
+    if let Err(e) = io::write_flush(c, addr + slot * bs, &record) {
+        drop(log);
+        // The record may or may not be on the media; a commit makes everything durable.
+        ::log::error!("fs-core: fsync log write failed ({e}); committing instead");
+        return c.write(|_| Ok(()));
+    }
+    log.next_slot += 1;
+    log.unwritten.clear();
+    if size_dirty {
+        log.sizes.insert(ino, size);
+    }
+    drop(log);
+    if size_dirty {
+        c.mem(ino, |m| m.size_dirty &= m.size != size)?;
     }
     Ok(())
 }

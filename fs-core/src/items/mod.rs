@@ -2,7 +2,7 @@
 //! and a validating `parse`; untrusted bytes become these structures only through `parse`.
 //! The byte layout is documented in `docs/FORMAT.md` ("fs items"); change both together.
 
-mod codec;
+pub(crate) mod codec;
 mod dir;
 mod extent;
 mod inode;
