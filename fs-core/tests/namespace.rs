@@ -315,7 +315,7 @@ fn unlinked_open_file_lives_until_closed_and_orphans_are_removed_at_mount() {
 }
 
 #[test]
-fn read_only_and_volatile_cache_mounts() {
+fn read_only_mount_refuses_changes() {
     let dev = mem(16);
     let (fs, _ctx) = fresh(dev.clone());
     fs.create("/f", 0o644).unwrap();
@@ -327,4 +327,45 @@ fn read_only_and_volatile_cache_mounts() {
     let fs = fs_core::Filesystem::mount(dev.clone(), ro).unwrap();
     assert_eq!(fs.create("/g", 0o644).unwrap_err().errno(), 30);
     assert!(fs.lookup("/f").is_ok());
+}
+
+/// A RAM device that claims a volatile cache flush does not empty.
+struct Volatile(std::sync::Arc<bdev::mem::MemDevice>);
+
+impl bdev::BlockDevice for Volatile {
+    fn name(&self) -> &str {
+        "volatile"
+    }
+    fn geometry(&self) -> bdev::Geometry {
+        bdev::Geometry {
+            volatile_write_cache: true,
+            flush_honoured: false,
+            ..self.0.geometry()
+        }
+    }
+    fn queue(&self, depth: usize) -> Result<Box<dyn bdev::IoQueue>, bdev::BdevError> {
+        self.0.queue(depth)
+    }
+}
+
+#[test]
+fn volatile_cache_devices_need_consent_for_read_write() {
+    let dev = std::sync::Arc::new(Volatile(mem(16)));
+    fs_core::Filesystem::format(dev.clone(), small_format()).unwrap();
+    let e = fs_core::Filesystem::mount(dev.clone(), mount_opts())
+        .err()
+        .unwrap();
+    assert_eq!(e.errno(), 95);
+    assert!(e.to_string().contains("accept_volatile_cache"), "{e}");
+    let ro = fs_core::MountOptions {
+        read_only: true,
+        ..mount_opts()
+    };
+    fs_core::Filesystem::mount(dev.clone(), ro).unwrap();
+    let yes = fs_core::MountOptions {
+        accept_volatile_cache: true,
+        ..mount_opts()
+    };
+    let fs = fs_core::Filesystem::mount(dev, yes).unwrap();
+    fs.create("/f", 0o644).unwrap();
 }
