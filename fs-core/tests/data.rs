@@ -259,3 +259,48 @@ fn async_direct_io_keeps_many_in_flight() {
     drop(fs);
     assert_clean(dev);
 }
+
+#[test]
+fn tiny_files_are_inline_and_grow_out_of_it() {
+    let dev = mem(16);
+    let (fs, ctx) = fresh(dev.clone());
+    for i in 0..20u8 {
+        let f = fs.open(&ctx, &format!("/t{i}"), rw(), 0o644).unwrap();
+        f.write_at(&ctx, 0, &vec![i + 1; 100 + i as usize]).unwrap();
+    }
+    fs.unmount(&ctx).unwrap();
+    let rep = assert_clean(dev.clone());
+    assert_eq!(
+        rep.data_extents, 1,
+        "20 tiny files take no data extent (only the log area)"
+    );
+    let (fs, ctx) = mount(dev.clone());
+    for i in 0..20u8 {
+        assert_eq!(
+            read_all(&fs, &ctx, &format!("/t{i}")),
+            vec![i + 1; 100 + i as usize]
+        );
+    }
+    // Growing past the block, a direct overwrite, and an unaligned buffered write over one.
+    let f = fs.open(&ctx, "/t0", rw(), 0).unwrap();
+    f.write_at(&ctx, 50, &[9u8; 5000]).unwrap();
+    let d = fs.open(&ctx, "/t1", direct(), 0).unwrap();
+    d.write_at(&ctx, 4096, &[7u8; 4096]).unwrap();
+    f.fsync(&ctx).unwrap();
+    d.fsync(&ctx).unwrap();
+    let mut want0 = vec![1u8; 100];
+    want0.resize(50, 0);
+    want0.truncate(50);
+    want0.extend_from_slice(&[9u8; 5000]);
+    assert_eq!(read_all(&fs, &ctx, "/t0"), want0);
+    let mut want1 = vec![2u8; 101];
+    want1.resize(4096, 0);
+    want1.extend_from_slice(&[7u8; 4096]);
+    assert_eq!(read_all(&fs, &ctx, "/t1"), want1);
+    drop((f, d));
+    fs.unmount(&ctx).unwrap();
+    assert_clean(dev.clone());
+    let (fs, ctx) = mount(dev.clone());
+    assert_eq!(read_all(&fs, &ctx, "/t0"), want0);
+    assert_eq!(read_all(&fs, &ctx, "/t1"), want1);
+}

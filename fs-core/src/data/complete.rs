@@ -31,7 +31,9 @@ impl Core {
                 Ok(())
             };
         }
-        let (size, nocow) = self.mem(ino, |f| (f.size, f.nocow)).unwrap_or((0, false));
+        let (size, nocow, logging) = self
+            .mem(ino, |f| (f.size, f.nocow, f.log_writeback > 0))
+            .unwrap_or((0, false, false));
         // Writeback of blocks a truncate took away meanwhile is not kept.
         let keep = if writeback {
             len.min((size.div_ceil(bs) * bs).saturating_sub(pos))
@@ -43,31 +45,35 @@ impl Core {
         } else {
             Vec::new()
         };
-        let log_it =
-            new && writeback && !nocow && keep > 0 && self.mem(ino, |f| f.log_writeback > 0)?;
-        if log_it && self.log_extent(ino, pos, addr, keep, &crcs[..(keep / bs) as usize]) {
+        let crcs = &crcs[..crcs.len().min((keep / bs) as usize)];
+        if new
+            && writeback
+            && !nocow
+            && keep > 0
+            && logging
+            && self.log_extent(ino, pos, addr, keep, crcs)
+        {
             if keep < len {
                 self.vol.unreserve_data(addr + keep, len - keep)?;
             }
-            let n = self.mem(ino, |f| f.delalloc.remove(pos / bs, (pos + len) / bs))?;
-            self.release(n * bs);
-            return Ok(());
+            return self.writeback_done(ino, pos, len);
         }
+        // A tiny file written back whole goes inline into its extent item.
+        let inline = (new && writeback && !nocow && pos == 0 && size <= self.inline_max())
+            .then(|| gather(done.data, 0, size as usize));
+        let link = (new && keep > 0).then_some(Link {
+            addr,
+            len: keep,
+            crcs,
+            inline: inline.as_deref(),
+        });
         let adopted = std::cell::Cell::new(false);
         let r = self.write(|tx| {
             let Some(mut item) = try_inode(tx, ino)? else {
                 return Ok(None);
             };
-            if new && keep > 0 {
-                tx.tx.adopt_data(addr, keep)?;
-                adopted.set(true);
-                punch(tx, ino, pos, pos + keep)?;
-                let fe = FileExtent::disk(ExtentKind::Regular, addr, keep, 0, keep);
-                insert_extent(tx, ino, pos, &fe)?;
-                if !crcs.is_empty() {
-                    tx.tx
-                        .csum_insert(tx.io, addr, &crcs[..(keep / bs) as usize])?;
-                }
+            if let Some(l) = &link {
+                adopted.set(link_extent(tx, ino, pos, l)?);
             }
             if writeback {
                 item.size = item.size.max(size.min(pos + len));
@@ -88,10 +94,23 @@ impl Core {
             self.mem(ino, |f| f.size_dirty &= f.size != disk_size)?;
         }
         if writeback {
-            let n = self.mem(ino, |f| f.delalloc.remove(pos / bs, (pos + len) / bs))?;
-            self.release(n * bs);
+            return self.writeback_done(ino, pos, len);
         }
         Ok(())
+    }
+
+    /// Written-back blocks are no longer delalloc: their reservation is used up.
+    fn writeback_done(&self, ino: u64, pos: u64, len: u64) -> Result<()> {
+        let bs = self.bs;
+        let n = self.mem(ino, |f| f.delalloc.remove(pos / bs, (pos + len) / bs))?;
+        self.release(n * bs);
+        Ok(())
+    }
+
+    /// The largest file stored inline: what fits one leaf item, at most half a block.
+    pub(crate) fn inline_max(&self) -> u64 {
+        let item_max = (u64::from(self.vol.nodesize()) - 64) / 4 - 25;
+        (item_max - 1).min(self.bs / 2)
     }
 
     /// Puts a written-back extent in the fsync log's overlay (the fsync running on the file
@@ -209,6 +228,31 @@ impl IomapOps for DataOps {
             .verify(ino.0, pos, map, data)
             .map_err(Error::into_iomap)
     }
+}
+
+/// New data to point a file range at: a data extent, or inline bytes.
+struct Link<'a> {
+    addr: u64,
+    len: u64,
+    crcs: &'a [u32],
+    inline: Option<&'a [u8]>,
+}
+
+/// Points `[pos, pos + l.len)` of `ino` at the new data; returns whether the data extent
+/// was adopted (inline data leaves it unused).
+fn link_extent(tx: &mut crate::core::Tx<'_>, ino: u64, pos: u64, l: &Link<'_>) -> Result<bool> {
+    punch(tx, ino, pos, pos + l.len)?;
+    if let Some(bytes) = l.inline {
+        insert_extent(tx, ino, pos, &FileExtent::inline(bytes))?;
+        return Ok(false);
+    }
+    tx.tx.adopt_data(l.addr, l.len)?;
+    let fe = FileExtent::disk(ExtentKind::Regular, l.addr, l.len, 0, l.len);
+    insert_extent(tx, ino, pos, &fe)?;
+    if !l.crcs.is_empty() {
+        tx.tx.csum_insert(tx.io, l.addr, l.crcs)?;
+    }
+    Ok(true)
 }
 
 /// The key of a file extent (for fsck and tests).

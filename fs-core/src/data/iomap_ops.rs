@@ -96,6 +96,10 @@ impl Core {
                     IoMap::unwritten(p0, len, addr)
                 })
             }
+            // Inline bytes are the whole first block (zeroes past them).
+            Some(e) if e.fe.kind == ExtentKind::Inline && p0 == 0 => {
+                Ok(IoMap::inline(0, bs, e.fe.inline.into()))
+            }
             Some(e) if e.file_off > p0 => Ok(IoMap::hole(p0, e.file_off.min(p1) - p0)),
             _ => Ok(IoMap::hole(p0, p1 - p0)),
         }
