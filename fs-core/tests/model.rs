@@ -1,12 +1,16 @@
-//! Random namespace and data operations (buffered and direct mixed, fsync, sync, remount)
-//! against an in-memory model. `FS_SEED` reproduces a run; `FS_MODEL_OPS` sets its length.
+//! Random namespace and data operations (buffered and direct mixed, fsync, sync, remount,
+//! crash right after fdatasync of every file, which replays the fsync log) against an
+//! in-memory model. `FS_SEED` reproduces a run; `FS_MODEL_OPS` sets its length.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bdev::mem::MemDevice;
 
 use common::*;
-use fs_core::{Context, Filesystem, OpenFlags, RenameFlags};
+use fs_core::{Context, FallocMode, Filesystem, OpenFlags, RenameFlags};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Node {
@@ -20,11 +24,26 @@ fn pick_path(rng: &mut Rng) -> String {
     format!("{}/f{}", DIRS[rng.below(3) as usize], rng.below(5))
 }
 
+fn trace(s: &str) {
+    if std::env::var("FS_MODEL_TRACE").is_ok() {
+        eprintln!("{s}");
+    }
+}
+
 fn check_all(fs: &Filesystem, ctx: &Context, model: &BTreeMap<String, Node>) {
     for (p, n) in model {
         match n {
             Node::Dir => assert!(fs.stat(p).unwrap().file_type == fs_core::FileType::Dir),
-            Node::File(data) => assert_eq!(&read_all(fs, ctx, p), data, "contents of {p}"),
+            Node::File(data) => {
+                let got = read_all(fs, ctx, p);
+                let first = got.iter().zip(data.iter()).position(|(a, b)| a != b);
+                assert!(
+                    got == *data,
+                    "contents of {p}: {} bytes, model {}; first difference at {first:?}",
+                    got.len(),
+                    data.len()
+                );
+            }
         }
     }
     for d in DIRS {
@@ -79,7 +98,7 @@ fn step(fs: &Filesystem, ctx: &Context, rng: &mut Rng, model: &mut BTreeMap<Stri
         let d = &p[..p.rfind('/').unwrap()];
         d.is_empty() || m.get(d) == Some(&Node::Dir)
     };
-    match rng.below(12) {
+    match rng.below(13) {
         0..=4 if parent_ok(model, &p) => {
             let mut data = match model.get(&p) {
                 Some(Node::File(d)) => d.clone(),
@@ -138,18 +157,86 @@ fn step(fs: &Filesystem, ctx: &Context, rng: &mut Rng, model: &mut BTreeMap<Stri
                 assert_eq!(&read_all(fs, ctx, &p), d);
             }
         }
-        _ => {}
+        _ => {
+            if let Some(Node::File(d)) = model.get_mut(&p) {
+                falloc_op(fs, ctx, rng, &p, d);
+            }
+        }
     }
+}
+
+fn falloc_op(fs: &Filesystem, ctx: &Context, rng: &mut Rng, p: &str, d: &mut Vec<u8>) {
+    let f = fs.open(ctx, p, OpenFlags::read_write_create(), 0).unwrap();
+    let (off, len) = (rng.below(150_000), 1 + rng.below(60_000));
+    let (o, e) = (off as usize, (off + len) as usize);
+    let kind = rng.below(3);
+    trace(&format!(
+        "falloc {p} kind {kind} {off}+{len} size {}",
+        d.len()
+    ));
+    match kind {
+        0 => {
+            let keep_size = rng.chance(50);
+            f.fallocate(ctx, FallocMode::Preallocate { keep_size }, off, len)
+                .unwrap();
+            if !keep_size && d.len() < e {
+                d.resize(e, 0);
+            }
+        }
+        1 => {
+            f.fallocate(ctx, FallocMode::PunchHole, off, len).unwrap();
+            let end = e.min(d.len());
+            if o < end {
+                d[o..end].fill(0);
+            }
+        }
+        _ => {
+            let keep_size = rng.chance(50);
+            f.fallocate(ctx, FallocMode::ZeroRange { keep_size }, off, len)
+                .unwrap();
+            let end = e.min(d.len());
+            if o < end {
+                d[o..end].fill(0);
+            }
+            if !keep_size && d.len() < e {
+                d.resize(e, 0);
+            }
+        }
+    }
+}
+
+/// fsyncs every file (through the fsync log), then "crashes": the device as it is now,
+/// without unmount, must replay to exactly the model.
+fn fsync_all_and_crash(
+    fs: &Filesystem,
+    ctx: &Context,
+    model: &BTreeMap<String, Node>,
+    dev: &MemDevice,
+) -> Arc<MemDevice> {
+    for (p, n) in model {
+        if let Node::File(_) = n {
+            let f = fs.open(ctx, p, OpenFlags::read_write_create(), 0).unwrap();
+            f.fdatasync(ctx).unwrap();
+        }
+    }
+    Arc::new(MemDevice::from_image("crashed", 4096, &dev.snapshot()).unwrap())
 }
 
 fn run(seed: u64, ops: usize) {
     let mut rng = Rng(seed);
-    let dev = mem(64);
+    let mut dev = mem(64);
     let (mut fs, mut ctx) = fresh(dev.clone());
     let mut model = BTreeMap::new();
     for i in 0..ops {
         step(&fs, &ctx, &mut rng, &mut model);
-        if rng.chance(3) || i + 1 == ops {
+        if rng.chance(2) {
+            let crashed = fsync_all_and_crash(&fs, &ctx, &model, &dev);
+            drop(fs);
+            assert_clean(crashed.clone());
+            dev = crashed;
+            (fs, ctx) = mount(dev.clone());
+            check_all(&fs, &ctx, &model);
+        } else if rng.chance(3) || i + 1 == ops {
             fs.unmount(&ctx).unwrap();
             assert_clean(dev.clone());
             (fs, ctx) = mount(dev.clone());

@@ -189,7 +189,7 @@ pub(crate) fn fallocate_file(
             if pos < inner_a.min(end) {
                 ctx.block_on(io.zero_range(ctx.exec(), ex, pos, inner_a.min(end) - pos))?;
             }
-            if inner_b > inner_a && end > inner_b {
+            if inner_b >= inner_a && end > inner_b {
                 ctx.block_on(io.zero_range(ctx.exec(), ex, inner_b, end - inner_b))?;
             }
             ctx.block_on(io.sync_file(ctx.exec(), ex))?;
