@@ -74,6 +74,7 @@ fn write_op(fs: &Filesystem, ctx: &Context, rng: &mut Rng, path: &str, data: &mu
     } else {
         (rng.below(160_000), 1 + rng.below(40_000))
     };
+    trace(&format!("write {path} direct {is_direct} {off}+{len}"));
     let flags = OpenFlags {
         direct: is_direct,
         ..OpenFlags::read_write_create()
