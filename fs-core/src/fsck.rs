@@ -233,6 +233,18 @@ impl Walk {
                 *subdirs.entry(dir).or_default() += 1;
             }
         }
+        self.check_links(&names, &subdirs, &mut errs);
+        self.check_extents(&mut errs);
+        self.errors.extend(errs);
+    }
+
+    /// Item counts agree; link counts match names; nameless inodes are orphans.
+    fn check_links(
+        &self,
+        names: &HashMap<u64, u32>,
+        subdirs: &HashMap<u64, u32>,
+        errs: &mut Vec<String>,
+    ) {
         if self.by_name.len() != self.index.len() || self.refs_of.len() != self.index.len() {
             errs.push(format!(
                 "{} dir items, {} dir index items, {} inode refs",
@@ -274,8 +286,6 @@ impl Walk {
                 errs.push(format!("orphan item for inode {o}, which is not unlinked"));
             }
         }
-        self.check_extents(&mut errs);
-        self.errors.extend(errs);
     }
 
     fn check_extents(&mut self, errs: &mut Vec<String>) {

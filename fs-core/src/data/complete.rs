@@ -67,16 +67,41 @@ impl Core {
             crcs,
             inline: inline.as_deref(),
         });
+        let disk_size = writeback.then(|| size.min(pos + len));
+        let (adopted, r) = self.commit_io(ino, pos, link.as_ref(), disk_size);
+        if new && !adopted {
+            self.vol.unreserve_data(addr, len)?;
+        } else if new && keep < len {
+            self.vol.unreserve_data(addr + keep, len - keep)?;
+        }
+        r?;
+        if writeback {
+            return self.writeback_done(ino, pos, len);
+        }
+        Ok(())
+    }
+
+    /// Commits one completion: the new data linked at `pos` (if any), the size grown to at
+    /// least `disk_size`, the times. Says whether the data extent was adopted, success or
+    /// not (an aborted transaction gives an adopted extent back to free space itself; any
+    /// other reservation is the caller's to give back).
+    fn commit_io(
+        &self,
+        ino: u64,
+        pos: u64,
+        link: Option<&Link<'_>>,
+        disk_size: Option<u64>,
+    ) -> (bool, Result<()>) {
         let adopted = std::cell::Cell::new(false);
         let r = self.write(|tx| {
             let Some(mut item) = try_inode(tx, ino)? else {
                 return Ok(None);
             };
-            if let Some(l) = &link {
+            if let Some(l) = link {
                 adopted.set(link_extent(tx, ino, pos, l)?);
             }
-            if writeback {
-                item.size = item.size.max(size.min(pos + len));
+            if let Some(s) = disk_size {
+                item.size = item.size.max(s);
             }
             let now = now_ns();
             item.mtime_ns = now;
@@ -84,19 +109,12 @@ impl Core {
             save_inode(tx, ino, &item)?;
             Ok(Some(item.size))
         });
-        if new && !adopted.get() {
-            self.vol.unreserve_data(addr, len)?;
-        } else if new && keep < len {
-            self.vol.unreserve_data(addr + keep, len - keep)?;
-        }
-        if let Some(disk_size) = r? {
+        let r = r.and_then(|disk| match disk {
             // The size on the device caught up with the file's: fsync has none to write.
-            self.mem(ino, |f| f.size_dirty &= f.size != disk_size)?;
-        }
-        if writeback {
-            return self.writeback_done(ino, pos, len);
-        }
-        Ok(())
+            Some(d) => self.mem(ino, |f| f.size_dirty &= f.size != d),
+            None => Ok(()),
+        });
+        (adopted.get(), r)
     }
 
     /// Written-back blocks are no longer delalloc: their reservation is used up.
