@@ -9,6 +9,7 @@
 //! - an inode with `nlink` 0 exists only while open, with an ORPHAN_ITEM, so a crash frees it
 //!   at the next mount.
 
+mod api;
 mod dir;
 mod inode;
 mod link;
