@@ -185,6 +185,23 @@ impl Core {
         r
     }
 
+    /// Drops the in-memory state of a closed inode whose item says everything it knows
+    /// (nothing cached dirty, no size or logged size waiting), so memory stays bounded by
+    /// the open and dirty files.
+    pub fn evict_mem(&self, ino: u64) {
+        // Both locks at once (log before inodes, the crate's order), so no fsync can log a
+        // size between the two checks.
+        let log = self.log();
+        let logged = log.sizes.contains_key(&ino);
+        let mut map = self.inodes();
+        let idle = map.get(&ino).is_some_and(|m| {
+            m.opens == 0 && m.delalloc.0.is_empty() && !m.size_dirty && m.log_writeback == 0
+        });
+        if idle && !logged {
+            map.remove(&ino);
+        }
+    }
+
     pub fn check_writable(&self) -> Result<()> {
         if let Some(why) = &self.read_only {
             return Err(Error::ReadOnly(why.clone()));

@@ -329,6 +329,8 @@ impl Drop for File {
                 );
             }
             self.fs.forget(self.ino);
+            return;
         }
+        c.evict_mem(self.ino);
     }
 }
