@@ -32,9 +32,11 @@ enum Op {
     Rename,
     Truncate,
     SetXattr,
+    /// A tiny write to the empty `/bar`: inline when written back by sync.
+    WriteTiny,
 }
 
-const OPS: [Op; 10] = [
+const OPS: [Op; 11] = [
     Op::Creat,
     Op::Mkdir,
     Op::WriteBuffered,
@@ -45,6 +47,7 @@ const OPS: [Op; 10] = [
     Op::Rename,
     Op::Truncate,
     Op::SetXattr,
+    Op::WriteTiny,
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +204,14 @@ fn apply(
             f.set_len(ctx, 5000).unwrap();
             m.data.get_mut(&id).unwrap().truncate(5000);
             Some((f, FOO.into()))
+        }
+        Op::WriteTiny => {
+            let id = id_of(m, "/bar")?;
+            let f = open("/bar", rw())?;
+            let w = m.next_write as u8 + 1;
+            f.write_at(ctx, 10, &[w; 300]).unwrap();
+            m.write(id, 10, 300);
+            Some((f, "/bar".into()))
         }
         Op::SetXattr => {
             fs.set_xattr(FOO, "user.x", b"v", Default::default()).ok()?;
