@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bdev::{BlockDevice, Bufs, Lba, Op};
-use cow::format::{kind as ckind, DataBackref, ExtentItem};
+use cow::format::{kind as ckind, DataBackref, ExtentItem, CSUM_OBJECTID};
 use cow::{Direction, Key, TreeId, Volume};
 
 use crate::error::{Error, Result};
@@ -122,6 +122,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>, opts: &FsckOptions) -> Result<FsckReport>
     }
     w.check_namespace();
     w.check_extent_refs(&r, &mut *io);
+    w.check_csum_ranges(&r, &mut *io, u64::from(vol.sectorsize()));
     if opts.check_data && w.errors.is_empty() {
         w.check_data(&*dev, &vol, &r, &mut *io, &mut rep);
     }
@@ -149,6 +150,8 @@ struct Walk {
     orphans: HashSet<u64>,
     /// data extent (bytenr, len) → backref → count, from file extents.
     refs: BTreeMap<(u64, u64), BTreeMap<DataBackref, u64>>,
+    /// Data extents of the extent tree.
+    data_extents: std::collections::BTreeSet<(u64, u64)>,
 }
 
 impl Walk {
@@ -343,6 +346,7 @@ impl Walk {
                 _ => {}
             }
         }
+        self.data_extents = found.keys().copied().collect();
         for (ext, (refs, backrefs)) in &found {
             let sum: u64 = backrefs.values().sum();
             if *refs != sum {
@@ -368,6 +372,32 @@ impl Walk {
                 self.errors.push(format!(
                     "file extent points at {:#x}+{:#x}, which the extent tree does not know",
                     ext.0, ext.1
+                ));
+            }
+        }
+    }
+
+    /// Every checksum item lies inside one data extent (checksums of freed space are
+    /// leaks, and would make a later extent there look checksummed).
+    fn check_csum_ranges(&mut self, r: &cow::ReadTxn<'_>, io: &mut dyn bdev::IoQueue, bs: u64) {
+        let extents: Vec<(u64, u64)> = self.data_extents.iter().copied().collect();
+        let lo = Key::new(CSUM_OBJECTID, ckind::EXTENT_CSUM, 0);
+        let hi = Key::new(CSUM_OBJECTID, ckind::EXTENT_CSUM, u64::MAX);
+        for item in r.iter(io, TreeId::CSUM, lo, hi, Direction::Forward) {
+            let (k, d) = match item {
+                Ok(x) => x,
+                Err(e) => return self.err(format!("reading the checksum tree: {e}")),
+            };
+            let end = k.offset + d.len() as u64 / 4 * bs;
+            let i = extents.partition_point(|&(b, _)| b <= k.offset);
+            let inside = i > 0 && {
+                let (b, l) = extents[i - 1];
+                k.offset >= b && end <= b + l
+            };
+            if !inside {
+                self.err(format!(
+                    "checksums of {:#x}..{end:#x} lie outside every data extent",
+                    k.offset
                 ));
             }
         }
