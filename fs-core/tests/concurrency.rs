@@ -71,3 +71,59 @@ fn threads_on_different_and_same_files() {
     fs.unmount(&ctx).unwrap();
     assert_clean(dev);
 }
+
+#[test]
+fn threads_share_one_file_with_fsyncs_and_syncs() {
+    let seed = seed("concurrency-shared");
+    let dev = mem(64);
+    let (fs, ctx) = fresh(dev.clone());
+    fs.create("/s", 0o644).unwrap();
+    let threads = 4u64;
+    let blocks_each = 24u64;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let fs = fs.clone();
+            std::thread::spawn(move || {
+                let ctx = fs.context().unwrap();
+                let mut rng = Rng(seed ^ (t << 32));
+                let mut mine = vec![0u8; blocks_each as usize];
+                for i in 0..80u64 {
+                    let k = rng.below(blocks_each);
+                    let blk = k * threads + t;
+                    let v = (i % 250) as u8 + 1;
+                    let direct = rng.chance(30);
+                    let flags = OpenFlags {
+                        direct,
+                        ..OpenFlags::read_write_create()
+                    };
+                    let f = fs.open(&ctx, "/s", flags, 0).unwrap();
+                    f.write_at(&ctx, blk * 4096, &[v; 4096]).unwrap();
+                    mine[k as usize] = v;
+                    match rng.below(6) {
+                        0 => f.fdatasync(&ctx).unwrap(),
+                        1 => f.fsync(&ctx).unwrap(),
+                        2 if t == 0 => fs.sync(&ctx).unwrap(),
+                        _ => {}
+                    }
+                    // A read of one of my blocks shows my last write.
+                    let r = rng.below(blocks_each);
+                    let mut buf = vec![0u8; 4096];
+                    let n = f.read_at(&ctx, (r * threads + t) * 4096, &mut buf).unwrap();
+                    let want = mine[r as usize];
+                    assert!(buf[..n].iter().all(|&b| b == want), "thread {t} block {r}");
+                }
+                mine
+            })
+        })
+        .collect();
+    let results: Vec<Vec<u8>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    fs.unmount(&ctx).unwrap();
+    assert_clean(dev.clone());
+    let (fs, ctx) = mount(dev.clone());
+    let data = read_all(&fs, &ctx, "/s");
+    for (b, chunk) in data.chunks(4096).enumerate() {
+        let (t, k) = (b as u64 % threads, b as u64 / threads);
+        let want = results[t as usize][k as usize];
+        assert!(chunk.iter().all(|&x| x == want), "block {b}");
+    }
+}

@@ -157,13 +157,22 @@ impl Core {
         let bs = self.bs;
         let total: u64 = data.iter().map(|d| d.len() as u64).sum();
         let first = pos.div_ceil(bs) * bs;
-        let mut blk = first;
+        let blocks: Vec<u64> = (first..)
+            .step_by(bs as usize)
+            .take_while(|b| b + bs <= pos + total)
+            .collect();
+        // The overlay first, the snapshot after: a fold publishes its commit before it
+        // clears the overlay, so a block missing from the overlay is in the later snapshot.
+        let logged: Vec<Option<u32>> = {
+            let log = self.log();
+            let crcs = |b: &u64| log.crcs.get(&map.device_addr(*b)).copied();
+            blocks.iter().map(crcs).collect()
+        };
         let bad = self.read(|rd| {
-            while blk + bs <= pos + total {
+            for (&blk, logged) in blocks.iter().zip(logged) {
                 let dev = map.device_addr(blk);
                 let bytes = gather(data, (blk - pos) as usize, bs as usize);
                 let got = crc32c::crc32c(&bytes);
-                let logged = self.log().crcs.get(&dev).copied();
                 let want = match logged {
                     Some(c) => Some(c),
                     None => rd.r.csum_lookup(rd.io, dev)?,
@@ -172,7 +181,6 @@ impl Core {
                     Some(want) if want == got => {}
                     want => return Ok(Some((blk, dev, want, got))),
                 }
-                blk += bs;
             }
             Ok(None)
         })?;
