@@ -168,7 +168,11 @@ fn appends_race_with_writeback() {
         f.write_at(&ctx, i * 4096, &[v; 4096]).unwrap();
         let mut buf = vec![0u8; 4096];
         assert_eq!(d.read_at(&ctx, i * 4096, &mut buf).unwrap(), 4096);
-        assert!(buf.iter().all(|&b| b == v), "block {i} read back wrong");
+        assert!(
+            buf.iter().all(|&b| b == v),
+            "block {i} read back wrong: {:?} want {v}",
+            &buf[..8]
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     syncer.join().unwrap();
