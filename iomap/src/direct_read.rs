@@ -133,10 +133,15 @@ impl<O: IomapOps> Iomap<O> {
                     .dev_read(ctx, map.device_addr(step.pos), Bufs::One(cur))
                     .await;
                 let cur = bufs.into_one().expect("sent as One");
-                (
-                    cur,
-                    r.map_err(|e| IomapError::device(ino.0, "direct read", step.pos, e)),
-                )
+                let r = r.map_err(|e| IomapError::device(ino.0, "direct read", step.pos, e));
+                if let Err(e) = r {
+                    return (cur, Err(e));
+                }
+                let r = self
+                    .ops
+                    .verify_read(ctx, ino, step.pos, map, std::slice::from_ref(&cur))
+                    .await;
+                (cur, r)
             }
             MapKind::Inline => {
                 map.copy_inline(step.pos, &mut cur);
