@@ -1,8 +1,13 @@
 //! bypassfs: an embeddable, kernel-bypass, copy-on-write filesystem library.
 //!
-//! This root package is the public facade. Today it re-exports the block device layer
-//! ([`bdev`]); the filesystem facade, the CLI and the C API arrive with the fs-core and
-//! interfaces work (see `docs/ARCHITECTURE.md`).
+//! This root package is the public facade: the filesystem ([`Filesystem`], [`File`],
+//! [`fsck()`] …, from fs-core) and the block device layer ([`bdev`]). The `bypassfs` binary
+//! (mkfs, fsck, bench, ls, cat, put, get, stat) lives in `src/main.rs` and `src/cli/`.
 #![forbid(unsafe_code)]
 
 pub use bdev;
+pub use fs_core::{
+    fsck, fsck_exit_code, Context, DirEntryInfo, Error, FallocMode, File, FileType, Filesystem,
+    FormatOptions, FsckOptions, FsckReport, MountOptions, OpenFlags, RenameFlags, Result, SetAttr,
+    Stat, StatFs, XattrFlags,
+};
