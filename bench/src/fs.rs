@@ -118,52 +118,20 @@ pub fn default_file_size(fs: &Filesystem, io_size: usize, share: u64) -> Result<
     Ok(bytes / io_size as u64 * io_size as u64)
 }
 
-/// Creates `path` and writes it once over `size` bytes with direct 1 MiB writes (or
-/// `io_size` ones when the size is not a multiple of 1 MiB), then fsyncs. Not timed.
-pub fn prefill(
-    fs: &Filesystem,
-    ctx: &Context,
-    path: &str,
-    size: u64,
-    io_size: usize,
-) -> Result<(), BenchError> {
-    const CHUNK: u64 = 1 << 20;
-    const DEPTH: usize = 8;
-    let flags = OpenFlags {
-        direct: true,
-        ..OpenFlags::read_write_create()
-    };
+/// Creates `path` and writes it once over `size` bytes through the page cache (any size
+/// works; writeback sends large requests), then fsyncs. Not timed.
+pub fn prefill(fs: &Filesystem, ctx: &Context, path: &str, size: u64) -> Result<(), BenchError> {
+    const CHUNK: usize = 1 << 20;
     let file = fs
-        .open(ctx, path, flags, 0o644)
+        .open(ctx, path, OpenFlags::read_write_create(), 0o644)
         .map_err(fs_err(format!("creating {path}")))?;
-    let chunk = if size % CHUNK == 0 {
-        CHUNK
-    } else {
-        io_size as u64
-    };
-    let next = Cell::new(0u64);
-    let failed: RefCell<Option<fs_core::Error>> = RefCell::new(None);
-    let mut bufs = Vec::with_capacity(DEPTH);
-    for slot in 0..DEPTH {
-        bufs.push(pattern_buf(&file, chunk as usize, slot)?);
-    }
-    let writer = |mut buf: DmaBuf| {
-        let (file, next, failed) = (&file, &next, &failed);
-        async move {
-            while failed.borrow().is_none() && next.get() < size {
-                let pos = next.get();
-                next.set(pos + chunk);
-                let (b, r) = file.write_at_async(ctx, pos, buf).await;
-                buf = b;
-                if let Err(e) = r {
-                    failed.borrow_mut().get_or_insert(e);
-                }
-            }
-        }
-    };
-    ctx.block_on(join_all(bufs.into_iter().map(writer)));
-    if let Some(e) = failed.take() {
-        return Err(fs_err(format!("prefilling {path}"))(e));
+    let data: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    let mut pos = 0u64;
+    while pos < size {
+        let len = CHUNK.min((size - pos) as usize);
+        file.write_at(ctx, pos, &data[..len])
+            .map_err(fs_err(format!("prefilling {path} at byte {pos}")))?;
+        pos += len as u64;
     }
     file.fsync(ctx)
         .map_err(fs_err(format!("fsync of {path} after prefill")))
@@ -301,7 +269,7 @@ pub fn run_file_job(
     let io = spec.io_size as u64;
     let slots = spec.file_size / io;
     if fs.stat(path).map(|s| s.size).unwrap_or(0) < slots * io {
-        prefill(fs, ctx, path, slots * io, spec.io_size)?;
+        prefill(fs, ctx, path, slots * io)?;
     }
     let flags = OpenFlags {
         direct: spec.direct,

@@ -90,24 +90,35 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
 
 /// `--fs`: formats the one chosen bdev, runs the job on a file of it, reports as `perf`.
 fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
-    let bdevs = bdev::config::open_config_file(&spec.config)?;
-    let mut plans = engine::plan(spec, bdevs)?;
-    if plans.len() != 1 {
-        let names: Vec<_> = plans.iter().map(|p| p.info.name.as_str()).collect();
+    let mut bdevs = bdev::config::open_config_file(&spec.config)?;
+    let names = bdevs
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(t) = &spec.target {
+        bdevs.retain(|(n, _)| n == t);
+        if bdevs.is_empty() {
+            return Err(BenchError::Plan(format!(
+                "-T {t}: no such bdev in {} (it has: {names})",
+                spec.config.display()
+            )));
+        }
+    }
+    if bdevs.len() != 1 {
         return Err(BenchError::Plan(format!(
-            "--fs runs on one bdev; pick one with -T (the config has: {})",
-            names.join(", ")
+            "--fs runs on one bdev; pick one with -T (the config has: {names})"
         )));
     }
-    let plan = plans.remove(0);
-    println!("Formatting {} as a fresh bypassfs...", plan.info.name);
-    let (fs, ctx) = bench::fs::format_and_mount(plan.dev)?;
+    let (name, dev) = bdevs.remove(0);
+    println!("Formatting {name} as a fresh bypassfs...");
+    let (fs, ctx) = bench::fs::format_and_mount(dev)?;
     let file_size = match opts.file_size {
         Some(s) => s,
         None => bench::fs::default_file_size(&fs, spec.io_size, 80)?,
     };
     let job = bench::fs::FileJobSpec {
-        name: plan.info.name.clone(),
+        name,
         workload: spec.workload,
         read_percent: spec.read_percent,
         depth: spec.depth,

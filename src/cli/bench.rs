@@ -131,7 +131,7 @@ pub fn run(a: &Args) -> Result<u8> {
              {shown} has {size_bytes} bytes"
         )));
     }
-    bench::fs::prefill(&fs, &ctx, FILE, file_size, 4096)
+    bench::fs::prefill(&fs, &ctx, FILE, file_size)
         .context(|| format!("writing {FILE} ({file_size} bytes) before timing"))?;
     let mut results: Vec<FileJobResult> = Vec::new();
     for job in &MIX {
