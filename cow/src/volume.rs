@@ -282,7 +282,10 @@ impl Volume {
     /// Bytes allocatable now (excluding extents waiting for commit or readers). Waits for the
     /// running transaction, so do not call it from the thread that holds one.
     pub fn free_bytes(&self) -> u64 {
-        lock(&self.writer).free.free_bytes()
+        let mut w = lock(&self.writer);
+        // Extents whose last older reader just went are allocatable now.
+        self.release_pending(&mut w);
+        w.free.free_bytes()
     }
 
     /// Reserves a data extent of between `min` and `max` bytes (whole sectors, preferring
@@ -337,6 +340,22 @@ impl Volume {
             .free
             .free(bytenr, len)
             .map_err(|e| Error::Invalid(format!("unreserving {bytenr:#x}+{len:#x}: {e}")))
+    }
+
+    /// Registers a reader of the last committed generation without a [`ReadTxn`] and returns
+    /// that generation: until [`Volume::unpin`] of it, nothing freed after it is reused. For
+    /// a filesystem whose reads outlive the snapshot they were mapped from (the device read
+    /// happens after the mapping lookup returned).
+    pub fn pin(&self) -> u64 {
+        let mut r = lock(&self.readers);
+        let generation = self.generation();
+        *r.entry(generation).or_default() += 1;
+        generation
+    }
+
+    /// Ends a [`Volume::pin`] of `generation`.
+    pub fn unpin(&self, generation: u64) {
+        self.drop_reader(generation);
     }
 
     pub(crate) fn set_poison(&self, why: String) {

@@ -275,12 +275,29 @@ fn reserved_data_is_adopted_or_given_back() {
     r.check(&mut *io).unwrap();
     assert!(r.bytes_used() >= half);
     drop(r);
-    // An adopted piece of an aborted transaction goes back to free space.
+    // An adopted piece of an aborted transaction is the caller's reservation again.
     let before = vol.free_bytes();
     let (b, l) = vol.reserve_data(4096, 4096).unwrap();
     let mut tx = vol.begin().unwrap();
     tx.adopt_data(b, l).unwrap();
     tx.abort();
+    assert_eq!(vol.free_bytes(), before - l);
+    vol.unreserve_data(b, l).unwrap();
+    assert_eq!(vol.free_bytes(), before);
+    // An adopted extent freed unreferenced waits for pinned readers of older generations.
+    let pin = vol.pin();
+    let (b2, l2) = vol.reserve_data(4096, 4096).unwrap();
+    let mut tx = vol.begin().unwrap();
+    tx.adopt_data(b2, l2).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(
+        vol.free_bytes(),
+        before - l2,
+        "pinned while an older reader lives"
+    );
+    vol.unpin(pin);
+    let tx = vol.begin().unwrap();
+    tx.commit(&mut *io).unwrap();
     assert_eq!(vol.free_bytes(), before);
     // An exact reservation of free space succeeds once; of used space it fails.
     vol.reserve_exact(b, l).unwrap();

@@ -99,6 +99,20 @@ pub(crate) struct InodeMem {
     pub nocow: bool,
     /// fsyncs running on the file: its writeback completions go to the fsync log.
     pub log_writeback: u32,
+    /// Blocks reserved by buffered write steps between their `begin` and `end` (a count per
+    /// block: steps of several threads may overlap). Another thread's writeback may take
+    /// such a block as soon as its bytes are copied, before the step grows the file.
+    pub writing: BTreeMap<u64, u32>,
+    /// Blocks of `writing` that a writeback already made durable-able: their step's `end`
+    /// must not mark them delalloc again (their page is clean).
+    pub written_while_writing: HashSet<u64>,
+}
+
+impl InodeMem {
+    /// One past the last block of `[b0, b1)` that a write step is filling, if any.
+    pub fn writing_end(&self, b0: u64, b1: u64) -> Option<u64> {
+        self.writing.range(b0..b1).next_back().map(|(&b, _)| b + 1)
+    }
 }
 
 /// Metadata queues of this thread, one per mounted filesystem (by mount id).
@@ -135,6 +149,8 @@ pub(crate) struct Core {
     pub read_only: Option<String>,
     /// The fsync log and the overlay of what it logged (see `durability/fslog.rs`).
     pub log: Mutex<crate::durability::LogState>,
+    /// Generations pinned by mappings in use (`begin` to `end`), a multiset.
+    pub pins: Mutex<BTreeMap<u64, usize>>,
 }
 
 impl Core {
@@ -156,6 +172,7 @@ impl Core {
             slack,
             read_only,
             log: Mutex::new(crate::durability::LogState::default()),
+            pins: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -195,11 +212,42 @@ impl Core {
         let logged = log.sizes.contains_key(&ino);
         let mut map = self.inodes();
         let idle = map.get(&ino).is_some_and(|m| {
-            m.opens == 0 && m.delalloc.0.is_empty() && !m.size_dirty && m.log_writeback == 0
+            m.opens == 0
+                && m.delalloc.0.is_empty()
+                && m.writing.is_empty()
+                && !m.size_dirty
+                && m.log_writeback == 0
         });
         if idle && !logged {
             map.remove(&ino);
         }
+    }
+
+    /// Pins the committed generation for a mapping about to be used: extents freed later
+    /// are not reused while the data I/O of the mapping may still read them.
+    pub fn pin(&self) {
+        let g = self.vol.pin();
+        *self
+            .pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(g)
+            .or_default() += 1;
+    }
+
+    /// Ends one pin. Pins are taken in nondecreasing generation order, so releasing the
+    /// newest keeps, for every mapping still in use, a pin no newer than its own.
+    pub fn unpin(&self) {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((&g, n)) = pins.iter_mut().next_back() else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            pins.remove(&g);
+        }
+        drop(pins);
+        self.vol.unpin(g);
     }
 
     pub fn check_writable(&self) -> Result<()> {
@@ -237,16 +285,9 @@ impl Core {
                 log.restart(generation);
                 Ok(v)
             }
-            Err(e) => {
-                // The aborted transaction gave the logged extents back to free space; they
-                // are still the overlay's, so take them again.
-                for &(b, l) in &log.extents {
-                    if let Err(e2) = self.vol.reserve_exact(b, l) {
-                        log::error!("fs-core: re-reserving logged extent {b:#x}+{l:#x}: {e2}");
-                    }
-                }
-                Err(e)
-            }
+            // The aborted transaction handed the logged extents back to their reservation:
+            // the overlay still owns them.
+            Err(e) => Err(e),
         }
     }
 

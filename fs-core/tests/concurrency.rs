@@ -127,3 +127,65 @@ fn threads_share_one_file_with_fsyncs_and_syncs() {
         assert!(chunk.iter().all(|&x| x == want), "block {b}");
     }
 }
+
+/// One thread appends through the cache while another writes the file back all the time:
+/// a writeback may take a block as soon as its bytes are copied, before the writer grows
+/// the file and ends its step. No appended byte may be lost or read back wrong.
+#[test]
+fn appends_race_with_writeback() {
+    let dev = mem(64);
+    let (fs, ctx) = fresh(dev.clone());
+    fs.create("/a", 0o644).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let syncer = {
+        let (fs, stop) = (fs.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let ctx = fs.context().unwrap();
+            let f = fs
+                .open(&ctx, "/a", OpenFlags::read_write_create(), 0)
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.fdatasync(&ctx).unwrap();
+            }
+        })
+    };
+    let f = fs
+        .open(&ctx, "/a", OpenFlags::read_write_create(), 0)
+        .unwrap();
+    let d = fs
+        .open(
+            &ctx,
+            "/a",
+            OpenFlags {
+                direct: true,
+                ..OpenFlags::read_only()
+            },
+            0,
+        )
+        .unwrap();
+    for i in 0..300u64 {
+        let v = (i % 251) as u8 + 1;
+        f.write_at(&ctx, i * 4096, &[v; 4096]).unwrap();
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(d.read_at(&ctx, i * 4096, &mut buf).unwrap(), 4096);
+        assert!(
+            buf.iter().all(|&b| b == v),
+            "block {i} read back wrong: {:?} want {v}",
+            &buf[..8]
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    syncer.join().unwrap();
+    drop((f, d));
+    fs.unmount(&ctx).unwrap();
+    let rep = assert_clean(dev.clone());
+    let (fs, ctx) = mount(dev);
+    let data = read_all(&fs, &ctx, "/a");
+    for (i, c) in data.chunks(4096).enumerate() {
+        assert!(
+            c.iter().all(|&b| b == (i as u64 % 251) as u8 + 1),
+            "block {i} after remount"
+        );
+    }
+    let _ = rep;
+}

@@ -52,6 +52,13 @@ impl<O: IomapOps> Iomap<O> {
                 self.cache.record_error(ino, &e);
                 first_err.get_or_insert(e);
             }
+            if self.cache.busy(ino, a, b) {
+                // Another writeback took pages of the run after the check above (ours then
+                // skipped them): the caller is promised they are written when this returns,
+                // so wait for it and look at the run again.
+                self.wait_idle(ino, a, b).await;
+                continue;
+            }
             from = b;
         }
         first_err.map_or(Ok(()), Err)

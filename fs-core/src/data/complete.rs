@@ -31,12 +31,17 @@ impl Core {
                 Ok(())
             };
         }
-        let (size, nocow, logging) = self
-            .mem(ino, |f| (f.size, f.nocow, f.log_writeback > 0))
-            .unwrap_or((0, false, false));
-        // Writeback of blocks a truncate took away meanwhile is not kept.
+        let (b0, b1) = (pos / bs, (pos + len) / bs);
+        let (size, nocow, logging, writing_end) = self
+            .mem(ino, |f| {
+                (f.size, f.nocow, f.log_writeback > 0, f.writing_end(b0, b1))
+            })
+            .unwrap_or((0, false, false, None));
+        // Writeback of blocks a truncate took away meanwhile is not kept; blocks a write
+        // step is filling are, though the step has not grown the file yet.
+        let keep_end = (size.div_ceil(bs) * bs).max(writing_end.map_or(0, |e| e * bs));
         let keep = if writeback {
-            len.min((size.div_ceil(bs) * bs).saturating_sub(pos))
+            len.min(keep_end.saturating_sub(pos))
         } else {
             len
         };
@@ -69,7 +74,8 @@ impl Core {
         });
         let disk_size = writeback.then(|| size.min(pos + len));
         let (adopted, r) = self.commit_io(ino, pos, link.as_ref(), disk_size);
-        if new && !adopted {
+        // A failed commit hands an adopted extent back to our reservation.
+        if new && (!adopted || r.is_err()) {
             self.vol.unreserve_data(addr, len)?;
         } else if new && keep < len {
             self.vol.unreserve_data(addr + keep, len - keep)?;
@@ -82,9 +88,8 @@ impl Core {
     }
 
     /// Commits one completion: the new data linked at `pos` (if any), the size grown to at
-    /// least `disk_size`, the times. Says whether the data extent was adopted, success or
-    /// not (an aborted transaction gives an adopted extent back to free space itself; any
-    /// other reservation is the caller's to give back).
+    /// least `disk_size`, the times. Says whether the data extent was adopted (after a
+    /// failure the reservation is the caller's either way).
     fn commit_io(
         &self,
         ino: u64,
@@ -117,10 +122,16 @@ impl Core {
         (adopted.get(), r)
     }
 
-    /// Written-back blocks are no longer delalloc: their reservation is used up.
+    /// Written-back blocks are no longer delalloc: their reservation is used up. Those a
+    /// write step is still filling must not become delalloc at its `end`.
     fn writeback_done(&self, ino: u64, pos: u64, len: u64) -> Result<()> {
         let bs = self.bs;
-        let n = self.mem(ino, |f| f.delalloc.remove(pos / bs, (pos + len) / bs))?;
+        let (b0, b1) = (pos / bs, (pos + len) / bs);
+        let n = self.mem(ino, |f| {
+            let filling: Vec<u64> = f.writing.range(b0..b1).map(|(&b, _)| b).collect();
+            f.written_while_writing.extend(filling);
+            f.delalloc.remove(b0, b1)
+        })?;
         self.release(n * bs);
         Ok(())
     }
@@ -216,9 +227,13 @@ impl IomapOps for DataOps {
         len: u64,
         flags: IterFlags,
     ) -> iomap::Result<Maps> {
-        self.core
-            .begin_map(ino.0, pos, len, flags)
-            .map_err(Error::into_iomap)
+        self.core.pin();
+        let r = self.core.begin_map(ino.0, pos, len, flags);
+        if r.is_err() {
+            // No `end` follows a failed `begin`.
+            self.core.unpin();
+        }
+        r.map_err(Error::into_iomap)
     }
 
     async fn end(
@@ -231,6 +246,7 @@ impl IomapOps for DataOps {
         flags: IterFlags,
         write_map: &IoMap,
     ) -> iomap::Result<()> {
+        self.core.unpin();
         self.core
             .end_map(ino.0, pos, written, flags, write_map)
             .map_err(Error::into_iomap)

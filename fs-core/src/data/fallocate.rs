@@ -97,12 +97,10 @@ impl Core {
             Ok(())
         };
         let reserved = reserve();
-        let adopted = std::cell::Cell::new(0usize);
         let r = reserved.and_then(|()| {
             self.write(|tx| {
                 for &(at, addr, len) in &got {
                     tx.tx.adopt_data(addr, len)?;
-                    adopted.set(adopted.get() + 1);
                     let fe = FileExtent::disk(ExtentKind::Prealloc, addr, len, 0, len);
                     insert_extent(tx, ino, at, &fe)?;
                 }
@@ -113,8 +111,8 @@ impl Core {
             })
         });
         if let Err(e) = r {
-            // Adopted pieces went back with the aborted transaction; the rest are ours.
-            for &(_, addr, len) in &got[adopted.get()..] {
+            // An aborted transaction hands adopted pieces back: all are ours to give back.
+            for &(_, addr, len) in &got {
                 self.vol.unreserve_data(addr, len)?;
             }
             return Err(e);

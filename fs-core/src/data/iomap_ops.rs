@@ -123,6 +123,12 @@ impl Core {
         // A buffered write: promise space now, so ENOSPC is the write's, never writeback's.
         self.check_writable()?;
         self.reserve(cur.length)?;
+        let (r0, r1) = (cur.offset / bs, cur.end() / bs);
+        self.mem(ino, |m| {
+            for b in r0..r1 {
+                *m.writing.entry(b).or_default() += 1;
+            }
+        })?;
         let write = IoMap::delalloc(cur.offset, cur.length).with_flags(MapFlags::NEW);
         Ok(Maps {
             write,
@@ -206,11 +212,7 @@ impl Core {
         let (u0, u1) = ((pos / bs).max(m0), used_end.min(m1).max(pos / bs));
         match m.kind {
             MapKind::Delalloc => {
-                let added = if u1 > u0 {
-                    self.mem(ino, |f| f.delalloc.insert(u0, u1))?
-                } else {
-                    0
-                };
+                let added = self.mem(ino, |f| end_write_step(f, (m0, m1), (u0, u1)))?;
                 self.release(((m1 - m0) - added) * bs);
             }
             MapKind::Mapped if flags.intersects(IterFlags::WRITEBACK | IterFlags::DIRECT) => {
@@ -225,4 +227,27 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// Ends a buffered write step that reserved blocks `[m0, m1)` and filled `[u0, u1)`: the
+/// filled blocks become delalloc, except those another thread's writeback already wrote
+/// (their page is clean again). Returns how many blocks became delalloc (the reservation
+/// they keep).
+fn end_write_step(f: &mut InodeMem, (m0, m1): (u64, u64), (u0, u1): (u64, u64)) -> u64 {
+    let mut added = 0;
+    for b in u0..u1 {
+        if !f.written_while_writing.contains(&b) {
+            added += f.delalloc.insert(b, b + 1);
+        }
+    }
+    for b in m0..m1 {
+        if let Some(n) = f.writing.get_mut(&b) {
+            *n -= 1;
+            if *n == 0 {
+                f.writing.remove(&b);
+                f.written_while_writing.remove(&b);
+            }
+        }
+    }
+    added
 }
