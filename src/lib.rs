@@ -1,8 +1,10 @@
 //! bypassfs: an embeddable, kernel-bypass, copy-on-write filesystem library.
 //!
-//! This root package is the public facade: it re-exports the block device layer
-//! ([`bdev`]) and the filesystem ([`fs_core`]), serves a filesystem through FUSE
-//! ([`fuse`]) and exports the C API (`include/bypassfs.h`, module `capi`).
+//! This root package is the public facade: the filesystem ([`Filesystem`], [`File`],
+//! [`fsck()`] …, from [`fs_core`]) and the block device layer ([`bdev`]); it serves a
+//! filesystem through FUSE ([`fuse`]) and exports the C API (`include/bypassfs.h`, module
+//! `capi`). The `bypassfs` binary (mkfs, fsck, bench, mount, ls, cat, put, get, stat) lives in
+//! `src/main.rs` and `src/cli/`.
 //!
 //! The C API dereferences pointers handed over from C, so it is the one module of this
 //! crate allowed `unsafe`; every block in it states its `// SAFETY:` argument.
@@ -10,6 +12,11 @@
 
 pub use bdev;
 pub use fs_core;
+pub use fs_core::{
+    fsck, fsck_exit_code, Context, DirEntryInfo, Error, FallocMode, File, FileType, Filesystem,
+    FormatOptions, FsckOptions, FsckReport, MountOptions, OpenFlags, RenameFlags, Result, SetAttr,
+    Stat, StatFs, XattrFlags,
+};
 
 pub mod device;
 pub mod fuse;
