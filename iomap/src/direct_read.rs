@@ -6,14 +6,19 @@
 //!   newest bytes (coherence with buffered writes);
 //! - each mapping gets its own piece of the caller's buffer (`split_off`), read in place;
 //!   holes, unwritten and delalloc space read as zeroes, inline bytes are copied;
+//! - a request inside one mapped extent (the common case) takes a short path: one `begin`,
+//!   one device read into the whole buffer, one `end`, with only the mapping kept across the
+//!   device wait. Its state is what every direct read carries, so the rare parts (coherence
+//!   writeback, several mappings) are boxed futures;
 //! - the caller gets the whole buffer back, success or not; bytes past the end of the file
 //!   are zeroes and not counted.
 
 use bdev::exec::Context;
-use bdev::{Bufs, DmaBuf};
+use bdev::{Bufs, DmaBuf, Op};
 
+use crate::align;
 use crate::error::{IomapError, Result};
-use crate::iter::Step;
+use crate::iter::{begin_step, Iter, Step};
 use crate::layer::{IoCounters, Iomap};
 use crate::map::{IterFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
@@ -42,12 +47,14 @@ impl<O: IomapOps> Iomap<O> {
             return (buf, Ok(0));
         }
         let valid = len.min(size - pos);
-        let io_len = len.min(valid.div_ceil(self.sector) * self.sector);
-        if let Err(e) = self
-            .direct_coherence(ctx, ino, pos, pos + io_len, flags)
-            .await
-        {
-            return (buf, Err(e));
+        let io_len = len.min(align::up(valid, self.sector));
+        let (a, b) = (self.round_down(pos), self.round_up(pos + io_len));
+        if self.cache.has_dirty(ino, a, b) {
+            // Rare: boxed so that its state does not weigh on every direct read.
+            let coherent = Box::pin(self.direct_coherence(ctx, ino, pos, pos + io_len, flags));
+            if let Err(e) = coherent.await {
+                return (buf, Err(e));
+            }
         }
         let beyond = (io_len < len).then(|| buf.split_off(io_len as usize));
         let (mut buf, r) = self.read_mappings(ctx, ino, pos, buf, flags).await;
@@ -55,7 +62,7 @@ impl<O: IomapOps> Iomap<O> {
             buf.unsplit(beyond)
                 .expect("pieces of the caller's buffer are adjacent");
         }
-        if r.is_ok() {
+        if r.is_ok() && valid < len {
             buf[valid as usize..].fill(0);
         }
         (buf, r.map(|()| valid as usize))
@@ -77,7 +84,8 @@ impl<O: IomapOps> Iomap<O> {
     }
 
     /// Reads every mapping of `[pos, pos + buf.len())` into its piece of `buf`. A request
-    /// inside one mapping (the common case) uses the buffer whole: no split.
+    /// inside one mapped extent (the common case) is one `begin`, one device read into the
+    /// whole buffer and one `end`; anything else goes through the iteration loop.
     async fn read_mappings(
         &self,
         ctx: &Context,
@@ -86,8 +94,36 @@ impl<O: IomapOps> Iomap<O> {
         buf: DmaBuf,
         flags: IterFlags,
     ) -> (DmaBuf, Result<()>) {
+        let flags = flags | IterFlags::DIRECT;
         let len = buf.len() as u64;
-        let mut it = self.iter(ctx, ino, pos, len, flags | IterFlags::DIRECT);
+        let first = match begin_step(&self.ops, ctx, self.limits, ino, pos, len, flags).await {
+            Ok(step) => step,
+            Err(e) => return (buf, Err(e)),
+        };
+        if first.len < len || first.write.kind != MapKind::Mapped {
+            let it = Iter::resume(&self.ops, ctx, self.limits, ino, len, flags, first);
+            return Box::pin(self.read_steps(ctx, ino, it, buf)).await;
+        }
+        let map = first.write;
+        IoCounters::bump(&self.counters.direct_ios, 1);
+        let op = self.read_op(map.device_addr(pos), Bufs::One(buf));
+        let (op, r) = ctx.io(self.dev_id, op).await;
+        let buf = into_buf(op);
+        let r = r.map_err(|e| IomapError::device(ino.0, "direct read", pos, e));
+        let done = if r.is_ok() { len } else { 0 };
+        let ended = self.ops.end(ctx, ino, pos, len, done, flags, &map).await;
+        // As in `Iter`: the step's error first, then the filesystem's.
+        (buf, r.and(ended))
+    }
+
+    /// The iteration loop of [`Iomap::read_mappings`], from its first step on.
+    async fn read_steps(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        mut it: Iter<'_, O>,
+        buf: DmaBuf,
+    ) -> (DmaBuf, Result<()>) {
         // `done` holds the pieces the finished mappings used, `rest` what is left.
         let (mut done, mut rest): (Option<DmaBuf>, Option<DmaBuf>) = (None, Some(buf));
         let mut result = Ok(());
@@ -129,10 +165,9 @@ impl<O: IomapOps> Iomap<O> {
         match map.kind {
             MapKind::Mapped => {
                 IoCounters::bump(&self.counters.direct_ios, 1);
-                let (bufs, r) = self
-                    .dev_read(ctx, map.device_addr(step.pos), Bufs::One(cur))
-                    .await;
-                let cur = bufs.into_one().expect("sent as One");
+                let op = self.read_op(map.device_addr(step.pos), Bufs::One(cur));
+                let (op, r) = ctx.io(self.dev_id, op).await;
+                let cur = into_buf(op);
                 (
                     cur,
                     r.map_err(|e| IomapError::device(ino.0, "direct read", step.pos, e)),
@@ -151,7 +186,8 @@ impl<O: IomapOps> Iomap<O> {
 
     /// Rejects a direct request not aligned to the device sector.
     pub(crate) fn check_direct(&self, pos: u64, len: u64) -> Result<()> {
-        if pos % self.sector != 0 || len % self.sector != 0 || pos.checked_add(len).is_none() {
+        let unaligned = align::rem(pos, self.sector) != 0 || align::rem(len, self.sector) != 0;
+        if unaligned || pos.checked_add(len).is_none() {
             return Err(IomapError::Unaligned {
                 pos,
                 len,
@@ -180,6 +216,13 @@ impl<O: IomapOps> Iomap<O> {
         }
         self.writeback_range(ctx, ino, a, b).await
     }
+}
+
+/// The buffer of a finished direct read, sent as one.
+fn into_buf(op: Op) -> DmaBuf {
+    op.into_bufs()
+        .and_then(Bufs::into_one)
+        .expect("a read gives back the one buffer it was sent with")
 }
 
 /// Appends `next` to the pieces in `done`.
