@@ -7,8 +7,8 @@
 //! - each mapping gets its own piece of the caller's buffer (`split_off`), read in place;
 //!   holes, unwritten and delalloc space read as zeroes, inline bytes are copied;
 //! - a request inside one mapped extent (the common case) takes a short path: one `begin`,
-//!   one device read into the whole buffer, one `end`, with only the mapping kept across the
-//!   device wait. Its state is what every direct read carries, so the rare parts (coherence
+//!   one device read into the whole buffer, one `end`, with only the maps `begin` returned
+//!   kept across the device wait, where `begin` put them. Its state is what every direct read carries, so the rare parts (coherence
 //!   writeback, several mappings) are boxed futures;
 //! - the caller gets the whole buffer back, success or not; bytes past the end of the file
 //!   are zeroes and not counted.
@@ -18,9 +18,9 @@ use bdev::{Bufs, DmaBuf, Op};
 
 use crate::align;
 use crate::error::{IomapError, Result};
-use crate::iter::{begin_step, Iter, Step};
+use crate::iter::{check, into_step, refuse, Iter, Step};
 use crate::layer::{IoCounters, Iomap};
-use crate::map::{IterFlags, MapKind};
+use crate::map::{CoreFlags, IterFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
 
 impl<O: IomapOps> Iomap<O> {
@@ -96,22 +96,33 @@ impl<O: IomapOps> Iomap<O> {
     ) -> (DmaBuf, Result<()>) {
         let flags = flags | IterFlags::DIRECT;
         let len = buf.len() as u64;
-        let first = match begin_step(&self.ops, ctx, self.limits, ino, pos, len, flags).await {
-            Ok(step) => step,
+        // `begin_step`, written out so that the maps stay where `begin` put them.
+        let mut maps = match self.ops.begin(ctx, ino, pos, len, flags).await {
+            Ok(maps) => maps,
             Err(e) => return (buf, Err(e)),
         };
-        if first.len < len || first.write.kind != MapKind::Mapped {
+        let step_len = match check(&maps, ino, pos, len, flags, self.limits) {
+            Ok(n) => n,
+            Err(e) => {
+                let refused = refuse(&self.ops, ctx, ino, pos, len, flags, &maps, e);
+                return (buf, Err(Box::pin(refused).await));
+            }
+        };
+        if step_len < len || maps.write.kind != MapKind::Mapped {
+            let first = into_step(maps, pos, step_len);
             let it = Iter::resume(&self.ops, ctx, self.limits, ino, len, flags, first);
             return Box::pin(self.read_steps(ctx, ino, it, buf)).await;
         }
-        let map = first.write;
+        // A read has no source map (`check` refuses one), so `into_step` would only do this.
+        maps.write.core_flags = CoreFlags::EMPTY;
+        let map = &maps.write;
         IoCounters::bump(&self.counters.direct_ios, 1);
         let op = self.read_op(map.device_addr(pos), Bufs::One(buf));
         let (op, r) = ctx.io(self.dev_id, op).await;
         let buf = into_buf(op);
         let r = r.map_err(|e| IomapError::device(ino.0, "direct read", pos, e));
         let done = if r.is_ok() { len } else { 0 };
-        let ended = self.ops.end(ctx, ino, pos, len, done, flags, &map).await;
+        let ended = self.ops.end(ctx, ino, pos, len, done, flags, map).await;
         // As in `Iter`: the step's error first, then the filesystem's.
         (buf, r.and(ended))
     }

@@ -9,9 +9,10 @@
 //! ```
 //!
 //! `next` ends the previous mapping with what was processed, advances, and begins the next.
-//! An operation that usually fits in one mapping (a direct read) calls [`begin_step`] itself,
-//! finishes a range that one step covers without the loop (calling `end` itself), and hands
-//! anything else to [`Iter::resume`], which continues from that first step.
+//! An operation that usually fits in one mapping (a direct read) may do the first step's
+//! `begin` and [`check`] itself, finish a range that one mapping covers without the loop
+//! (calling `end` itself, or [`refuse`] when the check fails), and hand anything else to
+//! [`Iter::resume`] as [`into_step`], which continues the loop from that step.
 //! Invariants it enforces:
 //! - every mapping is checked before use (covers `pos`, positive length, whole blocks, no
 //!   overflow, space aligned to the block and inside the device, a write map that can take data, a source
@@ -205,15 +206,29 @@ pub async fn begin_step<O: IomapOps>(
     let maps = ops.begin(ctx, ino, pos, len, flags).await?;
     match check(&maps, ino, pos, len, flags, limits) {
         Ok(step_len) => Ok(into_step(maps, pos, step_len)),
-        Err(e) => {
-            // Let the filesystem release what it reserved; its mistake is the error.
-            let _ = ops.end(ctx, ino, pos, len, 0, flags, &maps.write).await;
-            Err(e)
-        }
+        Err(e) => Err(refuse(ops, ctx, ino, pos, len, flags, &maps, e).await),
     }
 }
 
-fn into_step(maps: Maps, pos: u64, len: u64) -> Step {
+/// Ends maps that failed [`check`] with nothing done, so the filesystem releases what it
+/// reserved; returns the check's error, which is the one that matters.
+#[allow(clippy::too_many_arguments)]
+pub async fn refuse<O: IomapOps>(
+    ops: &O,
+    ctx: &Context,
+    ino: Ino,
+    pos: u64,
+    len: u64,
+    flags: IterFlags,
+    maps: &Maps,
+    e: IomapError,
+) -> IomapError {
+    let _ = ops.end(ctx, ino, pos, len, 0, flags, &maps.write).await;
+    e
+}
+
+/// The step at `pos` of `len` bytes (as [`check`] returned) in `maps`; core flags cleared.
+pub fn into_step(maps: Maps, pos: u64, len: u64) -> Step {
     let Maps {
         mut write,
         mut source,
