@@ -229,11 +229,16 @@ impl<O: IomapOps> Iomap<O> {
     }
 }
 
-/// The buffer of a finished direct read, sent as one.
+/// The buffer of a finished direct read, sent as one. (A match, not `into_bufs` and
+/// `into_one`: those are calls into `bdev` that move the request twice.)
 fn into_buf(op: Op) -> DmaBuf {
-    op.into_bufs()
-        .and_then(Bufs::into_one)
-        .expect("a read gives back the one buffer it was sent with")
+    match op {
+        Op::Read {
+            bufs: Bufs::One(buf),
+            ..
+        } => buf,
+        _ => unreachable!("a read gives back the one buffer it was sent with"),
+    }
 }
 
 /// Appends `next` to the pieces in `done`.
