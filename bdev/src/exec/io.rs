@@ -145,9 +145,10 @@ impl Slots {
                 None
             }
             SlotState::Done => {
-                let outcome = slot.outcome.take();
-                self.release(i);
-                outcome
+                // Freed first, so the outcome moves straight into the return value.
+                slot.state = SlotState::Free;
+                self.free.push(i);
+                slot.outcome.take()
             }
             SlotState::Free | SlotState::Abandoned => panic!("exec: slot {i} lost its request"),
         }
