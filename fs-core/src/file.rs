@@ -20,7 +20,7 @@ pub struct OpenFlags {
     /// Open for writing.
     pub write: bool,
     /// Bypass the page cache (`O_DIRECT`): offsets and lengths aligned to the device
-    /// sector; data durable when a write returns.
+    /// sector. Durable after fsync, as buffered data (add `dsync` for durable writes).
     pub direct: bool,
     /// Every write goes to the end of the file (`O_APPEND`).
     pub append: bool,

@@ -9,12 +9,17 @@
 //!   `sync`, or unmount; a crash before shows, for every block, the old or the new bytes,
 //!   never others (new data goes to fresh space and is referenced only after it is on the
 //!   device);
-//! - a direct write's data is durable when it returns; the file size it grew is durable
-//!   after `fsync`/`fdatasync`/`sync` (as ext4's `i_disksize`).
+//! - a direct write's data, like buffered data, is durable after `fsync`/`fdatasync` of
+//!   the file, `sync` or unmount (as on Linux without `O_SYNC`); a crash before shows the old
+//!   or the new bytes of each block;
+//! - the size a write grew the file to is durable with its data (as ext4's `i_disksize`);
+//!   modification times of data writes are set when they are committed (writeback commit
+//!   or fold), not at `write`.
 //!
-//! fsync/fdatasync of data written through the cache use the fsync log (`fslog.rs`): the
-//! writeback completions go to an in-memory overlay, and one record block plus one flush
-//! make them durable; replay at mount links them (`fold.rs`). `tests/fsync_log.rs` counts
+//! Completed data writes (writeback and direct) go to the fsync log's in-memory overlay
+//! (`fslog.rs`); fsync/fdatasync make them durable with one record block plus one flush,
+//! replay at mount links them (`fold.rs`), and every commit folds the overlay into the
+//! trees (also when it maps 1024 pieces). `tests/fsync_log.rs` counts
 //! the device writes and flushes (a 4 KiB write + fdatasync: 2 writes, 1 flush).
 //!
 //! Crash tests backing these claims: `tests/crash.rs` (`ace_one_operation_workloads`,
