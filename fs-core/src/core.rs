@@ -99,6 +99,8 @@ pub(crate) struct InodeMem {
     pub nocow: bool,
     /// fsyncs running on the file: its writeback completions go to the fsync log.
     pub log_writeback: u32,
+    /// The last data write (ns): mtime and ctime the item does not have yet.
+    pub mtime_dirty: Option<i64>,
     /// Blocks reserved by buffered write steps between their `begin` and `end` (a count per
     /// block: steps of several threads may overlap). Another thread's writeback may take
     /// such a block as soon as its bytes are copied, before the step grows the file.
@@ -209,13 +211,14 @@ impl Core {
         // Both locks at once (log before inodes, the crate's order), so no fsync can log a
         // size between the two checks.
         let log = self.log();
-        let logged = log.sizes.contains_key(&ino);
+        let logged = log.sizes.contains_key(&ino) || log.times.contains_key(&ino);
         let mut map = self.inodes();
         let idle = map.get(&ino).is_some_and(|m| {
             m.opens == 0
                 && m.delalloc.0.is_empty()
                 && m.writing.is_empty()
                 && !m.size_dirty
+                && m.mtime_dirty.is_none()
                 && m.log_writeback == 0
         });
         if idle && !logged {
