@@ -190,17 +190,26 @@ impl Core {
     pub fn with_io<T>(&self, f: impl FnOnce(&mut dyn IoQueue) -> Result<T>) -> Result<T> {
         let mine = QUEUES.with(|q| {
             let mut q = q.borrow_mut();
-            let alive = live().clone().unwrap_or_default();
-            q.retain(|(id, _)| alive.contains(id));
-            let i = q.iter().position(|(id, _)| *id == self.id)?;
-            Some(q.swap_remove(i).1)
+            if let Some(i) = q.iter().position(|(id, _)| *id == self.id) {
+                return Some(q.swap_remove(i).1);
+            }
+            // About to make a queue: drop this thread's queues of unmounted filesystems.
+            let live = live();
+            q.retain(|(id, _)| live.as_ref().is_some_and(|l| l.contains(id)));
+            None
         });
         let mut io = match mine {
             Some(io) => io,
             None => self.dev.queue(META_DEPTH)?,
         };
         let r = f(&mut *io);
-        QUEUES.with(|q| q.borrow_mut().push((self.id, io)));
+        QUEUES.with(|q| {
+            let mut q = q.borrow_mut();
+            // A nested call made its own queue: keep one per filesystem.
+            if !q.iter().any(|(id, _)| *id == self.id) {
+                q.push((self.id, io));
+            }
+        });
         r
     }
 
