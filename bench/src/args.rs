@@ -1,0 +1,387 @@
+//! Command line: bdevperf's flags, parsed by clap, then checked into a [`Mode`].
+//!
+//! Checks that need the devices (I/O size against block size and capacity, `-T` naming a
+//! configured bdev) happen later, in `plan`, once the config is open.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// The seed used when `-S` is not given, fixed so that runs are repeatable by default.
+pub const DEFAULT_SEED: u64 = 42;
+
+const AFTER_HELP: &str = "\
+Differences from SPDK bdevperf:
+  * every job runs on one polling thread (the calling thread); -m is accepted and ignored;
+  * I/O errors are counted (Fail/s) and the run goes on, as with bdevperf -f; the exit status
+    is 1 if any I/O failed or a verify read mismatched;
+  * TO/s is always 0: bfsperf has no I/O timeouts (bdevperf -k);
+  * -S sets the random seed (bdevperf's -S is a live-statistics period, not implemented);
+  * latency is timed once per poll-loop iteration, so its resolution is one iteration
+    (one Instant::now() per I/O would cost ~20 ns, a large part of a RAM bdev's budget).
+
+Examples:
+  bfsperf -c bench/configs/malloc.json -q 128 -o 4096 -w randread -t 5
+  bfsperf -c bench/configs/malloc.json -q 32 -o 64k -w randrw -M 70 -t 10 --output-json out.json
+  bfsperf --memcpy-limit -o 4096 -t 5";
+
+/// bfsperf: a bdevperf-compatible benchmark for bypassfs block devices.
+#[derive(Parser, Debug)]
+#[command(name = "bfsperf", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// SPDK JSON config describing the bdevs (bdev subsystem, e.g. bdev_malloc_create).
+    #[arg(short = 'c', long = "json", value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// I/O depth: requests kept in flight per job.
+    #[arg(short = 'q', long = "queue-depth", value_name = "DEPTH")]
+    pub depth: Option<usize>,
+
+    /// I/O size in bytes; k, m, g suffixes are binary (4k = 4096) as in bdevperf.
+    #[arg(short = 'o', long = "io-size", value_name = "SIZE", value_parser = parse_size)]
+    pub io_size: Option<usize>,
+
+    /// I/O pattern.
+    #[arg(short = 'w', long = "workload", value_name = "TYPE")]
+    pub workload: Option<Workload>,
+
+    /// rwmixread: percentage of reads for rw and randrw (100 for reads, 0 for writes).
+    #[arg(short = 'M', long = "rwmixread", value_name = "PERCENT")]
+    pub read_percent: Option<u32>,
+
+    /// Run time in seconds (fractions allowed).
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub seconds: Option<f64>,
+
+    /// Run only against this bdev. Default: every bdev in the config, one job each.
+    #[arg(short = 'T', long = "target", value_name = "BDEV")]
+    pub target: Option<String>,
+
+    /// Also write the results as JSON to this file.
+    #[arg(long = "output-json", value_name = "PATH")]
+    pub output_json: Option<PathBuf>,
+
+    /// Seed of the offset generator (printed with the results, so any run can be repeated).
+    #[arg(short = 'S', long = "seed", value_name = "N", default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+
+    /// Core mask: accepted for bdevperf compatibility and ignored (one thread runs all jobs).
+    #[arg(short = 'm', long = "cpumask", value_name = "MASK")]
+    pub cpumask: Option<String>,
+
+    /// Continue after I/O failures: accepted for bdevperf compatibility; always on.
+    #[arg(short = 'f')]
+    pub continue_on_failure: bool,
+
+    /// Before timing, write every -o range of each bdev once (not counted). A RAM bdev on
+    /// ordinary pages otherwise serves reads of never-written memory from the kernel's shared
+    /// zero page, which stays in cache and flatters read results.
+    #[arg(long = "prefill")]
+    pub prefill: bool,
+
+    /// Measure this machine's random-copy rate instead (the memcpy limit of a RAM bdev):
+    /// random -o sized copies out of a 1 GiB DMA buffer, one thread, for -t seconds.
+    #[arg(long = "memcpy-limit")]
+    pub memcpy_limit: bool,
+}
+
+/// bdevperf's `-w` patterns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Sequential reads.
+    Read,
+    /// Sequential writes.
+    Write,
+    /// Uniformly random reads.
+    Randread,
+    /// Uniformly random writes.
+    Randwrite,
+    /// Sequential, each I/O a read with probability -M percent, else a write.
+    Rw,
+    /// Random offsets, each I/O a read with probability -M percent, else a write.
+    Randrw,
+    /// Sequential write, read back, compare.
+    Verify,
+    /// Flushes.
+    Flush,
+    /// Sequential unmaps of -o bytes.
+    Unmap,
+    /// Sequential write-zeroes of -o bytes.
+    #[value(name = "write_zeroes")]
+    WriteZeroes,
+}
+
+impl Workload {
+    /// bdevperf's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Read => "read",
+            Workload::Write => "write",
+            Workload::Randread => "randread",
+            Workload::Randwrite => "randwrite",
+            Workload::Rw => "rw",
+            Workload::Randrw => "randrw",
+            Workload::Verify => "verify",
+            Workload::Flush => "flush",
+            Workload::Unmap => "unmap",
+            Workload::WriteZeroes => "write_zeroes",
+        }
+    }
+
+    /// Whether offsets are drawn at random (else they walk the device in order).
+    pub fn is_random(self) -> bool {
+        matches!(
+            self,
+            Workload::Randread | Workload::Randwrite | Workload::Randrw
+        )
+    }
+
+    /// Whether the workload takes a read percentage.
+    pub fn is_mixed(self) -> bool {
+        matches!(self, Workload::Rw | Workload::Randrw)
+    }
+}
+
+/// What the command line asks for, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// Run I/O against bdevs.
+    Perf(PerfSpec),
+    /// Measure the memcpy limit.
+    Memcpy(MemcpySpec),
+}
+
+/// A checked I/O run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfSpec {
+    pub config: PathBuf,
+    pub depth: usize,
+    pub io_size: usize,
+    pub workload: Workload,
+    /// Reads per hundred I/Os: 100 for pure reads, 0 for pure writes.
+    pub read_percent: u32,
+    pub duration: Duration,
+    pub target: Option<String>,
+    pub output_json: Option<PathBuf>,
+    pub seed: u64,
+    pub prefill: bool,
+}
+
+/// A checked memcpy-limit run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemcpySpec {
+    pub io_size: usize,
+    pub duration: Duration,
+    pub output_json: Option<PathBuf>,
+    pub seed: u64,
+}
+
+/// A command line that parsed but makes no sense.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ArgError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ArgError> {
+    Err(ArgError(msg.into()))
+}
+
+impl Cli {
+    /// Checks the options that do not need the devices, and notes the ones ignored.
+    pub fn into_mode(self) -> Result<Mode, ArgError> {
+        if self.cpumask.is_some() {
+            eprintln!("bfsperf: note: -m/--cpumask is ignored; one thread runs every job");
+        }
+        let duration = match self.seconds {
+            None if self.memcpy_limit => Duration::from_secs(5),
+            None => return err("-t/--time SECONDS is required"),
+            Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
+            Some(s) => {
+                return err(format!(
+                    "-t {s}: run time must be a positive number of seconds"
+                ))
+            }
+        };
+        let seed = self.seed;
+        if self.memcpy_limit {
+            let io_size = self.io_size.unwrap_or(4096);
+            if io_size > MEMCPY_MAX_IO {
+                return err(format!(
+                    "-o {io_size}: memcpy limit copies at most {MEMCPY_MAX_IO} bytes"
+                ));
+            }
+            return Ok(Mode::Memcpy(MemcpySpec {
+                io_size,
+                duration,
+                output_json: self.output_json,
+                seed,
+            }));
+        }
+        let Some(config) = self.config else {
+            return err("-c/--json CONFIG is required (an SPDK JSON config describing the bdevs)");
+        };
+        let Some(depth) = self.depth else {
+            return err("-q/--queue-depth DEPTH is required");
+        };
+        if depth == 0 {
+            return err("-q 0: queue depth must be at least 1");
+        }
+        let Some(io_size) = self.io_size else {
+            return err("-o/--io-size SIZE is required");
+        };
+        let Some(workload) = self.workload else {
+            return err("-w/--workload TYPE is required");
+        };
+        let read_percent = read_percent(workload, self.read_percent)?;
+        Ok(Mode::Perf(PerfSpec {
+            config,
+            depth,
+            io_size,
+            workload,
+            read_percent,
+            duration,
+            target: self.target,
+            output_json: self.output_json,
+            seed,
+            prefill: self.prefill,
+        }))
+    }
+}
+
+/// Largest copy the memcpy mode accepts (it must fit its 1 GiB source many times over).
+pub const MEMCPY_MAX_IO: usize = 64 << 20;
+
+/// The read percentage a workload implies; -M only for rw/randrw, as in bdevperf.
+fn read_percent(workload: Workload, given: Option<u32>) -> Result<u32, ArgError> {
+    match (workload.is_mixed(), given) {
+        (true, None) => err(format!(
+            "-M/--rwmixread PERCENT is required for the {} workload (percentage of reads, 0 to 100)",
+            workload.name()
+        )),
+        (true, Some(p)) if p > 100 => err(format!("-M {p}: the read percentage must be 0 to 100")),
+        (true, Some(p)) => Ok(p),
+        (false, given) => {
+            if given.is_some() {
+                eprintln!("bfsperf: note: ignoring -M; it only applies to rw and randrw");
+            }
+            Ok(match workload {
+                Workload::Read | Workload::Randread => 100,
+                _ => 0,
+            })
+        }
+    }
+}
+
+/// Parses a byte count: `4096`, `4k`, `4K`, `4KiB`, `1M`, `1g` (binary multiples, as
+/// SPDK's `spdk_parse_capacity`).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits);
+    let bad =
+        || format!("{text:?} is not a size (bytes, or with a k, m or g suffix: 4096, 4k, 1M)");
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    let bytes = n
+        .checked_mul(1 << shift)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes == 0 {
+        return Err(format!("{text:?}: the I/O size must be positive"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode<S: AsRef<str>>(args: &[S]) -> Result<Mode, String> {
+        let argv = std::iter::once("bfsperf").chain(args.iter().map(|s| s.as_ref()));
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        cli.into_mode().map_err(|e| e.0)
+    }
+
+    /// A valid command line but for the workload, plus `extra`.
+    fn with(extra: &[&str]) -> Vec<String> {
+        let base = ["-c", "x.json", "-q", "128", "-o", "4k", "-t", "5"];
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn full_command_line_parses() {
+        let Mode::Perf(p) = mode(&with(&["-w", "randread", "-T", "Malloc0", "-S", "9"])).unwrap()
+        else {
+            panic!("not perf mode")
+        };
+        assert_eq!(
+            (p.depth, p.io_size, p.workload, p.read_percent),
+            (128, 4096, Workload::Randread, 100)
+        );
+        assert_eq!(
+            (p.duration, p.target.as_deref(), p.seed),
+            (Duration::from_secs(5), Some("Malloc0"), 9)
+        );
+    }
+
+    #[test]
+    fn unknown_workload_is_refused_with_the_choices() {
+        let e = mode(&with(&["-w", "randomread"])).unwrap_err();
+        assert!(e.contains("randomread") && e.contains("randread"), "{e}");
+    }
+
+    #[test]
+    fn mix_is_required_and_bounded_for_rw() {
+        let e = mode(&with(&["-w", "randrw"])).unwrap_err();
+        assert!(e.contains("-M") && e.contains("randrw"), "{e}");
+        let e = mode(&with(&["-w", "rw", "-M", "101"])).unwrap_err();
+        assert!(e.contains("0 to 100"), "{e}");
+        let Mode::Perf(p) = mode(&with(&["-w", "rw", "-M", "70"])).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.read_percent, 70);
+    }
+
+    #[test]
+    fn missing_and_zero_values_are_errors() {
+        assert!(mode(&["-q", "1", "-o", "4096", "-w", "read", "-t", "1"])
+            .unwrap_err()
+            .contains("-c"));
+        assert!(mode(&with(&[])).unwrap_err().contains("-w"));
+        let e = mode(&["-c", "x", "-q", "0", "-o", "4096", "-w", "read", "-t", "1"]).unwrap_err();
+        assert!(e.contains("queue depth"), "{e}");
+        let e = mode(&["-c", "x", "-q", "1", "-o", "4096", "-w", "read", "-t", "0"]).unwrap_err();
+        assert!(e.contains("run time"), "{e}");
+        assert!(mode(&["-c", "x", "-q", "1", "-o", "0", "-w", "read", "-t", "1"]).is_err());
+    }
+
+    #[test]
+    fn sizes_parse_like_bdevperf() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("4q").is_err());
+        assert!(parse_size("k").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999g").is_err());
+    }
+
+    #[test]
+    fn memcpy_mode_needs_no_config() {
+        let Mode::Memcpy(m) = mode(&["--memcpy-limit"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (m.io_size, m.duration, m.seed),
+            (4096, Duration::from_secs(5), DEFAULT_SEED)
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! Results: bdevperf's table on stdout and a JSON document.
+//!
+//! The table reproduces bdevperf's `printf` formats column for column (SPDK v24.x, where the
+//! `Job:` line also names workload, depth and I/O size), so scripts that scrape bdevperf
+//! output read ours too. If you change a format here, compare with bdevperf's
+//! `performance_dump_job_stdout` and `bdevperf_test_done`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::args::Workload;
+
+/// What a job was asked to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobInfo {
+    /// The bdev name (bdevperf names a job after its bdev).
+    pub name: String,
+    pub workload: Workload,
+    pub read_percent: u32,
+    pub depth: usize,
+    pub io_size: usize,
+}
+
+/// What a job measured. Latencies in nanoseconds; `ios` counts successful I/Os.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobStats {
+    pub ios: u64,
+    pub failed: u64,
+    pub latency_ns_total: u64,
+    /// `u64::MAX` until the first I/O completes.
+    pub latency_ns_min: u64,
+    pub latency_ns_max: u64,
+    pub runtime: Duration,
+}
+
+impl JobStats {
+    /// Nothing measured yet.
+    pub fn new() -> JobStats {
+        JobStats {
+            latency_ns_min: u64::MAX,
+            ..JobStats::default()
+        }
+    }
+
+    /// Adds one finished I/O that took `latency_ns`.
+    #[inline(always)]
+    pub fn record(&mut self, latency_ns: u64, ok: bool) {
+        self.ios += u64::from(ok);
+        self.failed += u64::from(!ok);
+        self.latency_ns_total += latency_ns;
+        self.latency_ns_min = self.latency_ns_min.min(latency_ns);
+        self.latency_ns_max = self.latency_ns_max.max(latency_ns);
+    }
+}
+
+/// One line of the table, in bdevperf's units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub runtime_s: f64,
+    pub iops: f64,
+    pub mibps: f64,
+    pub fail_per_s: f64,
+    pub timeout_per_s: f64,
+    pub avg_latency_us: f64,
+    pub min_latency_us: f64,
+    pub max_latency_us: f64,
+}
+
+impl Row {
+    /// bdevperf's arithmetic: IOPS counts successful I/Os, latency averages over all of them.
+    pub fn of(stats: &JobStats, io_size: usize) -> Row {
+        let secs = stats.runtime.as_secs_f64().max(f64::MIN_POSITIVE);
+        let iops = stats.ios as f64 / secs;
+        let finished = stats.ios + stats.failed;
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Row {
+            runtime_s: stats.runtime.as_secs_f64(),
+            iops,
+            mibps: iops * io_size as f64 / f64::from(1 << 20),
+            fail_per_s: stats.failed as f64 / secs,
+            timeout_per_s: 0.0,
+            avg_latency_us: if finished == 0 {
+                0.0
+            } else {
+                us(stats.latency_ns_total) / finished as f64
+            },
+            min_latency_us: if finished == 0 {
+                0.0
+            } else {
+                us(stats.latency_ns_min)
+            },
+            max_latency_us: us(stats.latency_ns_max),
+        }
+    }
+
+    /// The Total row: rates add up, latency is averaged over every I/O of every job.
+    pub fn total(jobs: &[(JobInfo, JobStats)]) -> Row {
+        let rows: Vec<Row> = jobs.iter().map(|(i, s)| Row::of(s, i.io_size)).collect();
+        let finished: u64 = jobs.iter().map(|(_, s)| s.ios + s.failed).sum();
+        let latency_ns: u64 = jobs.iter().map(|(_, s)| s.latency_ns_total).sum();
+        let with_ios = || {
+            rows.iter()
+                .zip(jobs)
+                .filter(|(_, (_, s))| s.ios + s.failed > 0)
+                .map(|(r, _)| r)
+        };
+        Row {
+            runtime_s: rows.iter().map(|r| r.runtime_s).fold(0.0, f64::max),
+            iops: rows.iter().map(|r| r.iops).sum(),
+            mibps: rows.iter().map(|r| r.mibps).sum(),
+            fail_per_s: rows.iter().map(|r| r.fail_per_s).sum(),
+            timeout_per_s: 0.0,
+            avg_latency_us: if finished == 0 {
+                0.0
+            } else {
+                latency_ns as f64 / 1000.0 / finished as f64
+            },
+            min_latency_us: with_ios()
+                .map(|r| r.min_latency_us)
+                .reduce(f64::min)
+                .unwrap_or(0.0),
+            max_latency_us: with_ios().map(|r| r.max_latency_us).fold(0.0, f64::max),
+        }
+    }
+
+    /// The columns after the runtime: `IOPS MiB/s Fail/s TO/s Average min max`.
+    fn rates(&self) -> String {
+        format!(
+            "{:10.2} {:10.2} {:10.2} {:8.2} {:10.2} {:10.2} {:10.2}",
+            self.iops,
+            self.mibps,
+            self.fail_per_s,
+            self.timeout_per_s,
+            self.avg_latency_us,
+            self.min_latency_us,
+            self.max_latency_us
+        )
+    }
+}
+
+/// The two heading lines, preceded by an empty line as in bdevperf.
+pub fn header() -> String {
+    format!(
+        "\n{:>107}\n {:<28}: {:>10} {:>10} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10}\n",
+        "Latency(us)",
+        "Device Information",
+        "runtime(s)",
+        "IOPS",
+        "MiB/s",
+        "Fail/s",
+        "TO/s",
+        "Average",
+        "min",
+        "max"
+    )
+}
+
+/// A job's two lines: what it ran, then its numbers.
+pub fn job_lines(info: &JobInfo, row: &Row) -> String {
+    let mix = if info.workload.is_mixed() {
+        format!(", percentage: {}", info.read_percent)
+    } else {
+        String::new()
+    };
+    format!(
+        "Job: {} (Core Mask 0x1, workload: {}{mix}, depth: {}, IO size: {})\n\t {:<20}: {:10.2} {}\n",
+        info.name,
+        info.workload.name(),
+        info.depth,
+        info.io_size,
+        info.name,
+        row.runtime_s,
+        row.rates()
+    )
+}
+
+/// The separator and the Total line (no runtime, as in bdevperf).
+pub fn total_lines(total: &Row) -> String {
+    format!(
+        " {}\n {:<28}: {:>10} {}\n",
+        "=".repeat(115),
+        "Total",
+        "",
+        total.rates()
+    )
+}
+
+/// The whole table.
+pub fn table(jobs: &[(JobInfo, JobStats)]) -> String {
+    let mut out = header();
+    for (info, stats) in jobs {
+        out += &job_lines(info, &Row::of(stats, info.io_size));
+    }
+    out + &total_lines(&Row::total(jobs))
+}
+
+/// One job (or the total) as JSON. Besides the names asked of bfsperf it carries bdevperf's
+/// own keys (`job`, `core_mask`, `status`, `runtime`) so tools reading bdevperf's results
+/// read these too.
+fn job_json(info: &JobInfo, stats: &JobStats, row: &Row) -> Value {
+    let mut v = json!({
+        "name": info.name,
+        "job": info.name,
+        "core_mask": "0x1",
+        "workload": info.workload.name(),
+        "status": if stats.failed > 0 { "failed" } else { "finished" },
+        "queue_depth": info.depth,
+        "io_size": info.io_size,
+        "runtime_s": row.runtime_s,
+        "runtime": row.runtime_s,
+        "iops": row.iops,
+        "mibps": row.mibps,
+        "io_completed": stats.ios,
+        "io_failed": stats.failed,
+        "io_timeout": 0,
+        "avg_latency_us": row.avg_latency_us,
+        "min_latency_us": row.min_latency_us,
+        "max_latency_us": row.max_latency_us,
+    });
+    if info.workload.is_mixed() {
+        v["percentage"] = json!(info.read_percent);
+    }
+    v
+}
+
+/// The JSON document: `results` (one per job, as bdevperf's `perform_tests` answer),
+/// `total`, `core_count`, `seed`.
+pub fn json(jobs: &[(JobInfo, JobStats)], seed: u64) -> Value {
+    let results: Vec<Value> = jobs
+        .iter()
+        .map(|(i, s)| job_json(i, s, &Row::of(s, i.io_size)))
+        .collect();
+    let total_stats = jobs.iter().fold(JobStats::new(), |mut t, (_, s)| {
+        t.ios += s.ios;
+        t.failed += s.failed;
+        t.latency_ns_total += s.latency_ns_total;
+        t.latency_ns_min = t.latency_ns_min.min(s.latency_ns_min);
+        t.latency_ns_max = t.latency_ns_max.max(s.latency_ns_max);
+        t.runtime = t.runtime.max(s.runtime);
+        t
+    });
+    let first = jobs.first().map(|(i, _)| i.clone());
+    let total_info = JobInfo {
+        name: "Total".into(),
+        ..first.unwrap_or(JobInfo {
+            name: String::new(),
+            workload: Workload::Read,
+            read_percent: 100,
+            depth: 0,
+            io_size: 0,
+        })
+    };
+    let total = job_json(&total_info, &total_stats, &Row::total(jobs));
+    json!({ "results": results, "total": total, "core_count": 1, "seed": seed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(name: &str, ios: u64, failed: u64) -> (JobInfo, JobStats) {
+        let info = JobInfo {
+            name: name.into(),
+            workload: Workload::Randread,
+            read_percent: 100,
+            depth: 128,
+            io_size: 4096,
+        };
+        let stats = JobStats {
+            ios,
+            failed,
+            latency_ns_total: (ios + failed) * 83_950,
+            latency_ns_min: 3_210,
+            latency_ns_max: 412_000,
+            runtime: Duration::from_secs(5),
+        };
+        (info, stats)
+    }
+
+    #[test]
+    fn rows_match_bdevperf_layout() {
+        let jobs = [job("Malloc0", 7_617_281, 0)];
+        let expected = "
+                                                                                                Latency(us)
+ Device Information          : runtime(s)       IOPS      MiB/s     Fail/s     TO/s    Average        min        max
+Job: Malloc0 (Core Mask 0x1, workload: randread, depth: 128, IO size: 4096)
+\t Malloc0             :       5.00 1523456.20    5951.00       0.00     0.00      83.95       3.21     412.00
+ ===================================================================================================================
+ Total                       :            1523456.20    5951.00       0.00     0.00      83.95       3.21     412.00
+";
+        assert_eq!(table(&jobs), expected);
+    }
+
+    #[test]
+    fn total_adds_rates_and_averages_latency_over_all_ios() {
+        let (mut a, mut b) = (job("A", 1000, 0), job("B", 3000, 10));
+        a.1.latency_ns_total = 1000 * 10_000;
+        b.1.latency_ns_total = 3010 * 30_000;
+        b.1.latency_ns_min = 1_000;
+        let t = Row::total(&[a, b]);
+        assert_eq!((t.iops, t.fail_per_s, t.min_latency_us), (800.0, 2.0, 1.0));
+        let want_avg = (1000.0 * 10.0 + 3010.0 * 30.0) / 4010.0;
+        assert!((t.avg_latency_us - want_avg).abs() < 1e-9);
+    }
+
+    #[test]
+    fn mixed_workloads_print_their_percentage() {
+        let (mut info, stats) = job("M", 10, 0);
+        info.workload = Workload::Randrw;
+        info.read_percent = 70;
+        let lines = job_lines(&info, &Row::of(&stats, 4096));
+        assert!(lines
+            .starts_with("Job: M (Core Mask 0x1, workload: randrw, percentage: 70, depth: 128"));
+    }
+
+    #[test]
+    fn json_has_the_fields() {
+        let v = json(&[job("Malloc0", 5000, 2)], 42);
+        let r = &v["results"][0];
+        for key in [
+            "name",
+            "workload",
+            "queue_depth",
+            "io_size",
+            "runtime_s",
+            "iops",
+            "mibps",
+            "io_failed",
+        ] {
+            assert!(!r[key].is_null(), "{key} missing");
+        }
+        assert_eq!(
+            (r["io_failed"].as_u64(), r["status"].as_str()),
+            (Some(2), Some("failed"))
+        );
+        assert_eq!(
+            (v["total"]["iops"].as_f64(), v["seed"].as_u64()),
+            (Some(1000.0), Some(42))
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Free space: an in-memory map of free byte ranges, rebuilt from the extent tree at open.
+//!
+//! Invariants:
+//! - free ranges never overlap and never touch (neighbours are merged), and the two indexes
+//!   (by start, by size) always hold the same ranges;
+//! - a range is free only if no committed state still refers to it: extents freed by a
+//!   transaction are handed back here only once that transaction's superblock is durable and
+//!   no reader of an older generation remains (see `volume.rs`).
+//!
+//! Allocation is best fit: the smallest free range that holds the request, so large
+//! contiguous ranges stay whole for large requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The free ranges of a volume.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FreeSpace {
+    by_start: BTreeMap<u64, u64>,
+    by_size: BTreeSet<(u64, u64)>,
+    free_bytes: u64,
+}
+
+impl FreeSpace {
+    /// Total free bytes.
+    pub fn free_bytes(&self) -> u64 {
+        self.free_bytes
+    }
+
+    fn add_raw(&mut self, start: u64, len: u64) {
+        self.by_start.insert(start, len);
+        self.by_size.insert((len, start));
+        self.free_bytes += len;
+    }
+
+    fn remove_raw(&mut self, start: u64, len: u64) {
+        self.by_start.remove(&start);
+        self.by_size.remove(&(len, start));
+        self.free_bytes -= len;
+    }
+
+    /// Makes `[start, start + len)` free. Returns an error message if any of it already is.
+    pub fn free(&mut self, start: u64, len: u64) -> Result<(), String> {
+        let end = start + len;
+        let prev = self
+            .by_start
+            .range(..=start)
+            .next_back()
+            .map(|(&s, &l)| (s, l));
+        let next = self.by_start.range(start..).next().map(|(&s, &l)| (s, l));
+        if prev.is_some_and(|(s, l)| s + l > start) || next.is_some_and(|(s, _)| s < end) {
+            return Err(format!(
+                "range {start:#x}+{len:#x} is already (partly) free"
+            ));
+        }
+        let (mut s, mut e) = (start, end);
+        if let Some((ps, pl)) = prev.filter(|&(ps, pl)| ps + pl == start) {
+            self.remove_raw(ps, pl);
+            s = ps;
+        }
+        if let Some((ns, nl)) = next.filter(|&(ns, _)| ns == end) {
+            self.remove_raw(ns, nl);
+            e = ns + nl;
+        }
+        self.add_raw(s, e - s);
+        Ok(())
+    }
+
+    /// Marks `[start, start + len)`, which must be entirely free, as used.
+    pub fn take(&mut self, start: u64, len: u64) -> Result<(), String> {
+        let Some((s, l)) = self
+            .by_start
+            .range(..=start)
+            .next_back()
+            .map(|(&s, &l)| (s, l))
+            .filter(|&(s, l)| s + l >= start + len)
+        else {
+            return Err(format!("range {start:#x}+{len:#x} is not free"));
+        };
+        self.remove_raw(s, l);
+        if s < start {
+            self.add_raw(s, start - s);
+        }
+        if s + l > start + len {
+            self.add_raw(start + len, s + l - start - len);
+        }
+        Ok(())
+    }
+
+    /// Allocates exactly `len` bytes from the smallest free range that holds them.
+    pub fn alloc(&mut self, len: u64) -> Option<u64> {
+        let &(_, start) = self.by_size.range((len, 0)..).next()?;
+        self.take(start, len).expect("range came from the index");
+        Some(start)
+    }
+
+    /// Allocates up to `max` bytes, at least `min`: best fit if a range holds `max`, else as
+    /// much of the largest range as there is. Returns `(start, len)`.
+    pub fn alloc_up_to(&mut self, min: u64, max: u64) -> Option<(u64, u64)> {
+        if let Some(start) = self.alloc(max) {
+            return Some((start, max));
+        }
+        let &(len, start) = self.by_size.iter().next_back()?;
+        if len < min {
+            return None;
+        }
+        self.take(start, len).expect("range came from the index");
+        Some((start, len))
+    }
+
+    /// The free ranges, in address order.
+    #[cfg(test)]
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.by_start.iter().map(|(&s, &l)| (s, l))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_fit_merge_and_double_free() {
+        let mut f = FreeSpace::default();
+        f.free(0, 100).unwrap();
+        f.free(200, 10).unwrap();
+        f.free(300, 50).unwrap();
+        assert_eq!(f.alloc(10), Some(200), "smallest range that fits");
+        assert_eq!(f.alloc(40), Some(300));
+        assert_eq!(f.alloc(1000), None);
+        assert!(f.free(20, 10).is_err(), "double free is refused");
+        f.free(200, 10).unwrap();
+        f.free(100, 100).unwrap();
+        assert_eq!(f.ranges().collect::<Vec<_>>(), vec![(0, 210), (340, 10)]);
+        assert_eq!(f.free_bytes(), 220);
+        assert_eq!(
+            f.alloc_up_to(1, 500),
+            Some((0, 210)),
+            "largest when none fits"
+        );
+        f.take(340, 5).unwrap();
+        assert!(f.take(340, 5).is_err());
+        assert_eq!(f.ranges().collect::<Vec<_>>(), vec![(345, 5)]);
+    }
+}

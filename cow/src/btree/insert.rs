@@ -1,0 +1,192 @@
+//! Insert and update: copy the path down to the leaf, change the leaf, split what overflows on
+//! the way back up, and grow a new root when the old one split.
+
+use bdev::IoQueue;
+
+use super::{child_slot, cow_child, cow_root, get, NodeWriter};
+use crate::error::{Error, Result};
+use crate::format::{max_item_size, Body, Item, Key, KeyPtr, Node, RootPtr, TreeId};
+
+/// What `put` may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PutMode {
+    /// The key must not exist.
+    Insert,
+    /// The key must exist.
+    Update,
+    /// Either.
+    Upsert,
+}
+
+/// A subtree after a change: its first key, and a new right sibling if it split.
+struct Outcome {
+    first_key: Key,
+    split: Option<KeyPtr>,
+}
+
+/// Stores `data` under `key` in `tree`.
+pub(crate) fn put<W: NodeWriter + ?Sized>(
+    w: &mut W,
+    io: &mut dyn IoQueue,
+    tree: TreeId,
+    key: Key,
+    data: &[u8],
+    mode: PutMode,
+) -> Result<()> {
+    let max = max_item_size(w.nodesize());
+    if data.len() > max {
+        return Err(Error::Invalid(format!(
+            "item {key} of {} bytes is larger than the {max} bytes a node of {} holds",
+            data.len(),
+            w.nodesize()
+        )));
+    }
+    if mode != PutMode::Upsert {
+        let exists = get(w, io, tree, key)?.is_some();
+        match (mode, exists) {
+            (PutMode::Insert, true) => return Err(Error::KeyExists { tree, key }),
+            (PutMode::Update, false) => return Err(Error::NotFound { tree, key }),
+            _ => {}
+        }
+    }
+    let root = cow_root(w, io, tree)?;
+    let out = put_rec(w, io, tree, root, key, data)?;
+    if let Some(sibling) = out.split {
+        grow_root(w, tree, out.first_key, sibling)?;
+    }
+    Ok(())
+}
+
+fn put_rec<W: NodeWriter + ?Sized>(
+    w: &mut W,
+    io: &mut dyn IoQueue,
+    tree: TreeId,
+    bytenr: u64,
+    key: Key,
+    data: &[u8],
+) -> Result<Outcome> {
+    let mut node = w.take(bytenr)?;
+    if node.level == 0 {
+        if let Body::Leaf(items) = &mut node.body {
+            match items.binary_search_by(|i| i.key.cmp(&key)) {
+                Ok(i) => items[i].data = data.to_vec(),
+                Err(i) => items.insert(
+                    i,
+                    Item {
+                        key,
+                        data: data.to_vec(),
+                    },
+                ),
+            }
+        }
+    } else {
+        let slot = child_slot(node.ptrs(), key);
+        let child = cow_child(w, io, tree, &mut node, slot)?;
+        let out = put_rec(w, io, tree, child, key, data)?;
+        if let Body::Internal(ptrs) = &mut node.body {
+            ptrs[slot].key = out.first_key;
+            if let Some(s) = out.split {
+                ptrs.insert(slot + 1, s);
+            }
+        }
+    }
+    let split = if node.fits(w.nodesize()) {
+        None
+    } else {
+        Some(split_node(w, tree, &mut node)?)
+    };
+    let first_key = node
+        .first_key()
+        .expect("a node just inserted into is not empty");
+    w.put(node);
+    Ok(Outcome { first_key, split })
+}
+
+/// Where to cut `node` so both halves are about equally full (both non-empty).
+pub(super) fn split_point(node: &Node) -> usize {
+    match &node.body {
+        Body::Internal(ptrs) => ptrs.len() / 2,
+        Body::Leaf(items) => {
+            let sizes: Vec<usize> = items
+                .iter()
+                .map(|i| crate::format::ITEM_HEADER_SIZE + i.data.len())
+                .collect();
+            let total: usize = sizes.iter().sum();
+            let mut acc = 0;
+            let mut best = (usize::MAX, 1);
+            for (k, s) in sizes.iter().enumerate().take(sizes.len() - 1) {
+                acc += s;
+                let diff = acc.abs_diff(total - acc);
+                if diff < best.0 {
+                    best = (diff, k + 1);
+                }
+            }
+            best.1
+        }
+    }
+}
+
+/// Moves the upper half of `node` into a new right sibling; returns the pointer to it.
+fn split_node<W: NodeWriter + ?Sized>(w: &mut W, tree: TreeId, node: &mut Node) -> Result<KeyPtr> {
+    let at = split_point(node);
+    let body = match &mut node.body {
+        Body::Leaf(items) => Body::Leaf(items.split_off(at)),
+        Body::Internal(ptrs) => Body::Internal(ptrs.split_off(at)),
+    };
+    let bytenr = w.alloc_node(tree, node.level)?;
+    let right = Node {
+        bytenr,
+        generation: w.generation(),
+        owner: tree,
+        level: node.level,
+        body,
+    };
+    let ptr = KeyPtr {
+        key: right.first_key().expect("split halves are not empty"),
+        bytenr,
+        generation: right.generation,
+    };
+    w.put(right);
+    Ok(ptr)
+}
+
+/// The root split: a new root one level up points to both halves.
+fn grow_root<W: NodeWriter + ?Sized>(
+    w: &mut W,
+    tree: TreeId,
+    first_key: Key,
+    sibling: KeyPtr,
+) -> Result<()> {
+    let old = w.root(tree)?;
+    let level = old.level + 1;
+    if usize::from(level) >= crate::format::MAX_LEVEL {
+        return Err(Error::Invalid(format!(
+            "tree {tree} would exceed the maximum height"
+        )));
+    }
+    let bytenr = w.alloc_node(tree, level)?;
+    let gen = w.generation();
+    w.put(Node {
+        bytenr,
+        generation: gen,
+        owner: tree,
+        level,
+        body: Body::Internal(vec![
+            KeyPtr {
+                key: first_key,
+                bytenr: old.bytenr,
+                generation: old.generation,
+            },
+            sibling,
+        ]),
+    });
+    w.set_root(
+        tree,
+        RootPtr {
+            bytenr,
+            generation: gen,
+            level,
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Range iteration in both directions.
+//!
+//! The iterator keeps the path from the root to the current leaf (shared `Arc`s of immutable
+//! nodes), so stepping to the next leaf costs one node load, not a new descent.
+
+use std::sync::Arc;
+
+use bdev::IoQueue;
+
+use super::{child_slot, NodeAddr, NodeSource};
+use crate::error::Result;
+use crate::format::{Key, Node, TreeId};
+
+/// Which way an [`Iter`] walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending keys.
+    Forward,
+    /// Descending keys.
+    Backward,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    Running,
+    Done,
+}
+
+/// Items of a tree with keys in `lo..=hi`, in the chosen direction. Yields `(key, data)`; an
+/// error ends the iteration.
+pub struct Iter<'a> {
+    src: &'a dyn NodeSource,
+    io: &'a mut dyn IoQueue,
+    tree: TreeId,
+    lo: Key,
+    hi: Key,
+    dir: Direction,
+    /// Nodes from the root down to the current leaf and the slot taken in each.
+    path: Vec<(Arc<Node>, usize)>,
+    state: State,
+}
+
+impl<'a> Iter<'a> {
+    pub(crate) fn new(
+        src: &'a dyn NodeSource,
+        io: &'a mut dyn IoQueue,
+        tree: TreeId,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+    ) -> Iter<'a> {
+        Iter {
+            src,
+            io,
+            tree,
+            lo,
+            hi,
+            dir,
+            path: Vec::new(),
+            state: if lo <= hi { State::Start } else { State::Done },
+        }
+    }
+
+    /// Positions on the first item `>= key` (forward) or the last `<= key` (backward).
+    /// Returns whether there is such an item.
+    fn seek(&mut self, key: Key) -> Result<bool> {
+        self.path.clear();
+        let mut at = NodeAddr::root(self.src.root(self.tree)?);
+        loop {
+            let node = self.src.load(self.io, self.tree, &at)?;
+            if node.level == 0 {
+                let items = node.items();
+                let ge = items.partition_point(|i| i.key < key);
+                let le_end = items.partition_point(|i| i.key <= key);
+                let len = items.len();
+                return Ok(match self.dir {
+                    Direction::Forward => {
+                        self.path.push((node, ge));
+                        ge < len || self.next_leaf()?
+                    }
+                    Direction::Backward => {
+                        self.path.push((node, le_end.saturating_sub(1)));
+                        le_end > 0 || self.prev_leaf()?
+                    }
+                });
+            }
+            let slot = child_slot(node.ptrs(), key);
+            at = NodeAddr::child(&node, slot);
+            self.path.push((node, slot));
+        }
+    }
+
+    /// Moves to the first item of the next leaf.
+    fn next_leaf(&mut self) -> Result<bool> {
+        self.path.pop();
+        while let Some((node, slot)) = self.path.last_mut() {
+            if *slot + 1 < node.ptrs().len() {
+                *slot += 1;
+                let at = NodeAddr::child(node, *slot);
+                return self.descend_edge(at, true);
+            }
+            self.path.pop();
+        }
+        Ok(false)
+    }
+
+    /// Moves to the last item of the previous leaf.
+    fn prev_leaf(&mut self) -> Result<bool> {
+        self.path.pop();
+        while let Some((node, slot)) = self.path.last_mut() {
+            if *slot > 0 {
+                *slot -= 1;
+                let at = NodeAddr::child(node, *slot);
+                return self.descend_edge(at, false);
+            }
+            self.path.pop();
+        }
+        Ok(false)
+    }
+
+    fn descend_edge(&mut self, mut at: NodeAddr, leftmost: bool) -> Result<bool> {
+        loop {
+            let node = self.src.load(self.io, self.tree, &at)?;
+            let n = node.nritems();
+            let slot = if leftmost { 0 } else { n.saturating_sub(1) };
+            if node.level == 0 {
+                self.path.push((node, slot));
+                return Ok(n > 0);
+            }
+            at = NodeAddr::child(&node, slot);
+            self.path.push((node, slot));
+        }
+    }
+
+    fn advance(&mut self) -> Result<bool> {
+        let Some((leaf, slot)) = self.path.last_mut() else {
+            return Ok(false);
+        };
+        match self.dir {
+            Direction::Forward if *slot + 1 < leaf.nritems() => {
+                *slot += 1;
+                Ok(true)
+            }
+            Direction::Forward => self.next_leaf(),
+            Direction::Backward if *slot > 0 => {
+                *slot -= 1;
+                Ok(true)
+            }
+            Direction::Backward => self.prev_leaf(),
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<(Key, Vec<u8>)>> {
+        let found = match self.state {
+            State::Done => return Ok(None),
+            State::Start => {
+                self.state = State::Running;
+                let start = match self.dir {
+                    Direction::Forward => self.lo,
+                    Direction::Backward => self.hi,
+                };
+                self.seek(start)?
+            }
+            State::Running => self.advance()?,
+        };
+        let item = found
+            .then(|| self.path.last())
+            .flatten()
+            .map(|(leaf, slot)| &leaf.items()[*slot])
+            .filter(|it| it.key >= self.lo && it.key <= self.hi);
+        match item {
+            Some(it) => Ok(Some((it.key, it.data.clone()))),
+            None => {
+                self.state = State::Done;
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<(Key, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.step() {
+            Ok(v) => v.map(Ok),
+            Err(e) => {
+                self.state = State::Done;
+                self.path.clear();
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Node and superblock I/O: reads validated through the cache, batched concurrent writes,
+//! flushes. Every node read is parsed and checked against its parent before anyone sees it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bdev::{wait, BlockDevice, Bufs, Completion, DmaBuf, IoError, IoQueue, Lba, Op};
+
+use crate::btree::{check_context, NodeAddr, NodeCache};
+use crate::error::{Error, Result};
+use crate::format::{
+    parse_node, parse_superblock, superblock_offsets, Node, Superblock, TreeId, SUPERBLOCK_AREA,
+};
+
+/// What does not change while a volume is open.
+pub(crate) struct Shared {
+    pub dev: Arc<dyn BlockDevice>,
+    pub fsid: [u8; 16],
+    pub nodesize: u32,
+    pub sectorsize: u32,
+    pub total_bytes: u64,
+    pub block_size: u32,
+    pub cache: NodeCache,
+}
+
+impl Shared {
+    fn lba(&self, bytenr: u64) -> Lba {
+        Lba(bytenr / u64::from(self.block_size))
+    }
+
+    /// Reads `len` bytes at `bytenr` into a fresh DMA buffer.
+    pub fn read_raw(&self, io: &mut dyn IoQueue, bytenr: u64, len: usize) -> Result<DmaBuf> {
+        let buf = self.dev.alloc_buf(len)?;
+        wait::read(io, self.lba(bytenr), buf)
+            .map_err(|(_, e)| Error::io(format!("reading {len} bytes at {bytenr:#x}"), e))
+    }
+
+    /// The node at `at` of `tree`, from the cache or the device, validated.
+    pub fn read_node(
+        &self,
+        io: &mut dyn IoQueue,
+        tree: TreeId,
+        at: &NodeAddr,
+    ) -> Result<Arc<Node>> {
+        if let Some(n) = self.cache.get(at.bytenr, at.generation) {
+            check_context(&n, tree, at)?;
+            return Ok(n);
+        }
+        let what = if at.level == 0 { "leaf" } else { "node" };
+        let end = at.bytenr.checked_add(u64::from(self.nodesize));
+        if at.bytenr % u64::from(self.sectorsize) != 0 || end.is_none_or(|e| e > self.total_bytes) {
+            return Err(Error::node(
+                what,
+                at.bytenr,
+                tree,
+                "address outside the volume or unaligned",
+            ));
+        }
+        let buf = self
+            .read_raw(io, at.bytenr, self.nodesize as usize)
+            .map_err(|e| match e {
+                Error::Io { source, .. } => Error::io(
+                    format!("reading {what} {:#x} of tree {tree}", at.bytenr),
+                    source,
+                ),
+                e => e,
+            })?;
+        let node = parse_node(&buf, &self.fsid, at.bytenr)
+            .map_err(|p| Error::node(what, at.bytenr, tree, p))?;
+        check_context(&node, tree, at)?;
+        let node = Arc::new(node);
+        self.cache.insert(Arc::clone(&node));
+        Ok(node)
+    }
+
+    /// Writes `nodes` with as many requests in flight as the queue allows. Each node is
+    /// validated as it is encoded; an invalid one is never written.
+    pub fn write_nodes<'n>(
+        &self,
+        io: &mut dyn IoQueue,
+        nodes: impl Iterator<Item = &'n Node>,
+    ) -> Result<()> {
+        let mut ops = Vec::new();
+        for n in nodes {
+            let mut buf = self.dev.alloc_buf(self.nodesize as usize)?;
+            n.encode(&self.fsid, &mut buf).map_err(|p| {
+                Error::node(
+                    n.what(),
+                    n.bytenr,
+                    n.owner,
+                    format!("refusing to write: {p}"),
+                )
+            })?;
+            ops.push((n.bytenr, buf));
+        }
+        self.submit_all(io, ops, false, "node")
+    }
+
+    /// Submits one write per `(bytenr, buf)`, keeping the queue full, and waits for all of
+    /// them (even after a failure, so nothing of ours stays in flight). Returns the first error.
+    fn submit_all(
+        &self,
+        io: &mut dyn IoQueue,
+        ops: Vec<(u64, DmaBuf)>,
+        fua: bool,
+        what: &str,
+    ) -> Result<()> {
+        let total = ops.len();
+        let addrs: Vec<u64> = ops.iter().map(|(b, _)| *b).collect();
+        let mut queue: VecDeque<(usize, DmaBuf)> =
+            ops.into_iter().map(|(_, buf)| buf).enumerate().collect();
+        let mut done: Vec<Completion> = Vec::with_capacity(io.depth());
+        let (mut finished, mut first_err) = (0, None);
+        let fail = |i: usize, e: IoError, first_err: &mut Option<Error>| {
+            if first_err.is_none() {
+                *first_err = Some(Error::io(format!("writing {what} {:#x}", addrs[i]), e));
+            }
+        };
+        while finished < total {
+            while let Some((i, buf)) = queue.pop_front() {
+                let lba = self.lba(addrs[i]);
+                let op = Op::Write {
+                    lba,
+                    bufs: Bufs::One(buf),
+                    fua,
+                };
+                match io.submit(i as u64, op) {
+                    Ok(()) => {}
+                    Err(r) if r.is_queue_full() => {
+                        let buf = r.op.into_bufs().and_then(Bufs::into_one);
+                        queue.push_front((i, buf.expect("a write gives its buffer back")));
+                        break;
+                    }
+                    Err(r) => {
+                        finished += 1;
+                        fail(i, IoError::Invalid(r.error.to_string()), &mut first_err);
+                    }
+                }
+            }
+            done.clear();
+            io.poll(&mut done);
+            for c in done.drain(..) {
+                finished += 1;
+                if let Err(e) = c.result {
+                    fail(c.tag as usize, e, &mut first_err);
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Makes every completed write durable.
+    pub fn flush(&self, io: &mut dyn IoQueue, why: &str) -> Result<()> {
+        wait::flush(io).map_err(|e| Error::io(format!("flush {why}"), e))
+    }
+
+    /// Writes every superblock copy with FUA.
+    pub fn write_superblocks(&self, io: &mut dyn IoQueue, sb: &Superblock) -> Result<()> {
+        let mut ops = Vec::new();
+        for off in superblock_offsets(self.total_bytes) {
+            let sector = sb
+                .encode(off)
+                .map_err(|p| Error::Corrupt(format!("refusing to write superblock: {p}")))?;
+            let mut buf = self.dev.alloc_buf(SUPERBLOCK_AREA)?;
+            buf[..sector.len()].copy_from_slice(&sector);
+            ops.push((off, buf));
+        }
+        self.submit_all(io, ops, true, "superblock")
+    }
+}
+
+/// Reads every superblock copy that fits in a device of `size` bytes and returns the valid one
+/// with the highest generation, or why none is valid.
+pub(crate) fn read_best_superblock(
+    dev: &dyn BlockDevice,
+    io: &mut dyn IoQueue,
+    size: u64,
+) -> Result<Superblock> {
+    let bs = u64::from(dev.geometry().block_size);
+    let mut best: Option<Superblock> = None;
+    let mut why = Vec::new();
+    for off in superblock_offsets(size) {
+        let parsed = dev
+            .alloc_buf(SUPERBLOCK_AREA)
+            .map_err(Error::from)
+            .and_then(|buf| {
+                wait::read(io, Lba(off / bs), buf).map_err(|(_, e)| Error::io("read", e))
+            })
+            .and_then(|buf| parse_superblock(&buf, off).map_err(Error::Corrupt));
+        match parsed {
+            Ok(sb) if best.as_ref().is_none_or(|b| sb.generation > b.generation) => best = Some(sb),
+            Ok(_) => {}
+            Err(e) => why.push(format!("copy at {off:#x}: {e}")),
+        }
+    }
+    if !why.is_empty() && best.is_some() {
+        log::warn!(
+            "cow: using the newest valid superblock; invalid copies: {}",
+            why.join("; ")
+        );
+    }
+    best.ok_or_else(|| {
+        if why.is_empty() {
+            Error::NoSuperblock(format!(
+                "device of {size} bytes is too small for a superblock"
+            ))
+        } else {
+            Error::NoSuperblock(why.join("; "))
+        }
+    })
+}

@@ -1,0 +1,512 @@
+//! The write transaction: copy-on-write changes, delayed references, and the commit protocol.
+//!
+//! Commit, in order:
+//! 1. until nothing changes: record changed tree roots in the root tree, apply the delayed
+//!    references to the extent tree (both copy more nodes, but only nodes not yet copied);
+//! 2. write every dirty node to its new address (all in flight at once), validated first;
+//! 3. flush; 4. write every superblock copy with FUA; 5. flush.
+//!
+//! Only after 5 is the new state published to readers and are the extents this transaction
+//! freed queued for reuse. A failure in 2–5 poisons the volume. Dropping a transaction without
+//! committing it discards its changes and gives back what it allocated.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, MutexGuard};
+
+use bdev::IoQueue;
+
+use crate::btree::{self, Direction, Iter, NodeAddr, NodeSource, NodeWriter, PutMode};
+use crate::delayed::{DelayedRefs, RefTarget};
+use crate::error::{Error, Result};
+use crate::format::{kind, Body, Key, Node, RootItem, RootPtr, Superblock, TreeId};
+use crate::trees;
+use crate::volume::{Committed, Volume, WriterState};
+
+/// Passes of commit's fix-point loop before it gives up (it converges in a handful).
+const MAX_COMMIT_PASSES: usize = 64;
+
+/// The single write transaction of a volume. Reads through it see its own changes.
+pub struct Transaction<'v> {
+    pub(crate) vol: &'v Volume,
+    pub(crate) w: MutexGuard<'v, WriterState>,
+    pub(crate) gen: u64,
+    pub(crate) roots: BTreeMap<TreeId, RootPtr>,
+    changed: BTreeSet<TreeId>,
+    dirty: HashMap<u64, Arc<Node>>,
+    pub(crate) delayed: DelayedRefs,
+    /// Extents allocated by this transaction: given back on abort.
+    allocated: HashMap<u64, u64>,
+    /// Allocations whose +1 reference is already in the extent tree.
+    pub(crate) applied: HashSet<u64>,
+    /// Data extents allocated and not yet referenced: freed at commit if still unreferenced.
+    pub(crate) unreferenced_data: BTreeMap<u64, u64>,
+    /// Extents allocated and freed again by this transaction after their reference reached the
+    /// extent tree: reusable right after commit (no committed state ever saw them).
+    local_frees: Vec<(u64, u64)>,
+    /// Extents of committed states freed by this transaction: reusable after commit and after
+    /// the readers of older states are gone.
+    pinned: Vec<(u64, u64)>,
+    pub(crate) bytes_used: u64,
+    failed: Option<String>,
+    done: bool,
+}
+
+impl<'v> Transaction<'v> {
+    pub(crate) fn new(
+        vol: &'v Volume,
+        w: MutexGuard<'v, WriterState>,
+        base: Arc<Committed>,
+    ) -> Self {
+        Transaction {
+            vol,
+            w,
+            gen: base.generation + 1,
+            roots: base.roots.clone(),
+            bytes_used: base.bytes_used,
+            changed: BTreeSet::new(),
+            dirty: HashMap::new(),
+            delayed: DelayedRefs::default(),
+            allocated: HashMap::new(),
+            applied: HashSet::new(),
+            unreferenced_data: BTreeMap::new(),
+            local_frees: Vec::new(),
+            pinned: Vec::new(),
+            failed: None,
+            done: false,
+        }
+    }
+
+    /// The generation this transaction will commit as.
+    pub fn generation(&self) -> u64 {
+        self.gen
+    }
+
+    /// The trees as this transaction sees them.
+    pub fn trees(&self) -> Vec<TreeId> {
+        self.roots.keys().copied().collect()
+    }
+
+    pub(crate) fn usable(&self) -> Result<()> {
+        if let Some(f) = &self.failed {
+            return Err(Error::TransactionFailed(f.clone()));
+        }
+        if let Some(p) = self.vol.poisoned() {
+            return Err(Error::Poisoned(p));
+        }
+        Ok(())
+    }
+
+    /// Runs a change; an error that may have left the trees half-changed fails the
+    /// transaction.
+    pub(crate) fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.usable()?;
+        let r = f(self);
+        if let Err(e) = &r {
+            if !matches!(
+                e,
+                Error::KeyExists { .. } | Error::NotFound { .. } | Error::Invalid(_)
+            ) {
+                self.failed = Some(e.to_string());
+            }
+        }
+        r
+    }
+
+    fn user_tree(&self, tree: TreeId) -> Result<()> {
+        if !tree.is_user() {
+            return Err(Error::Invalid(format!(
+                "tree {tree} is internal; only the fs tree and trees from 256 take items"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The data of `key` in `tree`.
+    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<Vec<u8>>> {
+        btree::get(self, io, tree, key)
+    }
+
+    /// Items of `tree` with keys in `lo..=hi`, in direction `dir`.
+    pub fn iter<'a>(
+        &'a self,
+        io: &'a mut dyn IoQueue,
+        tree: TreeId,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+    ) -> Iter<'a> {
+        Iter::new(self, io, tree, lo, hi, dir)
+    }
+
+    /// Inserts a new item; [`Error::KeyExists`] if the key is there.
+    pub fn insert(
+        &mut self,
+        io: &mut dyn IoQueue,
+        tree: TreeId,
+        key: Key,
+        data: &[u8],
+    ) -> Result<()> {
+        self.user_tree(tree)?;
+        self.guarded(|tx| btree::put(tx, io, tree, key, data, PutMode::Insert))
+    }
+
+    /// Replaces an item's data; [`Error::NotFound`] if the key is not there.
+    pub fn update(
+        &mut self,
+        io: &mut dyn IoQueue,
+        tree: TreeId,
+        key: Key,
+        data: &[u8],
+    ) -> Result<()> {
+        self.user_tree(tree)?;
+        self.guarded(|tx| btree::put(tx, io, tree, key, data, PutMode::Update))
+    }
+
+    /// Inserts or replaces an item.
+    pub fn upsert(
+        &mut self,
+        io: &mut dyn IoQueue,
+        tree: TreeId,
+        key: Key,
+        data: &[u8],
+    ) -> Result<()> {
+        self.user_tree(tree)?;
+        self.guarded(|tx| btree::put(tx, io, tree, key, data, PutMode::Upsert))
+    }
+
+    /// Removes an item; returns whether it was there.
+    pub fn delete(&mut self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<bool> {
+        self.user_tree(tree)?;
+        self.guarded(|tx| btree::delete(tx, io, tree, key))
+    }
+
+    /// Creates an empty tree (the fs tree, or an id from 256).
+    pub fn create_tree(&mut self, tree: TreeId) -> Result<()> {
+        self.user_tree(tree)?;
+        if self.roots.contains_key(&tree) {
+            return Err(Error::Invalid(format!("tree {tree} exists")));
+        }
+        self.guarded(|tx| tx.new_empty_root(tree))
+    }
+
+    pub(crate) fn new_empty_root(&mut self, tree: TreeId) -> Result<()> {
+        let bytenr = self.alloc_node(tree, 0)?;
+        self.put(Node {
+            bytenr,
+            generation: self.gen,
+            owner: tree,
+            level: 0,
+            body: Body::Leaf(Vec::new()),
+        });
+        self.set_root(
+            tree,
+            RootPtr {
+                bytenr,
+                generation: self.gen,
+                level: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Internal put into any tree (extent, csum, root trees).
+    pub(crate) fn put_internal(
+        &mut self,
+        io: &mut dyn IoQueue,
+        tree: TreeId,
+        key: Key,
+        data: &[u8],
+    ) -> Result<()> {
+        btree::put(self, io, tree, key, data, PutMode::Upsert)
+    }
+
+    /// Internal delete from any tree.
+    pub(crate) fn delete_internal(
+        &mut self,
+        io: &mut dyn IoQueue,
+        tree: TreeId,
+        key: Key,
+    ) -> Result<bool> {
+        btree::delete(self, io, tree, key)
+    }
+
+    /// An extent of `len` bytes (whole sectors) reaches zero references: free it.
+    pub(crate) fn release_extent(&mut self, start: u64, len: u64) {
+        if self.allocated.contains_key(&start) {
+            self.local_frees.push((start, len));
+        } else {
+            self.pinned.push((start, len));
+        }
+    }
+
+    /// Allocates `len` bytes from free space; the caller records what it is.
+    pub(crate) fn alloc_extent(&mut self, len: u64) -> Result<u64> {
+        let start = self.w.free.alloc(len).ok_or_else(|| {
+            Error::NoSpace(format!(
+                "no free range of {len} bytes ({} bytes free in all)",
+                self.w.free.free_bytes()
+            ))
+        })?;
+        self.allocated.insert(start, len);
+        Ok(start)
+    }
+
+    /// Allocates a data extent of between `min` and `max` bytes (whole sectors), preferring
+    /// one piece of `max`; returns `(bytenr, len)`. It must be referenced with
+    /// [`Transaction::add_data_ref`] in this transaction or it is freed again at commit.
+    pub fn alloc_data(&mut self, min: u64, max: u64) -> Result<(u64, u64)> {
+        self.usable()?;
+        let ss = u64::from(self.vol.sh.sectorsize);
+        if min == 0 || min > max || min % ss != 0 || max % ss != 0 {
+            return Err(Error::Invalid(format!(
+                "data extent of {min}..{max} bytes is not whole {ss}-byte sectors"
+            )));
+        }
+        let (start, len) = self
+            .w
+            .free
+            .alloc_up_to(min, max)
+            .ok_or_else(|| Error::NoSpace(format!("no free range of {min} bytes for data")))?;
+        self.allocated.insert(start, len);
+        self.unreferenced_data.insert(start, len);
+        Ok((start, len))
+    }
+
+    /// Adds a reference from `backref` to the data extent `[bytenr, bytenr + len)`, which was
+    /// allocated by this transaction or is already referenced. Applied at commit.
+    pub fn add_data_ref(
+        &mut self,
+        bytenr: u64,
+        len: u64,
+        backref: crate::format::DataBackref,
+    ) -> Result<()> {
+        self.usable()?;
+        self.delayed
+            .add(bytenr, RefTarget::Data { len, backref }, 1);
+        Ok(())
+    }
+
+    /// Drops a reference from `backref` to a data extent; at zero references the extent and
+    /// its checksums are freed. Applied at commit.
+    pub fn drop_data_ref(
+        &mut self,
+        bytenr: u64,
+        len: u64,
+        backref: crate::format::DataBackref,
+    ) -> Result<()> {
+        self.usable()?;
+        self.delayed
+            .add(bytenr, RefTarget::Data { len, backref }, -1);
+        Ok(())
+    }
+
+    /// Records the crc32c of consecutive data blocks starting at `bytenr` (replacing any).
+    pub fn csum_insert(&mut self, io: &mut dyn IoQueue, bytenr: u64, csums: &[u32]) -> Result<()> {
+        self.guarded(|tx| trees::csum::insert(tx, io, bytenr, csums))
+    }
+
+    /// Removes the checksums of the data blocks in `[bytenr, bytenr + len)`.
+    pub fn csum_delete(&mut self, io: &mut dyn IoQueue, bytenr: u64, len: u64) -> Result<()> {
+        self.guarded(|tx| trees::csum::delete(tx, io, bytenr, len))
+    }
+
+    /// The crc32c recorded for the data block at `bytenr`.
+    pub fn csum_lookup(&self, io: &mut dyn IoQueue, bytenr: u64) -> Result<Option<u32>> {
+        trees::csum::lookup(self, io, self.vol.sh.sectorsize, bytenr)
+    }
+
+    /// Makes the transaction durable; returns its generation.
+    pub fn commit(mut self, io: &mut dyn IoQueue) -> Result<u64> {
+        self.usable()?;
+        if let Err(e) = self.run_until_stable(io) {
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
+        let sb = Superblock {
+            fsid: self.vol.sh.fsid,
+            generation: self.gen,
+            root: self.roots[&TreeId::ROOT],
+            nodesize: self.vol.sh.nodesize,
+            sectorsize: self.vol.sh.sectorsize,
+            total_bytes: self.vol.sh.total_bytes,
+            bytes_used: self.bytes_used,
+        };
+        if let Err(e) = self.write_out(io, &sb) {
+            self.vol.set_poison(e.to_string());
+            self.failed = Some(e.to_string());
+            return Err(e);
+        }
+        self.finish();
+        Ok(self.gen)
+    }
+
+    /// Discards the transaction's changes (same as dropping it).
+    pub fn abort(self) {}
+
+    fn run_until_stable(&mut self, io: &mut dyn IoQueue) -> Result<()> {
+        for _ in 0..MAX_COMMIT_PASSES {
+            let changed: Vec<TreeId> = std::mem::take(&mut self.changed)
+                .into_iter()
+                .filter(|&t| t != TreeId::ROOT)
+                .collect();
+            for t in &changed {
+                let item = RootItem(self.roots[t]).encode();
+                self.put_internal(io, TreeId::ROOT, Key::new(t.0, kind::ROOT_ITEM, 0), &item)?;
+            }
+            self.changed.remove(&TreeId::ROOT);
+            if self.delayed.is_empty() && changed.is_empty() {
+                // Data extents allocated here whose references cancelled out are freed at
+                // commit; their checksums go with them (which changes the csum tree: loop).
+                if self.unreferenced_data.is_empty() {
+                    return Ok(());
+                }
+                for (b, l) in std::mem::take(&mut self.unreferenced_data) {
+                    trees::csum::delete(self, io, b, l)?;
+                    self.local_frees.push((b, l));
+                }
+                continue;
+            }
+            while let Some((bytenr, target, delta)) = self.delayed.pop_next() {
+                trees::extent::apply_ref(self, io, bytenr, target, delta)?;
+            }
+        }
+        Err(Error::Corrupt(format!(
+            "commit of generation {} did not converge after {MAX_COMMIT_PASSES} passes",
+            self.gen
+        )))
+    }
+
+    fn write_out(&mut self, io: &mut dyn IoQueue, sb: &Superblock) -> Result<()> {
+        let sh = &self.vol.sh;
+        sh.write_nodes(io, self.dirty.values().map(|n| &**n))?;
+        sh.flush(
+            io,
+            &format!("after writing the nodes of generation {}", self.gen),
+        )?;
+        sh.write_superblocks(io, sb)?;
+        sh.flush(
+            io,
+            &format!("after writing the superblocks of generation {}", self.gen),
+        )
+    }
+
+    /// Publishes the committed state and hands freed space on.
+    fn finish(&mut self) {
+        self.done = true;
+        self.vol.publish(Committed {
+            generation: self.gen,
+            roots: std::mem::take(&mut self.roots),
+            bytes_used: self.bytes_used,
+        });
+        for (_, n) in self.dirty.drain() {
+            self.vol.sh.cache.insert(n);
+        }
+        for (s, l) in std::mem::take(&mut self.local_frees) {
+            if let Err(e) = self.w.free.free(s, l) {
+                log::error!("cow: freeing after commit: {e}");
+            }
+        }
+        let pinned = std::mem::take(&mut self.pinned);
+        self.w.pending.push((self.gen, pinned));
+        self.vol.release_pending(&mut self.w);
+    }
+
+    pub(crate) fn mark_applied(&mut self, bytenr: u64) {
+        if self.allocated.contains_key(&bytenr) {
+            self.applied.insert(bytenr);
+        }
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut back: Vec<(u64, u64)> = self.allocated.drain().collect();
+        back.sort_unstable();
+        for (s, l) in back {
+            if let Err(e) = self.w.free.free(s, l) {
+                log::error!("cow: giving back an aborted allocation: {e}");
+            }
+        }
+    }
+}
+
+impl NodeSource for Transaction<'_> {
+    fn load(&self, io: &mut dyn IoQueue, tree: TreeId, at: &NodeAddr) -> Result<Arc<Node>> {
+        if at.generation == self.gen {
+            return self.dirty.get(&at.bytenr).cloned().ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "node {:#x} of tree {tree} claims this transaction's generation but is not \
+                     one of its nodes",
+                    at.bytenr
+                ))
+            });
+        }
+        self.vol.sh.read_node(io, tree, at)
+    }
+
+    fn root(&self, tree: TreeId) -> Result<RootPtr> {
+        self.roots
+            .get(&tree)
+            .copied()
+            .ok_or(Error::NoSuchTree(tree))
+    }
+}
+
+impl NodeWriter for Transaction<'_> {
+    fn generation(&self) -> u64 {
+        self.gen
+    }
+
+    fn nodesize(&self) -> u32 {
+        self.vol.sh.nodesize
+    }
+
+    fn take(&mut self, bytenr: u64) -> Result<Node> {
+        let n = self.dirty.remove(&bytenr).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "node {bytenr:#x} is not dirty in generation {}",
+                self.gen
+            ))
+        })?;
+        Ok(Arc::try_unwrap(n).unwrap_or_else(|n| Node::clone(&n)))
+    }
+
+    fn put(&mut self, node: Node) {
+        self.dirty.insert(node.bytenr, Arc::new(node));
+    }
+
+    fn alloc_node(&mut self, tree: TreeId, level: u8) -> Result<u64> {
+        let bytenr = self.alloc_extent(u64::from(self.vol.sh.nodesize))?;
+        self.delayed
+            .add(bytenr, RefTarget::Tree { level, root: tree }, 1);
+        Ok(bytenr)
+    }
+
+    fn free_node(&mut self, tree: TreeId, bytenr: u64, level: u8, generation: u64) {
+        self.dirty.remove(&bytenr);
+        let target = RefTarget::Tree { level, root: tree };
+        if generation == self.gen && !self.applied.contains(&bytenr) {
+            // Allocated by this transaction and not yet in the extent tree: the queued +1
+            // cancels and the space is reusable at once; no committed state knows it.
+            self.delayed.add(bytenr, target, -1);
+            debug_assert_eq!(self.delayed.pending(bytenr, target), 0);
+            let len = self
+                .allocated
+                .remove(&bytenr)
+                .unwrap_or(u64::from(self.vol.sh.nodesize));
+            if let Err(e) = self.w.free.free(bytenr, len) {
+                log::error!("cow: freeing a node of this transaction: {e}");
+            }
+        } else {
+            self.delayed.add(bytenr, target, -1);
+        }
+    }
+
+    fn set_root(&mut self, tree: TreeId, root: RootPtr) {
+        self.roots.insert(tree, root);
+        self.changed.insert(tree);
+    }
+}

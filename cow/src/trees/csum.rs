@@ -1,0 +1,137 @@
+//! The checksum tree: the crc32c of every data block (one sector), in items
+//! `(CSUM_OBJECTID, EXTENT_CSUM, bytenr)` holding the checksums of consecutive blocks from
+//! `bytenr` on. Items never overlap.
+
+use bdev::IoQueue;
+
+use crate::btree::{Direction, Iter, NodeSource};
+use crate::error::{Error, Result};
+use crate::format::{kind, max_item_size, Key, TreeId, CSUM_OBJECTID};
+use crate::transaction::Transaction;
+
+fn key(bytenr: u64) -> Key {
+    Key::new(CSUM_OBJECTID, kind::EXTENT_CSUM, bytenr)
+}
+
+fn check_item(k: &Key, data: &[u8]) -> Result<usize> {
+    if data.is_empty() || data.len() % 4 != 0 {
+        return Err(Error::Corrupt(format!(
+            "csum tree item {k}: {} bytes is not a whole number of checksums",
+            data.len()
+        )));
+    }
+    Ok(data.len() / 4)
+}
+
+/// The checksum of the block at `bytenr`.
+pub(crate) fn lookup(
+    src: &dyn NodeSource,
+    io: &mut dyn IoQueue,
+    sectorsize: u32,
+    bytenr: u64,
+) -> Result<Option<u32>> {
+    let ss = u64::from(sectorsize);
+    let mut it = Iter::new(
+        src,
+        io,
+        TreeId::CSUM,
+        key(0),
+        key(bytenr),
+        Direction::Backward,
+    );
+    let Some(item) = it.next() else {
+        return Ok(None);
+    };
+    let (k, data) = item?;
+    let n = check_item(&k, &data)? as u64;
+    let idx = (bytenr - k.offset) / ss;
+    if (bytenr - k.offset) % ss != 0 || idx >= n {
+        return Ok(None);
+    }
+    let at = idx as usize * 4;
+    Ok(Some(u32::from_le_bytes(
+        data[at..at + 4].try_into().expect("4 bytes"),
+    )))
+}
+
+fn sectors(tx: &Transaction<'_>, bytenr: u64, len: u64) -> Result<u64> {
+    let ss = u64::from(tx.vol.sh.sectorsize);
+    if bytenr % ss != 0 || len % ss != 0 || bytenr.checked_add(len).is_none() {
+        return Err(Error::Invalid(format!(
+            "checksum range {bytenr:#x}+{len:#x} is not whole {ss}-byte sectors"
+        )));
+    }
+    Ok(ss)
+}
+
+/// Records `csums` for the blocks from `bytenr` on, replacing what was there.
+pub(crate) fn insert(
+    tx: &mut Transaction<'_>,
+    io: &mut dyn IoQueue,
+    bytenr: u64,
+    csums: &[u32],
+) -> Result<()> {
+    let ss = sectors(tx, bytenr, 0)?;
+    delete(tx, io, bytenr, csums.len() as u64 * ss)?;
+    let per_item = max_item_size(tx.vol.sh.nodesize) / 4;
+    for (i, chunk) in csums.chunks(per_item).enumerate() {
+        let data: Vec<u8> = chunk.iter().flat_map(|c| c.to_le_bytes()).collect();
+        let start = bytenr + (i * per_item) as u64 * ss;
+        tx.put_internal(io, TreeId::CSUM, key(start), &data)?;
+    }
+    Ok(())
+}
+
+/// Removes the checksums of the blocks in `[bytenr, bytenr + len)`, trimming items that
+/// stick out on either side.
+pub(crate) fn delete(
+    tx: &mut Transaction<'_>,
+    io: &mut dyn IoQueue,
+    bytenr: u64,
+    len: u64,
+) -> Result<()> {
+    let ss = sectors(tx, bytenr, len)?;
+    if len == 0 {
+        return Ok(());
+    }
+    let end = bytenr + len;
+    let first = match Iter::new(
+        &*tx,
+        io,
+        TreeId::CSUM,
+        key(0),
+        key(bytenr),
+        Direction::Backward,
+    )
+    .next()
+    {
+        Some(r) => r?.0.offset,
+        None => bytenr,
+    };
+    let items: Vec<(Key, Vec<u8>)> = Iter::new(
+        &*tx,
+        io,
+        TreeId::CSUM,
+        key(first),
+        key(end - 1),
+        Direction::Forward,
+    )
+    .collect::<Result<_>>()?;
+    for (k, data) in items {
+        let s = k.offset;
+        let e = s + check_item(&k, &data)? as u64 * ss;
+        if e <= bytenr || s >= end {
+            continue;
+        }
+        tx.delete_internal(io, TreeId::CSUM, k)?;
+        if s < bytenr {
+            let keep = ((bytenr - s) / ss) as usize * 4;
+            tx.put_internal(io, TreeId::CSUM, key(s), &data[..keep])?;
+        }
+        if e > end {
+            let skip = ((end - s) / ss) as usize * 4;
+            tx.put_internal(io, TreeId::CSUM, key(end), &data[skip..])?;
+        }
+    }
+    Ok(())
+}

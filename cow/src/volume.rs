@@ -1,0 +1,410 @@
+//! A cow volume: `format`, `open`, `close`, read snapshots and the single writer.
+//!
+//! Concurrency and consistency:
+//! - one writer [`Transaction`] at a time (a mutex); it sees its own changes;
+//! - a [`ReadTxn`] sees the last committed state at the moment it was created, unchanged for
+//!   as long as it lives (snapshot isolation), whatever later transactions commit;
+//! - extents freed by the transaction of generation `T` become allocatable only once `T` is
+//!   durable (its superblock written and flushed) **and** no reader of a generation below `T`
+//!   is alive, so a reader never sees a node overwritten under it.
+//!
+//! After a failed metadata write or flush the volume is poisoned: every later `begin` and
+//! `commit` fails with [`Error::Poisoned`] naming the first failure, until the volume is
+//! reopened (the state on the media is then whatever the last durable superblock says).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bdev::{BlockDevice, IoQueue};
+
+use crate::alloc::FreeSpace;
+use crate::btree::{Direction, Iter, NodeAddr, NodeCache, NodeSource};
+use crate::error::{Error, Result};
+use crate::format::{
+    reserved_ranges, Key, Node, RootPtr, TreeId, MAX_NODESIZE, MIN_DEVICE_BYTES, MIN_NODESIZE,
+};
+use crate::store::{read_best_superblock, Shared};
+use crate::transaction::Transaction;
+use crate::trees;
+
+/// How to format a volume.
+#[derive(Clone, Debug)]
+pub struct FormatOptions {
+    /// Node size in bytes: a power of two from 1 KiB to 64 KiB (default 16 KiB).
+    pub nodesize: u32,
+    /// Sector size (allocation and checksum unit): 512 to 4096, at least the device's block
+    /// size (default 4096, or the node size if smaller).
+    pub sectorsize: u32,
+    /// Filesystem id; random if `None`.
+    pub fsid: Option<[u8; 16]>,
+    /// Options for the volume returned.
+    pub open: OpenOptions,
+}
+
+impl Default for FormatOptions {
+    fn default() -> Self {
+        FormatOptions {
+            nodesize: 16 << 10,
+            sectorsize: 4096,
+            fsid: None,
+            open: OpenOptions::default(),
+        }
+    }
+}
+
+/// How to open a volume.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Most nodes kept in the node cache.
+    pub cache_nodes: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { cache_nodes: 4096 }
+    }
+}
+
+/// A committed state: the generation and where every tree's root is.
+#[derive(Clone, Debug)]
+pub(crate) struct Committed {
+    pub generation: u64,
+    pub roots: BTreeMap<TreeId, RootPtr>,
+    pub bytes_used: u64,
+}
+
+/// What only the writer touches.
+pub(crate) struct WriterState {
+    pub free: FreeSpace,
+    /// Extents freed by committed generation `T`, waiting for readers older than `T`.
+    pub pending: Vec<(u64, Vec<(u64, u64)>)>,
+}
+
+/// An open cow volume. `Send + Sync`: share it between threads; each thread brings its own
+/// I/O queue to every call.
+pub struct Volume {
+    pub(crate) sh: Shared,
+    pub(crate) committed: RwLock<Arc<Committed>>,
+    pub(crate) writer: Mutex<WriterState>,
+    poison: Mutex<Option<String>>,
+    /// Live readers by the generation they see.
+    readers: Mutex<BTreeMap<u64, usize>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Volume {
+    /// Formats `dev` as an empty volume (root, extent and checksum trees) and opens it.
+    pub fn format(
+        dev: Arc<dyn BlockDevice>,
+        io: &mut dyn IoQueue,
+        opts: &FormatOptions,
+    ) -> Result<Volume> {
+        let geo = dev.geometry();
+        let total = geo.size_bytes();
+        let sectorsize = opts.sectorsize.min(opts.nodesize);
+        if !opts.nodesize.is_power_of_two()
+            || !(MIN_NODESIZE..=MAX_NODESIZE).contains(&opts.nodesize)
+        {
+            return Err(Error::Invalid(format!(
+                "node size {} is not a power of two from {MIN_NODESIZE} to {MAX_NODESIZE}",
+                opts.nodesize
+            )));
+        }
+        if !sectorsize.is_power_of_two()
+            || !(512..=4096).contains(&sectorsize)
+            || geo.block_size > sectorsize
+        {
+            return Err(Error::Invalid(format!(
+                "sector size {sectorsize} must be a power of two from 512 to 4096 and at least \
+                 the device block size {}",
+                geo.block_size
+            )));
+        }
+        if total < MIN_DEVICE_BYTES {
+            return Err(Error::Invalid(format!(
+                "device {} has {total} bytes; a cow volume needs at least {MIN_DEVICE_BYTES}",
+                dev.name()
+            )));
+        }
+        if geo.durability_unknowable() {
+            log::warn!("cow: device {} has a volatile cache that flush does not empty; commits are not crash-safe", dev.name());
+        }
+        let total = total - total % u64::from(sectorsize);
+        let mut free = FreeSpace::default();
+        free.free(0, total).expect("empty map");
+        for (s, l) in reserved_ranges(total) {
+            free.take(s, l)
+                .expect("reserved ranges are disjoint and inside");
+        }
+        let sh = Shared {
+            fsid: opts.fsid.unwrap_or_else(random_fsid),
+            nodesize: opts.nodesize,
+            sectorsize,
+            total_bytes: total,
+            block_size: geo.block_size,
+            cache: NodeCache::new(opts.open.cache_nodes),
+            dev,
+        };
+        let committed = Committed {
+            generation: 0,
+            roots: BTreeMap::new(),
+            bytes_used: 0,
+        };
+        let vol = Volume::assemble(sh, committed, free);
+        let mut tx = vol.begin()?;
+        for t in [TreeId::ROOT, TreeId::EXTENT, TreeId::CSUM] {
+            tx.new_empty_root(t)?;
+        }
+        tx.commit(io)?;
+        Ok(vol)
+    }
+
+    fn assemble(sh: Shared, committed: Committed, free: FreeSpace) -> Volume {
+        Volume {
+            sh,
+            committed: RwLock::new(Arc::new(committed)),
+            writer: Mutex::new(WriterState {
+                free,
+                pending: Vec::new(),
+            }),
+            poison: Mutex::new(None),
+            readers: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Opens the volume on `dev`: the newest valid superblock copy, the root tree, and free
+    /// space rebuilt from the extent tree.
+    pub fn open(
+        dev: Arc<dyn BlockDevice>,
+        io: &mut dyn IoQueue,
+        opts: &OpenOptions,
+    ) -> Result<Volume> {
+        let geo = dev.geometry();
+        let sb = read_best_superblock(&*dev, io, geo.size_bytes())?;
+        if sb.total_bytes > geo.size_bytes() || sb.sectorsize < geo.block_size {
+            return Err(Error::Invalid(format!(
+                "volume of {} bytes with {}-byte sectors does not fit device {} ({} bytes, \
+                 {}-byte blocks)",
+                sb.total_bytes,
+                sb.sectorsize,
+                dev.name(),
+                geo.size_bytes(),
+                geo.block_size
+            )));
+        }
+        let sh = Shared {
+            fsid: sb.fsid,
+            nodesize: sb.nodesize,
+            sectorsize: sb.sectorsize,
+            total_bytes: sb.total_bytes,
+            block_size: geo.block_size,
+            cache: NodeCache::new(opts.cache_nodes),
+            dev,
+        };
+        let mut committed = Committed {
+            generation: sb.generation,
+            roots: BTreeMap::from([(TreeId::ROOT, sb.root)]),
+            bytes_used: sb.bytes_used,
+        };
+        let vol = Volume::assemble(sh, committed.clone(), FreeSpace::default());
+        committed.roots = trees::root::load_roots(&vol.reader(), io)?;
+        *vol.committed.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(committed);
+        let (free, used) = trees::extent::rebuild_free_space(&vol.reader(), io)?;
+        if used != sb.bytes_used {
+            return Err(Error::Corrupt(format!(
+                "superblock says {} bytes used, the extent tree accounts for {used}",
+                sb.bytes_used
+            )));
+        }
+        lock(&vol.writer).free = free;
+        Ok(vol)
+    }
+
+    /// Closes the volume. Everything committed is already durable; this reports an earlier
+    /// failure that poisoned the volume, if any.
+    pub fn close(self, io: &mut dyn IoQueue) -> Result<()> {
+        if let Some(p) = self.poisoned() {
+            return Err(Error::Poisoned(p));
+        }
+        self.sh.flush(io, "at close")
+    }
+
+    /// Starts the (single) write transaction; blocks while another one runs.
+    pub fn begin(&self) -> Result<Transaction<'_>> {
+        if let Some(p) = self.poisoned() {
+            return Err(Error::Poisoned(p));
+        }
+        let mut w = lock(&self.writer);
+        self.release_pending(&mut w);
+        let base = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
+        Ok(Transaction::new(self, w, base))
+    }
+
+    /// A read-only view of the last committed state.
+    pub fn reader(&self) -> ReadTxn<'_> {
+        let mut r = lock(&self.readers);
+        let snap = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
+        *r.entry(snap.generation).or_default() += 1;
+        ReadTxn { vol: self, snap }
+    }
+
+    /// The generation of the last committed transaction.
+    pub fn generation(&self) -> u64 {
+        self.committed
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+    }
+
+    /// Why the volume refuses writes, if it does.
+    pub fn poisoned(&self) -> Option<String> {
+        lock(&self.poison).clone()
+    }
+
+    /// Node size in bytes.
+    pub fn nodesize(&self) -> u32 {
+        self.sh.nodesize
+    }
+
+    /// Sector size in bytes (allocation and data checksum unit).
+    pub fn sectorsize(&self) -> u32 {
+        self.sh.sectorsize
+    }
+
+    /// The filesystem id.
+    pub fn fsid(&self) -> [u8; 16] {
+        self.sh.fsid
+    }
+
+    /// Bytes allocatable now (excluding extents waiting for commit or readers). Waits for the
+    /// running transaction, so do not call it from the thread that holds one.
+    pub fn free_bytes(&self) -> u64 {
+        lock(&self.writer).free.free_bytes()
+    }
+
+    pub(crate) fn set_poison(&self, why: String) {
+        let mut p = lock(&self.poison);
+        if p.is_none() {
+            log::error!("cow: volume poisoned, refusing writes until reopened: {why}");
+            *p = Some(why);
+        }
+    }
+
+    /// Publishes a committed state (called by commit once its superblock is durable).
+    pub(crate) fn publish(&self, c: Committed) {
+        *self.committed.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+    }
+
+    /// Hands extents back to the allocator whose generation no live reader can still see.
+    pub(crate) fn release_pending(&self, w: &mut WriterState) {
+        let oldest = lock(&self.readers).keys().next().copied();
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut w.pending)
+            .into_iter()
+            .partition(|(gen, _)| oldest.is_none_or(|o| o >= *gen));
+        w.pending = wait;
+        for (s, l) in ready.into_iter().flat_map(|(_, v)| v) {
+            if let Err(e) = w.free.free(s, l) {
+                log::error!("cow: releasing a freed extent: {e}");
+            }
+        }
+    }
+
+    fn drop_reader(&self, generation: u64) {
+        let mut r = lock(&self.readers);
+        if let Some(n) = r.get_mut(&generation) {
+            *n -= 1;
+            if *n == 0 {
+                r.remove(&generation);
+            }
+        }
+    }
+}
+
+/// The filesystem shares one volume across threads.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Volume>();
+};
+
+fn random_fsid() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(d.as_nanos());
+        }
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+/// A read-only snapshot of the last committed state when it was taken. While it lives, the
+/// extents it can reach are not reused.
+pub struct ReadTxn<'v> {
+    pub(crate) vol: &'v Volume,
+    snap: Arc<Committed>,
+}
+
+impl NodeSource for ReadTxn<'_> {
+    fn load(&self, io: &mut dyn IoQueue, tree: TreeId, at: &NodeAddr) -> Result<Arc<Node>> {
+        self.vol.sh.read_node(io, tree, at)
+    }
+
+    fn root(&self, tree: TreeId) -> Result<RootPtr> {
+        self.snap
+            .roots
+            .get(&tree)
+            .copied()
+            .ok_or(Error::NoSuchTree(tree))
+    }
+}
+
+impl ReadTxn<'_> {
+    /// The generation this snapshot shows.
+    pub fn generation(&self) -> u64 {
+        self.snap.generation
+    }
+
+    /// The trees of this snapshot.
+    pub fn trees(&self) -> Vec<TreeId> {
+        self.snap.roots.keys().copied().collect()
+    }
+
+    /// The data of `key` in `tree`.
+    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<Vec<u8>>> {
+        crate::btree::get(self, io, tree, key)
+    }
+
+    /// Items of `tree` with keys in `lo..=hi`, in direction `dir`.
+    pub fn iter<'a>(
+        &'a self,
+        io: &'a mut dyn IoQueue,
+        tree: TreeId,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+    ) -> Iter<'a> {
+        Iter::new(self, io, tree, lo, hi, dir)
+    }
+
+    /// The crc32c recorded for the data block at `bytenr`.
+    pub fn csum_lookup(&self, io: &mut dyn IoQueue, bytenr: u64) -> Result<Option<u32>> {
+        trees::csum::lookup(self, io, self.vol.sh.sectorsize, bytenr)
+    }
+
+    /// Bytes allocated to extents in this snapshot.
+    pub fn bytes_used(&self) -> u64 {
+        self.snap.bytes_used
+    }
+}
+
+impl Drop for ReadTxn<'_> {
+    fn drop(&mut self) {
+        self.vol.drop_reader(self.snap.generation);
+    }
+}

@@ -1,0 +1,245 @@
+//! Volume behaviour: poisoning after failed writes and flushes, reader snapshots, data
+//! extent references and the checksum tree API.
+
+mod common;
+
+use std::sync::Arc;
+
+use bdev::fault::{ErrorRule, FaultConfig, FaultDevice};
+use bdev::{BlockDevice, OpKind};
+use common::*;
+use cow::{DataBackref, Direction, Error, Key, OpenOptions, TreeId, Volume};
+
+fn fill(vol: &Volume, io: &mut dyn bdev::IoQueue, from: u64, n: u64, tag: u8) -> u64 {
+    let mut tx = vol.begin().unwrap();
+    if !tx.trees().contains(&USER) {
+        tx.create_tree(USER).unwrap();
+    }
+    for i in from..from + n {
+        tx.upsert(io, USER, Key::new(i, 1, 0), &[tag; 20]).unwrap();
+    }
+    tx.commit(io).unwrap()
+}
+
+fn poison_with(rule: ErrorRule) {
+    let base = mem(4 << 20);
+    let mut io = queue(&*base);
+    let vol = Volume::format(base.clone(), &mut *io, &small_opts()).unwrap();
+    let gen = fill(&vol, &mut *io, 0, 500, 1);
+    drop(vol);
+    let cfg = FaultConfig {
+        seed: 1,
+        errors: vec![rule.clone().persistent()],
+        ..FaultConfig::default()
+    };
+    let fault: Arc<dyn BlockDevice> = Arc::new(FaultDevice::new("f", base.clone(), cfg).unwrap());
+    let mut fio = queue(&*fault);
+    let vol = Volume::open(fault, &mut *fio, &OpenOptions::default()).unwrap();
+    let mut tx = vol.begin().unwrap();
+    for i in 0..500 {
+        tx.upsert(&mut *fio, USER, Key::new(i, 1, 0), &[2; 20])
+            .unwrap();
+    }
+    let first = tx
+        .commit(&mut *fio)
+        .expect_err("the injected failure surfaces");
+    assert!(matches!(first, Error::Io { .. }), "{first}");
+    let why = vol.poisoned().expect("poisoned");
+    assert_eq!(why, first.to_string());
+    let e = vol.begin().err().expect("writes refused");
+    assert!(matches!(&e, Error::Poisoned(w) if *w == why), "{e}");
+    // Reads of the last committed state still work.
+    let r = vol.reader();
+    assert_eq!(
+        r.get(&mut *fio, USER, Key::new(3, 1, 0)).unwrap(),
+        Some(vec![1; 20])
+    );
+    drop(r);
+    assert!(matches!(vol.close(&mut *fio), Err(Error::Poisoned(_))));
+    // Reopened on the healthy device: the last durable generation, intact.
+    let vol = Volume::open(
+        base.clone() as Arc<dyn BlockDevice>,
+        &mut *io,
+        &OpenOptions::default(),
+    )
+    .unwrap();
+    assert!(vol.generation() == gen || vol.generation() == gen + 1);
+    let want = if vol.generation() == gen { 1 } else { 2 };
+    let all = read_all(&vol, &mut *io, USER);
+    assert!(all.values().all(|v| *v == vec![want; 20]) && all.len() == 500);
+    vol.reader().check(&mut *io).unwrap();
+    eprintln!(
+        "{rule:?}: poisoned with \"{why}\"; reopened at generation {}",
+        vol.generation()
+    );
+}
+
+#[test]
+fn failed_node_write_poisons_until_reopen() {
+    poison_with(ErrorRule::nth(OpKind::Write, 3));
+}
+
+#[test]
+fn failed_flush_poisons_until_reopen() {
+    poison_with(ErrorRule::nth(OpKind::Flush, 1));
+}
+
+#[test]
+fn failed_superblock_flush_poisons_until_reopen() {
+    poison_with(ErrorRule::nth(OpKind::Flush, 2));
+}
+
+#[test]
+fn readers_keep_their_snapshot_while_writers_free_its_nodes() {
+    let dev = mem(8 << 20);
+    let mut io = queue(&*dev);
+    let vol = Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap();
+    let g1 = fill(&vol, &mut *io, 0, 2000, 1);
+    let r = vol.reader();
+    let free_before = vol.free_bytes();
+    for round in 0..6u8 {
+        let mut tx = vol.begin().unwrap();
+        for i in 0..2000 {
+            if i % 3 == 0 {
+                tx.delete(&mut *io, USER, Key::new(i, 1, 0)).unwrap();
+            } else {
+                tx.upsert(&mut *io, USER, Key::new(i, 1, 0), &[round + 10; 20])
+                    .unwrap();
+            }
+        }
+        tx.commit(&mut *io).unwrap();
+        fill(&vol, &mut *io, 0, 2000, round + 20);
+    }
+    assert_eq!(r.generation(), g1);
+    let seen: Vec<_> = r
+        .iter(&mut *io, USER, Key::MIN, Key::MAX, Direction::Forward)
+        .map(|x| x.unwrap())
+        .collect();
+    assert_eq!(seen.len(), 2000);
+    assert!(
+        seen.iter().all(|(_, v)| *v == vec![1; 20]),
+        "reader saw a later generation"
+    );
+    r.check(&mut *io).unwrap();
+    drop(r);
+    // Once the reader is gone the pinned space comes back at the next transaction.
+    vol.begin().unwrap().abort();
+    assert!(
+        vol.free_bytes() >= free_before - 64 * 1024,
+        "{} < {free_before}",
+        vol.free_bytes()
+    );
+    vol.reader().check(&mut *io).unwrap();
+}
+
+#[test]
+fn data_extent_references_and_checksums() {
+    let dev = mem(8 << 20);
+    let mut io = queue(&*dev);
+    let vol = Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap();
+    let a = DataBackref {
+        root: USER,
+        objectid: 257,
+        offset: 0,
+    };
+    let b = DataBackref {
+        root: USER,
+        objectid: 258,
+        offset: 8192,
+    };
+    let mut tx = vol.begin().unwrap();
+    tx.create_tree(USER).unwrap();
+    let (ext, len) = tx.alloc_data(512, 64 << 10).unwrap();
+    assert_eq!(len, 64 << 10, "a large free range serves the whole request");
+    tx.add_data_ref(ext, len, a).unwrap();
+    tx.add_data_ref(ext, len, b).unwrap();
+    let sums: Vec<u32> = (0..128).collect();
+    tx.csum_insert(&mut *io, ext, &sums).unwrap();
+    let used_before = vol.reader().bytes_used();
+    tx.commit(&mut *io).unwrap();
+    let r = vol.reader();
+    assert!(
+        r.bytes_used() >= used_before + len,
+        "the data extent is accounted"
+    );
+    assert_eq!(r.csum_lookup(&mut *io, ext + 5 * 512).unwrap(), Some(5));
+    assert_eq!(r.csum_lookup(&mut *io, ext + len).unwrap(), None);
+    drop(r);
+
+    // Punch a hole in the checksums, then drop one reference: the extent stays.
+    let mut tx = vol.begin().unwrap();
+    tx.csum_delete(&mut *io, ext + 10 * 512, 4 * 512).unwrap();
+    tx.drop_data_ref(ext, len, a).unwrap();
+    tx.commit(&mut *io).unwrap();
+    let r = vol.reader();
+    assert_eq!(r.csum_lookup(&mut *io, ext + 9 * 512).unwrap(), Some(9));
+    assert_eq!(r.csum_lookup(&mut *io, ext + 12 * 512).unwrap(), None);
+    assert_eq!(r.csum_lookup(&mut *io, ext + 14 * 512).unwrap(), Some(14));
+    r.check(&mut *io).unwrap();
+    drop(r);
+
+    // Dropping a reference that does not exist is refused, and nothing changes.
+    let gen = vol.generation();
+    let mut tx = vol.begin().unwrap();
+    tx.drop_data_ref(ext, len, a).unwrap();
+    assert!(matches!(tx.commit(&mut *io), Err(Error::Invalid(_))));
+    assert_eq!(vol.generation(), gen);
+
+    // The last reference: extent and checksums go, and the space returns after commit.
+    let mut tx = vol.begin().unwrap();
+    tx.drop_data_ref(ext, len, b).unwrap();
+    tx.commit(&mut *io).unwrap();
+    let r = vol.reader();
+    assert_eq!(r.csum_lookup(&mut *io, ext).unwrap(), None);
+    assert_eq!(r.csum_lookup(&mut *io, ext + 14 * 512).unwrap(), None);
+    r.check(&mut *io).unwrap();
+    drop(r);
+    let vol2_gen = vol.generation();
+    drop(vol);
+    let vol = Volume::open(
+        dev.clone() as Arc<dyn BlockDevice>,
+        &mut *io,
+        &OpenOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(vol.generation(), vol2_gen);
+    let mut tx = vol.begin().unwrap();
+    let (again, _) = tx.alloc_data(64 << 10, 64 << 10).unwrap();
+    assert!(
+        again <= ext,
+        "freed space is reused ({again:#x} vs {ext:#x})"
+    );
+}
+
+#[test]
+fn internal_trees_refuse_items_and_dump_describes_them() {
+    let dev = mem(4 << 20);
+    let mut io = queue(&*dev);
+    let vol = Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap();
+    let mut tx = vol.begin().unwrap();
+    assert!(matches!(
+        tx.insert(&mut *io, TreeId::EXTENT, Key::MIN, b"x"),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        tx.create_tree(TreeId(100)),
+        Err(Error::Invalid(_))
+    ));
+    tx.create_tree(USER).unwrap();
+    assert!(matches!(
+        tx.insert(&mut *io, USER, Key::MIN, &[0; 4000]),
+        Err(Error::Invalid(_))
+    ));
+    tx.insert(&mut *io, USER, Key::new(7, 1, 0), b"abc")
+        .unwrap();
+    tx.commit(&mut *io).unwrap();
+    let mut out = String::new();
+    let r = vol.reader();
+    for t in r.trees() {
+        r.dump_tree(&mut *io, t, &mut out).unwrap();
+    }
+    assert!(
+        out.contains("ROOT_ITEM") && out.contains("METADATA_ITEM") && out.contains("(7 TYPE_1 0)"),
+        "{out}"
+    );
+}
