@@ -2,7 +2,7 @@
 //! `SPDK_DIR`), generate bindings for the allowlist below, and link SPDK and DPDK.
 //!
 //! Linking: every `spdk_*` and `rte_*` library pkg-config names is linked statically with
-//! `+whole-archive`. SPDK's bdev/accel/sock/keyring modules, its subsystems and RPC methods,
+//! `+whole-archive` (their `.a` files must be installed, as SPDK's `make install` does). SPDK's bdev/accel/sock/keyring modules, its subsystems and RPC methods,
 //! and DPDK's mempool and bus drivers register themselves from constructors that nothing
 //! references by symbol; a normal static link would leave them out, and shared libraries
 //! would be dropped by the `--as-needed` that rustc passes (`-Wl,--no-as-needed` cannot be
@@ -162,15 +162,20 @@ mod spdk {
             println!("cargo:rustc-link-search=native={}", path.display());
         }
         for lib in &libs {
-            let whole = (lib.starts_with("spdk_") || lib.starts_with("rte_"))
-                && link_paths
-                    .iter()
-                    .any(|p| p.join(format!("lib{lib}.a")).exists());
-            if whole {
-                println!("cargo:rustc-link-lib=static:+whole-archive,-bundle={lib}");
-            } else {
+            if !(lib.starts_with("spdk_") || lib.starts_with("rte_")) {
                 println!("cargo:rustc-link-lib={lib}");
+                continue;
             }
+            let archive = format!("lib{lib}.a");
+            if !link_paths.iter().any(|p| p.join(&archive).exists()) {
+                panic!(
+                    "spdk-sys: {archive} not found in {link_paths:?}: SPDK and DPDK are linked \
+                     statically (whole archive, so that their modules register themselves), \
+                     and this installation has no static libraries. SPDK's `make install` \
+                     installs them; so does a build tree named by SPDK_DIR."
+                );
+            }
+            println!("cargo:rustc-link-lib=static:+whole-archive,-bundle={lib}");
         }
         if let Some(dir) = link_paths.first() {
             println!("cargo:libdir={}", dir.display());

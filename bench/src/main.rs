@@ -47,7 +47,10 @@ fn main() -> ExitCode {
 
 /// Runs the jobs and reports; fails (exit 1) if any I/O failed, after the full report.
 fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
-    let bdevs = bdev::config::open_config_file(&spec.config)?;
+    let bdevs = match spec.spdk {
+        None => bdev::config::open_config_file(&spec.config)?,
+        Some(s) => open_with_spdk(&spec.config, s)?,
+    };
     let plans = engine::plan(spec, bdevs)?;
     let mut jobs = plans
         .into_iter()
@@ -93,6 +96,30 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Starts SPDK with the config and opens its unclaimed bdevs (`--spdk`).
+#[cfg(feature = "spdk")]
+fn open_with_spdk(
+    config: &Path,
+    spec: args::SpdkSpec,
+) -> Result<Vec<bdev::config::NamedDevice>, BenchError> {
+    let opts = bdev::spdk::SpdkEnvOptions {
+        name: "bfsperf".into(),
+        no_huge: spec.no_huge,
+        mem_size_mb: spec.mem_size_mb,
+        ..Default::default()
+    };
+    Ok(bdev::spdk::open_config_file(config, opts)?)
+}
+
+/// Without the `spdk` feature `--spdk` is refused while parsing; this is not reached.
+#[cfg(not(feature = "spdk"))]
+fn open_with_spdk(
+    _config: &Path,
+    _spec: args::SpdkSpec,
+) -> Result<Vec<bdev::config::NamedDevice>, BenchError> {
+    Err(args::ArgError(args::NO_SPDK.into()).into())
 }
 
 fn memcpy_limit(spec: &MemcpySpec) -> Result<ExitCode, BenchError> {

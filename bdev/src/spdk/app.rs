@@ -255,7 +255,7 @@ fn run_phase(
     match rc.get() {
         Some(0) => Ok(()),
         Some(e) => Err(format!(
-            "{what} failed: {} (SPDK's log above names the method)",
+            "{what} failed: {} (SPDK's messages above say why; out of memory: give it more with mem_size_mb)",
             std::io::Error::from_raw_os_error(e.abs())
         )),
         None => unreachable!("the loop ends when the phase has reported"),
