@@ -97,6 +97,30 @@ unsafe extern "C" fn schedule_thread(thread: *mut sys::spdk_thread) -> c_int {
     0
 }
 
+/// SPDK's app thread: created at start-up by the management thread, polled only by it, and
+/// never destroyed (`!Send`: it holds a raw pointer).
+struct AppThread(NonNull<sys::spdk_thread>);
+
+impl AppThread {
+    /// Runs its messages and pollers once; returns whether there was work.
+    fn poll(&self) -> bool {
+        // SAFETY: a live thread (never destroyed), polled only by this OS thread.
+        unsafe { sys::spdk_thread_poll(self.0.as_ptr(), 0, 0) > 0 }
+    }
+
+    /// Whether a poller wants to run at every iteration, and when the next timed one is due
+    /// (in ticks; 0: none).
+    fn pollers(&self) -> (bool, u64) {
+        // SAFETY: queries of a live thread, on the OS thread that polls it.
+        unsafe {
+            (
+                sys::spdk_thread_has_active_pollers(self.0.as_ptr()) != 0,
+                sys::spdk_thread_next_poller_expiration(self.0.as_ptr()),
+            )
+        }
+    }
+}
+
 /// Creates an SPDK thread that the calling code will poll itself.
 pub(super) fn create_own_thread(name: &str) -> Option<NonNull<sys::spdk_thread>> {
     let name = CString::new(name).ok()?;
@@ -162,36 +186,36 @@ pub(super) fn spawn(config: Vec<u8>, opts: SpdkEnvOptions) -> Result<Started, St
 
 /// Environment, thread library, app thread, subsystems and config, in SPDK's order (that of
 /// its fio plugin): STARTUP-time methods, `spdk_subsystem_init`, then RUNTIME methods.
-fn start(config: &[u8], opts: &SpdkEnvOptions) -> Result<NonNull<sys::spdk_thread>, String> {
+fn start(config: &[u8], opts: &SpdkEnvOptions) -> Result<AppThread, String> {
     init_env(opts)?;
     // SAFETY: the environment is up; the hook is a plain function; no per-thread context.
     if unsafe { sys::spdk_thread_lib_init(Some(schedule_thread), 0) } != 0 {
         return Err("spdk_thread_lib_init failed".into());
     }
-    let app = create_own_thread("bypassfs_app").ok_or("cannot create SPDK's app thread")?;
+    let app =
+        AppThread(create_own_thread("bypassfs_app").ok_or("cannot create SPDK's app thread")?);
     // SAFETY: `app` is a live thread; making it current on this OS thread is how SPDK's
     // app-thread-only functions below find it.
-    unsafe { sys::spdk_set_thread(app.as_ptr()) };
+    unsafe { sys::spdk_set_thread(app.0.as_ptr()) };
     let json = config.as_ptr().cast_mut().cast::<c_void>();
     let len = config.len() as isize;
-    run_phase(app, "loading the config's start-up methods", |cb, arg| {
+    run_phase(&app, "loading the config's start-up methods", |cb, arg| {
         // SAFETY: on the app thread; SPDK copies the `len` bytes at `json` before returning
         // (and `config` outlives this phase anyway); `cb(arg)` runs once, while we poll.
         unsafe { sys::spdk_subsystem_load_config(json, len, cb, arg, true) }
     })?;
-    run_phase(app, "initialising SPDK's subsystems", |cb, arg| {
+    run_phase(&app, "initialising SPDK's subsystems", |cb, arg| {
         // SAFETY: on the app thread; `cb(arg)` runs once, while we poll.
         unsafe { sys::spdk_subsystem_init(cb, arg) }
     })?;
     // SAFETY: a plain state change, on the app thread.
     unsafe { sys::spdk_rpc_set_state(sys::SPDK_RPC_RUNTIME) };
-    run_phase(app, "loading the config", |cb, arg| {
+    run_phase(&app, "loading the config", |cb, arg| {
         // SAFETY: as for the first phase.
         unsafe { sys::spdk_subsystem_load_config(json, len, cb, arg, true) }
     })?;
     // Let examine callbacks and other deferred work settle before bdevs are listed.
-    // SAFETY: `app` is live and polled only by this OS thread.
-    while unsafe { sys::spdk_thread_poll(app.as_ptr(), 0, 0) } > 0 {}
+    while app.poll() {}
     Ok(app)
 }
 
@@ -241,15 +265,14 @@ fn init_env(opts: &SpdkEnvOptions) -> Result<(), String> {
 /// Starts an asynchronous SPDK step whose completion is `cb(rc, arg)` and polls until it
 /// completes.
 fn run_phase(
-    app: NonNull<sys::spdk_thread>,
+    app: &AppThread,
     what: &str,
     begin: impl FnOnce(sys::spdk_subsystem_init_fn, *mut c_void),
 ) -> Result<(), String> {
     let rc: Cell<Option<c_int>> = Cell::new(None);
     begin(Some(phase_done), (&raw const rc).cast_mut().cast());
     while rc.get().is_none() {
-        // SAFETY: `app` is live and polled only by this OS thread.
-        unsafe { sys::spdk_thread_poll(app.as_ptr(), 0, 0) };
+        app.poll();
         poll_foreign();
     }
     match rc.get() {
@@ -298,7 +321,7 @@ fn poll_foreign() -> bool {
 
 /// The management loop: poll, run requests, sleep when idle. Never returns while the
 /// environment exists (it is process-wide and never dropped).
-fn serve(app: NonNull<sys::spdk_thread>, requests: &mpsc::Receiver<Request>) {
+fn serve(app: AppThread, requests: &mpsc::Receiver<Request>) {
     let run = |request: Request| {
         if std::panic::catch_unwind(AssertUnwindSafe(request)).is_err() {
             log::error!("bdev spdk: a request on the SPDK app thread panicked");
@@ -306,8 +329,7 @@ fn serve(app: NonNull<sys::spdk_thread>, requests: &mpsc::Receiver<Request>) {
     };
     loop {
         stop_if_exiting();
-        // SAFETY: `app` is live and polled only by this OS thread.
-        let mut busy = unsafe { sys::spdk_thread_poll(app.as_ptr(), 0, 0) } > 0;
+        let mut busy = app.poll();
         busy |= poll_foreign();
         loop {
             match requests.try_recv() {
@@ -322,7 +344,7 @@ fn serve(app: NonNull<sys::spdk_thread>, requests: &mpsc::Receiver<Request>) {
         if busy {
             continue;
         }
-        match requests.recv_timeout(idle_wait(app)) {
+        match requests.recv_timeout(idle_wait(&app)) {
             Ok(request) => run(request),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -331,15 +353,9 @@ fn serve(app: NonNull<sys::spdk_thread>, requests: &mpsc::Receiver<Request>) {
 }
 
 /// How long the idle management thread may sleep.
-fn idle_wait(app: NonNull<sys::spdk_thread>) -> Duration {
+fn idle_wait(app: &AppThread) -> Duration {
     let foreign = !FOREIGN.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
-    // SAFETY: queries of a live thread, on the OS thread that polls it.
-    let (active, next) = unsafe {
-        (
-            sys::spdk_thread_has_active_pollers(app.as_ptr()) != 0,
-            sys::spdk_thread_next_poller_expiration(app.as_ptr()),
-        )
-    };
+    let (active, next) = app.pollers();
     if active || foreign {
         return BUSY_WAIT;
     }

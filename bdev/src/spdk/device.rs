@@ -125,7 +125,9 @@ impl SpdkDevice {
                 .expect("Arc pointers are not null"),
         );
         let nvme_flush_enabled = env.nvme_flush_enabled();
-        let opened = env.on_app(move || open_on_app(&c_name, ctx, nvme_flush_enabled));
+        // SAFETY: `ctx` stands for a reference to `removal` that is released only after the
+        // descriptor is closed (`Desc::drop`), or below if the open fails.
+        let opened = env.on_app(move || unsafe { open_on_app(&c_name, ctx, nvme_flush_enabled) });
         let opened = match opened {
             Ok(o) => o,
             Err(rc) => {
@@ -207,11 +209,18 @@ struct Opened {
 }
 
 /// Opens the descriptor and reads the bdev's facts, on the app thread.
-fn open_on_app(name: &CString, ctx: CtxPtr, nvme_flush_enabled: bool) -> Result<Opened, i32> {
+///
+/// # Safety
+/// On the app thread. `ctx` must point to a `Removal` that stays alive until the descriptor
+/// is closed: SPDK hands it to `bdev_event` until then.
+unsafe fn open_on_app(
+    name: &CString,
+    ctx: CtxPtr,
+    nvme_flush_enabled: bool,
+) -> Result<Opened, i32> {
     let mut desc: *mut sys::spdk_bdev_desc = std::ptr::null_mut();
-    // SAFETY: on the app thread, as opening requires; `name` is NUL-terminated; `ctx` stays
-    // valid until the descriptor is closed (`Desc::drop` releases it after the close);
-    // `desc` is written on success.
+    // SAFETY: on the app thread, as opening requires (the caller's contract, like `ctx`'s
+    // lifetime); `name` is NUL-terminated; `desc` is written on success.
     let rc = unsafe {
         sys::spdk_bdev_open_ext(
             name.as_ptr(),
