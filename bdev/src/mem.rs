@@ -1,96 +1,92 @@
 //! `mem`: a RAM block device, like SPDK's malloc bdev.
 //!
-//! The data lives in one 2 MiB-aligned mapping (hugepages when configured). Requests are
-//! carried out during `submit` (a memory copy) and complete at the next `poll`.
+//! The data lives in one 2 MiB-aligned mapping (hugepages when configured), touched at
+//! creation so that every block is backed by its own memory: never-written anonymous memory
+//! would read from the kernel's shared zero page and make reads look faster than RAM.
+//! `submit` only validates and queues; `poll` carries out the queued copies back to back,
+//! which lets consecutive DRAM-bound copies overlap, and completes them.
 //!
-//! Concurrent queues on different threads may touch the same bytes, so every copy runs under
-//! the lock of the 64 KiB stripe it touches: reads share it, writes take it alone. A request
-//! is therefore atomic per stripe-aligned 64 KiB piece, more than any disk promises (only a
-//! sector).
+//! Queues on different threads may touch the same bytes, which for plain memory would be a
+//! data race, so the store has one `RwLock`, taken once per `poll` batch: shared when the
+//! batch only reads, exclusive when it writes. One lock pair per batch, not per copy, keeps
+//! atomic read-modify-writes (which drain the store buffer) out from between the copies.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::device::{BlockDevice, Completion, IoQueue, Op, Rejected};
+use crate::device::{BlockDevice, Completion, IoQueue, Op, OpKind, Rejected};
 use crate::dma::Mapping;
 use crate::error::{BdevError, IoError, SubmitError};
 use crate::types::{Geometry, Lba};
 use crate::validate;
 
-const STRIPE_SHIFT: u32 = 16;
-const STRIPES: usize = 1024;
-
-/// The bytes of a RAM device and the locks that keep concurrent copies race-free.
+/// The bytes of a RAM device and the lock that keeps concurrent copies race-free.
 struct Store {
     mapping: Mapping,
     len: usize,
-    stripes: Box<[RwLock<()>]>,
+    lock: RwLock<()>,
+}
+
+/// Proof that the store's lock is held, and in which mode.
+enum Held<'a> {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'a, ()>),
 }
 
 impl Store {
     fn new(len: usize) -> Result<Store, BdevError> {
         let mapping = Mapping::aligned(len.next_multiple_of(2 << 20).max(2 << 20))?;
-        let stripes = (0..STRIPES).map(|_| RwLock::new(())).collect();
-        Ok(Store {
+        let store = Store {
             mapping,
             len,
-            stripes,
-        })
+            lock: RwLock::new(()),
+        };
+        // Fault every page in now, as SPDK's malloc bdev zeroes its buffer: reads of
+        // never-touched memory would otherwise come from the shared zero page (cache-hot,
+        // faster than RAM) and first writes would pay page faults mid-run.
+        store.write(&store.lock(true), 0, len, None);
+        Ok(store)
     }
 
-    fn stripe(&self, off: usize) -> &RwLock<()> {
-        &self.stripes[(off >> STRIPE_SHIFT) & (STRIPES - 1)]
-    }
-
-    /// Splits `[off, off + len)` at stripe boundaries.
-    fn pieces(off: usize, len: usize) -> impl Iterator<Item = (usize, usize)> {
-        let end = off + len;
-        let mut at = off;
-        std::iter::from_fn(move || {
-            (at < end).then(|| {
-                let next = ((at >> STRIPE_SHIFT) + 1) << STRIPE_SHIFT;
-                let piece = (at, next.min(end) - at);
-                at = next.min(end);
-                piece
-            })
-        })
-    }
-
-    /// Copies device bytes at `off` into `dst`. `off + dst.len() <= self.len`.
-    fn read(&self, off: usize, dst: &mut [u8]) {
-        assert!(off + dst.len() <= self.len);
-        let mut done = 0;
-        for (at, n) in Self::pieces(off, dst.len()) {
-            let _guard = self.stripe(at).read().unwrap_or_else(|e| e.into_inner());
-            // SAFETY: `at + n <= self.len` (asserted above) lies inside the mapping; the stripe
-            // read lock excludes writers of these bytes; `dst` is a distinct allocation.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.mapping.as_ptr().add(at),
-                    dst[done..].as_mut_ptr(),
-                    n,
-                );
-            }
-            done += n;
+    fn lock(&self, exclusive: bool) -> Held<'_> {
+        if exclusive {
+            Held::Exclusive(self.lock.write().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            Held::Shared(self.lock.read().unwrap_or_else(|e| e.into_inner()))
         }
     }
 
-    /// Copies `src` to device bytes at `off`, or zeroes them when `src` is `None`.
-    fn write(&self, off: usize, len: usize, src: Option<&[u8]>) {
+    /// Copies device bytes at `off` into `dst`, under `_held` (either mode).
+    fn read(&self, _held: &Held<'_>, off: usize, dst: &mut [u8]) {
+        assert!(off + dst.len() <= self.len);
+        // SAFETY: `off + dst.len() <= self.len` (asserted) lies inside the mapping; the lock
+        // `_held` excludes writers of the store; `dst` is a distinct allocation.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.mapping.as_ptr().add(off),
+                dst.as_mut_ptr(),
+                dst.len(),
+            );
+        }
+    }
+
+    /// Copies `src` to device bytes at `off`, or zeroes them when `src` is `None`. Needs the
+    /// lock held exclusively.
+    fn write(&self, held: &Held<'_>, off: usize, len: usize, src: Option<&[u8]>) {
+        assert!(
+            matches!(held, Held::Exclusive(_)),
+            "mem: write without the exclusive lock"
+        );
         assert!(off + len <= self.len && src.is_none_or(|s| s.len() == len));
-        let mut done = 0;
-        for (at, n) in Self::pieces(off, len) {
-            let _guard = self.stripe(at).write().unwrap_or_else(|e| e.into_inner());
-            // SAFETY: `at + n <= self.len` lies inside the mapping; the stripe write lock
-            // excludes every other access to these bytes; `src` is a distinct allocation.
-            unsafe {
-                let dst = self.mapping.as_ptr().add(at);
-                match src {
-                    Some(s) => std::ptr::copy_nonoverlapping(s[done..].as_ptr(), dst, n),
-                    None => std::ptr::write_bytes(dst, 0, n),
-                }
+        // SAFETY: `off + len <= self.len` (asserted) lies inside the mapping; the exclusive
+        // lock (asserted) excludes every other access to the store; `src` is a distinct
+        // allocation.
+        unsafe {
+            let dst = self.mapping.as_ptr().add(off);
+            match src {
+                Some(s) => std::ptr::copy_nonoverlapping(s.as_ptr(), dst, len),
+                None => std::ptr::write_bytes(dst, 0, len),
             }
-            done += n;
         }
     }
 }
@@ -144,14 +140,15 @@ impl MemDevice {
             )));
         }
         let dev = MemDevice::new(name, block_size, (image.len() / block_size as usize) as u64)?;
-        dev.store.write(0, image.len(), Some(image));
+        dev.store
+            .write(&dev.store.lock(true), 0, image.len(), Some(image));
         Ok(dev)
     }
 
     /// A copy of the whole device content.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = vec![0; self.store.len];
-        self.store.read(0, &mut out);
+        self.store.read(&self.store.lock(false), 0, &mut out);
         out
     }
 
@@ -159,14 +156,15 @@ impl MemDevice {
     /// (for tests and tools). Errors if the range is outside the device.
     pub fn read_bytes(&self, off: u64, dst: &mut [u8]) -> Result<(), IoError> {
         let off = self.byte_range(off, dst.len())?;
-        self.store.read(off, dst);
+        self.store.read(&self.store.lock(false), off, dst);
         Ok(())
     }
 
     /// Overwrites bytes at byte offset `off`, bypassing queues (to corrupt images in tests).
     pub fn write_bytes(&self, off: u64, src: &[u8]) -> Result<(), IoError> {
         let off = self.byte_range(off, src.len())?;
-        self.store.write(off, src.len(), Some(src));
+        self.store
+            .write(&self.store.lock(true), off, src.len(), Some(src));
         Ok(())
     }
 
@@ -201,7 +199,7 @@ impl BlockDevice for MemDevice {
             store: Arc::clone(&self.store),
             geometry: self.geometry,
             depth,
-            done: VecDeque::with_capacity(depth),
+            pending: VecDeque::with_capacity(depth),
         }))
     }
 }
@@ -210,25 +208,25 @@ struct MemQueue {
     store: Arc<Store>,
     geometry: Geometry,
     depth: usize,
-    /// Requests carried out and not yet reaped.
-    done: VecDeque<Completion>,
+    /// Requests accepted and not yet carried out; `poll` does their copies back to back.
+    pending: VecDeque<(u64, Op)>,
 }
 
 impl MemQueue {
-    fn execute(&self, op: &mut Op) {
+    fn execute(&self, held: &Held<'_>, op: &mut Op) {
         let bs = self.geometry.block_size as usize;
         match op {
             Op::Read { lba, bufs } => {
                 let mut off = lba.0 as usize * bs;
                 for seg in bufs.segments_mut() {
-                    self.store.read(off, seg);
+                    self.store.read(held, off, seg);
                     off += seg.len();
                 }
             }
             Op::Write { lba, bufs, .. } => {
                 let mut off = lba.0 as usize * bs;
                 for seg in bufs.segments() {
-                    self.store.write(off, seg.len(), Some(seg));
+                    self.store.write(held, off, seg.len(), Some(seg));
                     off += seg.len();
                 }
             }
@@ -242,7 +240,7 @@ impl MemQueue {
                 ..
             } => {
                 self.store
-                    .write(*lba as usize * bs, *blocks as usize * bs, None);
+                    .write(held, *lba as usize * bs, *blocks as usize * bs, None);
             }
             Op::Flush => {}
         }
@@ -250,8 +248,8 @@ impl MemQueue {
 }
 
 impl IoQueue for MemQueue {
-    fn submit(&mut self, tag: u64, mut op: Op) -> Result<(), Rejected> {
-        if self.done.len() >= self.depth {
+    fn submit(&mut self, tag: u64, op: Op) -> Result<(), Rejected> {
+        if self.pending.len() >= self.depth {
             return Err(Rejected {
                 tag,
                 op,
@@ -265,23 +263,30 @@ impl IoQueue for MemQueue {
                 error: e.into(),
             });
         }
-        self.execute(&mut op);
-        self.done.push_back(Completion {
-            tag,
-            op,
-            result: Ok(()),
-        });
+        self.pending.push_back((tag, op));
         Ok(())
     }
 
     fn poll(&mut self, done: &mut Vec<Completion>) -> usize {
-        let n = self.done.len();
-        done.extend(self.done.drain(..));
+        let n = self.pending.len();
+        if n == 0 {
+            return 0;
+        }
+        let writes = self.pending.iter().any(|(_, op)| op.kind() != OpKind::Read);
+        let held = self.store.lock(writes);
+        while let Some((tag, mut op)) = self.pending.pop_front() {
+            self.execute(&held, &mut op);
+            done.push(Completion {
+                tag,
+                op,
+                result: Ok(()),
+            });
+        }
         n
     }
 
     fn in_flight(&self) -> usize {
-        self.done.len()
+        self.pending.len()
     }
 
     fn depth(&self) -> usize {

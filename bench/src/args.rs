@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// The seed used when `-S` is not given, fixed so that runs are repeatable by default.
+/// The seed used when `--seed` is not given, fixed so that runs are repeatable by default.
 pub const DEFAULT_SEED: u64 = 42;
 
 const AFTER_HELP: &str = "\
@@ -17,7 +17,8 @@ Differences from SPDK bdevperf:
   * I/O errors are counted (Fail/s) and the run goes on, as with bdevperf -f; the exit status
     is 1 if any I/O failed or a verify read mismatched;
   * TO/s is always 0: bfsperf has no I/O timeouts (bdevperf -k);
-  * -S sets the random seed (bdevperf's -S is a live-statistics period, not implemented);
+  * --seed sets the random seed; -S (bdevperf's live-statistics period) is accepted and noted,
+    only the final table is printed;
   * latency is timed once per poll-loop iteration, so its resolution is one iteration
     (one Instant::now() per I/O would cost ~20 ns, a large part of a RAM bdev's budget).
 
@@ -63,8 +64,13 @@ pub struct Cli {
     pub output_json: Option<PathBuf>,
 
     /// Seed of the offset generator (printed with the results, so any run can be repeated).
-    #[arg(short = 'S', long = "seed", value_name = "N", default_value_t = DEFAULT_SEED)]
+    #[arg(long = "seed", value_name = "N", default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+
+    /// Live statistics period in seconds: accepted for bdevperf compatibility; bfsperf prints
+    /// only the final table.
+    #[arg(short = 'S', value_name = "SECONDS")]
+    pub stats_period: Option<f64>,
 
     /// Core mask: accepted for bdevperf compatibility and ignored (one thread runs all jobs).
     #[arg(short = 'm', long = "cpumask", value_name = "MASK")]
@@ -221,6 +227,11 @@ impl Cli {
         if self.cpumask.is_some() {
             eprintln!("bfsperf: note: -m/--cpumask is ignored; one thread runs every job");
         }
+        if self.stats_period.is_some() {
+            eprintln!(
+                "bfsperf: note: -S (live statistics) is not implemented; the final table follows"
+            );
+        }
         let duration = match self.seconds {
             None if self.memcpy_limit => Duration::from_secs(5),
             None => return err("-t/--time SECONDS is required"),
@@ -353,7 +364,8 @@ mod tests {
 
     #[test]
     fn full_command_line_parses() {
-        let Mode::Perf(p) = mode(&with(&["-w", "randread", "-T", "Malloc0", "-S", "9"])).unwrap()
+        let Mode::Perf(p) =
+            mode(&with(&["-w", "randread", "-T", "Malloc0", "--seed", "9"])).unwrap()
         else {
             panic!("not perf mode")
         };
