@@ -27,6 +27,10 @@ use crate::types::Geometry;
 /// themselves: malloc (RAM: nothing to do) and aio (`fsync`).
 const FLUSHING_LEAF_MODULES: &[&str] = &["malloc", "aio"];
 
+/// The least buffer alignment reported: a sector, so that byte-aligned buffers are refused
+/// as on every other backend.
+const MIN_BUF_ALIGN: usize = 512;
+
 /// The module name of SPDK's NVMe bdev.
 pub const NVME_MODULE: &str = "nvme";
 
@@ -74,12 +78,11 @@ pub fn geometry(facts: &BdevFacts, ctx: FlushContext) -> Geometry {
     Geometry {
         block_size: facts.block_size,
         block_count: facts.num_blocks,
-        // At least the block size up to a page: buffers from `alloc_buf` are, and SPDK
-        // would otherwise bounce-copy buffers its modules need aligned.
-        buf_align: facts
-            .buf_align
-            .max(facts.block_size.min(4096) as usize)
-            .next_power_of_two(),
+        // What the bdev requires (SPDK bounce-copies less aligned buffers), at least a
+        // sector. Not a page: DPDK's allocator puts a 64-byte header before each block, so
+        // page-aligned 4 KiB buffers would take 8 KiB each, and at QD 128 the doubled
+        // footprint measured ~4 % fewer IOPS.
+        buf_align: facts.buf_align.max(MIN_BUF_ALIGN).next_power_of_two(),
         optimal_io_boundary_blocks: facts.optimal_io_boundary,
         volatile_write_cache,
         flush_honoured,
@@ -157,12 +160,12 @@ mod tests {
     }
 
     #[test]
-    fn alignment_is_at_least_a_block_up_to_a_page() {
+    fn alignment_is_what_the_bdev_needs_but_at_least_a_sector() {
         let mut f = facts("malloc", true, true);
-        assert_eq!(geometry(&f, PLAIN).buf_align, 4096);
+        assert_eq!(geometry(&f, PLAIN).buf_align, 512);
         f.block_size = 512;
         assert_eq!(geometry(&f, PLAIN).buf_align, 512);
-        f.buf_align = 8192;
-        assert_eq!(geometry(&f, PLAIN).buf_align, 8192);
+        f.buf_align = 4096;
+        assert_eq!(geometry(&f, PLAIN).buf_align, 4096);
     }
 }

@@ -69,6 +69,7 @@ impl SpdkQueue {
     }
 
     /// Why `op` is finished without SPDK, if it is.
+    #[inline(always)]
     fn refuse(&self, op: &Op) -> Option<IoError> {
         let geo = &self.desc.geometry;
         if self.desc.removal.is_removed() {
@@ -87,6 +88,7 @@ impl SpdkQueue {
 
     /// Hands slot `idx`'s current step to SPDK: the request, or the flush of a FUA write.
     /// Returns SPDK's result (0 or a negative errno).
+    #[inline(always)]
     fn issue(&mut self, idx: usize) -> c_int {
         let desc = self.desc.as_ptr();
         let ch = self.channel.as_ptr();
@@ -138,6 +140,7 @@ impl SpdkQueue {
     }
 
     /// Whether a successful write of slot `idx` must still be flushed to honour its FUA.
+    #[inline(always)]
     fn needs_fua_flush(&self, idx: usize) -> bool {
         let slot = &self.slots[idx];
         matches!(slot.stage, Stage::Main)
@@ -146,6 +149,7 @@ impl SpdkQueue {
     }
 
     /// The outcome of slot `idx`'s last bdev I/O.
+    #[inline(always)]
     fn outcome(&mut self, idx: usize, success: bool) -> Result<(), IoError> {
         let slot = &mut self.slots[idx];
         if let Stage::Local(e) = std::mem::replace(&mut slot.stage, Stage::Main) {
@@ -161,6 +165,7 @@ impl SpdkQueue {
     }
 
     /// Moves slot `idx` on after a completion: to its FUA flush, or out to `done`.
+    #[inline(always)]
     fn advance(&mut self, idx: usize, success: bool, done: &mut Vec<Completion>) -> bool {
         if success && self.needs_fua_flush(idx) {
             self.slots[idx].stage = Stage::FuaFlush;
@@ -192,6 +197,7 @@ impl SpdkQueue {
         self.completions().push(idx as u32, false);
     }
 
+    #[inline(always)]
     fn finish(&mut self, idx: usize, result: Result<(), IoError>, done: &mut Vec<Completion>) {
         let (tag, op) = self.slots[idx].take();
         self.free.push(idx);
@@ -280,6 +286,7 @@ impl IoQueue for SpdkQueue {
 }
 
 /// Writes must cover whole write units (a raid5f stripe, a zoned bdev's unit …).
+#[inline(always)]
 fn check_write_unit(op: &Op, blocks: u64, unit: u32) -> Result<u64, IoError> {
     let writes = matches!(op, Op::Write { .. } | Op::WriteZeroes { .. });
     let unit = u64::from(unit);

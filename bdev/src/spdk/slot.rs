@@ -48,6 +48,7 @@ impl Slot {
     }
 
     /// Takes `op` in. The slot must be free.
+    #[inline(always)]
     pub(super) fn start(&mut self, tag: u64, mut op: Op, stage: Stage) {
         debug_assert!(self.req.is_none(), "slot reused while in flight");
         self.iovecs.clear();
@@ -65,11 +66,13 @@ impl Slot {
     }
 
     /// The request in the slot.
+    #[inline(always)]
     pub(super) fn op(&self) -> &Op {
         &self.req.as_ref().expect("an occupied slot").1
     }
 
     /// The request's single buffer, or `None` for a vectored one.
+    #[inline(always)]
     pub(super) fn single_buf(&mut self) -> Option<*mut c_void> {
         match self.req.as_mut() {
             Some((_, Op::Read { bufs, .. } | Op::Write { bufs, .. })) => {
@@ -83,11 +86,13 @@ impl Slot {
     }
 
     /// The iovec array of a vectored request (pointer, count).
+    #[inline(always)]
     pub(super) fn iovecs(&mut self) -> (*mut sys::iovec, i32) {
         (self.iovecs.as_mut_ptr(), self.iovecs.len() as i32)
     }
 
     /// Gives the request back and frees the slot.
+    #[inline(always)]
     pub(super) fn take(&mut self) -> (u64, Op) {
         self.stage = Stage::Main;
         self.req.take().expect("a finished slot holds its request")
