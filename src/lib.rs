@@ -1,8 +1,25 @@
 //! bypassfs: an embeddable, kernel-bypass, copy-on-write filesystem library.
 //!
-//! This root package is the public facade. Today it re-exports the block device layer
-//! ([`bdev`]); the filesystem facade, the CLI and the C API arrive with the fs-core and
-//! interfaces work (see `docs/ARCHITECTURE.md`).
-#![forbid(unsafe_code)]
+//! This root package is the public facade: the filesystem ([`Filesystem`], [`File`],
+//! [`fsck()`] …, from [`fs_core`]) and the block device layer ([`bdev`]); it serves a
+//! filesystem through FUSE ([`fuse`]) and exports the C API (`include/bypassfs.h`, module
+//! `capi`). The `bypassfs` binary (mkfs, fsck, bench, mount, ls, cat, put, get, stat) lives in
+//! `src/main.rs` and `src/cli/`.
+//!
+//! The C API dereferences pointers handed over from C, so it is the one module of this
+//! crate allowed `unsafe`; every block in it states its `// SAFETY:` argument.
+#![deny(unsafe_code)]
 
 pub use bdev;
+pub use fs_core;
+pub use fs_core::{
+    fsck, fsck_exit_code, Context, DirEntryInfo, Error, FallocMode, File, FileType, Filesystem,
+    FormatOptions, FsckOptions, FsckReport, MountOptions, OpenFlags, RenameFlags, Result, SetAttr,
+    Stat, StatFs, XattrFlags,
+};
+
+pub mod device;
+pub mod fuse;
+
+#[allow(unsafe_code)]
+mod capi;

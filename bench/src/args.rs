@@ -25,7 +25,13 @@ Differences from SPDK bdevperf:
 Examples:
   bfsperf -c bench/configs/malloc.json -q 128 -o 4096 -w randread -t 5
   bfsperf -c bench/configs/malloc.json -q 32 -o 64k -w randrw -M 70 -t 10 --output-json out.json
-  bfsperf --memcpy-limit -o 4096 -t 5";
+  bfsperf --memcpy-limit -o 4096 -t 5
+  bfsperf -c bench/configs/malloc.json --fs -q 32 -o 4k -w randwrite -t 5
+  bfsperf -c bench/configs/malloc.json --fs --buffered -q 1 -o 4k -w write --fdatasync-every 1 -t 5
+
+With --fs the bdev (one: the only one in the config, or -T) is formatted as a fresh bypassfs
+and the workload runs on one file of it, written once over its size before timing. The file
+workloads are read, write, randread, randwrite, rw and randrw.";
 
 /// bfsperf: a bdevperf-compatible benchmark for bypassfs block devices.
 #[derive(Parser, Debug)]
@@ -100,6 +106,24 @@ pub struct Cli {
     /// hugepages, DPDK's 64 MiB without.
     #[arg(short = 's', long = "mem-size", value_name = "MIB", requires = "spdk")]
     pub mem_size_mb: Option<u32>,
+
+    /// Run the workload on a file of a freshly formatted bypassfs on the bdev (one bdev: -T
+    /// or a config with one), through fs-core's asynchronous file API. Formats the bdev.
+    #[arg(long = "fs")]
+    pub fs: bool,
+
+    /// With --fs: the file's size (default: 80 % of the filesystem's free space).
+    #[arg(long = "file-size", value_name = "SIZE", value_parser = parse_size)]
+    pub file_size: Option<usize>,
+
+    /// With --fs: go through bypassfs's page cache (default: direct I/O).
+    #[arg(long = "buffered")]
+    pub buffered: bool,
+
+    /// With --fs: an fdatasync after every N writes; its time counts in the latency of the
+    /// write that made it due.
+    #[arg(long = "fdatasync-every", value_name = "N")]
+    pub fdatasync_every: Option<u64>,
 
     /// Measure this machine's random-copy rate instead (the memcpy limit of a RAM bdev):
     /// random -o sized copies out of a 1 GiB DMA buffer, one thread, for -t seconds.
@@ -189,6 +213,17 @@ pub struct PerfSpec {
     pub prefill: bool,
     /// Run through SPDK itself (`--spdk`), with these environment settings.
     pub spdk: Option<SpdkSpec>,
+    /// Run on a file of a fresh bypassfs (`--fs`).
+    pub fs: Option<FsOptions>,
+}
+
+/// The options of a `--fs` run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FsOptions {
+    /// `None`: 80 % of the free space.
+    pub file_size: Option<u64>,
+    pub direct: bool,
+    pub fdatasync_every: Option<u64>,
 }
 
 /// How to start SPDK for `--spdk`.
@@ -257,7 +292,7 @@ impl Cli {
                 seed,
             }));
         }
-        let Some(config) = self.config else {
+        let Some(config) = self.config.clone() else {
             return err("-c/--json CONFIG is required (an SPDK JSON config describing the bdevs)");
         };
         let Some(depth) = self.depth else {
@@ -280,6 +315,7 @@ impl Cli {
             no_huge: self.no_huge,
             mem_size_mb: self.mem_size_mb,
         });
+        let fs = self.fs_options(workload)?;
         Ok(Mode::Perf(PerfSpec {
             config,
             depth,
@@ -292,6 +328,43 @@ impl Cli {
             seed,
             prefill: self.prefill,
             spdk,
+            fs,
+        }))
+    }
+
+    /// The `--fs` options, refused without `--fs` and with workloads a file has no use for.
+    fn fs_options(&self, workload: Workload) -> Result<Option<FsOptions>, ArgError> {
+        if !self.fs {
+            let stray = [
+                (self.file_size.is_some(), "--file-size"),
+                (self.buffered, "--buffered"),
+                (self.fdatasync_every.is_some(), "--fdatasync-every"),
+            ];
+            if let Some((_, flag)) = stray.iter().find(|(given, _)| *given) {
+                return err(format!("{flag} only applies to --fs runs; add --fs"));
+            }
+            return Ok(None);
+        }
+        if matches!(
+            workload,
+            Workload::Verify | Workload::Flush | Workload::Unmap | Workload::WriteZeroes
+        ) {
+            return err(format!(
+                "-w {} is a bdev workload; with --fs use read, write, randread, randwrite, rw \
+                 or randrw",
+                workload.name()
+            ));
+        }
+        if self.fdatasync_every == Some(0) {
+            return err("--fdatasync-every 0: give a number of writes, at least 1");
+        }
+        if self.prefill {
+            eprintln!("bfsperf: note: --fs always writes the file once before timing");
+        }
+        Ok(Some(FsOptions {
+            file_size: self.file_size.map(|s| s as u64),
+            direct: !self.buffered,
+            fdatasync_every: self.fdatasync_every,
         }))
     }
 }
@@ -453,6 +526,37 @@ mod tests {
             panic!()
         };
         assert_eq!(p.spdk, None);
+    }
+
+    #[test]
+    fn fs_options_need_fs_and_a_file_workload() {
+        let e = mode(&with(&["-w", "write", "--buffered"])).unwrap_err();
+        assert!(e.contains("--buffered") && e.contains("--fs"), "{e}");
+        let e = mode(&with(&["-w", "write", "--file-size", "1M"])).unwrap_err();
+        assert!(e.contains("--file-size"), "{e}");
+        let e = mode(&with(&["--fs", "-w", "verify"])).unwrap_err();
+        assert!(e.contains("verify") && e.contains("randwrite"), "{e}");
+        let e = mode(&with(&["--fs", "-w", "write", "--fdatasync-every", "0"])).unwrap_err();
+        assert!(e.contains("at least 1"), "{e}");
+        let Mode::Perf(p) = mode(&with(&[
+            "--fs",
+            "-w",
+            "randwrite",
+            "--file-size",
+            "64M",
+            "--buffered",
+            "--fdatasync-every",
+            "8",
+        ]))
+        .unwrap() else {
+            panic!()
+        };
+        let want = FsOptions {
+            file_size: Some(64 << 20),
+            direct: false,
+            fdatasync_every: Some(8),
+        };
+        assert_eq!(p.fs, Some(want));
     }
 
     #[test]

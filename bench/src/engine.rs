@@ -28,6 +28,8 @@ pub struct JobPlan {
     pub info: JobInfo,
     pub dev: Arc<dyn BlockDevice>,
     pub seed: u64,
+    pub workload: Workload,
+    pub read_percent: u32,
     /// The job's place in the run, which picks its random stream.
     pub index: u64,
 }
@@ -58,17 +60,19 @@ pub fn plan(spec: &PerfSpec, bdevs: Vec<NamedDevice>) -> Result<Vec<JobPlan>, Be
     let mut plans = Vec::with_capacity(chosen.len());
     for (index, (name, dev)) in chosen.into_iter().enumerate() {
         check_geometry(spec, &name, dev.as_ref())?;
-        let info = JobInfo {
+        let info = JobInfo::new(
             name,
-            workload: spec.workload,
-            read_percent: spec.read_percent,
-            depth: spec.depth,
-            io_size: spec.io_size,
-        };
+            spec.workload,
+            spec.read_percent,
+            spec.depth,
+            spec.io_size,
+        );
         plans.push(JobPlan {
             info,
             dev,
             seed: spec.seed,
+            workload: spec.workload,
+            read_percent: spec.read_percent,
             index: index as u64,
         });
     }
@@ -122,6 +126,8 @@ pub struct Job {
     dev: Arc<dyn BlockDevice>,
     queue: Box<dyn IoQueue>,
     pattern: Pattern,
+    /// Reads per hundred data requests.
+    read_percent: u32,
     offsets: Offsets,
     /// When each slot's request was submitted (ns since the run started), indexed by tag.
     submitted_ns: Vec<u64>,
@@ -144,10 +150,12 @@ impl Job {
             info,
             dev,
             seed,
+            workload,
+            read_percent,
             index,
         } = plan;
         let geo = dev.geometry();
-        let pattern = match info.workload {
+        let pattern = match workload {
             Workload::Flush => Pattern::Flush,
             Workload::Unmap => Pattern::Unmap,
             Workload::WriteZeroes => Pattern::WriteZeroes,
@@ -169,9 +177,10 @@ impl Job {
         Ok(Job {
             queue: dev.queue(depth)?,
             pattern,
+            read_percent,
             offsets: Offsets {
                 rng: Rng::new(seed, index),
-                random: info.workload.is_random(),
+                random: workload.is_random(),
                 next_slot: 0,
                 slots: geo.size_bytes() / info.io_size as u64,
                 io_blocks: info.io_size as u64 / u64::from(geo.block_size),
@@ -268,7 +277,7 @@ impl Job {
         let lba = self.offsets.next();
         match (self.pattern, bufs) {
             (Pattern::Data, Some(bufs)) => {
-                let p = self.info.read_percent;
+                let p = self.read_percent;
                 // As bdevperf: pure workloads draw no random number for the choice.
                 if p == 100 || (p != 0 && self.offsets.rng.below(100) < u64::from(p)) {
                     Op::Read { lba, bufs }

@@ -36,6 +36,14 @@ pub enum BenchError {
         /// The device's reason.
         reason: String,
     },
+    /// A filesystem operation of a `--fs` run failed outside the timed I/O.
+    #[error("{what}: {source}")]
+    Fs {
+        /// What was being done.
+        what: String,
+        /// fs-core's error.
+        source: fs_core::Error,
+    },
     /// The results could not be written.
     #[error("writing {}: {source}", path.display())]
     Output {

@@ -1,28 +1,18 @@
-//! bfsperf: SPDK bdevperf's command line and report, for bypassfs block devices.
-//!
-//! Reading order: `args` (command line) → `engine` (jobs on the bdevs of an SPDK JSON config,
-//! built by `bdev::config`; the poll loop; `verify` for the verify workload) → `report`
-//! (bdevperf's table, JSON). `memcpy` measures the ceiling a RAM bdev is compared against.
+//! bfsperf: SPDK bdevperf's command line and report, for bypassfs block devices and (with
+//! `--fs`) for a file of a freshly formatted bypassfs. The work is done by the `bench` library
+//! (see its `lib.rs` for a reading order).
 #![forbid(unsafe_code)]
-
-mod args;
-mod engine;
-mod error;
-mod memcpy;
-mod memstat;
-mod report;
-mod rng;
-mod verify;
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{Cli, MemcpySpec, Mode, PerfSpec};
-use crate::engine::Job;
-use crate::error::BenchError;
-use crate::report::{JobInfo, JobStats};
+use bench::args::{Cli, FsOptions, MemcpySpec, Mode, PerfSpec};
+use bench::engine::{self, Job};
+use bench::error::BenchError;
+use bench::report::{self, JobInfo, JobStats};
+use bench::{memcpy, memstat};
 
 fn main() -> ExitCode {
     // bdev reports set-up problems (e.g. no hugepages) through `log`; show them.
@@ -47,10 +37,10 @@ fn main() -> ExitCode {
 
 /// Runs the jobs and reports; fails (exit 1) if any I/O failed, after the full report.
 fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
-    let bdevs = match spec.spdk {
-        None => bdev::config::open_config_file(&spec.config)?,
-        Some(s) => open_with_spdk(&spec.config, s)?,
-    };
+    if let Some(fs) = &spec.fs {
+        return perf_fs(spec, fs);
+    }
+    let bdevs = open_bdevs(spec)?;
     let plans = engine::plan(spec, bdevs)?;
     let mut jobs = plans
         .into_iter()
@@ -98,11 +88,19 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     })
 }
 
+/// The config's bdevs: through SPDK itself with `--spdk`, else the native backends.
+fn open_bdevs(spec: &PerfSpec) -> Result<Vec<bdev::config::NamedDevice>, BenchError> {
+    match spec.spdk {
+        None => Ok(bdev::config::open_config_file(&spec.config)?),
+        Some(s) => open_with_spdk(&spec.config, s),
+    }
+}
+
 /// Starts SPDK with the config and opens its unclaimed bdevs (`--spdk`).
 #[cfg(feature = "spdk")]
 fn open_with_spdk(
     config: &Path,
-    spec: args::SpdkSpec,
+    spec: bench::args::SpdkSpec,
 ) -> Result<Vec<bdev::config::NamedDevice>, BenchError> {
     let opts = bdev::spdk::SpdkEnvOptions {
         name: "bfsperf".into(),
@@ -117,9 +115,79 @@ fn open_with_spdk(
 #[cfg(not(feature = "spdk"))]
 fn open_with_spdk(
     _config: &Path,
-    _spec: args::SpdkSpec,
+    _spec: bench::args::SpdkSpec,
 ) -> Result<Vec<bdev::config::NamedDevice>, BenchError> {
-    Err(args::ArgError(args::NO_SPDK.into()).into())
+    Err(bench::args::ArgError(bench::args::NO_SPDK.into()).into())
+}
+
+/// `--fs`: formats the one chosen bdev, runs the job on a file of it, reports as `perf`.
+fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
+    let mut bdevs = open_bdevs(spec)?;
+    let names = bdevs
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(t) = &spec.target {
+        bdevs.retain(|(n, _)| n == t);
+        if bdevs.is_empty() {
+            return Err(BenchError::Plan(format!(
+                "-T {t}: no such bdev in {} (it has: {names})",
+                spec.config.display()
+            )));
+        }
+    }
+    if bdevs.len() != 1 {
+        return Err(BenchError::Plan(format!(
+            "--fs runs on one bdev; pick one with -T (the config has: {names})"
+        )));
+    }
+    let (name, dev) = bdevs.remove(0);
+    println!("Formatting {name} as a fresh bypassfs...");
+    let (fs, ctx) = bench::fs::format_and_mount(dev)?;
+    let file_size = match opts.file_size {
+        Some(s) => s,
+        None => bench::fs::default_file_size(&fs, spec.io_size, 80)?,
+    };
+    let job = bench::fs::FileJobSpec {
+        name,
+        workload: spec.workload,
+        read_percent: spec.read_percent,
+        depth: spec.depth,
+        io_size: spec.io_size,
+        file_size,
+        direct: opts.direct,
+        fdatasync_every: opts.fdatasync_every,
+        duration: spec.duration,
+        seed: spec.seed,
+    };
+    println!(
+        "Writing /bfsperf.dat ({file_size} bytes, {}, not timed)...",
+        if opts.direct { "direct" } else { "buffered" }
+    );
+    println!("Random seed: {} (--seed to repeat)", spec.seed);
+    println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
+    let r = bench::fs::run_file_job(&fs, &ctx, "/bfsperf.dat", &job)?;
+    let results = vec![(r.info.clone(), r.stats)];
+    print!("{}", report::table(&results));
+    if let Some(e) = &r.first_error {
+        eprintln!(
+            "bfsperf: {}: {} I/Os failed; the first: {e}",
+            r.info.name, r.stats.failed
+        );
+    }
+    fs.unmount(&ctx).map_err(|source| BenchError::Fs {
+        what: "unmount".into(),
+        source,
+    })?;
+    if let Some(path) = &spec.output_json {
+        write_json(path, &report::json(&results, spec.seed))?;
+    }
+    Ok(if r.stats.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn memcpy_limit(spec: &MemcpySpec) -> Result<ExitCode, BenchError> {

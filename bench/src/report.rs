@@ -14,12 +14,35 @@ use crate::args::Workload;
 /// What a job was asked to do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobInfo {
-    /// The bdev name (bdevperf names a job after its bdev).
+    /// The bdev name (bdevperf names a job after its bdev), or a file workload's name.
     pub name: String,
-    pub workload: Workload,
-    pub read_percent: u32,
+    /// bdevperf's workload name (`randread` …), or another word for workloads bdevperf
+    /// does not have (`bypassfs bench`'s `metadata`).
+    pub workload: String,
+    /// Reads per hundred I/Os of a mixed workload (`rw`, `randrw`): printed as bdevperf's
+    /// `percentage`; `None` for the others.
+    pub mix_read_percent: Option<u32>,
     pub depth: usize,
     pub io_size: usize,
+}
+
+impl JobInfo {
+    /// A job of one of bdevperf's workloads.
+    pub fn new(
+        name: String,
+        workload: Workload,
+        read_percent: u32,
+        depth: usize,
+        io_size: usize,
+    ) -> JobInfo {
+        JobInfo {
+            name,
+            workload: workload.name().to_string(),
+            mix_read_percent: workload.is_mixed().then_some(read_percent),
+            depth,
+            io_size,
+        }
+    }
 }
 
 /// What a job measured. Latencies in nanoseconds; `ios` counts successful I/Os.
@@ -158,15 +181,14 @@ pub fn header() -> String {
 
 /// A job's two lines: what it ran, then its numbers.
 pub fn job_lines(info: &JobInfo, row: &Row) -> String {
-    let mix = if info.workload.is_mixed() {
-        format!(", percentage: {}", info.read_percent)
-    } else {
-        String::new()
+    let mix = match info.mix_read_percent {
+        Some(p) => format!(", percentage: {p}"),
+        None => String::new(),
     };
     format!(
         "Job: {} (Core Mask 0x1, workload: {}{mix}, depth: {}, IO size: {})\n\t {:<20}: {:10.2} {}\n",
         info.name,
-        info.workload.name(),
+        info.workload,
         info.depth,
         info.io_size,
         info.name,
@@ -203,7 +225,7 @@ fn job_json(info: &JobInfo, stats: &JobStats, row: &Row) -> Value {
         "name": info.name,
         "job": info.name,
         "core_mask": "0x1",
-        "workload": info.workload.name(),
+        "workload": info.workload,
         "status": if stats.failed > 0 { "failed" } else { "finished" },
         "queue_depth": info.depth,
         "io_size": info.io_size,
@@ -218,8 +240,8 @@ fn job_json(info: &JobInfo, stats: &JobStats, row: &Row) -> Value {
         "min_latency_us": row.min_latency_us,
         "max_latency_us": row.max_latency_us,
     });
-    if info.workload.is_mixed() {
-        v["percentage"] = json!(info.read_percent);
+    if let Some(p) = info.mix_read_percent {
+        v["percentage"] = json!(p);
     }
     v
 }
@@ -243,13 +265,7 @@ pub fn json(jobs: &[(JobInfo, JobStats)], seed: u64) -> Value {
     let first = jobs.first().map(|(i, _)| i.clone());
     let total_info = JobInfo {
         name: "Total".into(),
-        ..first.unwrap_or(JobInfo {
-            name: String::new(),
-            workload: Workload::Read,
-            read_percent: 100,
-            depth: 0,
-            io_size: 0,
-        })
+        ..first.unwrap_or_else(|| JobInfo::new(String::new(), Workload::Read, 100, 0, 0))
     };
     let total = job_json(&total_info, &total_stats, &Row::total(jobs));
     json!({ "results": results, "total": total, "core_count": 1, "seed": seed })
@@ -260,13 +276,7 @@ mod tests {
     use super::*;
 
     fn job(name: &str, ios: u64, failed: u64) -> (JobInfo, JobStats) {
-        let info = JobInfo {
-            name: name.into(),
-            workload: Workload::Randread,
-            read_percent: 100,
-            depth: 128,
-            io_size: 4096,
-        };
+        let info = JobInfo::new(name.into(), Workload::Randread, 100, 128, 4096);
         let stats = JobStats {
             ios,
             failed,
@@ -307,8 +317,7 @@ Job: Malloc0 (Core Mask 0x1, workload: randread, depth: 128, IO size: 4096)
     #[test]
     fn mixed_workloads_print_their_percentage() {
         let (mut info, stats) = job("M", 10, 0);
-        info.workload = Workload::Randrw;
-        info.read_percent = 70;
+        info = JobInfo::new(info.name, Workload::Randrw, 70, info.depth, info.io_size);
         let lines = job_lines(&info, &Row::of(&stats, 4096));
         assert!(lines
             .starts_with("Job: M (Core Mask 0x1, workload: randrw, percentage: 70, depth: 128"));

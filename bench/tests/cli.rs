@@ -269,3 +269,93 @@ fn spdk_flag() {
         );
     }
 }
+
+#[test]
+fn fs_runs_a_file_workload_on_a_fresh_bypassfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("Malloc0", 8192, 4096)]);
+    let json = dir.path().join("out.json");
+    for extra in [
+        &["-w", "randwrite"][..],
+        &["-w", "randread"][..],
+        &["-w", "write", "--buffered", "--fdatasync-every", "4"][..],
+    ] {
+        let mut args = vec![
+            "-c",
+            cfg.to_str().unwrap(),
+            "--fs",
+            "--file-size",
+            "2M",
+            "-q",
+            "8",
+            "-o",
+            "4k",
+            "-t",
+            "0.2",
+            "--output-json",
+            json.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = bfsperf(&args);
+        assert!(
+            out.status.success(),
+            "bfsperf {args:?} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("Formatting Malloc0"));
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let r = &doc["results"][0];
+        assert!(r["iops"].as_f64().unwrap() > 0.0, "{args:?}: {r}");
+        assert_eq!(r["io_failed"], 0, "{args:?}: {r}");
+    }
+}
+
+#[test]
+fn fs_argument_errors_say_what_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("A", 4096, 4096), ("B", 4096, 4096)]);
+    let c = cfg.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "-c",
+                c,
+                "-q",
+                "1",
+                "-o",
+                "4k",
+                "-w",
+                "write",
+                "-t",
+                "1",
+                "--buffered",
+            ],
+            "--fs",
+        ),
+        (
+            &[
+                "-c", c, "--fs", "-q", "1", "-o", "4k", "-w", "unmap", "-t", "1",
+            ],
+            "randwrite",
+        ),
+        (
+            &[
+                "-c", c, "--fs", "-q", "1", "-o", "4k", "-w", "write", "-t", "1",
+            ],
+            "-T",
+        ),
+        (
+            &[
+                "-c", c, "--fs", "-T", "A", "-q", "1", "-o", "1000", "-w", "write", "-t", "1",
+            ],
+            "--buffered",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = bfsperf(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = text(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

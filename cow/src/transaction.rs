@@ -36,6 +36,10 @@ pub struct Transaction<'v> {
     pub(crate) delayed: DelayedRefs,
     /// Extents allocated by this transaction: given back on abort.
     allocated: HashMap<u64, u64>,
+    /// Reservations taken over with `adopt_data`: readers may have seen them before this
+    /// transaction (through the filesystem), so if freed they wait for readers like any
+    /// committed extent, and an abort hands them back to the caller's reservation.
+    adopted: HashSet<u64>,
     /// Allocations whose +1 reference is already in the extent tree.
     pub(crate) applied: HashSet<u64>,
     /// Data extents allocated and not yet referenced: freed at commit if still unreferenced.
@@ -68,6 +72,7 @@ impl<'v> Transaction<'v> {
             delayed: DelayedRefs::default(),
             allocated: HashMap::new(),
             applied: HashSet::new(),
+            adopted: HashSet::new(),
             unreferenced_data: BTreeMap::new(),
             local_frees: Vec::new(),
             pinned: Vec::new(),
@@ -232,7 +237,7 @@ impl<'v> Transaction<'v> {
 
     /// An extent of `len` bytes (whole sectors) reaches zero references: free it.
     pub(crate) fn release_extent(&mut self, start: u64, len: u64) {
-        if self.allocated.contains_key(&start) {
+        if self.allocated.contains_key(&start) && !self.adopted.contains(&start) {
             self.local_frees.push((start, len));
         } else {
             self.pinned.push((start, len));
@@ -270,6 +275,26 @@ impl<'v> Transaction<'v> {
         self.allocated.insert(start, len);
         self.unreferenced_data.insert(start, len);
         Ok((start, len))
+    }
+
+    /// Takes over `[bytenr, bytenr + len)` (whole sectors) of a reservation made with
+    /// [`Volume::reserve_data`]: on commit it is this transaction's allocation, as if
+    /// [`Transaction::alloc_data`] had returned it (referenced here, or freed at commit), except
+    /// that when freed it waits for older readers like a committed extent (readers may have
+    /// been shown it already). If the transaction is dropped, the range is the caller's
+    /// reservation again.
+    pub fn adopt_data(&mut self, bytenr: u64, len: u64) -> Result<()> {
+        self.usable()?;
+        let ss = u64::from(self.vol.sh.sectorsize);
+        if len == 0 || bytenr % ss != 0 || len % ss != 0 || self.allocated.contains_key(&bytenr) {
+            return Err(Error::Invalid(format!(
+                "adopting data extent {bytenr:#x}+{len:#x}: not whole sectors or already adopted"
+            )));
+        }
+        self.allocated.insert(bytenr, len);
+        self.adopted.insert(bytenr);
+        self.unreferenced_data.insert(bytenr, len);
+        Ok(())
     }
 
     /// Adds a reference from `backref` to the data extent `[bytenr, bytenr + len)`, which was
@@ -362,7 +387,11 @@ impl<'v> Transaction<'v> {
                 }
                 for (b, l) in std::mem::take(&mut self.unreferenced_data) {
                     trees::csum::delete(self, io, b, l)?;
-                    self.local_frees.push((b, l));
+                    if self.adopted.contains(&b) {
+                        self.pinned.push((b, l));
+                    } else {
+                        self.local_frees.push((b, l));
+                    }
                 }
                 continue;
             }
@@ -423,7 +452,13 @@ impl Drop for Transaction<'_> {
         if self.done {
             return;
         }
-        let mut back: Vec<(u64, u64)> = self.allocated.drain().collect();
+        // Adopted ranges go back to being the caller's reservation.
+        let adopted = std::mem::take(&mut self.adopted);
+        let mut back: Vec<(u64, u64)> = self
+            .allocated
+            .drain()
+            .filter(|(s, _)| !adopted.contains(s))
+            .collect();
         back.sort_unstable();
         for (s, l) in back {
             if let Err(e) = self.w.free.free(s, l) {

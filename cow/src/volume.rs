@@ -282,7 +282,80 @@ impl Volume {
     /// Bytes allocatable now (excluding extents waiting for commit or readers). Waits for the
     /// running transaction, so do not call it from the thread that holds one.
     pub fn free_bytes(&self) -> u64 {
-        lock(&self.writer).free.free_bytes()
+        let mut w = lock(&self.writer);
+        // Extents whose last older reader just went are allocatable now.
+        self.release_pending(&mut w);
+        w.free.free_bytes()
+    }
+
+    /// Reserves a data extent of between `min` and `max` bytes (whole sectors, preferring
+    /// one piece of `max`) outside any transaction; returns `(bytenr, len)`. Nothing on the
+    /// media records a reservation: after a crash the space is free again. The caller either
+    /// hands (parts of) it to a transaction with [`Transaction::adopt_data`] or gives them
+    /// back with [`Volume::unreserve_data`]. This is how a filesystem allocates space for
+    /// data before writing it and references it only once the write is done (btrfs's
+    /// ordered extents), without holding the single writer across the I/O. Do not call it
+    /// from a thread that holds a transaction.
+    pub fn reserve_data(&self, min: u64, max: u64) -> Result<(u64, u64)> {
+        if let Some(p) = self.poisoned() {
+            return Err(Error::Poisoned(p));
+        }
+        let ss = u64::from(self.sh.sectorsize);
+        if min == 0 || min > max || min % ss != 0 || max % ss != 0 {
+            return Err(Error::Invalid(format!(
+                "data reservation of {min}..{max} bytes is not whole {ss}-byte sectors"
+            )));
+        }
+        let mut w = lock(&self.writer);
+        self.release_pending(&mut w);
+        w.free.alloc_up_to(min, max).ok_or_else(|| {
+            Error::NoSpace(format!(
+                "no free range of {min} bytes for data ({} bytes free in all)",
+                w.free.free_bytes()
+            ))
+        })
+    }
+
+    /// Reserves exactly `[bytenr, bytenr + len)`, which must be free: for a filesystem
+    /// replaying a log that names extents written after the last commit. Same locking rule
+    /// and hand-over as [`Volume::reserve_data`].
+    pub fn reserve_exact(&self, bytenr: u64, len: u64) -> Result<()> {
+        let ss = u64::from(self.sh.sectorsize);
+        if len == 0 || bytenr % ss != 0 || len % ss != 0 {
+            return Err(Error::Invalid(format!(
+                "exact reservation {bytenr:#x}+{len:#x} is not whole {ss}-byte sectors"
+            )));
+        }
+        let mut w = lock(&self.writer);
+        self.release_pending(&mut w);
+        w.free
+            .take(bytenr, len)
+            .map_err(|e| Error::Invalid(format!("reserving {bytenr:#x}+{len:#x}: {e}")))
+    }
+
+    /// Gives back `[bytenr, bytenr + len)` of a reservation of [`Volume::reserve_data`].
+    /// Same locking rule as `reserve_data`.
+    pub fn unreserve_data(&self, bytenr: u64, len: u64) -> Result<()> {
+        lock(&self.writer)
+            .free
+            .free(bytenr, len)
+            .map_err(|e| Error::Invalid(format!("unreserving {bytenr:#x}+{len:#x}: {e}")))
+    }
+
+    /// Registers a reader of the last committed generation without a [`ReadTxn`] and returns
+    /// that generation: until [`Volume::unpin`] of it, nothing freed after it is reused. For
+    /// a filesystem whose reads outlive the snapshot they were mapped from (the device read
+    /// happens after the mapping lookup returned).
+    pub fn pin(&self) -> u64 {
+        let mut r = lock(&self.readers);
+        let generation = self.generation();
+        *r.entry(generation).or_default() += 1;
+        generation
+    }
+
+    /// Ends a [`Volume::pin`] of `generation`.
+    pub fn unpin(&self, generation: u64) {
+        self.drop_reader(generation);
     }
 
     pub(crate) fn set_poison(&self, why: String) {

@@ -243,3 +243,69 @@ fn internal_trees_refuse_items_and_dump_describes_them() {
         "{out}"
     );
 }
+
+#[test]
+fn reserved_data_is_adopted_or_given_back() {
+    let dev = mem(4 << 20);
+    let mut io = queue(&*dev);
+    let vol = Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap();
+    let free0 = vol.free_bytes();
+    let (ext, len) = vol.reserve_data(4096, 64 << 10).unwrap();
+    assert_eq!(len, 64 << 10);
+    assert_eq!(
+        vol.free_bytes(),
+        free0 - len,
+        "a reservation is not allocatable"
+    );
+    // The first half is referenced by a transaction, the second half given back.
+    let half = len / 2;
+    let mut tx = vol.begin().unwrap();
+    tx.create_tree(USER).unwrap();
+    tx.adopt_data(ext, half).unwrap();
+    assert!(matches!(tx.adopt_data(ext, half), Err(Error::Invalid(_))));
+    let backref = DataBackref {
+        root: USER,
+        objectid: 257,
+        offset: 0,
+    };
+    tx.add_data_ref(ext, half, backref).unwrap();
+    tx.commit(&mut *io).unwrap();
+    vol.unreserve_data(ext + half, half).unwrap();
+    let r = vol.reader();
+    r.check(&mut *io).unwrap();
+    assert!(r.bytes_used() >= half);
+    drop(r);
+    // An adopted piece of an aborted transaction is the caller's reservation again.
+    let before = vol.free_bytes();
+    let (b, l) = vol.reserve_data(4096, 4096).unwrap();
+    let mut tx = vol.begin().unwrap();
+    tx.adopt_data(b, l).unwrap();
+    tx.abort();
+    assert_eq!(vol.free_bytes(), before - l);
+    vol.unreserve_data(b, l).unwrap();
+    assert_eq!(vol.free_bytes(), before);
+    // An adopted extent freed unreferenced waits for pinned readers of older generations.
+    let pin = vol.pin();
+    let (b2, l2) = vol.reserve_data(4096, 4096).unwrap();
+    let mut tx = vol.begin().unwrap();
+    tx.adopt_data(b2, l2).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(
+        vol.free_bytes(),
+        before - l2,
+        "pinned while an older reader lives"
+    );
+    vol.unpin(pin);
+    let tx = vol.begin().unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(vol.free_bytes(), before);
+    // An exact reservation of free space succeeds once; of used space it fails.
+    vol.reserve_exact(b, l).unwrap();
+    assert!(matches!(vol.reserve_exact(b, l), Err(Error::Invalid(_))));
+    assert!(matches!(
+        vol.reserve_exact(ext, 4096),
+        Err(Error::Invalid(_))
+    ));
+    vol.unreserve_data(b, l).unwrap();
+    assert_eq!(vol.free_bytes(), before);
+}

@@ -111,13 +111,17 @@ impl<O: IomapOps> Iomap<O> {
                 let Bufs::Many(pieces) = bufs else {
                     unreachable!("sent as Many")
                 };
+                let mut r = r.map_err(|e| IomapError::device(ino.0, "read", a, e));
+                if r.is_ok() {
+                    r = self.ops.verify_read(ctx, ino, a, map, &pieces).await;
+                }
                 let outcome = if r.is_ok() {
                     Outcome::Filled
                 } else {
                     Outcome::Failed
                 };
                 self.cache.restore(taken, pieces, outcome);
-                r.map_err(|e| IomapError::device(ino.0, "read", a, e))?;
+                r?;
             }
         }
         Ok(())

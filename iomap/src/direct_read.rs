@@ -6,43 +6,121 @@
 //!   newest bytes (coherence with buffered writes);
 //! - each mapping gets its own piece of the caller's buffer (`split_off`), read in place;
 //!   holes, unwritten and delalloc space read as zeroes, inline bytes are copied;
+//! - a request inside the file and inside one mapped extent (the common case) takes a short
+//!   path: one `begin`, one device read into the whole buffer, one `end`, with only the maps
+//!   `begin` returned kept across the device wait, where `begin` put them. Its state is what
+//!   every direct read carries, so the rare parts (coherence writeback, several mappings,
+//!   the end of the file) are boxed futures;
 //! - the caller gets the whole buffer back, success or not; bytes past the end of the file
 //!   are zeroes and not counted.
 
 use bdev::exec::Context;
-use bdev::{Bufs, DmaBuf};
+use bdev::{Bufs, DmaBuf, Op};
 
+use crate::align;
 use crate::error::{IomapError, Result};
-use crate::iter::Step;
+use crate::iter::{check, into_step, refuse, Iter, Step};
 use crate::layer::{IoCounters, Iomap};
-use crate::map::{IterFlags, MapKind};
+use crate::map::{CoreFlags, IterFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
 
 impl<O: IomapOps> Iomap<O> {
     /// Reads `buf.len()` bytes at `pos` straight into `buf`; returns the buffer and the bytes
     /// read (short at the end of the file). `flags` may add `NOWAIT`.
+    ///
+    /// A request inside the file and inside one mapped extent (the common case) is one
+    /// `begin`, one device read into the whole buffer and one `end`, all in this function:
+    /// no inner future is built and moved per read. Anything else is boxed.
     pub async fn read_direct(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        pos: u64,
+        buf: DmaBuf,
+        flags: IterFlags,
+    ) -> (DmaBuf, Result<usize>) {
+        let len = buf.len() as u64;
+        let valid = match self.direct_read_valid(ino, pos, len) {
+            Ok(valid) => valid,
+            Err(e) => return (buf, Err(e)),
+        };
+        if valid < len || len == 0 {
+            return Box::pin(self.read_direct_short(ctx, ino, pos, buf, flags, valid)).await;
+        }
+        if self
+            .cache
+            .has_dirty(ino, self.round_down(pos), self.round_up(pos + len))
+        {
+            let coherent = self.direct_coherence(ctx, ino, pos, pos + len, flags);
+            if let Err(e) = Box::pin(coherent).await {
+                return (buf, Err(e));
+            }
+        }
+        let flags = flags | IterFlags::DIRECT;
+        // `begin_step`, written out so that the maps stay where `begin` put them.
+        let mut maps = match self.ops.begin(ctx, ino, pos, len, flags).await {
+            Ok(maps) => maps,
+            Err(e) => return (buf, Err(e)),
+        };
+        let step_len = match check(&maps, ino, pos, len, flags, self.limits) {
+            Ok(n) => n,
+            Err(e) => {
+                let refused = refuse(&self.ops, ctx, ino, pos, len, flags, &maps, e);
+                return (buf, Err(Box::pin(refused).await));
+            }
+        };
+        if step_len < len || maps.write.kind != MapKind::Mapped {
+            let first = into_step(maps, pos, step_len);
+            let it = Iter::resume(&self.ops, ctx, self.limits, ino, len, flags, first);
+            let (buf, r) = Box::pin(self.read_steps(ctx, ino, it, buf)).await;
+            return (buf, r.map(|()| len as usize));
+        }
+        // A read has no source map (`check` refuses one), so `into_step` would only do this.
+        maps.write.core_flags = CoreFlags::EMPTY;
+        let map = &maps.write;
+        IoCounters::bump(&self.counters.direct_ios, 1);
+        let op = self.read_op(map.device_addr(pos), Bufs::One(buf));
+        let (op, r) = ctx.io(self.dev_id, op).await;
+        let buf = into_buf(op);
+        let mut r = r.map_err(|e| IomapError::device(ino.0, "direct read", pos, e));
+        if r.is_ok() {
+            // Nobody sees the bytes before the filesystem has checked them (checksums).
+            r = self
+                .ops
+                .verify_read(ctx, ino, pos, map, std::slice::from_ref(&buf))
+                .await;
+        }
+        let done = if r.is_ok() { len } else { 0 };
+        let ended = self.ops.end(ctx, ino, pos, len, done, flags, map).await;
+        // As in `Iter`: the step's error first, then the filesystem's.
+        (buf, r.and(ended).map(|()| len as usize))
+    }
+
+    /// How many of the `len` bytes at `pos` are the file's (0 past its end); refuses a request
+    /// not aligned to the sector.
+    fn direct_read_valid(&self, ino: Ino, pos: u64, len: u64) -> Result<u64> {
+        self.check_direct(pos, len)?;
+        let size = self.ops.size(ino)?;
+        Ok(if pos >= size { 0 } else { len.min(size - pos) })
+    }
+
+    /// A direct read of which only the first `valid` bytes are the file's: reads the sectors
+    /// that hold them, mapping by mapping, and zeroes the rest of `buf`.
+    async fn read_direct_short(
         &self,
         ctx: &Context,
         ino: Ino,
         pos: u64,
         mut buf: DmaBuf,
         flags: IterFlags,
+        valid: u64,
     ) -> (DmaBuf, Result<usize>) {
         let len = buf.len() as u64;
-        let size = match self
-            .check_direct(pos, len)
-            .and_then(|()| self.ops.size(ino))
-        {
-            Ok(size) => size,
-            Err(e) => return (buf, Err(e)),
-        };
-        if pos >= size || len == 0 {
+        if valid == 0 {
             buf.fill(0);
             return (buf, Ok(0));
         }
-        let valid = len.min(size - pos);
-        let io_len = len.min(valid.div_ceil(self.sector) * self.sector);
+        let io_len = len.min(align::up(valid, self.sector));
         if let Err(e) = self
             .direct_coherence(ctx, ino, pos, pos + io_len, flags)
             .await
@@ -50,7 +128,8 @@ impl<O: IomapOps> Iomap<O> {
             return (buf, Err(e));
         }
         let beyond = (io_len < len).then(|| buf.split_off(io_len as usize));
-        let (mut buf, r) = self.read_mappings(ctx, ino, pos, buf, flags).await;
+        let it = self.iter(ctx, ino, pos, io_len, flags | IterFlags::DIRECT);
+        let (mut buf, r) = self.read_steps(ctx, ino, it, buf).await;
         if let Some(beyond) = beyond {
             buf.unsplit(beyond)
                 .expect("pieces of the caller's buffer are adjacent");
@@ -76,18 +155,15 @@ impl<O: IomapOps> Iomap<O> {
         r
     }
 
-    /// Reads every mapping of `[pos, pos + buf.len())` into its piece of `buf`. A request
-    /// inside one mapping (the common case) uses the buffer whole: no split.
-    async fn read_mappings(
+    /// Reads every mapping `it` walks into its piece of `buf` (the loop of the uncommon
+    /// cases: several mappings, holes, inline data).
+    async fn read_steps(
         &self,
         ctx: &Context,
         ino: Ino,
-        pos: u64,
+        mut it: Iter<'_, O>,
         buf: DmaBuf,
-        flags: IterFlags,
     ) -> (DmaBuf, Result<()>) {
-        let len = buf.len() as u64;
-        let mut it = self.iter(ctx, ino, pos, len, flags | IterFlags::DIRECT);
         // `done` holds the pieces the finished mappings used, `rest` what is left.
         let (mut done, mut rest): (Option<DmaBuf>, Option<DmaBuf>) = (None, Some(buf));
         let mut result = Ok(());
@@ -129,14 +205,18 @@ impl<O: IomapOps> Iomap<O> {
         match map.kind {
             MapKind::Mapped => {
                 IoCounters::bump(&self.counters.direct_ios, 1);
-                let (bufs, r) = self
-                    .dev_read(ctx, map.device_addr(step.pos), Bufs::One(cur))
+                let op = self.read_op(map.device_addr(step.pos), Bufs::One(cur));
+                let (op, r) = ctx.io(self.dev_id, op).await;
+                let cur = into_buf(op);
+                if let Err(e) = r {
+                    let e = IomapError::device(ino.0, "direct read", step.pos, e);
+                    return (cur, Err(e));
+                }
+                let r = self
+                    .ops
+                    .verify_read(ctx, ino, step.pos, map, std::slice::from_ref(&cur))
                     .await;
-                let cur = bufs.into_one().expect("sent as One");
-                (
-                    cur,
-                    r.map_err(|e| IomapError::device(ino.0, "direct read", step.pos, e)),
-                )
+                (cur, r)
             }
             MapKind::Inline => {
                 map.copy_inline(step.pos, &mut cur);
@@ -151,7 +231,8 @@ impl<O: IomapOps> Iomap<O> {
 
     /// Rejects a direct request not aligned to the device sector.
     pub(crate) fn check_direct(&self, pos: u64, len: u64) -> Result<()> {
-        if pos % self.sector != 0 || len % self.sector != 0 || pos.checked_add(len).is_none() {
+        let unaligned = align::rem(pos, self.sector) != 0 || align::rem(len, self.sector) != 0;
+        if unaligned || pos.checked_add(len).is_none() {
             return Err(IomapError::Unaligned {
                 pos,
                 len,
@@ -179,6 +260,18 @@ impl<O: IomapOps> Iomap<O> {
             return Err(IomapError::WouldBlock);
         }
         self.writeback_range(ctx, ino, a, b).await
+    }
+}
+
+/// The buffer of a finished direct read, sent as one. (A match, not `into_bufs` and
+/// `into_one`: those are calls into `bdev` that move the request twice.)
+fn into_buf(op: Op) -> DmaBuf {
+    match op {
+        Op::Read {
+            bufs: Bufs::One(buf),
+            ..
+        } => buf,
+        _ => unreachable!("a read gives back the one buffer it was sent with"),
     }
 }
 

@@ -179,11 +179,6 @@ impl<O: IomapOps> Iomap<O> {
             Bufs::One(b) => vec![b],
             Bufs::Many(v) => v,
         };
-        if had_middle {
-            middle
-                .unsplit(segs.swap_remove(middle_at))
-                .expect("the middle comes back whole");
-        }
         let r = r.map_err(|e| IomapError::device(ino.0, "direct write", bp, e));
         let done = IoDone {
             pos: bp,
@@ -191,8 +186,14 @@ impl<O: IomapOps> Iomap<O> {
             write_map: &step.write,
             flags,
             result: r.as_ref().map(|_| ()),
+            data: &segs,
         };
         let completed = self.ops.complete(ctx, ino, &done).await;
+        if had_middle {
+            middle
+                .unsplit(segs.swap_remove(middle_at))
+                .expect("the middle comes back whole");
+        }
         (true, r.and(completed))
     }
 
@@ -213,6 +214,9 @@ impl<O: IomapOps> Iomap<O> {
                     .await;
                 edge = bufs.into_one().expect("sent as One");
                 r.map_err(|e| IomapError::device(ino.0, "source read", blk, e))?;
+                self.ops
+                    .verify_read(ctx, ino, blk, source, std::slice::from_ref(&edge))
+                    .await?;
             }
             MapKind::Inline => source.copy_inline(blk, &mut edge),
             // Holes, unwritten and fresh space: zeroes, which a new buffer holds.

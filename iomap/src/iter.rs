@@ -9,6 +9,10 @@
 //! ```
 //!
 //! `next` ends the previous mapping with what was processed, advances, and begins the next.
+//! An operation that usually fits in one mapping (a direct read) may do the first step's
+//! `begin` and [`check`] itself, finish a range that one mapping covers without the loop
+//! (calling `end` itself, or [`refuse`] when the check fails), and hand anything else to
+//! [`Iter::resume`] as [`into_step`], which continues the loop from that step.
 //! Invariants it enforces:
 //! - every mapping is checked before use (covers `pos`, positive length, whole blocks, no
 //!   overflow, space aligned to the block and inside the device, a write map that can take data, a source
@@ -21,6 +25,7 @@
 
 use bdev::exec::Context;
 
+use crate::align;
 use crate::error::{IomapError, Result};
 use crate::map::{CoreFlags, IoMap, IterFlags, MapKind};
 use crate::ops::{Ino, IomapOps, Maps};
@@ -55,13 +60,15 @@ pub struct Iter<'a, O: IomapOps> {
     flags: IterFlags,
     limits: Limits,
     cur: Option<Step>,
+    /// `cur` came from [`Iter::resume`] and `next` has not returned it yet.
+    resumed: bool,
     processed: Option<std::result::Result<u64, (u64, IomapError)>>,
 }
 
 /// What mappings must respect: the filesystem block and the device size.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Filesystem block size.
+    /// Filesystem block size (a power of two).
     pub block: u64,
     /// Device size in bytes.
     pub device_bytes: u64,
@@ -87,8 +94,26 @@ impl<'a, O: IomapOps> Iter<'a, O> {
             flags,
             limits,
             cur: None,
+            resumed: false,
             processed: None,
         }
+    }
+
+    /// The iteration over `[first.pos, first.pos + len)` whose first step [`begin_step`]
+    /// returned already: `next` returns `first` before anything else.
+    pub fn resume(
+        ops: &'a O,
+        ctx: &'a Context,
+        limits: Limits,
+        ino: Ino,
+        len: u64,
+        flags: IterFlags,
+        first: Step,
+    ) -> Self {
+        let mut it = Iter::new(ops, ctx, limits, ino, first.pos, len, flags);
+        it.cur = Some(first);
+        it.resumed = true;
+        it
     }
 
     /// Records that the current step did `n` bytes.
@@ -121,6 +146,9 @@ impl<'a, O: IomapOps> Iter<'a, O> {
 
     /// Ends the previous step and begins the next; `None` when the range is done.
     pub async fn next(&mut self) -> Result<Option<&Step>> {
+        if std::mem::take(&mut self.resumed) {
+            return Ok(self.cur.as_ref());
+        }
         if let Some(step) = self.cur.take() {
             let (done, err) = match self.processed.take() {
                 Some(Ok(n)) => (n.min(step.len), None),
@@ -149,36 +177,58 @@ impl<'a, O: IomapOps> Iter<'a, O> {
         if self.len == 0 {
             return Ok(None);
         }
-        let maps = self
-            .ops
-            .begin(self.ctx, self.ino, self.pos, self.len, self.flags)
-            .await?;
-        match check(&maps, self.ino, self.pos, self.len, self.flags, self.limits) {
-            Ok(len) => {
-                self.cur = Some(into_step(maps, self.pos, len));
-                Ok(self.cur.as_ref())
-            }
-            Err(e) => {
-                // Let the filesystem release what it reserved; its mistake is the error.
-                let _ = self
-                    .ops
-                    .end(
-                        self.ctx,
-                        self.ino,
-                        self.pos,
-                        self.len,
-                        0,
-                        self.flags,
-                        &maps.write,
-                    )
-                    .await;
-                Err(e)
-            }
-        }
+        let step = begin_step(
+            self.ops,
+            self.ctx,
+            self.limits,
+            self.ino,
+            self.pos,
+            self.len,
+            self.flags,
+        )
+        .await?;
+        Ok(Some(self.cur.insert(step)))
     }
 }
 
-fn into_step(maps: Maps, pos: u64, len: u64) -> Step {
+/// Begins the mapping of `[pos, pos + len)` and checks it: one step of an iteration. A caller
+/// that finds the whole range in this step (one mapping) may finish it without an [`Iter`]:
+/// it must then call `end` itself; otherwise it continues with [`Iter::resume`].
+pub async fn begin_step<O: IomapOps>(
+    ops: &O,
+    ctx: &Context,
+    limits: Limits,
+    ino: Ino,
+    pos: u64,
+    len: u64,
+    flags: IterFlags,
+) -> Result<Step> {
+    let maps = ops.begin(ctx, ino, pos, len, flags).await?;
+    match check(&maps, ino, pos, len, flags, limits) {
+        Ok(step_len) => Ok(into_step(maps, pos, step_len)),
+        Err(e) => Err(refuse(ops, ctx, ino, pos, len, flags, &maps, e).await),
+    }
+}
+
+/// Ends maps that failed [`check`] with nothing done, so the filesystem releases what it
+/// reserved; returns the check's error, which is the one that matters.
+#[allow(clippy::too_many_arguments)]
+pub async fn refuse<O: IomapOps>(
+    ops: &O,
+    ctx: &Context,
+    ino: Ino,
+    pos: u64,
+    len: u64,
+    flags: IterFlags,
+    maps: &Maps,
+    e: IomapError,
+) -> IomapError {
+    let _ = ops.end(ctx, ino, pos, len, 0, flags, &maps.write).await;
+    e
+}
+
+/// The step at `pos` of `len` bytes (as [`check`] returned) in `maps`; core flags cleared.
+pub fn into_step(maps: Maps, pos: u64, len: u64) -> Step {
     let Maps {
         mut write,
         mut source,
@@ -268,7 +318,7 @@ fn check_map(m: &IoMap, pos: u64, limits: Limits) -> std::result::Result<(), Str
     if !m.covers(pos) {
         return Err(format!("covers {}..{}, not {pos}", m.offset, m.end()));
     }
-    if m.offset % limits.block != 0 || m.length % limits.block != 0 {
+    if align::rem(m.offset, limits.block) != 0 || align::rem(m.length, limits.block) != 0 {
         return Err(format!(
             "{}..{} is not in whole {}-byte blocks",
             m.offset,
@@ -281,7 +331,7 @@ fn check_map(m: &IoMap, pos: u64, limits: Limits) -> std::result::Result<(), Str
             if m.addr == IoMap::NULL_ADDR {
                 return Err(format!("{:?} without a device address", m.kind));
             }
-            if m.addr % limits.block != 0 {
+            if align::rem(m.addr, limits.block) != 0 {
                 return Err(format!(
                     "device address {} not aligned to the {}-byte block",
                     m.addr, limits.block

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use bdev::exec::{yield_now, Context, DevId};
 use bdev::{BlockDevice, Bufs, DmaBuf, IoError, Lba, Op};
 
+use crate::align;
 use crate::cache::PageCache;
 use crate::error::{IomapError, Result};
 use crate::iter::{Iter, Limits};
@@ -102,10 +103,14 @@ impl<O: IomapOps> Iomap<O> {
         let geo = dev.geometry();
         let block = u64::from(ops.block_size());
         let sector = u64::from(geo.block_size);
-        if !block.is_power_of_two() || block < sector || cfg.max_io_bytes < cfg.page_size {
+        if !block.is_power_of_two()
+            || !sector.is_power_of_two()
+            || block < sector
+            || cfg.max_io_bytes < cfg.page_size
+        {
             return Err(IomapError::Invalid(format!(
-                "filesystem block {block} must be a power of two and a multiple of the \
-                 {sector}-byte sector; max I/O {} at least a page",
+                "filesystem block {block} and the {sector}-byte sector must be powers of two, \
+                 the block a multiple of the sector; max I/O {} at least a page",
                 cfg.max_io_bytes
             )));
         }
@@ -171,11 +176,11 @@ impl<O: IomapOps> Iomap<O> {
     }
 
     pub(crate) fn round_down(&self, x: u64) -> u64 {
-        x - x % self.limits.block
+        align::down(x, self.limits.block)
     }
 
     pub(crate) fn round_up(&self, x: u64) -> u64 {
-        x.div_ceil(self.limits.block) * self.limits.block
+        align::up(x, self.limits.block)
     }
 
     /// Pages a byte range touches.
@@ -191,6 +196,14 @@ impl<O: IomapOps> Iomap<O> {
         (limit / 4).clamp(1, self.cfg.max_io_bytes / self.cfg.page_size)
     }
 
+    /// The request that reads `bufs.len()` bytes at device byte `addr`.
+    pub(crate) fn read_op(&self, addr: u64, bufs: Bufs) -> Op {
+        Op::Read {
+            lba: Lba(align::div(addr, self.sector)),
+            bufs,
+        }
+    }
+
     /// Reads `bufs.len()` bytes at device byte `addr`; the buffers come back either way.
     pub(crate) async fn dev_read(
         &self,
@@ -198,10 +211,7 @@ impl<O: IomapOps> Iomap<O> {
         addr: u64,
         bufs: Bufs,
     ) -> (Bufs, std::result::Result<(), IoError>) {
-        let op = Op::Read {
-            lba: Lba(addr / self.sector),
-            bufs,
-        };
+        let op = self.read_op(addr, bufs);
         let (op, r) = ctx.io(self.dev_id, op).await;
         (op.into_bufs().expect("a read has buffers"), r)
     }
@@ -214,7 +224,7 @@ impl<O: IomapOps> Iomap<O> {
         bufs: Bufs,
     ) -> (Bufs, std::result::Result<(), IoError>) {
         let op = Op::Write {
-            lba: Lba(addr / self.sector),
+            lba: Lba(align::div(addr, self.sector)),
             bufs,
             fua: false,
         };

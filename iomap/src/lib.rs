@@ -15,6 +15,7 @@
 pub mod cache;
 pub mod iter;
 
+mod align;
 mod blocking;
 mod buffered_read;
 mod buffered_write;

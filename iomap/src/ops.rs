@@ -12,9 +12,12 @@
 //!   failed to get there): that is when the filesystem may point file extents at the new
 //!   space and record checksums, as btrfs does with ordered extents. Its order relative to
 //!   `end` of the same range is not fixed.
+//! - `verify_read` sees every device read of file data (cache fill, direct read, source
+//!   read of a partly overwritten block) before its bytes are used; an error fails the read.
 //! - the core never holds a page-cache lock across these calls.
 
 use bdev::exec::Context;
+use bdev::DmaBuf;
 
 use crate::error::{IomapError, Result};
 use crate::map::{IoMap, IterFlags};
@@ -61,6 +64,9 @@ pub struct IoDone<'a> {
     pub flags: IterFlags,
     /// Whether the data reached the device.
     pub result: std::result::Result<(), &'a IomapError>,
+    /// The bytes sent to the device, in order: together exactly `[pos, pos + len)`. They are
+    /// still owned by the request, so a checksum computed here is of what the device got.
+    pub data: &'a [DmaBuf],
 }
 
 /// The filesystem side of the iomap layer.
@@ -103,4 +109,19 @@ pub trait IomapOps {
 
     /// The data of a writeback or direct write is on the device (or failed).
     async fn complete(&self, ctx: &Context, ino: Ino, done: &IoDone<'_>) -> Result<()>;
+
+    /// Checks bytes just read from the device for file bytes `[pos, pos + len)` of `map`
+    /// (`data` concatenated, `len` their total) before anyone sees them: a filesystem with
+    /// data checksums fails the read here rather than show wrong bytes. Accepts by default.
+    async fn verify_read(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        pos: u64,
+        map: &IoMap,
+        data: &[DmaBuf],
+    ) -> Result<()> {
+        let _ = (ctx, ino, pos, map, data);
+        Ok(())
+    }
 }

@@ -52,6 +52,13 @@ impl<O: IomapOps> Iomap<O> {
                 self.cache.record_error(ino, &e);
                 first_err.get_or_insert(e);
             }
+            if self.cache.busy(ino, a, b) {
+                // Another writeback took pages of the run after the check above (ours then
+                // skipped them): the caller is promised they are written when this returns,
+                // so wait for it and look at the run again.
+                self.wait_idle(ino, a, b).await;
+                continue;
+            }
             from = b;
         }
         first_err.map_or(Ok(()), Err)
@@ -115,20 +122,23 @@ impl<O: IomapOps> Iomap<O> {
             unreachable!("sent as Many")
         };
         let r = r.map_err(|e| IomapError::device(ino.0, "writeback", a, e));
-        let outcome = if r.is_ok() {
-            Outcome::Written
-        } else {
-            Outcome::Failed
-        };
-        self.cache.restore(taken, pieces, outcome);
+        // Complete while the pages are still taken: nobody can change the bytes the
+        // filesystem checksums.
         let done = IoDone {
             pos: a,
             len: step.len,
             write_map: &step.write,
             flags: IterFlags::WRITEBACK,
             result: r.as_ref().map(|_| ()),
+            data: &pieces,
         };
         let completed = self.ops.complete(ctx, ino, &done).await;
+        let outcome = if r.is_ok() && completed.is_ok() {
+            Outcome::Written
+        } else {
+            Outcome::Failed
+        };
+        self.cache.restore(taken, pieces, outcome);
         r?;
         completed?;
         Ok(step.len)

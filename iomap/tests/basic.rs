@@ -214,6 +214,37 @@ fn async_direct_reads_keep_128_in_flight() {
 }
 
 #[test]
+fn a_direct_read_inside_one_extent_is_one_device_read() {
+    let h = small();
+    let f = h.create(1);
+    // Three direct writes in order: the filesystem merges them into one extent.
+    let data = pattern(3 * 4096, 9);
+    for (i, block) in data.chunks(4096).enumerate() {
+        direct_write(&h, f, i as u64 * 4096, block);
+    }
+    let ios = || IoCounters::get(&h.io.counters().direct_ios);
+    let before = ios();
+    let buf = h.io.alloc_buf(3 * 4096).unwrap();
+    let (buf, r) = h
+        .ctx
+        .block_on(h.io.read_direct(&h.ctx, f, 0, buf, IterFlags::EMPTY));
+    assert_eq!((r.unwrap(), ios() - before), (3 * 4096, 1));
+    assert_eq!(&buf[..], &data[..]);
+    // Data, a hole, data: one read per mapped extent, zeroes in between.
+    let g = h.create(2);
+    direct_write(&h, g, 0, &data[..4096]);
+    direct_write(&h, g, 8192, &data[8192..]);
+    let before = ios();
+    let (buf, r) = h
+        .ctx
+        .block_on(h.io.read_direct(&h.ctx, g, 0, buf, IterFlags::EMPTY));
+    assert_eq!((r.unwrap(), ios() - before), (3 * 4096, 2));
+    assert_eq!(&buf[..4096], &data[..4096]);
+    assert!(buf[4096..8192].iter().all(|&b| b == 0));
+    assert_eq!(&buf[8192..], &data[8192..]);
+}
+
+#[test]
 fn inline_files_read_and_convert_on_write() {
     let h = small();
     let f = Ino(5);
@@ -430,6 +461,14 @@ fn a_bad_mapping_is_an_error_naming_the_mistake() {
             1,
             "end releases what begin took"
         );
+        if !write {
+            // The same through a direct read, which maps without the iteration loop.
+            let buf = io.alloc_buf(4096).unwrap();
+            let (_, r) = ctx.block_on(io.read_direct(&ctx, Ino(1), 4096, buf, IterFlags::EMPTY));
+            let msg = r.unwrap_err().to_string();
+            assert!(msg.contains(which) && msg.contains(why), "{msg}");
+            assert_eq!(io.ops().ends.load(Ordering::Relaxed), 2, "direct: {msg}");
+        }
         let _ = MapKind::Hole;
     }
 }

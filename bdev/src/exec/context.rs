@@ -1,0 +1,292 @@
+//! [`Context`]: the devices of one thread, its spawned tasks, and the loop that runs them.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Wake, Waker};
+
+use super::io::{Dev, IoFuture, Slots};
+use crate::device::{BlockDevice, Completion, Op};
+use crate::error::BdevError;
+use crate::types::Geometry;
+
+/// A device attached to a [`Context`]: an index into its queue table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DevId(pub u16);
+
+/// The per-thread execution context. Cheap to clone (a handle to the same state).
+#[derive(Clone)]
+pub struct Context {
+    pub(super) inner: Rc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) devs: RefCell<Vec<Dev>>,
+    pub(super) slots: RefCell<Slots>,
+    tasks: RefCell<Vec<Option<Task>>>,
+    free_tasks: RefCell<Vec<usize>>,
+    live_tasks: Cell<usize>,
+    ready: Arc<ReadyList>,
+    /// Reused by `poll_queues` so reaping does not allocate.
+    reaped: RefCell<Vec<Completion>>,
+    /// Reused by `run_ready` so running tasks does not allocate.
+    running: RefCell<Vec<usize>>,
+}
+
+struct Task {
+    fut: Pin<Box<dyn Future<Output = ()>>>,
+    tw: Arc<TaskWaker>,
+    waker: Waker,
+}
+
+/// Task ids woken since the last run. A `Mutex` because `Waker` must be `Send + Sync`; only
+/// this thread ever takes it, so it is never contended.
+#[derive(Default)]
+struct ReadyList {
+    ids: Mutex<Vec<usize>>,
+}
+
+struct TaskWaker {
+    id: usize,
+    queued: AtomicBool,
+    ready: Arc<ReadyList>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.ready
+                .ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(self.id);
+        }
+    }
+}
+
+/// The waker of the future given to `block_on`: a flag.
+struct FlagWaker(AtomicBool);
+
+impl Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Context {
+    /// An empty context with no devices.
+    pub fn new() -> Context {
+        Context {
+            inner: Rc::new(Inner {
+                devs: RefCell::new(Vec::new()),
+                slots: RefCell::new(Slots::default()),
+                tasks: RefCell::new(Vec::new()),
+                free_tasks: RefCell::new(Vec::new()),
+                live_tasks: Cell::new(0),
+                ready: Arc::new(ReadyList::default()),
+                reaped: RefCell::new(Vec::new()),
+                running: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Opens a queue of `depth` requests on `dev` for this thread.
+    pub fn attach(&self, dev: &dyn BlockDevice, depth: usize) -> Result<DevId, BdevError> {
+        let mut devs = self.inner.devs.borrow_mut();
+        let id = u16::try_from(devs.len())
+            .map_err(|_| BdevError::Config("too many devices on one context".into()))?;
+        devs.push(Dev::new(
+            dev.name().to_owned(),
+            dev.geometry(),
+            dev.queue(depth)?,
+        ));
+        self.inner.reaped.borrow_mut().reserve(depth);
+        Ok(DevId(id))
+    }
+
+    fn dev<T>(&self, dev: DevId, f: impl FnOnce(&mut Dev) -> T) -> T {
+        f(&mut self.inner.devs.borrow_mut()[usize::from(dev.0)])
+    }
+
+    /// The geometry of an attached device.
+    pub fn geometry(&self, dev: DevId) -> Geometry {
+        self.dev(dev, |d| d.geometry)
+    }
+
+    /// The name of an attached device.
+    pub fn device_name(&self, dev: DevId) -> String {
+        self.dev(dev, |d| d.name.clone())
+    }
+
+    /// Requests in flight on `dev`: made by their futures and not yet handed back (staged
+    /// for the end of the turn, or in the queue).
+    pub fn in_flight(&self, dev: DevId) -> usize {
+        self.dev(dev, |d| d.in_flight())
+    }
+
+    /// The most requests that were ever in `dev`'s queue at once (since the last reset).
+    pub fn peak_in_flight(&self, dev: DevId) -> usize {
+        self.dev(dev, |d| d.peak_in_flight)
+    }
+
+    /// Requests accepted by `dev`'s queue so far.
+    pub fn submitted(&self, dev: DevId) -> u64 {
+        self.dev(dev, |d| d.submitted)
+    }
+
+    /// Forgets the peak of [`Context::peak_in_flight`].
+    pub fn reset_peak(&self, dev: DevId) {
+        self.dev(dev, |d| d.peak_in_flight = 0)
+    }
+
+    /// A future that makes the request `op` on `dev` and resolves to the request (with its
+    /// buffers) and its outcome. The request goes to the queue at the end of the turn; a full
+    /// queue is waited out; a request the queue refuses resolves with the refusal.
+    pub fn io(&self, dev: DevId, op: Op) -> IoFuture<'_> {
+        IoFuture::new(self, dev, op)
+    }
+
+    /// Runs `fut` to completion on this thread, polling the device queues and running spawned
+    /// tasks meanwhile. Panics if `fut` can never finish (pending with no request in flight,
+    /// no task runnable and nothing woken): that is a bug in the future, not in the I/O.
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let flag = Arc::new(FlagWaker(AtomicBool::new(true)));
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            if flag.0.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                    return v;
+                }
+            }
+            let ran = self.run_ready();
+            let reaped = self.poll_queues();
+            if ran == 0 && reaped == 0 && !flag.0.load(Ordering::Acquire) && self.stalled() {
+                panic!(
+                    "exec: block_on future is pending but nothing can wake it \
+                     (no request in flight, no runnable task)"
+                );
+            }
+        }
+    }
+
+    /// Runs spawned tasks until none is left.
+    pub fn run_until_idle(&self) {
+        self.block_on(std::future::poll_fn(|cx| {
+            if self.inner.live_tasks.get() == 0 {
+                Poll::Ready(())
+            } else {
+                // Asks to be polled again: block_on keeps running tasks and polling queues.
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }))
+    }
+
+    /// Spawns a background task; it runs while the thread is inside `block_on` or
+    /// `run_until_idle`.
+    pub fn spawn(&self, fut: impl Future<Output = ()> + 'static) {
+        let id = match self.inner.free_tasks.borrow_mut().pop() {
+            Some(id) => id,
+            None => {
+                let mut tasks = self.inner.tasks.borrow_mut();
+                tasks.push(None);
+                tasks.len() - 1
+            }
+        };
+        let tw = Arc::new(TaskWaker {
+            id,
+            queued: AtomicBool::new(false),
+            ready: Arc::clone(&self.inner.ready),
+        });
+        let waker = Waker::from(Arc::clone(&tw));
+        waker.wake_by_ref();
+        self.inner.tasks.borrow_mut()[id] = Some(Task {
+            fut: Box::pin(fut),
+            tw,
+            waker,
+        });
+        self.inner.live_tasks.set(self.inner.live_tasks.get() + 1);
+    }
+
+    /// Number of spawned tasks not yet finished.
+    pub fn live_tasks(&self) -> usize {
+        self.inner.live_tasks.get()
+    }
+
+    /// Hands the staged requests to their queues, reaps every queue, hands the completions to
+    /// their futures and wakes those. Returns how many completions were reaped.
+    pub fn poll_queues(&self) -> usize {
+        let mut reaped = self.inner.reaped.borrow_mut();
+        let mut devs = self.inner.devs.borrow_mut();
+        let mut slots = self.inner.slots.borrow_mut();
+        let mut total = 0;
+        for dev in devs.iter_mut() {
+            dev.submit_staged(&mut slots);
+            let n = dev.reap(&mut slots, &mut reaped);
+            if n > 0 && !dev.staged.is_empty() {
+                // Refused as full: there is room now.
+                dev.submit_staged(&mut slots);
+            }
+            total += n;
+        }
+        total
+    }
+
+    fn run_ready(&self) -> usize {
+        let mut running = self.inner.running.borrow_mut();
+        std::mem::swap(
+            &mut *running,
+            &mut *self
+                .inner
+                .ready
+                .ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let n = running.len();
+        for id in running.drain(..) {
+            let task = self.inner.tasks.borrow_mut()[id].take();
+            let Some(mut task) = task else { continue };
+            // Cleared before polling so a wake during the poll queues the task again.
+            task.tw.queued.store(false, Ordering::Release);
+            let mut cx = std::task::Context::from_waker(&task.waker);
+            match task.fut.as_mut().poll(&mut cx) {
+                Poll::Pending => self.inner.tasks.borrow_mut()[id] = Some(task),
+                Poll::Ready(()) => {
+                    self.inner.free_tasks.borrow_mut().push(id);
+                    self.inner.live_tasks.set(self.inner.live_tasks.get() - 1);
+                }
+            }
+        }
+        n
+    }
+
+    fn stalled(&self) -> bool {
+        let nothing_in_flight = self.inner.devs.borrow().iter().all(|d| d.in_flight() == 0);
+        let nothing_ready = self
+            .inner
+            .ready
+            .ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        nothing_in_flight && nothing_ready
+    }
+}

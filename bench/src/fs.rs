@@ -1,0 +1,376 @@
+//! Jobs on a file of a bypassfs (`bfsperf --fs`, `bypassfs bench`).
+//!
+//! One thread keeps `depth` requests in flight through fs-core's asynchronous file API:
+//! `depth` futures, each looping over `read_at_async` / `write_at_async` with its own DMA
+//! buffer, joined on the thread's [`Context`]. Invariants:
+//! - the file is written once over its whole size before timing (not counted), so reads
+//!   never hit holes (a hole costs no device I/O and would flatter reads) and writes
+//!   overwrite, which is what copy-on-write makes expensive;
+//! - fs-core's `fdatasync` is synchronous, so with `fdatasync_every = N` the write that makes
+//!   a sync due stops every worker from starting new I/O; once the in-flight requests are
+//!   done the sync runs, and its time is charged to that write (with N = 1 at depth 1 a row
+//!   reads as the latency of "write + fdatasync"), then the workers start again;
+//! - I/O finishing after the deadline is not counted, as in the bdev engine; the runtime is
+//!   the time of the first completion seen past it.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bdev::exec::join_all;
+use bdev::{BlockDevice, DmaBuf};
+use fs_core::{Context, File, Filesystem, FormatOptions, MountOptions, OpenFlags};
+
+use crate::args::Workload;
+use crate::error::BenchError;
+use crate::report::{JobInfo, JobStats};
+use crate::rng::Rng;
+
+/// A job on one file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileJobSpec {
+    /// The job's name in the table.
+    pub name: String,
+    /// A data workload: read, write, randread, randwrite, rw or randrw.
+    pub workload: Workload,
+    /// Reads per hundred I/Os.
+    pub read_percent: u32,
+    pub depth: usize,
+    pub io_size: usize,
+    /// Bytes of the file the job runs over (whole `io_size` ranges of it).
+    pub file_size: u64,
+    /// `O_DIRECT` (else through bypassfs's page cache).
+    pub direct: bool,
+    /// An fdatasync after every this many writes.
+    pub fdatasync_every: Option<u64>,
+    pub duration: Duration,
+    pub seed: u64,
+}
+
+/// What a job measured.
+#[derive(Clone, Debug)]
+pub struct FileJobResult {
+    pub info: JobInfo,
+    pub stats: JobStats,
+    /// The first failure, to tell the user what failed.
+    pub first_error: Option<String>,
+}
+
+fn fs_err(what: impl Into<String>) -> impl FnOnce(fs_core::Error) -> BenchError {
+    let what = what.into();
+    move |source| BenchError::Fs { what, source }
+}
+
+/// Checks a spec against the filesystem's block size, before anything is written.
+pub fn check(spec: &FileJobSpec, fs_block_size: u64) -> Result<(), BenchError> {
+    let plan = |m: String| Err(BenchError::Plan(m));
+    if !matches!(
+        spec.workload,
+        Workload::Read
+            | Workload::Write
+            | Workload::Randread
+            | Workload::Randwrite
+            | Workload::Rw
+            | Workload::Randrw
+    ) {
+        return plan(format!(
+            "-w {} is not a file workload; with --fs use read, write, randread, randwrite, rw \
+             or randrw",
+            spec.workload.name()
+        ));
+    }
+    let io = spec.io_size as u64;
+    if spec.direct && io % fs_block_size != 0 {
+        return plan(format!(
+            "-o {io}: direct I/O needs a multiple of the filesystem block size \
+             ({fs_block_size} bytes); use --buffered for other sizes"
+        ));
+    }
+    if spec.file_size < io {
+        return plan(format!(
+            "--file-size {}: smaller than one I/O (-o {io})",
+            spec.file_size
+        ));
+    }
+    if spec.fdatasync_every == Some(0) {
+        return plan("--fdatasync-every 0: give a number of writes, at least 1".into());
+    }
+    Ok(())
+}
+
+/// Formats `dev` with the default options and mounts it; returns the filesystem and this
+/// thread's context.
+pub fn format_and_mount(dev: Arc<dyn BlockDevice>) -> Result<(Filesystem, Context), BenchError> {
+    let name = dev.name().to_string();
+    Filesystem::format(Arc::clone(&dev), FormatOptions::default())
+        .map_err(fs_err(format!("formatting {name}")))?;
+    let fs = Filesystem::mount(dev, MountOptions::default())
+        .map_err(fs_err(format!("mounting {name}")))?;
+    let ctx = fs.context().map_err(fs_err("opening a context"))?;
+    Ok((fs, ctx))
+}
+
+/// The largest multiple of `io_size` up to `share` percent of the space the filesystem has
+/// free for data.
+pub fn default_file_size(fs: &Filesystem, io_size: usize, share: u64) -> Result<u64, BenchError> {
+    let st = fs.statfs().map_err(fs_err("statfs"))?;
+    let bytes = st.blocks_avail * st.block_size * share / 100;
+    Ok(bytes / io_size as u64 * io_size as u64)
+}
+
+/// Creates `path` and writes it once over `size` bytes through the page cache (any size
+/// works; writeback sends large requests), then fsyncs. Not timed.
+pub fn prefill(fs: &Filesystem, ctx: &Context, path: &str, size: u64) -> Result<(), BenchError> {
+    const CHUNK: usize = 1 << 20;
+    let file = fs
+        .open(ctx, path, OpenFlags::read_write_create(), 0o644)
+        .map_err(fs_err(format!("creating {path}")))?;
+    let data: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    let mut pos = 0u64;
+    while pos < size {
+        let len = CHUNK.min((size - pos) as usize);
+        file.write_at(ctx, pos, &data[..len])
+            .map_err(fs_err(format!("prefilling {path} at byte {pos}")))?;
+        pos += len as u64;
+    }
+    file.fsync(ctx)
+        .map_err(fs_err(format!("fsync of {path} after prefill")))
+}
+
+/// A DMA buffer filled with a pattern that tells slots and offsets apart.
+fn pattern_buf(file: &File, len: usize, slot: usize) -> Result<DmaBuf, BenchError> {
+    let mut buf = file.alloc_buf(len).map_err(fs_err("allocating a buffer"))?;
+    for (i, word) in buf.chunks_exact_mut(8).enumerate() {
+        word.copy_from_slice(&(((slot as u64) << 32) | i as u64).to_le_bytes());
+    }
+    Ok(buf)
+}
+
+/// The state the workers of one job share (one thread: cells, no locks).
+struct Shared<'a> {
+    spec: &'a FileJobSpec,
+    file: &'a File,
+    ctx: &'a Context,
+    clock: Instant,
+    rng: RefCell<Rng>,
+    next_slot: Cell<u64>,
+    slots: u64,
+    stats: RefCell<JobStats>,
+    first_error: RefCell<Option<String>>,
+    /// Runtime: set at the first completion seen past the deadline.
+    ended: Cell<Option<Duration>>,
+    writes_since_sync: Cell<u64>,
+    /// The latency and outcome of the write that made a sync due, counted after the sync.
+    sync_due: Cell<Option<(u64, bool)>>,
+}
+
+impl Shared<'_> {
+    fn running(&self) -> bool {
+        if self.ended.get().is_some() {
+            return false;
+        }
+        let now = self.clock.elapsed();
+        if now >= self.spec.duration {
+            self.ended.set(Some(now));
+            return false;
+        }
+        true
+    }
+
+    /// The next request: its file offset and whether it is a read.
+    fn next(&self) -> (u64, bool) {
+        let mut rng = self.rng.borrow_mut();
+        let slot = if self.spec.workload.is_random() {
+            rng.below(self.slots)
+        } else {
+            let s = self.next_slot.get();
+            self.next_slot
+                .set(if s + 1 == self.slots { 0 } else { s + 1 });
+            s
+        };
+        let p = self.spec.read_percent;
+        let read = p == 100 || (p != 0 && rng.below(100) < u64::from(p));
+        (slot * self.spec.io_size as u64, read)
+    }
+
+    fn note_error(&self, e: String) {
+        self.first_error.borrow_mut().get_or_insert(e);
+    }
+
+    /// One worker: requests back to back until the deadline or a due sync.
+    async fn worker(&self, mut buf: DmaBuf) -> DmaBuf {
+        while self.sync_due.get().is_none() && self.running() {
+            let (pos, read) = self.next();
+            let start = Instant::now();
+            let (b, r) = if read {
+                self.file.read_at_async(self.ctx, pos, buf).await
+            } else {
+                self.file.write_at_async(self.ctx, pos, buf).await
+            };
+            buf = b;
+            let latency_ns = start.elapsed().as_nanos() as u64;
+            if !self.running() {
+                break;
+            }
+            let ok = match r {
+                Ok(n) if n == buf.len() => true,
+                Ok(n) => {
+                    self.note_error(format!("short I/O at {pos}: {n} of {} bytes", buf.len()));
+                    false
+                }
+                Err(e) => {
+                    let op = if read { "read" } else { "write" };
+                    self.note_error(format!("{op} at {pos}: {e}"));
+                    false
+                }
+            };
+            if let (false, Some(every)) = (read, self.spec.fdatasync_every) {
+                let n = self.writes_since_sync.get() + 1;
+                if n >= every {
+                    self.writes_since_sync.set(0);
+                    self.sync_due.set(Some((latency_ns, ok)));
+                    break;
+                }
+                self.writes_since_sync.set(n);
+            }
+            self.stats.borrow_mut().record(latency_ns, ok);
+        }
+        buf
+    }
+
+    /// Runs the sync a worker made due; charges it to that write.
+    fn sync(&self) {
+        let Some((write_ns, write_ok)) = self.sync_due.take() else {
+            return;
+        };
+        let start = Instant::now();
+        let r = self.file.fdatasync(self.ctx);
+        let sync_ns = start.elapsed().as_nanos() as u64;
+        if let Err(e) = &r {
+            self.note_error(format!("fdatasync: {e}"));
+        }
+        if self.running() {
+            self.stats
+                .borrow_mut()
+                .record(write_ns + sync_ns, write_ok && r.is_ok());
+        }
+    }
+}
+
+/// Runs one job on `path` (created and prefilled over `spec.file_size` first, not timed).
+pub fn run_file_job(
+    fs: &Filesystem,
+    ctx: &Context,
+    path: &str,
+    spec: &FileJobSpec,
+) -> Result<FileJobResult, BenchError> {
+    let st = fs.statfs().map_err(fs_err("statfs"))?;
+    check(spec, st.block_size)?;
+    let io = spec.io_size as u64;
+    let slots = spec.file_size / io;
+    if fs.stat(path).map(|s| s.size).unwrap_or(0) < slots * io {
+        prefill(fs, ctx, path, slots * io)?;
+    }
+    let flags = OpenFlags {
+        direct: spec.direct,
+        ..OpenFlags::read_write_create()
+    };
+    let file = fs
+        .open(ctx, path, flags, 0o644)
+        .map_err(fs_err(format!("opening {path}")))?;
+    let mut bufs = Vec::with_capacity(spec.depth);
+    for slot in 0..spec.depth {
+        bufs.push(pattern_buf(&file, spec.io_size, slot)?);
+    }
+    let shared = Shared {
+        spec,
+        file: &file,
+        ctx,
+        clock: Instant::now(),
+        rng: RefCell::new(Rng::new(spec.seed, 0)),
+        next_slot: Cell::new(0),
+        slots,
+        stats: RefCell::new(JobStats::new()),
+        first_error: RefCell::new(None),
+        ended: Cell::new(None),
+        writes_since_sync: Cell::new(0),
+        sync_due: Cell::new(None),
+    };
+    loop {
+        bufs = ctx.block_on(join_all(bufs.into_iter().map(|b| shared.worker(b))));
+        shared.sync();
+        if !shared.running() {
+            break;
+        }
+    }
+    let mut stats = shared.stats.into_inner();
+    stats.runtime = shared.ended.get().unwrap_or(spec.duration);
+    Ok(FileJobResult {
+        info: JobInfo::new(
+            spec.name.clone(),
+            spec.workload,
+            spec.read_percent,
+            spec.depth,
+            spec.io_size,
+        ),
+        stats,
+        first_error: shared.first_error.into_inner(),
+    })
+}
+
+/// Metadata operations for `duration`: create a file and write `file_bytes` into it, stat it,
+/// unlink it, each one timed I/O (so the row's IOPS are operations per second), in `dir`.
+pub fn run_metadata_job(
+    fs: &Filesystem,
+    ctx: &Context,
+    dir: &str,
+    file_bytes: usize,
+    duration: Duration,
+) -> Result<FileJobResult, BenchError> {
+    match fs.mkdir(dir, 0o755) {
+        Ok(_) | Err(fs_core::Error::Exists(_)) => {}
+        Err(e) => return Err(fs_err(format!("mkdir {dir}"))(e)),
+    }
+    let data = vec![0x5au8; file_bytes];
+    let mut stats = JobStats::new();
+    let mut first_error = None;
+    let clock = Instant::now();
+    let mut i = 0u64;
+    while clock.elapsed() < duration {
+        let path = format!("{dir}/f{i}");
+        i += 1;
+        let cycle = (|| {
+            timed(&mut stats, &mut || {
+                let f = fs.open(ctx, &path, OpenFlags::read_write_create(), 0o644)?;
+                f.write_at(ctx, 0, &data).map(drop)
+            })?;
+            timed(&mut stats, &mut || fs.stat(&path).map(drop))?;
+            timed(&mut stats, &mut || fs.unlink(&path))
+        })();
+        if let Err(e) = cycle {
+            first_error.get_or_insert(format!("{path}: {e}"));
+            // Every further cycle would likely fail the same way.
+            break;
+        }
+    }
+    stats.runtime = clock.elapsed();
+    Ok(FileJobResult {
+        info: JobInfo {
+            name: "metadata".into(),
+            workload: "create+stat+unlink".into(),
+            mix_read_percent: None,
+            depth: 1,
+            io_size: 0,
+        },
+        stats,
+        first_error,
+    })
+}
+
+/// Runs `f` as one timed operation.
+fn timed(stats: &mut JobStats, f: &mut dyn FnMut() -> fs_core::Result<()>) -> fs_core::Result<()> {
+    let start = Instant::now();
+    let r = f();
+    stats.record(start.elapsed().as_nanos() as u64, r.is_ok());
+    r
+}

@@ -1,0 +1,392 @@
+//! `Core`: what every part of a mounted filesystem shares: the cow volume, the in-memory
+//! inode state, space reservations and the per-thread metadata queues.
+//!
+//! Invariants:
+//! - every namespace change is one cow transaction, committed before the call returns, so
+//!   namespace operations are atomic and durable on return (no tree-log yet: see
+//!   `durability/`);
+//! - a cow transaction is never held across an `.await`: futures of one thread would
+//!   deadlock on the single writer;
+//! - `reserved` counts delalloc blocks (buffered data in the cache, space promised, not yet
+//!   allocated); data reservations never dip into `slack`, the space kept for metadata, so a
+//!   full filesystem can still delete files.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bdev::{BlockDevice, IoQueue};
+use cow::{Direction, Key, ReadTxn, Transaction, TreeId, Volume};
+
+use crate::error::{Error, Result};
+
+/// The fs tree.
+pub(crate) const FS_TREE: TreeId = TreeId::FS;
+
+/// A set of disjoint half-open block ranges `start → end`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ranges(pub BTreeMap<u64, u64>);
+
+impl Ranges {
+    /// The range containing `b`.
+    pub fn containing(&self, b: u64) -> Option<(u64, u64)> {
+        self.0
+            .range(..=b)
+            .next_back()
+            .map(|(&s, &e)| (s, e))
+            .filter(|&(_, e)| e > b)
+    }
+
+    /// The first range starting after `b`.
+    pub fn next_after(&self, b: u64) -> Option<u64> {
+        self.0.range(b + 1..).next().map(|(&s, _)| s)
+    }
+
+    /// Removes `[a, b)`; returns how many blocks were in the set.
+    pub fn remove(&mut self, a: u64, b: u64) -> u64 {
+        let hit: Vec<(u64, u64)> = self
+            .0
+            .range(..b)
+            .filter(|&(_, &e)| e > a)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        let mut n = 0;
+        for (s, e) in hit {
+            self.0.remove(&s);
+            n += e.min(b) - s.max(a);
+            if s < a {
+                self.0.insert(s, a);
+            }
+            if e > b {
+                self.0.insert(b, e);
+            }
+        }
+        n
+    }
+
+    /// Adds `[a, b)`; returns how many blocks are new.
+    pub fn insert(&mut self, a: u64, b: u64) -> u64 {
+        let had = self.remove(a, b);
+        let (mut s, mut e) = (a, b);
+        if let Some((ps, pe)) = self.0.range(..a).next_back().map(|(&s, &e)| (s, e)) {
+            if pe == a {
+                self.0.remove(&ps);
+                s = ps;
+            }
+        }
+        if let Some(ne) = self.0.get(&b).copied() {
+            self.0.remove(&b);
+            e = ne;
+        }
+        self.0.insert(s, e);
+        (b - a) - had
+    }
+}
+
+/// What is known of an open or recently used inode beyond its item.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct InodeMem {
+    /// The file size as the API sees it (ahead of the item while writes are cached).
+    pub size: u64,
+    /// `size` differs from the item's: fsync must write it.
+    pub size_dirty: bool,
+    /// Blocks written to the cache and not yet written back (space reserved).
+    pub delalloc: Ranges,
+    /// Open handles.
+    pub opens: u32,
+    /// The inode is NOCOW.
+    pub nocow: bool,
+    /// fsyncs running on the file: its writeback completions go to the fsync log.
+    pub log_writeback: u32,
+    /// Blocks reserved by buffered write steps between their `begin` and `end` (a count per
+    /// block: steps of several threads may overlap). Another thread's writeback may take
+    /// such a block as soon as its bytes are copied, before the step grows the file.
+    pub writing: BTreeMap<u64, u32>,
+    /// Blocks of `writing` that a writeback already made durable-able: their step's `end`
+    /// must not mark them delalloc again (their page is clean).
+    pub written_while_writing: HashSet<u64>,
+}
+
+impl InodeMem {
+    /// One past the last block of `[b0, b1)` that a write step is filling, if any.
+    pub fn writing_end(&self, b0: u64, b1: u64) -> Option<u64> {
+        self.writing.range(b0..b1).next_back().map(|(&b, _)| b + 1)
+    }
+}
+
+/// Metadata queues of this thread, one per mounted filesystem (by mount id).
+type Queues = Vec<(u64, Box<dyn IoQueue>)>;
+
+thread_local! {
+    static QUEUES: RefCell<Queues> = const { RefCell::new(Vec::new()) };
+}
+
+/// Ids of live mounts, so queues of unmounted filesystems are dropped.
+static LIVE: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn live() -> MutexGuard<'static, Option<HashSet<u64>>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Queue depth of a metadata queue (cow issues a commit's node writes at once).
+const META_DEPTH: usize = 128;
+
+/// The shared state of a mounted filesystem.
+pub(crate) struct Core {
+    pub vol: Volume,
+    pub dev: Arc<dyn BlockDevice>,
+    pub id: u64,
+    /// Filesystem block size (= cow sector size).
+    pub bs: u64,
+    pub next_ino: AtomicU64,
+    pub inodes: Mutex<HashMap<u64, InodeMem>>,
+    /// Delalloc bytes promised.
+    pub reserved: Mutex<u64>,
+    /// Bytes data may never take (metadata room).
+    pub slack: u64,
+    pub read_only: Option<String>,
+    /// The fsync log and the overlay of what it logged (see `durability/fslog.rs`).
+    pub log: Mutex<crate::durability::LogState>,
+    /// Generations pinned by mappings in use (`begin` to `end`), a multiset.
+    pub pins: Mutex<BTreeMap<u64, usize>>,
+}
+
+impl Core {
+    pub fn new(vol: Volume, dev: Arc<dyn BlockDevice>, read_only: Option<String>) -> Core {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        live().get_or_insert_with(HashSet::new).insert(id);
+        let bs = u64::from(vol.sectorsize());
+        let total = dev.geometry().size_bytes();
+        // Room for a few commits' worth of copied nodes at any fill level.
+        let slack = (u64::from(vol.nodesize()) * 64).max(total / 50);
+        Core {
+            vol,
+            dev,
+            id,
+            bs,
+            next_ino: AtomicU64::new(crate::items::ROOT_INO + 1),
+            inodes: Mutex::new(HashMap::new()),
+            reserved: Mutex::new(0),
+            slack,
+            read_only,
+            log: Mutex::new(crate::durability::LogState::default()),
+            pins: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn inodes(&self) -> MutexGuard<'_, HashMap<u64, InodeMem>> {
+        self.inodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn reserved(&self) -> MutexGuard<'_, u64> {
+        self.reserved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` with this thread's metadata queue for this filesystem.
+    pub fn with_io<T>(&self, f: impl FnOnce(&mut dyn IoQueue) -> Result<T>) -> Result<T> {
+        let mine = QUEUES.with(|q| {
+            let mut q = q.borrow_mut();
+            let alive = live().clone().unwrap_or_default();
+            q.retain(|(id, _)| alive.contains(id));
+            let i = q.iter().position(|(id, _)| *id == self.id)?;
+            Some(q.swap_remove(i).1)
+        });
+        let mut io = match mine {
+            Some(io) => io,
+            None => self.dev.queue(META_DEPTH)?,
+        };
+        let r = f(&mut *io);
+        QUEUES.with(|q| q.borrow_mut().push((self.id, io)));
+        r
+    }
+
+    /// Drops the in-memory state of a closed inode whose item says everything it knows
+    /// (nothing cached dirty, no size or logged size waiting), so memory stays bounded by
+    /// the open and dirty files.
+    pub fn evict_mem(&self, ino: u64) {
+        // Both locks at once (log before inodes, the crate's order), so no fsync can log a
+        // size between the two checks.
+        let log = self.log();
+        let logged = log.sizes.contains_key(&ino);
+        let mut map = self.inodes();
+        let idle = map.get(&ino).is_some_and(|m| {
+            m.opens == 0
+                && m.delalloc.0.is_empty()
+                && m.writing.is_empty()
+                && !m.size_dirty
+                && m.log_writeback == 0
+        });
+        if idle && !logged {
+            map.remove(&ino);
+        }
+    }
+
+    /// Pins the committed generation for a mapping about to be used: extents freed later
+    /// are not reused while the data I/O of the mapping may still read them.
+    pub fn pin(&self) {
+        let g = self.vol.pin();
+        *self
+            .pins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(g)
+            .or_default() += 1;
+    }
+
+    /// Ends one pin. Pins are taken in nondecreasing generation order, so releasing the
+    /// newest keeps, for every mapping still in use, a pin no newer than its own.
+    pub fn unpin(&self) {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((&g, n)) = pins.iter_mut().next_back() else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            pins.remove(&g);
+        }
+        drop(pins);
+        self.vol.unpin(g);
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        if let Some(why) = &self.read_only {
+            return Err(Error::ReadOnly(why.clone()));
+        }
+        if let Some(p) = self.vol.poisoned() {
+            return Err(Error::ReadOnly(p));
+        }
+        Ok(())
+    }
+
+    pub fn log(&self) -> MutexGuard<'_, crate::durability::LogState> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one transaction and commits it (durable on return). Everything the fsync
+    /// log holds is folded into the same transaction first, and the log restarts after it.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.check_writable()?;
+        let mut log = self.log();
+        let r = self.with_io(|io| {
+            let tx = self.vol.begin()?;
+            let mut t = Tx { tx, io };
+            if !log.is_clean() {
+                crate::durability::fold(&mut t, &log, self.bs)?;
+            }
+            let v = f(&mut t)?;
+            let Tx { tx, io } = t;
+            let generation = tx.commit(io)?;
+            Ok((v, generation))
+        });
+        match r {
+            Ok((v, generation)) => {
+                log.restart(generation);
+                Ok(v)
+            }
+            // The aborted transaction handed the logged extents back to their reservation:
+            // the overlay still owns them.
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `f` on a snapshot of the last committed state.
+    pub fn read<T>(&self, f: impl FnOnce(&mut Rd<'_>) -> Result<T>) -> Result<T> {
+        self.with_io(|io| {
+            let r = self.vol.reader();
+            let mut rd = Rd { r, io };
+            f(&mut rd)
+        })
+    }
+
+    /// Bytes data may still take: free space minus delalloc promises minus metadata room.
+    pub fn data_room(&self, reserved: u64) -> u64 {
+        self.vol
+            .free_bytes()
+            .saturating_sub(reserved)
+            .saturating_sub(self.slack)
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(l) = live().as_mut() {
+            l.remove(&self.id);
+        }
+        let id = self.id;
+        QUEUES.with(|q| q.borrow_mut().retain(|(i, _)| *i != id));
+    }
+}
+
+/// Read access to the fs tree, through a transaction or a snapshot.
+pub(crate) trait Items {
+    fn get(&mut self, key: Key) -> Result<Option<Vec<u8>>>;
+    fn range(
+        &mut self,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+        max: usize,
+    ) -> Result<Vec<(Key, Vec<u8>)>>;
+}
+
+/// A write transaction with its queue.
+pub(crate) struct Tx<'a> {
+    pub tx: Transaction<'a>,
+    pub io: &'a mut dyn IoQueue,
+}
+
+/// A snapshot with its queue.
+pub(crate) struct Rd<'a> {
+    pub r: ReadTxn<'a>,
+    pub io: &'a mut dyn IoQueue,
+}
+
+impl Items for Tx<'_> {
+    fn get(&mut self, key: Key) -> Result<Option<Vec<u8>>> {
+        Ok(self.tx.get(self.io, FS_TREE, key)?)
+    }
+    fn range(
+        &mut self,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+        max: usize,
+    ) -> Result<Vec<(Key, Vec<u8>)>> {
+        let it = self.tx.iter(self.io, FS_TREE, lo, hi, dir);
+        Ok(it.take(max).collect::<cow::Result<Vec<_>>>()?)
+    }
+}
+
+impl Items for Rd<'_> {
+    fn get(&mut self, key: Key) -> Result<Option<Vec<u8>>> {
+        Ok(self.r.get(self.io, FS_TREE, key)?)
+    }
+    fn range(
+        &mut self,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+        max: usize,
+    ) -> Result<Vec<(Key, Vec<u8>)>> {
+        let it = self.r.iter(self.io, FS_TREE, lo, hi, dir);
+        Ok(it.take(max).collect::<cow::Result<Vec<_>>>()?)
+    }
+}
+
+impl Tx<'_> {
+    pub fn put(&mut self, key: Key, data: &[u8]) -> Result<()> {
+        Ok(self.tx.upsert(self.io, FS_TREE, key, data)?)
+    }
+    pub fn del(&mut self, key: Key) -> Result<bool> {
+        Ok(self.tx.delete(self.io, FS_TREE, key)?)
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}

@@ -1,0 +1,304 @@
+//! Completion of writeback and direct writes (btrfs's ordered extents) and read
+//! verification.
+
+use bdev::exec::Context;
+use bdev::DmaBuf;
+use cow::Key;
+use iomap::{Ino, IoDone, IoMap, IomapOps, IterFlags, MapFlags, MapKind, Maps};
+
+use crate::core::{now_ns, Core};
+use crate::data::csum::gather;
+use crate::data::extents::insert_extent;
+use crate::data::iomap_ops::DataOps;
+use crate::data::{block_crcs, punch};
+use crate::error::{Error, Result};
+use crate::items::{ExtentKind, FileExtent};
+use crate::namespace::{save_inode, try_inode};
+
+impl Core {
+    fn complete_io(&self, ino: u64, done: &IoDone<'_>) -> Result<()> {
+        let bs = self.bs;
+        let m = done.write_map;
+        let (pos, len) = (done.pos, done.len);
+        let addr = m.device_addr(pos);
+        let new = m.flags.contains(MapFlags::NEW);
+        let writeback = done.flags.contains(IterFlags::WRITEBACK);
+        if done.result.is_err() {
+            // The pages stay dirty (writeback) or the write fails (direct): nothing to keep.
+            return if new {
+                Ok(self.vol.unreserve_data(addr, len)?)
+            } else {
+                Ok(())
+            };
+        }
+        let (b0, b1) = (pos / bs, (pos + len) / bs);
+        let (size, nocow, logging, writing_end) = self
+            .mem(ino, |f| {
+                (f.size, f.nocow, f.log_writeback > 0, f.writing_end(b0, b1))
+            })
+            .unwrap_or((0, false, false, None));
+        // Writeback of blocks a truncate took away meanwhile is not kept; blocks a write
+        // step is filling are, though the step has not grown the file yet.
+        let keep_end = (size.div_ceil(bs) * bs).max(writing_end.map_or(0, |e| e * bs));
+        let keep = if writeback {
+            len.min(keep_end.saturating_sub(pos))
+        } else {
+            len
+        };
+        let crcs = if new && !nocow {
+            block_crcs(done.data, bs as usize)
+        } else {
+            Vec::new()
+        };
+        let crcs = &crcs[..crcs.len().min((keep / bs) as usize)];
+        if new
+            && writeback
+            && !nocow
+            && keep > 0
+            && logging
+            && self.log_extent(ino, pos, addr, keep, crcs)
+        {
+            if keep < len {
+                self.vol.unreserve_data(addr + keep, len - keep)?;
+            }
+            return self.writeback_done(ino, pos, len);
+        }
+        // A tiny file written back whole goes inline into its extent item.
+        let inline = (new && writeback && !nocow && pos == 0 && size <= self.inline_max())
+            .then(|| gather(done.data, 0, size as usize));
+        let link = (new && keep > 0).then_some(Link {
+            addr,
+            len: keep,
+            crcs,
+            inline: inline.as_deref(),
+        });
+        let disk_size = writeback.then(|| size.min(pos + len));
+        let (adopted, r) = self.commit_io(ino, pos, link.as_ref(), disk_size);
+        // A failed commit hands an adopted extent back to our reservation.
+        if new && (!adopted || r.is_err()) {
+            self.vol.unreserve_data(addr, len)?;
+        } else if new && keep < len {
+            self.vol.unreserve_data(addr + keep, len - keep)?;
+        }
+        r?;
+        if writeback {
+            return self.writeback_done(ino, pos, len);
+        }
+        Ok(())
+    }
+
+    /// Commits one completion: the new data linked at `pos` (if any), the size grown to at
+    /// least `disk_size`, the times. Says whether the data extent was adopted (after a
+    /// failure the reservation is the caller's either way).
+    fn commit_io(
+        &self,
+        ino: u64,
+        pos: u64,
+        link: Option<&Link<'_>>,
+        disk_size: Option<u64>,
+    ) -> (bool, Result<()>) {
+        let adopted = std::cell::Cell::new(false);
+        let r = self.write(|tx| {
+            let Some(mut item) = try_inode(tx, ino)? else {
+                return Ok(None);
+            };
+            if let Some(l) = link {
+                adopted.set(link_extent(tx, ino, pos, l)?);
+            }
+            if let Some(s) = disk_size {
+                item.size = item.size.max(s);
+            }
+            let now = now_ns();
+            item.mtime_ns = now;
+            item.ctime_ns = now;
+            save_inode(tx, ino, &item)?;
+            Ok(Some(item.size))
+        });
+        let r = r.and_then(|disk| match disk {
+            // The size on the device caught up with the file's: fsync has none to write.
+            Some(d) => self.mem(ino, |f| f.size_dirty &= f.size != d),
+            None => Ok(()),
+        });
+        (adopted.get(), r)
+    }
+
+    /// Written-back blocks are no longer delalloc: their reservation is used up. Those a
+    /// write step is still filling must not become delalloc at its `end`.
+    fn writeback_done(&self, ino: u64, pos: u64, len: u64) -> Result<()> {
+        let bs = self.bs;
+        let (b0, b1) = (pos / bs, (pos + len) / bs);
+        let n = self.mem(ino, |f| {
+            let filling: Vec<u64> = f.writing.range(b0..b1).map(|(&b, _)| b).collect();
+            f.written_while_writing.extend(filling);
+            f.delalloc.remove(b0, b1)
+        })?;
+        self.release(n * bs);
+        Ok(())
+    }
+
+    /// The largest file stored inline: what fits one leaf item, at most half a block.
+    pub(crate) fn inline_max(&self) -> u64 {
+        let item_max = (u64::from(self.vol.nodesize()) - 64) / 4 - 25;
+        (item_max - 1).min(self.bs / 2)
+    }
+
+    /// Puts a written-back extent in the fsync log's overlay (the fsync running on the file
+    /// makes it durable with one record); false if there is no log.
+    fn log_extent(&self, ino: u64, pos: u64, addr: u64, len: u64, crcs: &[u32]) -> bool {
+        let mut log = self.log();
+        if log.area.is_none() {
+            return false;
+        }
+        log.map_extent(ino, pos, addr, len, crcs, self.bs);
+        log.unwritten.push(crate::durability::Entry::Extent {
+            ino,
+            file_off: pos,
+            bytenr: addr,
+            len,
+            crcs: crcs.to_vec(),
+        });
+        true
+    }
+
+    /// Checks the crc32c of every whole block of a device read of `map`.
+    fn verify(&self, ino: u64, pos: u64, map: &IoMap, data: &[DmaBuf]) -> Result<()> {
+        if map.kind != MapKind::Mapped || self.mem(ino, |f| f.nocow)? {
+            return Ok(());
+        }
+        let bs = self.bs;
+        let total: u64 = data.iter().map(|d| d.len() as u64).sum();
+        let first = pos.div_ceil(bs) * bs;
+        let blocks: Vec<u64> = (first..)
+            .step_by(bs as usize)
+            .take_while(|b| b + bs <= pos + total)
+            .collect();
+        // The overlay first, the snapshot after: a fold publishes its commit before it
+        // clears the overlay, so a block missing from the overlay is in the later snapshot.
+        let logged: Vec<Option<u32>> = {
+            let log = self.log();
+            let crcs = |b: &u64| log.crcs.get(&map.device_addr(*b)).copied();
+            blocks.iter().map(crcs).collect()
+        };
+        let bad = self.read(|rd| {
+            for (&blk, logged) in blocks.iter().zip(logged) {
+                let dev = map.device_addr(blk);
+                let bytes = gather(data, (blk - pos) as usize, bs as usize);
+                let got = crc32c::crc32c(&bytes);
+                let want = match logged {
+                    Some(c) => Some(c),
+                    None => rd.r.csum_lookup(rd.io, dev)?,
+                };
+                match want {
+                    Some(want) if want == got => {}
+                    want => return Ok(Some((blk, dev, want, got))),
+                }
+            }
+            Ok(None)
+        })?;
+        match bad {
+            None => Ok(()),
+            Some((off, dev, want, got)) => Err(Error::Io(format!(
+                "inode {ino}: data checksum mismatch at file offset {off}, device address \
+                 {dev:#x}: recorded {}, read {got:#010x}",
+                want.map_or("none".to_string(), |w| format!("{w:#010x}"))
+            ))),
+        }
+    }
+}
+
+impl IomapOps for DataOps {
+    fn block_size(&self) -> u32 {
+        self.core.bs as u32
+    }
+
+    fn size(&self, ino: Ino) -> iomap::Result<u64> {
+        self.core.mem(ino.0, |m| m.size).map_err(Error::into_iomap)
+    }
+
+    fn set_size(&self, ino: Ino, size: u64) -> iomap::Result<()> {
+        self.core.set_size(ino.0, size).map_err(Error::into_iomap)
+    }
+
+    async fn begin(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        len: u64,
+        flags: IterFlags,
+    ) -> iomap::Result<Maps> {
+        self.core.pin();
+        let r = self.core.begin_map(ino.0, pos, len, flags);
+        if r.is_err() {
+            // No `end` follows a failed `begin`.
+            self.core.unpin();
+        }
+        r.map_err(Error::into_iomap)
+    }
+
+    async fn end(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        _len: u64,
+        written: u64,
+        flags: IterFlags,
+        write_map: &IoMap,
+    ) -> iomap::Result<()> {
+        self.core.unpin();
+        self.core
+            .end_map(ino.0, pos, written, flags, write_map)
+            .map_err(Error::into_iomap)
+    }
+
+    async fn complete(&self, _: &Context, ino: Ino, done: &IoDone<'_>) -> iomap::Result<()> {
+        self.core
+            .complete_io(ino.0, done)
+            .map_err(Error::into_iomap)
+    }
+
+    async fn verify_read(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        map: &IoMap,
+        data: &[DmaBuf],
+    ) -> iomap::Result<()> {
+        self.core
+            .verify(ino.0, pos, map, data)
+            .map_err(Error::into_iomap)
+    }
+}
+
+/// New data to point a file range at: a data extent, or inline bytes.
+struct Link<'a> {
+    addr: u64,
+    len: u64,
+    crcs: &'a [u32],
+    inline: Option<&'a [u8]>,
+}
+
+/// Points `[pos, pos + l.len)` of `ino` at the new data; returns whether the data extent
+/// was adopted (inline data leaves it unused).
+fn link_extent(tx: &mut crate::core::Tx<'_>, ino: u64, pos: u64, l: &Link<'_>) -> Result<bool> {
+    punch(tx, ino, pos, pos + l.len)?;
+    if let Some(bytes) = l.inline {
+        insert_extent(tx, ino, pos, &FileExtent::inline(bytes))?;
+        return Ok(false);
+    }
+    tx.tx.adopt_data(l.addr, l.len)?;
+    let fe = FileExtent::disk(ExtentKind::Regular, l.addr, l.len, 0, l.len);
+    insert_extent(tx, ino, pos, &fe)?;
+    if !l.crcs.is_empty() {
+        tx.tx.csum_insert(tx.io, l.addr, l.crcs)?;
+    }
+    Ok(true)
+}
+
+/// The key of a file extent (for fsck and tests).
+#[allow(dead_code)]
+pub(crate) fn extent_key(ino: u64, off: u64) -> Key {
+    Key::new(ino, crate::items::kind::EXTENT_DATA, off)
+}

@@ -1,0 +1,133 @@
+//! File extent lookup and the punching that copy-on-write, truncate and fallocate share.
+
+use cow::{Direction, Key};
+
+use crate::core::{Items, Tx};
+use crate::data::backref;
+use crate::error::{Error, Result};
+use crate::items::{kind, ExtentKind, FileExtent};
+
+/// A file extent and where it starts in the file.
+#[derive(Clone, Debug)]
+pub(crate) struct ExtentAt {
+    pub file_off: u64,
+    pub fe: FileExtent,
+}
+
+impl ExtentAt {
+    pub fn end(&self) -> u64 {
+        self.file_off + self.fe.num_bytes
+    }
+}
+
+fn parse(ino: u64, k: &Key, d: &[u8]) -> Result<ExtentAt> {
+    let fe = FileExtent::parse(d)
+        .map_err(|e| Error::Corrupt(format!("inode {ino} extent at {}: {e}", k.offset)))?;
+    Ok(ExtentAt {
+        file_off: k.offset,
+        fe,
+    })
+}
+
+/// The extent covering file byte `pos`, else the first one after it (`None`: neither).
+pub(crate) fn extent_at(it: &mut impl Items, ino: u64, pos: u64) -> Result<Option<ExtentAt>> {
+    let before = it.range(
+        Key::new(ino, kind::EXTENT_DATA, 0),
+        Key::new(ino, kind::EXTENT_DATA, pos),
+        Direction::Backward,
+        1,
+    )?;
+    if let Some((k, d)) = before.first() {
+        let e = parse(ino, k, d)?;
+        if e.end() > pos {
+            return Ok(Some(e));
+        }
+    }
+    let after = it.range(
+        Key::new(ino, kind::EXTENT_DATA, pos.saturating_add(1)),
+        Key::new(ino, kind::EXTENT_DATA, u64::MAX),
+        Direction::Forward,
+        1,
+    )?;
+    after.first().map(|(k, d)| parse(ino, k, d)).transpose()
+}
+
+/// Every extent overlapping `[a, b)`.
+pub(crate) fn extents_in(it: &mut impl Items, ino: u64, a: u64, b: u64) -> Result<Vec<ExtentAt>> {
+    let mut out = Vec::new();
+    if let Some(e) = extent_at(it, ino, a)? {
+        if e.file_off < a {
+            out.push(e);
+        }
+    }
+    if b > a {
+        for (k, d) in it.range(
+            Key::new(ino, kind::EXTENT_DATA, a),
+            Key::new(ino, kind::EXTENT_DATA, b - 1),
+            Direction::Forward,
+            usize::MAX,
+        )? {
+            out.push(parse(ino, &k, &d)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts a file extent at `file_off` and takes its data reference.
+pub(crate) fn insert_extent(
+    tx: &mut Tx<'_>,
+    ino: u64,
+    file_off: u64,
+    fe: &FileExtent,
+) -> Result<()> {
+    tx.put(Key::new(ino, kind::EXTENT_DATA, file_off), &fe.encode())?;
+    if fe.kind != ExtentKind::Inline {
+        tx.tx.add_data_ref(
+            fe.disk_bytenr,
+            fe.disk_len,
+            backref(ino, file_off - fe.offset),
+        )?;
+    }
+    Ok(())
+}
+
+/// Unmaps the block-aligned file range `[a, b)`: extents inside go (their references
+/// dropped), extents straddling an edge are cut. The pieces keep their back-reference (the
+/// same data extent start in the file), so a cut is a -1 and a +1 that cancel.
+pub(crate) fn punch(tx: &mut Tx<'_>, ino: u64, a: u64, b: u64) -> Result<()> {
+    for e in extents_in(tx, ino, a, b)? {
+        let key = Key::new(ino, kind::EXTENT_DATA, e.file_off);
+        tx.del(key)?;
+        if e.fe.kind == ExtentKind::Inline {
+            continue;
+        }
+        tx.tx.drop_data_ref(
+            e.fe.disk_bytenr,
+            e.fe.disk_len,
+            backref(ino, e.file_off - e.fe.offset),
+        )?;
+        if e.file_off < a {
+            let mut left = e.fe.clone();
+            left.num_bytes = a - e.file_off;
+            insert_extent(tx, ino, e.file_off, &left)?;
+        }
+        if e.end() > b {
+            let mut right = e.fe.clone();
+            right.offset += b - e.file_off;
+            right.num_bytes = e.end() - b;
+            insert_extent(tx, ino, b, &right)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the data extent at `bytenr` has more than one reference (a NOCOW file must not
+/// overwrite it in place).
+pub(crate) fn is_shared(tx_or_rd: &mut crate::core::Rd<'_>, bytenr: u64, len: u64) -> Result<bool> {
+    let key = Key::new(bytenr, cow::format::kind::EXTENT_ITEM, len);
+    let Some(d) = tx_or_rd.r.get(tx_or_rd.io, cow::TreeId::EXTENT, key)? else {
+        return Ok(true);
+    };
+    let item = cow::format::ExtentItem::parse(&d).map_err(Error::Corrupt)?;
+    Ok(item.refs > 1)
+}

@@ -1,0 +1,253 @@
+//! `IomapOps` over cow: mapping, delalloc reservation, copy-on-write allocation, completion
+//! (file extents + checksums + dropped references), read verification.
+//!
+//! Lock order: `Core::reserved` → cow writer → `Core::inodes`; a transaction is never open
+//! while `reserved` is taken, and `inodes` is never held across a cow call.
+
+use std::sync::Arc;
+
+use iomap::{IoMap, IterFlags, MapFlags, MapKind, Maps};
+
+use crate::core::{Core, InodeMem};
+use crate::data::extent_at;
+use crate::data::extents::is_shared;
+use crate::error::{Error, Result};
+use crate::items::{ExtentKind, InodeFlags};
+use crate::namespace::try_inode;
+
+/// The filesystem side of the iomap layer.
+pub(crate) struct DataOps {
+    pub core: Arc<Core>,
+}
+
+impl Core {
+    /// The in-memory state of `ino`, loaded from its item the first time.
+    pub(crate) fn mem<T>(&self, ino: u64, f: impl FnOnce(&mut InodeMem) -> T) -> Result<T> {
+        if let Some(m) = self.inodes().get_mut(&ino) {
+            return Ok(f(m));
+        }
+        let item = self
+            .read(|rd| try_inode(rd, ino))?
+            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))?;
+        let mut map = self.inodes();
+        let m = map.entry(ino).or_insert_with(|| InodeMem {
+            size: item.size,
+            nocow: item.flags.contains(InodeFlags::NOCOW),
+            ..InodeMem::default()
+        });
+        Ok(f(m))
+    }
+
+    /// Reserves `bytes` of delalloc space, or fails with `NoSpace`.
+    pub(crate) fn reserve(&self, bytes: u64) -> Result<()> {
+        let mut r = self.reserved();
+        let room = self.data_room(*r);
+        if room < bytes {
+            return Err(Error::NoSpace(format!(
+                "{bytes} bytes of data wanted, {room} available"
+            )));
+        }
+        *r += bytes;
+        Ok(())
+    }
+
+    pub(crate) fn release(&self, bytes: u64) {
+        let mut r = self.reserved();
+        *r = r.saturating_sub(bytes);
+    }
+
+    /// The mapping of the block range `[b0, b1)` as it is now; `delalloc` says whether
+    /// cached, not yet written back blocks count (they do, except for writeback itself).
+    fn current(&self, ino: u64, b0: u64, b1: u64, delalloc: bool) -> Result<IoMap> {
+        let bs = self.bs;
+        let (da, next_da) = self.mem(ino, |m| {
+            (m.delalloc.containing(b0), m.delalloc.next_after(b0))
+        })?;
+        if delalloc {
+            if let Some((_, e)) = da {
+                return Ok(IoMap::delalloc(b0 * bs, (e.min(b1) - b0) * bs));
+            }
+        }
+        let limit = if delalloc {
+            next_da.map_or(b1, |d| d.min(b1))
+        } else {
+            b1
+        };
+        let (p0, p1) = (b0 * bs, limit * bs);
+        // Written back and logged, not yet committed: the fsync log's overlay.
+        let (logged, next_logged) = self.log().lookup(ino, p0);
+        if let Some((off, p)) = logged {
+            let end = (off + p.num_bytes).min(p1);
+            return Ok(IoMap::mapped(
+                p0,
+                end - p0,
+                p.disk_bytenr + p.offset + (p0 - off),
+            ));
+        }
+        let p1 = next_logged.map_or(p1, |n| n.min(p1));
+        let found = self.read(|rd| extent_at(rd, ino, p0))?;
+        match found {
+            Some(e) if e.file_off <= p0 && e.fe.kind != ExtentKind::Inline => {
+                let len = e.end().min(p1) - p0;
+                let addr = e.fe.addr() + (p0 - e.file_off);
+                Ok(if e.fe.kind == ExtentKind::Regular {
+                    IoMap::mapped(p0, len, addr)
+                } else {
+                    IoMap::unwritten(p0, len, addr)
+                })
+            }
+            // Inline bytes are the whole first block (zeroes past them).
+            Some(e) if e.fe.kind == ExtentKind::Inline && p0 == 0 => {
+                Ok(IoMap::inline(0, bs, e.fe.inline.into()))
+            }
+            Some(e) if e.file_off > p0 => Ok(IoMap::hole(p0, e.file_off.min(p1) - p0)),
+            _ => Ok(IoMap::hole(p0, p1 - p0)),
+        }
+    }
+
+    pub(crate) fn begin_map(&self, ino: u64, pos: u64, len: u64, flags: IterFlags) -> Result<Maps> {
+        let bs = self.bs;
+        let (b0, b1) = (pos / bs, (pos + len).div_ceil(bs));
+        if flags.contains(IterFlags::WRITEBACK) {
+            return self.map_writeback(ino, b0, b1);
+        }
+        if flags.contains(IterFlags::DIRECT) && flags.contains(IterFlags::WRITE) {
+            return self.map_direct_write(ino, b0, b1);
+        }
+        let cur = self.current(ino, b0, b1, true)?;
+        let zero_skip = flags.contains(IterFlags::ZERO)
+            && matches!(cur.kind, MapKind::Hole | MapKind::Unwritten);
+        if !flags.is_write() || zero_skip || cur.kind == MapKind::Delalloc {
+            return Ok(Maps::one(cur));
+        }
+        // A buffered write: promise space now, so ENOSPC is the write's, never writeback's.
+        self.check_writable()?;
+        self.reserve(cur.length)?;
+        let (r0, r1) = (cur.offset / bs, cur.end() / bs);
+        self.mem(ino, |m| {
+            for b in r0..r1 {
+                *m.writing.entry(b).or_default() += 1;
+            }
+        })?;
+        let write = IoMap::delalloc(cur.offset, cur.length).with_flags(MapFlags::NEW);
+        Ok(Maps {
+            write,
+            source: Some(cur),
+        })
+    }
+
+    /// An unshared regular extent of a NOCOW file at `b0`, to overwrite in place.
+    fn nocow_target(&self, ino: u64, b0: u64, b1: u64) -> Result<Option<IoMap>> {
+        if !self.mem(ino, |m| m.nocow)? {
+            return Ok(None);
+        }
+        let p0 = b0 * self.bs;
+        let found = self.read(|rd| {
+            let Some(e) = extent_at(rd, ino, p0)? else {
+                return Ok(None);
+            };
+            let ok = e.file_off <= p0
+                && e.fe.kind == ExtentKind::Regular
+                && !is_shared(rd, e.fe.disk_bytenr, e.fe.disk_len)?;
+            Ok(ok.then_some(e))
+        })?;
+        Ok(found.map(|e| {
+            let len = e.end().min(b1 * self.bs) - p0;
+            IoMap::mapped(p0, len, e.fe.addr() + (p0 - e.file_off))
+        }))
+    }
+
+    fn map_writeback(&self, ino: u64, b0: u64, b1: u64) -> Result<Maps> {
+        self.check_writable()?;
+        if let Some(m) = self.nocow_target(ino, b0, b1)? {
+            return Ok(Maps::one(m));
+        }
+        let bs = self.bs;
+        let (addr, got) = self.vol.reserve_data(bs, (b1 - b0) * bs)?;
+        let m = IoMap::mapped(b0 * bs, got, addr).with_flags(MapFlags::NEW);
+        Ok(Maps::one(m))
+    }
+
+    fn map_direct_write(&self, ino: u64, b0: u64, b1: u64) -> Result<Maps> {
+        self.check_writable()?;
+        if let Some(m) = self.nocow_target(ino, b0, b1)? {
+            return Ok(Maps::one(m));
+        }
+        let bs = self.bs;
+        let cur = self.current(ino, b0, b1, true)?;
+        let want = cur.end() - b0 * bs;
+        let (addr, got) = {
+            let r = self.reserved();
+            let room = self.data_room(*r) / bs * bs;
+            if room < bs {
+                return Err(Error::NoSpace(format!(
+                    "direct write of {want} bytes: no room"
+                )));
+            }
+            self.vol.reserve_data(bs, want.min(room))?
+        };
+        let write = IoMap::mapped(b0 * bs, got, addr).with_flags(MapFlags::NEW);
+        let source = (cur.kind != MapKind::Delalloc).then_some(cur);
+        Ok(Maps { write, source })
+    }
+
+    pub(crate) fn end_map(
+        &self,
+        ino: u64,
+        pos: u64,
+        written: u64,
+        flags: IterFlags,
+        m: &IoMap,
+    ) -> Result<()> {
+        let bs = self.bs;
+        if !flags.is_write() || !m.flags.contains(MapFlags::NEW) {
+            return Ok(());
+        }
+        let (m0, m1) = (m.offset / bs, m.end() / bs);
+        let used_end = if written == 0 {
+            pos / bs
+        } else {
+            (pos + written).div_ceil(bs)
+        };
+        let (u0, u1) = ((pos / bs).max(m0), used_end.min(m1).max(pos / bs));
+        match m.kind {
+            MapKind::Delalloc => {
+                let added = self.mem(ino, |f| end_write_step(f, (m0, m1), (u0, u1)))?;
+                self.release(((m1 - m0) - added) * bs);
+            }
+            MapKind::Mapped if flags.intersects(IterFlags::WRITEBACK | IterFlags::DIRECT) => {
+                // Blocks past what was submitted were never used; `complete` owns the rest.
+                let keep_end = if written == 0 { m0 } else { u1.max(m0) };
+                if m1 > keep_end {
+                    let at = m.addr + (keep_end - m0) * bs;
+                    self.vol.unreserve_data(at, (m1 - keep_end) * bs)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Ends a buffered write step that reserved blocks `[m0, m1)` and filled `[u0, u1)`: the
+/// filled blocks become delalloc, except those another thread's writeback already wrote
+/// (their page is clean again). Returns how many blocks became delalloc (the reservation
+/// they keep).
+fn end_write_step(f: &mut InodeMem, (m0, m1): (u64, u64), (u0, u1): (u64, u64)) -> u64 {
+    let mut added = 0;
+    for b in u0..u1 {
+        if !f.written_while_writing.contains(&b) {
+            added += f.delalloc.insert(b, b + 1);
+        }
+    }
+    for b in m0..m1 {
+        if let Some(n) = f.writing.get_mut(&b) {
+            *n -= 1;
+            if *n == 0 {
+                f.writing.remove(&b);
+                f.written_while_writing.remove(&b);
+            }
+        }
+    }
+    added
+}

@@ -1,0 +1,37 @@
+//! File data: `iomap`'s operations over cow (copy-on-write extents, delalloc, checksums),
+//! fallocate.
+//!
+//! Invariants:
+//! - file extents are block aligned and never overlap; a data extent is referenced once per
+//!   file extent pointing into it, under the back-reference `(fs tree, ino, key.offset -
+//!   offset)`;
+//! - new data goes to space reserved with `Volume::reserve_data` in `begin` and is
+//!   referenced only in `complete`, after the device acknowledged it: a crash before the
+//!   commit leaves the old extents in place and the new space free;
+//! - every block of a regular extent of a COW file has a crc32c in the checksum tree,
+//!   inserted in the same transaction as the extent; reads check it (`verify_read`);
+//! - NOCOW files overwrite unshared regular extents in place and have no checksums.
+
+mod complete;
+mod csum;
+mod extents;
+mod fallocate;
+mod iomap_ops;
+
+pub(crate) use csum::block_crcs;
+pub(crate) use extents::{extent_at, insert_extent, punch};
+pub(crate) use fallocate::fallocate_file;
+pub use fallocate::FallocMode;
+pub(crate) use iomap_ops::DataOps;
+
+use cow::{DataBackref, TreeId};
+
+/// The back-reference of a file extent of `ino` whose data extent starts at file offset
+/// `file_off_of_extent_start`.
+pub(crate) fn backref(ino: u64, file_off_of_extent_start: u64) -> DataBackref {
+    DataBackref {
+        root: TreeId::FS,
+        objectid: ino,
+        offset: file_off_of_extent_start,
+    }
+}

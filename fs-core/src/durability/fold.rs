@@ -1,0 +1,186 @@
+//! Folding the fsync log's overlay into a transaction, and replaying the log at mount.
+
+use cow::Key;
+
+use crate::core::{Core, Tx};
+use crate::data::{extent_at, punch};
+use crate::durability::fslog::{decode, Entry, LogState, LOG_INO};
+use crate::error::{Error, Result};
+use crate::items::{kind, ExtentKind, FileExtent};
+use crate::namespace::{save_inode, try_inode};
+
+/// Applies everything logged (extents, checksums, sizes) to `tx`.
+pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
+    for &(b, l) in &log.extents {
+        tx.tx.adopt_data(b, l)?;
+        let crcs = (0..l / bs)
+            .map(|i| log.crcs.get(&(b + i * bs)).copied())
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| Error::Corrupt(format!("logged extent {b:#x} lacks checksums")))?;
+        tx.tx.csum_insert(tx.io, b, &crcs)?;
+    }
+    for (&(ino, off), p) in &log.pending {
+        if try_inode(tx, ino)?.is_none() {
+            continue;
+        }
+        punch(tx, ino, off, off + p.num_bytes)?;
+        let fe = FileExtent::disk(
+            ExtentKind::Regular,
+            p.disk_bytenr,
+            p.disk_len,
+            p.offset,
+            p.num_bytes,
+        );
+        crate::data::insert_extent(tx, ino, off, &fe)?;
+    }
+    for (&ino, &size) in &log.sizes {
+        if let Some(mut item) = try_inode(tx, ino)? {
+            item.size = size;
+            save_inode(tx, ino, &item)?;
+        }
+    }
+    Ok(())
+}
+
+/// The log area `(device address, bytes)`: the log inode's prealloc extent.
+pub(crate) fn find_area(core: &Core) -> Result<Option<(u64, u64)>> {
+    core.read(|rd| {
+        if try_inode(rd, LOG_INO)?.is_none() {
+            return Ok(None);
+        }
+        let e = extent_at(rd, LOG_INO, 0)?;
+        Ok(
+            e.filter(|e| e.file_off == 0 && e.fe.kind == ExtentKind::Prealloc)
+                .map(|e| (e.fe.addr(), e.fe.num_bytes)),
+        )
+    })
+}
+
+/// The log area size for a device of `total` bytes: 64 blocks, less on small devices.
+pub(crate) fn area_bytes(total: u64, bs: u64) -> u64 {
+    (total / 64 / bs).clamp(4, 64) * bs
+}
+
+/// Creates the log inode and its area in `tx`.
+fn create_area(tx: &mut Tx<'_>, total: u64, bs: u64) -> Result<()> {
+    let len = area_bytes(total, bs);
+    let (b, l) = tx.tx.alloc_data(len, len)?;
+    let n = crate::namespace::NewInode {
+        mode: crate::items::mode::S_IFREG,
+        uid: 0,
+        gid: 0,
+        flags: crate::items::InodeFlags::default(),
+        symlink: None,
+    };
+    let mut item = crate::namespace::fresh_inode(&n, tx.tx.generation());
+    item.size = l;
+    save_inode(tx, LOG_INO, &item)?;
+    let fe = FileExtent::disk(ExtentKind::Prealloc, b, l, 0, l);
+    crate::data::insert_extent(tx, LOG_INO, 0, &fe)
+}
+
+/// Gives a filesystem without a log area one (formats create it at the first mount).
+pub(crate) fn ensure_area(core: &Core) -> Result<()> {
+    if core.log().area.is_some() {
+        return Ok(());
+    }
+    let total = core.dev.geometry().size_bytes();
+    let bs = core.bs;
+    core.write(|tx| create_area(tx, total, bs))?;
+    let area = find_area(core)?;
+    let generation = core.vol.generation();
+    let mut log = core.log();
+    log.area = area;
+    log.restart(generation);
+    Ok(())
+}
+
+/// Reads the durable records of the log (the prefix of valid records extending the
+/// committed generation whose data is on the device) and applies them in one commit.
+/// Returns how many records were replayed. With `commit` false (read-only mount) the
+/// records only go to the in-memory overlay, so reads see them.
+pub(crate) fn replay(core: &Core, commit: bool) -> Result<usize> {
+    let Some((addr, len)) = find_area(core)? else {
+        return Ok(0);
+    };
+    let bs = core.bs;
+    let generation = core.vol.generation();
+    {
+        let mut log = core.log();
+        log.area = Some((addr, len));
+        log.restart(generation);
+    }
+    let mut entries = Vec::new();
+    let mut records = 0;
+    for slot in 0..len / bs {
+        let block = crate::durability::io::read(core, addr + slot * bs, bs)?;
+        let Some(rec) = decode(&block, generation, slot) else {
+            break;
+        };
+        if !data_landed(core, &rec)? {
+            break;
+        }
+        entries.extend(rec);
+        records += 1;
+    }
+    if records == 0 {
+        return Ok(0);
+    }
+    log::info!("fs-core: replaying {records} fsync log records");
+    let mut state = LogState::default();
+    for e in &entries {
+        match e {
+            Entry::Extent {
+                ino,
+                file_off,
+                bytenr,
+                len,
+                crcs,
+            } => {
+                core.vol.reserve_exact(*bytenr, *len)?;
+                state.map_extent(*ino, *file_off, *bytenr, *len, crcs, bs);
+            }
+            Entry::Size { ino, size } => {
+                state.sizes.insert(*ino, *size);
+            }
+        }
+    }
+    *core.log() = LogState {
+        area: Some((addr, len)),
+        base_gen: generation,
+        ..state
+    };
+    if commit {
+        core.write(|_| Ok(()))?;
+    }
+    Ok(records)
+}
+
+/// Whether every block of every extent of a record holds its logged checksum.
+fn data_landed(core: &Core, rec: &[Entry]) -> Result<bool> {
+    let bs = core.bs;
+    for e in rec {
+        if let Entry::Extent {
+            bytenr, len, crcs, ..
+        } = e
+        {
+            if crcs.len() as u64 != len / bs {
+                return Ok(false);
+            }
+            let data = crate::durability::io::read(core, *bytenr, *len)?;
+            for (i, c) in crcs.iter().enumerate() {
+                let blk = &data[i * bs as usize..(i + 1) * bs as usize];
+                if crc32c::crc32c(blk) != *c {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// The key of the log inode's item (for fsck).
+#[allow(dead_code)]
+pub(crate) fn log_key() -> Key {
+    Key::new(LOG_INO, kind::INODE_ITEM, 0)
+}

@@ -1,0 +1,240 @@
+//! The fsync log (the role of btrfs's tree-log): makes fsync/fdatasync of written-back data
+//! cost one log block write and one flush instead of a cow commit.
+//!
+//! Layout: the log inode ([`LOG_INO`]) owns one prealloc extent, the log area, of
+//! `LOG_SLOTS` blocks. Each fsync that has something to log writes one record block into
+//! the next slot, then flushes. A record says which committed generation it extends
+//! (`base_gen`) and its slot (`seq`); its crc32c covers the block. See `docs/FORMAT.md`.
+//!
+//! Invariants:
+//! - records extend the last committed generation: every cow commit (`Core::write`) first
+//!   folds everything logged into its own transaction, then restarts the log at slot 0 with
+//!   the new generation, so replay ignores records of older generations;
+//! - records are written one at a time, each followed by a flush before the next is
+//!   written (the log lock is held across both), so the durable records are a prefix;
+//! - a record names whole data extents with the crc32c of each block; replay links an
+//!   extent only if the device holds those bytes, so data and record may reach the media in
+//!   either order and one flush suffices;
+//! - logged extents stay reserved in memory (not free) until folded into a commit;
+//!   meanwhile reads see them through the overlay (`pending`, `crcs`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::items::codec::{Reader, Writer};
+
+/// The inode owning the log area (below the root directory's 256; it has no name).
+pub const LOG_INO: u64 = 255;
+/// Record magic.
+const MAGIC: &[u8; 8] = b"BFSFSLOG";
+/// Header bytes of a record.
+const HEADER: usize = 40;
+
+/// One logged change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// File `ino` maps `[file_off, file_off + len)` to the whole data extent at `bytenr`,
+    /// whose blocks have these crc32c.
+    Extent {
+        ino: u64,
+        file_off: u64,
+        bytenr: u64,
+        len: u64,
+        crcs: Vec<u32>,
+    },
+    /// File `ino` has `size` bytes.
+    Size { ino: u64, size: u64 },
+}
+
+/// A piece of a logged extent mapped in a file (logged extents may be cut by later ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub disk_bytenr: u64,
+    pub disk_len: u64,
+    pub offset: u64,
+    pub num_bytes: u64,
+}
+
+/// The log's in-memory state.
+#[derive(Default)]
+pub(crate) struct LogState {
+    /// The log area `(device address, bytes)`; `None`: no log (read-only, or none yet).
+    pub area: Option<(u64, u64)>,
+    /// The committed generation the records extend.
+    pub base_gen: u64,
+    /// The next slot to write.
+    pub next_slot: u64,
+    /// Logged (or to be logged) file mappings not yet committed: `(ino, file_off)`.
+    pub pending: BTreeMap<(u64, u64), Piece>,
+    /// Whole data extents of `pending`, to adopt at the fold.
+    pub extents: Vec<(u64, u64)>,
+    /// Checksums of the blocks of `extents`.
+    pub crcs: HashMap<u64, u32>,
+    /// Sizes logged.
+    pub sizes: HashMap<u64, u64>,
+    /// Entries applied to the overlay but not yet in a durable record.
+    pub unwritten: Vec<Entry>,
+}
+
+impl LogState {
+    /// Whether nothing awaits a fold.
+    pub fn is_clean(&self) -> bool {
+        self.pending.is_empty() && self.extents.is_empty() && self.sizes.is_empty()
+    }
+
+    /// Restarts the log after the commit of `generation` folded everything.
+    pub fn restart(&mut self, generation: u64) {
+        *self = LogState {
+            area: self.area,
+            base_gen: generation,
+            ..LogState::default()
+        };
+    }
+
+    /// The logged piece covering `pos` of `ino` and where it starts, else the start of the
+    /// next piece after `pos`.
+    pub fn lookup(&self, ino: u64, pos: u64) -> (Option<(u64, Piece)>, Option<u64>) {
+        let cover = self
+            .pending
+            .range(..=(ino, pos))
+            .next_back()
+            .filter(|((i, off), p)| *i == ino && off + p.num_bytes > pos)
+            .map(|(&(_, off), &p)| (off, p));
+        let next = self
+            .pending
+            .range((ino, pos.saturating_add(1))..=(ino, u64::MAX))
+            .next()
+            .map(|(&(_, off), _)| off);
+        (cover, next)
+    }
+
+    /// Maps `[off, off + len)` of `ino` to the whole new extent at `bytenr`.
+    pub fn map_extent(&mut self, ino: u64, off: u64, bytenr: u64, len: u64, crcs: &[u32], bs: u64) {
+        let end = off + len;
+        let hit: Vec<(u64, Piece)> = self
+            .pending
+            .range((ino, 0)..(ino, end))
+            .filter(|((_, o), p)| o + p.num_bytes > off)
+            .map(|(&(_, o), &p)| (o, p))
+            .collect();
+        for (o, p) in hit {
+            self.pending.remove(&(ino, o));
+            if o < off {
+                self.pending.insert(
+                    (ino, o),
+                    Piece {
+                        num_bytes: off - o,
+                        ..p
+                    },
+                );
+            }
+            if o + p.num_bytes > end {
+                let cut = end - o;
+                let right = Piece {
+                    offset: p.offset + cut,
+                    num_bytes: p.num_bytes - cut,
+                    ..p
+                };
+                self.pending.insert((ino, end), right);
+            }
+        }
+        let piece = Piece {
+            disk_bytenr: bytenr,
+            disk_len: len,
+            offset: 0,
+            num_bytes: len,
+        };
+        self.pending.insert((ino, off), piece);
+        self.extents.push((bytenr, len));
+        for (i, &c) in crcs.iter().enumerate() {
+            self.crcs.insert(bytenr + i as u64 * bs, c);
+        }
+    }
+}
+
+/// Encodes a record of `entries` into a `bs`-byte block; `None` if they do not fit.
+pub(crate) fn encode(base_gen: u64, seq: u64, entries: &[Entry], bs: usize) -> Option<Vec<u8>> {
+    let mut body = Writer::default();
+    for e in entries {
+        match e {
+            Entry::Extent {
+                ino,
+                file_off,
+                bytenr,
+                len,
+                crcs,
+            } => {
+                body.u8(1).u64(*ino).u64(*file_off).u64(*bytenr).u64(*len);
+                body.u32(crcs.len() as u32);
+                for c in crcs {
+                    body.u32(*c);
+                }
+            }
+            Entry::Size { ino, size } => {
+                body.u8(2).u64(*ino).u64(*size);
+            }
+        }
+    }
+    if HEADER + body.0.len() > bs {
+        return None;
+    }
+    let mut w = Writer::default();
+    w.bytes(MAGIC)
+        .u32(0)
+        .u32(body.0.len() as u32)
+        .u64(base_gen)
+        .u64(seq);
+    w.u32(entries.len() as u32).u32(0).bytes(&body.0);
+    let mut block = w.0;
+    block.resize(bs, 0);
+    let crc = crc32c::crc32c(&block[12..]);
+    block[8..12].copy_from_slice(&crc.to_le_bytes());
+    Some(block)
+}
+
+/// Decodes a record block written for `base_gen` at slot `seq`; `None` if it is not one
+/// (another generation's, torn, never written).
+pub(crate) fn decode(block: &[u8], base_gen: u64, seq: u64) -> Option<Vec<Entry>> {
+    if block.len() < HEADER || &block[..8] != MAGIC {
+        return None;
+    }
+    let crc = u32::from_le_bytes(block[8..12].try_into().ok()?);
+    if crc32c::crc32c(&block[12..]) != crc {
+        return None;
+    }
+    let mut r = Reader::new(&block[12..HEADER], "log record header");
+    let body_len = r.u32().ok()? as usize;
+    if r.u64().ok()? != base_gen || r.u64().ok()? != seq {
+        return None;
+    }
+    let n = r.u32().ok()?;
+    let body = block.get(HEADER..HEADER + body_len)?;
+    let mut r = Reader::new(body, "log record");
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(match r.u8().ok()? {
+            1 => {
+                let (ino, file_off, bytenr, len) =
+                    (r.u64().ok()?, r.u64().ok()?, r.u64().ok()?, r.u64().ok()?);
+                let k = r.u32().ok()? as usize;
+                let crcs = (0..k)
+                    .map(|_| r.u32())
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok()?;
+                Entry::Extent {
+                    ino,
+                    file_off,
+                    bytenr,
+                    len,
+                    crcs,
+                }
+            }
+            2 => Entry::Size {
+                ino: r.u64().ok()?,
+                size: r.u64().ok()?,
+            },
+            _ => return None,
+        });
+    }
+    r.finish().ok()?;
+    Some(out)
+}

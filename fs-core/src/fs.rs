@@ -1,0 +1,235 @@
+//! [`Filesystem`]: format, mount, unmount, statfs and the path-based namespace API.
+
+use std::sync::Arc;
+
+use bdev::exec::DevId;
+use bdev::BlockDevice;
+use cow::{Direction, Key, TreeId, Volume};
+use iomap::{Iomap, IomapConfig};
+
+use crate::context::Context;
+use crate::core::{Core, Items, FS_TREE};
+use crate::data::DataOps;
+use crate::error::{Error, Result};
+use crate::items::{kind, mode, InodeFlags, ORPHAN_OBJECTID, ROOT_INO};
+use crate::namespace as ns;
+use crate::types::{Stat, StatFs};
+
+/// How to format.
+#[derive(Clone, Debug)]
+pub struct FormatOptions {
+    /// Metadata node size in bytes (power of two, 1–64 KiB; default 16 KiB).
+    pub nodesize: u32,
+    /// Filesystem block size (allocation and checksum unit): 512–4096, at least the device
+    /// block size (default 4096).
+    pub block_size: u32,
+}
+
+impl Default for FormatOptions {
+    fn default() -> Self {
+        FormatOptions {
+            nodesize: 16 << 10,
+            block_size: 4096,
+        }
+    }
+}
+
+/// How to mount.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// Refuse every change.
+    pub read_only: bool,
+    /// Mount read-write even if the device has a volatile cache that flush does not empty
+    /// (`Geometry::durability_unknowable`): fsync then promises nothing. Off by default.
+    pub accept_volatile_cache: bool,
+    /// Page cache budget in bytes.
+    pub cache_bytes: u64,
+    /// Dirty bytes past which writers write back.
+    pub dirty_bytes: u64,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            read_only: false,
+            accept_volatile_cache: false,
+            cache_bytes: 64 << 20,
+            dirty_bytes: 16 << 20,
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub core: Arc<Core>,
+    pub iomap: Iomap<DataOps>,
+}
+
+/// A mounted filesystem. `Send + Sync`: share it (or clones of it) between threads; each
+/// thread doing I/O brings its own [`Context`].
+#[derive(Clone)]
+pub struct Filesystem {
+    pub(crate) inner: Arc<Inner>,
+}
+
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Filesystem>();
+};
+
+/// The device's queue in every context of a filesystem (attached first).
+pub(crate) const DEV: DevId = DevId(0);
+
+impl Filesystem {
+    /// Formats `dev` as an empty filesystem: a root directory (mode 0755).
+    pub fn format(dev: Arc<dyn BlockDevice>, opts: FormatOptions) -> Result<()> {
+        let mut io = dev.queue(128)?;
+        let copts = cow::FormatOptions {
+            nodesize: opts.nodesize,
+            sectorsize: opts.block_size,
+            ..cow::FormatOptions::default()
+        };
+        let vol = Volume::format(Arc::clone(&dev), &mut *io, &copts)?;
+        let mut tx = vol.begin()?;
+        tx.create_tree(TreeId::FS)?;
+        let root = ns::NewInode {
+            mode: mode::S_IFDIR | 0o755,
+            uid: 0,
+            gid: 0,
+            flags: InodeFlags::default(),
+            symlink: None,
+        };
+        let item = ns::fresh_inode(&root, tx.generation());
+        tx.insert(
+            &mut *io,
+            FS_TREE,
+            Key::new(ROOT_INO, kind::INODE_ITEM, 0),
+            &item.encode(),
+        )?;
+        tx.commit(&mut *io)?;
+        vol.close(&mut *io)?;
+        Ok(())
+    }
+
+    /// Mounts the filesystem on `dev`.
+    pub fn mount(dev: Arc<dyn BlockDevice>, opts: MountOptions) -> Result<Filesystem> {
+        let geo = dev.geometry();
+        if !opts.read_only && geo.durability_unknowable() && !opts.accept_volatile_cache {
+            return Err(Error::Unsupported(format!(
+                "device {} has a volatile write cache that flush does not empty, so fsync \
+                 could not keep its promise; mount read-only or set accept_volatile_cache",
+                dev.name()
+            )));
+        }
+        let mut io = dev.queue(128)?;
+        let vol = Volume::open(Arc::clone(&dev), &mut *io, &cow::OpenOptions::default())?;
+        drop(io);
+        let read_only = opts.read_only.then(|| "mounted read-only".to_string());
+        let core = Arc::new(Core::new(vol, Arc::clone(&dev), read_only));
+        core.read(|rd| {
+            if !rd.r.trees().contains(&FS_TREE) {
+                return Err(Error::Corrupt("the volume has no fs tree".into()));
+            }
+            let root = ns::load_inode(rd, ROOT_INO)
+                .map_err(|e| Error::Corrupt(format!("root directory: {e}")))?;
+            if !root.is_dir() {
+                return Err(Error::Corrupt("the root inode is not a directory".into()));
+            }
+            Ok(())
+        })?;
+        let last = core.read(|rd| {
+            let hi = Key::new(ORPHAN_OBJECTID - 1, u8::MAX, u64::MAX);
+            let v = rd.range(Key::MIN, hi, Direction::Backward, 1)?;
+            Ok(v.first().map_or(ROOT_INO, |(k, _)| k.objectid))
+        })?;
+        core.next_ino
+            .store(last.max(ROOT_INO) + 1, std::sync::atomic::Ordering::Relaxed);
+        crate::durability::replay(&core, !opts.read_only)?;
+        if !opts.read_only {
+            if let Err(e) = crate::durability::ensure_area(&core) {
+                // Without a log, fsync commits instead: slower, as safe.
+                log::warn!("fs-core: no fsync log area ({e}); fsync will commit");
+            }
+            crate::durability::remove_orphans(&core)?;
+        }
+        let cfg = IomapConfig {
+            cache_bytes: opts.cache_bytes,
+            dirty_bytes: opts.dirty_bytes,
+            ..IomapConfig::default()
+        };
+        let ops = DataOps {
+            core: Arc::clone(&core),
+        };
+        let iomap = Iomap::new(ops, dev, DEV, cfg)?;
+        Ok(Filesystem {
+            inner: Arc::new(Inner { core, iomap }),
+        })
+    }
+
+    /// A context for this thread: its device queue and executor.
+    pub fn context(&self) -> Result<Context> {
+        Context::new(self)
+    }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    /// Writes back everything, commits, flushes; reports an earlier failure that made the
+    /// filesystem read-only. Open files stay usable until dropped.
+    pub fn unmount(self, ctx: &Context) -> Result<()> {
+        if self.core().read_only.is_none() {
+            self.sync(ctx)?;
+        }
+        if let Some(p) = self.core().vol.poisoned() {
+            return Err(Error::ReadOnly(p));
+        }
+        Ok(())
+    }
+
+    /// Space and name limits.
+    pub fn statfs(&self) -> Result<StatFs> {
+        let c = self.core();
+        let bs = c.bs;
+        let total = c.dev.geometry().size_bytes() / bs;
+        let free = c.vol.free_bytes();
+        let reserved = *c.reserved();
+        Ok(StatFs {
+            block_size: bs,
+            blocks: total,
+            blocks_free: free / bs,
+            blocks_avail: free.saturating_sub(reserved + c.slack) / bs,
+            name_max: crate::items::NAME_MAX as u64,
+            files: c.next_ino.load(std::sync::atomic::Ordering::Relaxed) - ROOT_INO,
+        })
+    }
+
+    /// The inode `path` names (absolute; symlinks followed except in the last component).
+    pub fn lookup(&self, path: &str) -> Result<u64> {
+        self.core().resolve(path, false)
+    }
+
+    /// Attributes of what `path` names (the last component not followed, as `lstat`).
+    pub fn stat(&self, path: &str) -> Result<Stat> {
+        let ino = self.lookup(path)?;
+        self.stat_ino(ino)
+    }
+
+    /// Attributes of inode `ino` (the size of a file open for writing includes cached
+    /// writes).
+    pub fn stat_ino(&self, ino: u64) -> Result<Stat> {
+        let c = self.core();
+        let item = c.read(|rd| ns::load_inode(rd, ino))?;
+        let size = c.inodes().get(&ino).map_or(item.size, |m| m.size);
+        Ok(Stat::from_item(ino, &item, size))
+    }
+
+    /// Writes back every file and commits: everything written before is durable on return.
+    pub fn sync(&self, ctx: &Context) -> Result<()> {
+        crate::durability::sync_all(self, ctx)
+    }
+
+    /// Counters of the iomap layer (device requests issued by data I/O).
+    pub fn io_counters(&self) -> &iomap::IoCounters {
+        self.inner.iomap.counters()
+    }
+}

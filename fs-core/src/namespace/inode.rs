@@ -1,0 +1,69 @@
+//! Loading, saving and deleting inode items.
+
+use cow::{Direction, Key, TreeId};
+
+use crate::core::{Items, Tx};
+use crate::error::{Error, Result};
+use crate::items::{kind, ExtentKind, FileExtent, InodeItem, ORPHAN_OBJECTID};
+
+fn key(ino: u64) -> Key {
+    Key::new(ino, kind::INODE_ITEM, 0)
+}
+
+/// The inode item of `ino`, if it exists.
+pub(crate) fn try_inode(it: &mut impl Items, ino: u64) -> Result<Option<InodeItem>> {
+    it.get(key(ino))?
+        .map(|d| InodeItem::parse(&d).map_err(|e| Error::Corrupt(format!("inode {ino}: {e}"))))
+        .transpose()
+}
+
+/// The inode item of `ino`; `NotFound` if it does not exist.
+pub(crate) fn load_inode(it: &mut impl Items, ino: u64) -> Result<InodeItem> {
+    try_inode(it, ino)?.ok_or_else(|| Error::NotFound(format!("inode {ino}")))
+}
+
+pub(crate) fn save_inode(tx: &mut Tx<'_>, ino: u64, item: &InodeItem) -> Result<()> {
+    tx.put(key(ino), &item.encode())
+}
+
+/// Removes every item of `ino` and drops its data references (its names are gone already).
+pub(crate) fn delete_inode(tx: &mut Tx<'_>, ino: u64) -> Result<()> {
+    loop {
+        let items = tx.range(
+            Key::new(ino, 0, 0),
+            Key::new(ino, u8::MAX, u64::MAX),
+            Direction::Forward,
+            64,
+        )?;
+        if items.is_empty() {
+            break;
+        }
+        for (k, data) in items {
+            if k.kind == kind::EXTENT_DATA {
+                drop_extent_ref(tx, ino, k.offset, &data)?;
+            }
+            tx.del(k)?;
+        }
+    }
+    tx.del(Key::new(ORPHAN_OBJECTID, kind::ORPHAN_ITEM, ino))?;
+    Ok(())
+}
+
+/// Drops the data reference of the file extent item at `(ino, off)`.
+pub(crate) fn drop_extent_ref(tx: &mut Tx<'_>, ino: u64, off: u64, data: &[u8]) -> Result<()> {
+    let fe = FileExtent::parse(data)
+        .map_err(|e| Error::Corrupt(format!("inode {ino} extent at {off}: {e}")))?;
+    if fe.kind == ExtentKind::Inline {
+        return Ok(());
+    }
+    tx.tx.drop_data_ref(
+        fe.disk_bytenr,
+        fe.disk_len,
+        crate::data::backref(ino, off - fe.offset),
+    )?;
+    Ok(())
+}
+
+/// The tree all of this lives in (for messages).
+#[allow(dead_code)]
+pub(crate) const TREE: TreeId = TreeId::FS;

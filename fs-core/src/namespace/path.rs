@@ -1,0 +1,96 @@
+//! Path resolution: absolute paths from the root, `.` and `..`, symlinks followed in
+//! intermediate components (and in the last one when asked), at most 40 of them.
+
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::items::{ExtentKind, FileType, ROOT_INO};
+use crate::namespace::rename::parent_of;
+use crate::namespace::{check_name, dir_lookup, load_inode};
+
+/// Symlinks followed in one resolution before `ELOOP`.
+const MAX_SYMLINKS: usize = 40;
+
+/// Whether `ino` has open handles.
+pub(crate) fn is_open(core: &Core, ino: u64) -> bool {
+    core.inodes().get(&ino).is_some_and(|m| m.opens > 0)
+}
+
+impl Core {
+    pub(crate) fn is_open(&self, ino: u64) -> bool {
+        is_open(self, ino)
+    }
+
+    /// The inode `path` names.
+    pub(crate) fn resolve(&self, path: &str, follow_last: bool) -> Result<u64> {
+        let mut budget = MAX_SYMLINKS;
+        self.walk(ROOT_INO, path, follow_last, &mut budget)
+    }
+
+    /// The directory holding the last component of `path`, and that component.
+    pub(crate) fn resolve_parent<'p>(&self, path: &'p str) -> Result<(u64, &'p str)> {
+        let trimmed = path.trim_end_matches('/');
+        let (dir, name) = match trimmed.rfind('/') {
+            Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+            None => ("", trimmed),
+        };
+        check_name(name.as_bytes())?;
+        let parent = self.resolve(if dir.is_empty() { "/" } else { dir }, true)?;
+        Ok((parent, name))
+    }
+
+    fn walk(&self, start: u64, path: &str, follow_last: bool, budget: &mut usize) -> Result<u64> {
+        let mut cur = if path.starts_with('/') {
+            ROOT_INO
+        } else {
+            start
+        };
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let item = self.read(|rd| load_inode(rd, cur))?;
+            if !item.is_dir() {
+                return Err(Error::NotDir(path.to_string()));
+            }
+            if *part == ".." {
+                cur = self.read(|rd| parent_of(rd, cur))?;
+                continue;
+            }
+            if part.len() > crate::items::NAME_MAX {
+                return Err(Error::NameTooLong(format!(
+                    "{} bytes in {path}",
+                    part.len()
+                )));
+            }
+            let found = self.read(|rd| dir_lookup(rd, cur, part.as_bytes()))?;
+            let (e, _) = found.ok_or_else(|| Error::NotFound(path.to_string()))?;
+            if e.ftype == FileType::Symlink && (!last || follow_last) {
+                if *budget == 0 {
+                    return Err(Error::Loop(path.to_string()));
+                }
+                *budget -= 1;
+                let target = self.readlink_ino(e.ino)?;
+                cur = self.walk(cur, &target, true, budget)?;
+                continue;
+            }
+            cur = e.ino;
+        }
+        Ok(cur)
+    }
+
+    /// The target of symlink `ino`.
+    pub(crate) fn readlink_ino(&self, ino: u64) -> Result<String> {
+        self.read(|rd| {
+            let item = load_inode(rd, ino)?;
+            if FileType::of_mode(item.mode) != FileType::Symlink {
+                return Err(Error::Invalid(format!("inode {ino} is not a symlink")));
+            }
+            let e = crate::data::extent_at(rd, ino, 0)?
+                .filter(|e| e.file_off == 0 && e.fe.kind == ExtentKind::Inline)
+                .ok_or_else(|| Error::Corrupt(format!("symlink {ino} has no target")))?;
+            Ok(String::from_utf8_lossy(&e.fe.inline).into_owned())
+        })
+    }
+}

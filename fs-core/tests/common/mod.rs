@@ -1,0 +1,103 @@
+//! Shared test helpers: devices, a fresh filesystem, a seeded RNG.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use bdev::mem::MemDevice;
+use bdev::BlockDevice;
+use fs_core::{Context, Filesystem, FormatOptions, MountOptions, OpenFlags};
+
+/// A RAM device of `mib` MiB with 4 KiB blocks.
+pub fn mem(mib: u64) -> Arc<MemDevice> {
+    Arc::new(MemDevice::new("t", 4096, mib * 256).unwrap())
+}
+
+/// Small nodes so trees grow several levels in tests.
+pub fn small_format() -> FormatOptions {
+    FormatOptions {
+        nodesize: 4096,
+        block_size: 4096,
+    }
+}
+
+pub fn mount_opts() -> MountOptions {
+    MountOptions {
+        cache_bytes: 4 << 20,
+        dirty_bytes: 1 << 20,
+        ..MountOptions::default()
+    }
+}
+
+/// Formats and mounts `dev`.
+pub fn fresh(dev: Arc<dyn BlockDevice>) -> (Filesystem, Context) {
+    Filesystem::format(dev.clone(), small_format()).unwrap();
+    mount(dev)
+}
+
+pub fn mount(dev: Arc<dyn BlockDevice>) -> (Filesystem, Context) {
+    let fs = Filesystem::mount(dev, mount_opts()).unwrap();
+    let ctx = fs.context().unwrap();
+    (fs, ctx)
+}
+
+pub fn rw() -> OpenFlags {
+    OpenFlags::read_write_create()
+}
+
+pub fn direct() -> OpenFlags {
+    OpenFlags {
+        direct: true,
+        ..OpenFlags::read_write_create()
+    }
+}
+
+/// Reads the whole file at `path`.
+pub fn read_all(fs: &Filesystem, ctx: &Context, path: &str) -> Vec<u8> {
+    let f = fs.open(ctx, path, OpenFlags::read_only(), 0).unwrap();
+    let size = f.size().unwrap() as usize;
+    let mut v = vec![0u8; size];
+    let n = f.read_at(ctx, 0, &mut v).unwrap();
+    assert_eq!(n, size, "short read of {path}");
+    v
+}
+
+/// Asserts fsck finds nothing.
+pub fn assert_clean(dev: Arc<dyn BlockDevice>) -> fs_core::FsckReport {
+    let rep = fs_core::fsck(dev, &fs_core::FsckOptions::default()).unwrap();
+    assert!(rep.is_clean(), "fsck: {:#?}", rep.errors);
+    rep
+}
+
+/// splitmix64: reproducible from a seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The seed from `FS_SEED` or the clock; printed so a failure reproduces.
+pub fn seed(test: &str) -> u64 {
+    let s = std::env::var("FS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{test}: FS_SEED={s}");
+    s
+}

@@ -1,0 +1,87 @@
+//! Contexts: one thread's I/O context for one filesystem, kept in a thread-local table.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::c_int;
+use std::rc::Rc;
+
+use bdev::DmaBuf;
+use fs_core::Context;
+
+use super::guard::{err, guard_int, CResult};
+use super::registry::{self, new_handle, KIND_CTX};
+use super::types::{bfs_ctx_t, bfs_fs_t};
+
+/// A finished asynchronous request, waiting for `bfs_poll`.
+pub(crate) struct Done {
+    pub user_data: u64,
+    pub result: i64,
+    /// A read's data and where C wants it (copied at `bfs_poll`).
+    pub copy_out: Option<(*mut u8, DmaBuf)>,
+}
+
+pub(crate) struct CtxEntry {
+    pub fs: u64,
+    pub ctx: Context,
+    pub done: Rc<RefCell<Vec<Done>>>,
+    pub in_flight: Rc<Cell<usize>>,
+}
+
+thread_local! {
+    static CONTEXTS: RefCell<HashMap<u64, Rc<CtxEntry>>> = RefCell::new(HashMap::new());
+}
+
+/// This thread's context `h`, whose filesystem must still be mounted.
+pub(crate) fn get(h: bfs_ctx_t) -> CResult<Rc<CtxEntry>> {
+    if registry::kind_of(h) != KIND_CTX {
+        return Err(libc::EBADF);
+    }
+    let e = CONTEXTS
+        .with(|m| m.borrow().get(&h).cloned())
+        .ok_or(libc::EBADF)?;
+    registry::fs(e.fs)?;
+    Ok(e)
+}
+
+/// Creates a context for `fs` on the calling thread; use it only on this thread.
+///
+/// # Safety
+/// `out` is NULL (→ `-EINVAL`) or points to writable memory for one `bfs_ctx_t`.
+#[no_mangle]
+pub unsafe extern "C" fn bfs_ctx_create(fs: bfs_fs_t, out: *mut bfs_ctx_t) -> c_int {
+    guard_int(|| {
+        if out.is_null() {
+            return Err(libc::EINVAL);
+        }
+        let f = registry::fs(fs)?;
+        let ctx = f.context().map_err(|e| err(&e))?;
+        let h = new_handle(KIND_CTX);
+        let e = CtxEntry {
+            fs,
+            ctx,
+            done: Rc::default(),
+            in_flight: Rc::default(),
+        };
+        CONTEXTS.with(|m| m.borrow_mut().insert(h, Rc::new(e)));
+        // SAFETY: non-NULL; the caller promises it is writable for one bfs_ctx_t.
+        unsafe { out.write(h) };
+        Ok(())
+    })
+}
+
+/// Destroys a context of the calling thread, after its asynchronous requests finished
+/// (their completions are discarded). `-EBADF` if unknown here.
+#[no_mangle]
+pub extern "C" fn bfs_ctx_destroy(ctx: bfs_ctx_t) -> c_int {
+    guard_int(|| {
+        if registry::kind_of(ctx) != KIND_CTX {
+            return Err(libc::EBADF);
+        }
+        let e = CONTEXTS
+            .with(|m| m.borrow_mut().remove(&ctx))
+            .ok_or(libc::EBADF)?;
+        e.ctx.exec().run_until_idle();
+        e.done.borrow_mut().clear();
+        Ok(())
+    })
+}

@@ -1,0 +1,80 @@
+//! Format, mount, unmount.
+
+use std::ffi::c_char;
+use std::ffi::c_int;
+use std::sync::Arc;
+
+use fs_core::{Filesystem, FormatOptions, MountOptions};
+
+use super::guard::{c_str, err, guard_int, CResult};
+use super::registry::{self, new_handle, KIND_FS};
+use super::types::bfs_fs_t;
+
+/// Mount read-only.
+pub const BFS_MOUNT_RDONLY: u32 = 1;
+
+fn open_dev(device: &str) -> CResult<Arc<dyn bdev::BlockDevice>> {
+    crate::device::open(device).map_err(|e| {
+        log::error!("bypassfs: opening {device}: {e}");
+        libc::ENODEV
+    })
+}
+
+/// Formats `device` (an image file or block device path, or an SPDK JSON config ending in
+/// `.json`) as an empty filesystem. Destroys what was on it.
+///
+/// # Safety
+/// `device` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn bfs_format(device: *const c_char) -> c_int {
+    guard_int(|| {
+        // SAFETY: forwarded from this function's contract.
+        let dev = open_dev(unsafe { c_str(device) }?)?;
+        Filesystem::format(dev, FormatOptions::default()).map_err(|e| err(&e))
+    })
+}
+
+/// Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0 or
+/// `BFS_MOUNT_RDONLY`. On success `*out` is the filesystem's handle.
+///
+/// # Safety
+/// `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one
+/// `bfs_fs_t`.
+#[no_mangle]
+pub unsafe extern "C" fn bfs_mount(device: *const c_char, flags: u32, out: *mut bfs_fs_t) -> c_int {
+    guard_int(|| {
+        if out.is_null() || flags & !BFS_MOUNT_RDONLY != 0 {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: forwarded from this function's contract.
+        let dev = open_dev(unsafe { c_str(device) }?)?;
+        let opts = MountOptions {
+            read_only: flags & BFS_MOUNT_RDONLY != 0,
+            ..MountOptions::default()
+        };
+        let fs = Filesystem::mount(dev, opts).map_err(|e| err(&e))?;
+        let h = new_handle(KIND_FS);
+        registry::with(|r| r.fs.insert(h, Arc::new(fs)));
+        // SAFETY: non-NULL; the caller promises it is writable for one bfs_fs_t.
+        unsafe { out.write(h) };
+        Ok(())
+    })
+}
+
+/// Writes everything back, commits and flushes, then forgets the handle. `-EBUSY` while a
+/// file of it is open; its contexts become invalid (destroy them).
+#[no_mangle]
+pub extern "C" fn bfs_unmount(fs: bfs_fs_t) -> c_int {
+    guard_int(|| {
+        let f = registry::fs(fs)?;
+        let taken = registry::with(|r| {
+            if r.files.values().any(|e| e.fs == fs) {
+                return Err(libc::EBUSY);
+            }
+            r.fs.remove(&fs).ok_or(libc::EBADF)
+        })?;
+        drop(taken);
+        let ctx = f.context().map_err(|e| err(&e))?;
+        Filesystem::clone(&f).unmount(&ctx).map_err(|e| err(&e))
+    })
+}

@@ -1,0 +1,74 @@
+//! DEVICE: an SPDK JSON config (`*.json`) or a file / block device (io_uring, `O_DIRECT`),
+//! and mounting the filesystem on it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bdev::BlockDevice;
+use fs_core::{Context as FsContext, Filesystem, MountOptions};
+
+use crate::cli::error::{CliError, Context, Result};
+
+/// The DEVICE argument and `--bdev`, shared by every subcommand that takes a device.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// An SPDK JSON config (*.json) or a file or block device.
+    #[arg(value_name = "DEVICE")]
+    pub device: PathBuf,
+
+    /// With a JSON config of several bdevs: the one to use.
+    #[arg(long = "bdev", value_name = "NAME")]
+    pub bdev: Option<String>,
+}
+
+impl DeviceArgs {
+    /// Opens the device. `create_bytes`: create (or extend) a regular file of that size
+    /// (`mkfs --size`).
+    pub fn open(&self, create_bytes: Option<u64>) -> Result<Arc<dyn BlockDevice>> {
+        open(&self.device, self.bdev.as_deref(), create_bytes)
+    }
+
+    /// Opens the device and mounts it (read-only for commands that only look).
+    pub fn mount(&self, read_only: bool) -> Result<(Filesystem, FsContext)> {
+        let dev = self.open(None)?;
+        let opts = MountOptions {
+            read_only,
+            ..MountOptions::default()
+        };
+        let fs = Filesystem::mount(dev, opts).context(|| format!("mounting {}", self.shown()))?;
+        let ctx = fs.context().context(|| "opening an I/O context".into())?;
+        Ok((fs, ctx))
+    }
+
+    /// The device as the user wrote it.
+    pub fn shown(&self) -> String {
+        self.device.display().to_string()
+    }
+}
+
+/// Opens `path` as a device; see [`bypassfs::device::open_with`].
+pub fn open(
+    path: &Path,
+    bdev: Option<&str>,
+    create_bytes: Option<u64>,
+) -> Result<Arc<dyn BlockDevice>> {
+    bypassfs::device::open_with(path, bdev, create_bytes).map_err(|e| match e {
+        // Already phrased for the user, naming the device.
+        bdev::BdevError::Config(msg) => CliError(msg),
+        other => CliError(format!("opening {}: {other}", path.display())),
+    })
+}
+
+/// Whether `dev` already holds a bypassfs (it mounts read-only).
+pub fn holds_bypassfs(dev: &Arc<dyn BlockDevice>) -> bool {
+    let opts = MountOptions {
+        read_only: true,
+        ..MountOptions::default()
+    };
+    Filesystem::mount(Arc::clone(dev), opts).is_ok()
+}
+
+/// Parses a size: `4096`, `64k`, `1M`, `1G` (binary multiples).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    bench::args::parse_size(text).map(|n| n as u64)
+}

@@ -1,0 +1,66 @@
+//! `bypassfs mkfs`: format a device.
+
+use fs_core::{Filesystem, FormatOptions};
+
+use crate::cli::device::{holds_bypassfs, parse_size, DeviceArgs};
+use crate::cli::error::{exit, CliError, Context, Result};
+use crate::cli::progress;
+
+/// `mkfs DEVICE [--size SIZE] [--node-size SIZE] [--block-size SIZE] [--force]`
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+
+    /// Create the file (or extend it) to this size first: 1G, 512M, …
+    #[arg(long = "size", value_name = "SIZE", value_parser = parse_size)]
+    pub size: Option<u64>,
+
+    /// Metadata B-tree node size: a power of two from 1 KiB to 64 KiB.
+    #[arg(long = "node-size", value_name = "SIZE", value_parser = parse_size, default_value = "16k")]
+    pub node_size: u64,
+
+    /// Filesystem block size (allocation and checksum unit): 512 to 4096, at least the
+    /// device's block size.
+    #[arg(long = "block-size", value_name = "SIZE", value_parser = parse_size, default_value = "4k")]
+    pub block_size: u64,
+
+    /// Format even if the device already holds a bypassfs (its contents are lost).
+    #[arg(long = "force")]
+    pub force: bool,
+}
+
+pub fn run(a: &Args) -> Result<u8> {
+    let shown = a.device.shown();
+    let dev = a.device.open(a.size)?;
+    if !a.force && holds_bypassfs(&dev) {
+        return Err(CliError(format!(
+            "{shown} already holds a bypassfs; add --force to format it anyway (everything \
+             on it is lost)"
+        )));
+    }
+    let opts = FormatOptions {
+        nodesize: u32::try_from(a.node_size)
+            .map_err(|_| CliError(format!("--node-size {}: too large", a.node_size)))?,
+        block_size: u32::try_from(a.block_size)
+            .map_err(|_| CliError(format!("--block-size {}: too large", a.block_size)))?,
+    };
+    let geo = dev.geometry();
+    let pb = progress::spinner(format!("formatting {shown}"));
+    let r = Filesystem::format(dev, opts.clone()).context(|| format!("formatting {shown}"));
+    pb.finish_and_clear();
+    r?;
+    println!(
+        "{shown}: formatted a bypassfs of {} MiB (block size {}, node size {})",
+        geo.size_bytes() >> 20,
+        opts.block_size,
+        opts.nodesize
+    );
+    if a.device.device.extension().is_some_and(|e| e == "json") {
+        println!(
+            "note: a RAM bdev (bdev_malloc_create) forgets the filesystem when this command \
+             exits"
+        );
+    }
+    Ok(exit::OK)
+}

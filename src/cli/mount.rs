@@ -1,0 +1,42 @@
+//! `bypassfs mount`: serve a bypassfs through FUSE until it is unmounted or signalled.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bypassfs::fuse::MountOptions;
+
+use crate::cli::device::DeviceArgs;
+use crate::cli::error::{exit, CliError, Context, Result};
+
+/// `mount DEVICE MOUNTPOINT [-o OPTIONS]`
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+
+    /// An existing, empty directory.
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
+
+    /// Comma-separated: ro, allow_other, threads=N (default 4), fsname=NAME, nosignals.
+    /// Permissions are always checked by the kernel (default_permissions).
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    pub options: Option<String>,
+}
+
+pub fn run(a: &Args) -> Result<u8> {
+    let opts = MountOptions::parse(a.options.as_deref().unwrap_or(""))
+        .map_err(|e| CliError(format!("-o: {e}")))?;
+    let (fs, ctx) = a.device.mount(opts.read_only)?;
+    let fs = Arc::new(fs);
+    let shown = a.mountpoint.display().to_string();
+    bypassfs::fuse::mount(Arc::clone(&fs), &a.mountpoint, opts)
+        .map_err(|e| CliError(format!("serving {shown} through FUSE: {e} (is /dev/fuse there, and the mountpoint an existing directory?)")))?;
+    // The FUSE session has ended and released its handles; unmount the filesystem cleanly.
+    let fs = Arc::try_unwrap(fs).map_err(|_| {
+        CliError("the filesystem is still in use after the FUSE session ended".into())
+    })?;
+    fs.unmount(&ctx)
+        .context(|| format!("unmounting {}", a.device.shown()))?;
+    Ok(exit::OK)
+}

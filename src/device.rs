@@ -1,0 +1,91 @@
+//! Opening a device from what a user types: an SPDK JSON config or a file / block device path.
+//! The CLI, FUSE mounts and the C API all come through here, so they accept the same things
+//! and fail with the same advice.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bdev::config::NamedDevice;
+use bdev::uring::{UringDevice, UringOptions};
+use bdev::{BdevError, BlockDevice};
+
+/// Opens `spec` (see [`open_with`]) with no bdev choice and no file creation.
+pub fn open(spec: &str) -> Result<Arc<dyn BlockDevice>, BdevError> {
+    open_with(Path::new(spec), None, None)
+}
+
+/// Opens `path`: a `*.json` file is an SPDK JSON config, from which `bdev` picks a bdev (it
+/// may be omitted when the config has exactly one); anything else is an image file or block
+/// device driven through io_uring with `O_DIRECT`. `create_bytes` creates or extends a
+/// regular file to that size (`mkfs --size`).
+pub fn open_with(
+    path: &Path,
+    bdev: Option<&str>,
+    create_bytes: Option<u64>,
+) -> Result<Arc<dyn BlockDevice>, BdevError> {
+    let shown = path.display();
+    let refuse = |msg: String| Err(BdevError::Config(msg));
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        if create_bytes.is_some() {
+            return refuse(format!(
+                "--size creates a file device, but {shown} is a JSON config: size its bdevs \
+                 there (num_blocks × block_size)"
+            ));
+        }
+        let devs = bdev::config::open_config_file(path)?;
+        return pick(&shown.to_string(), devs, bdev);
+    }
+    if bdev.is_some() {
+        return refuse(format!(
+            "--bdev picks a bdev of a JSON config, but {shown} is not a *.json file"
+        ));
+    }
+    if !path.exists() && create_bytes.is_none() {
+        return refuse(format!(
+            "DEVICE '{shown}' is neither a JSON config nor an existing file: create one with \
+             `bypassfs mkfs --size 1G {shown}`"
+        ));
+    }
+    let name = path
+        .file_name()
+        .map_or_else(|| shown.to_string(), |n| n.to_string_lossy().into_owned());
+    let opts = UringOptions {
+        block_size: None,
+        size_bytes: create_bytes,
+    };
+    Ok(Arc::new(UringDevice::open(&name, path, opts)?))
+}
+
+fn pick(
+    config: &str,
+    devs: Vec<NamedDevice>,
+    want: Option<&str>,
+) -> Result<Arc<dyn BlockDevice>, BdevError> {
+    let names = || {
+        devs.iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let msg = match (want, devs.len()) {
+        (Some(w), _) => match devs.iter().find(|(n, _)| n == w) {
+            Some((_, d)) => return Ok(Arc::clone(d)),
+            None => format!(
+                "--bdev {w}: {config} has no such bdev (it has: {})",
+                names()
+            ),
+        },
+        (None, 1) => return Ok(Arc::clone(&devs[0].1)),
+        (None, 0) => format!(
+            "{config} describes no bdev: add a bdev_malloc_create or bdev_uring_create entry"
+        ),
+        (None, _) => format!(
+            "{config} has several bdevs ({}): pick one with --bdev NAME",
+            names()
+        ),
+    };
+    Err(BdevError::Config(msg))
+}

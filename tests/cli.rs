@@ -1,0 +1,174 @@
+//! The `bypassfs` binary end to end, on temporary image files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bypassfs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bypassfs"))
+        .args(args)
+        .output()
+        .expect("bypassfs runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs and expects exit status `code`; returns stdout.
+fn expect(args: &[&str], code: i32) -> String {
+    let out = bypassfs(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "bypassfs {args:?}:\nstdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// 64 KiB of lines that occur nowhere else in an image (too large to be inline in
+/// metadata, so they land in data blocks).
+fn payload() -> Vec<u8> {
+    let mut v = Vec::with_capacity(64 << 10);
+    let mut i = 0u32;
+    while v.len() < 64 << 10 {
+        v.extend_from_slice(format!("bypassfs-cli-test-{i:08}\n").as_bytes());
+        i += 1;
+    }
+    v.truncate(64 << 10);
+    v
+}
+
+/// `mkfs --size` on a new file, then `put` of the payload as `/payload.txt`.
+fn formatted_with_payload(dir: &Path) -> PathBuf {
+    let img = dir.join("disk.img");
+    let local = dir.join("payload.txt");
+    std::fs::write(&local, payload()).unwrap();
+    expect(&["mkfs", "--size", "32M", s(&img)], 0);
+    expect(&["put", s(&img), s(&local), "/payload.txt"], 0);
+    img
+}
+
+#[test]
+fn round_trip_and_clean_fsck() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = formatted_with_payload(dir.path());
+    let ls = expect(&["ls", s(&img)], 0);
+    assert_eq!(ls.trim(), "payload.txt");
+    let long = expect(&["ls", s(&img), "/", "-l"], 0);
+    assert!(
+        long.contains("-rw-r--r--") && long.contains("65536"),
+        "{long}"
+    );
+    let cat = bypassfs(&["cat", s(&img), "/payload.txt"]);
+    assert!(cat.status.success());
+    assert!(cat.stdout == payload(), "cat returned other bytes");
+    let back = dir.path().join("back.txt");
+    expect(&["get", s(&img), "/payload.txt", s(&back)], 0);
+    assert!(
+        std::fs::read(&back).unwrap() == payload(),
+        "get returned other bytes"
+    );
+    let st = expect(&["stat", s(&img), "/payload.txt"], 0);
+    assert!(st.contains("Size: 65536"), "{st}");
+    let report = expect(&["fsck", s(&img)], 0);
+    assert!(report.contains("clean"), "{report}");
+    // A second mkfs without --force keeps the filesystem.
+    let out = bypassfs(&["mkfs", s(&img)]);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(text(&out.stderr).contains("--force"));
+    expect(&["cat", s(&img), "/payload.txt"], 0);
+}
+
+#[test]
+fn corrupted_data_block_makes_fsck_exit_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = formatted_with_payload(dir.path());
+    let mut bytes = std::fs::read(&img).unwrap();
+    let marker = b"bypassfs-cli-test-00000100";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the payload is on the image");
+    bytes[at] ^= 0xff;
+    std::fs::write(&img, bytes).unwrap();
+    let report = expect(&["fsck", s(&img)], 4);
+    assert!(report.contains("error 1:"), "{report}");
+    let json = expect(&["fsck", "--json", s(&img)], 4);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["clean"], false);
+    assert!(!doc["errors"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn missing_device_is_an_operational_error_with_a_remedy() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("nope.img");
+    let out = bypassfs(&["fsck", s(&img)]);
+    assert_eq!(out.status.code(), Some(8));
+    let err = text(&out.stderr);
+    assert!(err.contains("bypassfs mkfs --size 1G"), "{err}");
+    let json = expect(&["fsck", "--json", s(&img)], 8);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["exit_code"], 8);
+    let out = bypassfs(&["ls", s(&img)]);
+    assert_eq!(out.status.code(), Some(8));
+}
+
+#[test]
+fn unformatted_device_says_to_run_mkfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("blank.img");
+    std::fs::write(&img, vec![0u8; 4 << 20]).unwrap();
+    let out = bypassfs(&["ls", s(&img)]);
+    assert_eq!(out.status.code(), Some(8));
+    let err = text(&out.stderr);
+    assert!(err.contains("mkfs"), "{err}");
+}
+
+#[test]
+fn json_config_device_needs_a_bdev_name_when_it_has_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("two.json");
+    let doc = r#"{"subsystems": [{"subsystem": "bdev", "config": [
+      {"method": "bdev_malloc_create", "params": {"name": "A", "num_blocks": 4096, "block_size": 4096}},
+      {"method": "bdev_malloc_create", "params": {"name": "B", "num_blocks": 4096, "block_size": 4096}}]}]}"#;
+    std::fs::write(&cfg, doc).unwrap();
+    let out = bypassfs(&["mkfs", s(&cfg)]);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(
+        text(&out.stderr).contains("--bdev"),
+        "{}",
+        text(&out.stderr)
+    );
+    expect(&["mkfs", s(&cfg), "--bdev", "B"], 0);
+}
+
+#[test]
+fn bench_json_has_nonzero_iops_per_row() {
+    let out = expect(
+        &[
+            "bench",
+            "-t",
+            "0.2",
+            "--json",
+            "--size",
+            "64M",
+            "--file-size",
+            "4M",
+        ],
+        0,
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("bench --json is JSON");
+    let rows = doc["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{doc:#}");
+    for r in rows {
+        assert!(r["iops"].as_f64().unwrap() > 0.0, "no I/O in {r}");
+        assert_eq!(r["io_failed"], 0, "{r}");
+    }
+}
