@@ -99,6 +99,8 @@ pub(crate) struct InodeMem {
     pub nocow: bool,
     /// fsyncs running on the file: its writeback completions go to the fsync log.
     pub log_writeback: u32,
+    /// The last data write (ns): mtime and ctime the item does not have yet.
+    pub mtime_dirty: Option<i64>,
     /// Blocks reserved by buffered write steps between their `begin` and `end` (a count per
     /// block: steps of several threads may overlap). Another thread's writeback may take
     /// such a block as soon as its bytes are copied, before the step grows the file.
@@ -188,17 +190,26 @@ impl Core {
     pub fn with_io<T>(&self, f: impl FnOnce(&mut dyn IoQueue) -> Result<T>) -> Result<T> {
         let mine = QUEUES.with(|q| {
             let mut q = q.borrow_mut();
-            let alive = live().clone().unwrap_or_default();
-            q.retain(|(id, _)| alive.contains(id));
-            let i = q.iter().position(|(id, _)| *id == self.id)?;
-            Some(q.swap_remove(i).1)
+            if let Some(i) = q.iter().position(|(id, _)| *id == self.id) {
+                return Some(q.swap_remove(i).1);
+            }
+            // About to make a queue: drop this thread's queues of unmounted filesystems.
+            let live = live();
+            q.retain(|(id, _)| live.as_ref().is_some_and(|l| l.contains(id)));
+            None
         });
         let mut io = match mine {
             Some(io) => io,
             None => self.dev.queue(META_DEPTH)?,
         };
         let r = f(&mut *io);
-        QUEUES.with(|q| q.borrow_mut().push((self.id, io)));
+        QUEUES.with(|q| {
+            let mut q = q.borrow_mut();
+            // A nested call made its own queue: keep one per filesystem.
+            if !q.iter().any(|(id, _)| *id == self.id) {
+                q.push((self.id, io));
+            }
+        });
         r
     }
 
@@ -209,13 +220,14 @@ impl Core {
         // Both locks at once (log before inodes, the crate's order), so no fsync can log a
         // size between the two checks.
         let log = self.log();
-        let logged = log.sizes.contains_key(&ino);
+        let logged = log.sizes.contains_key(&ino) || log.times.contains_key(&ino);
         let mut map = self.inodes();
         let idle = map.get(&ino).is_some_and(|m| {
             m.opens == 0
                 && m.delalloc.0.is_empty()
                 && m.writing.is_empty()
                 && !m.size_dirty
+                && m.mtime_dirty.is_none()
                 && m.log_writeback == 0
         });
         if idle && !logged {

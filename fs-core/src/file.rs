@@ -20,7 +20,7 @@ pub struct OpenFlags {
     /// Open for writing.
     pub write: bool,
     /// Bypass the page cache (`O_DIRECT`): offsets and lengths aligned to the device
-    /// sector; data durable when a write returns.
+    /// sector. Durable after fsync, as buffered data (add `dsync` for durable writes).
     pub direct: bool,
     /// Every write goes to the end of the file (`O_APPEND`).
     pub append: bool,
@@ -194,8 +194,17 @@ impl File {
         } else {
             ctx.block_on(io.write(ctx.exec(), Ino(self.ino), pos, src))?
         };
+        self.touch(n);
         self.after_write(ctx)?;
         Ok(n)
+    }
+
+    /// A data write of `n` bytes marks mtime and ctime (written with the data's metadata).
+    fn touch(&self, n: usize) {
+        if n > 0 {
+            let now = crate::core::now_ns();
+            let _ = self.fs.core().mem(self.ino, |m| m.mtime_dirty = Some(now));
+        }
     }
 
     fn after_write(&self, ctx: &Context) -> Result<()> {
@@ -248,9 +257,15 @@ impl File {
             let (buf, r) = io
                 .write_direct(ctx.exec(), Ino(self.ino), pos, buf, IterFlags::EMPTY)
                 .await;
+            if let Ok(n) = r {
+                self.touch(n);
+            }
             return (buf, r.map_err(Error::from));
         }
         let r = io.write(ctx.exec(), Ino(self.ino), pos, &buf).await;
+        if let Ok(n) = r {
+            self.touch(n);
+        }
         (buf, r.map_err(Error::from))
     }
 
@@ -261,13 +276,13 @@ impl File {
 
     /// Makes the file's data and metadata durable.
     pub fn fsync(&self, ctx: &Context) -> Result<()> {
-        crate::durability::fsync_ino(&self.fs, ctx, self.ino)
+        crate::durability::fsync_ino(&self.fs, ctx, self.ino, false)
     }
 
-    /// Makes the file's data and the metadata needed to read it durable (today: the same
-    /// as [`File::fsync`]).
+    /// Makes the file's data and the metadata needed to read it (its size) durable; not
+    /// its times.
     pub fn fdatasync(&self, ctx: &Context) -> Result<()> {
-        crate::durability::fsync_ino(&self.fs, ctx, self.ino)
+        crate::durability::fsync_ino(&self.fs, ctx, self.ino, true)
     }
 
     /// Truncates or extends (with zeroes) to `size`; durable on return.

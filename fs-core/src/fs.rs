@@ -219,8 +219,16 @@ impl Filesystem {
     pub fn stat_ino(&self, ino: u64) -> Result<Stat> {
         let c = self.core();
         let item = c.read(|rd| ns::load_inode(rd, ino))?;
-        let size = c.inodes().get(&ino).map_or(item.size, |m| m.size);
-        Ok(Stat::from_item(ino, &item, size))
+        let (size, mtime) = c
+            .inodes()
+            .get(&ino)
+            .map_or((item.size, None), |m| (m.size, m.mtime_dirty));
+        let mut st = Stat::from_item(ino, &item, size);
+        if let Some(t) = mtime {
+            st.mtime_ns = st.mtime_ns.max(t);
+            st.ctime_ns = st.ctime_ns.max(t);
+        }
+        Ok(st)
     }
 
     /// Writes back every file and commits: everything written before is durable on return.

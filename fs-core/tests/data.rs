@@ -304,3 +304,26 @@ fn tiny_files_are_inline_and_grow_out_of_it() {
     assert_eq!(read_all(&fs, &ctx, "/t0"), want0);
     assert_eq!(read_all(&fs, &ctx, "/t1"), want1);
 }
+
+#[test]
+fn writes_update_mtime_and_fsync_makes_it_durable() {
+    let dev = mem(16);
+    let (fs, ctx) = fresh(dev.clone());
+    let f = fs.open(&ctx, "/f", rw(), 0o644).unwrap();
+    f.write_at(&ctx, 0, b"one").unwrap();
+    f.fsync(&ctx).unwrap();
+    let t0 = fs.stat("/f").unwrap().mtime_ns;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    f.write_at(&ctx, 0, b"two").unwrap();
+    let t1 = fs.stat("/f").unwrap();
+    assert!(
+        t1.mtime_ns > t0 && t1.ctime_ns >= t1.mtime_ns,
+        "write marks mtime at once"
+    );
+    f.fsync(&ctx).unwrap();
+    // A crash now: the fsync'd mtime is there after replay.
+    let crashed: Arc<dyn bdev::BlockDevice> =
+        Arc::new(bdev::mem::MemDevice::from_image("c", 4096, &dev.snapshot()).unwrap());
+    let (cfs, _cctx) = mount(crashed);
+    assert_eq!(cfs.stat("/f").unwrap().mtime_ns, t1.mtime_ns);
+}

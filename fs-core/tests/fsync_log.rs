@@ -39,17 +39,29 @@ fn four_kib_write_plus_fdatasync() {
     setup(dev.clone());
     let rec = Arc::new(RecordDevice::new("rec", dev).unwrap());
     let (fs, ctx) = mount(rec.clone());
-    let f = fs.open(&ctx, "/f", rw(), 0).unwrap();
+    let buffered = fs.open(&ctx, "/f", rw(), 0).unwrap();
+    let direct = fs.open(&ctx, "/f", direct(), 0).unwrap();
     let mut worst = (0, 0, 0);
-    for (i, pos) in [4096u64 * 100, 8192, 4096 * 1000, 4096 * 1000 + 4096]
-        .into_iter()
-        .enumerate()
+    for (i, pos) in [
+        4096u64 * 100,
+        8192,
+        4096 * 1000,
+        4096 * 1000 + 4096,
+        4096 * 7,
+        4096 * 2000,
+    ]
+    .into_iter()
+    .enumerate()
     {
+        let f = if i % 2 == 0 { &buffered } else { &direct };
         let before = rec.len();
         f.write_at(&ctx, pos, &[i as u8 + 1; 4096]).unwrap();
         f.fdatasync(&ctx).unwrap();
         let (w, fua, fl) = count(&rec.log()[before..]);
-        eprintln!("fdatasync {i} (4 KiB at {pos}): {w} writes ({fua} FUA), {fl} flushes");
+        eprintln!(
+            "fdatasync {i} (4 KiB at {pos}, direct: {}): {w} writes ({fua} FUA), {fl} flushes",
+            i % 2 == 1
+        );
         assert!(
             w <= MAX_WRITES && fl <= MAX_FLUSHES,
             "{w} writes, {fl} flushes"
@@ -57,6 +69,11 @@ fn four_kib_write_plus_fdatasync() {
         worst = worst.max((w, fua, fl));
     }
     eprintln!("worst: {worst:?} (writes, FUA writes, flushes)");
+    // A direct write alone costs its data write: no metadata, no flush.
+    let before = rec.len();
+    direct.write_at(&ctx, 4096 * 3000, &[9; 4096]).unwrap();
+    let (w, _, fl) = count(&rec.log()[before..]);
+    assert_eq!((w, fl), (1, 0), "a 4 KiB direct write without fsync");
 }
 
 fn setup(dev: Arc<bdev::mem::MemDevice>) {

@@ -51,21 +51,23 @@ impl Core {
             Vec::new()
         };
         let crcs = &crcs[..crcs.len().min((keep / bs) as usize)];
-        if new
-            && writeback
-            && !nocow
-            && keep > 0
-            && logging
-            && self.log_extent(ino, pos, addr, keep, crcs)
-        {
+        // A tiny file written back whole (not for an fsync) goes inline into its extent
+        // item with a commit; everything else new goes to the fsync log's overlay, made
+        // durable by the next fsync record or commit.
+        let tiny = writeback && !nocow && pos == 0 && size <= self.inline_max();
+        let to_log = new && !nocow && keep > 0 && (logging || !tiny);
+        if to_log && self.log_extent(ino, pos, addr, keep, crcs) {
             if keep < len {
                 self.vol.unreserve_data(addr + keep, len - keep)?;
             }
-            return self.writeback_done(ino, pos, len);
+            self.fold_if_large()?;
+            return if writeback {
+                self.writeback_done(ino, pos, len)
+            } else {
+                Ok(())
+            };
         }
-        // A tiny file written back whole goes inline into its extent item.
-        let inline = (new && writeback && !nocow && pos == 0 && size <= self.inline_max())
-            .then(|| gather(done.data, 0, size as usize));
+        let inline = (new && tiny).then(|| gather(done.data, 0, size as usize));
         let link = (new && keep > 0).then_some(Link {
             addr,
             len: keep,
@@ -120,6 +122,17 @@ impl Core {
             None => Ok(()),
         });
         (adopted.get(), r)
+    }
+
+    /// Commits the overlay once it maps this many pieces, so memory stays bounded without
+    /// fsync.
+    const FOLD_PIECES: usize = 1024;
+
+    fn fold_if_large(&self) -> Result<()> {
+        if self.log().pending.len() >= Self::FOLD_PIECES {
+            self.write(|_| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// Written-back blocks are no longer delalloc: their reservation is used up. Those a

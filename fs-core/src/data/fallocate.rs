@@ -55,19 +55,24 @@ impl Core {
     /// Writes the remembered size of `ino` (and its times) in one committed transaction:
     /// the metadata half of fsync.
     pub(crate) fn persist_inode(&self, ino: u64) -> Result<()> {
-        let size = self.mem(ino, |m| m.size)?;
+        let (size, mtime) = self.mem(ino, |m| (m.size, m.mtime_dirty))?;
         self.write(|tx| {
             let Some(mut item) = crate::namespace::try_inode(tx, ino)? else {
                 return Ok(());
             };
-            if item.size != size {
-                item.size = size;
-                save_inode(tx, ino, &item)?;
+            item.size = size;
+            if let Some(t) = mtime {
+                item.mtime_ns = item.mtime_ns.max(t);
+                item.ctime_ns = item.ctime_ns.max(t);
             }
-            Ok(())
+            save_inode(tx, ino, &item)
         })?;
-        self.mem(ino, |m| m.size_dirty = m.size != size)?;
-        Ok(())
+        self.mem(ino, |m| {
+            m.size_dirty = m.size != size;
+            if m.mtime_dirty == mtime {
+                m.mtime_dirty = None;
+            }
+        })
     }
 
     /// Unwritten extents over the holes of the block range `[a, b)` (data cached but not

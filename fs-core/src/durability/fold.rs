@@ -39,6 +39,13 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
             save_inode(tx, ino, &item)?;
         }
     }
+    for (&ino, &t) in &log.times {
+        if let Some(mut item) = try_inode(tx, ino)? {
+            item.mtime_ns = item.mtime_ns.max(t);
+            item.ctime_ns = item.ctime_ns.max(t);
+            save_inode(tx, ino, &item)?;
+        }
+    }
     Ok(())
 }
 
@@ -142,6 +149,9 @@ pub(crate) fn replay(core: &Core, commit: bool) -> Result<usize> {
             }
             Entry::Size { ino, size } => {
                 state.sizes.insert(*ino, *size);
+            }
+            Entry::Times { ino, mtime_ns } => {
+                state.times.insert(*ino, *mtime_ns);
             }
         }
     }

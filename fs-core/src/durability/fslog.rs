@@ -43,6 +43,8 @@ pub(crate) enum Entry {
     },
     /// File `ino` has `size` bytes.
     Size { ino: u64, size: u64 },
+    /// File `ino`'s data was modified at `mtime_ns` (mtime and ctime at least that).
+    Times { ino: u64, mtime_ns: i64 },
 }
 
 /// A piece of a logged extent mapped in a file (logged extents may be cut by later ones).
@@ -71,6 +73,8 @@ pub(crate) struct LogState {
     pub crcs: HashMap<u64, u32>,
     /// Sizes logged.
     pub sizes: HashMap<u64, u64>,
+    /// Modification times logged.
+    pub times: HashMap<u64, i64>,
     /// Entries applied to the overlay but not yet in a durable record.
     pub unwritten: Vec<Entry>,
 }
@@ -78,7 +82,10 @@ pub(crate) struct LogState {
 impl LogState {
     /// Whether nothing awaits a fold.
     pub fn is_clean(&self) -> bool {
-        self.pending.is_empty() && self.extents.is_empty() && self.sizes.is_empty()
+        self.pending.is_empty()
+            && self.extents.is_empty()
+            && self.sizes.is_empty()
+            && self.times.is_empty()
     }
 
     /// Restarts the log after the commit of `generation` folded everything.
@@ -172,6 +179,9 @@ pub(crate) fn encode(base_gen: u64, seq: u64, entries: &[Entry], bs: usize) -> O
             Entry::Size { ino, size } => {
                 body.u8(2).u64(*ino).u64(*size);
             }
+            Entry::Times { ino, mtime_ns } => {
+                body.u8(3).u64(*ino).i64(*mtime_ns);
+            }
         }
     }
     if HEADER + body.0.len() > bs {
@@ -231,6 +241,10 @@ pub(crate) fn decode(block: &[u8], base_gen: u64, seq: u64) -> Option<Vec<Entry>
             2 => Entry::Size {
                 ino: r.u64().ok()?,
                 size: r.u64().ok()?,
+            },
+            3 => Entry::Times {
+                ino: r.u64().ok()?,
+                mtime_ns: r.i64().ok()?,
             },
             _ => return None,
         });

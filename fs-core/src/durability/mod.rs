@@ -9,12 +9,17 @@
 //!   `sync`, or unmount; a crash before shows, for every block, the old or the new bytes,
 //!   never others (new data goes to fresh space and is referenced only after it is on the
 //!   device);
-//! - a direct write's data is durable when it returns; the file size it grew is durable
-//!   after `fsync`/`fdatasync`/`sync` (as ext4's `i_disksize`).
+//! - a direct write's data, like buffered data, is durable after `fsync`/`fdatasync` of
+//!   the file, `sync` or unmount (as on Linux without `O_SYNC`); a crash before shows the old
+//!   or the new bytes of each block;
+//! - the size a write grew the file to is durable with its data (as ext4's `i_disksize`);
+//!   modification times of data writes are set when they are committed (writeback commit
+//!   or fold), not at `write`.
 //!
-//! fsync/fdatasync of data written through the cache use the fsync log (`fslog.rs`): the
-//! writeback completions go to an in-memory overlay, and one record block plus one flush
-//! make them durable; replay at mount links them (`fold.rs`). `tests/fsync_log.rs` counts
+//! Completed data writes (writeback and direct) go to the fsync log's in-memory overlay
+//! (`fslog.rs`); fsync/fdatasync make them durable with one record block plus one flush,
+//! replay at mount links them (`fold.rs`), and every commit folds the overlay into the
+//! trees (also when it maps 1024 pieces). `tests/fsync_log.rs` counts
 //! the device writes and flushes (a 4 KiB write + fdatasync: 2 writes, 1 flush).
 //!
 //! Crash tests backing these claims: `tests/crash.rs` (`ace_one_operation_workloads`,
@@ -38,7 +43,7 @@ use crate::items::{kind, ORPHAN_OBJECTID};
 
 /// Writes back `ino` and makes it durable: through the log when it has one, else by a
 /// commit of what writeback left (a grown size).
-pub(crate) fn fsync_ino(fs: &Filesystem, ctx: &Context, ino: u64) -> Result<()> {
+pub(crate) fn fsync_ino(fs: &Filesystem, ctx: &Context, ino: u64, datasync: bool) -> Result<()> {
     let io = &fs.inner.iomap;
     let c = fs.core();
     let use_log = c.log().area.is_some() && !c.mem(ino, |m| m.nocow)?;
@@ -51,89 +56,120 @@ pub(crate) fn fsync_ino(fs: &Filesystem, ctx: &Context, ino: u64) -> Result<()> 
     }
     r?;
     if use_log {
-        return log_fsync(c, ino);
+        return log_fsync(c, ino, datasync);
     }
-    // Every completion of the writeback just done (and of earlier direct writes) committed
-    // its extents, checksums and size, flushes included; only a size the file grew to
-    // without a writeback (direct write past the end) is left to commit.
-    if c.mem(ino, |m| m.size_dirty)? {
+    // Without a log every completion committed its data; what is left is the size (and,
+    // for fsync, the times).
+    let (size_dirty, mtime_dirty) = c.mem(ino, |m| (m.size_dirty, m.mtime_dirty.is_some()))?;
+    if size_dirty || (mtime_dirty && !datasync) {
         c.persist_inode(ino)?;
     }
     Ok(())
 }
 
-/// Writes what is logged but not yet durable, with the size of `ino`, as one record and
-/// flushes; falls back to a commit when the record does not fit or the log is full.
-fn log_fsync(c: &Core, ino: u64) -> Result<()> {
-    let (size, size_dirty) = c.mem(ino, |m| (m.size, m.size_dirty))?;
+/// What of `ino`'s attributes an fsync record must carry.
+fn attr_entries(c: &Core, ino: u64, datasync: bool) -> Result<Vec<Entry>> {
+    let (size, size_dirty, mtime) = c.mem(ino, |m| (m.size, m.size_dirty, m.mtime_dirty))?;
+    let mut v = Vec::new();
+    if size_dirty {
+        v.push(Entry::Size { ino, size });
+    }
+    if let (Some(mtime_ns), false) = (mtime, datasync) {
+        v.push(Entry::Times { ino, mtime_ns });
+    }
+    Ok(v)
+}
+
+/// Takes attribute entries into the log's state (they are durable or about to be
+/// committed) and clears them in memory where nothing newer came.
+fn note_attrs(log: &mut LogState, attrs: &[Entry]) -> Vec<(u64, Entry)> {
+    let mut done = Vec::new();
+    for e in attrs {
+        match *e {
+            Entry::Size { ino, size } => {
+                log.sizes.insert(ino, size);
+                done.push((ino, e.clone()));
+            }
+            Entry::Times { ino, mtime_ns } => {
+                log.times.insert(ino, mtime_ns);
+                done.push((ino, e.clone()));
+            }
+            Entry::Extent { .. } => {}
+        }
+    }
+    done
+}
+
+fn clear_attrs(c: &Core, done: Vec<(u64, Entry)>) -> Result<()> {
+    for (ino, e) in done {
+        c.mem(ino, |m| match e {
+            Entry::Size { size, .. } => m.size_dirty &= m.size != size,
+            Entry::Times { mtime_ns, .. } if m.mtime_dirty == Some(mtime_ns) => {
+                m.mtime_dirty = None
+            }
+            _ => {}
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes what is logged but not yet durable, with the attributes of `ino`, as one record
+/// and flushes; falls back to a commit when the record does not fit or the log is full.
+fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
+    let attrs = attr_entries(c, ino, datasync)?;
     let mut log = c.log();
-    if log.unwritten.is_empty() && !size_dirty {
+    if log.unwritten.is_empty() && attrs.is_empty() {
         // Everything of this file is already in a durable record or committed.
         return Ok(());
     }
     let (addr, len) = log.area.expect("checked by the caller");
     let mut entries = log.unwritten.clone();
-    if size_dirty {
-        entries.push(Entry::Size { ino, size });
-    }
+    entries.extend(attrs.iter().cloned());
     let bs = c.bs;
     let slot = log.next_slot;
     let record = (slot < len / bs)
         .then(|| fslog::encode(log.base_gen, slot, &entries, bs as usize))
         .flatten();
     let Some(record) = record else {
+        // A commit folds everything, these attributes included.
+        let done = note_attrs(&mut log, &attrs);
         drop(log);
-        if size_dirty {
-            c.mem(ino, |m| m.size_dirty = false)?;
-            c.log().sizes.insert(ino, size);
-        }
-        return c.write(|_| Ok(()));
+        c.write(|_| Ok(()))?;
+        return clear_attrs(c, done);
     };
     if let Err(e) = io::write_flush(c, addr + slot * bs, &record) {
+        let done = note_attrs(&mut log, &attrs);
         drop(log);
         // The record may or may not be on the media; a commit makes everything durable.
         ::log::error!("fs-core: fsync log write failed ({e}); committing instead");
-        return c.write(|_| Ok(()));
+        c.write(|_| Ok(()))?;
+        return clear_attrs(c, done);
     }
     log.next_slot += 1;
     log.unwritten.clear();
-    if size_dirty {
-        log.sizes.insert(ino, size);
-    }
+    let done = note_attrs(&mut log, &attrs);
     drop(log);
-    if size_dirty {
-        c.mem(ino, |m| m.size_dirty &= m.size != size)?;
-    }
-    Ok(())
+    clear_attrs(c, done)
 }
 
-/// Writes back every file, commits every remembered size, flushes.
+/// Writes back every file, commits every remembered size and time, flushes.
 pub(crate) fn sync_all(fs: &Filesystem, ctx: &Context) -> Result<()> {
     let io = &fs.inner.iomap;
     let r = ctx.block_on(io.writeback_all(ctx.exec()));
     let c = fs.core();
-    let dirty: Vec<(u64, u64)> = c
+    let dirty: Vec<u64> = c
         .inodes()
         .iter()
-        .filter(|(_, m)| m.size_dirty)
-        .map(|(&i, m)| (i, m.size))
+        .filter(|(_, m)| m.size_dirty || m.mtime_dirty.is_some())
+        .map(|(&i, _)| i)
         .collect();
-    c.write(|tx| {
-        for &(ino, size) in &dirty {
-            if let Some(mut item) = crate::namespace::try_inode(tx, ino)? {
-                item.size = size;
-                crate::namespace::save_inode(tx, ino, &item)?;
-            }
-        }
-        Ok(())
-    })?;
-    let mut map = c.inodes();
-    for (ino, size) in dirty {
-        if let Some(m) = map.get_mut(&ino) {
-            m.size_dirty = m.size != size;
-        }
+    let mut attrs = Vec::new();
+    for &ino in &dirty {
+        attrs.extend(attr_entries(c, ino, false)?);
     }
-    drop(map);
+    let done = note_attrs(&mut c.log(), &attrs);
+    c.write(|_| Ok(()))?;
+    clear_attrs(c, done)?;
     r?;
     Ok(())
 }

@@ -1,0 +1,128 @@
+//! The filesystem hooks around data: `complete` sees exactly the bytes sent to the device
+//! (`IoDone::data`), and `verify_read` sees every device read of file data and can fail it.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bdev::exec::Context;
+use bdev::mem::MemDevice;
+use bdev::DmaBuf;
+use iomap::{
+    Ino, IoDone, IoMap, Iomap, IomapConfig, IomapError, IomapOps, IterFlags, Maps, Result,
+};
+use support::RefFs;
+
+/// `RefFs` with recording `complete` and a switchable failing `verify_read`.
+struct Hooked {
+    fs: RefFs,
+    fail_reads: AtomicBool,
+    verified: Mutex<u64>,
+    /// (pos, the bytes `complete` was shown).
+    completed: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl IomapOps for Hooked {
+    fn block_size(&self) -> u32 {
+        self.fs.block_size()
+    }
+    fn size(&self, ino: Ino) -> Result<u64> {
+        self.fs.size(ino)
+    }
+    fn set_size(&self, ino: Ino, size: u64) -> Result<()> {
+        self.fs.set_size(ino, size)
+    }
+    async fn begin(&self, c: &Context, i: Ino, p: u64, l: u64, f: IterFlags) -> Result<Maps> {
+        self.fs.begin(c, i, p, l, f).await
+    }
+    async fn end(
+        &self,
+        c: &Context,
+        i: Ino,
+        p: u64,
+        l: u64,
+        w: u64,
+        f: IterFlags,
+        m: &IoMap,
+    ) -> Result<()> {
+        self.fs.end(c, i, p, l, w, f, m).await
+    }
+    async fn complete(&self, c: &Context, ino: Ino, done: &IoDone<'_>) -> Result<()> {
+        let bytes: Vec<u8> = done.data.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(
+            bytes.len() as u64,
+            done.len,
+            "data covers exactly the completion"
+        );
+        self.completed.lock().unwrap().push((done.pos, bytes));
+        self.fs.complete(c, ino, done).await
+    }
+    async fn verify_read(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        _: &IoMap,
+        data: &[DmaBuf],
+    ) -> Result<()> {
+        *self.verified.lock().unwrap() += data.iter().map(|d| d.len() as u64).sum::<u64>();
+        if self.fail_reads.load(Ordering::Relaxed) {
+            return Err(IomapError::Fs(format!(
+                "inode {ino}: bad checksum at {pos}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn setup() -> (Context, Iomap<Hooked>) {
+    let mem = Arc::new(MemDevice::new("m", 4096, 1024).unwrap());
+    let ctx = Context::new();
+    let id = ctx.attach(&*mem, 64).unwrap();
+    let ops = Hooked {
+        fs: RefFs::new(4096, 1024),
+        fail_reads: AtomicBool::new(false),
+        verified: Mutex::new(0),
+        completed: Mutex::new(Vec::new()),
+    };
+    (
+        ctx,
+        Iomap::new(ops, mem, id, IomapConfig::default()).unwrap(),
+    )
+}
+
+#[test]
+fn complete_sees_the_bytes_written_and_verify_can_fail_reads() {
+    let (ctx, io) = setup();
+    let f = Ino(1);
+    io.ops().fs.create(f);
+    let data: Vec<u8> = (0..16384u32).map(|i| (i % 251) as u8 + 1).collect();
+    ctx.block_on(io.write(&ctx, f, 0, &data)).unwrap();
+    ctx.block_on(io.sync_file(&ctx, f)).unwrap();
+    let mut buf = io.alloc_buf(8192).unwrap();
+    buf.fill(0xaa);
+    io.write_direct_dma(&ctx, f, 16384, &mut buf).unwrap();
+    {
+        let done = io.ops().completed.lock().unwrap();
+        let mut seen = vec![0u8; 24576];
+        for (pos, bytes) in done.iter() {
+            seen[*pos as usize..][..bytes.len()].copy_from_slice(bytes);
+        }
+        assert_eq!(&seen[..16384], &data[..]);
+        assert!(seen[16384..].iter().all(|&b| b == 0xaa));
+    }
+    // Reads from the device go through verify_read; a failure fails the read and leaves
+    // nothing bad in the cache.
+    io.cache().forget(f);
+    io.ops().fail_reads.store(true, Ordering::Relaxed);
+    let mut out = vec![0u8; 4096];
+    assert!(ctx.block_on(io.read(&ctx, f, 0, &mut out)).is_err());
+    assert!(io.read_direct_sync(&ctx, f, 16384, &mut out).is_err());
+    // A partial buffered overwrite needs the old block: its source read is verified too.
+    assert!(ctx.block_on(io.write(&ctx, f, 100, b"x")).is_err());
+    io.ops().fail_reads.store(false, Ordering::Relaxed);
+    assert_eq!(ctx.block_on(io.read(&ctx, f, 0, &mut out)).unwrap(), 4096);
+    assert_eq!(&out[..], &data[..4096]);
+    assert!(*io.ops().verified.lock().unwrap() >= 3 * 4096);
+}
