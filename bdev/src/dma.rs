@@ -3,7 +3,9 @@
 //!
 //! Invariants:
 //! - every [`DmaBuf`] is a view of bytes no other `DmaBuf` can see: views only come from an
-//!   allocation or from splitting a view, and splitting hands each byte to exactly one side;
+//!   allocation (ours, or another allocator's handed over whole to `from_foreign`, as the
+//!   SPDK backend does with `spdk_zmalloc`) or from splitting a view, and splitting hands
+//!   each byte to exactly one side;
 //! - the memory behind a view stays mapped while any view of its allocation lives (each view
 //!   holds an `Arc` of the allocation's [`Region`]);
 //! - memory is initialised (zeroed at allocation), so viewing it as `[u8]` is sound.
@@ -172,8 +174,15 @@ impl Pool {
 }
 
 enum Origin {
-    Pooled { class: usize },
+    Pooled {
+        class: usize,
+    },
     Mapped(#[allow(dead_code)] Mapping),
+    /// Memory of another allocator (SPDK's `spdk_zmalloc`), handed back to it by `free`.
+    #[cfg_attr(not(feature = "spdk"), allow(dead_code))]
+    Foreign {
+        free: unsafe fn(NonNull<u8>),
+    },
 }
 
 /// One allocation; views share it and it goes back to the pool when the last one drops.
@@ -190,8 +199,12 @@ unsafe impl Sync for Region {}
 
 impl Drop for Region {
     fn drop(&mut self) {
-        if let Origin::Pooled { class } = self.origin {
-            pool().give_back(class, self.ptr);
+        match self.origin {
+            Origin::Pooled { class } => pool().give_back(class, self.ptr),
+            Origin::Mapped(_) => {}
+            // SAFETY: `from_foreign`'s contract: `free` releases exactly this allocation,
+            // and this is the only call (the last view of the region is gone).
+            Origin::Foreign { free } => unsafe { free(self.ptr) },
         }
     }
 }
@@ -254,6 +267,31 @@ impl DmaBuf {
         };
         buf.fill(0);
         Ok(buf)
+    }
+
+    /// Wraps `len` bytes of another allocator's DMA memory at `ptr`; `free(ptr)` is called
+    /// once, when the last view of it drops.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to `len` initialised bytes, valid for reads and writes from any
+    /// thread, that nothing else reads, writes or frees until `free(ptr)` is called; `free`
+    /// must be sound to call once with `ptr` from any thread.
+    #[cfg_attr(not(feature = "spdk"), allow(dead_code))]
+    pub(crate) unsafe fn from_foreign(
+        ptr: NonNull<u8>,
+        len: usize,
+        free: unsafe fn(NonNull<u8>),
+    ) -> DmaBuf {
+        let region = Region {
+            ptr,
+            origin: Origin::Foreign { free },
+        };
+        DmaBuf {
+            ptr,
+            region: Arc::new(region),
+            len,
+        }
     }
 
     /// Length in bytes.

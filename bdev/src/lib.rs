@@ -8,7 +8,8 @@
 //! Backends: [`mem`] (RAM, like SPDK's malloc bdev), [`uring`] (a file or block device with
 //! `O_DIRECT` and io_uring), and two wrappers for testing, [`fault`] (seeded fault
 //! injection) and [`record`] (a write log from which any crash state can be rebuilt).
-//! [`config`] builds devices from SPDK's JSON config format.
+//! [`config`] builds devices from SPDK's JSON config format. With the `spdk` feature,
+//! `spdk` runs any SPDK bdev in poll mode, configured by the same JSON.
 //!
 //! Invariants every backend keeps:
 //! - a request owns its buffers from `submit` until its completion is reaped; no raw pointer
@@ -29,6 +30,8 @@ pub mod exec;
 pub mod fault;
 pub mod mem;
 pub mod record;
+#[cfg(feature = "spdk")]
+pub mod spdk;
 pub mod uring;
 pub mod wait;
 

@@ -6,6 +6,7 @@ use crate::types::Geometry;
 
 /// Checks `op` against the geometry: whole blocks, aligned buffers, inside the device.
 /// On success returns the number of blocks the request covers (0 for a flush).
+#[inline]
 pub(crate) fn check(geo: &Geometry, op: &Op) -> Result<u64, IoError> {
     let bs = u64::from(geo.block_size);
     let blocks = match op {

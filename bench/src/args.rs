@@ -92,6 +92,21 @@ pub struct Cli {
     #[arg(long = "prefill")]
     pub prefill: bool,
 
+    /// Run the config through SPDK itself (every method SPDK knows: NVMe, NVMe-oF, lvol,
+    /// raid …) instead of mapping its methods onto the native backends. Needs a build with
+    /// `--features spdk`.
+    #[arg(long = "spdk")]
+    pub spdk: bool,
+
+    /// With --spdk: run SPDK without hugepages (as bdevperf --no-huge; give -s too).
+    #[arg(long = "no-huge", requires = "spdk")]
+    pub no_huge: bool,
+
+    /// With --spdk: memory for SPDK in MiB (bdevperf's -s); default: grow on demand with
+    /// hugepages, DPDK's 64 MiB without.
+    #[arg(short = 's', long = "mem-size", value_name = "MIB", requires = "spdk")]
+    pub mem_size_mb: Option<u32>,
+
     /// Run the workload on a file of a freshly formatted bypassfs on the bdev (one bdev: -T
     /// or a config with one), through fs-core's asynchronous file API. Formats the bdev.
     #[arg(long = "fs")]
@@ -196,6 +211,8 @@ pub struct PerfSpec {
     pub output_json: Option<PathBuf>,
     pub seed: u64,
     pub prefill: bool,
+    /// Run through SPDK itself (`--spdk`), with these environment settings.
+    pub spdk: Option<SpdkSpec>,
     /// Run on a file of a fresh bypassfs (`--fs`).
     pub fs: Option<FsOptions>,
 }
@@ -208,6 +225,18 @@ pub struct FsOptions {
     pub direct: bool,
     pub fdatasync_every: Option<u64>,
 }
+
+/// How to start SPDK for `--spdk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpdkSpec {
+    pub no_huge: bool,
+    pub mem_size_mb: Option<u32>,
+}
+
+/// What `--spdk` says in a build without the `spdk` feature.
+pub const NO_SPDK: &str = "--spdk: built without SPDK support: rebuild with \
+     `cargo build --release -p bench --features spdk` on a host with SPDK installed \
+     (pkg-config spdk_bdev, or SPDK_DIR set to a built SPDK tree)";
 
 /// A checked memcpy-limit run.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +308,13 @@ impl Cli {
             return err("-w/--workload TYPE is required");
         };
         let read_percent = read_percent(workload, self.read_percent)?;
+        if self.spdk && !cfg!(feature = "spdk") {
+            return err(NO_SPDK);
+        }
+        let spdk = self.spdk.then_some(SpdkSpec {
+            no_huge: self.no_huge,
+            mem_size_mb: self.mem_size_mb,
+        });
         let fs = self.fs_options(workload)?;
         Ok(Mode::Perf(PerfSpec {
             config,
@@ -291,6 +327,7 @@ impl Cli {
             output_json: self.output_json,
             seed,
             prefill: self.prefill,
+            spdk,
             fs,
         }))
     }
@@ -457,6 +494,38 @@ mod tests {
         assert!(parse_size("k").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999999999999g").is_err());
+    }
+
+    #[test]
+    fn spdk_flag_needs_the_feature() {
+        let r = mode(&with(&[
+            "-w",
+            "randread",
+            "--spdk",
+            "--no-huge",
+            "-s",
+            "2048",
+        ]));
+        if cfg!(feature = "spdk") {
+            let Mode::Perf(p) = r.unwrap() else { panic!() };
+            let want = SpdkSpec {
+                no_huge: true,
+                mem_size_mb: Some(2048),
+            };
+            assert_eq!(p.spdk, Some(want));
+        } else {
+            let e = r.unwrap_err();
+            assert!(
+                e.contains("--features spdk") && e.contains("spdk_bdev"),
+                "{e}"
+            );
+        }
+        // SPDK's memory options mean nothing without --spdk.
+        assert!(mode(&with(&["-w", "randread", "--no-huge"])).is_err());
+        let Mode::Perf(p) = mode(&with(&["-w", "randread"])).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.spdk, None);
     }
 
     #[test]

@@ -40,7 +40,7 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     if let Some(fs) = &spec.fs {
         return perf_fs(spec, fs);
     }
-    let bdevs = bdev::config::open_config_file(&spec.config)?;
+    let bdevs = open_bdevs(spec)?;
     let plans = engine::plan(spec, bdevs)?;
     let mut jobs = plans
         .into_iter()
@@ -88,9 +88,41 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     })
 }
 
+/// The config's bdevs: through SPDK itself with `--spdk`, else the native backends.
+fn open_bdevs(spec: &PerfSpec) -> Result<Vec<bdev::config::NamedDevice>, BenchError> {
+    match spec.spdk {
+        None => Ok(bdev::config::open_config_file(&spec.config)?),
+        Some(s) => open_with_spdk(&spec.config, s),
+    }
+}
+
+/// Starts SPDK with the config and opens its unclaimed bdevs (`--spdk`).
+#[cfg(feature = "spdk")]
+fn open_with_spdk(
+    config: &Path,
+    spec: bench::args::SpdkSpec,
+) -> Result<Vec<bdev::config::NamedDevice>, BenchError> {
+    let opts = bdev::spdk::SpdkEnvOptions {
+        name: "bfsperf".into(),
+        no_huge: spec.no_huge,
+        mem_size_mb: spec.mem_size_mb,
+        ..Default::default()
+    };
+    Ok(bdev::spdk::open_config_file(config, opts)?)
+}
+
+/// Without the `spdk` feature `--spdk` is refused while parsing; this is not reached.
+#[cfg(not(feature = "spdk"))]
+fn open_with_spdk(
+    _config: &Path,
+    _spec: bench::args::SpdkSpec,
+) -> Result<Vec<bdev::config::NamedDevice>, BenchError> {
+    Err(bench::args::ArgError(bench::args::NO_SPDK.into()).into())
+}
+
 /// `--fs`: formats the one chosen bdev, runs the job on a file of it, reports as `perf`.
 fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
-    let mut bdevs = bdev::config::open_config_file(&spec.config)?;
+    let mut bdevs = open_bdevs(spec)?;
     let names = bdevs
         .iter()
         .map(|(n, _)| n.as_str())

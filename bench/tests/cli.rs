@@ -229,6 +229,47 @@ fn memcpy_limit_reports_a_rate() {
     assert!(doc["memcpy_limit"]["iops"].as_f64().unwrap() > 0.0, "{doc}");
 }
 
+/// `--spdk` runs the config through SPDK; in a build without the `spdk` feature it is a
+/// clear error saying how to get one.
+#[test]
+fn spdk_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("Malloc0", 4096, 4096)]);
+    let args = [
+        "-c",
+        cfg.to_str().unwrap(),
+        "-q",
+        "8",
+        "-o",
+        "4k",
+        "-w",
+        "randread",
+        "-t",
+        "0.3",
+        "--spdk",
+        "--no-huge",
+        "-s",
+        "512",
+    ];
+    let out = bfsperf(&args);
+    if cfg!(feature = "spdk") {
+        assert!(
+            out.status.success(),
+            "bfsperf --spdk failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("Malloc0"));
+    } else {
+        assert!(!out.status.success());
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("built without SPDK support") && err.contains("--features spdk"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn fs_runs_a_file_workload_on_a_fresh_bypassfs() {
     let dir = tempfile::tempdir().unwrap();
