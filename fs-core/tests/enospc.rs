@@ -1,6 +1,6 @@
 //! A full filesystem: ENOSPC from the operation that needs space (buffered write, direct
-//! write, fallocate), nothing committed lost, deleting files frees space again; space that is only waiting for a commit (replaced
-//! extents) never causes ENOSPC.
+//! write, fallocate), nothing committed lost, deleting files frees space again; space
+//! that only waits for a commit (replaced extents) never causes ENOSPC.
 
 mod common;
 
