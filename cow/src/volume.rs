@@ -288,6 +288,14 @@ impl Volume {
         w.free.free_bytes()
     }
 
+    /// Bytes freed by committed transactions that are not allocatable yet because a reader
+    /// (or pin) of an older generation is still alive. They come back as those readers end.
+    pub fn pinned_bytes(&self) -> u64 {
+        let mut w = lock(&self.writer);
+        self.release_pending(&mut w);
+        w.pending.iter().flat_map(|(_, v)| v).map(|&(_, l)| l).sum()
+    }
+
     /// Reserves a data extent of between `min` and `max` bytes (whole sectors, preferring
     /// one piece of `max`) outside any transaction; returns `(bytenr, len)`. Nothing on the
     /// media records a reservation: after a crash the space is free again. The caller either

@@ -151,8 +151,8 @@ pub(crate) struct Core {
     pub read_only: Option<String>,
     /// The fsync log and the overlay of what it logged (see `durability/fslog.rs`).
     pub log: Mutex<crate::durability::LogState>,
-    /// Generations pinned by mappings in use (`begin` to `end`), a multiset.
-    pub pins: Mutex<BTreeMap<u64, usize>>,
+    /// Generations pinned by mappings in use (`begin` to `end`), by `(ino, pos)`.
+    pub pins: Mutex<HashMap<(u64, u64), Vec<u64>>>,
 }
 
 impl Core {
@@ -174,7 +174,7 @@ impl Core {
             slack,
             read_only,
             log: Mutex::new(crate::durability::LogState::default()),
-            pins: Mutex::new(BTreeMap::new()),
+            pins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -235,31 +235,38 @@ impl Core {
         }
     }
 
-    /// Pins the committed generation for a mapping about to be used: extents freed later
-    /// are not reused while the data I/O of the mapping may still read them.
-    pub fn pin(&self) {
+    /// Pins the committed generation for the mapping of `ino` at `pos` about to be used:
+    /// extents freed later are not reused while the data I/O of the mapping may still read
+    /// them.
+    pub fn pin(&self, ino: u64, pos: u64) {
         let g = self.vol.pin();
-        *self
-            .pins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(g)
-            .or_default() += 1;
+        self.pins().entry((ino, pos)).or_default().push(g);
     }
 
-    /// Ends one pin. Pins are taken in nondecreasing generation order, so releasing the
-    /// newest keeps, for every mapping still in use, a pin no newer than its own.
-    pub fn unpin(&self) {
-        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((&g, n)) = pins.iter_mut().next_back() else {
+    /// Ends one pin of the mapping of `ino` at `pos` (`end` does not know which generation
+    /// its `begin` pinned). Pins of one key are taken in nondecreasing generation order, so
+    /// releasing its newest keeps, for every mapping of that key still in use, a pin no
+    /// newer than its own. Keying by mapping (not one multiset for the filesystem) is what
+    /// lets old generations go while other I/O keeps running: releasing the newest pin of
+    /// the whole filesystem kept the oldest alive for as long as any I/O was in flight,
+    /// so freed extents never came back (ENOSPC under steady overwrites).
+    pub fn unpin(&self, ino: u64, pos: u64) {
+        let mut pins = self.pins();
+        let Some(gens) = pins.get_mut(&(ino, pos)) else {
             return;
         };
-        *n -= 1;
-        if *n == 0 {
-            pins.remove(&g);
+        let g = gens.pop();
+        if gens.is_empty() {
+            pins.remove(&(ino, pos));
         }
         drop(pins);
-        self.vol.unpin(g);
+        if let Some(g) = g {
+            self.vol.unpin(g);
+        }
+    }
+
+    fn pins(&self) -> MutexGuard<'_, HashMap<(u64, u64), Vec<u64>>> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn check_writable(&self) -> Result<()> {

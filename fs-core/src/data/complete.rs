@@ -124,17 +124,6 @@ impl Core {
         (adopted.get(), r)
     }
 
-    /// Commits the overlay once it maps this many pieces, so memory stays bounded without
-    /// fsync.
-    const FOLD_PIECES: usize = 1024;
-
-    fn fold_if_large(&self) -> Result<()> {
-        if self.log().pending.len() >= Self::FOLD_PIECES {
-            self.write(|_| Ok(()))?;
-        }
-        Ok(())
-    }
-
     /// Written-back blocks are no longer delalloc: their reservation is used up. Those a
     /// write step is still filling must not become delalloc at its `end`.
     fn writeback_done(&self, ino: u64, pos: u64, len: u64) -> Result<()> {
@@ -234,19 +223,16 @@ impl IomapOps for DataOps {
 
     async fn begin(
         &self,
-        _: &Context,
+        ctx: &Context,
         ino: Ino,
         pos: u64,
         len: u64,
         flags: IterFlags,
     ) -> iomap::Result<Maps> {
-        self.core.pin();
-        let r = self.core.begin_map(ino.0, pos, len, flags);
-        if r.is_err() {
-            // No `end` follows a failed `begin`.
-            self.core.unpin();
-        }
-        r.map_err(Error::into_iomap)
+        self.core
+            .begin_with_room(ctx, ino, pos, len, flags)
+            .await
+            .map_err(Error::into_iomap)
     }
 
     async fn end(
@@ -259,7 +245,7 @@ impl IomapOps for DataOps {
         flags: IterFlags,
         write_map: &IoMap,
     ) -> iomap::Result<()> {
-        self.core.unpin();
+        self.core.unpin(ino.0, pos);
         self.core
             .end_map(ino.0, pos, written, flags, write_map)
             .map_err(Error::into_iomap)

@@ -17,6 +17,7 @@ mod csum;
 mod extents;
 mod fallocate;
 mod iomap_ops;
+mod space;
 
 pub(crate) use csum::block_crcs;
 pub(crate) use extents::{extent_at, insert_extent, punch};

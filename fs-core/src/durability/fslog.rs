@@ -69,6 +69,8 @@ pub(crate) struct LogState {
     pub pending: BTreeMap<(u64, u64), Piece>,
     /// Whole data extents of `pending`, to adopt at the fold.
     pub extents: Vec<(u64, u64)>,
+    /// Bytes of `extents`.
+    pub extent_bytes: u64,
     /// Checksums of the blocks of `extents`.
     pub crcs: HashMap<u64, u32>,
     /// Sizes logged.
@@ -152,6 +154,7 @@ impl LogState {
         };
         self.pending.insert((ino, off), piece);
         self.extents.push((bytenr, len));
+        self.extent_bytes += len;
         for (i, &c) in crcs.iter().enumerate() {
             self.crcs.insert(bytenr + i as u64 * bs, c);
         }

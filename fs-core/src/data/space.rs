@@ -1,0 +1,82 @@
+//! Space that is only waiting: ENOSPC is reported only when a commit cannot free enough.
+//!
+//! Copy-on-write overwrites allocate fresh extents; the extents they replace (and logged
+//! extents replaced again before a fold) are freed only by the commit that folds the fsync
+//! log's overlay, and become allocatable only once no reader or pinned mapping of an older
+//! generation remains. Like btrfs's "flush space" stages, a write that finds no room first
+//! commits (folding the overlay), then lets in-flight I/O of older generations finish, and
+//! retries; only if nothing is left waiting does it fail. To keep writers off that slow
+//! path, a completion commits once the overlay holds a quarter of the free space.
+//!
+//! Invariant: no cow transaction and no lock is held across the waits (`yield_now`).
+
+use bdev::exec::{yield_now, Context};
+use iomap::{Ino, IterFlags, Maps};
+
+use crate::core::Core;
+use crate::error::{Error, Result};
+
+/// How many times a write retries after freeing waiting space before it reports ENOSPC
+/// (each retry yields once, so in-flight I/O of this thread can end and unpin).
+const RETRIES: usize = 4096;
+
+/// Folds the overlay once it maps this many pieces, so memory stays bounded without fsync.
+const FOLD_PIECES: usize = 1024;
+
+impl Core {
+    /// Maps for `begin` with the pin taken, retrying after freeing waiting space when the
+    /// write finds none.
+    pub(crate) async fn begin_with_room(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        len: u64,
+        flags: IterFlags,
+    ) -> Result<Maps> {
+        let mut tries = 0;
+        loop {
+            self.pin(ino.0, pos);
+            let r = self.begin_map(ino.0, pos, len, flags);
+            if r.is_err() {
+                // No `end` follows a failed `begin`.
+                self.unpin(ino.0, pos);
+            }
+            match r {
+                Err(Error::NoSpace(why)) if flags.is_write() && tries < RETRIES => {
+                    if !self.flush_space()? {
+                        return Err(Error::NoSpace(why));
+                    }
+                    tries += 1;
+                    yield_now().await;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Makes waiting space allocatable if it can: commits when the overlay holds anything
+    /// (the commit frees the extents it replaced). Says whether space may still come back
+    /// (false: the filesystem is really full).
+    pub(crate) fn flush_space(&self) -> Result<bool> {
+        if !self.log().is_clean() {
+            self.write(|_| Ok(()))?;
+            return Ok(true);
+        }
+        Ok(self.vol.pinned_bytes() > 0)
+    }
+
+    /// Commits when the overlay has grown large: many pieces (memory), or new extents
+    /// worth a quarter of the free space (each may pin the extent it replaced until the
+    /// fold), so steady overwrites rarely reach `begin_with_room`'s slow path.
+    pub(crate) fn fold_if_large(&self) -> Result<()> {
+        let (pieces, bytes) = {
+            let log = self.log();
+            (log.pending.len(), log.extent_bytes)
+        };
+        if pieces >= FOLD_PIECES || bytes > self.vol.free_bytes() / 4 {
+            self.write(|_| Ok(()))?;
+        }
+        Ok(())
+    }
+}
