@@ -33,7 +33,8 @@ fn c_example_round_trips_through_the_c_api() {
     let lib = lib_dir();
     assert!(
         lib.join("libbypassfs.so").exists(),
-        "no libbypassfs.so in {}",
+        "no libbypassfs.so in {}: `cargo test` does not build the cdylib, run `cargo build -p \
+         bypassfs` first (ci/run does)",
         lib.display()
     );
     let tmp = tempfile::tempdir().unwrap();
