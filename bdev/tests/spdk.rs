@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::{filled, pattern};
+
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -117,24 +119,6 @@ fn env_options() -> SpdkEnvOptions {
 
 fn open(f: &Fixture, name: &str) -> SpdkDevice {
     SpdkDevice::open(&f.env, name).unwrap_or_else(|e| panic!("open {name}: {e}"))
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn filled(dev: &dyn BlockDevice, data: &[u8]) -> DmaBuf {
-    let mut b = dev.alloc_buf(data.len()).unwrap();
-    b.copy_from_slice(data);
-    b
 }
 
 fn read_vec(dev: &dyn BlockDevice, lba: u64, len: usize) -> Vec<u8> {

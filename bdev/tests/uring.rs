@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{filled, pattern};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -46,24 +48,6 @@ fn open(path: &Path, block_size: Option<u32>, size_bytes: Option<u64>) -> UringD
         size_bytes,
     };
     UringDevice::open("Uring0", path, opts).unwrap()
-}
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn filled(dev: &dyn BlockDevice, data: &[u8]) -> DmaBuf {
-    let mut b = dev.alloc_buf(data.len()).unwrap();
-    b.copy_from_slice(data);
-    b
 }
 
 fn read_vec(q: &mut dyn IoQueue, dev: &dyn BlockDevice, lba: u64, len: usize) -> Vec<u8> {

@@ -264,7 +264,7 @@ impl Cli {
         }
         if self.stats_period.is_some() {
             eprintln!(
-                "bfsperf: note: -S (live statistics) is not implemented; the final table follows"
+                "bfsperf: note: -S (live statistics period) is accepted for bdevperf compatibility; bfsperf prints the final table only"
             );
         }
         let duration = match self.seconds {

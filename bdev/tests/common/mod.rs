@@ -15,7 +15,8 @@ pub fn run_all(dev: &dyn BlockDevice) {
     many_in_flight(dev);
 }
 
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
+/// Deterministic test bytes: the same `seed` and `len` give the same bytes.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
         .map(|_| {
@@ -27,7 +28,8 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn filled(dev: &dyn BlockDevice, data: &[u8]) -> DmaBuf {
+/// A DMA buffer of `dev` holding `data`.
+pub fn filled(dev: &dyn BlockDevice, data: &[u8]) -> DmaBuf {
     let mut b = dev.alloc_buf(data.len()).unwrap();
     b.copy_from_slice(data);
     b
