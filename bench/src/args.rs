@@ -125,6 +125,11 @@ pub struct Cli {
     #[arg(long = "fdatasync-every", value_name = "N")]
     pub fdatasync_every: Option<u64>,
 
+    /// With --fs: fsync the file once after the timed I/O and count that fsync's time in the
+    /// runtime (like fio's end_fsync=1, but timed), so IOPS and MiB/s include making the data durable.
+    #[arg(long = "end-fsync")]
+    pub end_fsync: bool,
+
     /// Measure this machine's random-copy rate instead (the memcpy limit of a RAM bdev):
     /// random -o sized copies out of a 1 GiB DMA buffer, one thread, for -t seconds.
     #[arg(long = "memcpy-limit")]
@@ -224,6 +229,8 @@ pub struct FsOptions {
     pub file_size: Option<u64>,
     pub direct: bool,
     pub fdatasync_every: Option<u64>,
+    /// fsync once after the timed I/O, its time counted in the runtime.
+    pub end_fsync: bool,
 }
 
 /// How to start SPDK for `--spdk`.
@@ -339,6 +346,7 @@ impl Cli {
                 (self.file_size.is_some(), "--file-size"),
                 (self.buffered, "--buffered"),
                 (self.fdatasync_every.is_some(), "--fdatasync-every"),
+                (self.end_fsync, "--end-fsync"),
             ];
             if let Some((_, flag)) = stray.iter().find(|(given, _)| *given) {
                 return err(format!("{flag} only applies to --fs runs; add --fs"));
@@ -365,6 +373,7 @@ impl Cli {
             file_size: self.file_size.map(|s| s as u64),
             direct: !self.buffered,
             fdatasync_every: self.fdatasync_every,
+            end_fsync: self.end_fsync,
         }))
     }
 }
@@ -538,6 +547,8 @@ mod tests {
         assert!(e.contains("verify") && e.contains("randwrite"), "{e}");
         let e = mode(&with(&["--fs", "-w", "write", "--fdatasync-every", "0"])).unwrap_err();
         assert!(e.contains("at least 1"), "{e}");
+        let e = mode(&with(&["-w", "write", "--end-fsync"])).unwrap_err();
+        assert!(e.contains("--end-fsync") && e.contains("--fs"), "{e}");
         let Mode::Perf(p) = mode(&with(&[
             "--fs",
             "-w",
@@ -547,6 +558,7 @@ mod tests {
             "--buffered",
             "--fdatasync-every",
             "8",
+            "--end-fsync",
         ]))
         .unwrap() else {
             panic!()
@@ -555,6 +567,7 @@ mod tests {
             file_size: Some(64 << 20),
             direct: false,
             fdatasync_every: Some(8),
+            end_fsync: true,
         };
         assert_eq!(p.fs, Some(want));
     }

@@ -11,7 +11,11 @@
 //!   done the sync runs, and its time is charged to that write (with N = 1 at depth 1 a row
 //!   reads as the latency of "write + fdatasync"), then the workers start again;
 //! - I/O finishing after the deadline is not counted, as in the bdev engine; the runtime is
-//!   the time of the first completion seen past it.
+//!   the time of the first completion seen past it;
+//! - with `end_fsync`, one fsync of the file follows the timed I/O and its time is added to
+//!   the runtime, so a buffered write's IOPS include writing back what it left dirty (fio's
+//!   `end_fsync=1` syncs the same way but reports no time for it;
+//!   `bench/scripts/vs-kernel-fs.sh` times it with a second fio job).
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -43,6 +47,8 @@ pub struct FileJobSpec {
     pub direct: bool,
     /// An fdatasync after every this many writes.
     pub fdatasync_every: Option<u64>,
+    /// One fsync after the timed I/O, its time counted in the runtime.
+    pub end_fsync: bool,
     pub duration: Duration,
     pub seed: u64,
 }
@@ -54,6 +60,8 @@ pub struct FileJobResult {
     pub stats: JobStats,
     /// The first failure, to tell the user what failed.
     pub first_error: Option<String>,
+    /// How long the end fsync took (already in `stats.runtime`), when the spec asked for one.
+    pub end_fsync: Option<Duration>,
 }
 
 fn fs_err(what: impl Into<String>) -> impl FnOnce(fs_core::Error) -> BenchError {
@@ -305,6 +313,21 @@ pub fn run_file_job(
     }
     let mut stats = shared.stats.into_inner();
     stats.runtime = shared.ended.get().unwrap_or(spec.duration);
+    let mut first_error = shared.first_error.into_inner();
+    let end_fsync = if spec.end_fsync {
+        let start = Instant::now();
+        let r = file.fsync(ctx);
+        let took = start.elapsed();
+        stats.runtime += took;
+        if let Err(e) = r {
+            first_error.get_or_insert(format!("end fsync: {e}"));
+            // Nothing written since the last successful sync can be counted as done.
+            stats.failed += 1;
+        }
+        Some(took)
+    } else {
+        None
+    };
     Ok(FileJobResult {
         info: JobInfo::new(
             spec.name.clone(),
@@ -314,7 +337,8 @@ pub fn run_file_job(
             spec.io_size,
         ),
         stats,
-        first_error: shared.first_error.into_inner(),
+        first_error,
+        end_fsync,
     })
 }
 
@@ -364,6 +388,7 @@ pub fn run_metadata_job(
         },
         stats,
         first_error,
+        end_fsync: None,
     })
 }
 
@@ -373,4 +398,46 @@ fn timed(stats: &mut JobStats, f: &mut dyn FnMut() -> fs_core::Result<()>) -> fs
     let r = f();
     stats.record(start.elapsed().as_nanos() as u64, r.is_ok());
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::Workload;
+
+    fn spec(end_fsync: bool) -> FileJobSpec {
+        FileJobSpec {
+            name: "t".into(),
+            workload: Workload::Write,
+            read_percent: 0,
+            depth: 2,
+            io_size: 1 << 20,
+            file_size: 4 << 20,
+            direct: false,
+            fdatasync_every: None,
+            end_fsync,
+            duration: Duration::from_millis(200),
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn end_fsync_time_is_counted_in_the_runtime() {
+        let dev = bdev::mem::MemDevice::new("Mem0", 4096, 8192).unwrap();
+        let (fs, ctx) = format_and_mount(Arc::new(dev)).unwrap();
+        let plain = run_file_job(&fs, &ctx, "/plain", &spec(false)).unwrap();
+        assert_eq!(plain.end_fsync, None);
+        let r = run_file_job(&fs, &ctx, "/synced", &spec(true)).unwrap();
+        let took = r.end_fsync.expect("an end fsync was asked for");
+        assert!(r.first_error.is_none(), "{:?}", r.first_error);
+        assert_eq!(r.stats.failed, 0);
+        assert!(r.stats.ios > 0);
+        // The timed I/O runs to the deadline, then the fsync's time is added.
+        assert!(
+            r.stats.runtime >= spec(true).duration + took,
+            "runtime {:?}, end fsync {took:?}",
+            r.stats.runtime
+        );
+        fs.unmount(&ctx).unwrap();
+    }
 }

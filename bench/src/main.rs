@@ -158,6 +158,7 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
         file_size,
         direct: opts.direct,
         fdatasync_every: opts.fdatasync_every,
+        end_fsync: opts.end_fsync,
         duration: spec.duration,
         seed: spec.seed,
     };
@@ -168,6 +169,12 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
     println!("Random seed: {} (--seed to repeat)", spec.seed);
     println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
     let r = bench::fs::run_file_job(&fs, &ctx, "/bfsperf.dat", &job)?;
+    if let Some(t) = r.end_fsync {
+        println!(
+            "End fsync: {:.3} ms (counted in the runtime)",
+            t.as_secs_f64() * 1e3
+        );
+    }
     let results = vec![(r.info.clone(), r.stats)];
     print!("{}", report::table(&results));
     if let Some(e) = &r.first_error {

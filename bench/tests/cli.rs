@@ -312,6 +312,57 @@ fn fs_runs_a_file_workload_on_a_fresh_bypassfs() {
 }
 
 #[test]
+fn fs_end_fsync_is_reported_and_counted_in_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[("Malloc0", 8192, 4096)]);
+    let json = dir.path().join("out.json");
+    let out = bfsperf(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "--fs",
+        "--file-size",
+        "4M",
+        "--buffered",
+        "--end-fsync",
+        "-q",
+        "1",
+        "-o",
+        "1M",
+        "-w",
+        "write",
+        "-t",
+        "0.2",
+        "--output-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("End fsync: "))
+        .unwrap_or_else(|| panic!("no end fsync line in:\n{stdout}"));
+    let ms: f64 = line["End fsync: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &doc["results"][0];
+    assert_eq!(r["io_failed"], 0, "{r}");
+    // The I/O runs at least -t seconds; the fsync comes on top.
+    assert!(
+        r["runtime_s"].as_f64().unwrap() >= 0.2 + ms / 1e3 - 1e-6,
+        "{line}: {r}"
+    );
+}
+
+#[test]
 fn fs_argument_errors_say_what_to_change() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[("A", 4096, 4096), ("B", 4096, 4096)]);

@@ -149,6 +149,7 @@ pub fn run(a: &Args) -> Result<u8> {
             file_size,
             direct: job.direct,
             fdatasync_every: job.fdatasync_every,
+            end_fsync: false,
             duration,
             seed: SEED,
         };

@@ -1,0 +1,364 @@
+#!/usr/bin/env bash
+# bypassfs against kernel XFS, ext4 and btrfs (issue 6), same machine, same run.
+#
+# Every system runs on a file in /dev/shm:
+#   - bypassfs: bfsperf --fs on SPDK's `bdev_uring_create` over the file (io_uring, O_DIRECT);
+#   - xfs/ext4/btrfs: a loop device over the file with --direct-io=on (the loop device
+#     reads and writes the file with O_DIRECT, so /dev/shm's pages are not cached a second
+#     time in the loop device's page cache; /sys/block/loopN/loop/dio is printed to show it
+#     took effect) and --sector-size 4096, default mkfs options (ext4 without lazy init, so
+#     no background inode-table zeroing runs during the measurements) and default mount
+#     options; each workload driven by fio with ioengine=io_uring, one job.
+# Workloads (same sizes and depths for everyone, on a file of FILE_SIZE written once over
+# its size before timing, RUNTIME seconds each, time-based: sequential jobs wrap around):
+#   randread   4 KiB direct random reads, QD 32
+#   randwrite  4 KiB direct random writes, QD 32
+#   seqwrite   1 MiB buffered sequential writes, QD 1, then one fsync whose time is counted
+#              (fio end_fsync=1, bfsperf --end-fsync)
+#   fdatasync  4 KiB direct sequential writes, QD 1, each followed by fdatasync
+#              (fio fdatasync=1, bfsperf --fdatasync-every 1)
+# Targets (issue 6): randread >= 1.0 x XFS; randwrite >= 1.0 x XFS and >= 10 x btrfs;
+# fdatasync >= 2 x XFS.
+#
+# Needs root (losetup, mkfs, mount). Installs fio, xfsprogs, btrfs-progs with apt-get when
+# missing.
+#
+# Usage: bench/scripts/vs-kernel-fs.sh [--quick]
+# Environment: SIZE (backing file per system, default 4G; --quick 1G), FILE_SIZE (the test
+# file, default 1G; --quick 256M), RUNTIME (seconds per workload, default 10; --quick 2),
+# FSES (default "xfs ext4 btrfs"), WORKLOADS (default "randread randwrite seqwrite
+# fdatasync"), REPEAT (passes over all systems, default 1; each cell shows the best pass,
+# since interference only ever slows a run down), RESULTS (directory to keep the raw fio and
+# bfsperf JSON in; default a temporary directory, removed on exit).
+set -euo pipefail
+
+QUICK=""
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "vs-kernel-fs.sh: unknown argument '$arg' (only --quick)" >&2; exit 2 ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SIZE=${SIZE:-${QUICK:+1G}}; SIZE=${SIZE:-4G}
+FILE_SIZE=${FILE_SIZE:-${QUICK:+256M}}; FILE_SIZE=${FILE_SIZE:-1G}
+RUNTIME=${RUNTIME:-${QUICK:+2}}; RUNTIME=${RUNTIME:-10}
+FSES=${FSES:-xfs ext4 btrfs}
+WORKLOADS=${WORKLOADS:-randread randwrite seqwrite fdatasync}
+REPEAT=${REPEAT:-1}
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bfsperf
+SHM=/dev/shm
+
+# What is set up right now, for cleanup.
+CUR_MNT=""
+CUR_LOOP=""
+CUR_BACKING=""
+RESULTS_TMP=""
+
+log() { echo "== $*" >&2; }
+die() { echo "vs-kernel-fs.sh: $*" >&2; exit 1; }
+
+teardown_current() {
+    if [ -n "$CUR_MNT" ]; then
+        mountpoint -q "$CUR_MNT" && umount "$CUR_MNT"
+        rmdir "$CUR_MNT"
+        CUR_MNT=""
+    fi
+    if [ -n "$CUR_LOOP" ]; then
+        losetup -d "$CUR_LOOP"
+        CUR_LOOP=""
+    fi
+    if [ -n "$CUR_BACKING" ]; then
+        rm -f "$CUR_BACKING"
+        CUR_BACKING=""
+    fi
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    teardown_current
+    [ -n "$RESULTS_TMP" ] && rm -rf "$RESULTS_TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- setup -----------------------------------------------------------------------------
+
+check_root() {
+    [ "$(id -u)" -eq 0 ] ||
+        die "must run as root (it creates loop devices, formats and mounts them): sudo $0 $*"
+}
+
+install_tools() {
+    local need=()
+    command -v fio >/dev/null || need+=(fio)
+    command -v mkfs.xfs >/dev/null || need+=(xfsprogs)
+    command -v mkfs.btrfs >/dev/null || need+=(btrfs-progs)
+    command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+    command -v python3 >/dev/null || need+=(python3)
+    if [ ${#need[@]} -gt 0 ]; then
+        log "installing ${need[*]}"
+        apt-get install -y "${need[@]}" || { apt-get update && apt-get install -y "${need[@]}"; }
+    fi
+}
+
+check_shm_space() {
+    local want avail
+    want=$(numfmt --from=iec "$SIZE")
+    avail=$(df --output=avail -B1 "$SHM" | tail -1)
+    # One backing file exists at a time; keep 10 % of it spare.
+    if [ "$avail" -lt $((want + want / 10)) ]; then
+        die "$SHM has $(numfmt --to=iec "$avail") free, a $SIZE backing file needs \
+$(numfmt --to=iec $((want + want / 10))) (with 10 % spare); free some or lower SIZE"
+    fi
+    [ "$(numfmt --from=iec "$FILE_SIZE")" -lt $((want * 3 / 4)) ] ||
+        die "FILE_SIZE=$FILE_SIZE must be well below SIZE=$SIZE (at most 3/4 of it)"
+}
+
+new_backing() {  # $1: path
+    CUR_BACKING=$1
+    rm -f "$1"
+    # Allocated, not sparse: tmpfs pages exist before the measurements.
+    fallocate -l "$SIZE" "$1"
+}
+
+print_machine() {
+    echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "kernel:   $(uname -r)"
+    echo "cpus:     $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+    echo "memory:   $(free -g | awk '/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}')"
+    echo "fio:      $(fio --version)"
+    echo "bypassfs: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo '+changes')"
+    echo "settings: SIZE=$SIZE FILE_SIZE=$FILE_SIZE RUNTIME=${RUNTIME}s REPEAT=$REPEAT"
+}
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# --- kernel filesystems (fio) ----------------------------------------------------------
+
+# fio's options per workload (beyond the common ones in run_fio).
+fio_args() {
+    case "$1" in
+        randread)  echo "--rw=randread --bs=4k --iodepth=32 --direct=1" ;;
+        randwrite) echo "--rw=randwrite --bs=4k --iodepth=32 --direct=1" ;;
+        seqwrite)  echo "--rw=write --bs=1M --iodepth=1 --direct=0" ;;
+        fdatasync) echo "--rw=write --bs=4k --iodepth=1 --direct=1 --fdatasync=1" ;;
+        *) die "unknown workload $1" ;;
+    esac
+}
+
+mkfs_kernel() {  # $1: fs, $2: device
+    case "$1" in
+        xfs)   mkfs.xfs -f -q "$2" ;;
+        ext4)  mkfs.ext4 -F -q -E lazy_itable_init=0,lazy_journal_init=0 "$2" ;;
+        btrfs) mkfs.btrfs -f -q "$2" >/dev/null ;;
+        *) die "unknown filesystem $1 (FSES takes xfs, ext4, btrfs)" ;;
+    esac
+}
+
+# A fresh test file written once over FILE_SIZE (not timed), as bfsperf --fs does.
+fio_prefill() {  # $1: file
+    rm -f "$1"
+    fio --name=prefill --filename="$1" --ioengine=io_uring --rw=write --bs=1M --iodepth=8 \
+        --direct=1 --size="$FILE_SIZE" --end_fsync=1 --output=/dev/null
+    sync
+}
+
+# fio's JSON gives no time for an end_fsync=1 fsync and does not document whether the job's
+# runtime (from which it computes bw) includes it, so the 1 MiB write gets its final fsync
+# from a second job instead, started as soon as the first ends (stonewall): fio issues a write,
+# then an fsync of the file (fsync=1), then a second write (number_ios=2: fio only issues
+# the sync when it fetches the next I/O); fio reports their latencies. The report adds one
+# write's and the fsync's latency to the first job's runtime and 1 MiB to its bytes; the
+# trailing write is left out of both.
+END_FSYNC_JOB="--name=endfsync --stonewall --rw=write --bs=1M --iodepth=1 --direct=0 \
+--fsync=1 --number_ios=2 --time_based=0 --runtime=0"
+
+run_fio() {  # $1: workload, $2: file, $3: output json
+    local extra=""
+    [ "$1" = seqwrite ] && extra=$END_FSYNC_JOB
+    # shellcheck disable=SC2046,SC2086  # option lists
+    fio --filename="$2" --ioengine=io_uring --numjobs=1 --size="$FILE_SIZE" \
+        --output-format=json --output="$3" \
+        --name="$1" --runtime="$RUNTIME" --time_based $(fio_args "$1") $extra
+}
+
+run_kernel_fs() {  # $1: fs, $2: pass
+    local fs=$1 pass=$2 dio w
+    new_backing "$SHM/vs-kernel-fs-$fs.img"
+    CUR_LOOP=$(losetup --find --show --direct-io=on --sector-size 4096 "$CUR_BACKING")
+    dio=$(cat "/sys/block/$(basename "$CUR_LOOP")/loop/dio")
+    log "$fs on $CUR_LOOP (loop direct I/O: $dio) over $CUR_BACKING, pass $pass, load $(load)"
+    echo "$fs: loop dio=$dio" >>"$RESULTS/notes.txt"
+    mkfs_kernel "$fs" "$CUR_LOOP"
+    CUR_MNT=$(mktemp -d /tmp/vs-kernel-fs-mnt.XXXXXX)
+    mount -t "$fs" "$CUR_LOOP" "$CUR_MNT"
+    for w in $WORKLOADS; do
+        fio_prefill "$CUR_MNT/bench.dat"
+        log "$fs $w (load $(load))"
+        run_fio "$w" "$CUR_MNT/bench.dat" "$RESULTS/$fs-$w-$pass.json"
+    done
+    teardown_current
+}
+
+# --- bypassfs (bfsperf) ----------------------------------------------------------------
+
+bfsperf_args() {
+    case "$1" in
+        randread)  echo "-q 32 -o 4k -w randread" ;;
+        randwrite) echo "-q 32 -o 4k -w randwrite" ;;
+        seqwrite)  echo "--buffered --end-fsync -q 1 -o 1M -w write" ;;
+        fdatasync) echo "-q 1 -o 4k -w write --fdatasync-every 1" ;;
+        *) die "unknown workload $1" ;;
+    esac
+}
+
+run_bypassfs() {  # $1: pass
+    local pass=$1 w
+    new_backing "$SHM/vs-kernel-fs-bypassfs.img"
+    cat >"$RESULTS/uring.json" <<EOF
+{"subsystems": [{"subsystem": "bdev", "config": [
+  {"method": "bdev_uring_create",
+   "params": {"filename": "$CUR_BACKING", "name": "Uring0", "block_size": 4096}}]}]}
+EOF
+    for w in $WORKLOADS; do
+        # Each run formats a fresh bypassfs and writes its file once before timing.
+        log "bypassfs $w, pass $pass (load $(load))"
+        # shellcheck disable=SC2046
+        # Exit status 1 means I/O errors: the JSON counts them and the table shows them.
+        "$BIN" -c "$RESULTS/uring.json" --fs --file-size "$FILE_SIZE" -t "$RUNTIME" \
+            $(bfsperf_args "$w") --output-json "$RESULTS/bypassfs-$w-$pass.json" >&2 ||
+            [ $? -eq 1 ] || die "bfsperf failed on $w"
+    done
+    teardown_current
+}
+
+# --- report ----------------------------------------------------------------------------
+
+report() {
+    python3 - "$RESULTS" "$REPEAT" "$RUNTIME" "$FSES" "$WORKLOADS" <<'PY'
+import json, os, sys
+results, repeat, runtime = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+fses, workloads = sys.argv[4].split(), sys.argv[5].split()
+systems = ["bypassfs"] + fses
+label = {"randread": "4k randread QD32 direct", "randwrite": "4k randwrite QD32 direct",
+         "seqwrite": "1M write buffered +fsync", "fdatasync": "4k write+fdatasync QD1"}
+
+def one(system, w, i):
+    """(IOPS, MiB/s, seconds the rate was computed over) of one run."""
+    path = f"{results}/{system}-{w}-{i}.json"
+    if not os.path.exists(path):
+        return None
+    doc = json.load(open(path))
+    if system == "bypassfs":
+        t = doc["total"]
+        return t["iops"], t["mibps"], t["runtime_s"], t["io_failed"]
+    job = doc["jobs"][0]
+    err = sum(1 for j in doc["jobs"] if j.get("error"))
+    d = job["read" if w == "randread" else "write"]
+    if w != "seqwrite":
+        return d["iops"], d["bw_bytes"] / 2**20, d["runtime"] / 1e3, err
+    # Add the end-fsync job's first write and its fsync to the timed run.
+    end = doc["jobs"][1]
+    assert end["jobname"] == "endfsync" and end["sync"]["lat_ns"]["N"] == 1, end
+    end_s = (end["write"]["lat_ns"]["mean"] + end["sync"]["lat_ns"]["mean"]) / 1e9
+    secs = d["runtime"] / 1e3 + end_s
+    mib = d["io_bytes"] / 2**20 + 1
+    return mib / secs, mib / secs, secs, err
+
+cell, secs = {}, {}
+for s in systems:
+    for w in workloads:
+        runs = [r for r in (one(s, w, i) for i in range(1, repeat + 1)) if r]
+        failed = [r for r in runs if r[3]]
+        if failed:
+            print(f"{s} {w}: {len(failed)} of {len(runs)} passes had I/O errors "
+                  f"({failed[0][3]} failed I/Os in the first); not counted")
+        runs = [r for r in runs if not r[3]]
+        if failed and not runs:
+            cell[s, w] = None
+        elif runs:
+            best = max(runs, key=lambda r: r[0])
+            cell[s, w] = best
+            secs[s, w] = best[2]
+
+def fmt(s, w):
+    if (s, w) not in cell:
+        return "-"
+    if cell[s, w] is None:
+        return "FAILED"
+    iops, mib = cell[s, w][:2]
+    k = f"{iops / 1e3:.1f} k" if iops >= 1e3 else f"{iops:.0f}"
+    return f"{k} ({mib:.0f} MiB/s)" if w == "seqwrite" else k
+
+print()
+print(f"IOPS{' (best of %d passes)' % repeat if repeat > 1 else ''}; 1 MiB writes also in MiB/s")
+print()
+head = ["workload"] + systems + ["bypassfs/xfs", "bypassfs/btrfs"]
+rows = []
+def ratio(w, other):
+    if cell.get(("bypassfs", w)) and cell.get((other, w)) and cell[other, w][0] > 0:
+        return cell["bypassfs", w][0] / cell[other, w][0]
+for w in workloads:
+    r = [label.get(w, w)] + [fmt(s, w) for s in systems]
+    for other in ("xfs", "btrfs"):
+        x = ratio(w, other)
+        r.append("-" if x is None else f"{x:.2f}")
+    rows.append(r)
+widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+line = lambda r: "| " + " | ".join(x.ljust(n) for x, n in zip(r, widths)) + " |"
+print(line(head))
+print("|" + "|".join("-" * (n + 2) for n in widths) + "|")
+for r in rows:
+    print(line(r))
+
+print()
+print("Targets (issue 6):")
+targets = [("randread", "xfs", 1.0), ("randwrite", "xfs", 1.0), ("randwrite", "btrfs", 10.0),
+           ("fdatasync", "xfs", 2.0)]
+for w, other, want in targets:
+    x = ratio(w, other)
+    if x is None:
+        print(f"  {w:10s} bypassfs/{other:5s} >= {want:4.1f}: no ratio (a side failed or was not run)")
+    else:
+        print(f"  {w:10s} bypassfs/{other:5s} >= {want:4.1f}: {x:6.2f}  "
+              f"{'met' if x >= want else 'NOT met'}")
+if "seqwrite" in workloads:
+    print()
+    print("Seconds the 1 MiB write rate was computed over (RUNTIME plus the end fsync):")
+    print("  " + ", ".join(f"{s} {secs[s, 'seqwrite']:.2f}" for s in systems
+                           if (s, "seqwrite") in secs))
+PY
+}
+
+# --- main ------------------------------------------------------------------------------
+
+check_root "$@"
+install_tools
+check_shm_space
+if [ -z "${RESULTS:-}" ]; then
+    RESULTS_TMP=$(mktemp -d)
+    RESULTS=$RESULTS_TMP
+else
+    mkdir -p "$RESULTS"
+fi
+: >"$RESULTS/notes.txt"
+
+log "building bfsperf (release)"
+(cd "$ROOT" && cargo build --release -q -p bench)
+
+print_machine
+echo "load average before: $(load)"
+for pass in $(seq 1 "$REPEAT"); do
+    run_bypassfs "$pass"
+    for fs in $FSES; do
+        run_kernel_fs "$fs" "$pass"
+    done
+done
+echo "load average after:  $(load)"
+sort -u "$RESULTS/notes.txt"
+report
