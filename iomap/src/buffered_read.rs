@@ -41,6 +41,10 @@ impl<O: IomapOps> Iomap<O> {
             let chunk_end = (pos + len).min((at / page + self.batch_pages()) * page);
             let last = chunk_end == pos + len;
             let fill_end = if last {
+                // Chunk and read-ahead together stay within one batch: that is the most the
+                // budget may be overshot by when nothing else can be evicted.
+                let chunk_pages = chunk_end.div_ceil(page) - at / page;
+                let ra = ra.min(self.batch_pages().saturating_sub(chunk_pages));
                 chunk_end.div_ceil(page) * page + ra * page
             } else {
                 chunk_end
