@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 use crate::format::{kind, Key, MetadataItem, TreeId};
 use crate::volume::ReadTxn;
 
+/// How often (in nodes) [`ReadTxn::nodes_with_progress`] reports progress.
+const PROGRESS_NODES: usize = 256;
+
 /// A node found by [`ReadTxn::nodes`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -38,6 +41,16 @@ impl ReadTxn<'_> {
     /// Every node reachable in this snapshot, tree by tree, depth first (each read and
     /// validated on the way).
     pub fn nodes(&self, io: &mut dyn IoQueue) -> Result<Vec<NodeInfo>> {
+        self.nodes_with_progress(io, &mut |_| {})
+    }
+
+    /// [`ReadTxn::nodes`], calling `progress` with the number of nodes read so far every
+    /// 256 nodes (and once at the end).
+    pub fn nodes_with_progress(
+        &self,
+        io: &mut dyn IoQueue,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<NodeInfo>> {
         let mut out = Vec::new();
         for tree in self.trees() {
             let mut stack = vec![NodeAddr::root(self.root(tree)?)];
@@ -49,6 +62,9 @@ impl ReadTxn<'_> {
                     level: at.level,
                     items: node.nritems(),
                 });
+                if out.len() % PROGRESS_NODES == 0 {
+                    progress(out.len());
+                }
                 stack.extend(
                     (0..node.ptrs().len())
                         .rev()
@@ -56,16 +72,27 @@ impl ReadTxn<'_> {
                 );
             }
         }
+        progress(out.len());
         Ok(out)
     }
 
     /// Reads every node of every tree (validating each) and checks that the extent tree
     /// records exactly the reachable nodes, each at its level and owned by its tree.
     pub fn check(&self, io: &mut dyn IoQueue) -> Result<CheckReport> {
+        self.check_with_progress(io, &mut |_| {})
+    }
+
+    /// [`ReadTxn::check`], calling `progress` with the number of nodes read so far while
+    /// the trees are walked (see [`ReadTxn::nodes_with_progress`]).
+    pub fn check_with_progress(
+        &self,
+        io: &mut dyn IoQueue,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<CheckReport> {
         let mut report = CheckReport::default();
         let mut reachable: BTreeMap<u64, (u8, TreeId)> = BTreeMap::new();
         report.trees = self.trees().len();
-        for n in self.nodes(io)? {
+        for n in self.nodes_with_progress(io, progress)? {
             report.nodes += 1;
             if n.level == 0 {
                 report.items += n.items;

@@ -24,13 +24,46 @@ use crate::items::{
     Xattrs, ORPHAN_OBJECTID, ROOT_INO,
 };
 
+/// Where a running fsck is, passed to [`FsckOptions::progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FsckProgress {
+    /// The phase: [`PHASE_METADATA`], [`PHASE_NAMESPACE`] or [`PHASE_DATA`], in this order
+    /// (the data phase only with [`FsckOptions::check_data`] and no error found before it).
+    pub phase: &'static str,
+    /// Work done in this phase, in [`FsckProgress::unit`]s.
+    pub done: u64,
+    /// The phase's whole work, or 0 when unknown (indeterminate). When known, `done`
+    /// never exceeds it and the phase's last report has `done == total`.
+    pub total: u64,
+    /// What `done` and `total` count: `"bytes"` or `"items"`.
+    pub unit: &'static str,
+}
+
+/// Reading and validating every metadata node (`done`: bytes of nodes read; total unknown).
+pub const PHASE_METADATA: &str = "metadata";
+/// Walking the fs, extent and checksum trees (`done`: items; total unknown).
+pub const PHASE_NAMESPACE: &str = "namespace";
+/// Reading every checksummed data block (`done`/`total`: bytes; total known).
+pub const PHASE_DATA: &str = "data checksums";
+
+/// A progress callback (see [`FsckOptions::progress`]).
+pub type FsckProgressFn = Arc<dyn Fn(FsckProgress) + Send + Sync>;
+
+/// Items between two namespace-phase reports.
+const PROGRESS_ITEMS: u64 = 4096;
+/// Data bytes between two data-phase reports.
+const PROGRESS_BYTES: u64 = 1 << 20;
+
 /// What to check.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FsckOptions {
     /// Read every data block and compare it with its checksum.
     pub check_data: bool,
     /// Stop collecting after this many errors.
     pub max_errors: usize,
+    /// Called as fsck goes: once when each phase starts (`done == 0`), then every few
+    /// hundred nodes, every 4096 items or every MiB of data, and once when it ends.
+    pub progress: Option<FsckProgressFn>,
 }
 
 impl Default for FsckOptions {
@@ -38,6 +71,33 @@ impl Default for FsckOptions {
         FsckOptions {
             check_data: true,
             max_errors: 100,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for FsckOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsckOptions")
+            .field("check_data", &self.check_data)
+            .field("max_errors", &self.max_errors)
+            .field(
+                "progress",
+                &self.progress.as_ref().map(|_| "Fn(FsckProgress)"),
+            )
+            .finish()
+    }
+}
+
+impl FsckOptions {
+    fn report(&self, phase: &'static str, done: u64, total: u64, unit: &'static str) {
+        if let Some(p) = &self.progress {
+            p(FsckProgress {
+                phase,
+                done,
+                total,
+                unit,
+            });
         }
     }
 }
@@ -98,7 +158,10 @@ pub fn fsck(dev: Arc<dyn BlockDevice>, opts: &FsckOptions) -> Result<FsckReport>
         }
     };
     let r = vol.reader();
-    match r.check(&mut *io) {
+    let nodesize = u64::from(vol.nodesize());
+    opts.report(PHASE_METADATA, 0, 0, "bytes");
+    let mut meta = |n: usize| opts.report(PHASE_METADATA, n as u64 * nodesize, 0, "bytes");
+    match r.check_with_progress(&mut *io, &mut meta) {
         Ok(c) => rep.nodes = c.nodes,
         Err(e) => {
             rep.errors.push(format!("tree check: {e}"));
@@ -109,11 +172,18 @@ pub fn fsck(dev: Arc<dyn BlockDevice>, opts: &FsckOptions) -> Result<FsckReport>
         rep.errors.push("no fs tree".into());
         return Ok(rep);
     }
-    let mut w = Walk::default();
+    let mut w = Walk {
+        opts: opts.clone(),
+        ..Walk::default()
+    };
+    opts.report(PHASE_NAMESPACE, 0, 0, "items");
     let items = r.iter(&mut *io, TreeId::FS, Key::MIN, Key::MAX, Direction::Forward);
     for item in items {
         match item {
-            Ok((k, d)) => w.item(&k, &d),
+            Ok((k, d)) => {
+                w.item(&k, &d);
+                w.tick_item();
+            }
             Err(e) => {
                 w.err(format!("reading the fs tree: {e}"));
                 break;
@@ -123,6 +193,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>, opts: &FsckOptions) -> Result<FsckReport>
     w.check_namespace();
     w.check_extent_refs(&r, &mut *io);
     w.check_csum_ranges(&r, &mut *io, u64::from(vol.sectorsize()));
+    opts.report(PHASE_NAMESPACE, w.items, 0, "items");
     if opts.check_data && w.errors.is_empty() {
         w.check_data(&*dev, &vol, &r, &mut *io, &mut rep);
     }
@@ -152,9 +223,20 @@ struct Walk {
     refs: BTreeMap<(u64, u64), BTreeMap<DataBackref, u64>>,
     /// Data extents of the extent tree.
     data_extents: std::collections::BTreeSet<(u64, u64)>,
+    /// Where progress goes.
+    opts: FsckOptions,
+    /// Tree items walked (namespace phase progress).
+    items: u64,
 }
 
 impl Walk {
+    fn tick_item(&mut self) {
+        self.items += 1;
+        if self.items % PROGRESS_ITEMS == 0 {
+            self.opts.report(PHASE_NAMESPACE, self.items, 0, "items");
+        }
+    }
+
     fn err(&mut self, e: String) {
         self.errors.push(e);
     }
@@ -323,6 +405,7 @@ impl Walk {
                 Ok(x) => x,
                 Err(e) => return self.err(format!("reading the extent tree: {e}")),
             };
+            self.tick_item();
             match k.kind {
                 ckind::EXTENT_ITEM => match ExtentItem::parse(&d) {
                     Ok(e) => {
@@ -388,6 +471,7 @@ impl Walk {
                 Ok(x) => x,
                 Err(e) => return self.err(format!("reading the checksum tree: {e}")),
             };
+            self.tick_item();
             let end = k.offset + d.len() as u64 / 4 * bs;
             let i = extents.partition_point(|&(b, _)| b <= k.offset);
             let inside = i > 0 && {
@@ -413,23 +497,41 @@ impl Walk {
     ) {
         let bs = u64::from(vol.sectorsize());
         let sector = u64::from(dev.geometry().block_size);
-        let mut done_blocks: HashSet<u64> = HashSet::new();
         let exec = bdev::exec::Context::new();
         let Ok(id) = exec.attach(dev, 16) else {
             return self.err("cannot attach the device to read data".into());
         };
-        let mut errs = Vec::new();
-        for (&(ino, off), fe) in &self.extents {
-            let nocow = self
+        let verified = |ino: u64| {
+            !self
                 .inodes
                 .get(&ino)
-                .is_some_and(|i| i.flags.contains(InodeFlags::NOCOW));
-            if fe.kind != ExtentKind::Regular || nocow {
+                .is_some_and(|i| i.flags.contains(InodeFlags::NOCOW))
+        };
+        // The blocks to read, each once however many files share it: counted first so the
+        // data phase has a known total.
+        let mut to_check: HashSet<u64> = HashSet::new();
+        for (&(ino, _), fe) in &self.extents {
+            if fe.kind == ExtentKind::Regular && verified(ino) {
+                to_check.extend((fe.addr()..fe.addr() + fe.num_bytes).step_by(bs as usize));
+            }
+        }
+        let total = to_check.len() as u64 * bs;
+        let mut done = 0u64;
+        let mut last = 0u64;
+        self.opts.report(PHASE_DATA, 0, total, "bytes");
+        let mut errs = Vec::new();
+        for (&(ino, off), fe) in &self.extents {
+            if fe.kind != ExtentKind::Regular || !verified(ino) {
                 continue;
             }
             let mut at = fe.addr();
             while at < fe.addr() + fe.num_bytes {
-                if done_blocks.insert(at) {
+                if to_check.remove(&at) {
+                    done += bs;
+                    if done - last >= PROGRESS_BYTES {
+                        last = done;
+                        self.opts.report(PHASE_DATA, done, total, "bytes");
+                    }
                     match read_block(&exec, id, dev, at, bs, sector) {
                         Ok(bytes) => {
                             let got = crc32c::crc32c(&bytes);
@@ -447,6 +549,9 @@ impl Walk {
                 }
                 at += bs;
             }
+        }
+        if last != done || total == 0 {
+            self.opts.report(PHASE_DATA, done, total, "bytes");
         }
         self.errors.extend(errs);
     }

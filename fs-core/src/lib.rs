@@ -47,7 +47,10 @@ pub use data::FallocMode;
 pub use error::{Error, Result};
 pub use file::{File, OpenFlags};
 pub use fs::{Filesystem, FormatOptions, MountOptions};
-pub use fsck::{fsck, fsck_exit_code, FsckOptions, FsckReport};
+pub use fsck::{
+    fsck, fsck_exit_code, FsckOptions, FsckProgress, FsckProgressFn, FsckReport, PHASE_DATA,
+    PHASE_METADATA, PHASE_NAMESPACE,
+};
 pub use items::FileType;
 pub use namespace::{RenameFlags, XattrFlags};
 pub use types::{DirEntryInfo, SetAttr, Stat, StatFs};

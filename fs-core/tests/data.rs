@@ -327,3 +327,71 @@ fn writes_update_mtime_and_fsync_makes_it_durable() {
     let (cfs, _cctx) = mount(crashed);
     assert_eq!(cfs.stat("/f").unwrap().mtime_ns, t1.mtime_ns);
 }
+
+#[test]
+fn fsck_reports_progress_per_phase() {
+    use std::sync::Mutex;
+    let dev = mem(32);
+    let (fs, ctx) = fresh(dev.clone());
+    // Two files, one sharing nothing, 3 MiB of data in all (several 1 MiB reports).
+    for (i, len) in [(1u8, 2usize << 20), (2, (1 << 20) + 12_345)] {
+        let f = fs.open(&ctx, &format!("/f{i}"), rw(), 0o644).unwrap();
+        f.write_at(&ctx, 0, &pattern(i, len)).unwrap();
+        f.fsync(&ctx).unwrap();
+    }
+    fs.unmount(&ctx).unwrap();
+    let seen: Arc<Mutex<Vec<fs_core::FsckProgress>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    let opts = fs_core::FsckOptions {
+        progress: Some(Arc::new(move |p| s.lock().unwrap().push(p))),
+        ..Default::default()
+    };
+    assert!(format!("{opts:?}").contains("progress"));
+    let rep = fs_core::fsck(dev.clone(), &opts).unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.errors);
+    let seen = seen.lock().unwrap();
+    // Phases in order, each starting at 0, `done` never decreasing nor exceeding a known total.
+    let phases: Vec<&str> = seen.iter().map(|p| p.phase).fold(Vec::new(), |mut v, p| {
+        if v.last() != Some(&p) {
+            v.push(p);
+        }
+        v
+    });
+    assert_eq!(
+        phases,
+        [
+            fs_core::PHASE_METADATA,
+            fs_core::PHASE_NAMESPACE,
+            fs_core::PHASE_DATA
+        ]
+    );
+    for w in seen.windows(2) {
+        if w[0].phase == w[1].phase {
+            assert!(w[1].done >= w[0].done, "{w:?}");
+        } else {
+            assert_eq!(w[1].done, 0, "{w:?}");
+        }
+    }
+    for p in seen.iter() {
+        if p.total > 0 {
+            assert!(p.done <= p.total, "{p:?}");
+        }
+    }
+    let data: Vec<_> = seen
+        .iter()
+        .filter(|p| p.phase == fs_core::PHASE_DATA)
+        .collect();
+    let last = data.last().unwrap();
+    assert_eq!(last.unit, "bytes");
+    assert!(last.total >= 3 << 20, "{last:?}");
+    assert_eq!(last.done, last.total);
+    assert_eq!(last.total, rep.blocks_verified * 4096);
+    assert!(data.len() >= 4, "a report per MiB: {data:?}");
+    assert!(data.len() < 10, "not per block: {}", data.len());
+    // Metadata reports bytes of nodes read.
+    let meta = seen
+        .iter()
+        .rfind(|p| p.phase == fs_core::PHASE_METADATA)
+        .unwrap();
+    assert!(meta.done > 0 && meta.total == 0, "{meta:?}");
+}

@@ -1,6 +1,8 @@
 //! `bypassfs fsck`: a read-only check, reported as text or JSON, with e2fsck's exit codes.
 
-use fs_core::{FsckOptions, FsckReport};
+use std::sync::Arc;
+
+use fs_core::{FsckOptions, FsckProgress, FsckReport};
 use serde_json::json;
 
 use crate::cli::device::DeviceArgs;
@@ -43,13 +45,17 @@ pub fn run(a: &Args) -> Result<u8> {
 fn check(a: &Args) -> Result<FsckReport> {
     let shown = a.device.shown();
     let dev = a.device.open(None)?;
+    let bars = Arc::new(progress::Phases::new(format!("checking {shown}")));
+    let shown_bars = Arc::clone(&bars);
     let opts = FsckOptions {
         check_data: !a.no_data,
+        progress: Some(Arc::new(move |p: FsckProgress| {
+            shown_bars.update(p.phase, p.done, p.total, p.unit)
+        })),
         ..FsckOptions::default()
     };
-    let pb = progress::spinner(format!("checking {shown}"));
     let r = fs_core::fsck(dev, &opts);
-    pb.finish_and_clear();
+    bars.finish();
     r.map_err(|e| {
         CliError(format!(
             "checking {shown}: {e} (nothing was checked or changed)"
