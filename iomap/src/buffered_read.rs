@@ -110,15 +110,11 @@ impl<O: IomapOps> Iomap<O> {
                 };
                 IoCounters::bump(&self.counters.cache_reads, 1);
                 let (bufs, r) = self
-                    .dev_read(ctx, map.device_addr(a), Bufs::Many(pieces))
+                    .read_verified(ctx, ino, "read", a, map, Bufs::Many(pieces))
                     .await;
                 let Bufs::Many(pieces) = bufs else {
                     unreachable!("sent as Many")
                 };
-                let mut r = r.map_err(|e| IomapError::device(ino.0, "read", a, e));
-                if r.is_ok() {
-                    r = self.ops.verify_read(ctx, ino, a, map, &pieces).await;
-                }
                 let outcome = if r.is_ok() {
                     Outcome::Filled
                 } else {

@@ -191,15 +191,12 @@ impl<O: IomapOps> Iomap<O> {
                 return Ok(());
             };
             IoCounters::bump(&self.counters.source_reads, 1);
-            let addr = source.device_addr(blk);
-            let (bufs, r) = self.dev_read(ctx, addr, Bufs::Many(pieces)).await;
+            let (bufs, r) = self
+                .read_verified(ctx, ino, "source read", blk, source, Bufs::Many(pieces))
+                .await;
             let Bufs::Many(pieces) = bufs else {
                 unreachable!("sent as Many")
             };
-            let mut r = r.map_err(|e| IomapError::device(ino.0, "source read", blk, e));
-            if r.is_ok() {
-                r = self.ops.verify_read(ctx, ino, blk, source, &pieces).await;
-            }
             let outcome = if r.is_ok() {
                 Outcome::Filled
             } else {

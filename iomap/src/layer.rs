@@ -21,7 +21,7 @@ use crate::align;
 use crate::cache::PageCache;
 use crate::error::{IomapError, Result};
 use crate::iter::{Iter, Limits};
-use crate::map::IterFlags;
+use crate::map::{IoMap, IterFlags};
 use crate::ops::{Ino, IomapOps};
 
 /// Tunables of the layer.
@@ -214,6 +214,30 @@ impl<O: IomapOps> Iomap<O> {
         let op = self.read_op(addr, bufs);
         let (op, r) = ctx.io(self.dev_id, op).await;
         (op.into_bufs().expect("a read has buffers"), r)
+    }
+
+    /// Reads the file bytes at `pos` of `map` from the device into `bufs` and has the
+    /// filesystem verify them (`IomapOps::verify_read`) before anyone sees them; `what` names
+    /// the read in errors. The buffers come back either way.
+    pub(crate) async fn read_verified(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        what: &'static str,
+        pos: u64,
+        map: &IoMap,
+        bufs: Bufs,
+    ) -> (Bufs, Result<()>) {
+        let (bufs, r) = self.dev_read(ctx, map.device_addr(pos), bufs).await;
+        let r = match r {
+            Err(e) => Err(IomapError::device(ino.0, what, pos, e)),
+            Ok(()) => {
+                self.ops
+                    .verify_read(ctx, ino, pos, map, bufs.segments())
+                    .await
+            }
+        };
+        (bufs, r)
     }
 
     /// Writes `bufs` at device byte `addr`; the buffers come back either way.
