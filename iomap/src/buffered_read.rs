@@ -11,12 +11,10 @@
 //! - reads stop at the file size.
 
 use bdev::exec::{yield_now, Context};
-use bdev::Bufs;
 
-use crate::cache::Outcome;
 use crate::error::{IomapError, Result};
 use crate::iter::Step;
-use crate::layer::{IoCounters, Iomap};
+use crate::layer::Iomap;
 use crate::map::{IterFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
 
@@ -105,23 +103,9 @@ impl<O: IomapOps> Iomap<O> {
                 .cache
                 .fill(ino, a, b, |off, buf| map.copy_inline(off, buf)),
             MapKind::Mapped => {
-                let Some((taken, pieces)) = self.cache.take(ino, a, b) else {
-                    return Ok(());
-                };
-                IoCounters::bump(&self.counters.cache_reads, 1);
-                let (bufs, r) = self
-                    .read_verified(ctx, ino, "read", a, map, Bufs::Many(pieces))
-                    .await;
-                let Bufs::Many(pieces) = bufs else {
-                    unreachable!("sent as Many")
-                };
-                let outcome = if r.is_ok() {
-                    Outcome::Filled
-                } else {
-                    Outcome::Failed
-                };
-                self.cache.restore(taken, pieces, outcome);
-                r?;
+                let reads = &self.counters.cache_reads;
+                self.fill_from_device(ctx, ino, "read", (a, b), map, reads)
+                    .await?;
             }
         }
         Ok(())

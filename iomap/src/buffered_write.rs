@@ -12,11 +12,9 @@
 //! - the file grows (`set_size`) once the bytes are in the cache, before `end`.
 
 use bdev::exec::{yield_now, Context};
-use bdev::Bufs;
 
-use crate::cache::Outcome;
 use crate::error::{IomapError, Result};
-use crate::layer::{IoCounters, Iomap};
+use crate::layer::Iomap;
 use crate::map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
 
@@ -186,24 +184,9 @@ impl<O: IomapOps> Iomap<O> {
         } else if !has_data {
             self.cache.fill(ino, blk, end, |_, buf| buf.fill(0));
         } else {
-            let Some((taken, pieces)) = self.cache.take(ino, blk, end) else {
-                // Evicted or busy meanwhile: the caller's copy fails and retries.
-                return Ok(());
-            };
-            IoCounters::bump(&self.counters.source_reads, 1);
-            let (bufs, r) = self
-                .read_verified(ctx, ino, "source read", blk, source, Bufs::Many(pieces))
-                .await;
-            let Bufs::Many(pieces) = bufs else {
-                unreachable!("sent as Many")
-            };
-            let outcome = if r.is_ok() {
-                Outcome::Filled
-            } else {
-                Outcome::Failed
-            };
-            self.cache.restore(taken, pieces, outcome);
-            r?;
+            let reads = &self.counters.source_reads;
+            self.fill_from_device(ctx, ino, "source read", (blk, end), source, reads)
+                .await?;
         }
         Ok(())
     }

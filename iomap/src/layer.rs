@@ -18,7 +18,7 @@ use bdev::exec::{yield_now, Context, DevId};
 use bdev::{BlockDevice, Bufs, DmaBuf, IoError, Lba, Op};
 
 use crate::align;
-use crate::cache::PageCache;
+use crate::cache::{Outcome, PageCache};
 use crate::error::{IomapError, Result};
 use crate::iter::{Iter, Limits};
 use crate::map::{IoMap, IterFlags};
@@ -216,28 +216,40 @@ impl<O: IomapOps> Iomap<O> {
         (op.into_bufs().expect("a read has buffers"), r)
     }
 
-    /// Reads the file bytes at `pos` of `map` from the device into `bufs` and has the
-    /// filesystem verify them (`IomapOps::verify_read`) before anyone sees them; `what` names
-    /// the read in errors. The buffers come back either way.
-    pub(crate) async fn read_verified(
+    /// Fills the cached blocks `[a, b)` of `ino` from `map` on the device and has the
+    /// filesystem verify them (`IomapOps::verify_read`) before the pages count as up to date;
+    /// `what` names the read in errors, `counter` counts it. Pages evicted or under I/O
+    /// meanwhile are left alone: the caller's copy misses and retries.
+    pub(crate) async fn fill_from_device(
         &self,
         ctx: &Context,
         ino: Ino,
         what: &'static str,
-        pos: u64,
+        (a, b): (u64, u64),
         map: &IoMap,
-        bufs: Bufs,
-    ) -> (Bufs, Result<()>) {
-        let (bufs, r) = self.dev_read(ctx, map.device_addr(pos), bufs).await;
-        let r = match r {
-            Err(e) => Err(IomapError::device(ino.0, what, pos, e)),
-            Ok(()) => {
-                self.ops
-                    .verify_read(ctx, ino, pos, map, bufs.segments())
-                    .await
-            }
+        counter: &AtomicU64,
+    ) -> Result<()> {
+        let Some((taken, pieces)) = self.cache.take(ino, a, b) else {
+            return Ok(());
         };
-        (bufs, r)
+        IoCounters::bump(counter, 1);
+        let (bufs, r) = self
+            .dev_read(ctx, map.device_addr(a), Bufs::Many(pieces))
+            .await;
+        let Bufs::Many(pieces) = bufs else {
+            unreachable!("sent as Many")
+        };
+        let r = match r {
+            Err(e) => Err(IomapError::device(ino.0, what, a, e)),
+            Ok(()) => self.ops.verify_read(ctx, ino, a, map, &pieces).await,
+        };
+        let outcome = if r.is_ok() {
+            Outcome::Filled
+        } else {
+            Outcome::Failed
+        };
+        self.cache.restore(taken, pieces, outcome);
+        r
     }
 
     /// Writes `bufs` at device byte `addr`; the buffers come back either way.
