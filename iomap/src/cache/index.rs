@@ -1,7 +1,7 @@
 //! The per-file index: pages by page number, read-ahead state, and the first unreported
 //! writeback error (errseq-like: the next fsync-equivalent takes it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::page::Page;
 use crate::error::IomapError;
@@ -10,6 +10,9 @@ use crate::error::IomapError;
 #[derive(Default)]
 pub(crate) struct FileIndex {
     pub(crate) pages: BTreeMap<u64, Page>,
+    /// The pages of `pages` holding a dirty block, so finding dirty runs does not walk
+    /// every cached page of a large, mostly clean file.
+    pub(crate) dirty: BTreeSet<u64>,
     /// The page a sequential reader would read next.
     pub(crate) ra_next: u64,
     /// Current read-ahead window, in pages (0: random access).

@@ -202,6 +202,7 @@ impl PageCache {
             if !pg.is_dirty() {
                 st.stats.dirty += 1;
                 self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+                f.dirty.insert(p);
             }
             pg.uptodate |= m;
             pg.dirty |= m;
@@ -360,6 +361,7 @@ impl PageCache {
                     if was && !pg.is_dirty() {
                         st.stats.dirty -= 1;
                         self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+                        f.dirty.remove(&p);
                     }
                 }
                 Outcome::Failed => {}
@@ -375,14 +377,24 @@ impl PageCache {
         end: u64,
         max: u64,
     ) -> Option<(u64, u64)> {
+        if self.dirty_hint.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let st = self.st();
         let f = st.files.get(&ino)?;
         let b = self.block;
         let mut run: Option<(u64, u64)> = None;
-        for (&p, pg) in f.pages.range(from / self.page..end.div_ceil(self.page)) {
-            if !pg.is_dirty() && run.is_none() {
-                continue;
+        // Only dirty pages can start or extend a run: a run ends at a clean or missing page.
+        for &p in f.dirty.range(from / self.page..end.div_ceil(self.page)) {
+            if let Some((_, e)) = run {
+                if e != p * self.page {
+                    return run;
+                }
             }
+            let Some(pg) = f.pages.get(&p) else {
+                debug_assert!(false, "page {p} is in the dirty set but not cached");
+                continue;
+            };
             for blk in 0..self.page / b {
                 let at = p * self.page + blk * b;
                 if at < from || at >= end {
@@ -466,6 +478,7 @@ impl PageCache {
             st.stats.cached -= 1;
             st.stats.dirty -= usize::from(pg.is_dirty());
             self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+            f.dirty.remove(&p);
             st.free.extend(pg.buf);
         }
         if keep_end % self.page != 0 {
@@ -479,6 +492,7 @@ impl PageCache {
                 if was && !pg.is_dirty() {
                     st.stats.dirty -= 1;
                     self.dirty_hint.store(st.stats.dirty, Ordering::Relaxed);
+                    f.dirty.remove(&p);
                 }
             }
         }
@@ -545,7 +559,7 @@ impl PageCache {
         let st = self.st();
         st.files
             .iter()
-            .filter(|(_, f)| f.pages.values().any(Page::is_dirty))
+            .filter(|(_, f)| !f.dirty.is_empty())
             .map(|(&i, _)| i)
             .collect()
     }
