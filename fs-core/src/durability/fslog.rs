@@ -119,10 +119,15 @@ impl LogState {
     /// Maps `[off, off + len)` of `ino` to the whole new extent at `bytenr`.
     pub fn map_extent(&mut self, ino: u64, off: u64, bytenr: u64, len: u64, crcs: &[u32], bs: u64) {
         let end = off + len;
-        let hit: Vec<(u64, Piece)> = self
+        // Pieces are disjoint: at most one starts before `off` and reaches into the range.
+        let before = self
             .pending
-            .range((ino, 0)..(ino, end))
-            .filter(|((_, o), p)| o + p.num_bytes > off)
+            .range((ino, 0)..(ino, off))
+            .next_back()
+            .filter(|((_, o), p)| o + p.num_bytes > off);
+        let hit: Vec<(u64, Piece)> = before
+            .into_iter()
+            .chain(self.pending.range((ino, off)..(ino, end)))
             .map(|(&(_, o), &p)| (o, p))
             .collect();
         for (o, p) in hit {
