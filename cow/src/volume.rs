@@ -264,6 +264,11 @@ impl Volume {
         lock(&self.poison).clone()
     }
 
+    /// Sets the most nodes the node cache keeps (`OpenOptions::cache_nodes` at open).
+    pub fn set_cache_nodes(&self, nodes: usize) {
+        self.sh.cache.set_capacity(nodes);
+    }
+
     /// Node size in bytes.
     pub fn nodesize(&self) -> u32 {
         self.sh.nodesize

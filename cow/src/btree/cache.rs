@@ -5,6 +5,7 @@
 //! ages out.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::format::Node;
@@ -24,7 +25,7 @@ struct Clock {
 /// The node cache, shared by all threads of a volume.
 pub(crate) struct NodeCache {
     inner: Mutex<Clock>,
-    capacity: usize,
+    capacity: AtomicUsize,
 }
 
 impl NodeCache {
@@ -36,8 +37,14 @@ impl NodeCache {
                 slots: Vec::new(),
                 hand: 0,
             }),
-            capacity: capacity.max(16),
+            capacity: AtomicUsize::new(capacity.max(16)),
         }
+    }
+
+    /// Changes the most nodes kept (at least 16). Lowering it stops growth; it does not drop
+    /// nodes already cached.
+    pub fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity.max(16), Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Clock> {
@@ -65,7 +72,7 @@ impl NodeCache {
             node,
             referenced: false,
         };
-        if c.slots.len() < self.capacity {
+        if c.slots.len() < self.capacity.load(Ordering::Relaxed) {
             let i = c.slots.len();
             c.slots.push(slot);
             c.map.insert(key, i);

@@ -73,6 +73,35 @@ pub(crate) fn extents_in(it: &mut impl Items, ino: u64, a: u64, b: u64) -> Resul
     Ok(out)
 }
 
+/// Every extent overlapping the nonempty `[a, b)`, last first: one backward walk from
+/// `b - 1` (extents do not overlap, so the first that ends by `a` ends the walk), where
+/// `extents_in` needs two or three tree descents.
+fn overlapping(it: &mut impl Items, ino: u64, a: u64, b: u64) -> Result<Vec<ExtentAt>> {
+    const BATCH: usize = 8;
+    let mut out: Vec<ExtentAt> = Vec::new();
+    let mut hi = b - 1;
+    loop {
+        let batch = it.range(
+            Key::new(ino, kind::EXTENT_DATA, 0),
+            Key::new(ino, kind::EXTENT_DATA, hi),
+            Direction::Backward,
+            BATCH,
+        )?;
+        let n = batch.len();
+        for (k, d) in &batch {
+            let e = parse(ino, k, d)?;
+            if e.end() <= a {
+                return Ok(out);
+            }
+            out.push(e);
+        }
+        match out.last() {
+            Some(e) if n == BATCH && e.file_off > 0 => hi = e.file_off - 1,
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// Inserts a file extent at `file_off` and takes its data reference.
 pub(crate) fn insert_extent(
     tx: &mut Tx<'_>,
@@ -95,7 +124,12 @@ pub(crate) fn insert_extent(
 /// dropped), extents straddling an edge are cut. The pieces keep their back-reference (the
 /// same data extent start in the file), so a cut is a -1 and a +1 that cancel.
 pub(crate) fn punch(tx: &mut Tx<'_>, ino: u64, a: u64, b: u64) -> Result<()> {
-    for e in extents_in(tx, ino, a, b)? {
+    let found = if b > a {
+        overlapping(tx, ino, a, b)?
+    } else {
+        extents_in(tx, ino, a, b)?
+    };
+    for e in found {
         let key = Key::new(ino, kind::EXTENT_DATA, e.file_off);
         tx.del(key)?;
         if e.fe.kind == ExtentKind::Inline {

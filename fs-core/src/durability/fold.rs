@@ -19,8 +19,15 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
             .ok_or_else(|| Error::Corrupt(format!("logged extent {b:#x} lacks checksums")))?;
         tx.tx.csum_insert(tx.io, b, &crcs)?;
     }
+    // Pieces come sorted by inode: look each inode up once.
+    let mut live: Option<(u64, bool)> = None;
     for (&(ino, off), p) in &log.pending {
-        if try_inode(tx, ino)?.is_none() {
+        let exists = match live {
+            Some((i, e)) if i == ino => e,
+            _ => try_inode(tx, ino)?.is_some(),
+        };
+        live = Some((ino, exists));
+        if !exists {
             continue;
         }
         punch(tx, ino, off, off + p.num_bytes)?;
@@ -63,9 +70,10 @@ pub(crate) fn find_area(core: &Core) -> Result<Option<(u64, u64)>> {
     })
 }
 
-/// The log area size for a device of `total` bytes: 64 blocks, less on small devices.
+/// The log area size for a device of `total` bytes: 1/64 of it, 4 to 1024 blocks (a full
+/// area costs a commit, so a stream of small fsyncs commits once per 1024 of them).
 pub(crate) fn area_bytes(total: u64, bs: u64) -> u64 {
-    (total / 64 / bs).clamp(4, 64) * bs
+    (total / 64 / bs).clamp(4, 1024) * bs
 }
 
 /// Creates the log inode and its area in `tx`.
