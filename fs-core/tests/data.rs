@@ -395,3 +395,31 @@ fn fsck_reports_progress_per_phase() {
         .unwrap();
     assert!(meta.done > 0 && meta.total == 0, "{meta:?}");
 }
+
+#[test]
+fn punching_across_many_extents_unmaps_each_of_them() {
+    let dev = mem(32);
+    let (fs, ctx) = fresh(dev.clone());
+    let f = fs.open(&ctx, "/f", direct(), 0o644).unwrap();
+    // 30 separate 4 KiB extents: the even blocks first, the odd ones after, each committed
+    // on its own, so no two neighbours are one extent.
+    let mut want = vec![0u8; 30 * 4096];
+    for i in (0..30u64).step_by(2).chain((1..30).step_by(2)) {
+        let data = pattern(i as u8, 4096);
+        f.write_at(&ctx, i * 4096, &data).unwrap();
+        want[i as usize * 4096..][..4096].copy_from_slice(&data);
+        fs.sync(&ctx).unwrap();
+    }
+    // Punch from inside block 2 to inside block 27: more extents than one lookup batch.
+    let (a, b) = (2 * 4096 + 100, 27 * 4096 + 100);
+    f.fallocate(&ctx, FallocMode::PunchHole, a, b - a).unwrap();
+    want[a as usize..b as usize].fill(0);
+    assert_eq!(read_all(&fs, &ctx, "/f"), want);
+    drop(f);
+    fs.unmount(&ctx).unwrap();
+    assert_clean(dev.clone());
+    let (fs, ctx) = mount(dev.clone());
+    assert_eq!(read_all(&fs, &ctx, "/f"), want);
+    drop(fs);
+    assert_clean(dev);
+}

@@ -260,3 +260,47 @@ pub(crate) fn decode(block: &[u8], base_gen: u64, seq: u64) -> Option<Vec<Entry>
     r.finish().ok()?;
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BS: u64 = 4096;
+
+    fn pieces(log: &LogState, ino: u64) -> Vec<(u64, u64, u64, u64)> {
+        log.pending
+            .range((ino, 0)..=(ino, u64::MAX))
+            .map(|(&(_, o), p)| (o, p.disk_bytenr, p.offset, p.num_bytes))
+            .collect()
+    }
+
+    #[test]
+    fn map_extent_cuts_and_replaces_the_pieces_it_overlaps() {
+        let mut log = LogState::default();
+        // Inode 7: pieces at [0, 16K), [16K, 20K), [40K, 48K); inode 8 must stay untouched.
+        log.map_extent(7, 0, 0x10_0000, 4 * BS, &[1, 2, 3, 4], BS);
+        log.map_extent(7, 4 * BS, 0x20_0000, BS, &[5], BS);
+        log.map_extent(7, 10 * BS, 0x30_0000, 2 * BS, &[6, 7], BS);
+        log.map_extent(8, 0, 0x40_0000, BS, &[8], BS);
+        // [8K, 44K) starts inside the first piece, covers the second, ends inside the third.
+        log.map_extent(7, 2 * BS, 0x50_0000, 9 * BS, &[9; 9], BS);
+        assert_eq!(
+            pieces(&log, 7),
+            vec![
+                (0, 0x10_0000, 0, 2 * BS),
+                (2 * BS, 0x50_0000, 0, 9 * BS),
+                (11 * BS, 0x30_0000, BS, BS),
+            ]
+        );
+        assert_eq!(pieces(&log, 8), vec![(0, 0x40_0000, 0, BS)]);
+        // A piece that ends exactly where the new one starts is left whole.
+        log.map_extent(7, 12 * BS, 0x60_0000, BS, &[10], BS);
+        assert_eq!(pieces(&log, 7).len(), 4);
+        assert_eq!(
+            log.lookup(7, 11 * BS).0,
+            Some((11 * BS, log.pending[&(7, 11 * BS)]))
+        );
+        assert_eq!(log.crcs[&(0x50_0000 + 8 * BS)], 9);
+        assert_eq!(log.extent_bytes, (4 + 1 + 2 + 1 + 9 + 1) * BS);
+    }
+}

@@ -601,3 +601,67 @@ impl PageCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: u64 = 1024;
+
+    /// A cache of 16 KiB pages over 4 KiB blocks with pages 0..8 of inode 1 up to date.
+    fn cache() -> PageCache {
+        let dev = Arc::new(bdev::mem::MemDevice::new("mem0", 4096, 256).unwrap());
+        let c = PageCache::new(dev, 16 * K, 4 * K, 64, 64).unwrap();
+        c.populate(Ino(1), 0, 128 * K).unwrap();
+        c.fill(Ino(1), 0, 128 * K, |_, b| b.fill(7));
+        c
+    }
+
+    #[test]
+    fn dirty_runs_are_found_through_the_dirty_set_and_end_at_clean_pages() {
+        let c = cache();
+        let ino = Ino(1);
+        assert_eq!(c.next_dirty_run(ino, 0, u64::MAX, u64::MAX), None);
+        // Page 1 block 3 and page 2 blocks 0-1 touch: one run across the page boundary.
+        assert!(c.write_cached(ino, 28 * K, &[1; 12 * 1024]));
+        // Page 5 block 2, after clean pages 3 and 4.
+        assert!(c.write_cached(ino, 88 * K, &[2; 4 * 1024]));
+        assert_eq!(c.stats().dirty, 3);
+        assert_eq!(c.dirty_files(), vec![ino]);
+        let all = (0, u64::MAX, u64::MAX);
+        assert_eq!(
+            c.next_dirty_run(ino, all.0, all.1, all.2),
+            Some((28 * K, 40 * K))
+        );
+        assert_eq!(
+            c.next_dirty_run(ino, 0, u64::MAX, 4 * K),
+            Some((28 * K, 32 * K))
+        );
+        assert_eq!(
+            c.next_dirty_run(ino, 40 * K, u64::MAX, u64::MAX),
+            Some((88 * K, 92 * K))
+        );
+        assert_eq!(
+            c.next_dirty_run(ino, 0, 30 * K, u64::MAX),
+            Some((28 * K, 32 * K))
+        );
+        // Writing pages 1 and 2 back cleans them; page 5 stays dirty.
+        let (taken, pieces) = c.take(ino, 28 * K, 40 * K).unwrap();
+        c.restore(taken, pieces, Outcome::Written);
+        assert_eq!(c.stats().dirty, 1);
+        assert_eq!(
+            c.next_dirty_run(ino, 0, u64::MAX, u64::MAX),
+            Some((88 * K, 92 * K))
+        );
+        // Truncating into page 5 before its dirty block drops the block's dirty state.
+        c.truncate(ino, 84 * K);
+        assert_eq!(c.next_dirty_run(ino, 0, u64::MAX, u64::MAX), None);
+        assert_eq!(c.stats().dirty, 0);
+        assert!(c.dirty_files().is_empty());
+        // Whole dirty pages past a truncation leave the set with their page.
+        assert!(c.write_cached(ino, 64 * K, &[3; 4 * 1024]));
+        c.truncate(ino, 16 * K);
+        assert_eq!(c.next_dirty_run(ino, 0, u64::MAX, u64::MAX), None);
+        assert!(c.dirty_files().is_empty());
+    }
+}
