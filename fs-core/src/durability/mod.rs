@@ -19,8 +19,9 @@
 //! Completed data writes (writeback and direct) go to the fsync log's in-memory overlay
 //! (`fslog.rs`); fsync/fdatasync make them durable with one record block plus one flush,
 //! replay at mount links them (`fold.rs`), and every commit folds the overlay into the
-//! trees (also when it maps `FOLD_PIECES` pieces, see `data/space.rs`). `tests/fsync_log.rs` counts
-//! the device writes and flushes (a 4 KiB write + fdatasync: 2 writes, 1 flush).
+//! trees (also when it maps `FOLD_PIECES` pieces, see `data/space.rs`).
+//! `tests/fsync_log.rs` counts the device writes and flushes (a 4 KiB write + fdatasync:
+//! 2 writes, 1 flush).
 //!
 //! Crash tests backing these claims: `tests/crash.rs` (`ace_one_operation_workloads`,
 //! `ace_two_operation_workloads_sampled`), `tests/fsync_log.rs`
