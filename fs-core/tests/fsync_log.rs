@@ -1,8 +1,9 @@
 //! What one 4 KiB write + fdatasync costs on the device, counted on the `record` device's
 //! log. With the fsync log the documented bound is: the data block, one log record block,
 //! one flush (no node, no superblock). When the log area is full the fsync commits instead
-//! (nodes, superblock with FUA, two flushes), once per `LOG_SLOTS` fsyncs; the steady-state
-//! bound is asserted over a run that stays inside one log epoch.
+//! (nodes, superblock with FUA, two flushes), once per log area's worth of fsyncs (4 to
+//! 1024, `area_bytes` in `durability/fold.rs`); the steady-state bound is asserted over a
+//! run that stays inside one log epoch.
 
 mod common;
 

@@ -1,9 +1,9 @@
 //! The fsync log (the role of btrfs's tree-log): makes fsync/fdatasync of written-back data
 //! cost one log block write and one flush instead of a cow commit.
 //!
-//! Layout: the log inode ([`LOG_INO`]) owns one prealloc extent, the log area, of
-//! `LOG_SLOTS` blocks. Each fsync that has something to log writes one record block into
-//! the next slot, then flushes. A record says which committed generation it extends
+//! Layout: the log inode ([`LOG_INO`]) owns one prealloc extent, the log area, of 4 to
+//! 1024 blocks (`fold::area_bytes`). Each fsync that has something to log writes one record
+//! block into the next slot, then flushes. A record says which committed generation it extends
 //! (`base_gen`) and its slot (`seq`); its crc32c covers the block. See `docs/FORMAT.md`.
 //!
 //! Invariants:
