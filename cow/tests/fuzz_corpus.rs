@@ -111,7 +111,7 @@ fn regenerate_corpus() {
     };
     let item = |o: u64, len: usize| Item {
         key: Key::new(o, 1, 0),
-        data: vec![o as u8; len],
+        data: vec![o as u8; len].into(),
     };
     let nodes = [
         ("empty-leaf", leaf(vec![])),

@@ -69,12 +69,12 @@ fn put_rec<W: NodeWriter + ?Sized>(
     if node.level == 0 {
         if let Body::Leaf(items) = &mut node.body {
             match items.binary_search_by(|i| i.key.cmp(&key)) {
-                Ok(i) => items[i].data = data.to_vec(),
+                Ok(i) => items[i].data = data.into(),
                 Err(i) => items.insert(
                     i,
                     Item {
                         key,
-                        data: data.to_vec(),
+                        data: data.into(),
                     },
                 ),
             }

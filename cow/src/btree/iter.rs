@@ -170,7 +170,7 @@ impl<'a> Iter<'a> {
             .map(|(leaf, slot)| &leaf.items()[*slot])
             .filter(|it| it.key >= self.lo && it.key <= self.hi);
         match item {
-            Some(it) => Ok(Some((it.key, it.data.clone()))),
+            Some(it) => Ok(Some((it.key, it.data.to_vec()))),
             None => {
                 self.state = State::Done;
                 Ok(None)

@@ -21,7 +21,7 @@ pub(crate) fn get<S: NodeSource + ?Sized>(
             return Ok(items
                 .binary_search_by(|i| i.key.cmp(&key))
                 .ok()
-                .map(|i| items[i].data.clone()));
+                .map(|i| items[i].data.to_vec()));
         }
         let slot = child_slot(node.ptrs(), key);
         if slot == 0 && key < node.ptrs()[0].key {

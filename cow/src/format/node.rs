@@ -10,6 +10,8 @@
 //! - leaf item data lies packed from the end of the node backwards in item order, never
 //!   overlapping the item headers.
 
+use std::sync::Arc;
+
 use zerocopy::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -76,8 +78,9 @@ pub fn max_item_size(nodesize: u32) -> usize {
 pub struct Item {
     /// Its key.
     pub key: Key,
-    /// Its data.
-    pub data: Vec<u8>,
+    /// Its data, shared: copying a node on write (every leaf a transaction changes) copies
+    /// reference counts, not every item's bytes.
+    pub data: Arc<[u8]>,
 }
 
 /// An internal node's pointer to a child.
@@ -344,7 +347,7 @@ fn parse_items(bytes: &[u8], nritems: usize) -> Result<Vec<Item>, String> {
         }
         items.push(Item {
             key: raw.key.into(),
-            data: bytes[off..data_end].to_vec(),
+            data: bytes[off..data_end].into(),
         });
         data_end = off;
     }
@@ -384,7 +387,7 @@ mod tests {
                 (0..10)
                     .map(|i| Item {
                         key: Key::new(i, 1, 2),
-                        data: vec![i as u8; i as usize],
+                        data: vec![i as u8; i as usize].into(),
                     })
                     .collect(),
             ),
