@@ -1,7 +1,6 @@
 //! Node and superblock I/O: reads validated through the cache, batched concurrent writes,
 //! flushes. Every node read is parsed and checked against its parent before anyone sees it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bdev::{wait, BlockDevice, Bufs, Completion, DmaBuf, IoError, IoQueue, Lba, Op};
@@ -80,70 +79,103 @@ impl Shared {
         io: &mut dyn IoQueue,
         nodes: impl Iterator<Item = &'n Node>,
     ) -> Result<()> {
-        let mut ops = Vec::new();
-        for n in nodes {
-            let mut buf = self.dev.alloc_buf(self.nodesize as usize)?;
-            n.encode(&self.fsid, &mut buf).map_err(|p| {
-                Error::node(
-                    n.what(),
-                    n.bytenr,
-                    n.owner,
-                    format!("refusing to write: {p}"),
-                )
-            })?;
-            ops.push((n.bytenr, buf));
-        }
-        self.submit_all(io, ops, false, "node")
+        // Encoded as the queue takes them, into buffers of finished writes: a commit's
+        // thousands of nodes need a queue's depth of buffers, not one each.
+        let mut nodes = nodes;
+        self.write_stream(io, false, "node", |spare| {
+            let n = nodes.next()?;
+            let buf = match spare {
+                Some(b) => Ok(b),
+                None => self
+                    .dev
+                    .alloc_buf(self.nodesize as usize)
+                    .map_err(Error::from),
+            };
+            Some(buf.and_then(|mut buf| {
+                n.encode(&self.fsid, &mut buf).map_err(|p| {
+                    Error::node(
+                        n.what(),
+                        n.bytenr,
+                        n.owner,
+                        format!("refusing to write: {p}"),
+                    )
+                })?;
+                Ok((n.bytenr, buf))
+            }))
+        })
     }
 
-    /// Submits one write per `(bytenr, buf)`, keeping the queue full, and waits for all of
-    /// them (even after a failure, so nothing of ours stays in flight). Returns the first error.
-    fn submit_all(
+    /// Submits the writes `next` produces (it gets the buffer of a finished write to reuse,
+    /// if there is one), keeping the queue full, and waits for all of them, even after a
+    /// failure, so nothing of ours stays in flight. A production error stops production.
+    /// Returns the first error.
+    fn write_stream(
         &self,
         io: &mut dyn IoQueue,
-        ops: Vec<(u64, DmaBuf)>,
         fua: bool,
         what: &str,
+        mut next: impl FnMut(Option<DmaBuf>) -> Option<Result<(u64, DmaBuf)>>,
     ) -> Result<()> {
-        let total = ops.len();
-        let addrs: Vec<u64> = ops.iter().map(|(b, _)| *b).collect();
-        let mut queue: VecDeque<(usize, DmaBuf)> =
-            ops.into_iter().map(|(_, buf)| buf).enumerate().collect();
+        // Device addresses by tag, for error messages.
+        let mut addrs: Vec<u64> = Vec::new();
+        let mut spare: Vec<DmaBuf> = Vec::new();
+        // A write the full queue refused, to submit first.
+        let mut held: Option<(usize, DmaBuf)> = None;
+        let (mut in_flight, mut producing) = (0usize, true);
+        let mut first_err: Option<Error> = None;
         let mut done: Vec<Completion> = Vec::with_capacity(io.depth());
-        let (mut finished, mut first_err) = (0, None);
-        let fail = |i: usize, e: IoError, first_err: &mut Option<Error>| {
-            if first_err.is_none() {
-                *first_err = Some(Error::io(format!("writing {what} {:#x}", addrs[i]), e));
-            }
-        };
-        while finished < total {
-            while let Some((i, buf)) = queue.pop_front() {
-                let lba = self.lba(addrs[i]);
+        loop {
+            loop {
+                let (i, buf) = match held.take() {
+                    Some(h) => h,
+                    None if producing => match next(spare.pop()) {
+                        Some(Ok((addr, buf))) => {
+                            addrs.push(addr);
+                            (addrs.len() - 1, buf)
+                        }
+                        Some(Err(e)) => {
+                            first_err.get_or_insert(e);
+                            producing = false;
+                            break;
+                        }
+                        None => {
+                            producing = false;
+                            break;
+                        }
+                    },
+                    None => break,
+                };
                 let op = Op::Write {
-                    lba,
+                    lba: self.lba(addrs[i]),
                     bufs: Bufs::One(buf),
                     fua,
                 };
                 match io.submit(i as u64, op) {
-                    Ok(()) => {}
+                    Ok(()) => in_flight += 1,
                     Err(r) if r.is_queue_full() => {
                         let buf = r.op.into_bufs().and_then(Bufs::into_one);
-                        queue.push_front((i, buf.expect("a write gives its buffer back")));
+                        held = Some((i, buf.expect("a write gives its buffer back")));
                         break;
                     }
                     Err(r) => {
-                        finished += 1;
-                        fail(i, IoError::Invalid(r.error.to_string()), &mut first_err);
+                        let e = IoError::Invalid(r.error.to_string());
+                        first_err
+                            .get_or_insert(Error::io(format!("writing {what} {:#x}", addrs[i]), e));
                     }
                 }
+            }
+            if in_flight == 0 && held.is_none() {
+                break;
             }
             done.clear();
             io.poll(&mut done);
             for c in done.drain(..) {
-                finished += 1;
+                in_flight -= 1;
                 if let Err(e) = c.result {
-                    fail(c.tag as usize, e, &mut first_err);
+                    let at = addrs[c.tag as usize];
+                    first_err.get_or_insert(Error::io(format!("writing {what} {at:#x}"), e));
                 }
+                spare.extend(c.op.into_bufs().and_then(Bufs::into_one));
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -165,7 +197,8 @@ impl Shared {
             buf[..sector.len()].copy_from_slice(&sector);
             ops.push((off, buf));
         }
-        self.submit_all(io, ops, true, "superblock")
+        let mut ops = ops.into_iter();
+        self.write_stream(io, true, "superblock", |_| ops.next().map(Ok))
     }
 }
 
