@@ -1,6 +1,7 @@
 //! Node and superblock I/O: reads validated through the cache, batched concurrent writes,
 //! flushes. Every node read is parsed and checked against its parent before anyone sees it.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bdev::{wait, BlockDevice, Bufs, Completion, DmaBuf, IoError, IoQueue, Lba, Op};
@@ -20,6 +21,8 @@ pub(crate) struct Shared {
     pub total_bytes: u64,
     pub block_size: u32,
     pub cache: NodeCache,
+    /// The most nodes one commit has written since the volume was opened.
+    pub peak_commit_nodes: AtomicU64,
 }
 
 impl Shared {

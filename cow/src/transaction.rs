@@ -407,6 +407,10 @@ impl<'v> Transaction<'v> {
 
     fn write_out(&mut self, io: &mut dyn IoQueue, sb: &Superblock) -> Result<()> {
         let sh = &self.vol.sh;
+        sh.peak_commit_nodes.fetch_max(
+            self.dirty.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         sh.write_nodes(io, self.dirty.values().map(|n| &**n))?;
         sh.flush(
             io,

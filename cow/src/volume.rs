@@ -13,6 +13,7 @@
 //! reopened (the state on the media is then whatever the last durable superblock says).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bdev::{BlockDevice, IoQueue};
@@ -146,6 +147,7 @@ impl Volume {
             total_bytes: total,
             block_size: geo.block_size,
             cache: NodeCache::new(opts.open.cache_nodes),
+            peak_commit_nodes: AtomicU64::new(0),
             dev,
         };
         let committed = Committed {
@@ -202,6 +204,7 @@ impl Volume {
             total_bytes: sb.total_bytes,
             block_size: geo.block_size,
             cache: NodeCache::new(opts.cache_nodes),
+            peak_commit_nodes: AtomicU64::new(0),
             dev,
         };
         let mut committed = Committed {
@@ -267,6 +270,12 @@ impl Volume {
     /// Sets the most nodes the node cache keeps (`OpenOptions::cache_nodes` at open).
     pub fn set_cache_nodes(&self, nodes: usize) {
         self.sh.cache.set_capacity(nodes);
+    }
+
+    /// The most node bytes one commit has written since the volume was opened: about what
+    /// a commit of changes as scattered needs free (plus what the tree grew by since).
+    pub fn peak_commit_bytes(&self) -> u64 {
+        self.sh.peak_commit_nodes.load(Ordering::Relaxed) * u64::from(self.sh.nodesize)
     }
 
     /// Node size in bytes.

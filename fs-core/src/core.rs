@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bdev::{BlockDevice, IoQueue};
@@ -151,6 +151,9 @@ pub(crate) struct Core {
     pub read_only: Option<String>,
     /// The fsync log and the overlay of what it logged (see `durability/fslog.rs`).
     pub log: Mutex<crate::durability::LogState>,
+    /// Pieces in the overlay (`log.pending.len()`), readable without the log's lock: space
+    /// checks run under `reserved`, which must not wait for the log.
+    pub overlay_pieces: AtomicUsize,
     /// Generations pinned by mappings in use (`begin` to `end`), by `(ino, pos)`.
     pub pins: Mutex<HashMap<(u64, u64), Vec<u64>>>,
 }
@@ -174,6 +177,7 @@ impl Core {
             slack,
             read_only,
             log: Mutex::new(crate::durability::LogState::default()),
+            overlay_pieces: AtomicUsize::new(0),
             pins: Mutex::new(HashMap::new()),
         }
     }
@@ -302,6 +306,7 @@ impl Core {
         match r {
             Ok((v, generation)) => {
                 log.restart(generation);
+                self.overlay_pieces.store(0, Ordering::Relaxed);
                 Ok(v)
             }
             // The aborted transaction handed the logged extents back to their reservation:
@@ -319,12 +324,25 @@ impl Core {
         })
     }
 
-    /// Bytes data may still take: free space minus delalloc promises minus metadata room.
+    /// Bytes data may still take: free space minus delalloc promises minus metadata room
+    /// (`slack`, and what folding the overlay will copy).
     pub fn data_room(&self, reserved: u64) -> u64 {
         self.vol
             .free_bytes()
             .saturating_sub(reserved)
             .saturating_sub(self.slack)
+            .saturating_sub(self.fold_need())
+    }
+
+    /// Node space the next fold may need: a few nodes per overlay piece (a leaf in each of
+    /// the fs, extent and checksum trees, and their share of the parents), but no more
+    /// than twice the most any commit has written, since a fold copies each node once
+    /// however many pieces it holds. Keeping it free is what lets a fold on a nearly full
+    /// device commit.
+    pub fn fold_need(&self) -> u64 {
+        let pieces = self.overlay_pieces.load(Ordering::Relaxed) as u64;
+        let per_piece = 4 * u64::from(self.vol.nodesize());
+        (pieces * per_piece).min(2 * self.vol.peak_commit_bytes().max(self.slack))
     }
 }
 

@@ -142,3 +142,57 @@ fn concurrent_direct_overwrites_never_run_out_of_space() {
     fs.unmount(&ctx).unwrap();
     assert_clean(dev);
 }
+
+/// Random overwrites of a file that fills half the device, 16 in flight, until well past
+/// the device's free space in total: the fsync overlay grows to thousands of pieces, and
+/// folding them copies much of the metadata while in-flight writes pin what commits free.
+/// Every write must find space: commits must not spend the metadata room while freed space
+/// is only pinned, and data must leave a fold the node space it needs.
+#[test]
+fn many_overwrites_in_flight_on_a_half_full_device_find_space() {
+    // 4 KiB nodes (many levels) and 16 KiB nodes (the default: each fold copies more).
+    for nodesize in [4096, 16384] {
+        overwrites_in_flight(nodesize);
+    }
+}
+
+fn overwrites_in_flight(nodesize: u32) {
+    const SIZE: u64 = 32 << 20;
+    let dev = mem(64);
+    let opts = fs_core::FormatOptions {
+        nodesize,
+        ..small_format()
+    };
+    fs_core::Filesystem::format(dev.clone(), opts).unwrap();
+    let (fs, ctx) = mount(dev.clone());
+    let f = std::sync::Arc::new(fs.open(&ctx, "/f", direct(), 0o644).unwrap());
+    // 64 KiB extents, so overwrites free whole extents as they go.
+    for at in (0..SIZE).step_by(64 << 10) {
+        f.write_at(&ctx, at, &[0u8; 64 << 10]).unwrap();
+    }
+    let blocks = SIZE / 4096;
+    let mut rng = Rng(seed("half_full_overwrites"));
+    let futs = (0..16u64).map(|w| {
+        let f = std::sync::Arc::clone(&f);
+        let ctx2 = ctx.clone();
+        let picks: Vec<u64> = (0..blocks / 2)
+            .map(|_| rng.below(blocks / 16) * 16 + w)
+            .collect();
+        async move {
+            let mut buf = f.alloc_buf(4096).unwrap();
+            for (i, b) in picks.into_iter().enumerate() {
+                buf.fill((i % 251) as u8 + 1);
+                let (back, r) = f.write_at_async(&ctx2, b * 4096, buf).await;
+                buf = back;
+                r.unwrap_or_else(|e| {
+                    panic!("nodes of {nodesize}: writer {w} overwrite {i} of block {b}: {e}")
+                });
+            }
+        }
+    });
+    ctx.block_on(bdev::exec::join_all(futs));
+    f.fsync(&ctx).unwrap();
+    drop(f);
+    fs.unmount(&ctx).unwrap();
+    assert_clean(dev);
+}

@@ -152,6 +152,8 @@ impl Core {
             return false;
         }
         log.map_extent(ino, pos, addr, len, crcs, self.bs);
+        self.overlay_pieces
+            .store(log.pending.len(), std::sync::atomic::Ordering::Relaxed);
         log.unwritten.push(crate::durability::Entry::Extent {
             ino,
             file_off: pos,

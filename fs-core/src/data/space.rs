@@ -4,9 +4,11 @@
 //! extents replaced again before a fold) are freed only by the commit that folds the fsync
 //! log's overlay, and become allocatable only once no reader or pinned mapping of an older
 //! generation remains. Like btrfs's "flush space" stages, a write that finds no room first
-//! commits (folding the overlay), then lets in-flight I/O of older generations finish, and
-//! retries; only if nothing is left waiting does it fail. To keep writers off that slow
-//! path, a completion commits once the overlay holds a quarter of the free space.
+//! lets in-flight I/O of older generations finish (while freed space is pinned, a commit
+//! would only spend node space), then commits (folding the overlay), and retries; only if
+//! nothing is left waiting does it fail. To keep writers off that slow path, a completion
+//! commits once the overlay's new extents plus the node space its fold needs
+//! (`Core::fold_need`, which data never takes) pass a quarter of the free space.
 //!
 //! Invariant: no cow transaction and no lock is held across the waits (`yield_now`).
 
@@ -55,15 +57,21 @@ impl Core {
         }
     }
 
-    /// Makes waiting space allocatable if it can: commits when the overlay holds anything
-    /// (the commit frees the extents it replaced). Says whether space may still come back
-    /// (false: the filesystem is really full).
+    /// Makes waiting space allocatable if it can. Space that older readers pin comes back
+    /// as they end, so while there is any the caller only waits: a commit now would take
+    /// node space and free nothing usable yet (under many writers each retrying, such
+    /// commits used up the metadata room and a commit then failed). Otherwise it commits
+    /// when the overlay holds anything (the commit frees the extents it replaced). Says
+    /// whether space may still come back (false: the filesystem is really full).
     pub(crate) fn flush_space(&self) -> Result<bool> {
+        if self.vol.pinned_bytes() > 0 {
+            return Ok(true);
+        }
         if !self.log().is_clean() {
             self.write(|_| Ok(()))?;
             return Ok(true);
         }
-        Ok(self.vol.pinned_bytes() > 0)
+        Ok(false)
     }
 
     /// Commits when the overlay has grown large: many pieces (memory), or new extents
@@ -74,7 +82,7 @@ impl Core {
             let log = self.log();
             (log.pending.len(), log.extent_bytes)
         };
-        if pieces >= FOLD_PIECES || bytes > self.vol.free_bytes() / 4 {
+        if pieces >= FOLD_PIECES || bytes + self.fold_need() > self.vol.free_bytes() / 4 {
             self.write(|_| Ok(()))?;
         }
         Ok(())

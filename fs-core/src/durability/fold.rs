@@ -163,6 +163,8 @@ pub(crate) fn replay(core: &Core, commit: bool) -> Result<usize> {
             }
         }
     }
+    core.overlay_pieces
+        .store(state.pending.len(), std::sync::atomic::Ordering::Relaxed);
     *core.log() = LogState {
         area: Some((addr, len)),
         base_gen: generation,
