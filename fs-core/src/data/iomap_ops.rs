@@ -112,7 +112,7 @@ impl Core {
             return self.map_writeback(ino, b0, b1);
         }
         if flags.contains(IterFlags::DIRECT) && flags.contains(IterFlags::WRITE) {
-            return self.map_direct_write(ino, b0, b1);
+            return self.map_direct_write(ino, pos, len);
         }
         let cur = self.current(ino, b0, b1, true)?;
         let zero_skip = flags.contains(IterFlags::ZERO)
@@ -168,14 +168,22 @@ impl Core {
         Ok(Maps::one(m))
     }
 
-    fn map_direct_write(&self, ino: u64, b0: u64, b1: u64) -> Result<Maps> {
+    fn map_direct_write(&self, ino: u64, pos: u64, len: u64) -> Result<Maps> {
+        let bs = self.bs;
+        let (b0, b1) = (pos / bs, (pos + len).div_ceil(bs));
         self.check_writable()?;
         if let Some(m) = self.nocow_target(ino, b0, b1)? {
             return Ok(Maps::one(m));
         }
-        let bs = self.bs;
-        let cur = self.current(ino, b0, b1, true)?;
-        let want = cur.end() - b0 * bs;
+        // Whole blocks replace what is there without reading it: no source map, so no
+        // lookup of the current mapping (a B-tree descent per random write otherwise).
+        let (end, source) = if pos % bs == 0 && len % bs == 0 {
+            (b1 * bs, None)
+        } else {
+            let cur = self.current(ino, b0, b1, true)?;
+            (cur.end(), (cur.kind != MapKind::Delalloc).then_some(cur))
+        };
+        let want = end - b0 * bs;
         let (addr, got) = {
             let r = self.reserved();
             let room = self.data_room(*r) / bs * bs;
@@ -187,7 +195,6 @@ impl Core {
             self.vol.reserve_data(bs, want.min(room))?
         };
         let write = IoMap::mapped(b0 * bs, got, addr).with_flags(MapFlags::NEW);
-        let source = (cur.kind != MapKind::Delalloc).then_some(cur);
         Ok(Maps { write, source })
     }
 
