@@ -10,12 +10,13 @@
 //! freed queued for reuse. A failure in 2–5 poisons the volume. Dropping a transaction without
 //! committing it discards its changes and gives back what it allocated.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, MutexGuard};
 
 use bdev::IoQueue;
+use hashbrown::{HashMap, HashSet};
 
-use crate::btree::{self, Direction, Iter, NodeAddr, NodeSource, NodeWriter, PutMode};
+use crate::btree::{self, Direction, Finger, Iter, NodeAddr, NodeSource, NodeWriter, PutMode};
 use crate::delayed::{DelayedRefs, RefTarget};
 use crate::error::{Error, Result};
 use crate::format::{kind, Body, Key, Node, RootItem, RootPtr, Superblock, TreeId};
@@ -33,6 +34,8 @@ pub struct Transaction<'v> {
     pub(crate) roots: BTreeMap<TreeId, RootPtr>,
     changed: BTreeSet<TreeId>,
     dirty: HashMap<u64, Arc<Node>>,
+    /// Per tree, the leaf its last change ended in (`btree::Finger`).
+    fingers: Vec<(TreeId, Finger)>,
     pub(crate) delayed: DelayedRefs,
     /// Extents allocated by this transaction: given back on abort.
     allocated: HashMap<u64, u64>,
@@ -69,6 +72,7 @@ impl<'v> Transaction<'v> {
             bytes_used: base.bytes_used,
             changed: BTreeSet::new(),
             dirty: HashMap::new(),
+            fingers: Vec::new(),
             delayed: DelayedRefs::default(),
             allocated: HashMap::new(),
             applied: HashSet::new(),
@@ -127,7 +131,7 @@ impl<'v> Transaction<'v> {
     }
 
     /// The data of `key` in `tree`.
-    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<Vec<u8>>> {
+    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<Arc<[u8]>>> {
         btree::get(self, io, tree, key)
     }
 
@@ -406,6 +410,7 @@ impl<'v> Transaction<'v> {
     }
 
     fn write_out(&mut self, io: &mut dyn IoQueue, sb: &Superblock) -> Result<()> {
+        self.fingers.clear();
         let sh = &self.vol.sh;
         sh.peak_commit_nodes.fetch_max(
             self.dirty.len() as u64,
@@ -492,6 +497,13 @@ impl NodeSource for Transaction<'_> {
             .copied()
             .ok_or(Error::NoSuchTree(tree))
     }
+
+    fn finger_leaf(&self, tree: TreeId, key: Key) -> Option<Arc<Node>> {
+        let f = self.finger(tree)?;
+        let leaf = self.dirty.get(&f.leaf)?;
+        let first = leaf.items().first()?.key;
+        (leaf.level == 0 && f.holds(first, key)).then(|| Arc::clone(leaf))
+    }
 }
 
 impl NodeWriter for Transaction<'_> {
@@ -510,7 +522,7 @@ impl NodeWriter for Transaction<'_> {
                 self.gen
             ))
         })?;
-        Ok(Arc::try_unwrap(n).unwrap_or_else(|n| Node::clone(&n)))
+        Ok(Arc::try_unwrap(n).unwrap_or_else(|n| n.copy_for_write()))
     }
 
     fn put(&mut self, node: Node) {
@@ -525,6 +537,7 @@ impl NodeWriter for Transaction<'_> {
     }
 
     fn free_node(&mut self, tree: TreeId, bytenr: u64, level: u8, generation: u64) {
+        self.fingers.retain(|(_, f)| f.leaf != bytenr);
         self.dirty.remove(&bytenr);
         let target = RefTarget::Tree { level, root: tree };
         if generation == self.gen && !self.applied.contains(&bytenr) {
@@ -545,7 +558,26 @@ impl NodeWriter for Transaction<'_> {
     }
 
     fn set_root(&mut self, tree: TreeId, root: RootPtr) {
+        self.set_finger(tree, None);
         self.roots.insert(tree, root);
         self.changed.insert(tree);
+    }
+
+    fn finger(&self, tree: TreeId) -> Option<Finger> {
+        self.fingers
+            .iter()
+            .find(|(t, _)| *t == tree)
+            .map(|&(_, f)| f)
+    }
+
+    fn set_finger(&mut self, tree: TreeId, finger: Option<Finger>) {
+        self.fingers.retain(|(t, _)| *t != tree);
+        if let Some(f) = finger {
+            self.fingers.push((tree, f));
+        }
+    }
+
+    fn dirty_mut(&mut self, bytenr: u64) -> Option<&mut Node> {
+        self.dirty.get_mut(&bytenr).map(Arc::make_mut)
     }
 }

@@ -471,7 +471,7 @@ impl ReadTxn<'_> {
     }
 
     /// The data of `key` in `tree`.
-    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<Vec<u8>>> {
+    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<Arc<[u8]>>> {
         crate::btree::get(self, io, tree, key)
     }
 

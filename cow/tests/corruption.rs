@@ -57,6 +57,7 @@ fn read_is_right_or_error(dev: &MemDevice, vol: &Volume, model: &Model) -> Resul
     for dir in [Direction::Forward, Direction::Backward] {
         let mut got: Vec<(Key, Vec<u8>)> = r
             .iter(&mut *io, USER, Key::MIN, Key::MAX, dir)
+            .map(|x| x.map(|(k, d)| (k, d.to_vec())))
             .collect::<Result<_, _>>()?;
         if dir == Direction::Backward {
             got.reverse();
@@ -72,8 +73,8 @@ fn read_is_right_or_error(dev: &MemDevice, vol: &Volume, model: &Model) -> Resul
     }
     for (k, v) in model.iter().step_by(97) {
         assert_eq!(
-            r.get(&mut *io, USER, *k)?.as_ref(),
-            Some(v),
+            r.get(&mut *io, USER, *k)?.as_deref(),
+            Some(v.as_slice()),
             "wrong data for {k}"
         );
     }

@@ -188,7 +188,10 @@ fn verify(
         .unwrap_or_else(|e| panic!("{}: check failed: {e}", ctx()));
     let items: Model = r
         .iter(&mut *io, USER, Key::MIN, Key::MAX, cow::Direction::Forward)
-        .map(|x| x.unwrap_or_else(|e| panic!("{}: {e}", ctx())))
+        .map(|x| {
+            let (k, d) = x.unwrap_or_else(|e| panic!("{}: {e}", ctx()));
+            (k, d.to_vec())
+        })
         .collect();
     assert!(
         items == want.items,

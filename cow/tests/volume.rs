@@ -51,8 +51,10 @@ fn poison_with(rule: ErrorRule) {
     // Reads of the last committed state still work.
     let r = vol.reader();
     assert_eq!(
-        r.get(&mut *fio, USER, Key::new(3, 1, 0)).unwrap(),
-        Some(vec![1; 20])
+        r.get(&mut *fio, USER, Key::new(3, 1, 0))
+            .unwrap()
+            .as_deref(),
+        Some(&[1; 20][..])
     );
     drop(r);
     assert!(matches!(vol.close(&mut *fio), Err(Error::Poisoned(_))));
@@ -117,7 +119,7 @@ fn readers_keep_their_snapshot_while_writers_free_its_nodes() {
         .collect();
     assert_eq!(seen.len(), 2000);
     assert!(
-        seen.iter().all(|(_, v)| *v == vec![1; 20]),
+        seen.iter().all(|(_, v)| **v == [1; 20]),
         "reader saw a later generation"
     );
     r.check(&mut *io).unwrap();

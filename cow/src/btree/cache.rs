@@ -4,7 +4,7 @@
 //! a node of another generation, so a stale entry can never be returned for it; it simply
 //! ages out.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 

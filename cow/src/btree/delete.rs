@@ -4,9 +4,11 @@
 use bdev::IoQueue;
 
 use super::insert::split_point;
-use super::{child_slot, cow_child, cow_root, get, NodeAddr, NodeWriter};
+use super::{
+    child_hi, child_slot, cow_child, cow_root, finger_leaf_mut, get, Finger, NodeAddr, NodeWriter,
+};
 use crate::error::Result;
-use crate::format::{Body, Key, Node, RootPtr, TreeId};
+use crate::format::{Body, Key, Node, RootPtr, TreeId, ITEM_HEADER_SIZE};
 
 /// A subtree after a change: its first key (`None` if it became empty) and its fill.
 struct Shape {
@@ -21,20 +23,46 @@ pub(crate) fn delete<W: NodeWriter + ?Sized>(
     tree: TreeId,
     key: Key,
 ) -> Result<bool> {
+    if let Some(found) = delete_at_finger(w, tree, key) {
+        return Ok(found);
+    }
+    w.set_finger(tree, None);
     if get(w, io, tree, key)?.is_none() {
         return Ok(false);
     }
     let root = cow_root(w, io, tree)?;
-    del_rec(w, io, tree, root, key)?;
+    del_rec(w, io, tree, root, None, key)?;
     shrink_root(w, io, tree)?;
     Ok(true)
 }
 
+/// Removes `key` directly from the finger's leaf when the key belongs there, is not the
+/// leaf's first key, and the leaf stays full enough to need no merge: what the descent
+/// would do, minus the descent. `None` when the descent is needed.
+fn delete_at_finger<W: NodeWriter + ?Sized>(w: &mut W, tree: TreeId, key: Key) -> Option<bool> {
+    let low = Node::capacity(w.nodesize()) / 4;
+    let items = finger_leaf_mut(w, tree, key)?;
+    match items.binary_search_by(|i| i.key.cmp(&key)) {
+        Err(_) => Some(false),
+        Ok(0) => None,
+        Ok(i) => {
+            let used: usize = items.iter().map(|i| ITEM_HEADER_SIZE + i.data.len()).sum();
+            if used - ITEM_HEADER_SIZE - items[i].data.len() < low {
+                return None;
+            }
+            items.remove(i);
+            Some(true)
+        }
+    }
+}
+
+/// `hi`: the first key of the subtree to the right of `bytenr`'s (`None`: rightmost).
 fn del_rec<W: NodeWriter + ?Sized>(
     w: &mut W,
     io: &mut dyn IoQueue,
     tree: TreeId,
     bytenr: u64,
+    hi: Option<Key>,
     key: Key,
 ) -> Result<Shape> {
     let mut node = w.take(bytenr)?;
@@ -42,10 +70,14 @@ fn del_rec<W: NodeWriter + ?Sized>(
         if let Ok(i) = items.binary_search_by(|i| i.key.cmp(&key)) {
             items.remove(i);
         }
+        if node.used_bytes() >= Node::capacity(w.nodesize()) / 4 {
+            w.set_finger(tree, Some(Finger { leaf: bytenr, hi }));
+        }
     } else {
         let slot = child_slot(node.ptrs(), key);
         let child = cow_child(w, io, tree, &mut node, slot)?;
-        let shape = del_rec(w, io, tree, child, key)?;
+        let child_hi = child_hi(node.ptrs(), slot, hi);
+        let shape = del_rec(w, io, tree, child, child_hi, key)?;
         if let (Some(k), Body::Internal(ptrs)) = (shape.first_key, &mut node.body) {
             ptrs[slot].key = k;
         }
@@ -70,6 +102,7 @@ fn rebalance<W: NodeWriter + ?Sized>(
     parent: &mut Node,
     slot: usize,
 ) -> Result<()> {
+    w.set_finger(tree, None);
     let n = parent.ptrs().len();
     if n < 2 {
         return Ok(());

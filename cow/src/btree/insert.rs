@@ -3,9 +3,11 @@
 
 use bdev::IoQueue;
 
-use super::{child_slot, cow_child, cow_root, get, NodeWriter};
+use super::{child_hi, child_slot, cow_child, cow_root, finger_leaf_mut, get, Finger, NodeWriter};
 use crate::error::{Error, Result};
-use crate::format::{max_item_size, Body, Item, Key, KeyPtr, Node, RootPtr, TreeId};
+use crate::format::{
+    max_item_size, Body, Item, Key, KeyPtr, Node, RootPtr, TreeId, ITEM_HEADER_SIZE,
+};
 
 /// What `put` may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +43,10 @@ pub(crate) fn put<W: NodeWriter + ?Sized>(
             w.nodesize()
         )));
     }
+    if put_at_finger(w, tree, key, data, mode)? {
+        return Ok(());
+    }
+    w.set_finger(tree, None);
     if mode != PutMode::Upsert {
         let exists = get(w, io, tree, key)?.is_some();
         match (mode, exists) {
@@ -50,18 +56,56 @@ pub(crate) fn put<W: NodeWriter + ?Sized>(
         }
     }
     let root = cow_root(w, io, tree)?;
-    let out = put_rec(w, io, tree, root, key, data)?;
+    let out = put_rec(w, io, tree, root, None, key, data)?;
     if let Some(sibling) = out.split {
         grow_root(w, tree, out.first_key, sibling)?;
     }
     Ok(())
 }
 
+/// Stores `data` under `key` directly in the finger's leaf when the key belongs there, is
+/// not a new first key, and the leaf still fits afterwards: what the descent would do, minus
+/// the descent. Returns whether it did; errors as `put` for the mode.
+fn put_at_finger<W: NodeWriter + ?Sized>(
+    w: &mut W,
+    tree: TreeId,
+    key: Key,
+    data: &[u8],
+    mode: PutMode,
+) -> Result<bool> {
+    let room = Node::capacity(w.nodesize());
+    let Some(items) = finger_leaf_mut(w, tree, key) else {
+        return Ok(false);
+    };
+    let used: usize = items.iter().map(|i| ITEM_HEADER_SIZE + i.data.len()).sum();
+    match items.binary_search_by(|i| i.key.cmp(&key)) {
+        Ok(_) if mode == PutMode::Insert => Err(Error::KeyExists { tree, key }),
+        Ok(i) if used - items[i].data.len() + data.len() <= room => {
+            items[i].data = data.into();
+            Ok(true)
+        }
+        Err(_) if mode == PutMode::Update => Err(Error::NotFound { tree, key }),
+        Err(i) if used + ITEM_HEADER_SIZE + data.len() <= room => {
+            items.insert(
+                i,
+                Item {
+                    key,
+                    data: data.into(),
+                },
+            );
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// `hi`: the first key of the subtree to the right of `bytenr`'s (`None`: rightmost).
 fn put_rec<W: NodeWriter + ?Sized>(
     w: &mut W,
     io: &mut dyn IoQueue,
     tree: TreeId,
     bytenr: u64,
+    hi: Option<Key>,
     key: Key,
     data: &[u8],
 ) -> Result<Outcome> {
@@ -82,7 +126,8 @@ fn put_rec<W: NodeWriter + ?Sized>(
     } else {
         let slot = child_slot(node.ptrs(), key);
         let child = cow_child(w, io, tree, &mut node, slot)?;
-        let out = put_rec(w, io, tree, child, key, data)?;
+        let child_hi = child_hi(node.ptrs(), slot, hi);
+        let out = put_rec(w, io, tree, child, child_hi, key, data)?;
         if let Body::Internal(ptrs) = &mut node.body {
             ptrs[slot].key = out.first_key;
             if let Some(s) = out.split {
@@ -91,6 +136,9 @@ fn put_rec<W: NodeWriter + ?Sized>(
         }
     }
     let split = if node.fits(w.nodesize()) {
+        if node.level == 0 {
+            w.set_finger(tree, Some(Finger { leaf: bytenr, hi }));
+        }
         None
     } else {
         Some(split_node(w, tree, &mut node)?)

@@ -27,8 +27,8 @@ enum State {
     Done,
 }
 
-/// Items of a tree with keys in `lo..=hi`, in the chosen direction. Yields `(key, data)`; an
-/// error ends the iteration.
+/// Items of a tree with keys in `lo..=hi`, in the chosen direction. Yields `(key, data)`, the
+/// data shared with the node it lives in; an error ends the iteration.
 pub struct Iter<'a> {
     src: &'a dyn NodeSource,
     io: &'a mut dyn IoQueue,
@@ -71,15 +71,15 @@ impl<'a> Iter<'a> {
             let node = self.src.load(self.io, self.tree, &at)?;
             if node.level == 0 {
                 let items = node.items();
-                let ge = items.partition_point(|i| i.key < key);
-                let le_end = items.partition_point(|i| i.key <= key);
                 let len = items.len();
                 return Ok(match self.dir {
                     Direction::Forward => {
+                        let ge = items.partition_point(|i| i.key < key);
                         self.path.push((node, ge));
                         ge < len || self.next_leaf()?
                     }
                     Direction::Backward => {
+                        let le_end = items.partition_point(|i| i.key <= key);
                         self.path.push((node, le_end.saturating_sub(1)));
                         le_end > 0 || self.prev_leaf()?
                     }
@@ -151,7 +151,7 @@ impl<'a> Iter<'a> {
         }
     }
 
-    fn step(&mut self) -> Result<Option<(Key, Vec<u8>)>> {
+    fn step(&mut self) -> Result<Option<(Key, Arc<[u8]>)>> {
         let found = match self.state {
             State::Done => return Ok(None),
             State::Start => {
@@ -170,7 +170,7 @@ impl<'a> Iter<'a> {
             .map(|(leaf, slot)| &leaf.items()[*slot])
             .filter(|it| it.key >= self.lo && it.key <= self.hi);
         match item {
-            Some(it) => Ok(Some((it.key, it.data.to_vec()))),
+            Some(it) => Ok(Some((it.key, Arc::clone(&it.data)))),
             None => {
                 self.state = State::Done;
                 Ok(None)
@@ -180,7 +180,7 @@ impl<'a> Iter<'a> {
 }
 
 impl Iterator for Iter<'_> {
-    type Item = Result<(Key, Vec<u8>)>;
+    type Item = Result<(Key, Arc<[u8]>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.step() {

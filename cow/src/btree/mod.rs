@@ -96,6 +96,41 @@ pub(crate) trait NodeSource {
 
     /// The current root of `tree`.
     fn root(&self, tree: TreeId) -> Result<RootPtr>;
+
+    /// The leaf of `tree` that `key` belongs in, if a [`Finger`] knows it without a descent.
+    fn finger_leaf(&self, _tree: TreeId, _key: Key) -> Option<Arc<Node>> {
+        None
+    }
+}
+
+/// Where the last change to a tree in this transaction left off: a dirty leaf and the upper
+/// bound of the keys that belong in it. The next change or lookup whose key falls inside
+/// (from the leaf's first key up to `hi`) goes straight to the leaf instead of descending
+/// from the root, as long as it changes neither the leaf's first key nor whether it needs
+/// a split or a merge. A fold applies thousands of changes in key order, most of them to
+/// the leaf the previous one touched.
+///
+/// The bound is taken on the way down (the first key of the next subtree on the path), so a
+/// finger is only set when the change left the shape of the tree alone, and every change that
+/// does reshape a tree (a split, merge, rebalance, new or collapsed root, freed node) drops it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Finger {
+    /// The dirty leaf.
+    pub leaf: u64,
+    /// The first key of the leaf's right neighbour; `None` for the rightmost leaf.
+    pub hi: Option<Key>,
+}
+
+impl Finger {
+    /// Whether `key` belongs in a leaf with first key `first` under this finger.
+    pub fn holds(&self, first: Key, key: Key) -> bool {
+        first <= key && self.hi.is_none_or(|h| key < h)
+    }
+}
+
+/// The upper bound of child `slot`'s keys under a node whose own bound is `hi`.
+fn child_hi(ptrs: &[KeyPtr], slot: usize, hi: Option<Key>) -> Option<Key> {
+    ptrs.get(slot + 1).map(|p| p.key).or(hi)
 }
 
 /// What tree modifications need from the running transaction.
@@ -115,6 +150,28 @@ pub(crate) trait NodeWriter: NodeSource {
     fn free_node(&mut self, tree: TreeId, bytenr: u64, level: u8, generation: u64);
     /// Points `tree` at a new root.
     fn set_root(&mut self, tree: TreeId, root: RootPtr);
+    /// The finger of `tree`, if one is set.
+    fn finger(&self, tree: TreeId) -> Option<Finger>;
+    /// Sets or drops the finger of `tree`.
+    fn set_finger(&mut self, tree: TreeId, finger: Option<Finger>);
+    /// A dirty node to modify in place (`None` if `bytenr` is not dirty).
+    fn dirty_mut(&mut self, bytenr: u64) -> Option<&mut Node>;
+}
+
+/// The finger's leaf of `tree`, in place, if `key` belongs in it; with the finger's bound.
+fn finger_leaf_mut<W: NodeWriter + ?Sized>(
+    w: &mut W,
+    tree: TreeId,
+    key: Key,
+) -> Option<&mut Vec<crate::format::Item>> {
+    let f = w.finger(tree)?;
+    let leaf = w.dirty_mut(f.leaf)?;
+    match &mut leaf.body {
+        crate::format::Body::Leaf(items) if items.first().is_some_and(|i| f.holds(i.key, key)) => {
+            Some(items)
+        }
+        _ => None,
+    }
 }
 
 /// The slot of the child of `ptrs` whose subtree holds `key` (the first child if `key` is
@@ -175,7 +232,7 @@ fn cow_node<W: NodeWriter + ?Sized>(
 ) -> Result<u64> {
     let old = w.load(io, tree, at)?;
     let new = w.alloc_node(tree, at.level)?;
-    let mut node = Node::clone(&old);
+    let mut node = old.copy_for_write();
     node.bytenr = new;
     node.generation = w.generation();
     w.free_node(tree, at.bytenr, at.level, at.generation);

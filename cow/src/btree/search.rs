@@ -12,7 +12,14 @@ pub(crate) fn get<S: NodeSource + ?Sized>(
     io: &mut dyn IoQueue,
     tree: TreeId,
     key: Key,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<std::sync::Arc<[u8]>>> {
+    if let Some(leaf) = src.finger_leaf(tree, key) {
+        let items = leaf.items();
+        return Ok(items
+            .binary_search_by(|i| i.key.cmp(&key))
+            .ok()
+            .map(|i| std::sync::Arc::clone(&items[i].data)));
+    }
     let mut at = NodeAddr::root(src.root(tree)?);
     loop {
         let node = src.load(io, tree, &at)?;
@@ -21,7 +28,7 @@ pub(crate) fn get<S: NodeSource + ?Sized>(
             return Ok(items
                 .binary_search_by(|i| i.key.cmp(&key))
                 .ok()
-                .map(|i| items[i].data.to_vec()));
+                .map(|i| std::sync::Arc::clone(&items[i].data)));
         }
         let slot = child_slot(node.ptrs(), key);
         if slot == 0 && key < node.ptrs()[0].key {

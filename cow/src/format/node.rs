@@ -119,6 +119,26 @@ pub struct Node {
 }
 
 impl Node {
+    /// A copy to modify: like `clone`, with room for a few more items or pointers, so the
+    /// insert that usually follows a copy-on-write does not reallocate (and copy) the
+    /// whole vector again at twice its size.
+    pub fn copy_for_write(&self) -> Node {
+        const ROOM: usize = 4;
+        let body = match &self.body {
+            Body::Leaf(items) => {
+                let mut v = Vec::with_capacity(items.len() + ROOM);
+                v.extend_from_slice(items);
+                Body::Leaf(v)
+            }
+            Body::Internal(ptrs) => {
+                let mut v = Vec::with_capacity(ptrs.len() + ROOM);
+                v.extend_from_slice(ptrs);
+                Body::Internal(v)
+            }
+        };
+        Node { body, ..*self }
+    }
+
     /// "leaf" or "node", for messages.
     pub fn what(&self) -> &'static str {
         if self.level == 0 {

@@ -95,28 +95,23 @@ pub(crate) fn delete(
         return Ok(());
     }
     let end = bytenr + len;
-    let first = match Iter::new(
+    // One walk down from the end: items never overlap, so the first one (going down) that
+    // ends at or before `bytenr` ends the search.
+    let mut items = Vec::new();
+    for item in Iter::new(
         &*tx,
         io,
         TreeId::CSUM,
         key(0),
-        key(bytenr),
-        Direction::Backward,
-    )
-    .next()
-    {
-        Some(r) => r?.0.offset,
-        None => bytenr,
-    };
-    let items: Vec<(Key, Vec<u8>)> = Iter::new(
-        &*tx,
-        io,
-        TreeId::CSUM,
-        key(first),
         key(end - 1),
-        Direction::Forward,
-    )
-    .collect::<Result<_>>()?;
+        Direction::Backward,
+    ) {
+        let (k, data) = item?;
+        if k.offset + check_item(&k, &data)? as u64 * ss <= bytenr {
+            break;
+        }
+        items.push((k, data));
+    }
     for (k, data) in items {
         let s = k.offset;
         let e = s + check_item(&k, &data)? as u64 * ss;

@@ -80,6 +80,6 @@ pub type Model = BTreeMap<Key, Vec<u8>>;
 pub fn read_all(vol: &Volume, io: &mut dyn IoQueue, tree: TreeId) -> Model {
     let r = vol.reader();
     r.iter(io, tree, Key::MIN, Key::MAX, Direction::Forward)
-        .map(|x| x.unwrap())
+        .map(|x| x.map(|(k, d)| (k, d.to_vec())).unwrap())
         .collect()
 }
