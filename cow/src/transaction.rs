@@ -498,11 +498,11 @@ impl NodeSource for Transaction<'_> {
             .ok_or(Error::NoSuchTree(tree))
     }
 
-    fn finger_leaf(&self, tree: TreeId, key: Key) -> Option<Arc<Node>> {
+    fn finger_leaf(&self, tree: TreeId, key: Key) -> Option<(Arc<Node>, Option<Key>)> {
         let f = self.finger(tree)?;
         let leaf = self.dirty.get(&f.leaf)?;
         let first = leaf.items().first()?.key;
-        (leaf.level == 0 && f.holds(first, key)).then(|| Arc::clone(leaf))
+        (leaf.level == 0 && f.holds(first, key)).then(|| (Arc::clone(leaf), f.hi))
     }
 }
 

@@ -193,7 +193,7 @@ fn ascending_sweeps_match_a_btreemap() {
             let k = Key::new(at, rng.below(3) as u8, rng.below(4));
             let len = if rng.chance(8) { 150 } else { rng.below(40) } as usize;
             let v = rng.bytes(len);
-            match rng.below(6) {
+            match rng.below(7) {
                 0 | 1 => {
                     tx.upsert(&mut *io, USER, k, &v).unwrap();
                     model.insert(k, v);
@@ -212,11 +212,29 @@ fn ascending_sweeps_match_a_btreemap() {
                     let found = tx.delete(&mut *io, USER, k).unwrap();
                     assert_eq!(found, model.remove(&k).is_some(), "delete {k}");
                 }
-                _ => assert_eq!(
+                5 => assert_eq!(
                     tx.get(&mut *io, USER, k).unwrap().as_deref(),
                     model.get(&k).map(Vec::as_slice),
                     "get {k}"
                 ),
+                // Short and long ranges both ways from the key (walks that start in the
+                // finger leaf and leave it).
+                _ => {
+                    let span = if rng.chance(20) { 400 } else { 3 };
+                    let lo = Key::new(at.saturating_sub(span), 0, 0);
+                    let hi = Key::new(at + span, 2, 3);
+                    let want: Vec<_> = model.range(lo..=hi).map(|(k, v)| (*k, v.clone())).collect();
+                    for dir in [Direction::Forward, Direction::Backward] {
+                        let mut got: Vec<_> = tx
+                            .iter(&mut *io, USER, lo, hi, dir)
+                            .map(|x| x.map(|(k, d)| (k, d.to_vec())).unwrap())
+                            .collect();
+                        if dir == Direction::Backward {
+                            got.reverse();
+                        }
+                        assert_eq!(got, want, "{dir:?} range {lo}..={hi}");
+                    }
+                }
             }
             // Mostly small steps (same leaf), sometimes a jump (a leaf or more ahead).
             at += if rng.chance(10) {

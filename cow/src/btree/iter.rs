@@ -36,8 +36,12 @@ pub struct Iter<'a> {
     lo: Key,
     hi: Key,
     dir: Direction,
-    /// Nodes from the root down to the current leaf and the slot taken in each.
+    /// Nodes from the root down to the current leaf and the slot taken in each; or, when
+    /// the walk started in a transaction's finger leaf, that leaf alone.
     path: Vec<(Arc<Node>, usize)>,
+    /// For a walk that started in a finger leaf (`path` holds only the leaf): the finger's
+    /// upper bound, where the walk continues past the leaf's last item.
+    finger_hi: Option<Option<Key>>,
     state: State,
 }
 
@@ -58,6 +62,7 @@ impl<'a> Iter<'a> {
             hi,
             dir,
             path: Vec::new(),
+            finger_hi: None,
             state: if lo <= hi { State::Start } else { State::Done },
         }
     }
@@ -66,6 +71,26 @@ impl<'a> Iter<'a> {
     /// Returns whether there is such an item.
     fn seek(&mut self, key: Key) -> Result<bool> {
         self.path.clear();
+        self.finger_hi = None;
+        if let Some((leaf, hi)) = self.src.finger_leaf(self.tree, key) {
+            // The leaf holds `key`'s place and its first key is <= `key`, so a backward walk
+            // always starts in it; a forward one does unless `key` is past its last item.
+            let items = leaf.items();
+            let slot = match self.dir {
+                Direction::Forward => items.partition_point(|i| i.key < key),
+                Direction::Backward => items.partition_point(|i| i.key <= key) - 1,
+            };
+            if slot < items.len() {
+                self.path.push((leaf, slot));
+                self.finger_hi = Some(hi);
+                return Ok(true);
+            }
+        }
+        self.seek_from_root(key)
+    }
+
+    /// [`Iter::seek`] by a descent from the root.
+    fn seek_from_root(&mut self, key: Key) -> Result<bool> {
         let mut at = NodeAddr::root(self.src.root(self.tree)?);
         loop {
             let node = self.src.load(self.io, self.tree, &at)?;
@@ -91,8 +116,28 @@ impl<'a> Iter<'a> {
         }
     }
 
+    /// Leaves a finger leaf (which has no path above it) by a descent: forward to the
+    /// finger's upper bound, backward to the key just below the leaf's first key. `None`
+    /// when the walk did not start in a finger leaf.
+    fn leave_finger_leaf(&mut self) -> Option<Result<bool>> {
+        let hi = self.finger_hi.take()?;
+        let (leaf, _) = self.path.pop()?;
+        let next = match self.dir {
+            Direction::Forward => hi,
+            Direction::Backward => leaf.first_key().and_then(Key::pred),
+        };
+        self.path.clear();
+        Some(match next {
+            Some(k) => self.seek_from_root(k),
+            None => Ok(false),
+        })
+    }
+
     /// Moves to the first item of the next leaf.
     fn next_leaf(&mut self) -> Result<bool> {
+        if let Some(r) = self.leave_finger_leaf() {
+            return r;
+        }
         self.path.pop();
         while let Some((node, slot)) = self.path.last_mut() {
             if *slot + 1 < node.ptrs().len() {
@@ -107,6 +152,9 @@ impl<'a> Iter<'a> {
 
     /// Moves to the last item of the previous leaf.
     fn prev_leaf(&mut self) -> Result<bool> {
+        if let Some(r) = self.leave_finger_leaf() {
+            return r;
+        }
         self.path.pop();
         while let Some((node, slot)) = self.path.last_mut() {
             if *slot > 0 {

@@ -97,8 +97,9 @@ pub(crate) trait NodeSource {
     /// The current root of `tree`.
     fn root(&self, tree: TreeId) -> Result<RootPtr>;
 
-    /// The leaf of `tree` that `key` belongs in, if a [`Finger`] knows it without a descent.
-    fn finger_leaf(&self, _tree: TreeId, _key: Key) -> Option<Arc<Node>> {
+    /// The leaf of `tree` that `key` belongs in and the finger's upper bound, if a
+    /// [`Finger`] knows them without a descent.
+    fn finger_leaf(&self, _tree: TreeId, _key: Key) -> Option<(Arc<Node>, Option<Key>)> {
         None
     }
 }

@@ -13,7 +13,7 @@ pub(crate) fn get<S: NodeSource + ?Sized>(
     tree: TreeId,
     key: Key,
 ) -> Result<Option<std::sync::Arc<[u8]>>> {
-    if let Some(leaf) = src.finger_leaf(tree, key) {
+    if let Some((leaf, _)) = src.finger_leaf(tree, key) {
         let items = leaf.items();
         return Ok(items
             .binary_search_by(|i| i.key.cmp(&key))

@@ -30,6 +30,19 @@ impl Key {
             offset,
         }
     }
+
+    /// The key just below this one (`None` for [`Key::MIN`]).
+    pub fn pred(self) -> Option<Key> {
+        if self.offset > 0 {
+            Some(Key::new(self.objectid, self.kind, self.offset - 1))
+        } else if self.kind > 0 {
+            Some(Key::new(self.objectid, self.kind - 1, u64::MAX))
+        } else if self.objectid > 0 {
+            Some(Key::new(self.objectid - 1, u8::MAX, u64::MAX))
+        } else {
+            None
+        }
+    }
 }
 
 impl fmt::Display for Key {

@@ -117,7 +117,12 @@ fn apply_data_ref(
             )))
         }
     };
-    let (slot, count) = find_data_ref(tx, io, bytenr, &backref)?;
+    // An extent without references (new in this transaction) has no back-reference items.
+    let (slot, count) = if ext.refs == 0 {
+        (backref.hash(), 0)
+    } else {
+        find_data_ref(tx, io, bytenr, &backref)?
+    };
     let new_count = i64::from(count) + delta;
     let refs = ext.refs as i64 + delta;
     if new_count < 0 || refs < 0 {
