@@ -14,6 +14,11 @@ use bench::error::BenchError;
 use bench::report::{self, JobInfo, JobStats};
 use bench::{memcpy, memstat};
 
+/// The binaries use mimalloc: the fold's many node-sized allocations ran 15 % slower on
+/// glibc's allocator (docs/ARCHITECTURE.md, "Dependencies and why").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // bdev reports set-up problems (e.g. no hugepages) through `log`; show them.
     log::set_logger(&STDERR_LOGGER)
