@@ -229,14 +229,15 @@ impl<'v> Transaction<'v> {
         btree::put(self, io, tree, key, data, PutMode::Upsert)
     }
 
-    /// Internal delete from any tree.
+    /// Internal delete from any tree of an item the caller has just read (so the
+    /// existence check of [`Transaction::delete`] is skipped).
     pub(crate) fn delete_internal(
         &mut self,
         io: &mut dyn IoQueue,
         tree: TreeId,
         key: Key,
-    ) -> Result<bool> {
-        btree::delete(self, io, tree, key)
+    ) -> Result<()> {
+        btree::delete_present(self, io, tree, key)
     }
 
     /// An extent of `len` bytes (whole sectors) reaches zero references: free it.

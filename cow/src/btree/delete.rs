@@ -26,14 +26,28 @@ pub(crate) fn delete<W: NodeWriter + ?Sized>(
     if let Some(found) = delete_at_finger(w, tree, key) {
         return Ok(found);
     }
-    w.set_finger(tree, None);
     if get(w, io, tree, key)?.is_none() {
         return Ok(false);
     }
+    delete_present(w, io, tree, key)?;
+    Ok(true)
+}
+
+/// Removes `key`, which the caller knows is in `tree`, without looking it up first. (Were it
+/// missing, the only effect would be a path copied for nothing.)
+pub(crate) fn delete_present<W: NodeWriter + ?Sized>(
+    w: &mut W,
+    io: &mut dyn IoQueue,
+    tree: TreeId,
+    key: Key,
+) -> Result<()> {
+    if delete_at_finger(w, tree, key).is_some() {
+        return Ok(());
+    }
+    w.set_finger(tree, None);
     let root = cow_root(w, io, tree)?;
     del_rec(w, io, tree, root, None, key)?;
-    shrink_root(w, io, tree)?;
-    Ok(true)
+    shrink_root(w, io, tree)
 }
 
 /// Removes `key` directly from the finger's leaf when the key belongs there, is not the

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::format::{Key, KeyPtr, Node, RootPtr, TreeId};
 
 pub(crate) use cache::NodeCache;
-pub(crate) use delete::delete;
+pub(crate) use delete::{delete, delete_present};
 pub(crate) use insert::{put, PutMode};
 pub use iter::{Direction, Iter};
 pub(crate) use search::get;

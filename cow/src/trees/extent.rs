@@ -95,11 +95,7 @@ fn apply_data_ref(
     delta: i64,
 ) -> Result<()> {
     let ekey = Key::new(bytenr, kind::EXTENT_ITEM, len);
-    let cur = tx
-        .get(io, TreeId::EXTENT, ekey)?
-        .map(|d| ExtentItem::parse(&d))
-        .transpose()
-        .map_err(|e| Error::Corrupt(format!("extent tree item {ekey}: {e}")))?;
+    let (cur, slot, count) = read_data_extent(tx, io, bytenr, len, &backref)?;
     let mut ext = match cur {
         Some(e) => e,
         None if delta > 0 && tx.unreferenced_data.get(&bytenr) == Some(&len) => {
@@ -117,12 +113,6 @@ fn apply_data_ref(
             )))
         }
     };
-    // An extent without references (new in this transaction) has no back-reference items.
-    let (slot, count) = if ext.refs == 0 {
-        (backref.hash(), 0)
-    } else {
-        find_data_ref(tx, io, bytenr, &backref)?
-    };
     let new_count = i64::from(count) + delta;
     let refs = ext.refs as i64 + delta;
     if new_count < 0 || refs < 0 {
@@ -131,47 +121,67 @@ fn apply_data_ref(
         )));
     }
     let rkey = Key::new(bytenr, kind::EXTENT_DATA_REF, slot);
+    ext.refs = refs as u64;
+    if ext.refs == 0 && new_count != 0 {
+        return Err(Error::Corrupt(format!(
+            "data extent {bytenr:#x} reaches zero references while {backref:?} still holds \
+             {new_count}"
+        )));
+    }
+    if ext.refs == 0 {
+        // The extent item first: it sorts before its back-references, so the second delete
+        // is usually in the leaf the first one left the transaction's finger on.
+        tx.delete_internal(io, TreeId::EXTENT, ekey)?;
+        tx.delete_internal(io, TreeId::EXTENT, rkey)?;
+        tx.bytes_used -= len;
+        crate::trees::csum::delete(tx, io, bytenr, len)?;
+        tx.release_extent(bytenr, len);
+        return Ok(());
+    }
     if new_count == 0 {
         tx.delete_internal(io, TreeId::EXTENT, rkey)?;
     } else {
         tx.put_internal(io, TreeId::EXTENT, rkey, &backref.encode(new_count as u32))?;
     }
-    ext.refs = refs as u64;
-    if ext.refs > 0 {
-        return tx.put_internal(io, TreeId::EXTENT, ekey, &ext.encode());
-    }
-    tx.delete_internal(io, TreeId::EXTENT, ekey)?;
-    tx.bytes_used -= len;
-    crate::trees::csum::delete(tx, io, bytenr, len)?;
-    tx.release_extent(bytenr, len);
-    Ok(())
+    tx.put_internal(io, TreeId::EXTENT, ekey, &ext.encode())
 }
 
-/// The key offset of `backref`'s item for the extent at `bytenr` and its count (0 and a free
-/// offset if there is none yet). Hash collisions take the next free offset.
-fn find_data_ref(
+/// In one walk over the items of the data extent at `bytenr`: its extent item of length
+/// `len` (if any), and the key offset of `backref`'s item with its count (a free offset and
+/// 0 if there is none yet; hash collisions take the next free offset).
+fn read_data_extent(
     tx: &Transaction<'_>,
     io: &mut dyn IoQueue,
     bytenr: u64,
+    len: u64,
     backref: &DataBackref,
-) -> Result<(u64, u32)> {
-    let lo = Key::new(bytenr, kind::EXTENT_DATA_REF, 0);
+) -> Result<(Option<ExtentItem>, u64, u32)> {
+    let lo = Key::new(bytenr, kind::EXTENT_ITEM, 0);
     let hi = Key::new(bytenr, kind::EXTENT_DATA_REF, u64::MAX);
+    let mut ext = None;
     let mut taken = std::collections::BTreeSet::new();
     for item in Iter::new(tx, io, TreeId::EXTENT, lo, hi, Direction::Forward) {
         let (k, data) = item?;
-        let (b, count) = DataBackref::parse(&data)
-            .map_err(|e| Error::Corrupt(format!("extent tree item {k}: {e}")))?;
-        if b == *backref {
-            return Ok((k.offset, count));
+        let bad = |e: String| Error::Corrupt(format!("extent tree item {k}: {e}"));
+        match k.kind {
+            kind::EXTENT_ITEM if k.offset == len => {
+                ext = Some(ExtentItem::parse(&data).map_err(bad)?)
+            }
+            kind::EXTENT_DATA_REF => {
+                let (b, count) = DataBackref::parse(&data).map_err(bad)?;
+                if b == *backref {
+                    return Ok((ext, k.offset, count));
+                }
+                taken.insert(k.offset);
+            }
+            _ => {}
         }
-        taken.insert(k.offset);
     }
     let mut slot = backref.hash();
     while taken.contains(&slot) {
         slot = slot.wrapping_add(1);
     }
-    Ok((slot, 0))
+    Ok((ext, slot, 0))
 }
 
 /// Free space of the snapshot: the volume minus reserved areas minus every extent item. Also
