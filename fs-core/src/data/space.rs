@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 const RETRIES: usize = 4096;
 
 /// Folds the overlay once it maps this many pieces, so memory stays bounded without fsync.
-const FOLD_PIECES: usize = 1 << 14;
+const FOLD_PIECES: usize = 1 << 15;
 
 impl Core {
     /// Maps for `begin` with the pin taken, retrying after freeing waiting space when the
