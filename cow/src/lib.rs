@@ -42,6 +42,6 @@ mod volume;
 pub use btree::{Direction, Iter};
 pub use check::{CheckReport, NodeInfo};
 pub use error::{Error, Result};
-pub use format::{DataBackref, Key, TreeId};
+pub use format::{DataBackref, ItemData, Key, TreeId};
 pub use transaction::Transaction;
 pub use volume::{FormatOptions, OpenOptions, ReadTxn, Volume};

@@ -19,7 +19,7 @@ use hashbrown::{HashMap, HashSet};
 use crate::btree::{self, Direction, Finger, Iter, NodeAddr, NodeSource, NodeWriter, PutMode};
 use crate::delayed::{DelayedRefs, RefTarget};
 use crate::error::{Error, Result};
-use crate::format::{kind, Body, Key, Node, RootItem, RootPtr, Superblock, TreeId};
+use crate::format::{kind, Body, ItemData, Key, Node, RootItem, RootPtr, Superblock, TreeId};
 use crate::trees;
 use crate::volume::{Committed, Volume, WriterState};
 
@@ -131,7 +131,7 @@ impl<'v> Transaction<'v> {
     }
 
     /// The data of `key` in `tree`.
-    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<Arc<[u8]>>> {
+    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<ItemData>> {
         btree::get(self, io, tree, key)
     }
 

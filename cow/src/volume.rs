@@ -22,7 +22,8 @@ use crate::alloc::FreeSpace;
 use crate::btree::{Direction, Iter, NodeAddr, NodeCache, NodeSource};
 use crate::error::{Error, Result};
 use crate::format::{
-    reserved_ranges, Key, Node, RootPtr, TreeId, MAX_NODESIZE, MIN_DEVICE_BYTES, MIN_NODESIZE,
+    reserved_ranges, ItemData, Key, Node, RootPtr, TreeId, MAX_NODESIZE, MIN_DEVICE_BYTES,
+    MIN_NODESIZE,
 };
 use crate::store::{read_best_superblock, Shared};
 use crate::transaction::Transaction;
@@ -471,7 +472,7 @@ impl ReadTxn<'_> {
     }
 
     /// The data of `key` in `tree`.
-    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<Arc<[u8]>>> {
+    pub fn get(&self, io: &mut dyn IoQueue, tree: TreeId, key: Key) -> Result<Option<ItemData>> {
         crate::btree::get(self, io, tree, key)
     }
 

@@ -358,14 +358,14 @@ impl Drop for Core {
 
 /// Read access to the fs tree, through a transaction or a snapshot.
 pub(crate) trait Items {
-    fn get(&mut self, key: Key) -> Result<Option<Arc<[u8]>>>;
+    fn get(&mut self, key: Key) -> Result<Option<cow::ItemData>>;
     fn range(
         &mut self,
         lo: Key,
         hi: Key,
         dir: Direction,
         max: usize,
-    ) -> Result<Vec<(Key, Arc<[u8]>)>>;
+    ) -> Result<Vec<(Key, cow::ItemData)>>;
 }
 
 /// A write transaction with its queue.
@@ -381,7 +381,7 @@ pub(crate) struct Rd<'a> {
 }
 
 impl Items for Tx<'_> {
-    fn get(&mut self, key: Key) -> Result<Option<Arc<[u8]>>> {
+    fn get(&mut self, key: Key) -> Result<Option<cow::ItemData>> {
         Ok(self.tx.get(self.io, FS_TREE, key)?)
     }
     fn range(
@@ -390,14 +390,14 @@ impl Items for Tx<'_> {
         hi: Key,
         dir: Direction,
         max: usize,
-    ) -> Result<Vec<(Key, Arc<[u8]>)>> {
+    ) -> Result<Vec<(Key, cow::ItemData)>> {
         let it = self.tx.iter(self.io, FS_TREE, lo, hi, dir);
         Ok(it.take(max).collect::<cow::Result<Vec<_>>>()?)
     }
 }
 
 impl Items for Rd<'_> {
-    fn get(&mut self, key: Key) -> Result<Option<Arc<[u8]>>> {
+    fn get(&mut self, key: Key) -> Result<Option<cow::ItemData>> {
         Ok(self.r.get(self.io, FS_TREE, key)?)
     }
     fn range(
@@ -406,7 +406,7 @@ impl Items for Rd<'_> {
         hi: Key,
         dir: Direction,
         max: usize,
-    ) -> Result<Vec<(Key, Arc<[u8]>)>> {
+    ) -> Result<Vec<(Key, cow::ItemData)>> {
         let it = self.r.iter(self.io, FS_TREE, lo, hi, dir);
         Ok(it.take(max).collect::<cow::Result<Vec<_>>>()?)
     }

@@ -9,7 +9,7 @@ use bdev::IoQueue;
 
 use super::{child_slot, NodeAddr, NodeSource};
 use crate::error::Result;
-use crate::format::{Key, Node, TreeId};
+use crate::format::{ItemData, Key, Node, TreeId};
 
 /// Which way an [`Iter`] walks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +199,7 @@ impl<'a> Iter<'a> {
         }
     }
 
-    fn step(&mut self) -> Result<Option<(Key, Arc<[u8]>)>> {
+    fn step(&mut self) -> Result<Option<(Key, ItemData)>> {
         let found = match self.state {
             State::Done => return Ok(None),
             State::Start => {
@@ -218,7 +218,7 @@ impl<'a> Iter<'a> {
             .map(|(leaf, slot)| &leaf.items()[*slot])
             .filter(|it| it.key >= self.lo && it.key <= self.hi);
         match item {
-            Some(it) => Ok(Some((it.key, Arc::clone(&it.data)))),
+            Some(it) => Ok(Some((it.key, it.data.clone()))),
             None => {
                 self.state = State::Done;
                 Ok(None)
@@ -228,7 +228,7 @@ impl<'a> Iter<'a> {
 }
 
 impl Iterator for Iter<'_> {
-    type Item = Result<(Key, Arc<[u8]>)>;
+    type Item = Result<(Key, ItemData)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self.step() {

@@ -4,7 +4,7 @@ use bdev::IoQueue;
 
 use super::{child_slot, NodeAddr, NodeSource};
 use crate::error::Result;
-use crate::format::{Key, TreeId};
+use crate::format::{ItemData, Key, TreeId};
 
 /// The data of `key` in `tree`, if present.
 pub(crate) fn get<S: NodeSource + ?Sized>(
@@ -12,13 +12,13 @@ pub(crate) fn get<S: NodeSource + ?Sized>(
     io: &mut dyn IoQueue,
     tree: TreeId,
     key: Key,
-) -> Result<Option<std::sync::Arc<[u8]>>> {
+) -> Result<Option<ItemData>> {
     if let Some((leaf, _)) = src.finger_leaf(tree, key) {
         let items = leaf.items();
         return Ok(items
             .binary_search_by(|i| i.key.cmp(&key))
             .ok()
-            .map(|i| std::sync::Arc::clone(&items[i].data)));
+            .map(|i| items[i].data.clone()));
     }
     let mut at = NodeAddr::root(src.root(tree)?);
     loop {
@@ -28,7 +28,7 @@ pub(crate) fn get<S: NodeSource + ?Sized>(
             return Ok(items
                 .binary_search_by(|i| i.key.cmp(&key))
                 .ok()
-                .map(|i| std::sync::Arc::clone(&items[i].data)));
+                .map(|i| items[i].data.clone()));
         }
         let slot = child_slot(node.ptrs(), key);
         if slot == 0 && key < node.ptrs()[0].key {

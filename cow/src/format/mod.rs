@@ -17,8 +17,8 @@ mod superblock;
 pub use items::{DataBackref, ExtentItem, MetadataItem, RootItem};
 pub use key::{kind, DiskKey, Key, TreeId, CSUM_OBJECTID};
 pub use node::{
-    max_item_size, parse_node, Body, Item, KeyPtr, Node, ITEM_HEADER_SIZE, KEY_PTR_SIZE, MAX_LEVEL,
-    MAX_NODESIZE, MIN_NODESIZE, NODE_HEADER_SIZE, NODE_MAGIC,
+    max_item_size, parse_node, Body, Item, ItemData, KeyPtr, Node, ITEM_HEADER_SIZE, KEY_PTR_SIZE,
+    MAX_LEVEL, MAX_NODESIZE, MIN_NODESIZE, NODE_HEADER_SIZE, NODE_MAGIC,
 };
 pub use superblock::{
     parse_superblock, reserved_ranges, superblock_offsets, RootPtr, Superblock, FORMAT_VERSION,

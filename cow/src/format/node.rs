@@ -78,9 +78,77 @@ pub fn max_item_size(nodesize: u32) -> usize {
 pub struct Item {
     /// Its key.
     pub key: Key,
-    /// Its data, shared: copying a node on write (every leaf a transaction changes) copies
-    /// reference counts, not every item's bytes.
-    pub data: Arc<[u8]>,
+    /// Its data.
+    pub data: ItemData,
+}
+
+/// Data bytes an item holds in itself: file extent (33), extent (24), back-reference (28),
+/// metadata-reference (33 for one tree) and single-block checksum items all fit, and an
+/// [`Item`] is then one 64-byte cache line.
+const INLINE_DATA: usize = 38;
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(size_of::<Item>() == 64);
+
+/// An item's data: small data inside the item, so copying a leaf on write (every leaf a
+/// transaction changes) copies plain bytes, with no allocation and no reference count per
+/// item; larger data (inodes, long names, multi-block checksums) shared between the copies.
+#[derive(Clone)]
+pub enum ItemData {
+    /// At most [`INLINE_DATA`] bytes, the first `len` of `bytes`.
+    Inline {
+        /// How many bytes of `bytes` are the data.
+        len: u8,
+        /// The data, then zeroes.
+        bytes: [u8; INLINE_DATA],
+    },
+    /// Larger data.
+    Shared(Arc<[u8]>),
+}
+
+impl std::ops::Deref for ItemData {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ItemData::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            ItemData::Shared(a) => a,
+        }
+    }
+}
+
+impl From<&[u8]> for ItemData {
+    fn from(d: &[u8]) -> ItemData {
+        if d.len() <= INLINE_DATA {
+            let mut bytes = [0; INLINE_DATA];
+            bytes[..d.len()].copy_from_slice(d);
+            ItemData::Inline {
+                len: d.len() as u8,
+                bytes,
+            }
+        } else {
+            ItemData::Shared(d.into())
+        }
+    }
+}
+
+impl From<Vec<u8>> for ItemData {
+    fn from(d: Vec<u8>) -> ItemData {
+        ItemData::from(d.as_slice())
+    }
+}
+
+impl PartialEq for ItemData {
+    fn eq(&self, other: &ItemData) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for ItemData {}
+
+impl std::fmt::Debug for ItemData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// An internal node's pointer to a child.
