@@ -13,7 +13,7 @@
 //! reopened (the state on the media is then whatever the last durable superblock says).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bdev::{BlockDevice, IoQueue};
@@ -89,6 +89,8 @@ pub struct Volume {
     pub(crate) committed: RwLock<Arc<Committed>>,
     pub(crate) writer: Mutex<WriterState>,
     poison: Mutex<Option<String>>,
+    /// Whether `poison` is set: read on every change without taking the lock.
+    is_poisoned: AtomicBool,
     /// Live readers by the generation they see.
     readers: Mutex<BTreeMap<u64, usize>>,
 }
@@ -174,6 +176,7 @@ impl Volume {
                 pending: Vec::new(),
             }),
             poison: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
             readers: Mutex::new(BTreeMap::new()),
         }
     }
@@ -265,6 +268,9 @@ impl Volume {
 
     /// Why the volume refuses writes, if it does.
     pub fn poisoned(&self) -> Option<String> {
+        if !self.is_poisoned.load(Ordering::Acquire) {
+            return None;
+        }
         lock(&self.poison).clone()
     }
 
@@ -386,6 +392,7 @@ impl Volume {
         if p.is_none() {
             log::error!("cow: volume poisoned, refusing writes until reopened: {why}");
             *p = Some(why);
+            self.is_poisoned.store(true, Ordering::Release);
         }
     }
 
