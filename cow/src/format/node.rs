@@ -94,7 +94,7 @@ const _: () = assert!(size_of::<Item>() == 64);
 /// item; larger data (inodes, long names, multi-block checksums) shared between the copies.
 #[derive(Clone)]
 pub enum ItemData {
-    /// At most [`INLINE_DATA`] bytes, the first `len` of `bytes`.
+    /// At most `INLINE_DATA` (38) bytes: the first `len` of `bytes`.
     Inline {
         /// How many bytes of `bytes` are the data.
         len: u8,
