@@ -55,16 +55,17 @@ pub(crate) fn delete_present<W: NodeWriter + ?Sized>(
 /// would do, minus the descent. `None` when the descent is needed.
 fn delete_at_finger<W: NodeWriter + ?Sized>(w: &mut W, tree: TreeId, key: Key) -> Option<bool> {
     let low = Node::capacity(w.nodesize()) / 4;
-    let items = finger_leaf_mut(w, tree, key)?;
+    let (f, items) = finger_leaf_mut(w, tree, key)?;
     match items.binary_search_by(|i| i.key.cmp(&key)) {
         Err(_) => Some(false),
         Ok(0) => None,
         Ok(i) => {
-            let used: usize = items.iter().map(|i| ITEM_HEADER_SIZE + i.data.len()).sum();
-            if used - ITEM_HEADER_SIZE - items[i].data.len() < low {
+            let used = f.used - ITEM_HEADER_SIZE - items[i].data.len();
+            if used < low {
                 return None;
             }
             items.remove(i);
+            w.set_finger(tree, Some(Finger { used, ..f }));
             Some(true)
         }
     }
@@ -84,8 +85,16 @@ fn del_rec<W: NodeWriter + ?Sized>(
         if let Ok(i) = items.binary_search_by(|i| i.key.cmp(&key)) {
             items.remove(i);
         }
-        if node.used_bytes() >= Node::capacity(w.nodesize()) / 4 {
-            w.set_finger(tree, Some(Finger { leaf: bytenr, hi }));
+        let used = node.used_bytes();
+        if used >= Node::capacity(w.nodesize()) / 4 {
+            w.set_finger(
+                tree,
+                Some(Finger {
+                    leaf: bytenr,
+                    hi,
+                    used,
+                }),
+            );
         }
     } else {
         let slot = child_slot(node.ptrs(), key);

@@ -74,18 +74,18 @@ fn put_at_finger<W: NodeWriter + ?Sized>(
     mode: PutMode,
 ) -> Result<bool> {
     let room = Node::capacity(w.nodesize());
-    let Some(items) = finger_leaf_mut(w, tree, key) else {
+    let Some((f, items)) = finger_leaf_mut(w, tree, key) else {
         return Ok(false);
     };
-    let used: usize = items.iter().map(|i| ITEM_HEADER_SIZE + i.data.len()).sum();
-    match items.binary_search_by(|i| i.key.cmp(&key)) {
-        Ok(_) if mode == PutMode::Insert => Err(Error::KeyExists { tree, key }),
-        Ok(i) if used - items[i].data.len() + data.len() <= room => {
+    let used = match items.binary_search_by(|i| i.key.cmp(&key)) {
+        Ok(_) if mode == PutMode::Insert => return Err(Error::KeyExists { tree, key }),
+        Ok(i) if f.used - items[i].data.len() + data.len() <= room => {
+            let used = f.used - items[i].data.len() + data.len();
             items[i].data = data.into();
-            Ok(true)
+            used
         }
-        Err(_) if mode == PutMode::Update => Err(Error::NotFound { tree, key }),
-        Err(i) if used + ITEM_HEADER_SIZE + data.len() <= room => {
+        Err(_) if mode == PutMode::Update => return Err(Error::NotFound { tree, key }),
+        Err(i) if f.used + ITEM_HEADER_SIZE + data.len() <= room => {
             items.insert(
                 i,
                 Item {
@@ -93,10 +93,12 @@ fn put_at_finger<W: NodeWriter + ?Sized>(
                     data: data.into(),
                 },
             );
-            Ok(true)
+            f.used + ITEM_HEADER_SIZE + data.len()
         }
-        _ => Ok(false),
-    }
+        _ => return Ok(false),
+    };
+    w.set_finger(tree, Some(Finger { used, ..f }));
+    Ok(true)
 }
 
 /// `hi`: the first key of the subtree to the right of `bytenr`'s (`None`: rightmost).
@@ -135,9 +137,17 @@ fn put_rec<W: NodeWriter + ?Sized>(
             }
         }
     }
-    let split = if node.fits(w.nodesize()) {
+    let used = node.used_bytes();
+    let split = if used <= Node::capacity(w.nodesize()) {
         if node.level == 0 {
-            w.set_finger(tree, Some(Finger { leaf: bytenr, hi }));
+            w.set_finger(
+                tree,
+                Some(Finger {
+                    leaf: bytenr,
+                    hi,
+                    used,
+                }),
+            );
         }
         None
     } else {

@@ -120,6 +120,9 @@ pub(crate) struct Finger {
     pub leaf: u64,
     /// The first key of the leaf's right neighbour; `None` for the rightmost leaf.
     pub hi: Option<Key>,
+    /// The leaf's [`Node::used_bytes`], kept up to date by every change through the finger
+    /// (summing a full leaf's items on every change cost more than the change).
+    pub used: usize,
 }
 
 impl Finger {
@@ -159,17 +162,25 @@ pub(crate) trait NodeWriter: NodeSource {
     fn dirty_mut(&mut self, bytenr: u64) -> Option<&mut Node>;
 }
 
-/// The finger's leaf of `tree`, in place, if `key` belongs in it; with the finger's bound.
+/// The finger of `tree` and its leaf, in place, if `key` belongs in the leaf.
 fn finger_leaf_mut<W: NodeWriter + ?Sized>(
     w: &mut W,
     tree: TreeId,
     key: Key,
-) -> Option<&mut Vec<crate::format::Item>> {
+) -> Option<(Finger, &mut Vec<crate::format::Item>)> {
     let f = w.finger(tree)?;
     let leaf = w.dirty_mut(f.leaf)?;
     match &mut leaf.body {
         crate::format::Body::Leaf(items) if items.first().is_some_and(|i| f.holds(i.key, key)) => {
-            Some(items)
+            debug_assert_eq!(
+                f.used,
+                items
+                    .iter()
+                    .map(|i| crate::format::ITEM_HEADER_SIZE + i.data.len())
+                    .sum::<usize>(),
+                "finger's used bytes are stale"
+            );
+            Some((f, items))
         }
         _ => None,
     }
