@@ -29,7 +29,7 @@ pub(crate) fn delete<W: NodeWriter + ?Sized>(
     if get(w, io, tree, key)?.is_none() {
         return Ok(false);
     }
-    delete_present(w, io, tree, key)?;
+    delete_by_descent(w, io, tree, key)?;
     Ok(true)
 }
 
@@ -41,9 +41,18 @@ pub(crate) fn delete_present<W: NodeWriter + ?Sized>(
     tree: TreeId,
     key: Key,
 ) -> Result<()> {
-    if delete_at_finger(w, tree, key).is_some() {
-        return Ok(());
+    match delete_at_finger(w, tree, key) {
+        Some(_) => Ok(()),
+        None => delete_by_descent(w, io, tree, key),
     }
+}
+
+fn delete_by_descent<W: NodeWriter + ?Sized>(
+    w: &mut W,
+    io: &mut dyn IoQueue,
+    tree: TreeId,
+    key: Key,
+) -> Result<()> {
     w.set_finger(tree, None);
     let root = cow_root(w, io, tree)?;
     del_rec(w, io, tree, root, None, key)?;
