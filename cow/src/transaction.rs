@@ -50,6 +50,9 @@ pub struct Transaction<'v> {
     /// Extents allocated and freed again by this transaction after their reference reached the
     /// extent tree: reusable right after commit (no committed state ever saw them).
     local_frees: Vec<(u64, u64)>,
+    /// Committed nodes this transaction replaced `(bytenr, generation)`: dropped from the
+    /// node cache when it commits.
+    replaced: Vec<(u64, u64)>,
     /// Extents of committed states freed by this transaction: reusable after commit and after
     /// the readers of older states are gone.
     pinned: Vec<(u64, u64)>,
@@ -79,6 +82,7 @@ impl<'v> Transaction<'v> {
             adopted: HashSet::new(),
             unreferenced_data: BTreeMap::new(),
             local_frees: Vec::new(),
+            replaced: Vec::new(),
             pinned: Vec::new(),
             failed: None,
             done: false,
@@ -437,6 +441,9 @@ impl<'v> Transaction<'v> {
             roots: std::mem::take(&mut self.roots),
             bytes_used: self.bytes_used,
         });
+        for (b, g) in std::mem::take(&mut self.replaced) {
+            self.vol.sh.cache.forget(b, g);
+        }
         for (_, n) in self.dirty.drain() {
             self.vol.sh.cache.insert(n);
         }
@@ -555,6 +562,9 @@ impl NodeWriter for Transaction<'_> {
             }
         } else {
             self.delayed.add(bytenr, target, -1);
+            if generation != self.gen {
+                self.replaced.push((bytenr, generation));
+            }
         }
     }
 

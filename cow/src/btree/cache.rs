@@ -12,13 +12,16 @@ use crate::format::Node;
 
 struct Slot {
     key: (u64, u64),
-    node: Arc<Node>,
+    /// `None` once the node was forgotten (the slot is in `vacant`).
+    node: Option<Arc<Node>>,
     referenced: bool,
 }
 
 struct Clock {
     map: HashMap<(u64, u64), usize>,
     slots: Vec<Slot>,
+    /// Slots whose node was forgotten, reused before the hand evicts anything.
+    vacant: Vec<usize>,
     hand: usize,
 }
 
@@ -35,6 +38,7 @@ impl NodeCache {
             inner: Mutex::new(Clock {
                 map: HashMap::new(),
                 slots: Vec::new(),
+                vacant: Vec::new(),
                 hand: 0,
             }),
             capacity: AtomicUsize::new(capacity.max(16)),
@@ -56,7 +60,20 @@ impl NodeCache {
         let mut c = self.lock();
         let i = *c.map.get(&(bytenr, generation))?;
         c.slots[i].referenced = true;
-        Some(Arc::clone(&c.slots[i].node))
+        c.slots[i].node.clone()
+    }
+
+    /// Drops the node of generation `generation` at `bytenr` if it is cached: a commit
+    /// replaced it, so the current trees no longer lead to it, and keeping it would push out
+    /// nodes they do lead to. (A reader of an older snapshot that still wants it reads it
+    /// again; its block stays pinned while such readers live.)
+    pub fn forget(&self, bytenr: u64, generation: u64) {
+        let mut c = self.lock();
+        if let Some(i) = c.map.remove(&(bytenr, generation)) {
+            c.slots[i].node = None;
+            c.slots[i].referenced = false;
+            c.vacant.push(i);
+        }
     }
 
     /// Caches `node` (validated), evicting an unreferenced entry if full.
@@ -64,14 +81,19 @@ impl NodeCache {
         let key = (node.bytenr, node.generation);
         let mut c = self.lock();
         if let Some(&i) = c.map.get(&key) {
-            c.slots[i].node = node;
+            c.slots[i].node = Some(node);
             return;
         }
         let slot = Slot {
             key,
-            node,
+            node: Some(node),
             referenced: false,
         };
+        if let Some(i) = c.vacant.pop() {
+            c.slots[i] = slot;
+            c.map.insert(key, i);
+            return;
+        }
         if c.slots.len() < self.capacity.load(Ordering::Relaxed) {
             let i = c.slots.len();
             c.slots.push(slot);
@@ -96,7 +118,8 @@ impl NodeCache {
     /// Number of cached nodes.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.lock().slots.len()
+        let c = self.lock();
+        c.slots.len() - c.vacant.len()
     }
 }
 
@@ -131,5 +154,24 @@ mod tests {
             "a referenced entry survives one sweep"
         );
         assert!(c.get(3, 2).is_none(), "another generation is another node");
+    }
+
+    #[test]
+    fn forgotten_nodes_leave_and_their_slots_are_reused_first() {
+        let c = NodeCache::new(16);
+        for b in 0..16 {
+            c.insert(node(b));
+        }
+        c.forget(5, 1);
+        c.forget(5, 1);
+        c.forget(99, 1);
+        assert!(c.get(5, 1).is_none());
+        assert_eq!(c.len(), 15);
+        c.insert(node(200));
+        assert_eq!(c.len(), 16);
+        assert!(c.get(200, 1).is_some());
+        for b in (0..16).filter(|&b| b != 5) {
+            assert!(c.get(b, 1).is_some(), "{b} was evicted for a vacant slot");
+        }
     }
 }
