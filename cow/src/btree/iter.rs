@@ -27,8 +27,8 @@ enum State {
     Done,
 }
 
-/// Items of a tree with keys in `lo..=hi`, in the chosen direction. Yields `(key, data)`, the
-/// data shared with the node it lives in; an error ends the iteration.
+/// Items of a tree with keys in `lo..=hi`, in the chosen direction. Yields `(key, data)`
+/// (small data copied, larger data shared with the node); an error ends the iteration.
 pub struct Iter<'a> {
     src: &'a dyn NodeSource,
     io: &'a mut dyn IoQueue,
