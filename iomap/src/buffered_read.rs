@@ -12,6 +12,7 @@
 
 use bdev::exec::{yield_now, Context};
 
+use crate::cache::Outcome;
 use crate::error::{IomapError, Result};
 use crate::iter::Step;
 use crate::layer::Iomap;
@@ -75,11 +76,15 @@ impl<O: IomapOps> Iomap<O> {
         }
         self.make_room(ctx, self.pages_of(start, end)).await?;
         self.wait_idle(ino, start, end).await;
+        // Taken before the mappings are: if a direct write replaces one of them before the
+        // pages are filled, its invalidation comes after this mark and the fill is dropped
+        // (else the cache would keep the replaced bytes).
+        let mark = self.cache.invalidation_mark();
         self.cache.populate(ino, start, end)?;
         for (a, b) in self.cache.stale_runs(ino, start, end) {
             let mut it = self.iter(ctx, ino, a, b - a, IterFlags::EMPTY);
             while let Some(step) = it.next().await? {
-                match self.fill_step(ctx, ino, step).await {
+                match self.fill_step(ctx, ino, step, mark).await {
                     Ok(()) => it.advance(),
                     Err(e) => it.failed(0, e),
                 }
@@ -88,8 +93,9 @@ impl<O: IomapOps> Iomap<O> {
         Ok(())
     }
 
-    /// Fills one mapped piece of a stale run.
-    async fn fill_step(&self, ctx: &Context, ino: Ino, step: &Step) -> Result<()> {
+    /// Fills one mapped piece of a stale run, unless the file's pages were invalidated after
+    /// `mark`.
+    async fn fill_step(&self, ctx: &Context, ino: Ino, step: &Step, mark: u64) -> Result<()> {
         let (a, b) = (step.pos, step.pos + step.len);
         let map = &step.write;
         // Another future may have evicted or started I/O on these pages while we awaited
@@ -97,14 +103,15 @@ impl<O: IomapOps> Iomap<O> {
         self.cache.populate(ino, a, b)?;
         match map.kind {
             MapKind::Hole | MapKind::Unwritten | MapKind::Delalloc => {
-                self.cache.fill(ino, a, b, |_, buf| buf.fill(0));
+                self.cache.fill(ino, a, b, Some(mark), |_, buf| buf.fill(0));
             }
             MapKind::Inline => self
                 .cache
-                .fill(ino, a, b, |off, buf| map.copy_inline(off, buf)),
+                .fill(ino, a, b, Some(mark), |off, buf| map.copy_inline(off, buf)),
             MapKind::Mapped => {
                 let reads = &self.counters.cache_reads;
-                self.fill_from_device(ctx, ino, "read", (a, b), map, reads)
+                let filled = Outcome::FilledUnlessInvalidated(mark);
+                self.fill_from_device(ctx, ino, "read", (a, b), map, reads, filled)
                     .await?;
             }
         }

@@ -13,6 +13,7 @@
 
 use bdev::exec::{yield_now, Context};
 
+use crate::cache::Outcome;
 use crate::error::{IomapError, Result};
 use crate::layer::Iomap;
 use crate::map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
@@ -180,12 +181,13 @@ impl<O: IomapOps> Iomap<O> {
         let has_data = source.kind == MapKind::Mapped && !source.flags.contains(MapFlags::NEW);
         if source.kind == MapKind::Inline {
             self.cache
-                .fill(ino, blk, end, |off, buf| source.copy_inline(off, buf));
+                .fill(ino, blk, end, None, |off, buf| source.copy_inline(off, buf));
         } else if !has_data {
-            self.cache.fill(ino, blk, end, |_, buf| buf.fill(0));
+            self.cache.fill(ino, blk, end, None, |_, buf| buf.fill(0));
         } else {
             let reads = &self.counters.source_reads;
-            self.fill_from_device(ctx, ino, "source read", (blk, end), source, reads)
+            let filled = Outcome::Filled;
+            self.fill_from_device(ctx, ino, "source read", (blk, end), source, reads, filled)
                 .await?;
         }
         Ok(())

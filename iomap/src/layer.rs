@@ -218,8 +218,10 @@ impl<O: IomapOps> Iomap<O> {
 
     /// Fills the cached blocks `[a, b)` of `ino` from `map` on the device and has the
     /// filesystem verify them (`IomapOps::verify_read`) before the pages count as up to date;
-    /// `what` names the read in errors, `counter` counts it. Pages evicted or under I/O
+    /// `what` names the read in errors, `counter` counts it, `filled` is what success does to
+    /// the pages (see [`Outcome::FilledUnlessInvalidated`]). Pages evicted or under I/O
     /// meanwhile are left alone: the caller's copy misses and retries.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn fill_from_device(
         &self,
         ctx: &Context,
@@ -228,6 +230,7 @@ impl<O: IomapOps> Iomap<O> {
         (a, b): (u64, u64),
         map: &IoMap,
         counter: &AtomicU64,
+        filled: Outcome,
     ) -> Result<()> {
         let Some((taken, pieces)) = self.cache.take(ino, a, b) else {
             return Ok(());
@@ -243,11 +246,7 @@ impl<O: IomapOps> Iomap<O> {
             Err(e) => Err(IomapError::device(ino.0, what, a, e)),
             Ok(()) => self.ops.verify_read(ctx, ino, a, map, &pieces).await,
         };
-        let outcome = if r.is_ok() {
-            Outcome::Filled
-        } else {
-            Outcome::Failed
-        };
+        let outcome = if r.is_ok() { filled } else { Outcome::Failed };
         self.cache.restore(taken, pieces, outcome);
         r
     }

@@ -19,6 +19,10 @@ pub(crate) struct FileIndex {
     pub(crate) ra_window: u64,
     /// A writeback error nobody has been told about yet.
     pub(crate) wb_error: Option<IomapError>,
+    /// The cache's invalidation count when this file's pages were last invalidated (or when
+    /// this index was created): a read that looked its mapping up before then may hold the
+    /// bytes a direct write replaced.
+    pub(crate) invalidated_at: u64,
 }
 
 impl FileIndex {
