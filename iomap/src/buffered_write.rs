@@ -106,11 +106,7 @@ impl<O: IomapOps> Iomap<O> {
 
     /// Extends the file to `end` if it is shorter; returns whether it did.
     pub(crate) fn grow(&self, ino: Ino, end: u64) -> Result<bool> {
-        if end > self.ops.size(ino)? {
-            self.ops.set_size(ino, end)?;
-            return Ok(true);
-        }
-        Ok(false)
+        self.ops.grow_size(ino, end)
     }
 
     /// Copies one mapped piece into the cache, completing its edge blocks from `source`.

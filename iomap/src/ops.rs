@@ -83,6 +83,11 @@ pub trait IomapOps {
     /// last block that still holds file bytes (the core has zeroed that block's tail).
     fn set_size(&self, ino: Ino, size: u64) -> Result<()>;
 
+    /// Raises the file's size to `end` if it is smaller, in one step (two writers past the
+    /// end must not read the size, then set it, in turn: the later `set_size` could shrink
+    /// the file under the other's data and truncate it). Returns whether the size changed.
+    fn grow_size(&self, ino: Ino, end: u64) -> Result<bool>;
+
     /// Maps `[pos, pos + len)` for an iteration with `flags`; see the module contract.
     async fn begin(
         &self,

@@ -362,6 +362,9 @@ impl IomapOps for Broken {
     fn set_size(&self, _: Ino, _: u64) -> Result<()> {
         Ok(())
     }
+    fn grow_size(&self, _: Ino, _: u64) -> Result<bool> {
+        Ok(false)
+    }
     async fn begin(&self, _: &Context, _: Ino, _: u64, _: u64, _: IterFlags) -> Result<Maps> {
         Ok(self.map.clone())
     }

@@ -33,6 +33,9 @@ impl IomapOps for Hooked {
     fn set_size(&self, ino: Ino, size: u64) -> Result<()> {
         self.fs.set_size(ino, size)
     }
+    fn grow_size(&self, ino: Ino, end: u64) -> Result<bool> {
+        self.fs.grow_size(ino, end)
+    }
     async fn begin(&self, c: &Context, i: Ino, p: u64, l: u64, f: IterFlags) -> Result<Maps> {
         self.fs.begin(c, i, p, l, f).await
     }

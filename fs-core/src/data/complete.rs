@@ -223,6 +223,10 @@ impl IomapOps for DataOps {
         self.core.set_size(ino.0, size).map_err(Error::into_iomap)
     }
 
+    fn grow_size(&self, ino: Ino, end: u64) -> iomap::Result<bool> {
+        self.core.grow_size(ino.0, end).map_err(Error::into_iomap)
+    }
+
     async fn begin(
         &self,
         ctx: &Context,

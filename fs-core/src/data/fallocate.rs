@@ -27,6 +27,20 @@ pub enum FallocMode {
 }
 
 impl Core {
+    /// Raises the size of `ino` to `end` if it is smaller, under the inode's lock (see
+    /// `IomapOps::grow_size`); returns whether it changed. Like a growth by `set_size`, it
+    /// is written by the next writeback completion, fsync or sync.
+    pub(crate) fn grow_size(&self, ino: u64, end: u64) -> Result<bool> {
+        self.mem(ino, |m| {
+            let grew = end > m.size;
+            if grew {
+                m.size = end;
+                m.size_dirty = true;
+            }
+            grew
+        })
+    }
+
     /// Sets the size (iomap's `set_size`): a shrink releases the blocks past the new last
     /// block at once (one transaction); a growth is remembered and written by the next
     /// writeback completion, fsync or sync (as ext4's `i_disksize`).

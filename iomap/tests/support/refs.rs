@@ -654,6 +654,12 @@ impl IomapOps for RefFs {
         })
     }
 
+    fn grow_size(&self, ino: Ino, end: u64) -> Result<bool> {
+        self.with_file(ino, |_, size, _| {
+            Ok(size.fetch_max(end, Ordering::AcqRel) < end)
+        })
+    }
+
     async fn begin(
         &self,
         _: &Context,
