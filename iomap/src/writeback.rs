@@ -59,6 +59,11 @@ impl<O: IomapOps> Iomap<O> {
                 self.wait_idle(ino, a, b).await;
                 continue;
             }
+            if self.cache.has_dirty(ino, a, b) && first_err.is_none() {
+                // Part of the run was cleaned by someone else while ours mapped it, and ours
+                // skipped what was left: look for the dirty blocks of the run again.
+                continue;
+            }
             from = b;
         }
         first_err.map_or(Ok(()), Err)
@@ -108,8 +113,10 @@ impl<O: IomapOps> Iomap<O> {
     async fn writeback_step(&self, ctx: &Context, ino: Ino, step: &Step) -> Result<u64> {
         let (a, b) = (step.pos, step.pos + step.len);
         // The run may have changed while `begin` ran (truncated, written back by someone
-        // else): only whole, up-to-date, idle pages go to the device, never stale bytes.
-        if !self.cache.has_dirty(ino, a, b) || !self.cache.stale_runs(ino, a, b).is_empty() {
+        // else): only blocks still dirty go to the device. A block another writeback
+        // cleaned meanwhile may since have been overwritten on the device by a direct
+        // write, and writing its cached bytes again would map them over the newer data.
+        if !self.cache.all_dirty(ino, a, b) {
             return Ok(0);
         }
         let Some((taken, pieces)) = self.cache.take(ino, a, b) else {

@@ -475,6 +475,18 @@ impl PageCache {
         })
     }
 
+    /// Whether every block of `[start, end)` is cached and dirty.
+    pub(crate) fn all_dirty(&self, ino: Ino, start: u64, end: u64) -> bool {
+        let st = self.st();
+        let Some(f) = st.files.get(&ino) else {
+            return false;
+        };
+        self.spans(start, end).all(|(p, lo, hi)| {
+            let m = self.blocks(lo, hi);
+            f.pages.get(&p).is_some_and(|pg| pg.dirty & m == m)
+        })
+    }
+
     /// The invalidation count now: a read records it before looking a mapping up, and fills
     /// with [`Outcome::FilledUnlessInvalidated`].
     pub(crate) fn invalidation_mark(&self) -> u64 {
