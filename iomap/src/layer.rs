@@ -18,7 +18,7 @@ use bdev::exec::{yield_now, Context, DevId};
 use bdev::{BlockDevice, Bufs, DmaBuf, IoError, Lba, Op};
 
 use crate::align;
-use crate::cache::{Outcome, PageCache};
+use crate::cache::{Outcome, PageCache, TakeFor};
 use crate::error::{IomapError, Result};
 use crate::iter::{Iter, Limits};
 use crate::map::{IoMap, IterFlags};
@@ -232,7 +232,9 @@ impl<O: IomapOps> Iomap<O> {
         counter: &AtomicU64,
         filled: Outcome,
     ) -> Result<()> {
-        let Some((taken, pieces)) = self.cache.take(ino, a, b) else {
+        // Blocks someone made up to date since the caller looked are left alone; the
+        // caller looks again.
+        let Some((taken, pieces)) = self.cache.take(ino, a, b, TakeFor::Fill) else {
             return Ok(());
         };
         IoCounters::bump(counter, 1);

@@ -14,7 +14,7 @@
 use bdev::exec::Context;
 use bdev::Bufs;
 
-use crate::cache::Outcome;
+use crate::cache::{Outcome, TakeFor};
 use crate::error::{IomapError, Result};
 use crate::iter::Step;
 use crate::layer::{IoCounters, Iomap};
@@ -113,13 +113,8 @@ impl<O: IomapOps> Iomap<O> {
     async fn writeback_step(&self, ctx: &Context, ino: Ino, step: &Step) -> Result<u64> {
         let (a, b) = (step.pos, step.pos + step.len);
         // The run may have changed while `begin` ran (truncated, written back by someone
-        // else): only blocks still dirty go to the device. A block another writeback
-        // cleaned meanwhile may since have been overwritten on the device by a direct
-        // write, and writing its cached bytes again would map them over the newer data.
-        if !self.cache.all_dirty(ino, a, b) {
-            return Ok(0);
-        }
-        let Some((taken, pieces)) = self.cache.take(ino, a, b) else {
+        // else): only blocks still dirty go to the device (see `TakeFor::Writeback`).
+        let Some((taken, pieces)) = self.cache.take(ino, a, b, TakeFor::Writeback) else {
             return Ok(0);
         };
         IoCounters::bump(&self.counters.writeback_writes, 1);

@@ -79,6 +79,18 @@ pub(crate) struct Taken {
     parts: Vec<(u64, DmaBuf, DmaBuf)>,
 }
 
+/// What a device request takes pages for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TakeFor {
+    /// A read fills them: every block must still be stale (not up to date). A block
+    /// another writer filled after the reader looked holds newer bytes than the device.
+    Fill,
+    /// A writeback writes them: every block must still be dirty. A block another
+    /// writeback cleaned meanwhile may since have been overwritten on the device by a
+    /// direct write, and writing its cached bytes again would map them over the newer data.
+    Writeback,
+}
+
 /// What happened to taken pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -310,10 +322,12 @@ impl PageCache {
         Ok(())
     }
 
-    /// Fills blocks `[start, end)` with `fill(file_offset, bytes)` and marks them up to date
-    /// (used for zeroes and inline data). Pages must be cached and idle. With `mark` (the
-    /// mapping that said what to fill was looked up after it), nothing is filled if the
-    /// file's pages were invalidated since.
+    /// Fills the blocks of `[start, end)` that are not up to date with `fill(file_offset,
+    /// bytes)` and marks them up to date (used for zeroes and inline data). Blocks up to
+    /// date already keep their bytes: another writer may have put newer ones there since
+    /// the caller looked. Pages must be cached and idle. With `mark` (the mapping that said
+    /// what to fill was looked up after it), nothing is filled if the file's pages were
+    /// invalidated since.
     pub(crate) fn fill(
         &self,
         ino: Ino,
@@ -329,30 +343,50 @@ impl PageCache {
         if mark.is_some_and(|m| f.invalidated_at > m) {
             return;
         }
+        let b = self.block as usize;
         for (p, lo, hi) in self.spans(start, end) {
             let Some(pg) = f.pages.get_mut(&p) else {
                 continue;
             };
             let Some(buf) = pg.buf.as_mut() else { continue };
-            fill(p * self.page + lo as u64, &mut buf[lo..hi]);
-            pg.uptodate |= self.blocks(lo, hi);
+            for blk in lo / b..hi.div_ceil(b) {
+                if pg.uptodate & (1 << blk) != 0 {
+                    continue;
+                }
+                let (x, y) = ((blk * b).max(lo), ((blk + 1) * b).min(hi));
+                fill(p * self.page + x as u64, &mut buf[x..y]);
+                pg.uptodate |= 1 << blk;
+            }
         }
     }
 
     /// Takes the memory of `[start, end)` out of the cache, as one buffer per page piece in
     /// file order, for a device request; `None` (and nothing taken) unless every page is
-    /// cached and idle.
-    pub(crate) fn take(&self, ino: Ino, start: u64, end: u64) -> Option<(Taken, Vec<DmaBuf>)> {
+    /// cached and idle and every block is still as the request needs it (`purpose`). The
+    /// caller looked at the blocks before, under an earlier hold of the lock: checking
+    /// again here, in the same hold that takes them, is what keeps a slow reader from
+    /// writing a device's older bytes over a block another thread wrote meanwhile.
+    pub(crate) fn take(
+        &self,
+        ino: Ino,
+        start: u64,
+        end: u64,
+        purpose: TakeFor,
+    ) -> Option<(Taken, Vec<DmaBuf>)> {
         let mut st = self.st();
         let f = st.files.get_mut(&ino)?;
-        let pages = start / self.page..end.div_ceil(self.page);
-        let present = f
-            .pages
-            .range(pages.clone())
-            .filter(|(_, p)| !p.is_busy())
-            .count();
-        if present as u64 != pages.end - pages.start {
-            return None;
+        for (p, lo, hi) in self.spans(start, end) {
+            let m = self.blocks(lo, hi);
+            let fits = f.pages.get(&p).is_some_and(|pg| {
+                !pg.is_busy()
+                    && match purpose {
+                        TakeFor::Fill => pg.uptodate & m == 0,
+                        TakeFor::Writeback => pg.dirty & m == m,
+                    }
+            });
+            if !fits {
+                return None;
+            }
         }
         let mut parts = Vec::new();
         let mut pieces = Vec::new();
@@ -472,18 +506,6 @@ impl PageCache {
             f.pages
                 .get(&p)
                 .is_some_and(|pg| pg.dirty & self.blocks(lo, hi) != 0)
-        })
-    }
-
-    /// Whether every block of `[start, end)` is cached and dirty.
-    pub(crate) fn all_dirty(&self, ino: Ino, start: u64, end: u64) -> bool {
-        let st = self.st();
-        let Some(f) = st.files.get(&ino) else {
-            return false;
-        };
-        self.spans(start, end).all(|(p, lo, hi)| {
-            let m = self.blocks(lo, hi);
-            f.pages.get(&p).is_some_and(|pg| pg.dirty & m == m)
         })
     }
 
@@ -693,7 +715,7 @@ mod tests {
         let mut got = [0u8; 4096];
         let read = |c: &PageCache, ino, mark, (a, b): (u64, u64)| {
             c.populate(ino, a, b).unwrap();
-            let (taken, pieces) = c.take(ino, a, b).unwrap();
+            let (taken, pieces) = c.take(ino, a, b, TakeFor::Fill).unwrap();
             c.restore(taken, pieces, Outcome::FilledUnlessInvalidated(mark));
         };
         // Nothing invalidated since the mark: the fill counts.
@@ -722,6 +744,45 @@ mod tests {
         let mark = c.invalidation_mark();
         read(&c, other, mark, (0, 4 * K));
         assert!(c.read_cached(other, 0, &mut got));
+    }
+
+    /// A reader that found blocks stale, then mapped them, must not fill them after another
+    /// thread wrote them meanwhile: the device's bytes are older (a lost write in fs-core's
+    /// concurrency test, through read-ahead into pages other threads were writing).
+    #[test]
+    fn a_fill_leaves_blocks_written_since_the_reader_looked() {
+        let c = cache();
+        let ino = Ino(1);
+        let mut got = [0u8; 4096];
+        // Page 8 (blocks at 128-144 KiB) is cached and stale.
+        c.populate(ino, 128 * K, 144 * K).unwrap();
+        assert_eq!(
+            c.stale_runs(ino, 128 * K, 144 * K),
+            vec![(128 * K, 144 * K)]
+        );
+        // A writer fills block 1 of the page before the reader takes the run.
+        assert!(c.write_cached(ino, 132 * K, &[9; 4096]));
+        assert!(c.take(ino, 128 * K, 144 * K, TakeFor::Fill).is_none());
+        // The reader looks again and takes only what is still stale.
+        assert_eq!(
+            c.stale_runs(ino, 128 * K, 144 * K),
+            vec![(128 * K, 132 * K), (136 * K, 144 * K)]
+        );
+        let (taken, pieces) = c.take(ino, 128 * K, 132 * K, TakeFor::Fill).unwrap();
+        c.restore(taken, pieces, Outcome::Filled);
+        // Zero fills (holes, delalloc) skip up-to-date blocks too.
+        c.fill(ino, 128 * K, 144 * K, None, |_, b| b.fill(0));
+        assert!(c.read_cached(ino, 132 * K, &mut got));
+        assert_eq!(got, [9; 4096]);
+        assert!(c.read_cached(ino, 136 * K, &mut got));
+        assert_eq!(got, [0; 4096]);
+        // A writeback takes only blocks that are all still dirty.
+        assert!(c.take(ino, 128 * K, 136 * K, TakeFor::Writeback).is_none());
+        let (taken, pieces) = c.take(ino, 132 * K, 136 * K, TakeFor::Writeback).unwrap();
+        c.restore(taken, pieces, Outcome::Written);
+        assert!(c.take(ino, 132 * K, 136 * K, TakeFor::Writeback).is_none());
+        assert!(c.read_cached(ino, 132 * K, &mut got));
+        assert_eq!(got, [9; 4096]);
     }
 
     #[test]
@@ -753,7 +814,7 @@ mod tests {
             Some((28 * K, 32 * K))
         );
         // Writing pages 1 and 2 back cleans them; page 5 stays dirty.
-        let (taken, pieces) = c.take(ino, 28 * K, 40 * K).unwrap();
+        let (taken, pieces) = c.take(ino, 28 * K, 40 * K, TakeFor::Writeback).unwrap();
         c.restore(taken, pieces, Outcome::Written);
         assert_eq!(c.stats().dirty, 1);
         assert_eq!(
