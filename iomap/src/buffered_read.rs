@@ -13,7 +13,7 @@
 use bdev::exec::{yield_now, Context};
 
 use crate::cache::Outcome;
-use crate::error::{IomapError, Result};
+use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::Step;
 use crate::layer::Iomap;
 use crate::map::{IterFlags, MapKind};
@@ -35,6 +35,7 @@ impl<O: IomapOps> Iomap<O> {
             .readahead(ino, pos / page, (pos + len).div_ceil(page), max_ra);
         let eof = self.round_up(size);
         let mut done = 0u64;
+        let mut remaps = 0;
         while done < len {
             let at = pos + done;
             let chunk_end = (pos + len).min((at / page + self.batch_pages()) * page);
@@ -58,8 +59,18 @@ impl<O: IomapOps> Iomap<O> {
                     )));
                 }
                 let start = self.round_down(at);
-                self.fill(ctx, ino, start, self.round_up(fill_end).min(eof))
-                    .await?;
+                match self
+                    .fill(ctx, ino, start, self.round_up(fill_end).min(eof))
+                    .await
+                {
+                    Ok(()) => {}
+                    // A fill whose mapping was replaced under it dropped its bytes: the
+                    // next turn maps again.
+                    Err(IomapError::MappingChanged { .. }) if remaps < MAPPING_RETRIES => {
+                        remaps += 1
+                    }
+                    Err(e) => return Err(e),
+                }
                 if tries > 1 {
                     yield_now().await;
                 }

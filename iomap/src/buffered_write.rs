@@ -14,7 +14,7 @@
 use bdev::exec::{yield_now, Context};
 
 use crate::cache::Outcome;
-use crate::error::{IomapError, Result};
+use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::layer::Iomap;
 use crate::map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
@@ -64,12 +64,26 @@ impl<O: IomapOps> Iomap<O> {
             .ok_or_else(|| IomapError::Invalid(format!("write at {pos}+{len} overflows")))?;
         let page = self.cfg.page_size;
         let mut done = 0;
+        let mut remaps = 0;
         while done < len {
             let at = pos + done;
             let chunk_end = (pos + len).min((at / page + self.batch_pages()) * page);
             self.make_room(ctx, self.pages_of(at, chunk_end)).await?;
             let mut it = self.iter(ctx, ino, at, chunk_end - at, flags);
-            while let Some(step) = it.next().await? {
+            let mut remap = false;
+            loop {
+                let step = match it.next().await {
+                    Ok(Some(step)) => step,
+                    Ok(None) => break,
+                    // An edge block's source was replaced while it was read: map the rest
+                    // of the chunk again.
+                    Err(IomapError::MappingChanged { .. }) if remaps < MAPPING_RETRIES => {
+                        remaps += 1;
+                        remap = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let off = (step.pos - pos) as usize;
                 let piece = match src {
                     Src::Bytes(b) => Src::Bytes(&b[off..off + step.len as usize]),
@@ -97,7 +111,7 @@ impl<O: IomapOps> Iomap<O> {
             let progressed = it.pos() - at;
             done += progressed;
             self.balance_dirty(ctx, ino).await;
-            if progressed < chunk_end - at {
+            if progressed < chunk_end - at && !remap {
                 break;
             }
         }

@@ -18,7 +18,7 @@ use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf, Op};
 
 use crate::align;
-use crate::error::{IomapError, Result};
+use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::{check, into_step, refuse, Iter, Step};
 use crate::layer::{IoCounters, Iomap};
 use crate::map::{CoreFlags, IterFlags, MapKind};
@@ -31,7 +31,32 @@ impl<O: IomapOps> Iomap<O> {
     /// A request inside the file and inside one mapped extent (the common case) is one
     /// `begin`, one device read into the whole buffer and one `end`, all in this function:
     /// no inner future is built and moved per read. Anything else is boxed.
+    ///
+    /// A read whose mapping a concurrent write replaced while it ran
+    /// ([`IomapError::MappingChanged`]) is mapped and read again.
     pub async fn read_direct(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        pos: u64,
+        mut buf: DmaBuf,
+        flags: IterFlags,
+    ) -> (DmaBuf, Result<usize>) {
+        let mut remaps = 0;
+        loop {
+            let (back, r) = self.read_direct_once(ctx, ino, pos, buf, flags).await;
+            match r {
+                Err(IomapError::MappingChanged { .. }) if remaps < MAPPING_RETRIES => {
+                    remaps += 1;
+                    buf = back;
+                }
+                r => return (back, r),
+            }
+        }
+    }
+
+    /// One try of [`Iomap::read_direct`].
+    async fn read_direct_once(
         &self,
         ctx: &Context,
         ino: Ino,

@@ -16,7 +16,7 @@
 use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf};
 
-use crate::error::{IomapError, Result};
+use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::Step;
 use crate::layer::{IoCounters, Iomap};
 use crate::map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
@@ -37,7 +37,29 @@ impl<O: IomapOps> Iomap<O> {
     }
 
     /// [`Iomap::write_direct`] from a borrowed buffer (taken and put back, never copied).
+    ///
+    /// A write whose edge block's source a concurrent write replaced while it was read
+    /// ([`IomapError::MappingChanged`]) is done again whole (rewriting the same bytes over
+    /// what it already wrote).
     pub async fn write_direct_from(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        pos: u64,
+        buf: &mut DmaBuf,
+        flags: IterFlags,
+    ) -> Result<usize> {
+        let mut remaps = 0;
+        loop {
+            match self.write_direct_once(ctx, ino, pos, buf, flags).await {
+                Err(IomapError::MappingChanged { .. }) if remaps < MAPPING_RETRIES => remaps += 1,
+                r => return r,
+            }
+        }
+    }
+
+    /// One try of [`Iomap::write_direct_from`].
+    async fn write_direct_once(
         &self,
         ctx: &Context,
         ino: Ino,

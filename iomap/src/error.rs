@@ -63,7 +63,24 @@ pub enum IomapError {
     /// The filesystem refused the operation (no space, read-only …).
     #[error("filesystem: {0}")]
     Fs(String),
+    /// A read's mapping was replaced while the read ran: a concurrent write of the same
+    /// blocks moved them elsewhere and a commit dropped the old checksums, so the bytes
+    /// read (an older version) can no longer be checked. `verify_read` returns this instead
+    /// of a checksum error when the block no longer maps where the read went; the layer
+    /// then maps the range again and rereads (a bounded number of times: see
+    /// [`MAPPING_RETRIES`]).
+    #[error("inode {ino}: the mapping at file offset {pos} kept changing during reads")]
+    MappingChanged {
+        /// The file.
+        ino: u64,
+        /// File offset of the block.
+        pos: u64,
+    },
 }
+
+/// How many times a read whose mapping changed under it ([`IomapError::MappingChanged`])
+/// is mapped again before the error goes to the caller.
+pub const MAPPING_RETRIES: usize = 64;
 
 impl IomapError {
     /// Wraps a device error of an I/O for `op` at file offset `pos` of `ino`.

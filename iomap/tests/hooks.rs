@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bdev::exec::Context;
@@ -18,6 +18,8 @@ use support::RefFs;
 struct Hooked {
     fs: RefFs,
     fail_reads: AtomicBool,
+    /// The next this many reads find their mapping replaced.
+    moved: AtomicUsize,
     verified: Mutex<u64>,
     /// (pos, the bytes `complete` was shown).
     completed: Mutex<Vec<(u64, Vec<u8>)>>,
@@ -75,6 +77,11 @@ impl IomapOps for Hooked {
                 "inode {ino}: bad checksum at {pos}"
             )));
         }
+        let moved = self.moved.load(Ordering::Relaxed);
+        if moved > 0 {
+            self.moved.store(moved - 1, Ordering::Relaxed);
+            return Err(IomapError::MappingChanged { ino: ino.0, pos });
+        }
         Ok(())
     }
 }
@@ -86,6 +93,7 @@ fn setup() -> (Context, Iomap<Hooked>) {
     let ops = Hooked {
         fs: RefFs::new(4096, 1024),
         fail_reads: AtomicBool::new(false),
+        moved: AtomicUsize::new(0),
         verified: Mutex::new(0),
         completed: Mutex::new(Vec::new()),
     };
@@ -128,4 +136,47 @@ fn complete_sees_the_bytes_written_and_verify_can_fail_reads() {
     assert_eq!(ctx.block_on(io.read(&ctx, f, 0, &mut out)).unwrap(), 4096);
     assert_eq!(&out[..], &data[..4096]);
     assert!(*io.ops().verified.lock().unwrap() >= 3 * 4096);
+}
+
+/// A read whose mapping a concurrent write replaced (`verify_read` says
+/// `MappingChanged`) maps and reads again, in every read path, a bounded number of times.
+#[test]
+fn reads_whose_mapping_moved_are_read_again() {
+    let (ctx, io) = setup();
+    let f = Ino(1);
+    io.ops().fs.create(f);
+    let data: Vec<u8> = (0..16384u32).map(|i| (i % 249) as u8 + 1).collect();
+    ctx.block_on(io.write(&ctx, f, 0, &data)).unwrap();
+    ctx.block_on(io.sync_file(&ctx, f)).unwrap();
+    io.cache().forget(f);
+    let moved = |n: usize| io.ops().moved.store(n, Ordering::Relaxed);
+    let left = || io.ops().moved.load(Ordering::Relaxed);
+    let mut out = vec![0u8; 4096];
+    // Buffered read (a cache fill).
+    moved(3);
+    assert_eq!(ctx.block_on(io.read(&ctx, f, 4096, &mut out)).unwrap(), 4096);
+    assert_eq!(&out[..], &data[4096..8192]);
+    assert_eq!(left(), 0, "every moved mapping was read again");
+    // Direct read.
+    moved(3);
+    assert_eq!(io.read_direct_sync(&ctx, f, 8192, &mut out).unwrap(), 4096);
+    assert_eq!(&out[..], &data[8192..12288]);
+    assert_eq!(left(), 0);
+    // A partial buffered overwrite's source read.
+    io.cache().forget(f);
+    moved(2);
+    ctx.block_on(io.write(&ctx, f, 12288 + 100, b"xy")).unwrap();
+    assert_eq!(left(), 0);
+    assert_eq!(ctx.block_on(io.read(&ctx, f, 12288, &mut out)).unwrap(), 4096);
+    assert_eq!(&out[..100], &data[12288..12388]);
+    assert_eq!(&out[100..102], b"xy");
+    assert_eq!(&out[102..], &data[12390..16384]);
+    // A mapping that never settles is an error, not a hang.
+    io.cache().forget(f);
+    moved(usize::MAX);
+    let err = ctx.block_on(io.read(&ctx, f, 0, &mut out)).unwrap_err();
+    assert!(matches!(err, IomapError::MappingChanged { .. }), "{err}");
+    let err = io.read_direct_sync(&ctx, f, 0, &mut out).unwrap_err();
+    assert!(matches!(err, IomapError::MappingChanged { .. }), "{err}");
+    moved(0);
 }

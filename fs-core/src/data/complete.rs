@@ -164,10 +164,13 @@ impl Core {
         true
     }
 
-    /// Checks the crc32c of every whole block of a device read of `map`.
-    fn verify(&self, ino: u64, pos: u64, map: &IoMap, data: &[DmaBuf]) -> Result<()> {
+    /// Checks the crc32c of every whole block of a device read of `map`. `Moved(pos)`: the
+    /// block at `pos` failed, but it no longer maps where the read went (a concurrent write
+    /// replaced it and a commit dropped the old checksums): not corruption, the read is
+    /// of an older version and must map again.
+    fn verify(&self, ino: u64, pos: u64, map: &IoMap, data: &[DmaBuf]) -> Result<Verified> {
         if map.kind != MapKind::Mapped || self.mem(ino, |f| f.nocow)? {
-            return Ok(());
+            return Ok(Verified::Good);
         }
         let bs = self.bs;
         let total: u64 = data.iter().map(|d| d.len() as u64).sum();
@@ -199,14 +202,18 @@ impl Core {
             }
             Ok(None)
         })?;
-        match bad {
-            None => Ok(()),
-            Some((off, dev, want, got)) => Err(Error::Io(format!(
-                "inode {ino}: data checksum mismatch at file offset {off}, device address \
-                 {dev:#x}: recorded {}, read {got:#010x}",
-                want.map_or("none".to_string(), |w| format!("{w:#010x}"))
-            ))),
+        let Some((off, dev, want, got)) = bad else {
+            return Ok(Verified::Good);
+        };
+        let now = self.current(ino, off / bs, off / bs + 1, true)?;
+        if now.kind != MapKind::Mapped || now.device_addr(off) != dev {
+            return Ok(Verified::Moved(off));
         }
+        Err(Error::Io(format!(
+            "inode {ino}: data checksum mismatch at file offset {off}, device address \
+             {dev:#x}: recorded {}, read {got:#010x}",
+            want.map_or("none".to_string(), |w| format!("{w:#010x}"))
+        )))
     }
 }
 
@@ -271,10 +278,20 @@ impl IomapOps for DataOps {
         map: &IoMap,
         data: &[DmaBuf],
     ) -> iomap::Result<()> {
-        self.core
-            .verify(ino.0, pos, map, data)
-            .map_err(Error::into_iomap)
+        match self.core.verify(ino.0, pos, map, data) {
+            Ok(Verified::Good) => Ok(()),
+            Ok(Verified::Moved(pos)) => Err(iomap::IomapError::MappingChanged { ino: ino.0, pos }),
+            Err(e) => Err(e.into_iomap()),
+        }
     }
+}
+
+/// What `Core::verify` found.
+enum Verified {
+    /// Every whole block matches its checksum.
+    Good,
+    /// The block at this file offset failed, and the file maps it elsewhere now.
+    Moved(u64),
 }
 
 /// New data to point a file range at: a data extent, or inline bytes.

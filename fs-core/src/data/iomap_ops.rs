@@ -58,7 +58,7 @@ impl Core {
 
     /// The mapping of the block range `[b0, b1)` as it is now; `delalloc` says whether
     /// cached, not yet written back blocks count (they do, except for writeback itself).
-    fn current(&self, ino: u64, b0: u64, b1: u64, delalloc: bool) -> Result<IoMap> {
+    pub(crate) fn current(&self, ino: u64, b0: u64, b1: u64, delalloc: bool) -> Result<IoMap> {
         let bs = self.bs;
         let (da, next_da) = self.mem(ino, |m| {
             (m.delalloc.containing(b0), m.delalloc.next_after(b0))
