@@ -156,6 +156,9 @@ pub(crate) struct Core {
     pub overlay_pieces: AtomicUsize,
     /// Generations pinned by mappings in use (`begin` to `end`), by `(ino, pos)`.
     pub pins: Mutex<HashMap<(u64, u64), Vec<u64>>>,
+    /// Entries dropped from `inodes` so far (changed only under its lock): a thread that
+    /// read an item without the lock uses it only if no entry went meanwhile.
+    pub evictions: AtomicU64,
 }
 
 impl Core {
@@ -179,6 +182,7 @@ impl Core {
             log: Mutex::new(crate::durability::LogState::default()),
             overlay_pieces: AtomicUsize::new(0),
             pins: Mutex::new(HashMap::new()),
+            evictions: AtomicU64::new(0),
         }
     }
 
@@ -236,6 +240,27 @@ impl Core {
         });
         if idle && !logged {
             map.remove(&ino);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops the in-memory state of a deleted inode; returns it.
+    pub fn remove_mem(&self, ino: u64) -> Option<InodeMem> {
+        let mut map = self.inodes();
+        let gone = map.remove(&ino);
+        self.evictions.fetch_add(1, Ordering::Relaxed);
+        gone
+    }
+
+    /// The size and unwritten mtime of `ino` as the API sees them, given its item: what
+    /// memory knows, else the item's. `None`: the item may predate the state of a
+    /// concurrently evicted entry (read it again).
+    pub fn sizes_seen(&self, ino: u64, item_size: u64, seen: u64) -> Option<(u64, Option<i64>)> {
+        let map = self.inodes();
+        match map.get(&ino) {
+            Some(m) => Some((m.size, m.mtime_dirty)),
+            None if self.evictions.load(Ordering::Relaxed) == seen => Some((item_size, None)),
+            None => None,
         }
     }
 

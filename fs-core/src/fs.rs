@@ -226,11 +226,13 @@ impl Filesystem {
     /// writes).
     pub fn stat_ino(&self, ino: u64) -> Result<Stat> {
         let c = self.core();
-        let item = c.read(|rd| ns::load_inode(rd, ino))?;
-        let (size, mtime) = c
-            .inodes()
-            .get(&ino)
-            .map_or((item.size, None), |m| (m.size, m.mtime_dirty));
+        let (item, size, mtime) = loop {
+            let seen = c.evictions.load(std::sync::atomic::Ordering::Acquire);
+            let item = c.read(|rd| ns::load_inode(rd, ino))?;
+            if let Some((size, mtime)) = c.sizes_seen(ino, item.size, seen) {
+                break (item, size, mtime);
+            }
+        };
         let mut st = Stat::from_item(ino, &item, size);
         if let Some(t) = mtime {
             st.mtime_ns = st.mtime_ns.max(t);

@@ -121,6 +121,13 @@ fn threads_share_one_file_with_fsyncs_and_syncs() {
     assert_clean(dev.clone());
     let (fs, ctx) = mount(dev.clone());
     let data = read_all(&fs, &ctx, "/s");
+    // The size is the end of the last block written (a size logged by one fsync must not
+    // overtake a larger one logged by another).
+    let last = (0..threads * blocks_each)
+        .filter(|b| results[(b % threads) as usize][(b / threads) as usize] != 0)
+        .max()
+        .expect("every thread wrote");
+    assert_eq!(data.len() as u64, (last + 1) * 4096, "file size after remount");
     for (b, chunk) in data.chunks(4096).enumerate() {
         let (t, k) = (b as u64 % threads, b as u64 / threads);
         let want = results[t as usize][k as usize];

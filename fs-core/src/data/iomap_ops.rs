@@ -4,6 +4,7 @@
 //! Lock order: `Core::reserved` → cow writer → `Core::inodes`; a transaction is never open
 //! while `reserved` is taken, and `inodes` is never held across a cow call.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use iomap::{IoMap, IterFlags, MapFlags, MapKind, Maps};
@@ -23,19 +24,31 @@ pub(crate) struct DataOps {
 impl Core {
     /// The in-memory state of `ino`, loaded from its item the first time.
     pub(crate) fn mem<T>(&self, ino: u64, f: impl FnOnce(&mut InodeMem) -> T) -> Result<T> {
-        if let Some(m) = self.inodes().get_mut(&ino) {
+        loop {
+            let seen = {
+                let mut map = self.inodes();
+                if let Some(m) = map.get_mut(&ino) {
+                    return Ok(f(m));
+                }
+                self.evictions.load(Ordering::Relaxed)
+            };
+            let item = self
+                .read(|rd| try_inode(rd, ino))?
+                .ok_or_else(|| Error::NotFound(format!("inode {ino}")))?;
+            let mut map = self.inodes();
+            // The item was read without the lock. If another thread loaded the inode,
+            // changed it, committed and evicted it meanwhile, the item may predate that
+            // commit (a smaller size): read it again.
+            if !map.contains_key(&ino) && self.evictions.load(Ordering::Relaxed) != seen {
+                continue;
+            }
+            let m = map.entry(ino).or_insert_with(|| InodeMem {
+                size: item.size,
+                nocow: item.flags.contains(InodeFlags::NOCOW),
+                ..InodeMem::default()
+            });
             return Ok(f(m));
         }
-        let item = self
-            .read(|rd| try_inode(rd, ino))?
-            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))?;
-        let mut map = self.inodes();
-        let m = map.entry(ino).or_insert_with(|| InodeMem {
-            size: item.size,
-            nocow: item.flags.contains(InodeFlags::NOCOW),
-            ..InodeMem::default()
-        });
-        Ok(f(m))
     }
 
     /// Reserves `bytes` of delalloc space, or fails with `NoSpace`.

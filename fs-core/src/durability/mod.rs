@@ -117,8 +117,11 @@ fn clear_attrs(c: &Core, done: Vec<(u64, Entry)>) -> Result<()> {
 /// Writes what is logged but not yet durable, with the attributes of `ino`, as one record
 /// and flushes; falls back to a commit when the record does not fit or the log is full.
 fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
-    let attrs = attr_entries(c, ino, datasync)?;
     let mut log = c.log();
+    // Read under the log's lock (before `inodes`, the crate's order): read before it, a
+    // size could be overtaken by a larger one another fsync logs first, and logging it
+    // after that one would shrink the file at the next fold or replay.
+    let attrs = attr_entries(c, ino, datasync)?;
     if log.unwritten.is_empty() && attrs.is_empty() {
         // Everything of this file is already in a durable record or committed.
         return Ok(());
@@ -164,11 +167,14 @@ pub(crate) fn sync_all(fs: &Filesystem, ctx: &Context) -> Result<()> {
         .filter(|(_, m)| m.size_dirty || m.mtime_dirty.is_some())
         .map(|(&i, _)| i)
         .collect();
+    // Under the log's lock, as in `log_fsync`.
+    let mut log = c.log();
     let mut attrs = Vec::new();
     for &ino in &dirty {
         attrs.extend(attr_entries(c, ino, false)?);
     }
-    let done = note_attrs(&mut c.log(), &attrs);
+    let done = note_attrs(&mut log, &attrs);
+    drop(log);
     c.write(|_| Ok(()))?;
     clear_attrs(c, done)?;
     r?;

@@ -162,7 +162,7 @@ impl Filesystem {
     /// Drops the cached state of a deleted inode.
     pub(crate) fn forget(&self, ino: u64) {
         self.inner.iomap.cache().forget(iomap::Ino(ino));
-        let gone = self.core().inodes().remove(&ino);
+        let gone = self.core().remove_mem(ino);
         if let Some(m) = gone {
             let n: u64 = m.delalloc.0.iter().map(|(s, e)| e - s).sum();
             self.core().release(n * self.core().bs);
