@@ -127,7 +127,11 @@ fn threads_share_one_file_with_fsyncs_and_syncs() {
         .filter(|b| results[(b % threads) as usize][(b / threads) as usize] != 0)
         .max()
         .expect("every thread wrote");
-    assert_eq!(data.len() as u64, (last + 1) * 4096, "file size after remount");
+    assert_eq!(
+        data.len() as u64,
+        (last + 1) * 4096,
+        "file size after remount"
+    );
     for (b, chunk) in data.chunks(4096).enumerate() {
         let (t, k) = (b as u64 % threads, b as u64 / threads);
         let want = results[t as usize][k as usize];

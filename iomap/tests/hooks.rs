@@ -154,7 +154,10 @@ fn reads_whose_mapping_moved_are_read_again() {
     let mut out = vec![0u8; 4096];
     // Buffered read (a cache fill).
     moved(3);
-    assert_eq!(ctx.block_on(io.read(&ctx, f, 4096, &mut out)).unwrap(), 4096);
+    assert_eq!(
+        ctx.block_on(io.read(&ctx, f, 4096, &mut out)).unwrap(),
+        4096
+    );
     assert_eq!(&out[..], &data[4096..8192]);
     assert_eq!(left(), 0, "every moved mapping was read again");
     // Direct read.
@@ -167,7 +170,10 @@ fn reads_whose_mapping_moved_are_read_again() {
     moved(2);
     ctx.block_on(io.write(&ctx, f, 12288 + 100, b"xy")).unwrap();
     assert_eq!(left(), 0);
-    assert_eq!(ctx.block_on(io.read(&ctx, f, 12288, &mut out)).unwrap(), 4096);
+    assert_eq!(
+        ctx.block_on(io.read(&ctx, f, 12288, &mut out)).unwrap(),
+        4096
+    );
     assert_eq!(&out[..100], &data[12288..12388]);
     assert_eq!(&out[100..102], b"xy");
     assert_eq!(&out[102..], &data[12390..16384]);
