@@ -18,6 +18,11 @@ pub(crate) struct FreeSpace {
     by_start: BTreeMap<u64, u64>,
     by_size: BTreeSet<(u64, u64)>,
     free_bytes: u64,
+    /// The unit counted by `slots` (the node size; 0: not counted).
+    slot: u64,
+    /// How many `slot`-sized pieces the free ranges hold (each range rounded down): how
+    /// many nodes could still be allocated, however the rest is fragmented.
+    slots: u64,
 }
 
 impl FreeSpace {
@@ -26,16 +31,33 @@ impl FreeSpace {
         self.free_bytes
     }
 
+    /// Starts counting the free space in whole pieces of `slot` bytes (`slot_bytes`).
+    pub fn count_slots(&mut self, slot: u64) {
+        self.slot = slot;
+        self.slots = self.by_start.values().map(|&l| l / slot).sum();
+    }
+
+    /// Free bytes in whole pieces of the counted slot size (0 if none is counted).
+    pub fn slot_bytes(&self) -> u64 {
+        self.slots * self.slot
+    }
+
+    fn slots_of(&self, len: u64) -> u64 {
+        len.checked_div(self.slot).unwrap_or(0)
+    }
+
     fn add_raw(&mut self, start: u64, len: u64) {
         self.by_start.insert(start, len);
         self.by_size.insert((len, start));
         self.free_bytes += len;
+        self.slots += self.slots_of(len);
     }
 
     fn remove_raw(&mut self, start: u64, len: u64) {
         self.by_start.remove(&start);
         self.by_size.remove(&(len, start));
         self.free_bytes -= len;
+        self.slots -= self.slots_of(len);
     }
 
     /// Makes `[start, start + len)` free. Returns an error message if any of it already is.
@@ -140,5 +162,30 @@ mod tests {
         f.take(340, 5).unwrap();
         assert!(f.take(340, 5).is_err());
         assert_eq!(f.ranges().collect::<Vec<_>>(), vec![(345, 5)]);
+    }
+
+    #[test]
+    fn slots_count_whole_pieces_of_each_free_range() {
+        let mut f = FreeSpace::default();
+        f.free(0, 40).unwrap();
+        f.free(100, 16).unwrap();
+        f.count_slots(16);
+        assert_eq!(f.slot_bytes(), 48, "two slots in 40 bytes, one in 16");
+        // Taking 4 bytes from the 16-byte range costs a whole slot; from the 40-byte one,
+        // none (36 still hold two).
+        f.take(100, 4).unwrap();
+        assert_eq!(f.slot_bytes(), 32);
+        f.take(36, 4).unwrap();
+        assert_eq!(f.slot_bytes(), 32);
+        // Freeing next to a range merges and counts the merged range.
+        f.free(36, 4).unwrap();
+        f.free(40, 8).unwrap();
+        assert_eq!(f.slot_bytes(), 48, "48 bytes at 0: three slots");
+        assert_eq!(
+            f.alloc(16),
+            Some(0),
+            "best fit is the 48-byte range, none smaller fits"
+        );
+        assert_eq!(f.slot_bytes(), 32);
     }
 }

@@ -21,7 +21,7 @@ use crate::delayed::{DelayedRefs, RefTarget};
 use crate::error::{Error, Result};
 use crate::format::{kind, Body, ItemData, Key, Node, RootItem, RootPtr, Superblock, TreeId};
 use crate::trees;
-use crate::volume::{Committed, Volume, WriterState};
+use crate::volume::{Committed, Space, Volume};
 
 /// Passes of commit's fix-point loop before it gives up (it converges in a handful).
 const MAX_COMMIT_PASSES: usize = 64;
@@ -29,7 +29,8 @@ const MAX_COMMIT_PASSES: usize = 64;
 /// The single write transaction of a volume. Reads through it see its own changes.
 pub struct Transaction<'v> {
     pub(crate) vol: &'v Volume,
-    pub(crate) w: MutexGuard<'v, WriterState>,
+    /// The writer lock: one transaction at a time.
+    _writer: MutexGuard<'v, ()>,
     pub(crate) gen: u64,
     pub(crate) roots: BTreeMap<TreeId, RootPtr>,
     changed: BTreeSet<TreeId>,
@@ -62,14 +63,10 @@ pub struct Transaction<'v> {
 }
 
 impl<'v> Transaction<'v> {
-    pub(crate) fn new(
-        vol: &'v Volume,
-        w: MutexGuard<'v, WriterState>,
-        base: Arc<Committed>,
-    ) -> Self {
+    pub(crate) fn new(vol: &'v Volume, writer: MutexGuard<'v, ()>, base: Arc<Committed>) -> Self {
         Transaction {
             vol,
-            w,
+            _writer: writer,
             gen: base.generation + 1,
             roots: base.roots.clone(),
             bytes_used: base.bytes_used,
@@ -244,6 +241,11 @@ impl<'v> Transaction<'v> {
         btree::delete_present(self, io, tree, key)
     }
 
+    /// Free space, locked for one allocation or release (never across tree work).
+    fn space(&self) -> MutexGuard<'v, Space> {
+        lock_space(self.vol)
+    }
+
     /// An extent of `len` bytes (whole sectors) reaches zero references: free it.
     pub(crate) fn release_extent(&mut self, start: u64, len: u64) {
         if self.allocated.contains_key(&start) && !self.adopted.contains(&start) {
@@ -255,12 +257,14 @@ impl<'v> Transaction<'v> {
 
     /// Allocates `len` bytes from free space; the caller records what it is.
     pub(crate) fn alloc_extent(&mut self, len: u64) -> Result<u64> {
-        let start = self.w.free.alloc(len).ok_or_else(|| {
+        let mut space = self.space();
+        let start = space.free.alloc(len).ok_or_else(|| {
             Error::NoSpace(format!(
                 "no free range of {len} bytes ({} bytes free in all)",
-                self.w.free.free_bytes()
+                space.free.free_bytes()
             ))
         })?;
+        drop(space);
         self.allocated.insert(start, len);
         Ok(start)
     }
@@ -277,7 +281,7 @@ impl<'v> Transaction<'v> {
             )));
         }
         let (start, len) = self
-            .w
+            .space()
             .free
             .alloc_up_to(min, max)
             .ok_or_else(|| Error::NoSpace(format!("no free range of {min} bytes for data")))?;
@@ -447,14 +451,15 @@ impl<'v> Transaction<'v> {
         for (_, n) in self.dirty.drain() {
             self.vol.sh.cache.insert(n);
         }
+        let mut space = lock_space(self.vol);
         for (s, l) in std::mem::take(&mut self.local_frees) {
-            if let Err(e) = self.w.free.free(s, l) {
+            if let Err(e) = space.free.free(s, l) {
                 log::error!("cow: freeing after commit: {e}");
             }
         }
         let pinned = std::mem::take(&mut self.pinned);
-        self.w.pending.push((self.gen, pinned));
-        self.vol.release_pending(&mut self.w);
+        space.pending.push((self.gen, pinned));
+        self.vol.release_pending(&mut space);
     }
 
     pub(crate) fn mark_applied(&mut self, bytenr: u64) {
@@ -477,8 +482,9 @@ impl Drop for Transaction<'_> {
             .filter(|(s, _)| !adopted.contains(s))
             .collect();
         back.sort_unstable();
+        let mut space = self.space();
         for (s, l) in back {
-            if let Err(e) = self.w.free.free(s, l) {
+            if let Err(e) = space.free.free(s, l) {
                 log::error!("cow: giving back an aborted allocation: {e}");
             }
         }
@@ -557,7 +563,7 @@ impl NodeWriter for Transaction<'_> {
                 .allocated
                 .remove(&bytenr)
                 .unwrap_or(u64::from(self.vol.sh.nodesize));
-            if let Err(e) = self.w.free.free(bytenr, len) {
+            if let Err(e) = self.space().free.free(bytenr, len) {
                 log::error!("cow: freeing a node of this transaction: {e}");
             }
         } else {
@@ -591,4 +597,8 @@ impl NodeWriter for Transaction<'_> {
     fn dirty_mut(&mut self, bytenr: u64) -> Option<&mut Node> {
         self.dirty.get_mut(&bytenr).map(Arc::make_mut)
     }
+}
+
+fn lock_space(vol: &Volume) -> MutexGuard<'_, Space> {
+    vol.space.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -75,8 +75,10 @@ pub(crate) struct Committed {
     pub bytes_used: u64,
 }
 
-/// What only the writer touches.
-pub(crate) struct WriterState {
+/// Free space: what the writer allocates nodes from and data reservations come from.
+/// Behind its own lock, taken briefly per allocation, so that reserving data space (every
+/// data write does) never waits for a running transaction.
+pub(crate) struct Space {
     pub free: FreeSpace,
     /// Extents freed by committed generation `T`, waiting for readers older than `T`.
     pub pending: Vec<(u64, Vec<(u64, u64)>)>,
@@ -87,7 +89,9 @@ pub(crate) struct WriterState {
 pub struct Volume {
     pub(crate) sh: Shared,
     pub(crate) committed: RwLock<Arc<Committed>>,
-    pub(crate) writer: Mutex<WriterState>,
+    /// Held by the (single) write transaction for its whole life.
+    pub(crate) writer: Mutex<()>,
+    pub(crate) space: Mutex<Space>,
     poison: Mutex<Option<String>>,
     /// Whether `poison` is set: read on every change without taking the lock.
     is_poisoned: AtomicBool,
@@ -167,11 +171,13 @@ impl Volume {
         Ok(vol)
     }
 
-    fn assemble(sh: Shared, committed: Committed, free: FreeSpace) -> Volume {
+    fn assemble(sh: Shared, committed: Committed, mut free: FreeSpace) -> Volume {
+        free.count_slots(u64::from(sh.nodesize));
         Volume {
             sh,
             committed: RwLock::new(Arc::new(committed)),
-            writer: Mutex::new(WriterState {
+            writer: Mutex::new(()),
+            space: Mutex::new(Space {
                 free,
                 pending: Vec::new(),
             }),
@@ -226,7 +232,9 @@ impl Volume {
                 sb.bytes_used
             )));
         }
-        lock(&vol.writer).free = free;
+        let mut free = free;
+        free.count_slots(u64::from(vol.sh.nodesize));
+        lock(&vol.space).free = free;
         Ok(vol)
     }
 
@@ -244,8 +252,8 @@ impl Volume {
         if let Some(p) = self.poisoned() {
             return Err(Error::Poisoned(p));
         }
-        let mut w = lock(&self.writer);
-        self.release_pending(&mut w);
+        let w = lock(&self.writer);
+        self.release_pending(&mut lock(&self.space));
         let base = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
         Ok(Transaction::new(self, w, base))
     }
@@ -300,10 +308,10 @@ impl Volume {
         self.sh.fsid
     }
 
-    /// Bytes allocatable now (excluding extents waiting for commit or readers). Waits for the
-    /// running transaction, so do not call it from the thread that holds one.
+    /// Bytes allocatable now (excluding extents waiting for commit or readers). A running
+    /// transaction's allocations so far count as taken.
     pub fn free_bytes(&self) -> u64 {
-        let mut w = lock(&self.writer);
+        let mut w = lock(&self.space);
         // Extents whose last older reader just went are allocatable now.
         self.release_pending(&mut w);
         w.free.free_bytes()
@@ -312,7 +320,7 @@ impl Volume {
     /// Bytes freed by committed transactions that are not allocatable yet because a reader
     /// (or pin) of an older generation is still alive. They come back as those readers end.
     pub fn pinned_bytes(&self) -> u64 {
-        let mut w = lock(&self.writer);
+        let mut w = lock(&self.space);
         self.release_pending(&mut w);
         w.pending.iter().flat_map(|(_, v)| v).map(|&(_, l)| l).sum()
     }
@@ -323,9 +331,13 @@ impl Volume {
     /// hands (parts of) it to a transaction with [`Transaction::adopt_data`] or gives them
     /// back with [`Volume::unreserve_data`]. This is how a filesystem allocates space for
     /// data before writing it and references it only once the write is done (btrfs's
-    /// ordered extents), without holding the single writer across the I/O. Do not call it
-    /// from a thread that holds a transaction.
+    /// ordered extents), without holding the single writer across the I/O. It does not wait
+    /// for a running transaction.
     pub fn reserve_data(&self, min: u64, max: u64) -> Result<(u64, u64)> {
+        self.reserve_data_locked(&mut lock(&self.space), min, max)
+    }
+
+    fn reserve_data_locked(&self, w: &mut Space, min: u64, max: u64) -> Result<(u64, u64)> {
         if let Some(p) = self.poisoned() {
             return Err(Error::Poisoned(p));
         }
@@ -335,14 +347,39 @@ impl Volume {
                 "data reservation of {min}..{max} bytes is not whole {ss}-byte sectors"
             )));
         }
-        let mut w = lock(&self.writer);
-        self.release_pending(&mut w);
+        self.release_pending(w);
         w.free.alloc_up_to(min, max).ok_or_else(|| {
             Error::NoSpace(format!(
                 "no free range of {min} bytes for data ({} bytes free in all)",
                 w.free.free_bytes()
             ))
         })
+    }
+
+    /// [`Volume::reserve_data`], refused (nothing taken) if afterwards less than `keep` bytes
+    /// of free space would be left in whole node-sized pieces. A commit needs its nodes
+    /// whole, and small data taken from node-sized ranges can leave plenty of free bytes
+    /// none of which a node fits in: a filesystem passes what its next commit needs, so
+    /// that data waiting for the commit cannot starve it.
+    pub fn reserve_data_keeping(&self, min: u64, max: u64, keep: u64) -> Result<(u64, u64)> {
+        let mut w = lock(&self.space);
+        let (start, len) = self.reserve_data_locked(&mut w, min, max)?;
+        let left = w.free.slot_bytes();
+        if left >= keep {
+            return Ok((start, len));
+        }
+        w.free
+            .free(start, len)
+            .map_err(|e| Error::Invalid(format!("giving back {start:#x}+{len:#x}: {e}")))?;
+        Err(Error::NoSpace(format!(
+            "{left} bytes left in whole nodes, {keep} kept for the next commit"
+        )))
+    }
+
+    /// Bytes of free space in whole node-sized pieces (what nodes can still be allocated
+    /// from, however fragmented the rest is).
+    pub fn node_room(&self) -> u64 {
+        lock(&self.space).free.slot_bytes()
     }
 
     /// Reserves exactly `[bytenr, bytenr + len)`, which must be free: for a filesystem
@@ -355,7 +392,7 @@ impl Volume {
                 "exact reservation {bytenr:#x}+{len:#x} is not whole {ss}-byte sectors"
             )));
         }
-        let mut w = lock(&self.writer);
+        let mut w = lock(&self.space);
         self.release_pending(&mut w);
         w.free
             .take(bytenr, len)
@@ -365,7 +402,7 @@ impl Volume {
     /// Gives back `[bytenr, bytenr + len)` of a reservation of [`Volume::reserve_data`].
     /// Same locking rule as `reserve_data`.
     pub fn unreserve_data(&self, bytenr: u64, len: u64) -> Result<()> {
-        lock(&self.writer)
+        lock(&self.space)
             .free
             .free(bytenr, len)
             .map_err(|e| Error::Invalid(format!("unreserving {bytenr:#x}+{len:#x}: {e}")))
@@ -402,7 +439,7 @@ impl Volume {
     }
 
     /// Hands extents back to the allocator whose generation no live reader can still see.
-    pub(crate) fn release_pending(&self, w: &mut WriterState) {
+    pub(crate) fn release_pending(&self, w: &mut Space) {
         let oldest = lock(&self.readers).keys().next().copied();
         let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut w.pending)
             .into_iter()
