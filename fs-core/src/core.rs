@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use bdev::{BlockDevice, IoQueue};
 use cow::{Direction, Key, ReadTxn, Transaction, TreeId, Volume};
@@ -151,6 +151,12 @@ pub(crate) struct Core {
     pub read_only: Option<String>,
     /// The fsync log and the overlay of what it logged (see `durability/fslog.rs`).
     pub log: Mutex<crate::durability::LogState>,
+    /// Signalled when a background fold ends (`LogState::folding` goes false).
+    pub fold_done: Condvar,
+    /// Wakes the background folder (see `durability/background.rs`).
+    pub folder: crate::durability::FolderSignal,
+    /// Folds the folder committed so far.
+    pub background_folds: AtomicU64,
     /// Pieces in the overlay (`log.pending.len()`), readable without the log's lock: space
     /// checks run under `reserved`, which must not wait for the log.
     pub overlay_pieces: AtomicUsize,
@@ -180,6 +186,9 @@ impl Core {
             slack,
             read_only,
             log: Mutex::new(crate::durability::LogState::default()),
+            fold_done: Condvar::new(),
+            folder: crate::durability::FolderSignal::default(),
+            background_folds: AtomicU64::new(0),
             overlay_pieces: AtomicUsize::new(0),
             pins: Mutex::new(HashMap::new()),
             evictions: AtomicU64::new(0),
@@ -228,7 +237,7 @@ impl Core {
         // Both locks at once (log before inodes, the crate's order), so no fsync can log a
         // size between the two checks.
         let log = self.log();
-        let logged = log.sizes.contains_key(&ino) || log.times.contains_key(&ino);
+        let logged = log.has_attrs(ino);
         let mut map = self.inodes();
         let idle = map.get(&ino).is_some_and(|m| {
             m.opens == 0
@@ -312,11 +321,20 @@ impl Core {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The log, once no background fold runs: what commits and writes of fsync records must
+    /// hold (a record written during a fold would extend the generation the fold replaces).
+    pub fn log_idle(&self) -> MutexGuard<'_, crate::durability::LogState> {
+        let log = self.log();
+        self.fold_done
+            .wait_while(log, |l| l.folding)
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs `f` in one transaction and commits it (durable on return). Everything the fsync
     /// log holds is folded into the same transaction first, and the log restarts after it.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.check_writable()?;
-        let mut log = self.log();
+        let mut log = self.log_idle();
         let r = self.with_io(|io| {
             let tx = self.vol.begin()?;
             let mut t = Tx { tx, io };

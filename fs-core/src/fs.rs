@@ -68,6 +68,8 @@ impl Default for MountOptions {
 pub(crate) struct Inner {
     pub core: Arc<Core>,
     pub iomap: Iomap<DataOps>,
+    /// Folds the fsync log's overlay in the background (read-write mounts with a log).
+    _folder: Option<crate::durability::Folder>,
 }
 
 /// A mounted filesystem. `Send + Sync`: share it (or clones of it) between threads; each
@@ -168,8 +170,16 @@ impl Filesystem {
             core: Arc::clone(&core),
         };
         let iomap = Iomap::new(ops, dev, DEV, cfg)?;
+        let folder = match core.log().area {
+            Some(_) if !opts.read_only => Some(crate::durability::Folder::start(&core)?),
+            _ => None,
+        };
         Ok(Filesystem {
-            inner: Arc::new(Inner { core, iomap }),
+            inner: Arc::new(Inner {
+                core,
+                iomap,
+                _folder: folder,
+            }),
         })
     }
 
@@ -244,6 +254,15 @@ impl Filesystem {
     /// Writes back every file and commits: everything written before is durable on return.
     pub fn sync(&self, ctx: &Context) -> Result<()> {
         crate::durability::sync_all(self, ctx)
+    }
+
+    /// How many times the mount's folder thread has folded the fsync log's overlay into the
+    /// trees and committed (diagnostics: data writes hand this work to the folder once the
+    /// overlay is large, see `docs/ARCHITECTURE.md`).
+    pub fn background_folds(&self) -> u64 {
+        self.core()
+            .background_folds
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counters of the iomap layer (device requests issued by data I/O).

@@ -200,3 +200,64 @@ fn appends_race_with_writeback() {
     }
     let _ = rep;
 }
+
+/// Direct overwrites in flight while the mount's folder thread folds the overlay into the
+/// trees: the writes go on during each fold (they reserve space and log their extents
+/// meanwhile), and every read, during the run and after a remount, shows the last write.
+#[test]
+fn overwrites_go_on_while_the_overlay_is_folded_in_the_background() {
+    let seed = seed("background-fold");
+    let dev = mem(64);
+    let (fs, ctx) = fresh(dev.clone());
+    let f = Arc::new(fs.open(&ctx, "/f", direct(), 0o644).unwrap());
+    const BLOCKS: u64 = 2048;
+    for at in (0..BLOCKS * 4096).step_by(64 << 10) {
+        f.write_at(&ctx, at, &[0u8; 64 << 10]).unwrap();
+    }
+    let folds_before = fs.background_folds();
+    const WRITERS: u64 = 16;
+    let futs = (0..WRITERS).map(|w| {
+        let (f, ctx2) = (Arc::clone(&f), ctx.clone());
+        let mut rng = Rng(seed ^ (w << 40));
+        async move {
+            let mut model = vec![0u8; (BLOCKS / WRITERS) as usize];
+            let mut buf = f.alloc_buf(4096).unwrap();
+            for i in 0..1500u64 {
+                // Writer `w` owns blocks w, w + WRITERS, ...
+                let k = rng.below(BLOCKS / WRITERS);
+                let v = (i % 251) as u8 + 1;
+                buf.fill(v);
+                let (back, r) = f.write_at_async(&ctx2, (k * WRITERS + w) * 4096, buf).await;
+                buf = back;
+                r.unwrap();
+                model[k as usize] = v;
+                if i % 8 == 0 {
+                    let k = rng.below(BLOCKS / WRITERS);
+                    let (back, r) = f.read_at_async(&ctx2, (k * WRITERS + w) * 4096, buf).await;
+                    buf = back;
+                    assert_eq!(r.unwrap(), 4096);
+                    let want = model[k as usize];
+                    assert!(buf.iter().all(|&b| b == want), "writer {w} block {k}");
+                }
+            }
+            model
+        }
+    });
+    let models = ctx.block_on(bdev::exec::join_all(futs));
+    let folds = fs.background_folds() - folds_before;
+    println!("background folds during the run: {folds}");
+    assert!(
+        folds > 0,
+        "the run was meant to hand folds to the folder thread"
+    );
+    f.fsync(&ctx).unwrap();
+    drop(f);
+    fs.unmount(&ctx).unwrap();
+    assert_clean(dev.clone());
+    let (fs, ctx) = mount(dev);
+    let data = read_all(&fs, &ctx, "/f");
+    for (b, chunk) in data.chunks(4096).enumerate() {
+        let want = models[b % WRITERS as usize][b / WRITERS as usize];
+        assert!(chunk.iter().all(|&x| x == want), "block {b} after remount");
+    }
+}

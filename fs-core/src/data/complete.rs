@@ -153,7 +153,7 @@ impl Core {
         }
         log.map_extent(ino, pos, addr, len, crcs, self.bs);
         self.overlay_pieces
-            .store(log.pending.len(), std::sync::atomic::Ordering::Relaxed);
+            .store(log.pieces(), std::sync::atomic::Ordering::Relaxed);
         log.unwritten.push(crate::durability::Entry::Extent {
             ino,
             file_off: pos,
@@ -183,7 +183,7 @@ impl Core {
         // clears the overlay, so a block missing from the overlay is in the later snapshot.
         let logged: Vec<Option<u32>> = {
             let log = self.log();
-            let crcs = |b: &u64| log.crcs.get(&map.device_addr(*b)).copied();
+            let crcs = |b: &u64| log.crc(map.device_addr(*b));
             blocks.iter().map(crcs).collect()
         };
         let bad = self.read(|rd| {

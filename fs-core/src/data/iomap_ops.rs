@@ -205,7 +205,12 @@ impl Core {
                     "direct write of {want} bytes: no room"
                 )));
             }
-            self.vol.reserve_data(bs, want.min(room))?
+            // Nor may it leave the next commit without whole nodes: with the fold running
+            // in the background, small data taken from node-sized free ranges while the
+            // fold allocates its nodes could leave free bytes no node fits in (16 KiB nodes
+            // on a half-full device, `tests/enospc.rs`).
+            let keep = self.slack + self.fold_need();
+            self.vol.reserve_data_keeping(bs, want.min(room), keep)?
         };
         let write = IoMap::mapped(b0 * bs, got, addr).with_flags(MapFlags::NEW);
         Ok(Maps { write, source })

@@ -25,6 +25,11 @@ const RETRIES: usize = 4096;
 /// Folds the overlay once it maps this many pieces, so memory stays bounded without fsync.
 const FOLD_PIECES: usize = 1 << 15;
 
+/// A completion that finds this many pieces in the live overlay while the background fold
+/// still runs commits them itself (waiting for that fold first): the overlay's memory stays
+/// bounded if the fold cannot keep up.
+const INLINE_FOLD_PIECES: usize = 4 * FOLD_PIECES;
+
 impl Core {
     /// Maps for `begin` with the pin taken, retrying after freeing waiting space when the
     /// write finds none.
@@ -67,6 +72,14 @@ impl Core {
         if self.vol.pinned_bytes() > 0 {
             return Ok(true);
         }
+        if self.log().folding {
+            // A background fold about to commit frees what its overlay replaced: wait for
+            // it, then let the caller try again (what it freed may stay pinned a while by
+            // I/O in flight, and committing the newer overlay meanwhile would only spend
+            // node space).
+            drop(self.log_idle());
+            return Ok(true);
+        }
         if !self.log().is_clean() {
             self.write(|_| Ok(()))?;
             return Ok(true);
@@ -74,29 +87,37 @@ impl Core {
         Ok(false)
     }
 
-    /// Commits when the overlay has grown large: many pieces (memory), or new extents
-    /// worth a quarter of the free space (each may pin the extent it replaced until the
-    /// fold), so steady overwrites rarely reach `begin_with_room`'s slow path.
+    /// Folds when the overlay has grown large: many pieces (memory), or new extents worth a
+    /// quarter of the free space (each may pin the extent it replaced until the fold), so
+    /// steady overwrites rarely reach `begin_with_room`'s slow path. The mount's folder
+    /// thread does it (`durability/background.rs`); this thread commits itself only when
+    /// there is no folder, or when the overlay grew to `INLINE_FOLD_PIECES` while a fold
+    /// ran (which bounds its memory).
     pub(crate) fn fold_if_large(&self) -> Result<()> {
-        let (pieces, bytes) = {
+        let (pieces, bytes, folding) = {
             let log = self.log();
-            (log.pending.len(), log.extent_bytes)
+            (log.pending.len(), log.extent_bytes, log.folding)
         };
-        if pieces >= FOLD_PIECES || bytes + self.fold_need() > self.vol.free_bytes() / 4 {
-            match self.write(|_| Ok(())) {
-                // The write that got here has done its part (its extent is in the overlay,
-                // which an aborted commit leaves as it was). Space short for the fold's
-                // nodes, typically while freed extents are still pinned by writes in
-                // flight, is no error of this write: a later fold retries, and a write
-                // that finds no room waits for the pins before committing.
-                Err(Error::NoSpace(why)) => {
-                    log::debug!("fs-core: fold deferred, no room for its nodes yet: {why}");
-                    Ok(())
-                }
-                r => r,
+        if pieces < FOLD_PIECES && bytes + self.fold_need() <= self.vol.free_bytes() / 4 {
+            return Ok(());
+        }
+        if pieces < INLINE_FOLD_PIECES && self.folder.running() {
+            if !folding {
+                self.folder.request();
             }
-        } else {
-            Ok(())
+            return Ok(());
+        }
+        match self.write(|_| Ok(())) {
+            // The write that got here has done its part (its extent is in the overlay,
+            // which an aborted commit leaves as it was). Space short for the fold's nodes,
+            // typically while freed extents are still pinned by writes in flight, is no
+            // error of this write: a later fold retries, and a write that finds no room
+            // waits for the pins before committing.
+            Err(Error::NoSpace(why)) => {
+                log::debug!("fs-core: fold deferred, no room for its nodes yet: {why}");
+                Ok(())
+            }
+            r => r,
         }
     }
 }

@@ -19,6 +19,7 @@
 //!   meanwhile reads see them through the overlay (`pending`, `crcs`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::items::codec::{Reader, Writer};
 
@@ -79,6 +80,12 @@ pub(crate) struct LogState {
     pub times: HashMap<u64, i64>,
     /// Entries applied to the overlay but not yet in a durable record.
     pub unwritten: Vec<Entry>,
+    /// The overlay a background fold is committing, older than this one: reads consult it
+    /// after this one. Set and cleared with `folding`.
+    pub frozen: Option<Arc<LogState>>,
+    /// A background fold is running: commits and fsync records wait for it (see
+    /// `durability/background.rs`).
+    pub folding: bool,
 }
 
 impl LogState {
@@ -88,6 +95,29 @@ impl LogState {
             && self.extents.is_empty()
             && self.sizes.is_empty()
             && self.times.is_empty()
+    }
+
+    /// The checksum logged for the data block at device address `addr`, in this overlay
+    /// or the one being folded.
+    pub fn crc(&self, addr: u64) -> Option<u32> {
+        let older = || {
+            self.frozen
+                .as_ref()
+                .and_then(|f| f.crcs.get(&addr).copied())
+        };
+        self.crcs.get(&addr).copied().or_else(older)
+    }
+
+    /// Whether a size or time of `ino` is logged and not yet committed.
+    pub fn has_attrs(&self, ino: u64) -> bool {
+        let own = self.sizes.contains_key(&ino) || self.times.contains_key(&ino);
+        own || self.frozen.as_ref().is_some_and(|f| f.has_attrs(ino))
+    }
+
+    /// Pieces mapped here and in the overlay being folded: what the next folds will have
+    /// to change (`Core::fold_need`).
+    pub fn pieces(&self) -> usize {
+        self.pending.len() + self.frozen.as_ref().map_or(0, |f| f.pending.len())
     }
 
     /// Restarts the log after the commit of `generation` folded everything.
@@ -100,8 +130,27 @@ impl LogState {
     }
 
     /// The logged piece covering `pos` of `ino` and where it starts, else the start of the
-    /// next piece after `pos`.
+    /// next piece after `pos`; in this overlay, then in the older one being folded (whose
+    /// pieces end where a newer one starts).
     pub fn lookup(&self, ino: u64, pos: u64) -> (Option<(u64, Piece)>, Option<u64>) {
+        let (cover, next) = self.lookup_own(ino, pos);
+        let Some(older) = self.frozen.as_ref().filter(|_| cover.is_none()) else {
+            return (cover, next);
+        };
+        match older.lookup_own(ino, pos) {
+            (Some((off, p)), _) => {
+                let end = next.map_or(off + p.num_bytes, |n| n.min(off + p.num_bytes));
+                let clipped = Piece {
+                    num_bytes: end - off,
+                    ..p
+                };
+                (Some((off, clipped)), next)
+            }
+            (None, older_next) => (None, next.into_iter().chain(older_next).min()),
+        }
+    }
+
+    fn lookup_own(&self, ino: u64, pos: u64) -> (Option<(u64, Piece)>, Option<u64>) {
         let cover = self
             .pending
             .range(..=(ino, pos))
@@ -118,7 +167,23 @@ impl LogState {
 
     /// Maps `[off, off + len)` of `ino` to the whole new extent at `bytenr`.
     pub fn map_extent(&mut self, ino: u64, off: u64, bytenr: u64, len: u64, crcs: &[u32], bs: u64) {
-        let end = off + len;
+        let piece = Piece {
+            disk_bytenr: bytenr,
+            disk_len: len,
+            offset: 0,
+            num_bytes: len,
+        };
+        self.place(ino, off, piece);
+        self.extents.push((bytenr, len));
+        self.extent_bytes += len;
+        for (i, &c) in crcs.iter().enumerate() {
+            self.crcs.insert(bytenr + i as u64 * bs, c);
+        }
+    }
+
+    /// Puts `piece` at `off` of `ino`, cutting the pieces it overlaps.
+    fn place(&mut self, ino: u64, off: u64, piece: Piece) {
+        let end = off + piece.num_bytes;
         // Pieces are disjoint: at most one starts before `off` and reaches into the range.
         let before = self
             .pending
@@ -151,18 +216,30 @@ impl LogState {
                 self.pending.insert((ino, end), right);
             }
         }
-        let piece = Piece {
-            disk_bytenr: bytenr,
-            disk_len: len,
-            offset: 0,
-            num_bytes: len,
-        };
         self.pending.insert((ino, off), piece);
-        self.extents.push((bytenr, len));
-        self.extent_bytes += len;
-        for (i, &c) in crcs.iter().enumerate() {
-            self.crcs.insert(bytenr + i as u64 * bs, c);
+    }
+
+    /// Takes back an older overlay whose fold failed: its pieces go under this one's, its
+    /// attributes count where this one has none, its unwritten entries come first.
+    pub fn absorb_older(&mut self, older: &LogState) {
+        let newer = std::mem::replace(&mut self.pending, older.pending.clone());
+        for ((ino, off), p) in newer {
+            self.place(ino, off, p);
         }
+        let mut extents = older.extents.clone();
+        extents.append(&mut self.extents);
+        self.extents = extents;
+        self.extent_bytes += older.extent_bytes;
+        self.crcs.extend(older.crcs.iter().map(|(&a, &c)| (a, c)));
+        for (&ino, &size) in &older.sizes {
+            self.sizes.entry(ino).or_insert(size);
+        }
+        for (&ino, &t) in &older.times {
+            self.times.entry(ino).or_insert(t);
+        }
+        let mut unwritten = older.unwritten.clone();
+        unwritten.append(&mut self.unwritten);
+        self.unwritten = unwritten;
     }
 }
 
@@ -302,5 +379,73 @@ mod tests {
         );
         assert_eq!(log.crcs[&(0x50_0000 + 8 * BS)], 9);
         assert_eq!(log.extent_bytes, (4 + 1 + 2 + 1 + 9 + 1) * BS);
+    }
+
+    /// While a background fold runs, reads see the live overlay first and the frozen one
+    /// under it; a fold that failed gives its overlay back under the live one.
+    #[test]
+    fn the_frozen_overlay_shows_under_the_live_one_and_comes_back_under_it() {
+        let mut older = LogState::default();
+        older.map_extent(7, 0, 0x10_0000, 8 * BS, &[1; 8], BS);
+        older.map_extent(7, 20 * BS, 0x20_0000, BS, &[2], BS);
+        older.sizes.insert(7, 21 * BS);
+        older.unwritten.push(Entry::Size {
+            ino: 7,
+            size: 21 * BS,
+        });
+        let mut live = LogState {
+            frozen: Some(Arc::new(older)),
+            folding: true,
+            ..LogState::default()
+        };
+        // A newer write of [8K, 12K) in the live overlay.
+        live.map_extent(7, 2 * BS, 0x30_0000, BS, &[3], BS);
+        let at = |log: &LogState, pos: u64| {
+            let (cover, next) = log.lookup(7, pos);
+            (
+                cover.map(|(o, p)| (o, p.disk_bytenr, p.offset, p.num_bytes)),
+                next,
+            )
+        };
+        // The live piece wins where it is.
+        assert_eq!(at(&live, 2 * BS), (Some((2 * BS, 0x30_0000, 0, BS)), None));
+        // The frozen piece shows before it, cut where the live piece starts.
+        assert_eq!(
+            at(&live, BS),
+            (Some((0, 0x10_0000, 0, 2 * BS)), Some(2 * BS))
+        );
+        // ... and after it, whole (callers map from `pos` on).
+        assert_eq!(at(&live, 5 * BS), (Some((0, 0x10_0000, 0, 8 * BS)), None));
+        // Between pieces: the next start of either overlay.
+        assert_eq!(at(&live, 9 * BS), (None, Some(20 * BS)));
+        assert_eq!(live.crc(0x10_0000), Some(1));
+        assert_eq!(live.crc(0x30_0000), Some(3));
+        assert!(live.has_attrs(7) && !live.has_attrs(8));
+        assert_eq!(live.pieces(), 3);
+        // The fold failed: everything comes back, the newer piece on top.
+        let older = live.frozen.take().unwrap();
+        live.folding = false;
+        live.sizes.insert(7, 30 * BS);
+        live.absorb_older(&older);
+        assert_eq!(
+            pieces(&live, 7),
+            vec![
+                (0, 0x10_0000, 0, 2 * BS),
+                (2 * BS, 0x30_0000, 0, BS),
+                (3 * BS, 0x10_0000, 3 * BS, 5 * BS),
+                (20 * BS, 0x20_0000, 0, BS),
+            ]
+        );
+        assert_eq!(live.sizes[&7], 30 * BS, "the newer size stays");
+        assert_eq!(live.extents.len(), 3);
+        assert_eq!(live.extent_bytes, 10 * BS);
+        assert_eq!(
+            live.unwritten[0],
+            Entry::Size {
+                ino: 7,
+                size: 21 * BS
+            }
+        );
+        assert_eq!(live.crc(0x20_0000), Some(2));
     }
 }

@@ -28,9 +28,12 @@
 //! (`logged_fsyncs_survive_a_crash_and_a_full_log_commits`), `tests/model.rs` (crash after
 //! fdatasync of every file).
 
+mod background;
 mod fold;
 mod fslog;
 mod io;
+
+pub(crate) use background::{Folder, FolderSignal};
 
 pub(crate) use fold::{ensure_area, fold, replay};
 pub use fslog::LOG_INO;
@@ -117,7 +120,7 @@ fn clear_attrs(c: &Core, done: Vec<(u64, Entry)>) -> Result<()> {
 /// Writes what is logged but not yet durable, with the attributes of `ino`, as one record
 /// and flushes; falls back to a commit when the record does not fit or the log is full.
 fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
-    let mut log = c.log();
+    let mut log = c.log_idle();
     // Read under the log's lock (before `inodes`, the crate's order): read before it, a
     // size could be overtaken by a larger one another fsync logs first, and logging it
     // after that one would shrink the file at the next fold or replay.

@@ -1,0 +1,164 @@
+//! The background fold: a thread of the mount folds the fsync log's overlay into the trees
+//! and commits, so the write whose completion found the overlay large goes on with its I/O
+//! instead of waiting for the B-tree work (`docs/ARCHITECTURE.md`, "fold in large batches").
+//!
+//! Invariants:
+//! - at most one background fold runs. While it runs, `LogState::folding` is set, the overlay
+//!   it commits is `LogState::frozen` (reads consult it after the live overlay), and commits
+//!   and fsync records wait for it (`Core::log_idle`): a record written meanwhile would extend
+//!   the generation the fold replaces, and replay would ignore it after the fold's commit;
+//! - so no record is written during a fold: when it commits, every entry of the live overlay
+//!   is still unwritten, and the log restarts at slot 0 of the new generation;
+//! - a failed fold gives its overlay back under the live one (`LogState::absorb_older`), so
+//!   nothing logged is lost; the next commit tries again.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crate::core::{Core, Tx};
+use crate::durability::fold::fold;
+use crate::durability::LogState;
+use crate::error::{Error, Result};
+
+/// Requests to the folder thread.
+#[derive(Default)]
+pub(crate) struct FolderSignal {
+    state: Mutex<Requests>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Requests {
+    running: bool,
+    wanted: bool,
+    stop: bool,
+}
+
+impl FolderSignal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Requests> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a folder thread serves this mount.
+    pub fn running(&self) -> bool {
+        self.lock().running
+    }
+
+    /// Asks the folder for a fold (no-op if one is already asked for).
+    pub fn request(&self) {
+        self.lock().wanted = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits for a request; false when the folder is to stop.
+    fn next(&self) -> bool {
+        let r = self.lock();
+        let mut r = self
+            .wake
+            .wait_while(r, |r| !r.wanted && !r.stop)
+            .unwrap_or_else(|e| e.into_inner());
+        r.wanted = false;
+        !r.stop
+    }
+}
+
+/// The folder thread of a read-write mount; stopping it (drop) waits for a running fold.
+pub(crate) struct Folder {
+    core: Arc<Core>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Folder {
+    pub fn start(core: &Arc<Core>) -> Result<Folder> {
+        core.folder.lock().running = true;
+        let c = Arc::clone(core);
+        let thread = std::thread::Builder::new()
+            .name("bypassfs-fold".into())
+            .spawn(move || {
+                while c.folder.next() {
+                    match fold_now(&c) {
+                        Ok(()) => {}
+                        // Node room short while freed extents are pinned: a later fold
+                        // (or the commit of a write that needs space) tries again.
+                        Err(Error::NoSpace(why)) => {
+                            log::debug!("fs-core: background fold deferred: {why}")
+                        }
+                        Err(e) => log::error!(
+                            "fs-core: background fold failed ({e}); the next commit retries"
+                        ),
+                    }
+                }
+            });
+        match thread {
+            Ok(t) => Ok(Folder {
+                core: Arc::clone(core),
+                thread: Some(t),
+            }),
+            Err(e) => {
+                core.folder.lock().running = false;
+                Err(Error::Io(format!("starting the fold thread: {e}")))
+            }
+        }
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        {
+            let mut r = self.core.folder.lock();
+            r.stop = true;
+            r.running = false;
+        }
+        self.core.folder.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Freezes the live overlay, folds it into a transaction and commits, without holding the
+/// log meanwhile.
+pub(crate) fn fold_now(core: &Core) -> Result<()> {
+    let frozen = {
+        let mut log = core.log_idle();
+        if log.is_clean() {
+            return Ok(());
+        }
+        let live = LogState {
+            area: log.area,
+            base_gen: log.base_gen,
+            next_slot: log.next_slot,
+            ..LogState::default()
+        };
+        let frozen = Arc::new(std::mem::replace(&mut *log, live));
+        log.frozen = Some(Arc::clone(&frozen));
+        log.folding = true;
+        frozen
+    };
+    let r = core.check_writable().and_then(|()| {
+        core.with_io(|io| {
+            let tx = core.vol.begin()?;
+            let mut t = Tx { tx, io };
+            fold(&mut t, &frozen, core.bs)?;
+            let Tx { tx, io } = t;
+            Ok(tx.commit(io)?)
+        })
+    });
+    let mut log = core.log();
+    log.frozen = None;
+    log.folding = false;
+    match r {
+        Ok(generation) => {
+            log.base_gen = generation;
+            log.next_slot = 0;
+            core.background_folds.fetch_add(1, Ordering::Relaxed);
+        }
+        // The aborted transaction handed the frozen extents back to their reservation.
+        Err(_) => log.absorb_older(&frozen),
+    }
+    core.overlay_pieces.store(log.pieces(), Ordering::Relaxed);
+    drop(log);
+    core.fold_done.notify_all();
+    r.map(|_| ())
+}
