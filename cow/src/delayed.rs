@@ -6,12 +6,12 @@
 //! the queue in passes until a pass queues nothing new, which happens because a node already
 //! copied in this transaction is changed in place.
 
-use std::collections::{BTreeMap, BTreeSet};
+use hashbrown::HashMap;
 
 use crate::format::{DataBackref, TreeId};
 
 /// What a reference points from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum RefTarget {
     /// A tree node at `level`, referenced by tree `root`.
     Tree { level: u8, root: TreeId },
@@ -22,12 +22,20 @@ pub(crate) enum RefTarget {
 /// Queued reference-count changes, by extent start and target; opposite changes cancel.
 /// A change stays queued until it is applied, so a node allocated and freed again before its
 /// reference reached the extent tree cancels out instead of leaving a stale item.
+///
+/// Changes are applied additions first, so a count never drops to zero on the way, and
+/// otherwise in key order (extent-tree items next to each other, so most changes land in
+/// the leaf the previous one left the transaction's finger on). A fold queues two changes
+/// per overwritten block: they accumulate in a hash map and are sorted once per batch,
+/// where an ordered map and an ordered set of additions cost two B-tree inserts each.
 #[derive(Debug, Default)]
 pub(crate) struct DelayedRefs {
-    map: BTreeMap<(u64, RefTarget), i64>,
-    /// The keys of `map` with a positive change: applied first, so a count never drops to
-    /// zero on the way.
-    positive: BTreeSet<(u64, RefTarget)>,
+    map: HashMap<(u64, RefTarget), i64>,
+    /// Keys to apply, sorted: additions first, each part in key order, the next one last.
+    batch: Vec<(bool, (u64, RefTarget))>,
+    /// Keys that became additions after `batch` was sorted (applying changes queues new
+    /// ones): taken before the rest of the batch.
+    fresh: Vec<(u64, RefTarget)>,
 }
 
 impl DelayedRefs {
@@ -39,11 +47,8 @@ impl DelayedRefs {
         let v = *e;
         if v == 0 {
             self.map.remove(&k);
-        }
-        if v > 0 {
-            self.positive.insert(k);
-        } else {
-            self.positive.remove(&k);
+        } else if v > 0 && !self.batch.is_empty() {
+            self.fresh.push(k);
         }
     }
 
@@ -59,11 +64,74 @@ impl DelayedRefs {
 
     /// Takes the next change to apply: additions first.
     pub fn pop_next(&mut self) -> Option<(u64, RefTarget, i64)> {
-        let k = match self.positive.pop_first() {
-            Some(k) => k,
-            None => *self.map.keys().next()?,
-        };
-        let d = self.map.remove(&k).expect("indexed key is queued");
-        Some((k.0, k.1, d))
+        while let Some(k) = self.fresh.pop() {
+            if self.map.get(&k).is_some_and(|&d| d > 0) {
+                let d = self.map.remove(&k).expect("just seen");
+                return Some((k.0, k.1, d));
+            }
+        }
+        loop {
+            if self.batch.is_empty() {
+                if self.map.is_empty() {
+                    return None;
+                }
+                // Sorted descending, so the first to apply is popped off the end.
+                self.batch = self.map.iter().map(|(&k, &d)| (d < 0, k)).collect();
+                self.batch.sort_unstable_by(|a, b| b.cmp(a));
+            }
+            let (was_negative, k) = self.batch.pop().expect("filled above");
+            // Changed since the batch was sorted: cancelled (gone), an addition now (then
+            // `fresh` had it, and it is gone too), or a removal now while additions are
+            // still being applied (left for the next batch, which sorts it with those).
+            match self.map.get(&k).copied() {
+                None => {}
+                Some(d) if d < 0 && !was_negative => {}
+                Some(d) => {
+                    self.map.remove(&k);
+                    return Some((k.0, k.1, d));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(level: u8) -> RefTarget {
+        RefTarget::Tree {
+            level,
+            root: crate::format::TreeId(5),
+        }
+    }
+
+    #[test]
+    fn additions_come_first_even_when_queued_while_applying() {
+        let mut d = DelayedRefs::default();
+        d.add(300, tree(0), -1);
+        d.add(100, tree(0), 1);
+        d.add(200, tree(0), -1);
+        d.add(400, tree(0), 2);
+        d.add(500, tree(0), 1);
+        d.add(500, tree(0), -1);
+        assert_eq!(d.pending(500, tree(0)), 0, "opposite changes cancel");
+        // Additions in key order, then removals in key order.
+        assert_eq!(d.pop_next(), Some((100, tree(0), 1)));
+        // Applying one change queues others: a new addition goes before the removals
+        // still waiting; a removal that cancels a queued addition takes it away.
+        d.add(50, tree(1), 1);
+        d.add(400, tree(0), -2);
+        assert_eq!(d.pop_next(), Some((50, tree(1), 1)));
+        // A queued addition that became a removal waits until the additions are done.
+        d.add(600, tree(0), 1);
+        d.add(700, tree(0), 1);
+        assert_eq!(d.pop_next(), Some((700, tree(0), 1)));
+        d.add(600, tree(0), -3);
+        assert_eq!(d.pop_next(), Some((200, tree(0), -1)));
+        assert_eq!(d.pop_next(), Some((300, tree(0), -1)));
+        assert_eq!(d.pop_next(), Some((600, tree(0), -2)));
+        assert_eq!(d.pop_next(), None);
+        assert!(d.is_empty());
     }
 }
