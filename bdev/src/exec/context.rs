@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Wake, Waker};
 
+/// Polls in a row that find nothing to do before `block_on` yields the core once.
+const IDLE_POLLS_BEFORE_YIELD: u32 = 64;
+
 use super::io::{Dev, IoFuture, Slots};
 use crate::device::{BlockDevice, Completion, Op};
 use crate::error::BdevError;
@@ -169,6 +172,7 @@ impl Context {
         let waker = Waker::from(Arc::clone(&flag));
         let mut cx = std::task::Context::from_waker(&waker);
         let mut fut = std::pin::pin!(fut);
+        let mut idle = 0u32;
         loop {
             if flag.0.swap(false, Ordering::AcqRel) {
                 if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
@@ -177,11 +181,23 @@ impl Context {
             }
             let ran = self.run_ready();
             let reaped = self.poll_queues();
-            if ran == 0 && reaped == 0 && !flag.0.load(Ordering::Acquire) && self.stalled() {
+            if ran != 0 || reaped != 0 || flag.0.load(Ordering::Acquire) {
+                idle = 0;
+                continue;
+            }
+            if self.stalled() {
                 panic!(
                     "exec: block_on future is pending but nothing can wake it \
                      (no request in flight, no runnable task)"
                 );
+            }
+            // Only waiting for the devices: after a while, offer the core to other threads
+            // (a kernel backend's workers, the filesystem's folder) instead of spinning
+            // through their time slice.
+            idle += 1;
+            if idle >= IDLE_POLLS_BEFORE_YIELD {
+                idle = 0;
+                std::thread::yield_now();
             }
         }
     }
