@@ -157,6 +157,8 @@ pub(crate) struct Core {
     pub folder: crate::durability::FolderSignal,
     /// Folds the folder committed so far.
     pub background_folds: AtomicU64,
+    /// Completions seen while throttling writers (`Core::throttle`).
+    pub throttle_ticks: AtomicU64,
     /// Pieces in the overlay (`log.pending.len()`), readable without the log's lock: space
     /// checks run under `reserved`, which must not wait for the log.
     pub overlay_pieces: AtomicUsize,
@@ -189,6 +191,7 @@ impl Core {
             fold_done: Condvar::new(),
             folder: crate::durability::FolderSignal::default(),
             background_folds: AtomicU64::new(0),
+            throttle_ticks: AtomicU64::new(0),
             overlay_pieces: AtomicUsize::new(0),
             pins: Mutex::new(HashMap::new()),
             evictions: AtomicU64::new(0),

@@ -12,6 +12,8 @@
 //!
 //! Invariant: no cow transaction and no lock is held across the waits (`yield_now`).
 
+use std::sync::atomic::Ordering;
+
 use bdev::exec::{yield_now, Context};
 use iomap::{Ino, IterFlags, Maps};
 
@@ -26,9 +28,18 @@ const RETRIES: usize = 4096;
 const FOLD_PIECES: usize = 1 << 15;
 
 /// A completion that finds this many pieces in the live overlay while the background fold
-/// still runs commits them itself (waiting for that fold first): the overlay's memory stays
-/// bounded if the fold cannot keep up.
-const INLINE_FOLD_PIECES: usize = 4 * FOLD_PIECES;
+/// still runs waits for that fold to end: the overlay's memory stays bounded if the folder
+/// cannot keep up with the writers.
+const WAIT_FOLD_PIECES: usize = 2 * FOLD_PIECES;
+
+/// Live pieces during a fold past which completions start to pause (see `throttle`).
+const THROTTLE_PIECES: usize = FOLD_PIECES * 3 / 2;
+
+/// How often a completion pauses while the writers outrun the folder (see `throttle`).
+const THROTTLE_EVERY: u64 = 64;
+
+/// The longest of those pauses.
+const THROTTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Core {
     /// Maps for `begin` with the pin taken, retrying after freeing waiting space when the
@@ -87,12 +98,32 @@ impl Core {
         Ok(false)
     }
 
+    /// Slows the writers down while they outrun the folder: past `FOLD_PIECES` live pieces
+    /// during a fold, every `THROTTLE_EVERY`th completion sleeps for a time that grows with
+    /// the excess up to `THROTTLE_PAUSE`, so the folder (and the device's kernel workers)
+    /// get the core in small slices; at `WAIT_FOLD_PIECES` a completion waits for the fold
+    /// to end, which bounds the overlay's memory. (Waiting at once for the whole fold made
+    /// the worst write latency a fold's length, 0.1-0.5 s.)
+    fn throttle(&self, pieces: usize) {
+        if pieces >= WAIT_FOLD_PIECES {
+            drop(self.log_idle());
+            return;
+        }
+        let Some(over) = pieces.checked_sub(THROTTLE_PIECES) else {
+            return;
+        };
+        let tick = self.throttle_ticks.fetch_add(1, Ordering::Relaxed);
+        if tick % THROTTLE_EVERY == 0 {
+            let span = (WAIT_FOLD_PIECES - THROTTLE_PIECES) as u32;
+            std::thread::sleep(THROTTLE_PAUSE * over as u32 / span);
+        }
+    }
+
     /// Folds when the overlay has grown large: many pieces (memory), or new extents worth a
     /// quarter of the free space (each may pin the extent it replaced until the fold), so
     /// steady overwrites rarely reach `begin_with_room`'s slow path. The mount's folder
     /// thread does it (`durability/background.rs`); this thread commits itself only when
-    /// there is no folder, or when the overlay grew to `INLINE_FOLD_PIECES` while a fold
-    /// ran (which bounds its memory).
+    /// there is no folder.
     pub(crate) fn fold_if_large(&self) -> Result<()> {
         let (pieces, bytes, folding) = {
             let log = self.log();
@@ -101,10 +132,11 @@ impl Core {
         if pieces < FOLD_PIECES && bytes + self.fold_need() <= self.vol.free_bytes() / 4 {
             return Ok(());
         }
-        if pieces < INLINE_FOLD_PIECES && self.folder.running() {
-            if !folding {
-                self.folder.request();
+        if self.folder.running() {
+            if folding {
+                self.throttle(pieces);
             }
+            self.folder.request();
             return Ok(());
         }
         match self.write(|_| Ok(())) {
