@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 const RETRIES: usize = 4096;
 
 /// Folds the overlay once it maps this many pieces, so memory stays bounded without fsync.
-const FOLD_PIECES: usize = 1 << 15;
+const FOLD_PIECES: usize = 1 << 16;
 
 /// A completion that finds this many pieces in the live overlay while the background fold
 /// still runs waits for that fold to end: the overlay's memory stays bounded if the folder
