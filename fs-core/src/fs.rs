@@ -118,7 +118,10 @@ impl Filesystem {
         Ok(())
     }
 
-    /// Mounts the filesystem on `dev`.
+    /// Mounts the filesystem on `dev`. A read-write mount starts one thread of its own,
+    /// `bypassfs-fold`, which folds completed writes into the B-trees while writes go on
+    /// (its metadata I/O uses its own device queue); it ends when the last clone of the
+    /// returned `Filesystem` is dropped.
     pub fn mount(dev: Arc<dyn BlockDevice>, opts: MountOptions) -> Result<Filesystem> {
         let geo = dev.geometry();
         if !opts.read_only && geo.durability_unknowable() && !opts.accept_volatile_cache {

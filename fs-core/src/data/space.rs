@@ -7,10 +7,13 @@
 //! lets in-flight I/O of older generations finish (while freed space is pinned, a commit
 //! would only spend node space), then commits (folding the overlay), and retries; only if
 //! nothing is left waiting does it fail. To keep writers off that slow path, a completion
-//! commits once the overlay's new extents plus the node space its fold needs
-//! (`Core::fold_need`, which data never takes) pass a quarter of the free space.
+//! asks the mount's folder thread for a fold once the overlay's new extents plus the node
+//! space its fold needs (`Core::fold_need`, which data never takes, in whole nodes for
+//! direct writes) pass a quarter of the free space, or the overlay maps `FOLD_PIECES`
+//! pieces; writers that outrun the folder are slowed (`Core::throttle`).
 //!
-//! Invariant: no cow transaction and no lock is held across the waits (`yield_now`).
+//! Invariant: no cow transaction and no lock is held across the waits (`yield_now`, the
+//! throttle's sleeps, waits for a running fold).
 
 use std::sync::atomic::Ordering;
 
@@ -98,7 +101,7 @@ impl Core {
         Ok(false)
     }
 
-    /// Slows the writers down while they outrun the folder: past `FOLD_PIECES` live pieces
+    /// Slows the writers down while they outrun the folder: past `THROTTLE_PIECES` live pieces
     /// during a fold, every `THROTTLE_EVERY`th completion sleeps for a time that grows with
     /// the excess up to `THROTTLE_PAUSE`, so the folder (and the device's kernel workers)
     /// get the core in small slices; at `WAIT_FOLD_PIECES` a completion waits for the fold

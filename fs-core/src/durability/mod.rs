@@ -19,7 +19,8 @@
 //! Completed data writes (writeback and direct) go to the fsync log's in-memory overlay
 //! (`fslog.rs`); fsync/fdatasync make them durable with one record block plus one flush,
 //! replay at mount links them (`fold.rs`), and every commit folds the overlay into the
-//! trees (also when it maps `FOLD_PIECES` pieces, see `data/space.rs`).
+//! trees; when the overlay grows large the mount's folder thread folds it while writes go
+//! on (`background.rs`, `data/space.rs`).
 //! `tests/fsync_log.rs` counts the device writes and flushes (a 4 KiB write + fdatasync:
 //! 2 writes, 1 flush).
 //!
