@@ -1,6 +1,7 @@
 //! The background fold: a thread of the mount folds the fsync log's overlay into the trees
 //! and commits, so the write whose completion found the overlay large goes on with its I/O
-//! instead of waiting for the B-tree work (`docs/ARCHITECTURE.md`, "fold in large batches").
+//! instead of waiting for the B-tree work (`docs/ARCHITECTURE.md`, "a folder thread folds
+//! the overlay while writes go on").
 //!
 //! Invariants:
 //! - at most one background fold runs. While it runs, `LogState::folding` is set, the overlay
