@@ -48,8 +48,12 @@ impl FolderSignal {
 
     /// Asks the folder for a fold (no-op if one is already asked for).
     pub fn request(&self) {
-        self.lock().wanted = true;
-        self.wake.notify_one();
+        // Completions ask again and again while the overlay is large; only the first of
+        // them needs to wake the folder (std's notify is a futex system call each time).
+        let fresh = !std::mem::replace(&mut self.lock().wanted, true);
+        if fresh {
+            self.wake.notify_one();
+        }
     }
 
     /// Waits for a request; false when the folder is to stop.
