@@ -57,6 +57,8 @@ pub struct Transaction<'v> {
     /// Extents of committed states freed by this transaction: reusable after commit and after
     /// the readers of older states are gone.
     pinned: Vec<(u64, u64)>,
+    /// Extents this transaction allocated or adopted whose checksums it has inserted.
+    csummed: HashSet<u64>,
     pub(crate) bytes_used: u64,
     failed: Option<String>,
     done: bool,
@@ -81,6 +83,7 @@ impl<'v> Transaction<'v> {
             local_frees: Vec::new(),
             replaced: Vec::new(),
             pinned: Vec::new(),
+            csummed: HashSet::new(),
             failed: None,
             done: false,
         }
@@ -308,6 +311,32 @@ impl<'v> Transaction<'v> {
         self.adopted.insert(bytenr);
         self.unreferenced_data.insert(bytenr, len);
         Ok(())
+    }
+
+    /// Gives up `[bytenr, bytenr + len)` (whole sectors) of a reservation made with
+    /// [`Volume::reserve_data`] that nothing will reference: on commit it becomes free once
+    /// the readers of older states are gone (readers may have been shown it, as with
+    /// [`Transaction::adopt_data`]). If the transaction is dropped, the range stays the
+    /// caller's reservation. Costs no tree change, where adopting the range would cost its
+    /// checksums' insertion and deletion.
+    pub fn free_reserved(&mut self, bytenr: u64, len: u64) -> Result<()> {
+        self.usable()?;
+        let ss = u64::from(self.vol.sh.sectorsize);
+        if len == 0 || bytenr % ss != 0 || len % ss != 0 || self.allocated.contains_key(&bytenr) {
+            return Err(Error::Invalid(format!(
+                "freeing reserved data {bytenr:#x}+{len:#x}: not whole sectors or adopted"
+            )));
+        }
+        self.pinned.push((bytenr, len));
+        Ok(())
+    }
+
+    /// Whether `[bytenr, bytenr + len)` lies in an extent this transaction allocated or
+    /// adopted whose checksums it has not inserted yet, and notes that it now has. Free space
+    /// holds no checksums (every release deletes them), so such a range has none to replace.
+    pub(crate) fn first_csums_of_new_extent(&mut self, bytenr: u64, len: u64) -> bool {
+        let inside = self.allocated.get(&bytenr).is_some_and(|&l| len <= l);
+        inside && self.csummed.insert(bytenr)
     }
 
     /// Adds a reference from `backref` to the data extent `[bytenr, bytenr + len)`, which was

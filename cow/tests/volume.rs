@@ -155,7 +155,10 @@ fn data_extent_references_and_checksums() {
     assert_eq!(len, 64 << 10, "a large free range serves the whole request");
     tx.add_data_ref(ext, len, a).unwrap();
     tx.add_data_ref(ext, len, b).unwrap();
-    let sums: Vec<u32> = (0..128).collect();
+    // Checksums of a new extent go in without a search for old ones; inserted again in the
+    // same transaction, the second set replaces only the blocks it covers.
+    tx.csum_insert(&mut *io, ext, &[7; 128]).unwrap();
+    let sums: Vec<u32> = (0..64).collect();
     tx.csum_insert(&mut *io, ext, &sums).unwrap();
     let used_before = vol.reader().bytes_used();
     tx.commit(&mut *io).unwrap();
@@ -165,7 +168,9 @@ fn data_extent_references_and_checksums() {
         "the data extent is accounted"
     );
     assert_eq!(r.csum_lookup(&mut *io, ext + 5 * 512).unwrap(), Some(5));
+    assert_eq!(r.csum_lookup(&mut *io, ext + 100 * 512).unwrap(), Some(7));
     assert_eq!(r.csum_lookup(&mut *io, ext + len).unwrap(), None);
+    r.check(&mut *io).unwrap();
     drop(r);
 
     // Punch a hole in the checksums, then drop one reference: the extent stays.
@@ -310,4 +315,25 @@ fn reserved_data_is_adopted_or_given_back() {
     ));
     vol.unreserve_data(b, l).unwrap();
     assert_eq!(vol.free_bytes(), before);
+    // A reservation freed through a transaction: kept while an older reader lives and by an
+    // aborted transaction, free after a commit once the reader is gone.
+    let (b3, l3) = vol.reserve_data(8192, 8192).unwrap();
+    let mut tx = vol.begin().unwrap();
+    assert!(matches!(tx.free_reserved(b3, 100), Err(Error::Invalid(_))));
+    tx.free_reserved(b3, l3).unwrap();
+    tx.abort();
+    assert_eq!(
+        vol.free_bytes(),
+        before - l3,
+        "still reserved after an abort"
+    );
+    let pin = vol.pin();
+    let mut tx = vol.begin().unwrap();
+    tx.free_reserved(b3, l3).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(vol.free_bytes(), before - l3, "pinned by the older reader");
+    vol.unpin(pin);
+    vol.begin().unwrap().commit(&mut *io).unwrap();
+    assert_eq!(vol.free_bytes(), before);
+    vol.reader().check(&mut *io).unwrap();
 }

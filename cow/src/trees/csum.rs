@@ -72,7 +72,10 @@ pub(crate) fn insert(
     csums: &[u32],
 ) -> Result<()> {
     let ss = sectors(tx, bytenr, 0)?;
-    delete(tx, io, bytenr, csums.len() as u64 * ss)?;
+    let len = csums.len() as u64 * ss;
+    if !tx.first_csums_of_new_extent(bytenr, len) {
+        delete(tx, io, bytenr, len)?;
+    }
     let per_item = max_item_size(tx.vol.sh.nodesize) / 4;
     for (i, chunk) in csums.chunks(per_item).enumerate() {
         let data: Vec<u8> = chunk.iter().flat_map(|c| c.to_le_bytes()).collect();

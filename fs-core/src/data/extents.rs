@@ -129,6 +129,37 @@ pub(crate) fn punch(tx: &mut Tx<'_>, ino: u64, a: u64, b: u64) -> Result<()> {
     } else {
         extents_in(tx, ino, a, b)?
     };
+    unmap(tx, ino, a, b, found)
+}
+
+/// Points the nonempty block-aligned range `[off, off + fe.num_bytes)` of `ino` at `fe`
+/// (not inline): `punch` then `insert_extent`, except that when one old extent covers
+/// exactly that range (the common overwrite) its item is replaced in place, one tree
+/// change instead of a delete and an insert.
+pub(crate) fn replace_extent(tx: &mut Tx<'_>, ino: u64, off: u64, fe: &FileExtent) -> Result<()> {
+    let end = off + fe.num_bytes;
+    let found = overlapping(tx, ino, off, end)?;
+    match found.as_slice() {
+        [old] if old.file_off == off && old.end() == end && old.fe.kind != ExtentKind::Inline => {
+            tx.put(Key::new(ino, kind::EXTENT_DATA, off), &fe.encode())?;
+            tx.tx.drop_data_ref(
+                old.fe.disk_bytenr,
+                old.fe.disk_len,
+                backref(ino, off - old.fe.offset),
+            )?;
+            tx.tx
+                .add_data_ref(fe.disk_bytenr, fe.disk_len, backref(ino, off - fe.offset))?;
+            Ok(())
+        }
+        _ => {
+            unmap(tx, ino, off, end, found)?;
+            insert_extent(tx, ino, off, fe)
+        }
+    }
+}
+
+/// Unmaps `[a, b)` given the extents overlapping it.
+fn unmap(tx: &mut Tx<'_>, ino: u64, a: u64, b: u64, found: Vec<ExtentAt>) -> Result<()> {
     for e in found {
         let key = Key::new(ino, kind::EXTENT_DATA, e.file_off);
         tx.del(key)?;

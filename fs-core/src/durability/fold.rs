@@ -1,9 +1,11 @@
 //! Folding the fsync log's overlay into a transaction, and replaying the log at mount.
 
+use std::collections::HashSet;
+
 use cow::Key;
 
 use crate::core::{Core, Tx};
-use crate::data::{extent_at, punch};
+use crate::data::{extent_at, replace_extent};
 use crate::durability::fslog::{decode, Entry, LogState, LOG_INO};
 use crate::error::{Error, Result};
 use crate::items::{kind, ExtentKind, FileExtent};
@@ -11,7 +13,14 @@ use crate::namespace::{save_inode, try_inode};
 
 /// Applies everything logged (extents, checksums, sizes) to `tx`.
 pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
+    // Extents whose every block a later write in the overlay replaced are given back
+    // without entering the trees.
+    let mapped: HashSet<u64> = log.pending.values().map(|p| p.disk_bytenr).collect();
     for &(b, l) in &log.extents {
+        if !mapped.contains(&b) {
+            tx.tx.free_reserved(b, l)?;
+            continue;
+        }
         tx.tx.adopt_data(b, l)?;
         let crcs = (0..l / bs)
             .map(|i| log.crcs.get(&(b + i * bs)).copied())
@@ -30,7 +39,6 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
         if !exists {
             continue;
         }
-        punch(tx, ino, off, off + p.num_bytes)?;
         let fe = FileExtent::disk(
             ExtentKind::Regular,
             p.disk_bytenr,
@@ -38,7 +46,7 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
             p.offset,
             p.num_bytes,
         );
-        crate::data::insert_extent(tx, ino, off, &fe)?;
+        replace_extent(tx, ino, off, &fe)?;
     }
     for (&ino, &size) in &log.sizes {
         if let Some(mut item) = try_inode(tx, ino)? {
