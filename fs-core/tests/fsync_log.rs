@@ -182,3 +182,36 @@ fn logged_data_reads_back_through_the_overlay_with_a_tiny_cache() {
     fs.unmount(&ctx).unwrap();
     assert_clean(dev);
 }
+
+/// More completions than one log record holds, then one fdatasync: it commits instead of
+/// writing a record (the overlay keeps no record list past one record's worth), and
+/// everything written is there after a crash.
+#[test]
+fn an_fsync_after_more_writes_than_a_record_holds_commits() {
+    let dev = mem(64);
+    setup(dev.clone());
+    let rec = Arc::new(RecordDevice::new("rec", dev.clone()).unwrap());
+    let (fs, ctx) = mount(rec.clone());
+    let f = fs.open(&ctx, "/f", direct(), 0).unwrap();
+    let mut model = vec![7u8; 8 << 20];
+    // 4 KiB extents at scattered offsets: one record holds fewer than 100 of them.
+    for i in 0..300u64 {
+        let pos = (i * 37 % 2048) * 4096;
+        let data = [(i % 251) as u8 + 1; 4096];
+        f.write_at(&ctx, pos, &data).unwrap();
+        model[pos as usize..][..4096].copy_from_slice(&data);
+    }
+    let before = rec.len();
+    f.fdatasync(&ctx).unwrap();
+    let (w, fua, fl) = count(&rec.log()[before..]);
+    eprintln!("fdatasync after 300 writes: {w} writes ({fua} FUA), {fl} flushes");
+    assert!(
+        fua > 0 && fl >= 2,
+        "a commit (superblocks with FUA, two flushes)"
+    );
+    let (cfs, cctx) = crash_and_mount(&dev, false);
+    assert_eq!(read_all(&cfs, &cctx, "/f"), model);
+    cfs.unmount(&cctx).unwrap();
+    drop(f);
+    fs.unmount(&ctx).unwrap();
+}

@@ -10,6 +10,7 @@ use crate::core::{now_ns, Core};
 use crate::data::csum::gather;
 use crate::data::extents::insert_extent;
 use crate::data::iomap_ops::DataOps;
+use crate::data::space::OverlaySize;
 use crate::data::{block_crcs, punch};
 use crate::error::{Error, Result};
 use crate::items::{ExtentKind, FileExtent};
@@ -56,11 +57,14 @@ impl Core {
         // durable by the next fsync record or commit.
         let tiny = writeback && !nocow && pos == 0 && size <= self.inline_max();
         let to_log = new && !nocow && keep > 0 && (logging || !tiny);
-        if to_log && self.log_extent(ino, pos, addr, keep, crcs) {
+        if let Some(overlay) = to_log
+            .then(|| self.log_extent(ino, pos, addr, keep, crcs))
+            .flatten()
+        {
             if keep < len {
                 self.vol.unreserve_data(addr + keep, len - keep)?;
             }
-            self.fold_if_large()?;
+            self.fold_if_large(overlay)?;
             return if writeback {
                 self.writeback_done(ino, pos, len)
             } else {
@@ -145,23 +149,35 @@ impl Core {
     }
 
     /// Puts a written-back extent in the fsync log's overlay (the fsync running on the file
-    /// makes it durable with one record); false if there is no log.
-    fn log_extent(&self, ino: u64, pos: u64, addr: u64, len: u64, crcs: &[u32]) -> bool {
+    /// makes it durable with one record); `None` if there is no log.
+    fn log_extent(
+        &self,
+        ino: u64,
+        pos: u64,
+        addr: u64,
+        len: u64,
+        crcs: &[u32],
+    ) -> Option<OverlaySize> {
         let mut log = self.log();
-        if log.area.is_none() {
-            return false;
-        }
+        log.area?;
         log.map_extent(ino, pos, addr, len, crcs, self.bs);
         self.overlay_pieces
             .store(log.pieces(), std::sync::atomic::Ordering::Relaxed);
-        log.unwritten.push(crate::durability::Entry::Extent {
-            ino,
-            file_off: pos,
-            bytenr: addr,
-            len,
-            crcs: crcs.to_vec(),
-        });
-        true
+        if !log.unwritten_spilled {
+            let e = crate::durability::Entry::Extent {
+                ino,
+                file_off: pos,
+                bytenr: addr,
+                len,
+                crcs: crcs.to_vec(),
+            };
+            log.note_unwritten(e, self.bs);
+        }
+        Some(OverlaySize {
+            pieces: log.pending.len(),
+            bytes: log.extent_bytes,
+            folding: log.folding,
+        })
     }
 
     /// Checks the crc32c of every whole block of a device read of `map`. `Moved(pos)`: the

@@ -44,6 +44,16 @@ const THROTTLE_EVERY: u64 = 64;
 /// The longest of those pauses.
 const THROTTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// The live overlay's size, as a completion left it (`Core::fold_if_large`).
+pub(crate) struct OverlaySize {
+    /// Pieces mapped.
+    pub pieces: usize,
+    /// Bytes of its new extents.
+    pub bytes: u64,
+    /// Whether a background fold runs.
+    pub folding: bool,
+}
+
 impl Core {
     /// Maps for `begin` with the pin taken, retrying after freeing waiting space when the
     /// write finds none.
@@ -127,11 +137,12 @@ impl Core {
     /// steady overwrites rarely reach `begin_with_room`'s slow path. The mount's folder
     /// thread does it (`durability/background.rs`); this thread commits itself only when
     /// there is no folder.
-    pub(crate) fn fold_if_large(&self) -> Result<()> {
-        let (pieces, bytes, folding) = {
-            let log = self.log();
-            (log.pending.len(), log.extent_bytes, log.folding)
-        };
+    pub(crate) fn fold_if_large(&self, overlay: OverlaySize) -> Result<()> {
+        let OverlaySize {
+            pieces,
+            bytes,
+            folding,
+        } = overlay;
         if pieces < FOLD_PIECES && bytes + self.fold_need() <= self.vol.free_bytes() / 4 {
             return Ok(());
         }

@@ -13,6 +13,7 @@
 //! - a failed fold gives its overlay back under the live one (`LogState::absorb_older`), so
 //!   nothing logged is lost; the next commit tries again.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -130,10 +131,13 @@ pub(crate) fn fold_now(core: &Core) -> Result<()> {
         if log.is_clean() {
             return Ok(());
         }
+        // Sized like the overlay it replaces: the next one likely grows as large.
         let live = LogState {
             area: log.area,
             base_gen: log.base_gen,
             next_slot: log.next_slot,
+            extents: Vec::with_capacity(log.extents.len()),
+            crcs: HashMap::with_capacity(log.crcs.len()),
             ..LogState::default()
         };
         let frozen = Arc::new(std::mem::replace(&mut *log, live));

@@ -78,8 +78,14 @@ pub(crate) struct LogState {
     pub sizes: HashMap<u64, u64>,
     /// Modification times logged.
     pub times: HashMap<u64, i64>,
-    /// Entries applied to the overlay but not yet in a durable record.
+    /// Entries applied to the overlay but not yet in a durable record, while they fit one
+    /// record (`note_unwritten`).
     pub unwritten: Vec<Entry>,
+    /// Bytes `unwritten` takes in a record body.
+    pub unwritten_bytes: usize,
+    /// More was applied than one record holds: `unwritten` is dropped and the next fsync
+    /// commits (it would have to anyway), so a stream of writes without fsync keeps no list.
+    pub unwritten_spilled: bool,
     /// The overlay a background fold is committing, older than this one: reads consult it
     /// after this one. Set and cleared with `folding`.
     pub frozen: Option<Arc<LogState>>,
@@ -165,6 +171,32 @@ impl LogState {
         (cover, next)
     }
 
+    /// Whether the overlay holds changes that no durable record has.
+    pub fn has_unwritten(&self) -> bool {
+        self.unwritten_spilled || !self.unwritten.is_empty()
+    }
+
+    /// Notes an entry applied to the overlay for the next record of a `bs`-byte block.
+    pub fn note_unwritten(&mut self, e: Entry, bs: u64) {
+        if self.unwritten_spilled {
+            return;
+        }
+        self.unwritten_bytes += encoded_len(&e);
+        if HEADER + self.unwritten_bytes > bs as usize {
+            self.unwritten_spilled = true;
+            self.unwritten = Vec::new();
+            return;
+        }
+        self.unwritten.push(e);
+    }
+
+    /// Marks the unwritten entries durable (a record with them is on the device).
+    pub fn written(&mut self) {
+        self.unwritten.clear();
+        self.unwritten_bytes = 0;
+        self.unwritten_spilled = false;
+    }
+
     /// Maps `[off, off + len)` of `ino` to the whole new extent at `bytenr`.
     pub fn map_extent(&mut self, ino: u64, off: u64, bytenr: u64, len: u64, crcs: &[u32], bs: u64) {
         let piece = Piece {
@@ -184,6 +216,20 @@ impl LogState {
     /// Puts `piece` at `off` of `ino`, cutting the pieces it overlaps.
     fn place(&mut self, ino: u64, off: u64, piece: Piece) {
         let end = off + piece.num_bytes;
+        // One search settles the common cases (the map is large and its searches miss the
+        // cache): the last piece starting before `end` is exactly the range (an overwrite),
+        // or ends by `off`, and then, pieces being disjoint and sorted, none overlaps.
+        match self.pending.range_mut(..(ino, end)).next_back() {
+            Some((&(i, o), p)) if i == ino && o == off && p.num_bytes == piece.num_bytes => {
+                *p = piece;
+                return;
+            }
+            Some((&(i, o), p)) if i == ino && o + p.num_bytes > off => {}
+            _ => {
+                self.pending.insert((ino, off), piece);
+                return;
+            }
+        }
         // Pieces are disjoint: at most one starts before `off` and reaches into the range.
         let before = self
             .pending
@@ -237,9 +283,23 @@ impl LogState {
         for (&ino, &t) in &older.times {
             self.times.entry(ino).or_insert(t);
         }
-        let mut unwritten = older.unwritten.clone();
-        unwritten.append(&mut self.unwritten);
-        self.unwritten = unwritten;
+        self.unwritten_spilled |= older.unwritten_spilled;
+        if self.unwritten_spilled {
+            self.unwritten = Vec::new();
+        } else {
+            let mut unwritten = older.unwritten.clone();
+            unwritten.append(&mut self.unwritten);
+            self.unwritten = unwritten;
+            self.unwritten_bytes += older.unwritten_bytes;
+        }
+    }
+}
+
+/// Bytes `e` takes in a record body.
+fn encoded_len(e: &Entry) -> usize {
+    match e {
+        Entry::Extent { crcs, .. } => 1 + 4 * 8 + 4 + 4 * crcs.len(),
+        Entry::Size { .. } | Entry::Times { .. } => 1 + 8 + 8,
     }
 }
 
@@ -379,6 +439,65 @@ mod tests {
         );
         assert_eq!(log.crcs[&(0x50_0000 + 8 * BS)], 9);
         assert_eq!(log.extent_bytes, (4 + 1 + 2 + 1 + 9 + 1) * BS);
+    }
+
+    #[test]
+    fn an_exact_overwrite_replaces_the_piece_and_a_disjoint_one_is_added() {
+        let mut log = LogState::default();
+        log.map_extent(7, 4 * BS, 0x10_0000, BS, &[1], BS);
+        log.map_extent(7, 4 * BS, 0x20_0000, BS, &[2], BS);
+        log.map_extent(7, 5 * BS, 0x30_0000, BS, &[3], BS);
+        log.map_extent(7, 3 * BS, 0x40_0000, BS, &[4], BS);
+        log.map_extent(6, 4 * BS, 0x50_0000, BS, &[5], BS);
+        assert_eq!(
+            pieces(&log, 7),
+            vec![
+                (3 * BS, 0x40_0000, 0, BS),
+                (4 * BS, 0x20_0000, 0, BS),
+                (5 * BS, 0x30_0000, 0, BS),
+            ]
+        );
+        assert_eq!(pieces(&log, 6), vec![(4 * BS, 0x50_0000, 0, BS)]);
+        // A same-length piece at another offset of the range is no exact overwrite.
+        log.map_extent(7, 4 * BS, 0x60_0000, 2 * BS, &[6, 6], BS);
+        assert_eq!(
+            pieces(&log, 7),
+            vec![(3 * BS, 0x40_0000, 0, BS), (4 * BS, 0x60_0000, 0, 2 * BS)]
+        );
+    }
+
+    /// Unwritten entries are kept while one record holds them; past that the list is
+    /// dropped (the next fsync commits) until a record or commit starts over.
+    #[test]
+    fn unwritten_entries_spill_past_one_record() {
+        let extent = |i: u64| Entry::Extent {
+            ino: 7,
+            file_off: i * BS,
+            bytenr: 0x10_0000 + i * BS,
+            len: BS,
+            crcs: vec![i as u32],
+        };
+        let mut log = LogState::default();
+        let mut kept = Vec::new();
+        let mut i = 0;
+        while !log.unwritten_spilled {
+            log.note_unwritten(extent(i), BS);
+            if !log.unwritten_spilled {
+                kept.push(extent(i));
+                assert_eq!(log.unwritten, kept);
+                // The bytes counted are the bytes `encode` needs: what it accepts fits.
+                assert!(encode(1, 0, &log.unwritten, BS as usize).is_some());
+            }
+            i += 1;
+        }
+        assert!(encode(1, 0, &[kept.clone(), vec![extent(i)]].concat(), BS as usize).is_none());
+        assert!(log.unwritten.is_empty() && log.has_unwritten());
+        log.note_unwritten(extent(0), BS);
+        assert!(log.unwritten.is_empty(), "nothing is kept once spilled");
+        log.written();
+        assert!(!log.has_unwritten());
+        log.note_unwritten(extent(0), BS);
+        assert_eq!(log.unwritten, vec![extent(0)]);
     }
 
     /// While a background fold runs, reads see the live overlay first and the frozen one

@@ -126,7 +126,7 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
     // size could be overtaken by a larger one another fsync logs first, and logging it
     // after that one would shrink the file at the next fold or replay.
     let attrs = attr_entries(c, ino, datasync)?;
-    if log.unwritten.is_empty() && attrs.is_empty() {
+    if !log.has_unwritten() && attrs.is_empty() {
         // Everything of this file is already in a durable record or committed.
         return Ok(());
     }
@@ -135,7 +135,7 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
     entries.extend(attrs.iter().cloned());
     let bs = c.bs;
     let slot = log.next_slot;
-    let record = (slot < len / bs)
+    let record = (slot < len / bs && !log.unwritten_spilled)
         .then(|| fslog::encode(log.base_gen, slot, &entries, bs as usize))
         .flatten();
     let Some(record) = record else {
@@ -154,7 +154,7 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
         return clear_attrs(c, done);
     }
     log.next_slot += 1;
-    log.unwritten.clear();
+    log.written();
     let done = note_attrs(&mut log, &attrs);
     drop(log);
     clear_attrs(c, done)
