@@ -489,6 +489,7 @@ impl<'v> Transaction<'v> {
         let pinned = std::mem::take(&mut self.pinned);
         space.pending.push((self.gen, pinned));
         self.vol.release_pending(&mut space);
+        self.vol.note_free(&space);
     }
 
     pub(crate) fn mark_applied(&mut self, bytenr: u64) {

@@ -97,6 +97,9 @@ pub struct Volume {
     is_poisoned: AtomicBool,
     /// Live readers by the generation they see.
     readers: Mutex<BTreeMap<u64, usize>>,
+    /// Free bytes as the last reservation, release or commit left them
+    /// ([`Volume::free_bytes_hint`]).
+    free_hint: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -173,6 +176,7 @@ impl Volume {
 
     fn assemble(sh: Shared, committed: Committed, mut free: FreeSpace) -> Volume {
         free.count_slots(u64::from(sh.nodesize));
+        let free_hint = AtomicU64::new(free.free_bytes());
         Volume {
             sh,
             committed: RwLock::new(Arc::new(committed)),
@@ -184,6 +188,7 @@ impl Volume {
             poison: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
             readers: Mutex::new(BTreeMap::new()),
+            free_hint,
         }
     }
 
@@ -234,7 +239,11 @@ impl Volume {
         }
         let mut free = free;
         free.count_slots(u64::from(vol.sh.nodesize));
-        lock(&vol.space).free = free;
+        {
+            let mut w = lock(&vol.space);
+            w.free = free;
+            vol.note_free(&w);
+        }
         Ok(vol)
     }
 
@@ -314,7 +323,21 @@ impl Volume {
         let mut w = lock(&self.space);
         // Extents whose last older reader just went are allocatable now.
         self.release_pending(&mut w);
-        w.free.free_bytes()
+        self.note_free(&w)
+    }
+
+    /// [`Volume::free_bytes`] as the last data reservation, give-back or commit saw it,
+    /// without taking the free-space lock (which the committing thread takes for every node
+    /// it allocates): for decisions taken on every write that tolerate a small lag.
+    pub fn free_bytes_hint(&self) -> u64 {
+        self.free_hint.load(Ordering::Relaxed)
+    }
+
+    /// Records the free bytes of `w` for [`Volume::free_bytes_hint`] and returns them.
+    pub(crate) fn note_free(&self, w: &Space) -> u64 {
+        let free = w.free.free_bytes();
+        self.free_hint.store(free, Ordering::Relaxed);
+        free
     }
 
     /// Bytes freed by committed transactions that are not allocatable yet because a reader
@@ -348,7 +371,9 @@ impl Volume {
             )));
         }
         self.release_pending(w);
-        w.free.alloc_up_to(min, max).ok_or_else(|| {
+        let r = w.free.alloc_up_to(min, max);
+        self.note_free(w);
+        r.ok_or_else(|| {
             Error::NoSpace(format!(
                 "no free range of {min} bytes for data ({} bytes free in all)",
                 w.free.free_bytes()
@@ -371,6 +396,7 @@ impl Volume {
         w.free
             .free(start, len)
             .map_err(|e| Error::Invalid(format!("giving back {start:#x}+{len:#x}: {e}")))?;
+        self.note_free(&w);
         Err(Error::NoSpace(format!(
             "{left} bytes left in whole nodes, {keep} kept for the next commit"
         )))
@@ -402,10 +428,10 @@ impl Volume {
     /// Gives back `[bytenr, bytenr + len)` of a reservation of [`Volume::reserve_data`].
     /// Same locking rule as `reserve_data`.
     pub fn unreserve_data(&self, bytenr: u64, len: u64) -> Result<()> {
-        lock(&self.space)
-            .free
-            .free(bytenr, len)
-            .map_err(|e| Error::Invalid(format!("unreserving {bytenr:#x}+{len:#x}: {e}")))
+        let mut w = lock(&self.space);
+        let r = w.free.free(bytenr, len);
+        self.note_free(&w);
+        r.map_err(|e| Error::Invalid(format!("unreserving {bytenr:#x}+{len:#x}: {e}")))
     }
 
     /// Registers a reader of the last committed generation without a [`ReadTxn`] and returns
@@ -440,7 +466,14 @@ impl Volume {
 
     /// Hands extents back to the allocator whose generation no live reader can still see.
     pub(crate) fn release_pending(&self, w: &mut Space) {
+        // Called on every data reservation: nothing to do must cost no lock and no Vec.
+        let Some(first) = w.pending.iter().map(|(gen, _)| *gen).min() else {
+            return;
+        };
         let oldest = lock(&self.readers).keys().next().copied();
+        if oldest.is_some_and(|o| o < first) {
+            return;
+        }
         let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut w.pending)
             .into_iter()
             .partition(|(gen, _)| oldest.is_none_or(|o| o >= *gen));

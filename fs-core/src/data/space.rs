@@ -143,7 +143,7 @@ impl Core {
             bytes,
             folding,
         } = overlay;
-        if pieces < FOLD_PIECES && bytes + self.fold_need() <= self.vol.free_bytes() / 4 {
+        if pieces < FOLD_PIECES && bytes + self.fold_need() <= self.vol.free_bytes_hint() / 4 {
             return Ok(());
         }
         if self.folder.running() {
