@@ -218,6 +218,89 @@ fn data_extent_references_and_checksums() {
     );
 }
 
+/// The data items of the extent at `ext`: (kind, inline back-reference of the extent item).
+fn data_items(vol: &Volume, io: &mut dyn bdev::IoQueue, ext: u64) -> Vec<(u8, Option<u64>)> {
+    let lo = Key::new(ext, cow::format::kind::EXTENT_ITEM, 0);
+    let hi = Key::new(ext, cow::format::kind::EXTENT_DATA_REF, u64::MAX);
+    let r = vol.reader();
+    let items: Vec<_> = r
+        .iter(io, TreeId::EXTENT, lo, hi, Direction::Forward)
+        .map(|i| i.unwrap())
+        .collect();
+    items
+        .into_iter()
+        .map(|(k, d)| {
+            let inline = (k.kind == cow::format::kind::EXTENT_ITEM).then(|| {
+                let e = cow::format::ExtentItem::parse(&d).unwrap();
+                e.inline.map_or(0, |(b, _)| b.objectid)
+            });
+            (k.kind, inline.filter(|&o| o != 0))
+        })
+        .collect()
+}
+
+/// A data extent's first referrer is kept in its extent item (one item for an unshared
+/// extent); others get EXTENT_DATA_REF items; a freed inline place takes the next new one.
+#[test]
+fn the_first_back_reference_is_inline() {
+    use cow::format::kind::{EXTENT_DATA_REF, EXTENT_ITEM};
+    let dev = mem(4 << 20);
+    let mut io = queue(&*dev);
+    let vol = Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap();
+    let by = |ino: u64| DataBackref {
+        root: USER,
+        objectid: ino,
+        offset: 0,
+    };
+    let mut tx = vol.begin().unwrap();
+    tx.create_tree(USER).unwrap();
+    let (ext, len) = tx.alloc_data(4096, 4096).unwrap();
+    tx.add_data_ref(ext, len, by(257)).unwrap();
+    tx.add_data_ref(ext, len, by(257)).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(
+        data_items(&vol, &mut *io, ext),
+        vec![(EXTENT_ITEM, Some(257))]
+    );
+    let mut tx = vol.begin().unwrap();
+    tx.add_data_ref(ext, len, by(258)).unwrap();
+    tx.drop_data_ref(ext, len, by(257)).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(
+        data_items(&vol, &mut *io, ext),
+        vec![(EXTENT_ITEM, Some(257)), (EXTENT_DATA_REF, None)],
+        "257 still holds one reference inline, 258 has an item"
+    );
+    let mut tx = vol.begin().unwrap();
+    tx.drop_data_ref(ext, len, by(257)).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(
+        data_items(&vol, &mut *io, ext),
+        vec![(EXTENT_ITEM, None), (EXTENT_DATA_REF, None)]
+    );
+    let mut tx = vol.begin().unwrap();
+    tx.add_data_ref(ext, len, by(259)).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(
+        data_items(&vol, &mut *io, ext),
+        vec![(EXTENT_ITEM, Some(259)), (EXTENT_DATA_REF, None)]
+    );
+    vol.reader().check(&mut *io).unwrap();
+    // Dropping the item's reference, then the inline one, frees the extent.
+    let mut tx = vol.begin().unwrap();
+    tx.drop_data_ref(ext, len, by(258)).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert_eq!(
+        data_items(&vol, &mut *io, ext),
+        vec![(EXTENT_ITEM, Some(259))]
+    );
+    let mut tx = vol.begin().unwrap();
+    tx.drop_data_ref(ext, len, by(259)).unwrap();
+    tx.commit(&mut *io).unwrap();
+    assert!(data_items(&vol, &mut *io, ext).is_empty());
+    vol.reader().check(&mut *io).unwrap();
+}
+
 #[test]
 fn internal_trees_refuse_items_and_dump_describes_them() {
     let dev = mem(4 << 20);

@@ -409,7 +409,11 @@ impl Walk {
             match k.kind {
                 ckind::EXTENT_ITEM => match ExtentItem::parse(&d) {
                     Ok(e) => {
-                        found.entry((k.objectid, k.offset)).or_default().0 = e.refs;
+                        let entry = found.entry((k.objectid, k.offset)).or_default();
+                        entry.0 = e.refs;
+                        if let Some((b, n)) = e.inline {
+                            *entry.1.entry(b).or_default() += u64::from(n);
+                        }
                         last_len.insert(k.objectid, k.offset);
                     }
                     Err(e) => self.err(format!("extent item {k}: {e}")),

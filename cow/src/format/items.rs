@@ -69,6 +69,8 @@ const _: () = assert!(size_of::<RawInlineRef>() == 9);
 const FLAG_DATA: u64 = 1;
 /// Flag of a metadata extent item.
 const FLAG_TREE_BLOCK: u64 = 2;
+/// Flag of a data extent item followed by an inline back-reference (EXTENT_DATA_REF bytes).
+const FLAG_INLINE_DATA_REF: u64 = 4;
 
 /// METADATA_ITEM `(bytenr, METADATA_ITEM, level)`: a tree node's reference count and its
 /// inline back-references (one TREE_BLOCK_REF per tree that points to it; shared nodes of
@@ -131,42 +133,67 @@ impl MetadataItem {
     }
 }
 
-/// EXTENT_ITEM `(bytenr, EXTENT_ITEM, length)`: a data extent's reference count. Its
-/// back-references are separate EXTENT_DATA_REF items, since a shared extent may have many.
+/// EXTENT_ITEM `(bytenr, EXTENT_ITEM, length)`: a data extent's reference count, with one
+/// back-reference inline (the first referrer's, as btrfs does: most data extents have a
+/// single referrer, which then costs one item instead of two). Further back-references are
+/// separate EXTENT_DATA_REF items, since a shared extent may have many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExtentItem {
-    /// Sum of the counts of the extent's back-references.
+    /// The inline count plus the counts of the extent's EXTENT_DATA_REF items.
     pub refs: u64,
     /// The generation that allocated the extent.
     pub generation: u64,
+    /// The inline back-reference and its count (> 0), if any.
+    pub inline: Option<(DataBackref, u32)>,
 }
 
 impl ExtentItem {
     /// The item bytes.
     pub fn encode(&self) -> Vec<u8> {
-        RawExtentItem {
+        let flags = if self.inline.is_some() {
+            FLAG_DATA | FLAG_INLINE_DATA_REF
+        } else {
+            FLAG_DATA
+        };
+        let mut v = RawExtentItem {
             refs: U64::new(self.refs),
             generation: U64::new(self.generation),
-            flags: U64::new(FLAG_DATA),
+            flags: U64::new(flags),
         }
         .as_bytes()
-        .to_vec()
+        .to_vec();
+        if let Some((b, count)) = self.inline {
+            v.extend_from_slice(&b.encode(count));
+        }
+        v
     }
 
     /// Parses item bytes.
     pub fn parse(data: &[u8]) -> Result<ExtentItem, String> {
-        let raw = RawExtentItem::read_from_bytes(data)
-            .map_err(|_| format!("extent item of {} bytes, expected 24", data.len()))?;
-        if raw.flags.get() != FLAG_DATA || raw.refs.get() == 0 {
+        let (raw, rest) = RawExtentItem::read_from_prefix(data)
+            .map_err(|_| format!("extent item of {} bytes, expected 24 or 52", data.len()))?;
+        let flags = raw.flags.get();
+        let inline = match (flags, rest.len()) {
+            (FLAG_DATA, 0) => None,
+            (f, 28) if f == FLAG_DATA | FLAG_INLINE_DATA_REF => Some(DataBackref::parse(rest)?),
+            _ => {
+                return Err(format!(
+                    "extent item flags {flags:#x} with {} bytes of inline reference",
+                    rest.len()
+                ))
+            }
+        };
+        let refs = raw.refs.get();
+        if refs == 0 || inline.is_some_and(|(_, c)| u64::from(c) > refs) {
             return Err(format!(
-                "extent item flags {:#x} refs {}",
-                raw.flags.get(),
-                raw.refs.get()
+                "extent item refs {refs}, inline count {}",
+                inline.map_or(0, |(_, c)| c)
             ));
         }
         Ok(ExtentItem {
-            refs: raw.refs.get(),
+            refs,
             generation: raw.generation.get(),
+            inline,
         })
     }
 }

@@ -21,8 +21,12 @@ pub const SUPERBLOCK_AREA: usize = 4096;
 pub const SUPERBLOCK_CHECKED: usize = 512;
 /// The magic at byte 8.
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"BYPFSCOW";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes (every commit writes it into the superblock).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code reads: version 1 is version 2 without inline data
+/// back-references, so a version-1 volume is a valid version-2 one (its first commit
+/// makes it one).
+pub const OLDEST_READ_VERSION: u32 = 1;
 /// The smallest volume: room for the primary superblock and a useful number of nodes.
 pub const MIN_DEVICE_BYTES: u64 = 1 << 20;
 /// Bytes reserved at the start of the volume (boot area + primary superblock).
@@ -190,9 +194,10 @@ pub fn parse_superblock(bytes: &[u8], bytenr: u64) -> Result<Superblock, String>
             raw.csum.get()
         ));
     }
-    if raw.version.get() != FORMAT_VERSION {
+    if !(OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&raw.version.get()) {
         return Err(format!(
-            "format version {} is not supported (this code reads {FORMAT_VERSION})",
+            "format version {} is not supported (this code reads {OLDEST_READ_VERSION} to \
+             {FORMAT_VERSION})",
             raw.version.get()
         ));
     }
@@ -258,6 +263,26 @@ mod tests {
                 "flip at byte {i} accepted"
             );
         }
+    }
+
+    /// Version 1 volumes are read (version 2 only adds an item form); newer ones are not.
+    #[test]
+    fn older_versions_are_read_and_newer_ones_refused() {
+        let sb = sample();
+        let bytes = sb.encode(65536).unwrap();
+        let with_version = |v: u32| {
+            let mut b = bytes;
+            b[4..8].copy_from_slice(&v.to_le_bytes());
+            let csum = crc32c::crc32c(&b[4..]);
+            b[..4].copy_from_slice(&csum.to_le_bytes());
+            parse_superblock(&b, 65536)
+        };
+        assert_eq!(with_version(1).unwrap(), sb);
+        assert_eq!(with_version(FORMAT_VERSION).unwrap(), sb);
+        assert!(with_version(FORMAT_VERSION + 1)
+            .unwrap_err()
+            .contains("not supported"));
+        assert!(with_version(0).is_err());
     }
 
     #[test]

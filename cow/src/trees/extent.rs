@@ -2,8 +2,9 @@
 //!
 //! - a metadata node: `(bytenr, METADATA_ITEM, level)` with one inline TREE_BLOCK_REF per
 //!   referring tree;
-//! - a data extent: `(bytenr, EXTENT_ITEM, len)` with the total count, plus one
-//!   `(bytenr, EXTENT_DATA_REF, hash)` item per distinct (tree, inode, offset) referrer.
+//! - a data extent: `(bytenr, EXTENT_ITEM, len)` with the total count and one
+//!   back-reference inline, plus one `(bytenr, EXTENT_DATA_REF, hash)` item per further
+//!   distinct (tree, inode, offset) referrer.
 //!
 //! Free space is the complement of these items (and the reserved superblock areas); it is
 //! rebuilt from them at open.
@@ -95,7 +96,7 @@ fn apply_data_ref(
     delta: i64,
 ) -> Result<()> {
     let ekey = Key::new(bytenr, kind::EXTENT_ITEM, len);
-    let (cur, slot, count) = read_data_extent(tx, io, bytenr, len, &backref)?;
+    let (cur, at, count) = read_data_extent(tx, io, bytenr, len, &backref)?;
     let mut ext = match cur {
         Some(e) => e,
         None if delta > 0 && tx.unreferenced_data.get(&bytenr) == Some(&len) => {
@@ -104,6 +105,7 @@ fn apply_data_ref(
             ExtentItem {
                 refs: 0,
                 generation: tx.gen,
+                inline: None,
             }
         }
         None => {
@@ -120,7 +122,6 @@ fn apply_data_ref(
             "dropping a reference of {backref:?} to data extent {bytenr:#x} that does not exist"
         )));
     }
-    let rkey = Key::new(bytenr, kind::EXTENT_DATA_REF, slot);
     ext.refs = refs as u64;
     if ext.refs == 0 && new_count != 0 {
         return Err(Error::Corrupt(format!(
@@ -128,34 +129,58 @@ fn apply_data_ref(
              {new_count}"
         )));
     }
+    // A back-reference new to the extent takes the inline place when it is free.
+    let at = match at {
+        RefAt::Item(_) if count == 0 && ext.inline.is_none() => RefAt::Inline,
+        at => at,
+    };
     if ext.refs == 0 {
         // The extent item first: it sorts before its back-references, so the second delete
         // is usually in the leaf the first one left the transaction's finger on.
         tx.delete_internal(io, TreeId::EXTENT, ekey)?;
-        tx.delete_internal(io, TreeId::EXTENT, rkey)?;
+        if let RefAt::Item(slot) = at {
+            tx.delete_internal(io, TreeId::EXTENT, ref_key(bytenr, slot))?;
+        }
         tx.bytes_used -= len;
         crate::trees::csum::delete(tx, io, bytenr, len)?;
         tx.release_extent(bytenr, len);
         return Ok(());
     }
-    if new_count == 0 {
-        tx.delete_internal(io, TreeId::EXTENT, rkey)?;
-    } else {
-        tx.put_internal(io, TreeId::EXTENT, rkey, &backref.encode(new_count as u32))?;
+    match at {
+        RefAt::Inline => ext.inline = (new_count > 0).then_some((backref, new_count as u32)),
+        RefAt::Item(slot) if new_count == 0 => {
+            tx.delete_internal(io, TreeId::EXTENT, ref_key(bytenr, slot))?
+        }
+        RefAt::Item(slot) => {
+            let data = backref.encode(new_count as u32);
+            tx.put_internal(io, TreeId::EXTENT, ref_key(bytenr, slot), &data)?
+        }
     }
     tx.put_internal(io, TreeId::EXTENT, ekey, &ext.encode())
 }
 
+/// Where a data extent keeps one of its back-references.
+enum RefAt {
+    /// In its extent item.
+    Inline,
+    /// In the EXTENT_DATA_REF item at this key offset.
+    Item(u64),
+}
+
+fn ref_key(bytenr: u64, slot: u64) -> Key {
+    Key::new(bytenr, kind::EXTENT_DATA_REF, slot)
+}
+
 /// In one walk over the items of the data extent at `bytenr`: its extent item of length
-/// `len` (if any), and the key offset of `backref`'s item with its count (a free offset and
-/// 0 if there is none yet; hash collisions take the next free offset).
+/// `len` (if any), where `backref` is kept and its count (if it is nowhere yet: a free
+/// EXTENT_DATA_REF key offset, hash collisions taking the next free one, and 0).
 fn read_data_extent(
     tx: &Transaction<'_>,
     io: &mut dyn IoQueue,
     bytenr: u64,
     len: u64,
     backref: &DataBackref,
-) -> Result<(Option<ExtentItem>, u64, u32)> {
+) -> Result<(Option<ExtentItem>, RefAt, u32)> {
     let lo = Key::new(bytenr, kind::EXTENT_ITEM, 0);
     let hi = Key::new(bytenr, kind::EXTENT_DATA_REF, u64::MAX);
     let mut ext = None;
@@ -165,12 +190,19 @@ fn read_data_extent(
         let bad = |e: String| Error::Corrupt(format!("extent tree item {k}: {e}"));
         match k.kind {
             kind::EXTENT_ITEM if k.offset == len => {
-                ext = Some(ExtentItem::parse(&data).map_err(bad)?)
+                let e = ExtentItem::parse(&data).map_err(bad)?;
+                ext = Some(e);
+                match e.inline {
+                    Some((b, count)) if b == *backref => return Ok((ext, RefAt::Inline, count)),
+                    // Every reference is inline: there are no back-reference items.
+                    Some((_, count)) if u64::from(count) == e.refs => break,
+                    _ => {}
+                }
             }
             kind::EXTENT_DATA_REF => {
                 let (b, count) = DataBackref::parse(&data).map_err(bad)?;
                 if b == *backref {
-                    return Ok((ext, k.offset, count));
+                    return Ok((ext, RefAt::Item(k.offset), count));
                 }
                 taken.insert(k.offset);
             }
@@ -181,7 +213,7 @@ fn read_data_extent(
     while taken.contains(&slot) {
         slot = slot.wrapping_add(1);
     }
-    Ok((ext, slot, 0))
+    Ok((ext, RefAt::Item(slot), 0))
 }
 
 /// Free space of the snapshot: the volume minus reserved areas minus every extent item. Also
