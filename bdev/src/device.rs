@@ -57,6 +57,15 @@ pub trait IoQueue {
 
     /// The most requests that can be in flight at once.
     fn depth(&self) -> usize;
+
+    /// Waits until a request in flight may have completed, for a poller that has nothing
+    /// else to do while many requests are in flight: a kernel-driven queue sleeps until one
+    /// completes (its next `poll` reaps it), giving the core to the kernel's workers and
+    /// other threads instead of spinning. Says whether it waited; the default returns false
+    /// at once (a polled device, such as SPDK's, completes only when polled).
+    fn wait(&mut self) -> bool {
+        false
+    }
 }
 
 /// The buffers of a read or write: one buffer, or a vector of them (readv / writev), laid

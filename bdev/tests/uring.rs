@@ -568,3 +568,62 @@ fn conformance_on_a_block_device() {
     };
     assert!(UringDevice::open("Uring1", path.as_ref(), big).is_err());
 }
+
+/// `wait` sleeps only with requests in flight, and a poll after it reaps; an executor whose
+/// futures keep more than `SLEEP_IN_FLIGHT` requests in flight (so `block_on` sleeps in the
+/// queue when idle) still completes all of them with the right data.
+#[test]
+fn wait_sleeps_until_a_completion_and_block_on_uses_it() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(16 << 20));
+    let mut q = dev.queue(32).unwrap();
+    assert!(!q.wait(), "nothing in flight: no sleep");
+    for i in 0..16u64 {
+        let op = Op::Write {
+            lba: Lba(i),
+            bufs: Bufs::One(filled(&dev, &pattern(i, 4096))),
+            fua: false,
+        };
+        q.submit(i, op).unwrap();
+    }
+    let mut done = Vec::new();
+    while q.in_flight() > 0 {
+        if q.wait() {
+            // The sleep ended with at least one completion waiting to be reaped.
+            assert!(
+                q.poll(&mut done) > 0,
+                "a wait that slept left nothing to reap"
+            );
+        } else {
+            q.poll(&mut done);
+        }
+    }
+    assert_eq!(done.len(), 16);
+    assert!(done.iter().all(|c| c.result.is_ok()));
+    let ctx = bdev::exec::Context::new();
+    let id = ctx.attach(&dev, 32).unwrap();
+    let reads = (0..16u64).map(|i| {
+        let buf = dev.alloc_buf(4096).unwrap();
+        ctx.io(
+            id,
+            Op::Read {
+                lba: Lba(i),
+                bufs: Bufs::One(buf),
+            },
+        )
+    });
+    for (i, (op, r)) in ctx
+        .block_on(bdev::exec::join_all(reads))
+        .into_iter()
+        .enumerate()
+    {
+        r.unwrap();
+        let Op::Read { bufs, .. } = op else {
+            unreachable!()
+        };
+        assert!(
+            bufs.segments()[0][..] == pattern(i as u64, 4096)[..],
+            "block {i}"
+        );
+    }
+}

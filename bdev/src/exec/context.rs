@@ -11,6 +11,14 @@ use std::task::{Poll, Wake, Waker};
 /// Polls in a row that find nothing to do before `block_on` yields the core once.
 const IDLE_POLLS_BEFORE_YIELD: u32 = 64;
 
+/// Polls in a row that find nothing to do before `block_on` sleeps in a deep queue.
+const IDLE_POLLS_BEFORE_SLEEP: u32 = 16;
+
+/// Requests in flight on a device from which `block_on`, idle, sleeps until a completion
+/// (`IoQueue::wait`) rather than spinning: with this many in flight the next completion is
+/// near and the wake-up's latency hides behind the others.
+const SLEEP_IN_FLIGHT: usize = 8;
+
 use super::io::{Dev, IoFuture, Slots};
 use crate::device::{BlockDevice, Completion, Op};
 use crate::error::BdevError;
@@ -202,6 +210,10 @@ impl Context {
             // (a kernel backend's workers, the filesystem's folder) instead of spinning
             // through their time slice.
             idle += 1;
+            if idle >= IDLE_POLLS_BEFORE_SLEEP && self.sleep_in_deep_queue() {
+                idle = 0;
+                continue;
+            }
             if idle >= IDLE_POLLS_BEFORE_YIELD {
                 idle = 0;
                 std::thread::yield_now();
@@ -300,6 +312,21 @@ impl Context {
             }
         }
         n
+    }
+
+    /// Sleeps until a completion if exactly one device has requests in flight, at least
+    /// `SLEEP_IN_FLIGHT` of them and none staged, and its queue can sleep; says whether it
+    /// did.
+    fn sleep_in_deep_queue(&self) -> bool {
+        let mut devs = self.inner.devs.borrow_mut();
+        let mut busy = devs.iter_mut().filter(|d| d.in_flight() > 0);
+        let (Some(dev), None) = (busy.next(), busy.next()) else {
+            return false;
+        };
+        if !dev.staged.is_empty() || dev.queue.in_flight() < SLEEP_IN_FLIGHT {
+            return false;
+        }
+        dev.queue.wait()
     }
 
     fn stalled(&self) -> bool {

@@ -205,6 +205,24 @@ impl IoQueue for UringQueue {
     fn depth(&self) -> usize {
         self.slots.len()
     }
+
+    fn wait(&mut self) -> bool {
+        if self.in_flight == 0 {
+            return false;
+        }
+        // Submits what is queued and sleeps until a completion. A failed enter did not
+        // sleep (an interrupted or busy one is retried by the caller's next poll).
+        match self.ring.submit_and_wait(1) {
+            Ok(_) => true,
+            Err(e) => {
+                if !is_transient(&e) && !self.enter_error_logged {
+                    log::error!("bdev uring: io_uring_enter failed: {e}; retrying at every poll");
+                    self.enter_error_logged = true;
+                }
+                false
+            }
+        }
+    }
 }
 
 impl Drop for UringQueue {
