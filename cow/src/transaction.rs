@@ -59,6 +59,8 @@ pub struct Transaction<'v> {
     pinned: Vec<(u64, u64)>,
     /// Extents this transaction allocated or adopted whose checksums it has inserted.
     csummed: HashSet<u64>,
+    /// Adopted extents whose checksums their referrers keep (`adopt_data_csums_elsewhere`).
+    pub(crate) csums_elsewhere: HashSet<u64>,
     pub(crate) bytes_used: u64,
     failed: Option<String>,
     done: bool,
@@ -84,6 +86,7 @@ impl<'v> Transaction<'v> {
             replaced: Vec::new(),
             pinned: Vec::new(),
             csummed: HashSet::new(),
+            csums_elsewhere: HashSet::new(),
             failed: None,
             done: false,
         }
@@ -313,6 +316,16 @@ impl<'v> Transaction<'v> {
         Ok(())
     }
 
+    /// [`Transaction::adopt_data`] for an extent whose checksums its referrers keep (a
+    /// filesystem stores a one-block extent's crc32c in its file extent item): none go to
+    /// the checksum tree, and freeing the extent deletes none from it. The extent item
+    /// records this (format flag 8), so a later transaction freeing it knows too.
+    pub fn adopt_data_csums_elsewhere(&mut self, bytenr: u64, len: u64) -> Result<()> {
+        self.adopt_data(bytenr, len)?;
+        self.csums_elsewhere.insert(bytenr);
+        Ok(())
+    }
+
     /// Gives up `[bytenr, bytenr + len)` (whole sectors) of a reservation made with
     /// [`Volume::reserve_data`] that nothing will reference: on commit it becomes free once
     /// the readers of older states are gone (readers may have been shown it, as with
@@ -428,7 +441,9 @@ impl<'v> Transaction<'v> {
                     return Ok(());
                 }
                 for (b, l) in std::mem::take(&mut self.unreferenced_data) {
-                    trees::csum::delete(self, io, b, l)?;
+                    if !self.csums_elsewhere.contains(&b) {
+                        trees::csum::delete(self, io, b, l)?;
+                    }
                     if self.adopted.contains(&b) {
                         self.pinned.push((b, l));
                     } else {

@@ -301,6 +301,52 @@ fn the_first_back_reference_is_inline() {
     vol.reader().check(&mut *io).unwrap();
 }
 
+/// An extent adopted with its checksums kept by its referrers says so in its extent item,
+/// gets nothing in the checksum tree, and is freed like any other.
+#[test]
+fn an_extent_can_leave_its_checksums_to_its_referrers() {
+    let dev = mem(4 << 20);
+    let mut io = queue(&*dev);
+    let vol = Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap();
+    let (b, l) = vol.reserve_data(4096, 4096).unwrap();
+    let by = DataBackref {
+        root: USER,
+        objectid: 257,
+        offset: 0,
+    };
+    let mut tx = vol.begin().unwrap();
+    tx.create_tree(USER).unwrap();
+    tx.adopt_data_csums_elsewhere(b, l).unwrap();
+    tx.add_data_ref(b, l, by).unwrap();
+    tx.commit(&mut *io).unwrap();
+    let key = Key::new(b, cow::format::kind::EXTENT_ITEM, l);
+    let item = vol
+        .reader()
+        .get(&mut *io, TreeId::EXTENT, key)
+        .unwrap()
+        .unwrap();
+    let item = cow::format::ExtentItem::parse(&item).unwrap();
+    assert!(item.csums_elsewhere);
+    assert_eq!(item.inline, Some((by, 1)));
+    assert_eq!(
+        cow::format::ExtentItem::parse(&item.encode()).unwrap(),
+        item
+    );
+    assert_eq!(vol.reader().csum_lookup(&mut *io, b).unwrap(), None);
+    vol.reader().check(&mut *io).unwrap();
+    let mut tx = vol.begin().unwrap();
+    tx.drop_data_ref(b, l, by).unwrap();
+    tx.commit(&mut *io).unwrap();
+    vol.begin().unwrap().commit(&mut *io).unwrap();
+    assert!(vol
+        .reader()
+        .get(&mut *io, TreeId::EXTENT, key)
+        .unwrap()
+        .is_none());
+    vol.reserve_exact(b, l).expect("the extent is free again");
+    vol.reader().check(&mut *io).unwrap();
+}
+
 #[test]
 fn internal_trees_refuse_items_and_dump_describes_them() {
     let dev = mem(4 << 20);

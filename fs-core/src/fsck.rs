@@ -223,6 +223,8 @@ struct Walk {
     refs: BTreeMap<(u64, u64), BTreeMap<DataBackref, u64>>,
     /// Data extents of the extent tree.
     data_extents: std::collections::BTreeSet<(u64, u64)>,
+    /// Data extents whose checksums their file extents keep (extent item flag).
+    csums_elsewhere: HashSet<u64>,
     /// Where progress goes.
     opts: FsckOptions,
     /// Tree items walked (namespace phase progress).
@@ -414,6 +416,9 @@ impl Walk {
                         if let Some((b, n)) = e.inline {
                             *entry.1.entry(b).or_default() += u64::from(n);
                         }
+                        if e.csums_elsewhere {
+                            self.csums_elsewhere.insert(k.objectid);
+                        }
                         last_len.insert(k.objectid, k.offset);
                     }
                     Err(e) => self.err(format!("extent item {k}: {e}")),
@@ -434,6 +439,33 @@ impl Walk {
             }
         }
         self.data_extents = found.keys().copied().collect();
+        // A file extent carries its block's checksum exactly when its data extent says its
+        // checksums are kept by its referrers.
+        let mut mismatched = Vec::new();
+        for (&(ino, off), fe) in &self.extents {
+            if fe.kind != ExtentKind::Regular {
+                continue;
+            }
+            let elsewhere = self.csums_elsewhere.contains(&fe.disk_bytenr);
+            if fe.csum.is_some() != elsewhere {
+                mismatched.push(format!(
+                    "inode {ino} offset {off}: the file extent {} a checksum, but data extent \
+                     {:#x} keeps its checksums {}",
+                    if fe.csum.is_some() {
+                        "carries"
+                    } else {
+                        "lacks"
+                    },
+                    fe.disk_bytenr,
+                    if elsewhere {
+                        "with its referrers"
+                    } else {
+                        "in the checksum tree"
+                    }
+                ));
+            }
+        }
+        self.errors.extend(mismatched);
         for (ext, (refs, backrefs)) in &found {
             let sum: u64 = backrefs.values().sum();
             if *refs != sum {
@@ -485,6 +517,12 @@ impl Walk {
             if !inside {
                 self.err(format!(
                     "checksums of {:#x}..{end:#x} lie outside every data extent",
+                    k.offset
+                ));
+            } else if self.csums_elsewhere.contains(&extents[i - 1].0) {
+                self.err(format!(
+                    "checksums of {:#x}..{end:#x} in the checksum tree belong to an extent \
+                     whose file extents keep its checksum",
                     k.offset
                 ));
             }
@@ -539,7 +577,11 @@ impl Walk {
                     match read_block(&exec, id, dev, at, bs, sector) {
                         Ok(bytes) => {
                             let got = crc32c::crc32c(&bytes);
-                            match r.csum_lookup(io, at) {
+                            let recorded = match fe.csum {
+                                Some(c) => Ok(Some(c)),
+                                None => r.csum_lookup(io, at),
+                            };
+                            match recorded {
                                 Ok(Some(w)) if w == got => rep.blocks_verified += 1,
                                 Ok(w) => errs.push(format!(
                                     "inode {ino} offset {}: block {at:#x} crc {got:#010x}, recorded {w:?}",

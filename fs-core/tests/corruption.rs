@@ -152,3 +152,58 @@ fn targeted_flips() {
         assert!(!clean, "a flip in node {b:#x} must be reported");
     }
 }
+
+/// A one-block overwrite folded from the fsync log keeps its block's checksum in its file
+/// extent item (none in the checksum tree). A flipped byte in that block is found by
+/// fsck and is EIO on read, never wrong bytes; the blocks around it still read.
+#[test]
+fn a_one_block_extent_keeps_its_checksum_in_the_file_extent() {
+    let dev = mem(8);
+    let (fs, ctx) = fresh(dev.clone());
+    let f = fs.open(&ctx, "/f", direct(), 0o644).unwrap();
+    let mut data = vec![0x11u8; 16 * 4096];
+    f.write_at(&ctx, 0, &data).unwrap();
+    // A block no other place on the device holds.
+    let block: Vec<u8> = (0..4096u32).map(|i| (i * 7 + i / 256) as u8).collect();
+    f.write_at(&ctx, 5 * 4096, &block).unwrap();
+    data[5 * 4096..6 * 4096].copy_from_slice(&block);
+    drop(f);
+    fs.unmount(&ctx).unwrap();
+    assert_clean(dev.clone());
+    let image = dev.snapshot();
+    {
+        // Reads check the block against the checksum its mapping brought.
+        let (fs, ctx) = mount(Arc::new(MemDevice::from_image("c", 4096, &image).unwrap()));
+        assert_eq!(read_all(&fs, &ctx, "/f"), data);
+    }
+    let at = image
+        .chunks(4096)
+        .position(|c| c == &block[..])
+        .expect("the block is on the device") as u64
+        * 4096;
+    {
+        let mut io = bdev::BlockDevice::queue(&*dev, 8).unwrap();
+        let vol = cow::Volume::open(dev.clone(), &mut *io, &Default::default()).unwrap();
+        assert_eq!(
+            vol.reader().csum_lookup(&mut *io, at).unwrap(),
+            None,
+            "the checksum is not in the checksum tree"
+        );
+    }
+    let mut img = image.clone();
+    img[at as usize + 100] ^= 0x01;
+    let d = Arc::new(MemDevice::from_image("c", 4096, &img).unwrap());
+    let rep = fs_core::fsck(d.clone(), &Default::default()).unwrap();
+    assert_eq!(rep.exit_code(), 4, "fsck finds the flipped byte");
+    let fs = Filesystem::mount(d, mount_opts()).unwrap();
+    let ctx = fs.context().unwrap();
+    let f = fs.open(&ctx, "/f", OpenFlags::read_only(), 0).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let e = f.read_at(&ctx, 5 * 4096, &mut buf).unwrap_err();
+    assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    assert_eq!(e.errno(), 5, "EIO");
+    for b in [4u64, 6] {
+        f.read_at(&ctx, b * 4096, &mut buf).unwrap();
+        assert_eq!(buf, data[b as usize * 4096..][..4096]);
+    }
+}

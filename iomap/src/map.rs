@@ -138,6 +138,10 @@ pub struct IoMap {
     pub core_flags: CoreFlags,
     /// The bytes of an `Inline` mapping, starting at `offset`.
     pub inline_data: Option<Arc<[u8]>>,
+    /// The checksum of a one-block `Mapped` mapping's block, when the filesystem keeps it
+    /// with the mapping (the map comes back to `IomapOps::verify_read`, which then needs
+    /// no lookup). Opaque to the core.
+    pub block_csum: Option<u32>,
 }
 
 impl IoMap {
@@ -181,6 +185,7 @@ impl IoMap {
             flags: MapFlags::EMPTY,
             core_flags: CoreFlags::EMPTY,
             inline_data: None,
+            block_csum: None,
         }
     }
 

@@ -71,6 +71,8 @@ const FLAG_DATA: u64 = 1;
 const FLAG_TREE_BLOCK: u64 = 2;
 /// Flag of a data extent item followed by an inline back-reference (EXTENT_DATA_REF bytes).
 const FLAG_INLINE_DATA_REF: u64 = 4;
+/// Flag of a data extent item whose checksums its referrers keep (none in the csum tree).
+const FLAG_CSUMS_ELSEWHERE: u64 = 8;
 
 /// METADATA_ITEM `(bytenr, METADATA_ITEM, level)`: a tree node's reference count and its
 /// inline back-references (one TREE_BLOCK_REF per tree that points to it; shared nodes of
@@ -145,16 +147,21 @@ pub struct ExtentItem {
     pub generation: u64,
     /// The inline back-reference and its count (> 0), if any.
     pub inline: Option<(DataBackref, u32)>,
+    /// The checksums of the extent's blocks are kept by its referrers (a filesystem stores
+    /// a one-block extent's crc32c in its file extent item), not in the checksum tree.
+    pub csums_elsewhere: bool,
 }
 
 impl ExtentItem {
     /// The item bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let flags = if self.inline.is_some() {
-            FLAG_DATA | FLAG_INLINE_DATA_REF
-        } else {
-            FLAG_DATA
-        };
+        let mut flags = FLAG_DATA;
+        if self.inline.is_some() {
+            flags |= FLAG_INLINE_DATA_REF;
+        }
+        if self.csums_elsewhere {
+            flags |= FLAG_CSUMS_ELSEWHERE;
+        }
         let mut v = RawExtentItem {
             refs: U64::new(self.refs),
             generation: U64::new(self.generation),
@@ -173,7 +180,8 @@ impl ExtentItem {
         let (raw, rest) = RawExtentItem::read_from_prefix(data)
             .map_err(|_| format!("extent item of {} bytes, expected 24 or 52", data.len()))?;
         let flags = raw.flags.get();
-        let inline = match (flags, rest.len()) {
+        let csums_elsewhere = flags & FLAG_CSUMS_ELSEWHERE != 0;
+        let inline = match (flags & !FLAG_CSUMS_ELSEWHERE, rest.len()) {
             (FLAG_DATA, 0) => None,
             (f, 28) if f == FLAG_DATA | FLAG_INLINE_DATA_REF => Some(DataBackref::parse(rest)?),
             _ => {
@@ -194,6 +202,7 @@ impl ExtentItem {
             refs,
             generation: raw.generation.get(),
             inline,
+            csums_elsewhere,
         })
     }
 }

@@ -106,6 +106,7 @@ fn apply_data_ref(
                 refs: 0,
                 generation: tx.gen,
                 inline: None,
+                csums_elsewhere: tx.csums_elsewhere.contains(&bytenr),
             }
         }
         None => {
@@ -142,7 +143,9 @@ fn apply_data_ref(
             tx.delete_internal(io, TreeId::EXTENT, ref_key(bytenr, slot))?;
         }
         tx.bytes_used -= len;
-        crate::trees::csum::delete(tx, io, bytenr, len)?;
+        if !ext.csums_elsewhere {
+            crate::trees::csum::delete(tx, io, bytenr, len)?;
+        }
         tx.release_extent(bytenr, len);
         return Ok(());
     }

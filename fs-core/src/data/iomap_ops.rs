@@ -104,7 +104,9 @@ impl Core {
                 let len = e.end().min(p1) - p0;
                 let addr = e.fe.addr() + (p0 - e.file_off);
                 Ok(if e.fe.kind == ExtentKind::Regular {
-                    IoMap::mapped(p0, len, addr)
+                    let mut m = IoMap::mapped(p0, len, addr);
+                    m.block_csum = e.fe.csum;
+                    m
                 } else {
                     IoMap::unwritten(p0, len, addr)
                 })

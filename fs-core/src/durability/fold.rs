@@ -11,8 +11,11 @@ use crate::error::{Error, Result};
 use crate::items::{kind, ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
 
-/// Applies everything logged (extents, checksums, sizes) to `tx`.
+/// Applies everything logged (extents, checksums, sizes) to `tx`. A one-block extent's
+/// checksum goes into its file extent item instead of the checksum tree: the random
+/// overwrite this path serves then changes no checksum item, to insert or to free.
 pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
+    let lacks = |b: u64| Error::Corrupt(format!("logged extent {b:#x} lacks checksums"));
     // Extents whose every block a later write in the overlay replaced are given back
     // without entering the trees.
     let mapped: HashSet<u64> = log.pending.values().map(|p| p.disk_bytenr).collect();
@@ -21,11 +24,15 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
             tx.tx.free_reserved(b, l)?;
             continue;
         }
+        if l == bs {
+            tx.tx.adopt_data_csums_elsewhere(b, l)?;
+            continue;
+        }
         tx.tx.adopt_data(b, l)?;
         let crcs = (0..l / bs)
             .map(|i| log.crcs.get(&(b + i * bs)).copied())
             .collect::<Option<Vec<u32>>>()
-            .ok_or_else(|| Error::Corrupt(format!("logged extent {b:#x} lacks checksums")))?;
+            .ok_or_else(|| lacks(b))?;
         tx.tx.csum_insert(tx.io, b, &crcs)?;
     }
     // Pieces come sorted by inode: look each inode up once.
@@ -39,13 +46,18 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
         if !exists {
             continue;
         }
-        let fe = FileExtent::disk(
-            ExtentKind::Regular,
-            p.disk_bytenr,
-            p.disk_len,
-            p.offset,
-            p.num_bytes,
-        );
+        let fe = if p.disk_len == bs {
+            let crc = log.crcs.get(&p.disk_bytenr).copied();
+            FileExtent::one_block(p.disk_bytenr, bs, crc.ok_or_else(|| lacks(p.disk_bytenr))?)
+        } else {
+            FileExtent::disk(
+                ExtentKind::Regular,
+                p.disk_bytenr,
+                p.disk_len,
+                p.offset,
+                p.num_bytes,
+            )
+        };
         replace_extent(tx, ino, off, &fe)?;
     }
     for (&ino, &size) in &log.sizes {
