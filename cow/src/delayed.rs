@@ -52,6 +52,11 @@ impl DelayedRefs {
         }
     }
 
+    /// Makes room for `n` more queued changes at once instead of growing step by step.
+    pub fn reserve(&mut self, n: usize) {
+        self.map.reserve(n);
+    }
+
     /// The queued change for `bytenr` and `target` (0 if none).
     pub fn pending(&self, bytenr: u64, target: RefTarget) -> i64 {
         self.map.get(&(bytenr, target)).copied().unwrap_or(0)
@@ -83,13 +88,13 @@ impl DelayedRefs {
             // Changed since the batch was sorted: cancelled (gone), an addition now (then
             // `fresh` had it, and it is gone too), or a removal now while additions are
             // still being applied (left for the next batch, which sorts it with those).
-            match self.map.get(&k).copied() {
+            // One lookup in the usual case (the change is still what was sorted).
+            match self.map.remove(&k) {
                 None => {}
-                Some(d) if d < 0 && !was_negative => {}
-                Some(d) => {
-                    self.map.remove(&k);
-                    return Some((k.0, k.1, d));
+                Some(d) if d < 0 && !was_negative => {
+                    self.map.insert(k, d);
                 }
+                Some(d) => return Some((k.0, k.1, d)),
             }
         }
     }

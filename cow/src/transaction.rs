@@ -352,6 +352,13 @@ impl<'v> Transaction<'v> {
         inside && self.csummed.insert(bytenr)
     }
 
+    /// Makes room for `n` reference changes about to be queued (a caller that knows it will
+    /// make many, as a filesystem folding a batch of writes does, spares the queue its
+    /// step-by-step growth).
+    pub fn expect_ref_changes(&mut self, n: usize) {
+        self.delayed.reserve(n);
+    }
+
     /// Adds a reference from `backref` to the data extent `[bytenr, bytenr + len)`, which was
     /// allocated by this transaction or is already referenced. Applied at commit.
     pub fn add_data_ref(

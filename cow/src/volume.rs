@@ -381,16 +381,33 @@ impl Volume {
         })
     }
 
-    /// [`Volume::reserve_data`], refused (nothing taken) if afterwards less than `keep` bytes
-    /// of free space would be left in whole node-sized pieces. A commit needs its nodes
-    /// whole, and small data taken from node-sized ranges can leave plenty of free bytes
-    /// none of which a node fits in: a filesystem passes what its next commit needs, so
-    /// that data waiting for the commit cannot starve it.
-    pub fn reserve_data_keeping(&self, min: u64, max: u64, keep: u64) -> Result<(u64, u64)> {
+    /// [`Volume::reserve_data`] that leaves room behind, all under one hold of the
+    /// free-space lock: at most what keeps `keep_free` bytes free is taken (less than `min`
+    /// of it: `NoSpace`), and the reservation is refused (nothing taken) if afterwards less
+    /// than `keep_slots` bytes of free space would be left in whole node-sized pieces. A
+    /// commit needs its nodes whole, and small data taken from node-sized ranges can leave
+    /// plenty of free bytes none of which a node fits in: a filesystem passes what its next
+    /// commit needs, so that data waiting for the commit cannot starve it.
+    pub fn reserve_data_keeping(
+        &self,
+        min: u64,
+        max: u64,
+        keep_free: u64,
+        keep_slots: u64,
+    ) -> Result<(u64, u64)> {
+        let ss = u64::from(self.sh.sectorsize);
         let mut w = lock(&self.space);
-        let (start, len) = self.reserve_data_locked(&mut w, min, max)?;
+        self.release_pending(&mut w);
+        let room = w.free.free_bytes().saturating_sub(keep_free) / ss * ss;
+        if room < min {
+            return Err(Error::NoSpace(format!(
+                "{} bytes free, {keep_free} of them kept: no room for {min}",
+                w.free.free_bytes()
+            )));
+        }
+        let (start, len) = self.reserve_data_locked(&mut w, min, max.min(room))?;
         let left = w.free.slot_bytes();
-        if left >= keep {
+        if left >= keep_slots {
             return Ok((start, len));
         }
         w.free
@@ -398,7 +415,7 @@ impl Volume {
             .map_err(|e| Error::Invalid(format!("giving back {start:#x}+{len:#x}: {e}")))?;
         self.note_free(&w);
         Err(Error::NoSpace(format!(
-            "{left} bytes left in whole nodes, {keep} kept for the next commit"
+            "{left} bytes left in whole nodes, {keep_slots} kept for the next commit"
         )))
     }
 

@@ -201,18 +201,20 @@ impl Core {
         let want = end - b0 * bs;
         let (addr, got) = {
             let r = self.reserved();
-            let room = self.data_room(*r) / bs * bs;
-            if room < bs {
-                return Err(Error::NoSpace(format!(
-                    "direct write of {want} bytes: no room"
-                )));
-            }
-            // Nor may it leave the next commit without whole nodes: with the fold running
-            // in the background, small data taken from node-sized free ranges while the
-            // fold allocates its nodes could leave free bytes no node fits in (16 KiB nodes
-            // on a half-full device, `tests/enospc.rs`).
+            // What `data_room` leaves, checked and taken in one hold of cow's free-space
+            // lock. Nor may it leave the next commit without whole nodes: with the fold
+            // running in the background, small data taken from node-sized free ranges while
+            // the fold allocates its nodes could leave free bytes no node fits in (16 KiB
+            // nodes on a half-full device, `tests/enospc.rs`).
             let keep = self.slack + self.fold_need();
-            self.vol.reserve_data_keeping(bs, want.min(room), keep)?
+            self.vol
+                .reserve_data_keeping(bs, want, *r + keep, keep)
+                .map_err(|e| match e {
+                    cow::Error::NoSpace(why) => {
+                        Error::NoSpace(format!("direct write of {want} bytes: {why}"))
+                    }
+                    e => e.into(),
+                })?
         };
         let write = IoMap::mapped(b0 * bs, got, addr).with_flags(MapFlags::NEW);
         Ok(Maps { write, source })

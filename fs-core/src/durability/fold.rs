@@ -19,6 +19,8 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
     // Extents whose every block a later write in the overlay replaced are given back
     // without entering the trees.
     let mapped: HashSet<u64> = log.pending.values().map(|p| p.disk_bytenr).collect();
+    // A reference added and one dropped per piece.
+    tx.tx.expect_ref_changes(2 * log.pending.len());
     for &(b, l) in &log.extents {
         if !mapped.contains(&b) {
             tx.tx.free_reserved(b, l)?;
