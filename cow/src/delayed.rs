@@ -19,6 +19,9 @@ pub(crate) enum RefTarget {
     Data { len: u64, backref: DataBackref },
 }
 
+/// A queued change's key: the extent's start and what refers to it.
+type RefKey = (u64, RefTarget);
+
 /// Queued reference-count changes, by extent start and target; opposite changes cancel.
 /// A change stays queued until it is applied, so a node allocated and freed again before its
 /// reference reached the extent tree cancels out instead of leaving a stale item.
@@ -26,16 +29,21 @@ pub(crate) enum RefTarget {
 /// Changes are applied additions first, so a count never drops to zero on the way, and
 /// otherwise in key order (extent-tree items next to each other, so most changes land in
 /// the leaf the previous one left the transaction's finger on). A fold queues two changes
-/// per overwritten block: they accumulate in a hash map and are sorted once per batch,
-/// where an ordered map and an ordered set of additions cost two B-tree inserts each.
+/// per overwritten block: they accumulate in a hash map, and when they are applied the map
+/// is taken whole into a sorted batch. Changes queued while the batch is applied (the node
+/// copies its changes make) go to a new map, small enough to stay in cache, and each entry
+/// of the batch is merged with it as it is taken; looking each one up in the large map had
+/// been a tenth of a fold.
 #[derive(Debug, Default)]
 pub(crate) struct DelayedRefs {
-    map: HashMap<(u64, RefTarget), i64>,
-    /// Keys to apply, sorted: additions first, each part in key order, the next one last.
-    batch: Vec<(bool, (u64, RefTarget))>,
-    /// Keys that became additions after `batch` was sorted (applying changes queues new
-    /// ones): taken before the rest of the batch.
-    fresh: Vec<(u64, RefTarget)>,
+    /// Changes queued since the batch was taken (all of them while there is no batch).
+    map: HashMap<RefKey, i64>,
+    /// The changes being applied, sorted so that the next is last: `(removal, key, delta)`.
+    /// A delta of 0 marks an entry already merged into a fresh addition.
+    batch: Vec<(bool, RefKey, i64)>,
+    /// Keys whose change in `map` became an addition while a batch was being applied:
+    /// taken before the rest of the batch.
+    fresh: Vec<RefKey>,
 }
 
 impl DelayedRefs {
@@ -57,44 +65,71 @@ impl DelayedRefs {
         self.map.reserve(n);
     }
 
+    /// Where `k` is in the batch (sorted descending by removal flag and key).
+    fn in_batch(&self, k: &RefKey) -> Option<usize> {
+        [false, true].into_iter().find_map(|removal| {
+            self.batch
+                .binary_search_by(|(r, bk, _)| (removal, k).cmp(&(*r, bk)))
+                .ok()
+        })
+    }
+
     /// The queued change for `bytenr` and `target` (0 if none).
     pub fn pending(&self, bytenr: u64, target: RefTarget) -> i64 {
-        self.map.get(&(bytenr, target)).copied().unwrap_or(0)
+        let k = (bytenr, target);
+        let batched = self.in_batch(&k).map_or(0, |i| self.batch[i].2);
+        self.map.get(&k).copied().unwrap_or(0) + batched
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.batch.is_empty()
     }
 
     /// Takes the next change to apply: additions first.
     pub fn pop_next(&mut self) -> Option<(u64, RefTarget, i64)> {
         while let Some(k) = self.fresh.pop() {
-            if self.map.get(&k).is_some_and(|&d| d > 0) {
-                let d = self.map.remove(&k).expect("just seen");
-                return Some((k.0, k.1, d));
+            if self.map.get(&k).is_none_or(|&d| d <= 0) {
+                continue;
+            }
+            let queued = self.map.remove(&k).expect("just seen");
+            let batched = self
+                .in_batch(&k)
+                .map_or(0, |i| std::mem::take(&mut self.batch[i].2));
+            match queued + batched {
+                0 => {}
+                d if d > 0 => return Some((k.0, k.1, d)),
+                // A removal after all: left for the next batch, after the additions.
+                d => {
+                    self.map.insert(k, d);
+                }
             }
         }
         loop {
-            if self.batch.is_empty() {
+            let Some((was_removal, k, batched)) = self.batch.pop() else {
                 if self.map.is_empty() {
                     return None;
                 }
-                // Sorted descending, so the first to apply is popped off the end.
-                self.batch = self.map.iter().map(|(&k, &d)| (d < 0, k)).collect();
-                self.batch.sort_unstable_by(|a, b| b.cmp(a));
+                let mut batch: Vec<(bool, RefKey, i64)> = std::mem::take(&mut self.map)
+                    .into_iter()
+                    .map(|(k, d)| (d < 0, k, d))
+                    .collect();
+                batch.sort_unstable_by_key(|e| std::cmp::Reverse((e.0, e.1)));
+                self.batch = batch;
+                continue;
+            };
+            if batched == 0 {
+                continue;
             }
-            let (was_negative, k) = self.batch.pop().expect("filled above");
-            // Changed since the batch was sorted: cancelled (gone), an addition now (then
-            // `fresh` had it, and it is gone too), or a removal now while additions are
-            // still being applied (left for the next batch, which sorts it with those).
-            // One lookup in the usual case (the change is still what was sorted).
-            match self.map.remove(&k) {
-                None => {}
-                Some(d) if d < 0 && !was_negative => {
+            // Merged with what was queued since the batch was taken: cancelled, still the
+            // same kind of change, or a removal now while additions are still being applied
+            // (left for the next batch, which sorts it with those).
+            match batched + self.map.remove(&k).unwrap_or(0) {
+                0 => {}
+                d if d < 0 && !was_removal => {
                     self.map.insert(k, d);
                 }
-                Some(d) => return Some((k.0, k.1, d)),
+                d => return Some((k.0, k.1, d)),
             }
         }
     }
