@@ -303,13 +303,7 @@ impl<'v> Transaction<'v> {
     /// been shown it already). If the transaction is dropped, the range is the caller's
     /// reservation again.
     pub fn adopt_data(&mut self, bytenr: u64, len: u64) -> Result<()> {
-        self.usable()?;
-        let ss = u64::from(self.vol.sh.sectorsize);
-        if len == 0 || bytenr % ss != 0 || len % ss != 0 || self.allocated.contains_key(&bytenr) {
-            return Err(Error::Invalid(format!(
-                "adopting data extent {bytenr:#x}+{len:#x}: not whole sectors or already adopted"
-            )));
-        }
+        self.check_reserved(bytenr, len, "adopting data extent")?;
         self.allocated.insert(bytenr, len);
         self.adopted.insert(bytenr);
         self.unreferenced_data.insert(bytenr, len);
@@ -333,14 +327,21 @@ impl<'v> Transaction<'v> {
     /// caller's reservation. Costs no tree change, where adopting the range would cost its
     /// checksums' insertion and deletion.
     pub fn free_reserved(&mut self, bytenr: u64, len: u64) -> Result<()> {
+        self.check_reserved(bytenr, len, "freeing reserved data")?;
+        self.pinned.push((bytenr, len));
+        Ok(())
+    }
+
+    /// The checks shared by the calls that take over part of a reservation: a usable
+    /// transaction, whole sectors, not adopted already.
+    fn check_reserved(&self, bytenr: u64, len: u64, what: &str) -> Result<()> {
         self.usable()?;
         let ss = u64::from(self.vol.sh.sectorsize);
         if len == 0 || bytenr % ss != 0 || len % ss != 0 || self.allocated.contains_key(&bytenr) {
             return Err(Error::Invalid(format!(
-                "freeing reserved data {bytenr:#x}+{len:#x}: not whole sectors or adopted"
+                "{what} {bytenr:#x}+{len:#x}: not whole sectors or already adopted"
             )));
         }
-        self.pinned.push((bytenr, len));
         Ok(())
     }
 
