@@ -138,7 +138,15 @@ pub(crate) fn punch(tx: &mut Tx<'_>, ino: u64, a: u64, b: u64) -> Result<()> {
 /// change instead of a delete and an insert.
 pub(crate) fn replace_extent(tx: &mut Tx<'_>, ino: u64, off: u64, fe: &FileExtent) -> Result<()> {
     let end = off + fe.num_bytes;
-    let found = overlapping(tx, ino, off, end)?;
+    // An extent starting exactly at `off` is found by a point lookup (through the
+    // transaction's finger as the fold goes in key order); if it also ends at `end`, it is
+    // the only one in the range (extents do not overlap), and no walk is needed.
+    let key = Key::new(ino, kind::EXTENT_DATA, off);
+    let at_off = tx.get(key)?.map(|d| parse(ino, &key, &d)).transpose()?;
+    let found = match at_off {
+        Some(e) if e.end() == end => vec![e],
+        _ => overlapping(tx, ino, off, end)?,
+    };
     match found.as_slice() {
         [old] if old.file_off == off && old.end() == end && old.fe.kind != ExtentKind::Inline => {
             tx.put(Key::new(ino, kind::EXTENT_DATA, off), &fe.encode())?;
