@@ -357,9 +357,13 @@ impl Volume {
     /// ordered extents), without holding the single writer across the I/O. It does not wait
     /// for a running transaction.
     pub fn reserve_data(&self, min: u64, max: u64) -> Result<(u64, u64)> {
-        self.reserve_data_locked(&mut lock(&self.space), min, max)
+        let mut w = lock(&self.space);
+        self.release_pending(&mut w);
+        self.reserve_data_locked(&mut w, min, max)
     }
 
+    /// The reservation itself, under the free-space lock, after the caller released what
+    /// older readers no longer pin.
     fn reserve_data_locked(&self, w: &mut Space, min: u64, max: u64) -> Result<(u64, u64)> {
         if let Some(p) = self.poisoned() {
             return Err(Error::Poisoned(p));
@@ -370,7 +374,6 @@ impl Volume {
                 "data reservation of {min}..{max} bytes is not whole {ss}-byte sectors"
             )));
         }
-        self.release_pending(w);
         let r = w.free.alloc_up_to(min, max);
         self.note_free(w);
         r.ok_or_else(|| {
@@ -417,12 +420,6 @@ impl Volume {
         Err(Error::NoSpace(format!(
             "{left} bytes left in whole nodes, {keep_slots} kept for the next commit"
         )))
-    }
-
-    /// Bytes of free space in whole node-sized pieces (what nodes can still be allocated
-    /// from, however fragmented the rest is).
-    pub fn node_room(&self) -> u64 {
-        lock(&self.space).free.slot_bytes()
     }
 
     /// Reserves exactly `[bytenr, bytenr + len)`, which must be free: for a filesystem
