@@ -132,11 +132,18 @@ warn_other_shm() {
     fi
 }
 
+# The backing file is written out in full (zeros), not fallocated. On a virtual machine whose
+# balloon driver reports free pages to the host, a guest page that was free is given back to
+# the host, and the first write to it costs a fault on the host. fallocate on tmpfs reserves
+# pages without touching them, so the first write to each page came during the timed run. A
+# copy-on-write filesystem writes to blocks the prefill never touched; XFS and ext4 overwrite
+# the prefilled ones. On the development VM that alone made bypassfs's random writes 148-200 k
+# instead of 226-231 k after a pause (docs/BENCHMARKS.md). A written-out file puts every
+# system on the footing of a real device, whose blocks all exist.
 new_backing() {  # $1: path
     CUR_BACKING=$1
     rm -f "$1"
-    # Allocated, not sparse: tmpfs pages exist before the measurements.
-    fallocate -l "$SIZE" "$1"
+    dd if=/dev/zero of="$1" bs=1M count="$(($(numfmt --from=iec "$SIZE") >> 20))" status=none
 }
 
 print_machine() {
