@@ -96,7 +96,19 @@ fn apply_data_ref(
     delta: i64,
 ) -> Result<()> {
     let ekey = Key::new(bytenr, kind::EXTENT_ITEM, len);
-    let (cur, at, count) = read_data_extent(tx, io, bytenr, len, &backref)?;
+    // An extent this transaction allocated or adopted and nothing references yet has no
+    // items: its space was free or reserved, and space freed in a transaction is not given
+    // out again before the commit. Its first reference skips the search.
+    let fresh = delta > 0 && tx.unreferenced_data.get(&bytenr) == Some(&len);
+    let (cur, at, count) = if fresh {
+        debug_assert!(
+            read_data_extent(tx, io, bytenr, len, &backref)?.0.is_none(),
+            "unreferenced data extent {bytenr:#x} has an extent item"
+        );
+        (None, RefAt::Inline, 0)
+    } else {
+        read_data_extent(tx, io, bytenr, len, &backref)?
+    };
     let mut ext = match cur {
         Some(e) => e,
         None if delta > 0 && tx.unreferenced_data.get(&bytenr) == Some(&len) => {
