@@ -82,19 +82,19 @@ pub struct Item {
     pub data: ItemData,
 }
 
-/// Data bytes an item holds in itself: file extent (33), extent (24), back-reference (28),
-/// metadata-reference (33 for one tree) and single-block checksum items all fit, and an
-/// [`Item`] is then one 64-byte cache line.
-const INLINE_DATA: usize = 38;
+/// Data bytes an item holds in itself: file extent (33, 37 with its checksum), extent (24,
+/// 52 with its inline back-reference), back-reference (28), metadata-reference (33 for one
+/// tree) and single-block checksum items all fit; an [`Item`] is then 80 bytes.
+const INLINE_DATA: usize = 54;
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(size_of::<Item>() == 64);
+const _: () = assert!(size_of::<Item>() == 80);
 
 /// An item's data: small data inside the item, so copying a leaf on write (every leaf a
 /// transaction changes) copies plain bytes, with no allocation and no reference count per
 /// item; larger data (inodes, long names, multi-block checksums) shared between the copies.
 #[derive(Clone)]
 pub enum ItemData {
-    /// At most `INLINE_DATA` (38) bytes: the first `len` of `bytes`.
+    /// At most `INLINE_DATA` (54) bytes: the first `len` of `bytes`.
     Inline {
         /// How many bytes of `bytes` are the data.
         len: u8,
