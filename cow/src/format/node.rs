@@ -275,14 +275,18 @@ impl Node {
         if usize::from(self.level) >= MAX_LEVEL {
             return Err(format!("level {} is too deep", self.level));
         }
-        let keys: Vec<Key> = match &self.body {
+        // One pass per body: sizes, key order and fill (this runs before every node write).
+        let (used, disorder) = match &self.body {
             Body::Leaf(items) if self.level == 0 => {
                 let max = max_item_size(nodesize);
-                if let Some((i, it)) = items.iter().enumerate().find(|(_, it)| it.data.len() > max)
-                {
-                    return Err(format!("item {i} is {} bytes, over {max}", it.data.len()));
+                let mut used = 0;
+                for (i, it) in items.iter().enumerate() {
+                    if it.data.len() > max {
+                        return Err(format!("item {i} is {} bytes, over {max}", it.data.len()));
+                    }
+                    used += ITEM_HEADER_SIZE + it.data.len();
                 }
-                items.iter().map(|i| i.key).collect()
+                (used, items.windows(2).position(|w| w[0].key >= w[1].key))
             }
             Body::Internal(ptrs) if self.level > 0 => {
                 if ptrs.is_empty() {
@@ -298,18 +302,18 @@ impl Node {
                         p.bytenr, p.generation, self.generation
                     ));
                 }
-                ptrs.iter().map(|p| p.key).collect()
+                (
+                    ptrs.len() * KEY_PTR_SIZE,
+                    ptrs.windows(2).position(|w| w[0].key >= w[1].key),
+                )
             }
             _ => return Err(format!("level {} does not match the body kind", self.level)),
         };
-        if let Some(i) = keys.windows(2).position(|w| w[0] >= w[1]) {
+        if let Some(i) = disorder {
             return Err(format!("key order broken at slot {}", i + 1));
         }
-        if !self.fits(nodesize) {
-            return Err(format!(
-                "{} bytes of content do not fit in {nodesize}",
-                self.used_bytes()
-            ));
+        if used > Self::capacity(nodesize) {
+            return Err(format!("{used} bytes of content do not fit in {nodesize}"));
         }
         Ok(())
     }
@@ -319,7 +323,6 @@ impl Node {
     pub fn encode(&self, fsid: &[u8; 16], out: &mut [u8]) -> Result<(), String> {
         let nodesize = out.len() as u32;
         self.check_structure(nodesize)?;
-        out.fill(0);
         let header = RawHeader {
             csum: U32::new(0),
             magic: NODE_MAGIC,
@@ -345,6 +348,7 @@ impl Node {
                     let at = NODE_HEADER_SIZE + i * KEY_PTR_SIZE;
                     out[at..at + KEY_PTR_SIZE].copy_from_slice(raw.as_bytes());
                 }
+                out[NODE_HEADER_SIZE + ptrs.len() * KEY_PTR_SIZE..].fill(0);
             }
         }
         let csum = crc32c::crc32c(&out[4..]);
@@ -367,6 +371,8 @@ fn encode_leaf(items: &[Item], out: &mut [u8]) {
         out[at..at + ITEM_HEADER_SIZE].copy_from_slice(raw.as_bytes());
         data_end = start;
     }
+    // Every byte is written: the free space between item headers and data is zeroed.
+    out[NODE_HEADER_SIZE + items.len() * ITEM_HEADER_SIZE..data_end].fill(0);
 }
 
 /// Validates the node bytes read from `bytenr` (the whole node). The error says what is wrong;
@@ -502,6 +508,50 @@ mod tests {
             b[i] ^= 1;
             assert!(parse_node(&b, &fsid, 0x20000).is_err(), "flip at {i}");
         }
+    }
+
+    #[test]
+    fn encoding_writes_every_byte_of_a_reused_buffer() {
+        let fsid = [1; 16];
+        let internal = Node {
+            level: 1,
+            body: Body::Internal(
+                (0..5)
+                    .map(|i| KeyPtr {
+                        key: Key::new(i, 1, 0),
+                        bytenr: 0x40000 + i * 0x1000,
+                        generation: 2,
+                    })
+                    .collect(),
+            ),
+            ..leaf()
+        };
+        for n in [leaf(), internal] {
+            let (mut clean, mut reused) = (vec![0; 1024], vec![0xa5; 1024]);
+            n.encode(&fsid, &mut clean).unwrap();
+            n.encode(&fsid, &mut reused).unwrap();
+            assert!(clean == reused, "{} bytes differ", n.what());
+            assert_eq!(parse_node(&reused, &fsid, 0x20000).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn oversized_items_and_overfull_nodes_are_not_encoded() {
+        let mut n = leaf();
+        if let Body::Leaf(items) = &mut n.body {
+            items[4].data = vec![0; max_item_size(1024) + 1].into();
+        }
+        let err = n.encode(&[0; 16], &mut vec![0; 1024]).unwrap_err();
+        assert!(err.contains("item 4 is"), "{err}");
+        let mut n = leaf();
+        if let Body::Leaf(items) = &mut n.body {
+            items.extend((10..40).map(|i| Item {
+                key: Key::new(i, 1, 2),
+                data: vec![0; 20].into(),
+            }));
+        }
+        let err = n.encode(&[0; 16], &mut vec![0; 1024]).unwrap_err();
+        assert!(err.contains("do not fit in 1024"), "{err}");
     }
 
     #[test]
