@@ -66,6 +66,14 @@ pub trait IoQueue {
     fn wait(&mut self) -> bool {
         false
     }
+
+    /// The most bytes of writes to adjacent blocks the executor may hand over as one vectored
+    /// write (0, the default: none). Worth it for a queue whose every request costs a fixed
+    /// amount beyond its bytes, such as io_uring on a file, where each request is a system
+    /// call's share and, on filesystems without non-blocking writes, a kernel worker's turn.
+    fn merge_limit(&self) -> usize {
+        0
+    }
 }
 
 /// The buffers of a read or write: one buffer, or a vector of them (readv / writev), laid

@@ -627,3 +627,36 @@ fn wait_sleeps_until_a_completion_and_block_on_uses_it() {
         );
     }
 }
+
+#[test]
+fn the_executor_merges_adjacent_writes_on_a_uring_queue() {
+    let dir = scratch();
+    let dev = open(&dir.path().join("dev"), None, Some(16 << 20));
+    let q = dev.queue(8).unwrap();
+    assert!(q.merge_limit() >= 2 * 4096, "uring merges writes");
+    drop(q);
+    let ctx = bdev::exec::Context::new();
+    let id = ctx.attach(&dev, 32).unwrap();
+    // 64 adjacent blocks and 8 scattered ones, written at once.
+    let lbas: Vec<u64> = (100..164).chain((0..8).map(|i| 1000 + 3 * i)).collect();
+    let writes = lbas.iter().map(|&l| {
+        let op = Op::Write {
+            lba: Lba(l),
+            bufs: Bufs::One(filled(&dev, &pattern(l, 4096))),
+            fua: false,
+        };
+        ctx.io(id, op)
+    });
+    for (op, r) in ctx.block_on(bdev::exec::join_all(writes)) {
+        r.unwrap();
+        let l = op.lba().unwrap().0;
+        let buf = op.into_bufs().and_then(Bufs::into_one).unwrap();
+        assert!(buf.to_vec() == pattern(l, 4096), "block {l} got another's buffer");
+    }
+    assert_eq!(ctx.submitted(id), 72);
+    assert!(ctx.merged_writes(id) >= 56, "{} merged", ctx.merged_writes(id));
+    let mut q = dev.queue(4).unwrap();
+    for &l in &lbas {
+        assert!(read_vec(&mut *q, &dev, l, 4096) == pattern(l, 4096), "block {l}");
+    }
+}

@@ -167,6 +167,12 @@ impl Context {
         self.dev(dev, |d| d.submitted)
     }
 
+    /// Writes accepted by `dev`'s queue as parts of merged requests so far
+    /// ([`crate::IoQueue::merge_limit`]).
+    pub fn merged_writes(&self, dev: DevId) -> u64 {
+        self.dev(dev, |d| d.merged_writes)
+    }
+
     /// Forgets the peak of [`Context::peak_in_flight`].
     pub fn reset_peak(&self, dev: DevId) {
         self.dev(dev, |d| d.peak_in_flight = 0)
@@ -315,7 +321,8 @@ impl Context {
     }
 
     /// Sleeps until a completion if exactly one device has requests in flight, at least
-    /// `SLEEP_IN_FLIGHT` of them and none staged, and its queue can sleep; says whether it
+    /// `SLEEP_IN_FLIGHT` of them (each write of a merged request counted) and none staged,
+    /// and its queue can sleep; says whether it
     /// did.
     fn sleep_in_deep_queue(&self) -> bool {
         let mut devs = self.inner.devs.borrow_mut();
@@ -323,7 +330,7 @@ impl Context {
         let (Some(dev), None) = (busy.next(), busy.next()) else {
             return false;
         };
-        if !dev.staged.is_empty() || dev.queue.in_flight() < SLEEP_IN_FLIGHT {
+        if !dev.staged.is_empty() || dev.in_flight() < SLEEP_IN_FLIGHT {
             return false;
         }
         dev.queue.wait()

@@ -255,3 +255,148 @@ fn a_dropped_future_releases_its_slot_after_completion() {
 fn a_future_that_can_never_finish_is_reported() {
     Context::new().block_on(std::future::pending::<()>());
 }
+
+/// Merges writes up to 4 blocks, logs `(first LBA, buffers)` of every request its queues
+/// accept, and fails the writes that start at `fail_lba` with a media error.
+struct Merging {
+    mem: MemDevice,
+    log: Arc<Mutex<Vec<(u64, usize)>>>,
+    fail_lba: Option<u64>,
+}
+struct MergingQueue(Box<dyn IoQueue>, Arc<Mutex<Vec<(u64, usize)>>>, Option<u64>);
+
+impl IoQueue for MergingQueue {
+    fn submit(&mut self, tag: u64, op: Op) -> Result<(), Rejected> {
+        let entry = (
+            op.lba().map_or(u64::MAX, |l| l.0),
+            op.bufs().map_or(0, |b| b.segments().len()),
+        );
+        self.0.submit(tag, op)?;
+        self.1.lock().unwrap().push(entry);
+        Ok(())
+    }
+    fn poll(&mut self, done: &mut Vec<Completion>) -> usize {
+        let from = done.len();
+        let n = self.0.poll(done);
+        for c in &mut done[from..] {
+            if c.op.kind() == crate::OpKind::Write && c.op.lba().map(|l| l.0) == self.2 {
+                c.result = Err(c.op.media_error());
+            }
+        }
+        n
+    }
+    fn in_flight(&self) -> usize {
+        self.0.in_flight()
+    }
+    fn depth(&self) -> usize {
+        self.0.depth()
+    }
+    fn merge_limit(&self) -> usize {
+        4 * 4096
+    }
+}
+
+impl BlockDevice for Merging {
+    fn name(&self) -> &str {
+        "merging"
+    }
+    fn geometry(&self) -> Geometry {
+        self.mem.geometry()
+    }
+    fn queue(&self, depth: usize) -> Result<Box<dyn IoQueue>, BdevError> {
+        Ok(Box::new(MergingQueue(
+            self.mem.queue(depth)?,
+            Arc::clone(&self.log),
+            self.fail_lba,
+        )))
+    }
+}
+
+fn merging(fail_lba: Option<u64>) -> Merging {
+    Merging {
+        mem: dev(),
+        log: Arc::default(),
+        fail_lba,
+    }
+}
+
+/// Writes block `lba` filled with `lba + 1` and checks that the request comes back to its
+/// own future: its block address and its buffer.
+async fn write_own_block(ctx: &Context, d: DevId, lba: u64) -> Result<(), IoError> {
+    let mut buf = DmaBuf::alloc(4096, 4096).unwrap();
+    buf.fill(lba as u8 + 1);
+    let op = Op::Write {
+        lba: Lba(lba),
+        bufs: Bufs::One(buf),
+        fua: false,
+    };
+    let (op, r) = ctx.io(d, op).await;
+    assert_eq!(op.lba(), Some(Lba(lba)));
+    let buf = op
+        .into_bufs()
+        .and_then(Bufs::into_one)
+        .expect("one buffer back");
+    assert!(
+        buf.iter().all(|&b| b == lba as u8 + 1),
+        "block {lba} got another buffer"
+    );
+    r
+}
+
+#[test]
+fn adjacent_writes_go_merged_and_come_back_to_their_own_futures() {
+    let dev = merging(None);
+    let ctx = Context::new();
+    let d = ctx.attach(&dev, 8).unwrap();
+    // Staged in this order: 0-5 follow each other (two requests, at most 4 blocks each), 20
+    // does not follow 5, and 7-8 follow each other but not 20.
+    let order = [0u64, 1, 2, 3, 4, 5, 20, 7, 8];
+    let writes = order.iter().map(|&l| write_own_block(&ctx, d, l));
+    assert!(ctx.block_on(join_all(writes)).iter().all(|r| r.is_ok()));
+    assert_eq!(*dev.log.lock().unwrap(), [(0, 4), (4, 2), (20, 1), (7, 2)]);
+    assert_eq!((ctx.submitted(d), ctx.merged_writes(d)), (9, 8));
+    assert_eq!((ctx.in_flight(d), ctx.peak_in_flight(d)), (0, 9));
+    for l in order {
+        let buf = ctx.block_on(read_block(&ctx, d, l)).unwrap();
+        assert!(
+            buf.iter().all(|&b| b == l as u8 + 1),
+            "block {l} on the device"
+        );
+    }
+}
+
+#[test]
+fn an_error_of_a_merged_write_reaches_every_part() {
+    let dev = merging(Some(10));
+    let ctx = Context::new();
+    let d = ctx.attach(&dev, 8).unwrap();
+    let writes = (10..16u64).map(|l| write_own_block(&ctx, d, l));
+    let failed: Vec<bool> = ctx
+        .block_on(join_all(writes))
+        .iter()
+        .map(|r| r.is_err())
+        .collect();
+    // 10-13 went as one request, which failed; 14-15 as another.
+    assert_eq!(failed, [true, true, true, true, false, false]);
+    assert_eq!(*dev.log.lock().unwrap(), [(10, 4), (14, 2)]);
+}
+
+#[test]
+fn a_merged_write_refused_as_full_keeps_its_parts_in_line() {
+    let dev = merging(None);
+    let ctx = Context::new();
+    // One request at a time: the second merge is refused until the first completes, and
+    // then made again from the same writes.
+    let d = ctx.attach(&dev, 1).unwrap();
+    let writes = (0..10u64).map(|l| write_own_block(&ctx, d, l));
+    assert!(ctx.block_on(join_all(writes)).iter().all(|r| r.is_ok()));
+    assert_eq!(*dev.log.lock().unwrap(), [(0, 4), (4, 4), (8, 2)]);
+    assert_eq!((ctx.submitted(d), ctx.merged_writes(d)), (10, 10));
+    for l in 0..10 {
+        let buf = ctx.block_on(read_block(&ctx, d, l)).unwrap();
+        assert!(
+            buf.iter().all(|&b| b == l as u8 + 1),
+            "block {l} on the device"
+        );
+    }
+}

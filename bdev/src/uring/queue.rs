@@ -223,7 +223,19 @@ impl IoQueue for UringQueue {
             }
         }
     }
+
+    fn merge_limit(&self) -> usize {
+        MERGE_LIMIT
+    }
 }
+
+/// Bytes of adjacent writes the executor may merge into one request: every request costs an
+/// SQE, a CQE and, on files without non-blocking writes (tmpfs), a kernel worker's turn
+/// whatever its size. Random 4 KiB overwrites of a bypassfs file on a /dev/shm file, in
+/// alternating runs of one build: with merges up to 16, 32 and 64 KiB, about 3 % more
+/// writes a second than without; up to 128 KiB, no better than without (a merged request's
+/// first write waits for its last).
+const MERGE_LIMIT: usize = 64 << 10;
 
 impl Drop for UringQueue {
     /// Blocks until the kernel has finished every request in flight: only then may their
