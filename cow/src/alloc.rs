@@ -8,7 +8,10 @@
 //!   no reader of an older generation remains (see `volume.rs`).
 //!
 //! Allocation is best fit: the smallest free range that holds the request, so large
-//! contiguous ranges stay whole for large requests.
+//! contiguous ranges stay whole for large requests. Data reservations (`alloc_data`) first
+//! continue where the previous one ended, and small ones start a new run in a range with
+//! room for more: writes made one after another then land on adjacent blocks, which a queue
+//! can merge into one request (`bdev::IoQueue::merge_limit`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +26,14 @@ pub(crate) struct FreeSpace {
     /// How many `slot`-sized pieces the free ranges hold (each range rounded down): how
     /// many nodes could still be allocated, however the rest is fragmented.
     slots: u64,
+    /// Where the last data allocation ended (`alloc_data`), once there was one.
+    data_next: Option<u64>,
 }
+
+/// A data reservation smaller than this starts a new run (`FreeSpace::alloc_data`) in a free
+/// range at least this large when there is one: room for the next small reservations to
+/// follow it (twice the uring queue's merge limit).
+pub(crate) const DATA_RUN: u64 = 128 << 10;
 
 impl FreeSpace {
     /// Total free bytes.
@@ -129,6 +139,34 @@ impl FreeSpace {
         Some((start, len))
     }
 
+    /// [`FreeSpace::alloc_up_to`] for data: `max` bytes right where the previous data
+    /// allocation ended if they are free there; else a request under [`DATA_RUN`] takes the
+    /// start of the smallest range of at least `DATA_RUN` bytes (the next requests continue
+    /// in it); else best fit as `alloc_up_to`. Returns `(start, len)`.
+    pub fn alloc_data(&mut self, min: u64, max: u64) -> Option<(u64, u64)> {
+        let continued = self.data_next.filter(|&next| {
+            self.by_start
+                .range(..=next)
+                .next_back()
+                .is_some_and(|(&s, &l)| s + l >= next.saturating_add(max))
+        });
+        let (start, len) = if let Some(next) = continued {
+            (next, max)
+        } else if let Some(&(_, s)) = (max < DATA_RUN)
+            .then(|| self.by_size.range((DATA_RUN, 0)..).next())
+            .flatten()
+        {
+            (s, max)
+        } else {
+            let r = self.alloc_up_to(min, max)?;
+            self.data_next = Some(r.0 + r.1);
+            return Some(r);
+        };
+        self.take(start, len).expect("range is free");
+        self.data_next = Some(start + len);
+        Some((start, len))
+    }
+
     /// The free ranges, in address order.
     #[cfg(test)]
     pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
@@ -139,6 +177,37 @@ impl FreeSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_continues_where_the_last_data_allocation_ended() {
+        let run = DATA_RUN;
+        let mut f = FreeSpace::default();
+        f.free(0, 8 << 10).unwrap();
+        f.free(100 * run, 4 * run).unwrap();
+        f.free(200 * run, 2 * run).unwrap();
+        // A small reservation starts a run in the smallest range with room for more, not in
+        // the 8 KiB one best fit would pick; the next ones follow it.
+        assert_eq!(f.alloc_data(4096, 4096), Some((200 * run, 4096)));
+        assert_eq!(f.alloc_data(4096, 8192), Some((200 * run + 4096, 8192)));
+        assert_eq!(f.alloc_data(4096, 4096), Some((200 * run + 12288, 4096)));
+        // Once the run's range cannot hold the request, a new run starts.
+        assert_eq!(f.alloc_data(4096, 2 * run), Some((100 * run, 2 * run)));
+        assert_eq!(f.alloc_data(4096, 4096), Some((102 * run, 4096)));
+        // A large reservation continues the run too when it fits there; else it is best
+        // fit, and the next small one continues after it.
+        assert_eq!(f.alloc_data(run, run), Some((102 * run + 4096, run)));
+        assert_eq!(f.alloc_data(run, run), Some((200 * run + 16384, run)));
+        assert_eq!(f.alloc_data(4096, 4096), Some((201 * run + 16384, 4096)));
+        // With no range of a run's size left, small reservations take what best fit gives.
+        let mut g = FreeSpace::default();
+        g.free(0, 8192).unwrap();
+        g.free(40960, 4096).unwrap();
+        assert_eq!(g.alloc_data(4096, 4096), Some((40960, 4096)));
+        assert_eq!(g.alloc_data(4096, 4096), Some((0, 4096)));
+        assert_eq!(g.alloc_data(4096, 4096), Some((4096, 4096)));
+        assert_eq!(g.alloc_data(4096, 4096), None);
+        assert_eq!(g.free_bytes(), 0);
+    }
 
     #[test]
     fn best_fit_merge_and_double_free() {

@@ -374,7 +374,7 @@ impl Volume {
                 "data reservation of {min}..{max} bytes is not whole {ss}-byte sectors"
             )));
         }
-        let r = w.free.alloc_up_to(min, max);
+        let r = w.free.alloc_data(min, max);
         self.note_free(w);
         r.ok_or_else(|| {
             Error::NoSpace(format!(
