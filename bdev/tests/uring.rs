@@ -651,12 +651,22 @@ fn the_executor_merges_adjacent_writes_on_a_uring_queue() {
         r.unwrap();
         let l = op.lba().unwrap().0;
         let buf = op.into_bufs().and_then(Bufs::into_one).unwrap();
-        assert!(buf.to_vec() == pattern(l, 4096), "block {l} got another's buffer");
+        assert!(
+            buf.to_vec() == pattern(l, 4096),
+            "block {l} got another's buffer"
+        );
     }
     assert_eq!(ctx.submitted(id), 72);
-    assert!(ctx.merged_writes(id) >= 56, "{} merged", ctx.merged_writes(id));
+    assert!(
+        ctx.merged_writes(id) >= 56,
+        "{} merged",
+        ctx.merged_writes(id)
+    );
     let mut q = dev.queue(4).unwrap();
     for &l in &lbas {
-        assert!(read_vec(&mut *q, &dev, l, 4096) == pattern(l, 4096), "block {l}");
+        assert!(
+            read_vec(&mut *q, &dev, l, 4096) == pattern(l, 4096),
+            "block {l}"
+        );
     }
 }
