@@ -13,10 +13,11 @@
 //! - a failed fold gives its overlay back under the live one (`LogState::absorb_older`), so
 //!   nothing logged is lost; the next commit tries again.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+
+use hashbrown::HashMap;
 
 use crate::core::{Core, Tx};
 use crate::durability::fold::fold;

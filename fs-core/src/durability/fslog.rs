@@ -18,7 +18,9 @@
 //! - logged extents stay reserved in memory (not free) until folded into a commit;
 //!   meanwhile reads see them through the overlay (`pending`, `crcs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use crate::items::codec::{Reader, Writer};
