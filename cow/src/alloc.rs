@@ -142,8 +142,13 @@ impl FreeSpace {
     /// [`FreeSpace::alloc_up_to`] for data: `max` bytes right where the previous data
     /// allocation ended if they are free there; else a request under [`DATA_RUN`] takes the
     /// start of the smallest range of at least `DATA_RUN` bytes (the next requests continue
-    /// in it); else best fit as `alloc_up_to`. Returns `(start, len)`.
-    pub fn alloc_data(&mut self, min: u64, max: u64) -> Option<(u64, u64)> {
+    /// in it), or with `spread` and no such range, the start of the largest range, if it
+    /// holds more than the request; else best fit as `alloc_up_to`. Returns `(start, len)`.
+    ///
+    /// `spread` is for a volume with free space to spare: once copy-on-write overwrites have
+    /// scattered the free space into holes between live blocks, no range of `DATA_RUN`
+    /// bytes is left, and best fit would give each small write the smallest hole.
+    pub fn alloc_data(&mut self, min: u64, max: u64, spread: bool) -> Option<(u64, u64)> {
         let continued = self.data_next.filter(|&next| {
             self.by_start
                 .range(..=next)
@@ -153,7 +158,11 @@ impl FreeSpace {
         let (start, len) = if let Some(next) = continued {
             (next, max)
         } else if let Some(&(_, s)) = (max < DATA_RUN)
-            .then(|| self.by_size.range((DATA_RUN, 0)..).next())
+            .then(|| {
+                let run = self.by_size.range((DATA_RUN, 0)..).next();
+                let largest = || self.by_size.last().filter(|&&(l, _)| l > max);
+                run.or_else(|| spread.then(largest).flatten())
+            })
             .flatten()
         {
             (s, max)
@@ -187,26 +196,53 @@ mod tests {
         f.free(200 * run, 2 * run).unwrap();
         // A small reservation starts a run in the smallest range with room for more, not in
         // the 8 KiB one best fit would pick; the next ones follow it.
-        assert_eq!(f.alloc_data(4096, 4096), Some((200 * run, 4096)));
-        assert_eq!(f.alloc_data(4096, 8192), Some((200 * run + 4096, 8192)));
-        assert_eq!(f.alloc_data(4096, 4096), Some((200 * run + 12288, 4096)));
+        assert_eq!(f.alloc_data(4096, 4096, false), Some((200 * run, 4096)));
+        assert_eq!(
+            f.alloc_data(4096, 8192, false),
+            Some((200 * run + 4096, 8192))
+        );
+        assert_eq!(
+            f.alloc_data(4096, 4096, false),
+            Some((200 * run + 12288, 4096))
+        );
         // Once the run's range cannot hold the request, a new run starts.
-        assert_eq!(f.alloc_data(4096, 2 * run), Some((100 * run, 2 * run)));
-        assert_eq!(f.alloc_data(4096, 4096), Some((102 * run, 4096)));
+        assert_eq!(
+            f.alloc_data(4096, 2 * run, false),
+            Some((100 * run, 2 * run))
+        );
+        assert_eq!(f.alloc_data(4096, 4096, false), Some((102 * run, 4096)));
         // A large reservation continues the run too when it fits there; else it is best
         // fit, and the next small one continues after it.
-        assert_eq!(f.alloc_data(run, run), Some((102 * run + 4096, run)));
-        assert_eq!(f.alloc_data(run, run), Some((200 * run + 16384, run)));
-        assert_eq!(f.alloc_data(4096, 4096), Some((201 * run + 16384, 4096)));
+        assert_eq!(f.alloc_data(run, run, false), Some((102 * run + 4096, run)));
+        assert_eq!(
+            f.alloc_data(run, run, false),
+            Some((200 * run + 16384, run))
+        );
+        assert_eq!(
+            f.alloc_data(4096, 4096, false),
+            Some((201 * run + 16384, 4096))
+        );
         // With no range of a run's size left, small reservations take what best fit gives.
         let mut g = FreeSpace::default();
         g.free(0, 8192).unwrap();
         g.free(40960, 4096).unwrap();
-        assert_eq!(g.alloc_data(4096, 4096), Some((40960, 4096)));
-        assert_eq!(g.alloc_data(4096, 4096), Some((0, 4096)));
-        assert_eq!(g.alloc_data(4096, 4096), Some((4096, 4096)));
-        assert_eq!(g.alloc_data(4096, 4096), None);
+        assert_eq!(g.alloc_data(4096, 4096, false), Some((40960, 4096)));
+        assert_eq!(g.alloc_data(4096, 4096, false), Some((0, 4096)));
+        assert_eq!(g.alloc_data(4096, 4096, false), Some((4096, 4096)));
+        assert_eq!(g.alloc_data(4096, 4096, false), None);
         assert_eq!(g.free_bytes(), 0);
+        // Spread: with no range of a run's size, the largest range rather than the smallest.
+        let mut h = FreeSpace::default();
+        h.free(0, 4096).unwrap();
+        h.free(40960, 16384).unwrap();
+        h.free(81920, 8192).unwrap();
+        assert_eq!(h.alloc_data(4096, 4096, true), Some((40960, 4096)));
+        assert_eq!(h.alloc_data(4096, 4096, true), Some((45056, 4096)));
+        // A range no larger than the request is left to best fit.
+        let mut k = FreeSpace::default();
+        k.free(0, 4096).unwrap();
+        k.free(40960, 4096).unwrap();
+        assert_eq!(k.alloc_data(4096, 4096, true), Some((0, 4096)));
     }
 
     #[test]

@@ -374,7 +374,10 @@ impl Volume {
                 "data reservation of {min}..{max} bytes is not whole {ss}-byte sectors"
             )));
         }
-        let r = w.free.alloc_data(min, max);
+        // Small data may spread into the largest free ranges while a quarter of the volume
+        // is free; a fuller volume keeps them for nodes (`FreeSpace::alloc_data`).
+        let spread = w.free.free_bytes() >= self.sh.total_bytes / 4;
+        let r = w.free.alloc_data(min, max, spread);
         self.note_free(w);
         r.ok_or_else(|| {
             Error::NoSpace(format!(
