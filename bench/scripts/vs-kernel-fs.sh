@@ -29,7 +29,11 @@
 # FSES (default "xfs ext4 btrfs"), WORKLOADS (default "randread randwrite seqwrite
 # fdatasync"), REPEAT (passes over all systems, default 1; each cell shows the best pass,
 # since interference only ever slows a run down), RESULTS (directory to keep the raw fio and
-# bfsperf JSON in; default a temporary directory, removed on exit).
+# bfsperf JSON in; default a temporary directory, removed on exit), IDLE (default: the CPUs
+# idle as configured; IDLE=poll holds /dev/cpu_dma_latency at 0 for the whole run, so idle
+# CPUs poll instead of halting: on a virtual machine that halts idle vCPUs, waking one costs
+# tens of microseconds, which every request that crosses threads pays, and which a
+# polling I/O thread avoids; docs/BENCHMARKS.md has both).
 set -euo pipefail
 
 QUICK=""
@@ -48,6 +52,7 @@ RUNTIME=${RUNTIME:-${QUICK:+2}}; RUNTIME=${RUNTIME:-10}
 FSES=${FSES:-xfs ext4 btrfs}
 WORKLOADS=${WORKLOADS:-randread randwrite seqwrite fdatasync}
 REPEAT=${REPEAT:-1}
+IDLE=${IDLE:-}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bfsperf
 SHM=/dev/shm
 
@@ -153,7 +158,8 @@ print_machine() {
     echo "memory:   $(free -g | awk '/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}')"
     echo "fio:      $(fio --version)"
     echo "bypassfs: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo '+changes')"
-    echo "settings: SIZE=$SIZE FILE_SIZE=$FILE_SIZE RUNTIME=${RUNTIME}s REPEAT=$REPEAT"
+    echo "settings: SIZE=$SIZE FILE_SIZE=$FILE_SIZE RUNTIME=${RUNTIME}s REPEAT=$REPEAT IDLE=${IDLE:-default}"
+    echo "cpuidle:  $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)"
 }
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -371,6 +377,17 @@ warn_other_shm
 
 log "building bfsperf (release)"
 (cd "$ROOT" && cargo build --release -q -p bench)
+
+case "$IDLE" in
+    "") ;;
+    poll)
+        # The kernel honours the latency request while the file stays open: until exit.
+        exec 9>/dev/cpu_dma_latency || die "cannot open /dev/cpu_dma_latency for IDLE=poll"
+        printf '\x00\x00\x00\x00' >&9
+        log "IDLE=poll: /dev/cpu_dma_latency held at 0 (idle CPUs poll)"
+        ;;
+    *) die "IDLE takes 'poll' or nothing, not '$IDLE'" ;;
+esac
 
 print_machine
 echo "load average before: $(load)"
