@@ -157,14 +157,7 @@ impl FreeSpace {
         });
         let (start, len) = if let Some(next) = continued {
             (next, max)
-        } else if let Some(&(_, s)) = (max < DATA_RUN)
-            .then(|| {
-                let run = self.by_size.range((DATA_RUN, 0)..).next();
-                let largest = || self.by_size.last().filter(|&&(l, _)| l > max);
-                run.or_else(|| spread.then(largest).flatten())
-            })
-            .flatten()
-        {
+        } else if let Some(s) = self.run_start(max, spread) {
             (s, max)
         } else {
             let r = self.alloc_up_to(min, max)?;
@@ -174,6 +167,18 @@ impl FreeSpace {
         self.take(start, len).expect("range is free");
         self.data_next = Some(start + len);
         Some((start, len))
+    }
+
+    /// Where a data request of `max` bytes starts a new run (`alloc_data`), if it is small:
+    /// the smallest range of at least `DATA_RUN` bytes, or with `spread` the largest range
+    /// if it holds more than the request.
+    fn run_start(&self, max: u64, spread: bool) -> Option<u64> {
+        if max >= DATA_RUN {
+            return None;
+        }
+        let run = self.by_size.range((DATA_RUN, 0)..).next();
+        let largest = self.by_size.last().filter(|&&(l, _)| spread && l > max);
+        run.or(largest).map(|&(_, s)| s)
     }
 
     /// The free ranges, in address order.

@@ -108,30 +108,18 @@ impl DelayedRefs {
         let mut all = std::mem::take(&mut self.log);
         all.extend(self.map.drain());
         all.sort_unstable_by_key(|a| a.0);
-        let mut summed: Vec<(RefKey, i64)> = Vec::with_capacity(all.len());
-        for (k, d) in all {
-            match summed.last_mut() {
-                Some(last) if last.0 == k => last.1 += d,
-                _ => summed.push((k, d)),
+        all.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
             }
-        }
-        let removals = summed.iter().filter(|e| e.1 < 0).count();
-        let mut batch = Vec::with_capacity(summed.len());
-        batch.extend(
-            summed
-                .iter()
-                .rev()
-                .filter(|e| e.1 < 0)
-                .map(|&(k, d)| (true, k, d)),
-        );
-        debug_assert_eq!(batch.len(), removals);
-        batch.extend(
-            summed
-                .iter()
-                .rev()
-                .filter(|e| e.1 > 0)
-                .map(|&(k, d)| (false, k, d)),
-        );
+            same
+        });
+        let mut batch = Vec::with_capacity(all.len());
+        let removals = all.iter().rev().filter(|e| e.1 < 0);
+        batch.extend(removals.map(|&(k, d)| (true, k, d)));
+        let additions = all.iter().rev().filter(|e| e.1 > 0);
+        batch.extend(additions.map(|&(k, d)| (false, k, d)));
         self.batch = batch;
     }
 

@@ -322,8 +322,7 @@ impl Context {
 
     /// Sleeps until a completion if exactly one device has requests in flight, at least
     /// `SLEEP_IN_FLIGHT` of them (each write of a merged request counted) and none staged,
-    /// and its queue can sleep; says whether it
-    /// did.
+    /// and its queue can sleep; says whether it did.
     fn sleep_in_deep_queue(&self) -> bool {
         let mut devs = self.inner.devs.borrow_mut();
         let mut busy = devs.iter_mut().filter(|d| d.in_flight() > 0);
