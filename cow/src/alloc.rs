@@ -86,39 +86,48 @@ impl FreeSpace {
 
     /// Makes `[start, start + len)` free. Returns an error message if any of it already is.
     pub fn free(&mut self, start: u64, len: u64) -> Result<(), String> {
-        let end = start + len;
+        let already = || format!("range {start:#x}+{len:#x} is already (partly) free");
+        let end = start
+            .checked_add(len)
+            .ok_or_else(|| format!("range {start:#x}+{len:#x} ends past the address space"))?;
+        if len == 0 {
+            return Ok(());
+        }
         let run = self.run.unwrap_or((u64::MAX, u64::MAX));
         if start < run.1 && run.0 < end {
-            return Err(format!(
-                "range {start:#x}+{len:#x} is already (partly) free (data run)"
-            ));
+            return Err(already() + " (data run)");
         }
-        let prev = self
-            .by_start
-            .range(..=start)
-            .next_back()
-            .map(|(&s, &l)| (s, l));
-        let next = self.by_start.range(start..).next().map(|(&s, &l)| (s, l));
-        if prev.is_some_and(|(s, l)| s + l > start) || next.is_some_and(|(s, _)| s < end) {
-            return Err(format!(
-                "range {start:#x}+{len:#x} is already (partly) free"
-            ));
+        // One descent finds both neighbours: the last range starting at or before `end` is
+        // the next one if it starts at `end`, and the one before it is then the previous.
+        let mut below = self.by_start.range(..=end).map(|(&s, &l)| (s, l));
+        let mut prev = below.next_back();
+        let next = prev.filter(|&(s, _)| s == end);
+        if next.is_some() {
+            prev = below.next_back();
+        }
+        if prev.is_some_and(|(s, l)| s + l > start) {
+            return Err(already());
         }
         if run.0 == end {
             // Given back right before the run (an unused reservation): the run takes it.
             self.resize_run(start, run.1);
             return Ok(());
         }
-        let (mut s, mut e) = (start, end);
-        if let Some((ps, pl)) = prev.filter(|&(ps, pl)| ps + pl == start) {
-            self.remove_raw(ps, pl);
-            s = ps;
-        }
-        if let Some((ns, nl)) = next.filter(|&(ns, _)| ns == end) {
+        let prev = prev.filter(|&(s, l)| s + l == start);
+        let e = next.map_or(end, |(ns, nl)| ns + nl);
+        if let Some((ns, nl)) = next {
             self.remove_raw(ns, nl);
-            e = ns + nl;
         }
-        self.add_raw(s, e - s);
+        let Some((ps, pl)) = prev else {
+            self.add_raw(start, e - start);
+            return Ok(());
+        };
+        // The previous range grows in place: its start stays its key.
+        self.by_start.insert(ps, e - ps);
+        self.by_size.remove(&(pl, ps));
+        self.by_size.insert((e - ps, ps));
+        self.free_bytes += e - ps - pl;
+        self.slots = self.slots + self.slots_of(e - ps) - self.slots_of(pl);
         Ok(())
     }
 

@@ -495,7 +495,18 @@ impl Volume {
             .into_iter()
             .partition(|(gen, _)| oldest.is_none_or(|o| o >= *gen));
         w.pending = wait;
-        for (s, l) in ready.into_iter().flat_map(|(_, v)| v) {
+        // In address order, each free descends next to the last one, and neighbours
+        // freed together are one free.
+        let mut ready: Vec<(u64, u64)> = ready.into_iter().flat_map(|(_, v)| v).collect();
+        ready.sort_unstable();
+        ready.dedup_by(|b, a| {
+            let adjacent = a.0 + a.1 == b.0;
+            if adjacent {
+                a.1 += b.1;
+            }
+            adjacent
+        });
+        for (s, l) in ready {
             if let Err(e) = w.free.free(s, l) {
                 log::error!("cow: releasing a freed extent: {e}");
             }
