@@ -412,7 +412,13 @@ impl Volume {
             )));
         }
         let (start, len) = self.reserve_data_locked(&mut w, min, max.min(room))?;
-        let left = w.free.slot_bytes();
+        let mut left = w.free.slot_bytes();
+        if left < keep_slots {
+            // The count may be short by the pieces the data run cut its range into; merged
+            // back, the run is counted exactly.
+            w.free.release_run();
+            left = w.free.slot_bytes();
+        }
         if left >= keep_slots {
             return Ok((start, len));
         }
