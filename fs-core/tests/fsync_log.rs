@@ -1,6 +1,7 @@
 //! What one 4 KiB write + fdatasync costs on the device, counted on the `record` device's
-//! log. With the fsync log the documented bound is: the data block, one log record block,
-//! one flush (no node, no superblock). When the log area is full the fsync commits instead
+//! log. With the fsync log the documented bound is: the data block, one log record block
+//! written with FUA (submitted together with the flush, one round trip), one flush (no node,
+//! no superblock). When the log area is full the fsync commits instead
 //! (nodes, superblock with FUA, two flushes), once per log area's worth of fsyncs (4 to
 //! 1024, `area_bytes` in `durability/fold.rs`); the steady-state bound is asserted over a
 //! run that stays inside one log epoch.
@@ -66,6 +67,10 @@ fn four_kib_write_plus_fdatasync() {
         assert!(
             w <= MAX_WRITES && fl <= MAX_FLUSHES,
             "{w} writes, {fl} flushes"
+        );
+        assert_eq!(
+            fua, 1,
+            "the log record, and nothing else, is written with FUA"
         );
         worst = worst.max((w, fua, fl));
     }

@@ -3,18 +3,20 @@
 //!
 //! Layout: the log inode ([`LOG_INO`]) owns one prealloc extent, the log area, of 4 to
 //! 1024 blocks (`fold::area_bytes`). Each fsync that has something to log writes one record
-//! block into the next slot, then flushes. A record says which committed generation it extends
+//! block into the next slot with FUA, a flush in flight beside it. A record says which committed generation it extends
 //! (`base_gen`) and its slot (`seq`); its crc32c covers the block. See `docs/FORMAT.md`.
 //!
 //! Invariants:
 //! - records extend the last committed generation: every cow commit (`Core::write`) first
 //!   folds everything logged into its own transaction, then restarts the log at slot 0 with
 //!   the new generation, so replay ignores records of older generations;
-//! - records are written one at a time, each followed by a flush before the next is
-//!   written (the log lock is held across both), so the durable records are a prefix;
-//! - a record names whole data extents with the crc32c of each block; replay links an
-//!   extent only if the device holds those bytes, so data and record may reach the media in
-//!   either order and one flush suffices;
+//! - records are written one at a time, each durable (FUA) before the next is written (the
+//!   log lock is held until the record and its flush complete), so the durable records are
+//!   a prefix;
+//! - a record names whole data extents with the crc32c of each block, all of which completed
+//!   before the record was submitted, so the flush submitted with it makes them durable;
+//!   replay links an extent only if the device holds those bytes, so data and record may
+//!   reach the media in either order and need no ordering between them;
 //! - logged extents stay reserved in memory (not free) until folded into a commit;
 //!   meanwhile reads see them through the overlay (`pending`, `crcs`).
 

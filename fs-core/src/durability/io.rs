@@ -5,30 +5,50 @@ use bdev::{Bufs, Completion, IoQueue, Lba, Op};
 use crate::core::Core;
 use crate::error::{Error, Result};
 
-fn run(io: &mut dyn IoQueue, mut op: Op) -> Result<Op> {
-    loop {
-        match io.submit(u64::MAX, op) {
-            Ok(()) => break,
-            Err(rej) if rej.is_queue_full() => {
-                op = rej.op;
-                let mut done = Vec::new();
-                io.poll(&mut done);
+fn run(io: &mut dyn IoQueue, op: Op) -> Result<Op> {
+    let mut done = run_together(io, vec![op])?;
+    Ok(done.pop().expect("one op in, one out"))
+}
+
+/// Submits `ops` one after another without waiting in between, then waits for all of them
+/// (even after a failure, so none stays in flight). Returns the first failure, else the
+/// ops back in their order.
+fn run_together(io: &mut dyn IoQueue, ops: Vec<Op>) -> Result<Vec<Op>> {
+    let n = ops.len();
+    // Tags from the top of the range, which no other user of the queue takes.
+    let tag = |i: usize| u64::MAX - i as u64;
+    let mut back: Vec<Option<Result<Op>>> = (0..n).map(|_| None).collect();
+    let mut done: Vec<Completion> = Vec::with_capacity(io.depth());
+    let mut reap = |io: &mut dyn IoQueue, back: &mut Vec<Option<Result<Op>>>| {
+        io.poll(&mut done);
+        for c in done.drain(..) {
+            let Some(i) = (0..n).find(|&i| tag(i) == c.tag) else {
+                continue;
+            };
+            let r = c.result.map(|()| c.op);
+            back[i] = Some(r.map_err(|e| Error::Io(format!("log I/O: {e}"))));
+        }
+    };
+    for (i, mut op) in ops.into_iter().enumerate() {
+        loop {
+            match io.submit(tag(i), op) {
+                Ok(()) => break,
+                Err(rej) if rej.is_queue_full() => {
+                    op = rej.op;
+                    reap(io, &mut back);
+                }
+                Err(rej) => {
+                    back[i] = Some(Err(Error::Io(format!("log I/O refused: {rej}"))));
+                    break;
+                }
             }
-            Err(rej) => return Err(Error::Io(format!("log I/O refused: {rej}"))),
         }
     }
-    let mut done: Vec<Completion> = Vec::with_capacity(io.depth());
-    loop {
-        io.poll(&mut done);
-        if let Some(i) = done.iter().position(|c| c.tag == u64::MAX) {
-            let c = done.swap_remove(i);
-            return c
-                .result
-                .map(|()| c.op)
-                .map_err(|e| Error::Io(format!("log I/O: {e}")));
-        }
+    while back.iter().any(Option::is_none) {
+        reap(io, &mut back);
         std::hint::spin_loop();
     }
+    back.into_iter().map(|r| r.expect("all finished")).collect()
 }
 
 /// Reads `len` bytes at device byte `addr`.
@@ -44,19 +64,18 @@ pub(crate) fn read(core: &Core, addr: u64, len: u64) -> Result<Vec<u8>> {
     Ok(buf.map(|b| b.to_vec()).unwrap_or_default())
 }
 
-/// Writes `data` at device byte `addr`, then flushes: durable on return.
-pub(crate) fn write_flush(core: &Core, addr: u64, data: &[u8]) -> Result<()> {
+/// Writes `data` at device byte `addr` with FUA and flushes, both in flight at once: on
+/// return the write is durable (FUA), and so is every write that completed before the call
+/// (the flush), which is what an fsync record needs: the data it names completed before
+/// the record was written. One device round trip instead of a write and then a flush.
+pub(crate) fn write_fua_flush(core: &Core, addr: u64, data: &[u8]) -> Result<()> {
     let sector = u64::from(core.dev.geometry().block_size);
     let mut buf = core.dev.alloc_buf(data.len())?;
     buf.copy_from_slice(data);
     let op = Op::Write {
         lba: Lba(addr / sector),
         bufs: Bufs::One(buf),
-        fua: false,
+        fua: true,
     };
-    core.with_io(|io| {
-        run(io, op)?;
-        run(io, Op::Flush)?;
-        Ok(())
-    })
+    core.with_io(|io| run_together(io, vec![op, Op::Flush]).map(drop))
 }

@@ -17,7 +17,8 @@
 //!   or fold), not at `write`.
 //!
 //! Completed data writes (writeback and direct) go to the fsync log's in-memory overlay
-//! (`fslog.rs`); fsync/fdatasync make them durable with one record block plus one flush,
+//! (`fslog.rs`); fsync/fdatasync make them durable with one record block written with FUA
+//! and one flush, both in flight at once,
 //! replay at mount links them (`fold.rs`), and every commit folds the overlay into the
 //! trees; when the overlay grows large the mount's folder thread folds it while writes go
 //! on (`background.rs`, `data/space.rs`).
@@ -145,7 +146,7 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
         c.write(|_| Ok(()))?;
         return clear_attrs(c, done);
     };
-    if let Err(e) = io::write_flush(c, addr + slot * bs, &record) {
+    if let Err(e) = io::write_fua_flush(c, addr + slot * bs, &record) {
         let done = note_attrs(&mut log, &attrs);
         drop(log);
         // The record may or may not be on the media; a commit makes everything durable.
