@@ -18,6 +18,7 @@
 //!   reaches the media, and a bad one is rejected with a message naming the problem;
 //! - steady-state submit and poll do not allocate.
 
+pub mod affinity;
 mod device;
 mod dma;
 mod error;

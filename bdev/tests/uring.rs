@@ -670,3 +670,46 @@ fn the_executor_merges_adjacent_writes_on_a_uring_queue() {
         );
     }
 }
+
+/// A thread pinned before it opens a queue has its io_uring workers on its CPU: a flush
+/// (always handed to a worker) is served by a worker allowed only there. (`bdev::affinity`
+/// and bfsperf's `-m` rely on this; a worker created before the pin keeps its affinity.)
+#[test]
+fn a_pinned_thread_keeps_its_io_uring_workers_on_its_cpu() {
+    let dir = scratch();
+    let path = dir.path().join("pinned");
+    let cpu = *bdev::affinity::current_thread_cpus().last().unwrap();
+    let workers = std::thread::spawn(move || {
+        bdev::affinity::pin_current_thread(&[cpu]).unwrap();
+        let dev = open(&path, None, Some(1 << 20));
+        let mut q = dev.queue(4).unwrap();
+        wait::flush(q.as_mut()).unwrap();
+        // /proc/thread-self names this thread's id; its workers are "iou-wrk-<id>".
+        let me = std::fs::read_link("/proc/thread-self").unwrap();
+        let tid = me.file_name().unwrap().to_string_lossy().into_owned();
+        let mut allowed = Vec::new();
+        for t in std::fs::read_dir("/proc/self/task").unwrap() {
+            let t = t.unwrap().path();
+            let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+            if comm.trim() != format!("iou-wrk-{tid}") {
+                continue;
+            }
+            let status = std::fs::read_to_string(t.join("status")).unwrap_or_default();
+            let list = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|l| l.trim().to_string());
+            allowed.push(list);
+        }
+        allowed
+    })
+    .join()
+    .unwrap();
+    assert!(
+        !workers.is_empty(),
+        "the flush should have been served by an io_uring worker of the thread"
+    );
+    for w in workers {
+        assert_eq!(w, Some(cpu.to_string()), "a worker may run elsewhere");
+    }
+}
