@@ -78,7 +78,10 @@ pub struct Cli {
     #[arg(short = 'S', value_name = "SECONDS")]
     pub stats_period: Option<f64>,
 
-    /// Core mask: accepted for bdevperf compatibility and ignored (one thread runs all jobs).
+    /// Core mask, as SPDK's: `0x3`, `3` (hex) or `[0,2-3]`. The thread that runs every job is
+    /// pinned to these CPUs before it opens its queues, as SPDK pins its reactors, and so
+    /// are the io_uring workers serving it. Without it the thread is not pinned. Ignored
+    /// with --spdk.
     #[arg(short = 'm', long = "cpumask", value_name = "MASK")]
     pub cpumask: Option<String>,
 
@@ -220,6 +223,8 @@ pub struct PerfSpec {
     pub spdk: Option<SpdkSpec>,
     /// Run on a file of a fresh bypassfs (`--fs`).
     pub fs: Option<FsOptions>,
+    /// `-m`: the CPUs to pin the job thread to, and the mask as reported.
+    pub pin: Option<(Vec<usize>, String)>,
 }
 
 /// The options of a `--fs` run.
@@ -266,9 +271,17 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ArgError> {
 impl Cli {
     /// Checks the options that do not need the devices, and notes the ones ignored.
     pub fn into_mode(self) -> Result<Mode, ArgError> {
-        if self.cpumask.is_some() {
-            eprintln!("bfsperf: note: -m/--cpumask is ignored; one thread runs every job");
-        }
+        let pin = match (&self.cpumask, self.spdk) {
+            (Some(_), true) => {
+                eprintln!("bfsperf: note: -m/--cpumask is ignored with --spdk");
+                None
+            }
+            (Some(m), false) => {
+                let cpus = parse_core_mask(m).map_err(ArgError)?;
+                Some((cpus.clone(), mask_text(&cpus)))
+            }
+            (None, _) => None,
+        };
         if self.stats_period.is_some() {
             eprintln!(
                 "bfsperf: note: -S (live statistics period) is accepted for bdevperf compatibility; bfsperf prints the final table only"
@@ -336,6 +349,7 @@ impl Cli {
             prefill: self.prefill,
             spdk,
             fs,
+            pin,
         }))
     }
 
@@ -402,6 +416,54 @@ fn read_percent(workload: Workload, given: Option<u32>) -> Result<u32, ArgError>
     }
 }
 
+/// Parses a core mask as SPDK does: hex with or without `0x` (`0x5`, `5`), or a list of
+/// CPUs and ranges in brackets (`[0,2-3]`). Returns the CPUs, ascending.
+pub fn parse_core_mask(text: &str) -> Result<Vec<usize>, String> {
+    let t = text.trim();
+    let bad = |why: &str| format!("-m {text:?}: {why} (give a hex mask such as 0x3, or [0,2-3])");
+    let mut cpus = Vec::new();
+    if let Some(list) = t.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        for part in list.split(',').map(str::trim) {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let num = |s: &str| s.trim().parse::<usize>().map_err(|_| bad("not a CPU list"));
+            let (a, b) = (num(a)?, num(b)?);
+            if a > b || b >= 1 << 16 {
+                return Err(bad("a range runs backwards or past CPU 65535"));
+            }
+            cpus.extend(a..=b);
+        }
+    } else {
+        let hex = t
+            .strip_prefix("0x")
+            .or_else(|| t.strip_prefix("0X"))
+            .unwrap_or(t);
+        if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad("not a hex mask"));
+        }
+        for (i, c) in hex.chars().rev().enumerate() {
+            let nibble = c.to_digit(16).expect("checked hex digit") as usize;
+            cpus.extend((0..4).filter(|b| nibble >> b & 1 == 1).map(|b| 4 * i + b));
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    if cpus.is_empty() {
+        return Err(bad("names no CPU"));
+    }
+    Ok(cpus)
+}
+
+/// A set of CPUs as the hex mask bdevperf prints.
+pub fn mask_text(cpus: &[usize]) -> String {
+    let top = cpus.iter().max().copied().unwrap_or(0);
+    let mut nibbles = vec![0u8; top / 4 + 1];
+    for &c in cpus {
+        nibbles[c / 4] |= 1 << (c % 4);
+    }
+    let digits: String = nibbles.iter().rev().map(|n| format!("{n:x}")).collect();
+    format!("0x{}", digits.trim_start_matches('0'))
+}
+
 /// Parses a byte count: `4096`, `4k`, `4K`, `4KiB`, `1M`, `1g` (binary multiples, as
 /// SPDK's `spdk_parse_capacity`).
 pub fn parse_size(text: &str) -> Result<usize, String> {
@@ -442,6 +504,26 @@ mod tests {
     fn with(extra: &[&str]) -> Vec<String> {
         let base = ["-c", "x.json", "-q", "128", "-o", "4k", "-t", "5"];
         base.iter().chain(extra).map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn core_masks_parse_as_spdk_writes_them() {
+        assert_eq!(parse_core_mask("0x1").unwrap(), vec![0]);
+        assert_eq!(parse_core_mask("0X5").unwrap(), vec![0, 2]);
+        assert_eq!(parse_core_mask("30").unwrap(), vec![4, 5]);
+        assert_eq!(parse_core_mask("[0, 2-3,3]").unwrap(), vec![0, 2, 3]);
+        for bad in ["", "0x", "0x0", "zz", "[]", "[3-1]", "[a]", "[0-70000]"] {
+            assert!(parse_core_mask(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert_eq!(mask_text(&[0]), "0x1");
+        assert_eq!(mask_text(&[0, 2, 3]), "0xd");
+        assert_eq!(mask_text(&[4, 9]), "0x210");
+        let Mode::Perf(p) = mode(&with(&["-w", "read", "-m", "[1]"])).unwrap() else {
+            panic!("not perf mode")
+        };
+        assert_eq!(p.pin, Some((vec![1], "0x2".to_string())));
+        let e = mode(&with(&["-w", "read", "-m", "0xg"])).unwrap_err();
+        assert!(e.contains("not a hex mask"), "{e}");
     }
 
     #[test]

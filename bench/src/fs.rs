@@ -385,6 +385,7 @@ pub fn run_metadata_job(
             mix_read_percent: None,
             depth: 1,
             io_size: 0,
+            core_mask: "0x1".into(),
         },
         stats,
         first_error,

@@ -45,6 +45,30 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     if let Some(fs) = &spec.fs {
         return perf_fs(spec, fs);
     }
+    on_job_thread(spec, || perf_bdevs(spec))
+}
+
+/// Runs `f` on a thread pinned to `-m`'s CPUs, or without -m on this thread. The thread is
+/// pinned before `f` opens any queue: io_uring workers take the affinity of the thread they
+/// serve when they are created, and keep it (`bdev::affinity`).
+fn on_job_thread<T: Send>(
+    spec: &PerfSpec,
+    f: impl FnOnce() -> Result<T, BenchError> + Send,
+) -> Result<T, BenchError> {
+    let Some((cpus, _)) = &spec.pin else {
+        return f();
+    };
+    std::thread::scope(|s| {
+        let job = s.spawn(|| {
+            bdev::affinity::pin_current_thread(cpus)?;
+            f()
+        });
+        job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// The bdev run (no --fs): every job on this thread.
+fn perf_bdevs(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     let bdevs = open_bdevs(spec)?;
     let plans = engine::plan(spec, bdevs)?;
     let mut jobs = plans
@@ -64,8 +88,16 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     println!("Random seed: {} (-S to repeat)", spec.seed);
     println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
     engine::run(&mut jobs, spec.duration)?;
-    let results: Vec<(JobInfo, JobStats)> =
-        jobs.iter().map(|j| (j.info.clone(), j.stats)).collect();
+    let mask = |mut info: JobInfo| {
+        if let Some((_, m)) = &spec.pin {
+            info.core_mask = m.clone();
+        }
+        info
+    };
+    let results: Vec<(JobInfo, JobStats)> = jobs
+        .iter()
+        .map(|j| (mask(j.info.clone()), j.stats))
+        .collect();
     print!("{}", report::table(&results));
     // After the run, when the devices' memory has been touched: what backed it.
     let memory = memstat::MemStat::current();
@@ -173,7 +205,22 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
     );
     println!("Random seed: {} (--seed to repeat)", spec.seed);
     println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
-    let r = bench::fs::run_file_job(&fs, &ctx, "/bfsperf.dat", &job)?;
+    // The filesystem (and its folder thread) comes from this thread, unpinned; with -m the
+    // job runs on a pinned thread with a context of its own.
+    let r = match &spec.pin {
+        None => bench::fs::run_file_job(&fs, &ctx, "/bfsperf.dat", &job)?,
+        Some((_, mask)) => {
+            let mut r = on_job_thread(spec, || {
+                let ctx = fs.context().map_err(|source| BenchError::Fs {
+                    what: "opening the job thread's context".into(),
+                    source,
+                })?;
+                bench::fs::run_file_job(&fs, &ctx, "/bfsperf.dat", &job)
+            })?;
+            r.info.core_mask = mask.clone();
+            r
+        }
+    };
     if let Some(t) = r.end_fsync {
         println!(
             "End fsync: {:.3} ms (counted in the runtime)",

@@ -24,6 +24,9 @@ pub struct JobInfo {
     pub mix_read_percent: Option<u32>,
     pub depth: usize,
     pub io_size: usize,
+    /// The core mask printed (bdevperf's format has one): the CPUs the job thread was pinned
+    /// to with -m, else `0x1`, bdevperf's default, although the thread is then not pinned.
+    pub core_mask: String,
 }
 
 impl JobInfo {
@@ -41,6 +44,7 @@ impl JobInfo {
             mix_read_percent: workload.is_mixed().then_some(read_percent),
             depth,
             io_size,
+            core_mask: "0x1".into(),
         }
     }
 }
@@ -186,8 +190,9 @@ pub fn job_lines(info: &JobInfo, row: &Row) -> String {
         None => String::new(),
     };
     format!(
-        "Job: {} (Core Mask 0x1, workload: {}{mix}, depth: {}, IO size: {})\n\t {:<20}: {:10.2} {}\n",
+        "Job: {} (Core Mask {}, workload: {}{mix}, depth: {}, IO size: {})\n\t {:<20}: {:10.2} {}\n",
         info.name,
+        info.core_mask,
         info.workload,
         info.depth,
         info.io_size,
@@ -224,7 +229,7 @@ fn job_json(info: &JobInfo, stats: &JobStats, row: &Row) -> Value {
     let mut v = json!({
         "name": info.name,
         "job": info.name,
-        "core_mask": "0x1",
+        "core_mask": info.core_mask,
         "workload": info.workload,
         "status": if stats.failed > 0 { "failed" } else { "finished" },
         "queue_depth": info.depth,

@@ -410,3 +410,23 @@ fn fs_argument_errors_say_what_to_change() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// `-m` pins the job thread (bdev and --fs runs) and the report names the mask; a CPU the
+/// thread may not use is an error naming it.
+#[test]
+fn cpumask_pins_the_job_thread_and_is_reported() {
+    let cpu = *bdev::affinity::current_thread_cpus().last().unwrap();
+    let mask = format!("[{cpu}]");
+    let shown = bench::args::mask_text(&[cpu]);
+    let (stdout, doc) = run_ok(&["-w", "randwrite", "-m", &mask]);
+    assert!(
+        stdout.contains(&format!("(Core Mask {shown}, workload: randwrite")),
+        "{stdout}"
+    );
+    assert_eq!(doc["results"][0]["core_mask"], shown.as_str());
+    let (stdout, doc) = run_ok(&["--fs", "--file-size", "1M", "-w", "randwrite", "-m", &mask]);
+    assert!(stdout.contains(&format!("Core Mask {shown}")), "{stdout}");
+    assert_eq!(doc["results"][0]["core_mask"], shown.as_str());
+    let e = run_err(&["-o", "4k", "-w", "read", "-m", "[1000]"]);
+    assert!(e.contains("pinning the thread to CPUs [1000]"), "{e}");
+}
