@@ -105,7 +105,8 @@ impl DelayedRefs {
     /// cancelled, sorted so that popping yields additions in key order, then removals in
     /// key order.
     fn take_batch(&mut self) {
-        let mut all = std::mem::take(&mut self.log);
+        // The log's and the batch's allocations are kept for the next batch.
+        let all = &mut self.log;
         all.extend(self.map.drain());
         all.sort_unstable_by_key(|a| a.0);
         all.dedup_by(|later, kept| {
@@ -115,12 +116,21 @@ impl DelayedRefs {
             }
             same
         });
-        let mut batch = Vec::with_capacity(all.len());
+        let batch = &mut self.batch;
+        batch.clear();
         let removals = all.iter().rev().filter(|e| e.1 < 0);
         batch.extend(removals.map(|&(k, d)| (true, k, d)));
         let additions = all.iter().rev().filter(|e| e.1 > 0);
         batch.extend(additions.map(|&(k, d)| (false, k, d)));
-        self.batch = batch;
+        all.clear();
+    }
+
+    /// Drops every queued change, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.log.clear();
+        self.map.clear();
+        self.batch.clear();
+        self.fresh.clear();
     }
 
     /// Takes the next change to apply: additions first.

@@ -21,7 +21,7 @@ use crate::delayed::{DelayedRefs, RefTarget};
 use crate::error::{Error, Result};
 use crate::format::{kind, Body, ItemData, Key, Node, RootItem, RootPtr, Superblock, TreeId};
 use crate::trees;
-use crate::volume::{Committed, Space, Volume};
+use crate::volume::{Committed, Space, Volume, WriterScratch};
 
 /// Passes of commit's fix-point loop before it gives up (it converges in a handful).
 const MAX_COMMIT_PASSES: usize = 64;
@@ -30,7 +30,7 @@ const MAX_COMMIT_PASSES: usize = 64;
 pub struct Transaction<'v> {
     pub(crate) vol: &'v Volume,
     /// The writer lock: one transaction at a time.
-    _writer: MutexGuard<'v, ()>,
+    writer: MutexGuard<'v, WriterScratch>,
     pub(crate) gen: u64,
     pub(crate) roots: BTreeMap<TreeId, RootPtr>,
     changed: BTreeSet<TreeId>,
@@ -67,17 +67,22 @@ pub struct Transaction<'v> {
 }
 
 impl<'v> Transaction<'v> {
-    pub(crate) fn new(vol: &'v Volume, writer: MutexGuard<'v, ()>, base: Arc<Committed>) -> Self {
+    pub(crate) fn new(
+        vol: &'v Volume,
+        mut writer: MutexGuard<'v, WriterScratch>,
+        base: Arc<Committed>,
+    ) -> Self {
+        let delayed = std::mem::take(&mut writer.delayed);
         Transaction {
             vol,
-            _writer: writer,
+            writer,
             gen: base.generation + 1,
             roots: base.roots.clone(),
             bytes_used: base.bytes_used,
             changed: BTreeSet::new(),
             dirty: HashMap::new(),
             fingers: Vec::new(),
-            delayed: DelayedRefs::default(),
+            delayed,
             allocated: HashMap::new(),
             applied: HashSet::new(),
             adopted: HashSet::new(),
@@ -524,6 +529,8 @@ impl<'v> Transaction<'v> {
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
+        self.delayed.clear();
+        std::mem::swap(&mut self.delayed, &mut self.writer.delayed);
         if self.done {
             return;
         }
