@@ -110,6 +110,10 @@ pub(crate) struct InodeMem {
     /// Blocks of `writing` that a writeback already made durable-able: their step's `end`
     /// must not mark them delalloc again (their page is clean).
     pub written_while_writing: HashSet<u64>,
+    /// Direct writes (pieces) since the file's last fsync (`durability/synced.rs`).
+    pub direct_writes: u32,
+    /// The last fsyncs in a row that each followed exactly one direct write.
+    pub sync_streak: u32,
 }
 
 impl InodeMem {

@@ -384,3 +384,56 @@ fn ace_two_operation_workloads_sampled() {
         all.len()
     );
 }
+
+/// Direct writes made durable with their fsync record in one round trip
+/// (`durability/synced.rs`): a file written and fdatasync'd a block at a time, overwriting
+/// and then growing, once with another file's unsynced write riding in its record, with a
+/// crash at every point.
+#[test]
+fn synced_direct_writes() {
+    let (dev, mut model) = base();
+    let rec = Arc::new(RecordDevice::new("rec", dev).unwrap());
+    let (fs, ctx) = mount(rec.clone());
+    let f = fs.open(&ctx, FOO, direct(), 0).unwrap();
+    let id = model.names[FOO].1;
+    let mut points = Vec::new();
+    let mut free_syncs = 0;
+    for k in 0..10usize {
+        let off = if k < 5 {
+            4096 * (k % 4)
+        } else {
+            16384 + 4096 * (k - 5)
+        };
+        if k == 6 {
+            // Another file's write, completed and not synced: the next record carries it,
+            // so that record goes out with a flush.
+            let bar = fs.open(&ctx, "/bar", direct(), 0).unwrap();
+            let w = model.next_write as u8 + 1;
+            bar.write_at(&ctx, 0, &[w; 4096]).unwrap();
+            model.write(model.names["/bar"].1, 0, 4096);
+        }
+        let w = model.next_write as u8 + 1;
+        f.write_at(&ctx, off as u64, &[w; 4096]).unwrap();
+        model.write(id, off, 4096);
+        let before = rec.len();
+        f.fdatasync(&ctx).unwrap();
+        // An fdatasync after a synced write has nothing to write.
+        free_syncs += usize::from(rec.len() == before);
+        points.push((rec.len(), model.clone(), vec![FOO.to_string()]));
+    }
+    assert!(
+        free_syncs >= 5,
+        "only {free_syncs} of 10 writes were synced with their record"
+    );
+    drop(f);
+    drop(fs);
+    let run = Run {
+        rec,
+        namespaces: vec![model.ns()],
+        ids: vec![model.names.clone()],
+        points,
+        model,
+    };
+    let states = check(&run, if full() { 8 } else { 2 });
+    eprintln!("crash: synced direct writes, {states} crash states checked");
+}

@@ -82,6 +82,54 @@ fn four_kib_write_plus_fdatasync() {
     assert_eq!((w, fl), (1, 0), "a 4 KiB direct write without fsync");
 }
 
+/// A file fdatasync'd after every direct write: once the last `SYNC_STREAK` (4, in
+/// `durability/synced.rs`) fdatasyncs each followed one write, a write goes out with its log
+/// record, both with FUA, in one round trip, and the fdatasync after it costs nothing. Two
+/// writes before an fdatasync end the pattern.
+#[test]
+fn synced_direct_write_costs_two_fua_writes_and_its_fdatasync_nothing() {
+    const STREAK: u64 = 4;
+    let dev = mem(64);
+    setup(dev.clone());
+    let rec = Arc::new(RecordDevice::new("rec", dev).unwrap());
+    let (fs, ctx) = mount(rec.clone());
+    let f = fs.open(&ctx, "/f", direct(), 0).unwrap();
+    let write_and_sync = |i: u64| {
+        let before = rec.len();
+        f.write_at(&ctx, 4096 * (100 + i), &[i as u8 + 1; 4096])
+            .unwrap();
+        let mid = rec.len();
+        f.fdatasync(&ctx).unwrap();
+        let log = rec.log();
+        (count(&log[before..mid]), count(&log[mid..]))
+    };
+    for i in 0..12 {
+        let (write, sync) = write_and_sync(i);
+        eprintln!("write {i}: {write:?}, fdatasync: {sync:?} (writes, FUA writes, flushes)");
+        if i < STREAK {
+            assert_eq!(write, (1, 0, 0), "write {i}: the data alone");
+            assert_eq!(sync, (1, 1, 1), "fdatasync {i}: the record and a flush");
+        } else {
+            assert_eq!(write, (2, 2, 0), "write {i}: data and record, both FUA");
+            assert_eq!(sync, (0, 0, 0), "fdatasync {i}: nothing left to write");
+        }
+    }
+    f.write_at(&ctx, 0, &[1; 4096]).unwrap();
+    let (write, sync) = write_and_sync(20);
+    assert_eq!(
+        write,
+        (1, 0, 0),
+        "a second write before the fdatasync goes alone"
+    );
+    assert_eq!(sync, (1, 1, 1));
+    let (write, _) = write_and_sync(21);
+    assert_eq!(write, (1, 0, 0), "the pattern starts over");
+    let want: Vec<u8> = (0..12u8).flat_map(|i| [i + 1; 4096]).collect();
+    let mut got = vec![0; want.len()];
+    f.read_at(&ctx, 4096 * 100, &mut got).unwrap();
+    assert!(got == want, "the synced writes read back");
+}
+
 fn setup(dev: Arc<bdev::mem::MemDevice>) {
     let (fs, ctx) = fresh(dev);
     let f = fs.open(&ctx, "/f", rw(), 0o644).unwrap();

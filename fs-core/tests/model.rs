@@ -74,20 +74,31 @@ fn write_op(fs: &Filesystem, ctx: &Context, rng: &mut Rng, path: &str, data: &mu
     } else {
         (rng.below(160_000), 1 + rng.below(40_000))
     };
-    trace(&format!("write {path} direct {is_direct} {off}+{len}"));
+    // Now and then a log writer's pattern: direct writes one after another, each followed by
+    // fdatasync, which after a few go out with their fsync record (`durability/synced.rs`).
+    let rounds = if is_direct && rng.chance(25) { 8 } else { 1 };
+    trace(&format!(
+        "write {path} direct {is_direct} {off}+{len} x{rounds}"
+    ));
     let flags = OpenFlags {
         direct: is_direct,
         ..OpenFlags::read_write_create()
     };
     let f = fs.open(ctx, path, flags, 0o644).unwrap();
-    let byte = rng.below(255) as u8 + 1;
-    let buf: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8 / 13)).collect();
-    f.write_at(ctx, off, &buf).unwrap();
-    let end = (off + len) as usize;
-    if data.len() < end {
-        data.resize(end, 0);
+    for r in 0..rounds {
+        let off = off + r * len;
+        let byte = rng.below(255) as u8 + 1;
+        let buf: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8 / 13)).collect();
+        f.write_at(ctx, off, &buf).unwrap();
+        let end = (off + len) as usize;
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[off as usize..end].copy_from_slice(&buf);
+        if rounds > 1 {
+            f.fdatasync(ctx).unwrap();
+        }
     }
-    data[off as usize..end].copy_from_slice(&buf);
     if rng.chance(20) {
         f.fsync(ctx).unwrap();
     }

@@ -11,6 +11,8 @@
 //!   computed before submission stays true;
 //! - dirty cached blocks of the range are written back first and the cached pages of the
 //!   range are dropped afterwards, so a later buffered read sees the new bytes;
+//! - the filesystem is offered each piece before it is submitted and may write it itself
+//!   (`IomapOps::take_direct_write`), with the same buffers and the same `complete`;
 //! - `complete` runs after the device answered; the file grows only after success.
 
 use bdev::exec::Context;
@@ -20,7 +22,7 @@ use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::Step;
 use crate::layer::{IoCounters, Iomap};
 use crate::map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
-use crate::ops::{Ino, IoDone, IomapOps};
+use crate::ops::{DirectData, Ino, IoDone, IomapOps};
 
 impl<O: IomapOps> Iomap<O> {
     /// Writes `buf` at `pos`, bypassing the cache; returns the buffer and the bytes written.
@@ -196,7 +198,18 @@ impl<O: IomapOps> Iomap<O> {
         } else {
             Bufs::Many(segs)
         };
-        let (bufs, r) = self.dev_write(ctx, step.write.device_addr(bp), bufs).await;
+        let offer = DirectData {
+            pos: bp,
+            end: q,
+            write_map: &step.write,
+        };
+        let (taken, (bufs, r)) = match self.ops.take_direct_write(ino, &offer, bufs) {
+            Ok(done) => (true, done),
+            Err(bufs) => (
+                false,
+                self.dev_write(ctx, step.write.device_addr(bp), bufs).await,
+            ),
+        };
         let mut segs = match bufs {
             Bufs::One(b) => vec![b],
             Bufs::Many(v) => v,
@@ -209,6 +222,7 @@ impl<O: IomapOps> Iomap<O> {
             flags,
             result: r.as_ref().map(|_| ()),
             data: &segs,
+            taken,
         };
         let completed = self.ops.complete(ctx, ino, &done).await;
         if had_middle {

@@ -17,7 +17,7 @@
 //! - the core never holds a page-cache lock across these calls.
 
 use bdev::exec::Context;
-use bdev::DmaBuf;
+use bdev::{Bufs, DmaBuf, IoError};
 
 use crate::error::{IomapError, Result};
 use crate::map::{IoMap, IterFlags};
@@ -67,6 +67,20 @@ pub struct IoDone<'a> {
     /// The bytes sent to the device, in order: together exactly `[pos, pos + len)`. They are
     /// still owned by the request, so a checksum computed here is of what the device got.
     pub data: &'a [DmaBuf],
+    /// The filesystem wrote this data itself ([`IomapOps::take_direct_write`]).
+    pub taken: bool,
+}
+
+/// A direct write's data offered to the filesystem before the core submits it
+/// ([`IomapOps::take_direct_write`]).
+#[derive(Debug)]
+pub struct DirectData<'a> {
+    /// First file byte of `bufs` (block aligned).
+    pub pos: u64,
+    /// One past the caller's last byte in this piece: the size the file grows to, if larger.
+    pub end: u64,
+    /// Where the data goes.
+    pub write_map: &'a IoMap,
 }
 
 /// The filesystem side of the iomap layer.
@@ -111,6 +125,22 @@ pub trait IomapOps {
         flags: IterFlags,
         write_map: &IoMap,
     ) -> Result<()>;
+
+    /// Offered each direct write's data (`bufs`, block aligned) just before the core would
+    /// write it. A filesystem may write it itself, to make it durable with metadata of its
+    /// own in the same device round trip: it does so before returning and returns the
+    /// buffers with the device's answer, and `complete` then runs with `IoDone::taken`.
+    /// Handing the buffers back (`Err`, the default) leaves the write to the core.
+    #[allow(clippy::type_complexity)]
+    fn take_direct_write(
+        &self,
+        ino: Ino,
+        data: &DirectData<'_>,
+        bufs: Bufs,
+    ) -> std::result::Result<(Bufs, std::result::Result<(), IoError>), Bufs> {
+        let _ = (ino, data);
+        Err(bufs)
+    }
 
     /// The data of a writeback or direct write is on the device (or failed).
     async fn complete(&self, ctx: &Context, ino: Ino, done: &IoDone<'_>) -> Result<()>;

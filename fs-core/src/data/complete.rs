@@ -2,9 +2,9 @@
 //! verification.
 
 use bdev::exec::Context;
-use bdev::DmaBuf;
+use bdev::{Bufs, DmaBuf, IoError};
 use cow::Key;
-use iomap::{Ino, IoDone, IoMap, IomapOps, IterFlags, MapFlags, MapKind, Maps};
+use iomap::{DirectData, Ino, IoDone, IoMap, IomapOps, IterFlags, MapFlags, MapKind, Maps};
 
 use crate::core::{now_ns, Core};
 use crate::data::csum::gather;
@@ -31,6 +31,10 @@ impl Core {
             } else {
                 Ok(())
             };
+        }
+        if done.taken {
+            // Written with its fsync record, which mapped it in the overlay.
+            return self.fold_if_large(self.overlay_size());
         }
         let (b0, b1) = (pos / bs, (pos + len) / bs);
         let (size, nocow, logging, writing_end) = self
@@ -173,11 +177,11 @@ impl Core {
             };
             log.note_unwritten(e, self.bs);
         }
-        Some(OverlaySize {
-            pieces: log.pending.len(),
-            bytes: log.extent_bytes,
-            folding: log.folding,
-        })
+        Some(overlay_size(&log))
+    }
+
+    fn overlay_size(&self) -> OverlaySize {
+        overlay_size(&self.log())
     }
 
     /// Checks the crc32c of every whole block of a device read of `map`. `Moved(pos)`: the
@@ -245,6 +249,14 @@ impl Core {
     }
 }
 
+fn overlay_size(log: &crate::durability::LogState) -> OverlaySize {
+    OverlaySize {
+        pieces: log.pending.len(),
+        bytes: log.extent_bytes,
+        folding: log.folding,
+    }
+}
+
 impl IomapOps for DataOps {
     fn block_size(&self) -> u32 {
         self.core.bs as u32
@@ -260,6 +272,15 @@ impl IomapOps for DataOps {
 
     fn grow_size(&self, ino: Ino, end: u64) -> iomap::Result<bool> {
         self.core.grow_size(ino.0, end).map_err(Error::into_iomap)
+    }
+
+    fn take_direct_write(
+        &self,
+        ino: Ino,
+        data: &DirectData<'_>,
+        bufs: Bufs,
+    ) -> std::result::Result<(Bufs, std::result::Result<(), IoError>), Bufs> {
+        self.core.take_direct_write(ino.0, data, bufs)
     }
 
     async fn begin(

@@ -15,8 +15,9 @@
 //!   a prefix;
 //! - a record names whole data extents with the crc32c of each block, all of which completed
 //!   before the record was submitted, so the flush submitted with it makes them durable;
-//!   replay links an extent only if the device holds those bytes, so data and record may
-//!   reach the media in either order and need no ordering between them;
+//!   except that a synced direct write's record (`synced.rs`) goes out beside its own
+//!   extent, both with FUA; replay links an extent only if the device holds those bytes, so
+//!   data and record may reach the media in either order and need no ordering between them;
 //! - logged extents stay reserved in memory (not free) until folded into a commit;
 //!   meanwhile reads see them through the overlay (`pending`, `crcs`).
 

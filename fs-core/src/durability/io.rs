@@ -1,6 +1,9 @@
 //! Synchronous device I/O on the thread's metadata queue, for the log.
 
-use bdev::{Bufs, Completion, IoQueue, Lba, Op};
+use bdev::{Bufs, Completion, IoError, IoQueue, Lba, Op};
+
+/// A device request's outcome.
+type IoResult = std::result::Result<(), IoError>;
 
 use crate::core::Core;
 use crate::error::{Error, Result};
@@ -14,19 +17,27 @@ fn run(io: &mut dyn IoQueue, op: Op) -> Result<Op> {
 /// (even after a failure, so none stays in flight). Returns the first failure, else the
 /// ops back in their order.
 fn run_together(io: &mut dyn IoQueue, ops: Vec<Op>) -> Result<Vec<Op>> {
+    run_each(io, ops)
+        .into_iter()
+        .map(|(op, r)| r.map(|()| op))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Io(format!("log I/O: {e}")))
+}
+
+/// [`run_together`] with each op's own outcome, and each op back (its buffers), failed or
+/// not.
+pub(crate) fn run_each(io: &mut dyn IoQueue, ops: Vec<Op>) -> Vec<(Op, IoResult)> {
     let n = ops.len();
     // Tags from the top of the range, which no other user of the queue takes.
     let tag = |i: usize| u64::MAX - i as u64;
-    let mut back: Vec<Option<Result<Op>>> = (0..n).map(|_| None).collect();
+    let mut back: Vec<Option<(Op, IoResult)>> = (0..n).map(|_| None).collect();
     let mut done: Vec<Completion> = Vec::with_capacity(io.depth());
-    let mut reap = |io: &mut dyn IoQueue, back: &mut Vec<Option<Result<Op>>>| {
+    let mut reap = |io: &mut dyn IoQueue, back: &mut Vec<Option<(Op, IoResult)>>| {
         io.poll(&mut done);
         for c in done.drain(..) {
-            let Some(i) = (0..n).find(|&i| tag(i) == c.tag) else {
-                continue;
-            };
-            let r = c.result.map(|()| c.op);
-            back[i] = Some(r.map_err(|e| Error::Io(format!("log I/O: {e}"))));
+            if let Some(i) = (0..n).find(|&i| tag(i) == c.tag) {
+                back[i] = Some((c.op, c.result));
+            }
         }
     };
     for (i, mut op) in ops.into_iter().enumerate() {
@@ -38,7 +49,8 @@ fn run_together(io: &mut dyn IoQueue, ops: Vec<Op>) -> Result<Vec<Op>> {
                     reap(io, &mut back);
                 }
                 Err(rej) => {
-                    back[i] = Some(Err(Error::Io(format!("log I/O refused: {rej}"))));
+                    let why = IoError::Invalid(format!("refused: {}", rej.error));
+                    back[i] = Some((rej.op, Err(why)));
                     break;
                 }
             }
@@ -69,13 +81,18 @@ pub(crate) fn read(core: &Core, addr: u64, len: u64) -> Result<Vec<u8>> {
 /// (the flush), which is what an fsync record needs: the data it names completed before
 /// the record was written. One device round trip instead of a write and then a flush.
 pub(crate) fn write_fua_flush(core: &Core, addr: u64, data: &[u8]) -> Result<()> {
+    let op = fua_write(core, addr, data)?;
+    core.with_io(|io| run_together(io, vec![op, Op::Flush]).map(drop))
+}
+
+/// A write of a copy of `data` at device byte `addr` with FUA.
+pub(crate) fn fua_write(core: &Core, addr: u64, data: &[u8]) -> Result<Op> {
     let sector = u64::from(core.dev.geometry().block_size);
     let mut buf = core.dev.alloc_buf(data.len())?;
     buf.copy_from_slice(data);
-    let op = Op::Write {
+    Ok(Op::Write {
         lba: Lba(addr / sector),
         bufs: Bufs::One(buf),
         fua: true,
-    };
-    core.with_io(|io| run_together(io, vec![op, Op::Flush]).map(drop))
+    })
 }

@@ -23,10 +23,12 @@
 //! trees; when the overlay grows large the mount's folder thread folds it while writes go
 //! on (`background.rs`, `data/space.rs`).
 //! `tests/fsync_log.rs` counts the device writes and flushes (a 4 KiB write + fdatasync:
-//! 2 writes, 1 flush).
+//! 2 writes, 1 flush). A file fdatasync'd after every direct write has its writes synced
+//! (`synced.rs`): data and record go out together with FUA (2 writes, no flush, one round
+//! trip) and the fdatasync has nothing left to write.
 //!
 //! Crash tests backing these claims: `tests/crash.rs` (`ace_one_operation_workloads`,
-//! `ace_two_operation_workloads_sampled`), `tests/fsync_log.rs`
+//! `ace_two_operation_workloads_sampled`, `synced_direct_writes`), `tests/fsync_log.rs`
 //! (`logged_fsyncs_survive_a_crash_and_a_full_log_commits`), `tests/model.rs` (crash after
 //! fdatasync of every file).
 
@@ -34,6 +36,7 @@ mod background;
 mod fold;
 mod fslog;
 mod io;
+mod synced;
 
 pub(crate) use background::{Folder, FolderSignal};
 
@@ -62,6 +65,7 @@ pub(crate) fn fsync_ino(fs: &Filesystem, ctx: &Context, ino: u64, datasync: bool
     }
     r?;
     if use_log {
+        c.note_sync(ino);
         return log_fsync(c, ino, datasync);
     }
     // Without a log every completion committed its data; what is left is the size (and,
