@@ -71,6 +71,10 @@ pub struct IoDone<'a> {
     pub taken: bool,
 }
 
+/// What a filesystem answers [`IomapOps::take_direct_write`]: the buffers and the device's
+/// answer once it wrote them, or the buffers back, untouched, for the core to write.
+pub type TakenWrite = std::result::Result<(Bufs, std::result::Result<(), IoError>), Bufs>;
+
 /// A direct write's data offered to the filesystem before the core submits it
 /// ([`IomapOps::take_direct_write`]).
 #[derive(Debug)]
@@ -131,13 +135,7 @@ pub trait IomapOps {
     /// own in the same device round trip: it does so before returning and returns the
     /// buffers with the device's answer, and `complete` then runs with `IoDone::taken`.
     /// Handing the buffers back (`Err`, the default) leaves the write to the core.
-    #[allow(clippy::type_complexity)]
-    fn take_direct_write(
-        &self,
-        ino: Ino,
-        data: &DirectData<'_>,
-        bufs: Bufs,
-    ) -> std::result::Result<(Bufs, std::result::Result<(), IoError>), Bufs> {
+    fn take_direct_write(&self, ino: Ino, data: &DirectData<'_>, bufs: Bufs) -> TakenWrite {
         let _ = (ino, data);
         Err(bufs)
     }

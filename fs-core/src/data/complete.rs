@@ -2,9 +2,11 @@
 //! verification.
 
 use bdev::exec::Context;
-use bdev::{Bufs, DmaBuf, IoError};
+use bdev::{Bufs, DmaBuf};
 use cow::Key;
-use iomap::{DirectData, Ino, IoDone, IoMap, IomapOps, IterFlags, MapFlags, MapKind, Maps};
+use iomap::{
+    DirectData, Ino, IoDone, IoMap, IomapOps, IterFlags, MapFlags, MapKind, Maps, TakenWrite,
+};
 
 use crate::core::{now_ns, Core};
 use crate::data::csum::gather;
@@ -274,12 +276,7 @@ impl IomapOps for DataOps {
         self.core.grow_size(ino.0, end).map_err(Error::into_iomap)
     }
 
-    fn take_direct_write(
-        &self,
-        ino: Ino,
-        data: &DirectData<'_>,
-        bufs: Bufs,
-    ) -> std::result::Result<(Bufs, std::result::Result<(), IoError>), Bufs> {
+    fn take_direct_write(&self, ino: Ino, data: &DirectData<'_>, bufs: Bufs) -> TakenWrite {
         self.core.take_direct_write(ino.0, data, bufs)
     }
 

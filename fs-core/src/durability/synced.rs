@@ -27,8 +27,8 @@
 //!   freed: a commit restarts the log (records of the old generation are ignored) before
 //!   the write's completion frees that space.
 
-use bdev::{Bufs, IoError, Lba, Op};
-use iomap::{DirectData, MapFlags};
+use bdev::{Bufs, Lba, Op};
+use iomap::{DirectData, MapFlags, TakenWrite};
 
 use crate::core::Core;
 use crate::data::block_crcs;
@@ -38,9 +38,6 @@ use crate::durability::io;
 /// Fsyncs in a row, each after one direct write, after which the file's direct writes are
 /// synced with their record.
 pub(crate) const SYNC_STREAK: u32 = 4;
-
-/// What [`Core::take_direct_write`] answers iomap.
-type Taken = std::result::Result<(Bufs, std::result::Result<(), IoError>), Bufs>;
 
 impl Core {
     /// Counts a direct write towards the file's sync pattern; says whether to sync it.
@@ -67,7 +64,7 @@ impl Core {
 
     /// iomap's `take_direct_write`: writes `bufs` with its fsync record when the file's
     /// pattern asks for it (see the module docs).
-    pub(crate) fn take_direct_write(&self, ino: u64, d: &DirectData<'_>, bufs: Bufs) -> Taken {
+    pub(crate) fn take_direct_write(&self, ino: u64, d: &DirectData<'_>, bufs: Bufs) -> TakenWrite {
         // (A device that cannot make a FUA write durable refuses it: such writes go as usual.)
         let fua = self.dev.geometry().fua_honoured;
         if !fua || self.check_writable().is_err() || !self.wants_synced(ino, d) {
@@ -113,20 +110,26 @@ impl Core {
             return Err(bufs);
         };
         let sector = u64::from(self.dev.geometry().block_size);
-        let data = Op::Write {
-            lba: Lba(addr / sector),
-            bufs,
-            fua: true,
+        let mut held = Some((bufs, record));
+        let ran = self.with_io(|q| {
+            let (bufs, record) = held.take().expect("taken once");
+            let data = Op::Write {
+                lba: Lba(addr / sector),
+                bufs,
+                fua: true,
+            };
+            let mut ops = vec![data, record];
+            if carries_others {
+                // Their data completed before this submission: the flush makes it durable.
+                ops.push(Op::Flush);
+            }
+            Ok(io::run_each(q, ops))
+        });
+        let mut done = match ran {
+            Ok(done) => done.into_iter(),
+            // No metadata queue could be made: nothing was submitted.
+            Err(_) => return Err(held.take().expect("not taken").0),
         };
-        let mut ops = vec![data, record];
-        if carries_others {
-            // Their data completed before this submission: the flush makes it durable.
-            ops.push(Op::Flush);
-        }
-        let mut done = self
-            .with_io(|q| Ok(io::run_each(q, ops)))
-            .expect("run_each does not fail")
-            .into_iter();
         let (data, data_r) = done.next().expect("the data write comes back");
         let bufs = data.into_bufs().expect("a write has buffers");
         let logged = done.all(|(_, r)| r.is_ok());
