@@ -2,11 +2,11 @@
 
 use bdev::{Bufs, Completion, IoError, IoQueue, Lba, Op};
 
-/// A device request's outcome.
-type IoResult = std::result::Result<(), IoError>;
-
 use crate::core::Core;
 use crate::error::{Error, Result};
+
+/// A device request's outcome.
+type IoResult = std::result::Result<(), IoError>;
 
 fn run(io: &mut dyn IoQueue, op: Op) -> Result<Op> {
     let mut done = run_together(io, vec![op])?;
