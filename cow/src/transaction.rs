@@ -21,7 +21,7 @@ use crate::delayed::{DelayedRefs, RefTarget};
 use crate::error::{Error, Result};
 use crate::format::{kind, Body, ItemData, Key, Node, RootItem, RootPtr, Superblock, TreeId};
 use crate::trees;
-use crate::volume::{Committed, Space, Volume, WriterScratch};
+use crate::volume::{Committed, SpaceGuard, Volume, WriterScratch};
 
 /// Passes of commit's fix-point loop before it gives up (it converges in a handful).
 const MAX_COMMIT_PASSES: usize = 64;
@@ -253,7 +253,7 @@ impl<'v> Transaction<'v> {
     }
 
     /// Free space, locked for one allocation or release (never across tree work).
-    fn space(&self) -> MutexGuard<'v, Space> {
+    fn space(&self) -> SpaceGuard<'v> {
         lock_space(self.vol)
     }
 
@@ -659,6 +659,6 @@ impl NodeWriter for Transaction<'_> {
     }
 }
 
-fn lock_space(vol: &Volume) -> MutexGuard<'_, Space> {
-    vol.space.lock().unwrap_or_else(|e| e.into_inner())
+fn lock_space(vol: &Volume) -> SpaceGuard<'_> {
+    vol.space.lock()
 }

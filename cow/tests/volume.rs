@@ -466,3 +466,57 @@ fn reserved_data_is_adopted_or_given_back() {
     assert_eq!(vol.free_bytes(), before);
     vol.reader().check(&mut *io).unwrap();
 }
+
+#[test]
+fn a_commit_that_frees_thousands_of_extents_hands_them_all_back() {
+    let dev = mem(64 << 20);
+    let mut io = queue(&*dev);
+    let vol = Arc::new(Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap());
+    let before = vol.free_bytes();
+    // One-block reservations; every other one is freed, so no two freed extents touch and
+    // the release is thousands of separate frees (many chunks of the free-space lock).
+    let blocks: Vec<(u64, u64)> = (0..6000)
+        .map(|_| vol.reserve_data(4096, 4096).unwrap())
+        .collect();
+    let (freed, kept): (Vec<_>, Vec<_>) = blocks.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let pin = vol.pin();
+    let mut tx = vol.begin().unwrap();
+    for (_, &(b, l)) in &freed {
+        tx.free_reserved(b, l).unwrap();
+    }
+    tx.commit(&mut *io).unwrap();
+    let freed_bytes: u64 = freed.iter().map(|(_, &(_, l))| l).sum();
+    assert_eq!(
+        vol.pinned_bytes(),
+        freed_bytes,
+        "pinned by the older reader"
+    );
+    // Another thread reserves and gives back while they are handed back.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let (vol, stop) = (Arc::clone(&vol), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (b, l) = vol.reserve_data(4096, 4096).unwrap();
+                vol.unreserve_data(b, l).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    vol.unpin(pin);
+    vol.begin().unwrap().commit(&mut *io).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    other.join().unwrap();
+    assert_eq!(
+        vol.pinned_bytes(),
+        0,
+        "nothing left waiting or being handed back"
+    );
+    for (_, &(b, l)) in &kept {
+        vol.unreserve_data(b, l).unwrap();
+    }
+    assert_eq!(vol.free_bytes(), before, "every extent is free again");
+    vol.reader().check(&mut *io).unwrap();
+}
