@@ -165,7 +165,7 @@ pub(crate) fn fold_now(core: &Core) -> Result<()> {
             core.background_folds.fetch_add(1, Ordering::Relaxed);
         }
         // The aborted transaction handed the frozen extents back to their reservation.
-        Err(_) => log.absorb_older(&frozen),
+        Err(_) => log.absorb_older(&frozen, core.bs),
     }
     core.overlay_pieces.store(log.pieces(), Ordering::Relaxed);
     drop(log);

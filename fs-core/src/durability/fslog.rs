@@ -91,6 +91,10 @@ pub(crate) struct LogState {
     /// More was applied than one record holds: `unwritten` is dropped and the next fsync
     /// commits (it would have to anyway), so a stream of writes without fsync keeps no list.
     pub unwritten_spilled: bool,
+    /// Some piece is not one whole block at a block-aligned offset. While none is (the
+    /// overlay of random block overwrites), a one-block piece can overlap only the piece
+    /// at its own offset, and `place` puts it with one search of the map instead of two.
+    pub mixed: bool,
     /// The overlay a background fold is committing, older than this one: reads consult it
     /// after this one. Set and cleared with `folding`.
     pub frozen: Option<Arc<LogState>>,
@@ -210,7 +214,7 @@ impl LogState {
             offset: 0,
             num_bytes: len,
         };
-        self.place(ino, off, piece);
+        self.place(ino, off, piece, bs);
         self.extents.push((bytenr, len));
         self.extent_bytes += len;
         for (i, &c) in crcs.iter().enumerate() {
@@ -218,8 +222,16 @@ impl LogState {
         }
     }
 
-    /// Puts `piece` at `off` of `ino`, cutting the pieces it overlaps.
-    fn place(&mut self, ino: u64, off: u64, piece: Piece) {
+    /// Puts `piece` at `off` of `ino`, cutting the pieces it overlaps (`bs`: the block
+    /// size).
+    fn place(&mut self, ino: u64, off: u64, piece: Piece, bs: u64) {
+        let one_block = piece.offset == 0 && piece.num_bytes == bs && off % bs == 0;
+        if one_block && !self.mixed {
+            // Every piece is one aligned block: only one at `off` can overlap, exactly.
+            self.pending.insert((ino, off), piece);
+            return;
+        }
+        self.mixed |= !one_block;
         let end = off + piece.num_bytes;
         // One search settles the common cases (the map is large and its searches miss the
         // cache): the last piece starting before `end` is exactly the range (an overwrite),
@@ -272,10 +284,11 @@ impl LogState {
 
     /// Takes back an older overlay whose fold failed: its pieces go under this one's, its
     /// attributes count where this one has none, its unwritten entries come first.
-    pub fn absorb_older(&mut self, older: &LogState) {
+    pub fn absorb_older(&mut self, older: &LogState, bs: u64) {
         let newer = std::mem::replace(&mut self.pending, older.pending.clone());
+        self.mixed = older.mixed;
         for ((ino, off), p) in newer {
-            self.place(ino, off, p);
+            self.place(ino, off, p, bs);
         }
         let mut extents = older.extents.clone();
         extents.append(&mut self.extents);
@@ -471,6 +484,38 @@ mod tests {
         );
     }
 
+    /// One-block pieces take the one-search path only while every piece is one aligned
+    /// block; after a longer piece, one-block pieces cut what they overlap again.
+    #[test]
+    fn one_block_pieces_take_the_short_path_until_a_longer_piece_comes() {
+        let mut log = LogState::default();
+        log.map_extent(7, 4 * BS, 0x10_0000, BS, &[1], BS);
+        log.map_extent(7, 4 * BS, 0x20_0000, BS, &[2], BS);
+        log.map_extent(7, 6 * BS, 0x30_0000, BS, &[3], BS);
+        assert!(!log.mixed, "only aligned one-block pieces so far");
+        assert_eq!(
+            pieces(&log, 7),
+            vec![(4 * BS, 0x20_0000, 0, BS), (6 * BS, 0x30_0000, 0, BS)]
+        );
+        // [8K, 24K) replaces the piece at 16K and leaves the one at 24K alone.
+        log.map_extent(7, 2 * BS, 0x40_0000, 4 * BS, &[4; 4], BS);
+        assert!(log.mixed);
+        // A one-block piece inside it must cut it, not sit beside it.
+        log.map_extent(7, 3 * BS, 0x50_0000, BS, &[5], BS);
+        assert_eq!(
+            pieces(&log, 7),
+            vec![
+                (2 * BS, 0x40_0000, 0, BS),
+                (3 * BS, 0x50_0000, 0, BS),
+                (4 * BS, 0x40_0000, 2 * BS, 2 * BS),
+                (6 * BS, 0x30_0000, 0, BS),
+            ]
+        );
+        // A fresh overlay starts on the short path again.
+        log.restart(1);
+        assert!(!log.mixed);
+    }
+
     /// Unwritten entries are kept while one record holds them; past that the list is
     /// dropped (the next fsync commits) until a record or commit starts over.
     #[test]
@@ -550,7 +595,7 @@ mod tests {
         let older = live.frozen.take().unwrap();
         live.folding = false;
         live.sizes.insert(7, 30 * BS);
-        live.absorb_older(&older);
+        live.absorb_older(&older, BS);
         assert_eq!(
             pieces(&live, 7),
             vec![
