@@ -123,6 +123,10 @@ pub struct Volume {
     /// Free bytes as the last reservation, release or commit left them
     /// ([`Volume::free_bytes_hint`]).
     free_hint: AtomicU64,
+    /// `committed`'s generation, stored after each publication: [`Volume::generation`]
+    /// (every data write pins one) reads it without the lock. It is never newer than the
+    /// state a reader then takes, so a pin never claims a generation it cannot see.
+    generation: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -200,6 +204,7 @@ impl Volume {
     fn assemble(sh: Shared, committed: Committed, mut free: FreeSpace) -> Volume {
         free.count_slots(u64::from(sh.nodesize));
         let free_hint = AtomicU64::new(free.free_bytes());
+        let generation = AtomicU64::new(committed.generation);
         Volume {
             sh,
             committed: RwLock::new(Arc::new(committed)),
@@ -213,6 +218,7 @@ impl Volume {
             is_poisoned: AtomicBool::new(false),
             readers: Mutex::new(BTreeMap::new()),
             free_hint,
+            generation,
         }
     }
 
@@ -301,10 +307,7 @@ impl Volume {
 
     /// The generation of the last committed transaction.
     pub fn generation(&self) -> u64 {
-        self.committed
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .generation
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Why the volume refuses writes, if it does.
@@ -509,7 +512,9 @@ impl Volume {
 
     /// Publishes a committed state (called by commit once its superblock is durable).
     pub(crate) fn publish(&self, c: Committed) {
+        let generation = c.generation;
         *self.committed.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+        self.generation.store(generation, Ordering::Release);
     }
 
     /// Hands extents back to the allocator whose generation no live reader can still see.
