@@ -520,8 +520,8 @@ impl Volume {
     /// Hands extents back to the allocator whose generation no live reader can still see.
     /// A commit of a large fold frees a hundred thousand extents and more; they go back
     /// `RELEASE_CHUNK` at a time, and between chunks a thread waiting for the lock gets it
-    /// first (a data write waiting out the whole release stalled its thread for about a
-    /// millisecond, a hundred times a second, at 300 k random writes a second). Meanwhile
+    /// first (data writes waiting out whole releases stalled the I/O thread for 0.43 s of a
+    /// 4 s trace, 2 ms at a time, at 300 k random writes a second). Meanwhile
     /// the extents still to go count as pinned ([`Volume::pinned_bytes`]).
     pub(crate) fn release_pending(&self, w: &mut SpaceGuard<'_>) {
         // Called on every data reservation: nothing to do must cost no lock and no Vec.
