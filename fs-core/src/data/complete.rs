@@ -253,7 +253,7 @@ impl Core {
 
 fn overlay_size(log: &crate::durability::LogState) -> OverlaySize {
     OverlaySize {
-        pieces: log.pending.len(),
+        pieces: log.own_pieces(),
         bytes: log.extent_bytes,
         folding: log.folding,
     }

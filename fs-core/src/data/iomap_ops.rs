@@ -88,14 +88,13 @@ impl Core {
         };
         let (p0, p1) = (b0 * bs, limit * bs);
         // Written back and logged, not yet committed: the fsync log's overlay.
-        let (logged, next_logged) = self.log().lookup(ino, p0);
-        if let Some((off, p)) = logged {
-            let end = (off + p.num_bytes).min(p1);
-            return Ok(IoMap::mapped(
-                p0,
-                end - p0,
-                p.disk_bytenr + p.offset + (p0 - off),
-            ));
+        let (logged, next_logged) = self.log().lookup(ino, p0, p1, bs);
+        if let Some(l) = logged {
+            let end = (l.off + l.piece.num_bytes).min(p1);
+            let addr = l.piece.disk_bytenr + l.piece.offset + (p0 - l.off);
+            let mut m = IoMap::mapped(p0, end - p0, addr);
+            m.block_csum = l.crc;
+            return Ok(m);
         }
         let p1 = next_logged.map_or(p1, |n| n.min(p1));
         let found = self.read(|rd| extent_at(rd, ino, p0))?;

@@ -139,6 +139,7 @@ pub(crate) fn fold_now(core: &Core) -> Result<()> {
             next_slot: log.next_slot,
             extents: Vec::with_capacity(log.extents.len()),
             crcs: HashMap::with_capacity(log.crcs.len()),
+            blocks: HashMap::with_capacity(log.blocks.len()),
             ..LogState::default()
         };
         let frozen = Arc::new(std::mem::replace(&mut *log, live));

@@ -25,6 +25,29 @@ const MAX_RUN: u64 = 64 << 10;
 /// one extent item, one file extent item and one checksum run instead of one of each per
 /// block.
 pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
+    if log.mixed {
+        fold_pieces(tx, log, bs)?;
+    } else {
+        fold_blocks(tx, log, bs)?;
+    }
+    for (&ino, &size) in &log.sizes {
+        if let Some(mut item) = try_inode(tx, ino)? {
+            item.size = size;
+            save_inode(tx, ino, &item)?;
+        }
+    }
+    for (&ino, &t) in &log.times {
+        if let Some(mut item) = try_inode(tx, ino)? {
+            item.mtime_ns = item.mtime_ns.max(t);
+            item.ctime_ns = item.ctime_ns.max(t);
+            save_inode(tx, ino, &item)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`fold`]'s pieces of a `mixed` overlay.
+fn fold_pieces(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
     let lacks = |b: u64| Error::Corrupt(format!("logged extent {b:#x} lacks checksums"));
     // Extents whose every block a later write in the overlay replaced are given back
     // without entering the trees.
@@ -76,18 +99,67 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
         };
         replace_extent(tx, ino, off, &fe)?;
     }
-    for (&ino, &size) in &log.sizes {
-        if let Some(mut item) = try_inode(tx, ino)? {
-            item.size = size;
-            save_inode(tx, ino, &item)?;
+    Ok(())
+}
+
+/// [`fold`]'s pieces of an overlay of one-block extents (`LogState::blocks`): the same
+/// result as [`fold_pieces`] with no lookup per block, every extent being mapped whole by
+/// one piece or replaced (`LogState::dead`).
+fn fold_blocks(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
+    let mut blocks: Vec<((u64, u64), (u64, u32))> =
+        log.blocks.iter().map(|(&k, &v)| (k, v)).collect();
+    blocks.sort_unstable_by_key(|&(k, _)| k);
+    // Runs of blocks that follow each other in one file and on the device, joined as in
+    // `runs`: `(first index, device start, bytes)`.
+    let mut runs: Vec<(usize, u64, u64)> = Vec::new();
+    for (i, &((ino, off), (b, _))) in blocks.iter().enumerate() {
+        if let Some((first, start, len)) = runs.last_mut() {
+            let ((pino, poff), _) = blocks[*first];
+            let follows = pino == ino && poff + *len == off && *start + *len == b;
+            if follows && *len + bs <= MAX_RUN {
+                *len += bs;
+                continue;
+            }
+        }
+        runs.push((i, b, bs));
+    }
+    tx.tx.expect_ref_changes(2 * blocks.len());
+    for &b in &log.dead {
+        tx.tx.free_reserved(b, bs)?;
+    }
+    // Adopted in device order, which is close to the order they were reserved in.
+    let mut adopt: Vec<(u64, u64, usize)> = runs.iter().map(|&(i, b, l)| (b, l, i)).collect();
+    adopt.sort_unstable();
+    for (b, l, i) in adopt {
+        if l == bs {
+            tx.tx.adopt_data_csums_elsewhere(b, l)?;
+        } else {
+            let crcs: Vec<u32> = blocks[i..i + (l / bs) as usize]
+                .iter()
+                .map(|&(_, (_, c))| c)
+                .collect();
+            tx.tx.adopt_data(b, l)?;
+            tx.tx.csum_insert(tx.io, b, &crcs)?;
         }
     }
-    for (&ino, &t) in &log.times {
-        if let Some(mut item) = try_inode(tx, ino)? {
-            item.mtime_ns = item.mtime_ns.max(t);
-            item.ctime_ns = item.ctime_ns.max(t);
-            save_inode(tx, ino, &item)?;
+    // Runs come sorted by inode: look each inode up once.
+    let mut live: Option<(u64, bool)> = None;
+    for (i, b, l) in runs {
+        let ((ino, off), (_, crc)) = blocks[i];
+        let exists = match live {
+            Some((at, e)) if at == ino => e,
+            _ => try_inode(tx, ino)?.is_some(),
+        };
+        live = Some((ino, exists));
+        if !exists {
+            continue;
         }
+        let fe = if l == bs {
+            FileExtent::one_block(b, bs, crc)
+        } else {
+            FileExtent::disk(ExtentKind::Regular, b, l, 0, l)
+        };
+        replace_extent(tx, ino, off, &fe)?;
     }
     Ok(())
 }
@@ -251,7 +323,7 @@ pub(crate) fn replay(core: &Core, commit: bool) -> Result<usize> {
         }
     }
     core.overlay_pieces
-        .store(state.pending.len(), std::sync::atomic::Ordering::Relaxed);
+        .store(state.pieces(), std::sync::atomic::Ordering::Relaxed);
     *core.log() = LogState {
         area: Some((addr, len)),
         base_gen: generation,

@@ -19,7 +19,7 @@
 //!   extent, both with FUA; replay links an extent only if the device holds those bytes, so
 //!   data and record may reach the media in either order and need no ordering between them;
 //! - logged extents stay reserved in memory (not free) until folded into a commit;
-//!   meanwhile reads see them through the overlay (`pending`, `crcs`).
+//!   meanwhile reads see them through the overlay (`blocks`, or `pending` and `crcs`).
 
 use std::collections::BTreeMap;
 
@@ -71,14 +71,22 @@ pub(crate) struct LogState {
     pub base_gen: u64,
     /// The next slot to write.
     pub next_slot: u64,
-    /// Logged (or to be logged) file mappings not yet committed: `(ino, file_off)`.
+    /// Logged (or to be logged) file mappings not yet committed, `(ino, file_off)`, once
+    /// the overlay is `mixed`; empty before.
     pub pending: BTreeMap<(u64, u64), Piece>,
-    /// Whole data extents of `pending`, to adopt at the fold.
+    /// Whole data extents of `pending`, to adopt at the fold (once `mixed`).
     pub extents: Vec<(u64, u64)>,
-    /// Bytes of `extents`.
-    pub extent_bytes: u64,
-    /// Checksums of the blocks of `extents`.
+    /// Checksums of the blocks of `extents` (once `mixed`).
     pub crcs: HashMap<u64, u32>,
+    /// While not `mixed`, the logged mappings: `(ino, file_off) -> (extent, crc32c)`, each a
+    /// one-block extent mapped whole at a block-aligned offset. A hash map: a random
+    /// overwrite puts its block with one probe, where the sorted `pending` costs a descent
+    /// that misses the cache at every level; the fold sorts them once.
+    pub blocks: HashMap<(u64, u64), (u64, u32)>,
+    /// One-block extents of `blocks` that a later write replaced: given back at the fold.
+    pub dead: Vec<u64>,
+    /// Bytes of all the extents logged (mapped or replaced since).
+    pub extent_bytes: u64,
     /// Sizes logged.
     pub sizes: HashMap<u64, u64>,
     /// Modification times logged.
@@ -91,9 +99,9 @@ pub(crate) struct LogState {
     /// More was applied than one record holds: `unwritten` is dropped and the next fsync
     /// commits (it would have to anyway), so a stream of writes without fsync keeps no list.
     pub unwritten_spilled: bool,
-    /// Some piece is not one whole block at a block-aligned offset. While none is (the
-    /// overlay of random block overwrites), a one-block piece can overlap only the piece
-    /// at its own offset, and `place` puts it with one search of the map instead of two.
+    /// Some extent logged is not one block mapped whole at a block-aligned offset: the
+    /// overlay keeps its pieces in `pending`, `extents` and `crcs` (which can cut pieces),
+    /// not in `blocks` and `dead`. Cleared only by a fresh overlay.
     pub mixed: bool,
     /// The overlay a background fold is committing, older than this one: reads consult it
     /// after this one. Set and cleared with `folding`.
@@ -108,12 +116,15 @@ impl LogState {
     pub fn is_clean(&self) -> bool {
         self.pending.is_empty()
             && self.extents.is_empty()
+            && self.blocks.is_empty()
+            && self.dead.is_empty()
             && self.sizes.is_empty()
             && self.times.is_empty()
     }
 
     /// The checksum logged for the data block at device address `addr`, in this overlay
-    /// or the one being folded.
+    /// or the one being folded, for blocks of extents longer than a block (a one-block
+    /// extent's comes with its mapping: [`LogState::lookup`]).
     pub fn crc(&self, addr: u64) -> Option<u32> {
         let older = || {
             self.frozen
@@ -132,7 +143,12 @@ impl LogState {
     /// Pieces mapped here and in the overlay being folded: what the next folds will have
     /// to change (`Core::fold_need`).
     pub fn pieces(&self) -> usize {
-        self.pending.len() + self.frozen.as_ref().map_or(0, |f| f.pending.len())
+        self.own_pieces() + self.frozen.as_ref().map_or(0, |f| f.own_pieces())
+    }
+
+    /// Pieces mapped in this overlay, not counting the one being folded.
+    pub fn own_pieces(&self) -> usize {
+        self.pending.len() + self.blocks.len()
     }
 
     /// Restarts the log after the commit of `generation` folded everything.
@@ -144,40 +160,77 @@ impl LogState {
         };
     }
 
-    /// The logged piece covering `pos` of `ino` and where it starts, else the start of the
-    /// next piece after `pos`; in this overlay, then in the older one being folded (whose
-    /// pieces end where a newer one starts).
-    pub fn lookup(&self, ino: u64, pos: u64) -> (Option<(u64, Piece)>, Option<u64>) {
-        let (cover, next) = self.lookup_own(ino, pos);
+    /// The logged piece covering `pos` of `ino`, else the start of the next piece in
+    /// `(pos, limit)`; in this overlay, then in the older one being folded (whose pieces
+    /// end where a newer one starts before `limit`: callers map no further). `bs`: the
+    /// block size.
+    pub fn lookup(&self, ino: u64, pos: u64, limit: u64, bs: u64) -> (Option<Logged>, Option<u64>) {
+        let (cover, next) = self.lookup_own(ino, pos, limit, bs);
         let Some(older) = self.frozen.as_ref().filter(|_| cover.is_none()) else {
             return (cover, next);
         };
-        match older.lookup_own(ino, pos) {
-            (Some((off, p)), _) => {
-                let end = next.map_or(off + p.num_bytes, |n| n.min(off + p.num_bytes));
-                let clipped = Piece {
-                    num_bytes: end - off,
-                    ..p
+        match older.lookup_own(ino, pos, limit, bs) {
+            (Some(l), _) => {
+                let own_end = l.off + l.piece.num_bytes;
+                let end = next.map_or(own_end, |n| n.min(own_end));
+                let piece = Piece {
+                    num_bytes: end - l.off,
+                    ..l.piece
                 };
-                (Some((off, clipped)), next)
+                (Some(Logged { piece, ..l }), next)
             }
             (None, older_next) => (None, next.into_iter().chain(older_next).min()),
         }
     }
 
-    fn lookup_own(&self, ino: u64, pos: u64) -> (Option<(u64, Piece)>, Option<u64>) {
+    fn lookup_own(&self, ino: u64, pos: u64, limit: u64, bs: u64) -> (Option<Logged>, Option<u64>) {
+        if !self.mixed {
+            let at = pos - pos % bs;
+            let cover = self.blocks.get(&(ino, at)).map(|&(b, crc)| Logged {
+                off: at,
+                piece: Piece::block(b, bs),
+                crc: Some(crc),
+            });
+            return (
+                cover,
+                self.next_block(ino, at.saturating_add(bs), limit, bs),
+            );
+        }
         let cover = self
             .pending
             .range(..=(ino, pos))
             .next_back()
             .filter(|((i, off), p)| *i == ino && off + p.num_bytes > pos)
-            .map(|(&(_, off), &p)| (off, p));
-        let next = self
-            .pending
-            .range((ino, pos.saturating_add(1))..=(ino, u64::MAX))
-            .next()
+            .map(|(&(_, off), &piece)| Logged {
+                off,
+                piece,
+                crc: None,
+            });
+        let from = pos.saturating_add(1);
+        let next = (from < limit)
+            .then(|| self.pending.range((ino, from)..(ino, limit)).next())
+            .flatten()
             .map(|(&(_, off), _)| off);
         (cover, next)
+    }
+
+    /// The first of `blocks` of `ino` in `[from, limit)` (block-aligned `from`): probes
+    /// each block offset of the range, or scans the map when it is the smaller.
+    fn next_block(&self, ino: u64, from: u64, limit: u64, bs: u64) -> Option<u64> {
+        if from >= limit {
+            return None;
+        }
+        if (limit - from) / bs <= self.blocks.len() as u64 {
+            (from..limit)
+                .step_by(bs as usize)
+                .find(|&o| self.blocks.contains_key(&(ino, o)))
+        } else {
+            self.blocks
+                .keys()
+                .filter(|&&(i, o)| i == ino && (from..limit).contains(&o))
+                .map(|&(_, o)| o)
+                .min()
+        }
     }
 
     /// Whether the overlay holds changes that no durable record has.
@@ -206,32 +259,56 @@ impl LogState {
         self.unwritten_spilled = false;
     }
 
-    /// Maps `[off, off + len)` of `ino` to the whole new extent at `bytenr`.
+    /// Maps `[off, off + len)` of `ino` to the whole new extent at `bytenr`, whose blocks
+    /// have the checksums `crcs` (`bs`: the block size).
     pub fn map_extent(&mut self, ino: u64, off: u64, bytenr: u64, len: u64, crcs: &[u32], bs: u64) {
-        let piece = Piece {
-            disk_bytenr: bytenr,
-            disk_len: len,
-            offset: 0,
-            num_bytes: len,
-        };
-        self.place(ino, off, piece, bs);
-        self.extents.push((bytenr, len));
         self.extent_bytes += len;
-        for (i, &c) in crcs.iter().enumerate() {
-            self.crcs.insert(bytenr + i as u64 * bs, c);
+        self.add_extent(ino, off, bytenr, len, crcs, bs);
+    }
+
+    fn add_extent(&mut self, ino: u64, off: u64, bytenr: u64, len: u64, crcs: &[u32], bs: u64) {
+        match crcs {
+            [crc] if !self.mixed && len == bs && off % bs == 0 => {
+                // Every extent is one block mapped whole at an aligned offset: the only
+                // one this can overlap is at `off`, exactly, and it is replaced whole.
+                if let Some((old, _)) = self.blocks.insert((ino, off), (bytenr, *crc)) {
+                    self.dead.push(old);
+                }
+            }
+            _ => {
+                self.unblock(bs);
+                let piece = Piece {
+                    disk_bytenr: bytenr,
+                    disk_len: len,
+                    offset: 0,
+                    num_bytes: len,
+                };
+                self.place(ino, off, piece);
+                self.extents.push((bytenr, len));
+                for (i, &c) in crcs.iter().enumerate() {
+                    self.crcs.insert(bytenr + i as u64 * bs, c);
+                }
+            }
         }
     }
 
-    /// Puts `piece` at `off` of `ino`, cutting the pieces it overlaps (`bs`: the block
-    /// size).
-    fn place(&mut self, ino: u64, off: u64, piece: Piece, bs: u64) {
-        let one_block = piece.offset == 0 && piece.num_bytes == bs && off % bs == 0;
-        if one_block && !self.mixed {
-            // Every piece is one aligned block: only one at `off` can overlap, exactly.
-            self.pending.insert((ino, off), piece);
+    /// Makes the overlay `mixed`: moves `blocks` and `dead` into `pending`, `extents` and
+    /// `crcs`.
+    fn unblock(&mut self, bs: u64) {
+        if self.mixed {
             return;
         }
-        self.mixed |= !one_block;
+        self.mixed = true;
+        for ((ino, off), (b, crc)) in self.blocks.drain() {
+            self.pending.insert((ino, off), Piece::block(b, bs));
+            self.extents.push((b, bs));
+            self.crcs.insert(b, crc);
+        }
+        self.extents.extend(self.dead.drain(..).map(|b| (b, bs)));
+    }
+
+    /// Puts `piece` at `off` of `ino` in `pending`, cutting the pieces it overlaps.
+    fn place(&mut self, ino: u64, off: u64, piece: Piece) {
         let end = off + piece.num_bytes;
         // One search settles the common cases (the map is large and its searches miss the
         // cache): the last piece starting before `end` is exactly the range (an overwrite),
@@ -285,16 +362,31 @@ impl LogState {
     /// Takes back an older overlay whose fold failed: its pieces go under this one's, its
     /// attributes count where this one has none, its unwritten entries come first.
     pub fn absorb_older(&mut self, older: &LogState, bs: u64) {
-        let newer = std::mem::replace(&mut self.pending, older.pending.clone());
-        self.mixed = older.mixed;
-        for ((ino, off), p) in newer {
-            self.place(ino, off, p, bs);
+        let newer_pending = std::mem::replace(&mut self.pending, older.pending.clone());
+        let newer_blocks = std::mem::replace(&mut self.blocks, older.blocks.clone());
+        let newer_dead = std::mem::replace(&mut self.dead, older.dead.clone());
+        let newer_extents = std::mem::replace(&mut self.extents, older.extents.clone());
+        let newer_crcs = std::mem::replace(&mut self.crcs, older.crcs.clone());
+        let newer_mixed = std::mem::replace(&mut self.mixed, older.mixed);
+        if newer_mixed {
+            self.unblock(bs);
+            for ((ino, off), p) in newer_pending {
+                self.place(ino, off, p);
+            }
+            self.extents.extend(newer_extents);
+            self.crcs.extend(newer_crcs);
+        } else {
+            // In no particular order: the newer blocks do not overlap one another.
+            for ((ino, off), (b, crc)) in newer_blocks {
+                self.add_extent(ino, off, b, bs, &[crc], bs);
+            }
+            if self.mixed {
+                self.extents.extend(newer_dead.iter().map(|&b| (b, bs)));
+            } else {
+                self.dead.extend(newer_dead);
+            }
         }
-        let mut extents = older.extents.clone();
-        extents.append(&mut self.extents);
-        self.extents = extents;
         self.extent_bytes += older.extent_bytes;
-        self.crcs.extend(older.crcs.iter().map(|(&a, &c)| (a, c)));
         for (&ino, &size) in &older.sizes {
             self.sizes.entry(ino).or_insert(size);
         }
@@ -311,6 +403,28 @@ impl LogState {
             self.unwritten_bytes += older.unwritten_bytes;
         }
     }
+}
+
+impl Piece {
+    /// The whole one-block extent at `bytenr` (`bs`: the block size).
+    pub fn block(bytenr: u64, bs: u64) -> Piece {
+        Piece {
+            disk_bytenr: bytenr,
+            disk_len: bs,
+            offset: 0,
+            num_bytes: bs,
+        }
+    }
+}
+
+/// A logged piece as [`LogState::lookup`] finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Logged {
+    /// Where the piece starts in the file.
+    pub off: u64,
+    pub piece: Piece,
+    /// The crc32c of a one-block extent's block, which the overlay keeps with its mapping.
+    pub crc: Option<u32>,
 }
 
 /// Bytes `e` takes in a record body.
@@ -422,11 +536,29 @@ mod tests {
 
     const BS: u64 = 4096;
 
+    /// `(file offset, extent, offset in it, bytes)` of the pieces of `ino`, in either form.
     fn pieces(log: &LogState, ino: u64) -> Vec<(u64, u64, u64, u64)> {
-        log.pending
+        let mut v: Vec<(u64, u64, u64, u64)> = log
+            .pending
             .range((ino, 0)..=(ino, u64::MAX))
             .map(|(&(_, o), p)| (o, p.disk_bytenr, p.offset, p.num_bytes))
-            .collect()
+            .collect();
+        assert!(
+            log.mixed || v.is_empty(),
+            "pieces in `pending` before it is used"
+        );
+        assert!(
+            !log.mixed || log.blocks.is_empty(),
+            "blocks left in a mixed overlay"
+        );
+        v.extend(
+            log.blocks
+                .iter()
+                .filter(|((i, _), _)| *i == ino)
+                .map(|(&(_, o), &(b, _))| (o, b, 0, BS)),
+        );
+        v.sort_unstable();
+        v
     }
 
     #[test]
@@ -451,9 +583,14 @@ mod tests {
         // A piece that ends exactly where the new one starts is left whole.
         log.map_extent(7, 12 * BS, 0x60_0000, BS, &[10], BS);
         assert_eq!(pieces(&log, 7).len(), 4);
+        let piece = log.pending[&(7, 11 * BS)];
         assert_eq!(
-            log.lookup(7, 11 * BS).0,
-            Some((11 * BS, log.pending[&(7, 11 * BS)]))
+            log.lookup(7, 11 * BS, u64::MAX, BS).0,
+            Some(Logged {
+                off: 11 * BS,
+                piece,
+                crc: None
+            })
         );
         assert_eq!(log.crcs[&(0x50_0000 + 8 * BS)], 9);
         assert_eq!(log.extent_bytes, (4 + 1 + 2 + 1 + 9 + 1) * BS);
@@ -484,22 +621,43 @@ mod tests {
         );
     }
 
-    /// One-block pieces take the one-search path only while every piece is one aligned
-    /// block; after a longer piece, one-block pieces cut what they overlap again.
+    /// While every extent is one block mapped whole at an aligned offset, the overlay keeps
+    /// them hashed, with their checksums, and the replaced ones apart; the first other
+    /// extent moves everything to the sorted form, where one-block pieces cut what they
+    /// overlap.
     #[test]
-    fn one_block_pieces_take_the_short_path_until_a_longer_piece_comes() {
+    fn one_block_extents_stay_hashed_until_another_extent_comes() {
         let mut log = LogState::default();
         log.map_extent(7, 4 * BS, 0x10_0000, BS, &[1], BS);
         log.map_extent(7, 4 * BS, 0x20_0000, BS, &[2], BS);
         log.map_extent(7, 6 * BS, 0x30_0000, BS, &[3], BS);
-        assert!(!log.mixed, "only aligned one-block pieces so far");
+        assert!(!log.mixed, "only aligned one-block extents so far");
+        assert_eq!(log.blocks.len(), 2);
+        assert_eq!(
+            log.dead,
+            vec![0x10_0000],
+            "the replaced extent waits for the fold"
+        );
+        assert!(log.pending.is_empty() && log.extents.is_empty() && log.crcs.is_empty());
         assert_eq!(
             pieces(&log, 7),
             vec![(4 * BS, 0x20_0000, 0, BS), (6 * BS, 0x30_0000, 0, BS)]
         );
+        // Found inside the block, with the checksum; the next block within the limit only.
+        let cover = |l: Option<Logged>| l.map(|l| (l.off, l.piece.disk_bytenr, l.crc));
+        let (c, next) = log.lookup(7, 4 * BS + 100, 8 * BS, BS);
+        assert_eq!(
+            (cover(c), next),
+            (Some((4 * BS, 0x20_0000, Some(2))), Some(6 * BS))
+        );
+        assert_eq!(log.lookup(7, 5 * BS, 6 * BS, BS), (None, None));
+        // A range longer than the map has blocks is scanned, not probed: same answers.
+        assert_eq!(log.lookup(7, 0, u64::MAX, BS), (None, Some(4 * BS)));
+        assert_eq!(log.lookup(7, 5 * BS, u64::MAX, BS), (None, Some(6 * BS)));
+        assert_eq!(log.lookup(8, 0, u64::MAX, BS), (None, None));
         // [8K, 24K) replaces the piece at 16K and leaves the one at 24K alone.
         log.map_extent(7, 2 * BS, 0x40_0000, 4 * BS, &[4; 4], BS);
-        assert!(log.mixed);
+        assert!(log.mixed && log.blocks.is_empty() && log.dead.is_empty());
         // A one-block piece inside it must cut it, not sit beside it.
         log.map_extent(7, 3 * BS, 0x50_0000, BS, &[5], BS);
         assert_eq!(
@@ -511,9 +669,67 @@ mod tests {
                 (6 * BS, 0x30_0000, 0, BS),
             ]
         );
-        // A fresh overlay starts on the short path again.
+        // Every extent is there to adopt or free, the replaced one too, with its checksums.
+        let mut extents = log.extents.clone();
+        extents.sort_unstable();
+        assert_eq!(
+            extents,
+            vec![
+                (0x10_0000, BS),
+                (0x20_0000, BS),
+                (0x30_0000, BS),
+                (0x40_0000, 4 * BS),
+                (0x50_0000, BS)
+            ]
+        );
+        assert_eq!((log.crc(0x20_0000), log.crc(0x30_0000)), (Some(2), Some(3)));
+        assert_eq!(log.extent_bytes, 8 * BS);
+        // A fresh overlay starts hashed again.
         log.restart(1);
-        assert!(!log.mixed);
+        assert!(!log.mixed && log.is_clean());
+    }
+
+    /// A failed fold of a hashed overlay comes back under a hashed live one: the live
+    /// blocks win, and what they replace joins the extents to give back.
+    #[test]
+    fn a_hashed_overlay_comes_back_under_a_hashed_one() {
+        let mut older = LogState::default();
+        older.map_extent(7, 0, 0x10_0000, BS, &[1], BS);
+        older.map_extent(7, BS, 0x20_0000, BS, &[2], BS);
+        older.map_extent(7, BS, 0x30_0000, BS, &[3], BS);
+        let mut live = LogState {
+            frozen: Some(Arc::new(older)),
+            folding: true,
+            ..LogState::default()
+        };
+        live.map_extent(7, BS, 0x40_0000, BS, &[4], BS);
+        live.map_extent(7, 2 * BS, 0x50_0000, BS, &[5], BS);
+        // Reads see the live block over the frozen one, and the frozen one beside it.
+        let at = |log: &LogState, pos: u64| {
+            let (c, next) = log.lookup(7, pos, 4 * BS, BS);
+            (c.map(|l| (l.off, l.piece.disk_bytenr, l.crc)), next)
+        };
+        assert_eq!(
+            at(&live, BS),
+            (Some((BS, 0x40_0000, Some(4))), Some(2 * BS))
+        );
+        assert_eq!(at(&live, 0), (Some((0, 0x10_0000, Some(1))), Some(BS)));
+        assert_eq!(live.pieces(), 4);
+        let older = live.frozen.take().unwrap();
+        live.absorb_older(&older, BS);
+        assert!(!live.mixed);
+        assert_eq!(
+            pieces(&live, 7),
+            vec![
+                (0, 0x10_0000, 0, BS),
+                (BS, 0x40_0000, 0, BS),
+                (2 * BS, 0x50_0000, 0, BS)
+            ]
+        );
+        let mut dead = live.dead.clone();
+        dead.sort_unstable();
+        assert_eq!(dead, vec![0x20_0000, 0x30_0000]);
+        assert_eq!(live.extent_bytes, 5 * BS);
     }
 
     /// Unwritten entries are kept while one record holds them; past that the list is
@@ -570,9 +786,16 @@ mod tests {
         // A newer write of [8K, 12K) in the live overlay.
         live.map_extent(7, 2 * BS, 0x30_0000, BS, &[3], BS);
         let at = |log: &LogState, pos: u64| {
-            let (cover, next) = log.lookup(7, pos);
+            let (cover, next) = log.lookup(7, pos, u64::MAX, BS);
             (
-                cover.map(|(o, p)| (o, p.disk_bytenr, p.offset, p.num_bytes)),
+                cover.map(|l| {
+                    (
+                        l.off,
+                        l.piece.disk_bytenr,
+                        l.piece.offset,
+                        l.piece.num_bytes,
+                    )
+                }),
                 next,
             )
         };
@@ -588,7 +811,9 @@ mod tests {
         // Between pieces: the next start of either overlay.
         assert_eq!(at(&live, 9 * BS), (None, Some(20 * BS)));
         assert_eq!(live.crc(0x10_0000), Some(1));
-        assert_eq!(live.crc(0x30_0000), Some(3));
+        // The live one-block extent's checksum comes with its mapping.
+        assert_eq!(live.crc(0x30_0000), None);
+        assert_eq!(live.lookup(7, 2 * BS, u64::MAX, BS).0.unwrap().crc, Some(3));
         assert!(live.has_attrs(7) && !live.has_attrs(8));
         assert_eq!(live.pieces(), 3);
         // The fold failed: everything comes back, the newer piece on top.
