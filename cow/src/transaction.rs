@@ -47,7 +47,9 @@ pub struct Transaction<'v> {
     /// Allocations whose +1 reference is already in the extent tree.
     pub(crate) applied: HashSet<u64>,
     /// Data extents allocated and not yet referenced: freed at commit if still unreferenced.
-    pub(crate) unreferenced_data: BTreeMap<u64, u64>,
+    /// `start -> (bytes, whether their referrers keep the checksums)`
+    /// (`adopt_data_csums_elsewhere`).
+    pub(crate) unreferenced_data: BTreeMap<u64, (u64, bool)>,
     /// Extents allocated and freed again by this transaction after their reference reached the
     /// extent tree: reusable right after commit (no committed state ever saw them).
     local_frees: Vec<(u64, u64)>,
@@ -59,8 +61,6 @@ pub struct Transaction<'v> {
     pinned: Vec<(u64, u64)>,
     /// Extents this transaction allocated or adopted whose checksums it has inserted.
     csummed: HashSet<u64>,
-    /// Adopted extents whose checksums their referrers keep (`adopt_data_csums_elsewhere`).
-    pub(crate) csums_elsewhere: HashSet<u64>,
     pub(crate) bytes_used: u64,
     failed: Option<String>,
     done: bool,
@@ -91,7 +91,6 @@ impl<'v> Transaction<'v> {
             replaced: Vec::new(),
             pinned: Vec::new(),
             csummed: HashSet::new(),
-            csums_elsewhere: HashSet::new(),
             failed: None,
             done: false,
         }
@@ -297,7 +296,7 @@ impl<'v> Transaction<'v> {
             .alloc_up_to(min, max)
             .ok_or_else(|| Error::NoSpace(format!("no free range of {min} bytes for data")))?;
         self.allocated.insert(start, len);
-        self.unreferenced_data.insert(start, len);
+        self.unreferenced_data.insert(start, (len, false));
         Ok((start, len))
     }
 
@@ -308,11 +307,7 @@ impl<'v> Transaction<'v> {
     /// been shown it already). If the transaction is dropped, the range is the caller's
     /// reservation again.
     pub fn adopt_data(&mut self, bytenr: u64, len: u64) -> Result<()> {
-        self.check_reserved(bytenr, len, "adopting data extent")?;
-        self.allocated.insert(bytenr, len);
-        self.adopted.insert(bytenr);
-        self.unreferenced_data.insert(bytenr, len);
-        Ok(())
+        self.adopt(bytenr, len, false)
     }
 
     /// [`Transaction::adopt_data`] for an extent whose checksums its referrers keep (a
@@ -320,9 +315,27 @@ impl<'v> Transaction<'v> {
     /// the checksum tree, and freeing the extent deletes none from it. The extent item
     /// records this (format flag 8), so a later transaction freeing it knows too.
     pub fn adopt_data_csums_elsewhere(&mut self, bytenr: u64, len: u64) -> Result<()> {
-        self.adopt_data(bytenr, len)?;
-        self.csums_elsewhere.insert(bytenr);
+        self.adopt(bytenr, len, true)
+    }
+
+    fn adopt(&mut self, bytenr: u64, len: u64, csums_elsewhere: bool) -> Result<()> {
+        self.check_reserved(bytenr, len, "adopting data extent")?;
+        self.allocated.insert(bytenr, len);
+        self.adopted.insert(bytenr);
+        self.unreferenced_data
+            .insert(bytenr, (len, csums_elsewhere));
         Ok(())
+    }
+
+    /// Takes `[bytenr, bytenr + len)` off the unreferenced data extents, if it is one, for
+    /// its first reference; returns whether its referrers keep its checksums.
+    pub(crate) fn take_unreferenced(&mut self, bytenr: u64, len: u64) -> Option<bool> {
+        match self.unreferenced_data.entry(bytenr) {
+            std::collections::btree_map::Entry::Occupied(e) if e.get().0 == len => {
+                Some(e.remove().1)
+            }
+            _ => None,
+        }
     }
 
     /// Gives up `[bytenr, bytenr + len)` (whole sectors) of a reservation made with
@@ -453,8 +466,8 @@ impl<'v> Transaction<'v> {
                 if self.unreferenced_data.is_empty() {
                     return Ok(());
                 }
-                for (b, l) in std::mem::take(&mut self.unreferenced_data) {
-                    if !self.csums_elsewhere.contains(&b) {
+                for (b, (l, csums_elsewhere)) in std::mem::take(&mut self.unreferenced_data) {
+                    if !csums_elsewhere {
                         trees::csum::delete(self, io, b, l)?;
                     }
                     if self.adopted.contains(&b) {

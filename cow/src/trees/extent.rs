@@ -99,8 +99,12 @@ fn apply_data_ref(
     // An extent this transaction allocated or adopted and nothing references yet has no
     // items: its space was free or reserved, and space freed in a transaction is not given
     // out again before the commit. Its first reference skips the search.
-    let fresh = delta > 0 && tx.unreferenced_data.get(&bytenr) == Some(&len);
-    let (cur, at, count) = if fresh {
+    let fresh = if delta > 0 {
+        tx.take_unreferenced(bytenr, len)
+    } else {
+        None
+    };
+    let (cur, at, count) = if fresh.is_some() {
         debug_assert!(
             read_data_extent(tx, io, bytenr, len, &backref)?.0.is_none(),
             "unreferenced data extent {bytenr:#x} has an extent item"
@@ -109,19 +113,18 @@ fn apply_data_ref(
     } else {
         read_data_extent(tx, io, bytenr, len, &backref)?
     };
-    let mut ext = match cur {
-        Some(e) => e,
-        None if delta > 0 && tx.unreferenced_data.get(&bytenr) == Some(&len) => {
-            tx.unreferenced_data.remove(&bytenr);
+    let mut ext = match (cur, fresh) {
+        (Some(e), _) => e,
+        (None, Some(csums_elsewhere)) => {
             tx.bytes_used += len;
             ExtentItem {
                 refs: 0,
                 generation: tx.gen,
                 inline: None,
-                csums_elsewhere: tx.csums_elsewhere.contains(&bytenr),
+                csums_elsewhere,
             }
         }
-        None => {
+        (None, None) => {
             return Err(Error::Invalid(format!(
                 "data extent {bytenr:#x}+{len:#x} is neither referenced nor allocated by this \
                  transaction"
