@@ -69,15 +69,9 @@ fn fold_pieces(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
     for (&b, &l) in &runs {
         adopt_with_csums(tx, log, b, l, bs)?;
     }
-    // Pieces come sorted by inode: look each inode up once.
-    let mut live: Option<(u64, bool)> = None;
+    let mut live = None;
     for (&(ino, off), p) in &log.pending {
-        let exists = match live {
-            Some((i, e)) if i == ino => e,
-            _ => try_inode(tx, ino)?.is_some(),
-        };
-        live = Some((ino, exists));
-        if !exists {
+        if !inode_lives(tx, &mut live, ino)? {
             continue;
         }
         let fe = if let Some(&len) = runs.get(&p.disk_bytenr) {
@@ -138,20 +132,13 @@ fn fold_blocks(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
                 .iter()
                 .map(|&(_, (_, c))| c)
                 .collect();
-            tx.tx.adopt_data(b, l)?;
-            tx.tx.csum_insert(tx.io, b, &crcs)?;
+            adopt_with(tx, b, l, &crcs)?;
         }
     }
-    // Runs come sorted by inode: look each inode up once.
-    let mut live: Option<(u64, bool)> = None;
+    let mut live = None;
     for (i, b, l) in runs {
         let ((ino, off), (_, crc)) = blocks[i];
-        let exists = match live {
-            Some((at, e)) if at == ino => e,
-            _ => try_inode(tx, ino)?.is_some(),
-        };
-        live = Some((ino, exists));
-        if !exists {
+        if !inode_lives(tx, &mut live, ino)? {
             continue;
         }
         let fe = if l == bs {
@@ -170,8 +157,27 @@ fn adopt_with_csums(tx: &mut Tx<'_>, log: &LogState, b: u64, l: u64, bs: u64) ->
         .map(|i| log.crcs.get(&(b + i * bs)).copied())
         .collect::<Option<Vec<u32>>>()
         .ok_or_else(|| Error::Corrupt(format!("logged extent {b:#x} lacks checksums")))?;
+    adopt_with(tx, b, l, &crcs)
+}
+
+/// Adopts the logged extent `[b, b + l)` with `crcs`, its blocks' checksums, in the
+/// checksum tree.
+fn adopt_with(tx: &mut Tx<'_>, b: u64, l: u64, crcs: &[u32]) -> Result<()> {
     tx.tx.adopt_data(b, l)?;
-    Ok(tx.tx.csum_insert(tx.io, b, &crcs)?)
+    Ok(tx.tx.csum_insert(tx.io, b, crcs)?)
+}
+
+/// Whether inode `ino` exists, for pieces that come sorted by inode: `last` keeps the
+/// answer for the inode asked before, so each inode is looked up once.
+fn inode_lives(tx: &mut Tx<'_>, last: &mut Option<(u64, bool)>, ino: u64) -> Result<bool> {
+    if let Some((at, lives)) = *last {
+        if at == ino {
+            return Ok(lives);
+        }
+    }
+    let lives = try_inode(tx, ino)?.is_some();
+    *last = Some((ino, lives));
+    Ok(lives)
 }
 
 /// Runs of logged extents that [`fold`] joins: whole extents, each mapped whole by one
