@@ -145,7 +145,11 @@ impl Core {
         let bs = self.bs;
         let exts = self.read(|rd| extents_in(rd, ino, a, b))?;
         let da = self.mem(ino, |m| m.delalloc.clone())?;
-        let mut covered: Vec<(u64, u64)> = exts.iter().map(|e| (e.file_off, e.end())).collect();
+        // An inline extent ends inside its block, which it occupies whole.
+        let mut covered: Vec<(u64, u64)> = exts
+            .iter()
+            .map(|e| (e.file_off, e.end().div_ceil(bs) * bs))
+            .collect();
         covered.extend(da.0.iter().map(|(&s, &e)| (s * bs, e * bs)));
         covered.sort_unstable();
         let mut out = Vec::new();
