@@ -13,7 +13,7 @@
 //! pieces; writers that outrun the folder are slowed (`Core::throttle`).
 //!
 //! Invariant: no cow transaction and no lock is held across the waits (`yield_now`, the
-//! throttle's sleeps, waits for a running fold).
+//! naps of a write waiting for space, the throttle's sleeps, waits for a running fold).
 
 use std::sync::atomic::Ordering;
 
@@ -23,9 +23,20 @@ use iomap::{Ino, IterFlags, Maps};
 use crate::core::Core;
 use crate::error::{Error, Result};
 
-/// How many times a write retries after freeing waiting space before it reports ENOSPC
-/// (each retry yields once, so in-flight I/O of this thread can end and unpin).
-const RETRIES: usize = 4096;
+/// How long a write that finds no room keeps waiting for space that is only pinned or
+/// being handed back before it reports ENOSPC anyway: a safety net, since such space comes
+/// back as readers end and folds commit. Waits are counted in time, not in retries: a
+/// count of retries, each a yield, ran out in a few milliseconds when the threads freeing
+/// the space were off the CPU (`enospc` tests under load).
+const NOSPACE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Retries that only yield (so in-flight I/O of this thread can end and unpin) before each
+/// retry also sleeps for `NOSPACE_NAP`, so the threads freeing the space get a CPU even if
+/// this thread's is contended.
+const SPIN_RETRIES: usize = 256;
+
+/// See `SPIN_RETRIES`.
+const NOSPACE_NAP: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Folds the overlay once it maps this many pieces, so memory stays bounded without fsync.
 const FOLD_PIECES: usize = 1 << 16;
@@ -66,6 +77,9 @@ impl Core {
         flags: IterFlags,
     ) -> Result<Maps> {
         let mut tries = 0;
+        let mut since = None;
+        // `flush_space` found nothing to wait for after the last failure.
+        let mut nothing_waits = false;
         loop {
             self.pin(ino.0, pos);
             let r = self.begin_map(ino.0, pos, len, flags);
@@ -74,11 +88,26 @@ impl Core {
                 self.unpin(ino.0, pos);
             }
             match r {
-                Err(Error::NoSpace(why)) if flags.is_write() && tries < RETRIES => {
-                    if !self.flush_space()? {
+                Err(Error::NoSpace(why)) if flags.is_write() => {
+                    let waited = since.get_or_insert_with(std::time::Instant::now).elapsed();
+                    if waited > NOSPACE_WAIT {
                         return Err(Error::NoSpace(why));
                     }
+                    if !self.flush_space()? {
+                        // The failure may predate what `flush_space` saw (a fold that
+                        // ended meanwhile, whose overlay no longer needs node room kept):
+                        // ENOSPC only if a try after it fails too.
+                        if nothing_waits {
+                            return Err(Error::NoSpace(why));
+                        }
+                        nothing_waits = true;
+                        continue;
+                    }
+                    nothing_waits = false;
                     tries += 1;
+                    if tries > SPIN_RETRIES {
+                        std::thread::sleep(NOSPACE_NAP);
+                    }
                     yield_now().await;
                 }
                 r => return r,
