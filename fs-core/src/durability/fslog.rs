@@ -188,7 +188,7 @@ impl LogState {
             let at = pos - pos % bs;
             let cover = self.blocks.get(&(ino, at)).map(|&(b, crc)| Logged {
                 off: at,
-                piece: Piece::block(b, bs),
+                piece: Piece::whole(b, bs),
                 crc: Some(crc),
             });
             return (
@@ -277,13 +277,7 @@ impl LogState {
             }
             _ => {
                 self.unblock(bs);
-                let piece = Piece {
-                    disk_bytenr: bytenr,
-                    disk_len: len,
-                    offset: 0,
-                    num_bytes: len,
-                };
-                self.place(ino, off, piece);
+                self.place(ino, off, Piece::whole(bytenr, len));
                 self.extents.push((bytenr, len));
                 for (i, &c) in crcs.iter().enumerate() {
                     self.crcs.insert(bytenr + i as u64 * bs, c);
@@ -300,7 +294,7 @@ impl LogState {
         }
         self.mixed = true;
         for ((ino, off), (b, crc)) in self.blocks.drain() {
-            self.pending.insert((ino, off), Piece::block(b, bs));
+            self.pending.insert((ino, off), Piece::whole(b, bs));
             self.extents.push((b, bs));
             self.crcs.insert(b, crc);
         }
@@ -406,13 +400,13 @@ impl LogState {
 }
 
 impl Piece {
-    /// The whole one-block extent at `bytenr` (`bs`: the block size).
-    pub fn block(bytenr: u64, bs: u64) -> Piece {
+    /// All of the `len`-byte extent at `bytenr`.
+    pub fn whole(bytenr: u64, len: u64) -> Piece {
         Piece {
             disk_bytenr: bytenr,
-            disk_len: bs,
+            disk_len: len,
             offset: 0,
-            num_bytes: bs,
+            num_bytes: len,
         }
     }
 }
