@@ -101,6 +101,11 @@ impl<'v> Transaction<'v> {
         self.gen
     }
 
+    /// The largest item data a tree of this volume holds.
+    pub fn max_item_size(&self) -> usize {
+        crate::format::max_item_size(self.vol.sh.nodesize)
+    }
+
     /// The trees as this transaction sees them.
     pub fn trees(&self) -> Vec<TreeId> {
         self.roots.keys().copied().collect()

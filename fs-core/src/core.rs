@@ -123,6 +123,14 @@ impl InodeMem {
     }
 }
 
+/// What [`Core::sizes_seen`] reports.
+pub(crate) struct SeenSizes {
+    pub size: u64,
+    /// The time of the last write accepted and not yet in the item.
+    pub mtime: Option<i64>,
+    pub delalloc_blocks: u64,
+}
+
 /// Metadata queues of this thread, one per mounted filesystem (by mount id).
 type Queues = Vec<(u64, Box<dyn IoQueue>)>;
 
@@ -270,15 +278,30 @@ impl Core {
         gone
     }
 
-    /// The size and unwritten mtime of `ino` as the API sees them, given its item: what
-    /// memory knows, else the item's. `None`: the item may predate the state of a
-    /// concurrently evicted entry (read it again).
-    pub fn sizes_seen(&self, ino: u64, item_size: u64, seen: u64) -> Option<(u64, Option<i64>)> {
+    /// The size, unwritten mtime and cached (delalloc) blocks of `ino` as the API sees
+    /// them, given its item: what memory knows, else the item's. `None`: the item may
+    /// predate the state of a concurrently evicted entry (read it again).
+    pub fn sizes_seen(&self, ino: u64, item_size: u64, seen: u64) -> Option<SeenSizes> {
         let map = self.inodes();
         match map.get(&ino) {
-            Some(m) => Some((m.size, m.mtime_dirty)),
-            None if self.evictions.load(Ordering::Relaxed) == seen => Some((item_size, None)),
+            Some(m) => Some(SeenSizes {
+                size: m.size,
+                mtime: m.mtime_dirty,
+                delalloc_blocks: m.delalloc.0.iter().map(|(s, e)| e - s).sum(),
+            }),
+            None if self.evictions.load(Ordering::Relaxed) == seen => Some(SeenSizes {
+                size: item_size,
+                mtime: None,
+                delalloc_blocks: 0,
+            }),
             None => None,
+        }
+    }
+
+    /// Writes accepted so far no longer carry their own mtime: an explicit one replaced it.
+    pub fn forget_write_time(&self, ino: u64) {
+        if let Some(m) = self.inodes().get_mut(&ino) {
+            m.mtime_dirty = None;
         }
     }
 

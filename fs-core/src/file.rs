@@ -82,14 +82,28 @@ impl Filesystem {
             },
             Err(e) => return Err(e),
         };
+        self.open_ino(ctx, ino, flags).map_err(|e| match e {
+            Error::IsDir(_) => Error::IsDir(format!("{path}: open a directory with readdir")),
+            e => e,
+        })
+    }
+
+    /// Opens regular file `ino` (`create` and `exclusive` mean nothing here).
+    pub fn open_ino(&self, ctx: &Context, ino: u64, flags: OpenFlags) -> Result<File> {
+        let c = self.core();
         let item = c.read(|rd| ns::load_inode(rd, ino))?;
-        if FileType::of_mode(item.mode) == FileType::Dir {
-            if flags.write {
-                return Err(Error::IsDir(path.to_string()));
+        match FileType::of_mode(item.mode) {
+            FileType::File => {}
+            FileType::Dir => {
+                return Err(Error::IsDir(format!(
+                    "inode {ino}: open a directory with readdir"
+                )))
             }
-            return Err(Error::IsDir(format!(
-                "{path}: open a directory with readdir"
-            )));
+            t => {
+                return Err(Error::Unsupported(format!(
+                    "inode {ino} is a {t:?}: only regular files have data here"
+                )))
+            }
         }
         c.mem(ino, |m| m.opens += 1)?;
         let file = File {
@@ -117,6 +131,9 @@ pub(crate) fn truncate_ino(fs: &Filesystem, ctx: &Context, ino: u64, size: u64) 
     }
     let io = &fs.inner.iomap;
     ctx.block_on(io.truncate(ctx.exec(), Ino(ino), size))?;
+    // truncate(2) and O_TRUNC mark mtime and ctime, growing or shrinking (as Linux).
+    let now = crate::core::now_ns();
+    c.mem(ino, |m| m.mtime_dirty = Some(now))?;
     // The zeroed tail of the last block goes to the device before the size is durable.
     let bs = c.bs;
     let a = size / bs * bs;

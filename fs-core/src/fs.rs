@@ -105,6 +105,7 @@ impl Filesystem {
             gid: 0,
             flags: InodeFlags::default(),
             symlink: None,
+            rdev: 0,
         };
         let item = ns::fresh_inode(&root, tx.generation());
         tx.insert(
@@ -239,18 +240,29 @@ impl Filesystem {
     /// writes).
     pub fn stat_ino(&self, ino: u64) -> Result<Stat> {
         let c = self.core();
-        let (item, size, mtime) = loop {
+        let (item, extent_bytes, seen) = loop {
             let seen = c.evictions.load(std::sync::atomic::Ordering::Acquire);
-            let item = c.read(|rd| ns::load_inode(rd, ino))?;
-            if let Some((size, mtime)) = c.sizes_seen(ino, item.size, seen) {
-                break (item, size, mtime);
+            let (item, extent_bytes) = c.read(|rd| {
+                let item = ns::load_inode(rd, ino)?;
+                let bytes = if item.is_dir() {
+                    0
+                } else {
+                    crate::data::extent_bytes(rd, ino)?
+                };
+                Ok((item, bytes))
+            })?;
+            if let Some(s) = c.sizes_seen(ino, item.size, seen) {
+                break (item, extent_bytes, s);
             }
         };
-        let mut st = Stat::from_item(ino, &item, size);
-        if let Some(t) = mtime {
-            st.mtime_ns = st.mtime_ns.max(t);
+        let mut st = Stat::from_item(ino, &item, seen.size);
+        // The last accepted write's time: later than the item's, or an explicit time set
+        // since would have cleared it (`Core::forget_write_time`).
+        if let Some(t) = seen.mtime {
+            st.mtime_ns = t;
             st.ctime_ns = st.ctime_ns.max(t);
         }
+        st.blocks = (extent_bytes + seen.delalloc_blocks * c.bs).div_ceil(512);
         Ok(st)
     }
 

@@ -22,7 +22,7 @@
 //! let mut buf = [0u8; 12];
 //! assert_eq!(f.read_at(&ctx, 0, &mut buf).unwrap(), 12);
 //! assert_eq!(&buf, b"hello, world");
-//! assert_eq!(fs.readdir("/docs", 0, 100).unwrap()[0].name, "hello.txt");
+//! assert_eq!(fs.readdir("/docs", 0, 100).unwrap()[0].name, b"hello.txt");
 //! drop(f);
 //! fs.unmount(&ctx).unwrap();
 //! let report = fs_core::fsck(dev, &fs_core::FsckOptions::default()).unwrap();
@@ -52,5 +52,5 @@ pub use fsck::{
     PHASE_METADATA, PHASE_NAMESPACE,
 };
 pub use items::FileType;
-pub use namespace::{RenameFlags, XattrFlags};
+pub use namespace::{NewNode, RenameFlags, XattrFlags, LINK_MAX, SYMLINK_MAX};
 pub use types::{DirEntryInfo, SetAttr, Stat, StatFs};

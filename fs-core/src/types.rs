@@ -29,6 +29,11 @@ pub struct Stat {
     pub btime_ns: i64,
     /// The file is NOCOW.
     pub nocow: bool,
+    /// Character and block devices: the device number (Linux's encoding); else 0.
+    pub rdev: u64,
+    /// Space the file takes, in 512-byte units (`st_blocks`): its allocated extents and
+    /// cached writes, not its holes.
+    pub blocks: u64,
 }
 
 impl Stat {
@@ -46,6 +51,8 @@ impl Stat {
             ctime_ns: i.ctime_ns,
             btime_ns: i.btime_ns,
             nocow: i.flags.contains(crate::items::InodeFlags::NOCOW),
+            rdev: i.rdev(),
+            blocks: 0,
         }
     }
 }
@@ -71,14 +78,21 @@ pub struct StatFs {
 /// One entry of [`Filesystem::readdir`](crate::Filesystem::readdir).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntryInfo {
-    /// The name.
-    pub name: String,
+    /// The name: bytes, as Linux names are (1 to 255, no `/` or NUL).
+    pub name: Vec<u8>,
     /// Its inode.
     pub ino: u64,
     /// Its type.
     pub file_type: FileType,
     /// The cookie to pass to `readdir` to continue after this entry.
     pub next_cookie: u64,
+}
+
+impl DirEntryInfo {
+    /// The name for display (invalid UTF-8 replaced).
+    pub fn name_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.name)
+    }
 }
 
 /// What [`Filesystem::set_attr`](crate::Filesystem::set_attr) changes (`None`: unchanged).
@@ -96,4 +110,13 @@ pub struct SetAttr {
     pub atime_ns: Option<i64>,
     /// Modification time.
     pub mtime_ns: Option<i64>,
+    /// Status change time (otherwise any change sets it to now).
+    pub ctime_ns: Option<i64>,
+}
+
+impl SetAttr {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == SetAttr::default()
+    }
 }

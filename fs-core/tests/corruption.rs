@@ -74,7 +74,7 @@ fn exercise(dev: Arc<MemDevice>, files: &BTreeMap<String, Vec<u8>>) -> (bool, us
 
 fn walk(fs: &Filesystem, dir: &str) -> fs_core::Result<()> {
     for e in fs.readdir(dir, 0, 1000)? {
-        let p = format!("{}/{}", dir.trim_end_matches('/'), e.name);
+        let p = format!("{}/{}", dir.trim_end_matches('/'), e.name_lossy());
         let _ = fs.stat(&p);
         if e.file_type == FileType::Dir {
             let _ = walk(fs, &p);

@@ -265,7 +265,7 @@ fn record(workload: &[(Op, Persist)]) -> Run {
 
 fn list(fs: &Filesystem, dir: &str, out: &mut BTreeMap<String, bool>) {
     for e in fs.readdir(dir, 0, 1000).unwrap() {
-        let p = format!("{}/{}", dir.trim_end_matches('/'), e.name);
+        let p = format!("{}/{}", dir.trim_end_matches('/'), e.name_lossy());
         let is_dir = e.file_type == FileType::Dir;
         out.insert(p.clone(), is_dir);
         if is_dir {

@@ -53,7 +53,7 @@ fn check_all(fs: &Filesystem, ctx: &Context, model: &BTreeMap<String, Node>) {
                 .readdir(dir, 0, 1000)
                 .unwrap()
                 .into_iter()
-                .map(|e| format!("{d}/{}", e.name))
+                .map(|e| format!("{d}/{}", e.name_lossy()))
                 .collect();
             let want: Vec<String> = model
                 .keys()

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::ffi::c_int;
 
-use fs_core::{FileType, RenameFlags};
+use fs_core::RenameFlags;
 
 use super::guard::{c_str, err, guard, guard_int};
 use super::registry;
@@ -126,15 +126,12 @@ pub unsafe extern "C" fn bfs_readdir(
             let mut d = bfs_dirent {
                 ino: e.ino,
                 next_cookie: e.next_cookie,
-                d_type: match e.file_type {
-                    FileType::Dir => u32::from(libc::DT_DIR),
-                    FileType::Symlink => u32::from(libc::DT_LNK),
-                    _ => u32::from(libc::DT_REG),
-                },
+                // fs-core's type codes are the DT_* values.
+                d_type: u32::from(e.file_type.code()),
                 name: [0; BFS_NAME_MAX],
             };
             let n = e.name.len().min(BFS_NAME_MAX - 1);
-            d.name[..n].copy_from_slice(&e.name.as_bytes()[..n]);
+            d.name[..n].copy_from_slice(&e.name[..n]);
             // SAFETY: i < v.len() ≤ max, and `out` is writable for `max` entries.
             unsafe { out.add(i).write(d) };
         }

@@ -49,7 +49,7 @@ fn entries(fs: &Filesystem, path: &str) -> Result<Vec<(String, u64)>> {
         let n = page.len();
         for e in page {
             cookie = e.next_cookie;
-            out.push((e.name, e.ino));
+            out.push((e.name_lossy().into_owned(), e.ino));
         }
         if n < PAGE {
             return Ok(out);

@@ -39,11 +39,12 @@ impl Core {
             return self.fold_if_large(self.overlay_size());
         }
         let (b0, b1) = (pos / bs, (pos + len) / bs);
-        let (size, nocow, logging, writing_end) = self
+        let (size, nocow, logging, writing_end, accepted_at) = self
             .mem(ino, |f| {
-                (f.size, f.nocow, f.log_writeback > 0, f.writing_end(b0, b1))
+                let w = f.writing_end(b0, b1);
+                (f.size, f.nocow, f.log_writeback > 0, w, f.mtime_dirty)
             })
-            .unwrap_or((0, false, false, None));
+            .unwrap_or((0, false, false, None, None));
         // Writeback of blocks a truncate took away meanwhile is not kept; blocks a write
         // step is filling are, though the step has not grown the file yet.
         let keep_end = (size.div_ceil(bs) * bs).max(writing_end.map_or(0, |e| e * bs));
@@ -85,7 +86,14 @@ impl Core {
             inline: inline.as_deref(),
         });
         let disk_size = writeback.then(|| size.min(pos + len));
-        let (adopted, r) = self.commit_io(ino, pos, link.as_ref(), disk_size);
+        // Writeback stamps the time its writes were accepted (none if an explicit mtime
+        // replaced it), never its own; a direct write completes now.
+        let mtime = if writeback {
+            accepted_at
+        } else {
+            Some(now_ns())
+        };
+        let (adopted, r) = self.commit_io(ino, pos, link.as_ref(), disk_size, mtime);
         // A failed commit hands an adopted extent back to our reservation.
         if new && (!adopted || r.is_err()) {
             self.vol.unreserve_data(addr, len)?;
@@ -100,14 +108,15 @@ impl Core {
     }
 
     /// Commits one completion: the new data linked at `pos` (if any), the size grown to at
-    /// least `disk_size`, the times. Says whether the data extent was adopted (after a
-    /// failure the reservation is the caller's either way).
+    /// least `disk_size`, the data's `mtime` (and ctime). Says whether the data extent was
+    /// adopted (after a failure the reservation is the caller's either way).
     fn commit_io(
         &self,
         ino: u64,
         pos: u64,
         link: Option<&Link<'_>>,
         disk_size: Option<u64>,
+        mtime: Option<i64>,
     ) -> (bool, Result<()>) {
         let adopted = std::cell::Cell::new(false);
         let r = self.write(|tx| {
@@ -120,9 +129,10 @@ impl Core {
             if let Some(s) = disk_size {
                 item.size = item.size.max(s);
             }
-            let now = now_ns();
-            item.mtime_ns = now;
-            item.ctime_ns = now;
+            if let Some(t) = mtime {
+                item.mtime_ns = t;
+                item.ctime_ns = item.ctime_ns.max(t);
+            }
             save_inode(tx, ino, &item)?;
             Ok(Some(item.size))
         });

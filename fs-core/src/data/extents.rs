@@ -29,6 +29,30 @@ fn parse(ino: u64, k: &Key, d: &[u8]) -> Result<ExtentAt> {
     })
 }
 
+/// Bytes of file data `ino`'s committed extents hold (`st_blocks`: holes take none). Extents
+/// an fsync logged count once a commit folds them in.
+pub(crate) fn extent_bytes(it: &mut impl Items, ino: u64) -> Result<u64> {
+    const BATCH: usize = 256;
+    let mut total = 0;
+    let mut from = 0;
+    loop {
+        let items = it.range(
+            Key::new(ino, kind::EXTENT_DATA, from),
+            Key::new(ino, kind::EXTENT_DATA, u64::MAX),
+            Direction::Forward,
+            BATCH,
+        )?;
+        for (k, d) in &items {
+            let e = parse(ino, k, d)?;
+            total += e.fe.num_bytes;
+        }
+        match items.last() {
+            Some((k, _)) if items.len() == BATCH => from = k.offset + 1,
+            _ => return Ok(total),
+        }
+    }
+}
+
 /// The extent covering file byte `pos`, else the first one after it (`None`: neither).
 pub(crate) fn extent_at(it: &mut impl Items, ino: u64, pos: u64) -> Result<Option<ExtentAt>> {
     let before = it.range(

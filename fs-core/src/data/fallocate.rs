@@ -76,7 +76,8 @@ impl Core {
             };
             item.size = size;
             if let Some(t) = mtime {
-                item.mtime_ns = item.mtime_ns.max(t);
+                // The last accepted write's time: an explicit time set after it cleared it.
+                item.mtime_ns = t;
                 item.ctime_ns = item.ctime_ns.max(t);
             }
             save_inode(tx, ino, &item)

@@ -251,6 +251,7 @@ fn create_area(tx: &mut Tx<'_>, total: u64, bs: u64) -> Result<()> {
         gid: 0,
         flags: crate::items::InodeFlags::default(),
         symlink: None,
+        rdev: 0,
     };
     let mut item = crate::namespace::fresh_inode(&n, tx.tx.generation());
     item.size = l;

@@ -14,33 +14,81 @@ pub enum FileType {
     Dir,
     /// Symbolic link.
     Symlink,
+    /// Named pipe (FIFO).
+    Fifo,
+    /// Unix domain socket.
+    Socket,
+    /// Character device (its number is the inode's `rdev`).
+    CharDev,
+    /// Block device (its number is the inode's `rdev`).
+    BlockDev,
 }
 
 impl FileType {
-    fn code(self) -> u8 {
+    /// The `d_type` value (`DT_*`) stored in directory entries.
+    pub fn code(self) -> u8 {
         match self {
-            FileType::File => 8,
+            FileType::Fifo => 1,
+            FileType::CharDev => 2,
             FileType::Dir => 4,
+            FileType::BlockDev => 6,
+            FileType::File => 8,
             FileType::Symlink => 10,
+            FileType::Socket => 12,
         }
     }
 
     fn from_code(c: u8) -> Result<FileType, String> {
         Ok(match c {
-            8 => FileType::File,
+            1 => FileType::Fifo,
+            2 => FileType::CharDev,
             4 => FileType::Dir,
+            6 => FileType::BlockDev,
+            8 => FileType::File,
             10 => FileType::Symlink,
+            12 => FileType::Socket,
             _ => return Err(format!("directory entry of unknown type {c}")),
         })
     }
 
-    /// The type of an inode with `mode`.
+    /// The type of an inode with `mode` (`None`: not a type this filesystem stores).
+    pub fn from_mode(mode: u32) -> Option<FileType> {
+        use super::inode::mode as m;
+        Some(match mode & m::S_IFMT {
+            m::S_IFREG => FileType::File,
+            m::S_IFDIR => FileType::Dir,
+            m::S_IFLNK => FileType::Symlink,
+            m::S_IFIFO => FileType::Fifo,
+            m::S_IFSOCK => FileType::Socket,
+            m::S_IFCHR => FileType::CharDev,
+            m::S_IFBLK => FileType::BlockDev,
+            _ => return None,
+        })
+    }
+
+    /// The type of an inode with `mode`, which [`InodeItem::parse`](super::InodeItem::parse)
+    /// validated (an unknown type reads as a regular file).
     pub fn of_mode(mode: u32) -> FileType {
-        match mode & super::inode::mode::S_IFMT {
-            super::inode::mode::S_IFDIR => FileType::Dir,
-            super::inode::mode::S_IFLNK => FileType::Symlink,
-            _ => FileType::File,
+        FileType::from_mode(mode).unwrap_or(FileType::File)
+    }
+
+    /// The `S_IFMT` bits of this type.
+    pub fn mode_bits(self) -> u32 {
+        use super::inode::mode as m;
+        match self {
+            FileType::File => m::S_IFREG,
+            FileType::Dir => m::S_IFDIR,
+            FileType::Symlink => m::S_IFLNK,
+            FileType::Fifo => m::S_IFIFO,
+            FileType::Socket => m::S_IFSOCK,
+            FileType::CharDev => m::S_IFCHR,
+            FileType::BlockDev => m::S_IFBLK,
         }
+    }
+
+    /// Character and block devices: the types whose inode carries a device number.
+    pub fn has_rdev(self) -> bool {
+        matches!(self, FileType::CharDev | FileType::BlockDev)
     }
 }
 

@@ -28,6 +28,17 @@ pub mod mode {
     pub const S_IFDIR: u32 = 0o040_000;
     /// Symbolic link.
     pub const S_IFLNK: u32 = 0o120_000;
+    /// Named pipe.
+    pub const S_IFIFO: u32 = 0o010_000;
+    /// Socket.
+    pub const S_IFSOCK: u32 = 0o140_000;
+    /// Character device.
+    pub const S_IFCHR: u32 = 0o020_000;
+    /// Block device.
+    pub const S_IFBLK: u32 = 0o060_000;
+    /// Set-group-ID: on a directory, new entries take its group (and new subdirectories
+    /// the bit).
+    pub const S_ISGID: u32 = 0o2000;
 }
 
 /// The inode item, 80 bytes.
@@ -54,6 +65,8 @@ pub struct InodeItem {
     /// Creation time, ns.
     pub btime_ns: i64,
     /// Directories: the next DIR_INDEX (readdir cookie) to hand out; never reused.
+    /// Character and block devices: the device number (`st_rdev`, Linux's encoding).
+    /// Other types: [`FIRST_INDEX`](super::FIRST_INDEX), unused.
     pub next_index: u64,
     /// The transaction generation that created the inode.
     pub generation: u64,
@@ -71,6 +84,15 @@ impl InodeItem {
     /// Whether this is a directory.
     pub fn is_dir(&self) -> bool {
         self.kind() == mode::S_IFDIR
+    }
+
+    /// The device number of a character or block device, else 0.
+    pub fn rdev(&self) -> u64 {
+        if super::FileType::of_mode(self.mode).has_rdev() {
+            self.next_index
+        } else {
+            0
+        }
     }
 
     /// The item bytes.
@@ -111,7 +133,7 @@ impl InodeItem {
         };
         r.finish()?;
         let k = item.kind();
-        if ![mode::S_IFREG, mode::S_IFDIR, mode::S_IFLNK].contains(&k) {
+        if super::FileType::from_mode(k).is_none() {
             return Err(format!("inode item: unknown file type {k:#o}"));
         }
         if item.flags.0 & !InodeFlags::KNOWN != 0 {

@@ -61,7 +61,17 @@ pub(crate) fn dir_add(
         None => InodeRefs::default(),
     };
     refs.0.push((index, name.to_vec()));
-    tx.put(rkey, &refs.encode())?;
+    let encoded = refs.encode();
+    if encoded.len() > tx.tx.max_item_size() {
+        // All names of one inode in one directory share its INODE_REF item.
+        return Err(Error::TooManyLinks(format!(
+            "inode {child} has {} names in directory {dir}, as many as its name list \
+             item holds ({} bytes)",
+            refs.0.len() - 1,
+            tx.tx.max_item_size()
+        )));
+    }
+    tx.put(rkey, &encoded)?;
     Ok(index)
 }
 

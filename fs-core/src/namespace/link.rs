@@ -27,17 +27,26 @@ pub(crate) fn check_name(name: &[u8]) -> Result<()> {
 /// What to create.
 #[derive(Clone, Debug)]
 pub(crate) struct NewInode<'a> {
+    /// Type and permission bits.
     pub mode: u32,
     pub uid: u32,
+    /// The group; a set-group-ID parent overrides it (see [`create_in`]).
     pub gid: u32,
     pub flags: InodeFlags,
     pub symlink: Option<&'a [u8]>,
+    /// Character and block devices: the device number.
+    pub rdev: u64,
 }
 
 /// A fresh inode item.
 pub(crate) fn fresh_inode(n: &NewInode<'_>, generation: u64) -> InodeItem {
     let now = now_ns();
     let is_dir = n.mode & mode::S_IFMT == mode::S_IFDIR;
+    let next_index = if FileType::of_mode(n.mode).has_rdev() {
+        n.rdev
+    } else {
+        FIRST_INDEX
+    };
     InodeItem {
         size: n.symlink.map_or(0, |t| t.len() as u64),
         nlink: if is_dir { 2 } else { 1 },
@@ -49,38 +58,64 @@ pub(crate) fn fresh_inode(n: &NewInode<'_>, generation: u64) -> InodeItem {
         mtime_ns: now,
         ctime_ns: now,
         btime_ns: now,
-        next_index: FIRST_INDEX,
+        next_index,
         generation,
     }
 }
 
-/// Creates inode `ino` described by `n` as `name` in `parent`.
+/// Creates inode `ino` described by `n` as `name` in `parent`; returns its item.
+///
+/// In a set-group-ID directory the new inode takes the directory's group, and a new
+/// subdirectory the set-group-ID bit too (as on Linux filesystems).
 pub(crate) fn create_in(
     tx: &mut Tx<'_>,
     parent: u64,
     name: &[u8],
     ino: u64,
     n: &NewInode<'_>,
-) -> Result<()> {
+) -> Result<InodeItem> {
     check_name(name)?;
     let mut p = load_inode(tx, parent)?;
     if !p.is_dir() {
         return Err(Error::NotDir(format!("inode {parent}")));
     }
+    if p.nlink == 0 {
+        return Err(Error::NotFound(format!("directory {parent} was removed")));
+    }
     if dir_lookup(tx, parent, name)?.is_some() {
         return Err(Error::Exists(String::from_utf8_lossy(name).into_owned()));
     }
-    let item = fresh_inode(n, tx.tx.generation());
+    let mut item = fresh_inode(n, tx.tx.generation());
+    if p.mode & mode::S_ISGID != 0 {
+        item.gid = p.gid;
+        if item.is_dir() {
+            item.mode |= mode::S_ISGID;
+        }
+    }
     if item.is_dir() {
         p.nlink += 1;
     }
     if let Some(target) = n.symlink {
-        let fe = FileExtent::inline(target);
-        tx.put(Key::new(ino, kind::EXTENT_DATA, 0), &fe.encode())?;
+        put_symlink_target(tx, ino, target)?;
     }
     save_inode(tx, ino, &item)?;
     dir_add(tx, parent, &mut p, name, ino, FileType::of_mode(n.mode))?;
-    save_inode(tx, parent, &p)
+    save_inode(tx, parent, &p)?;
+    Ok(item)
+}
+
+/// Stores a symlink's target as inline extents at offsets 0, c, 2c, … of `c` bytes each, `c`
+/// the most one item holds: a target up to `PATH_MAX - 1` bytes needs several items in
+/// small nodes.
+fn put_symlink_target(tx: &mut Tx<'_>, ino: u64, target: &[u8]) -> Result<()> {
+    let overhead = FileExtent::inline(&[]).encode().len();
+    let chunk = tx.tx.max_item_size() - overhead;
+    for (i, part) in target.chunks(chunk).enumerate() {
+        let off = (i * chunk) as u64;
+        let fe = FileExtent::inline(part);
+        tx.put(Key::new(ino, kind::EXTENT_DATA, off), &fe.encode())?;
+    }
+    Ok(())
 }
 
 /// One name of `ino` is gone (already removed from its directory): drops the link count

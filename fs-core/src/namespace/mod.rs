@@ -17,10 +17,11 @@ mod path;
 mod rename;
 mod xattr;
 
+pub use api::{NewNode, LINK_MAX, SYMLINK_MAX};
 pub(crate) use dir::{dir_add, dir_lookup, dir_remove, readdir_items};
 pub(crate) use inode::{delete_inode, load_inode, save_inode, try_inode};
 pub(crate) use link::{check_name, create_in, drop_link, fresh_inode, NewInode};
-pub(crate) use rename::rename_in;
 pub use rename::RenameFlags;
+pub(crate) use rename::{parent_of, rename_in};
 pub use xattr::XattrFlags;
 pub(crate) use xattr::{xattr_get, xattr_list, xattr_remove, xattr_set};

@@ -72,7 +72,7 @@ impl Core {
                 }
                 *budget -= 1;
                 let target = self.readlink_ino(e.ino)?;
-                cur = self.walk(cur, &target, true, budget)?;
+                cur = self.walk(cur, &String::from_utf8_lossy(&target), true, budget)?;
                 continue;
             }
             cur = e.ino;
@@ -80,17 +80,31 @@ impl Core {
         Ok(cur)
     }
 
-    /// The target of symlink `ino`.
-    pub(crate) fn readlink_ino(&self, ino: u64) -> Result<String> {
+    /// The target of symlink `ino` (the bytes of its inline extents, in order; see
+    /// `link::put_symlink_target`).
+    pub(crate) fn readlink_ino(&self, ino: u64) -> Result<Vec<u8>> {
         self.read(|rd| {
             let item = load_inode(rd, ino)?;
             if FileType::of_mode(item.mode) != FileType::Symlink {
                 return Err(Error::Invalid(format!("inode {ino} is not a symlink")));
             }
-            let e = crate::data::extent_at(rd, ino, 0)?
-                .filter(|e| e.file_off == 0 && e.fe.kind == ExtentKind::Inline)
-                .ok_or_else(|| Error::Corrupt(format!("symlink {ino} has no target")))?;
-            Ok(String::from_utf8_lossy(&e.fe.inline).into_owned())
+            let mut target = Vec::with_capacity(item.size as usize);
+            while (target.len() as u64) < item.size {
+                let at = target.len() as u64;
+                let e = crate::data::extent_at(rd, ino, at)?
+                    .filter(|e| e.file_off == at && e.fe.kind == ExtentKind::Inline)
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!("symlink {ino}: no target bytes at {at}"))
+                    })?;
+                if e.fe.inline.is_empty() {
+                    return Err(Error::Corrupt(format!(
+                        "symlink {ino}: empty piece at {at}"
+                    )));
+                }
+                target.extend_from_slice(&e.fe.inline);
+            }
+            target.truncate(item.size as usize);
+            Ok(target)
         })
     }
 }
