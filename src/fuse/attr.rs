@@ -19,6 +19,10 @@ pub(crate) fn kind(t: FileType) -> fuser::FileType {
     match t {
         FileType::Dir => fuser::FileType::Directory,
         FileType::Symlink => fuser::FileType::Symlink,
+        FileType::Fifo => fuser::FileType::NamedPipe,
+        FileType::Socket => fuser::FileType::Socket,
+        FileType::CharDev => fuser::FileType::CharDevice,
+        FileType::BlockDev => fuser::FileType::BlockDevice,
         _ => fuser::FileType::RegularFile,
     }
 }
@@ -42,7 +46,7 @@ pub(crate) fn file_attr(s: &Stat, block_size: u32) -> FileAttr {
     FileAttr {
         ino: INodeNo(to_fuse(s.ino)),
         size: s.size,
-        blocks: s.size.div_ceil(512),
+        blocks: s.blocks,
         atime: time(s.atime_ns),
         mtime: time(s.mtime_ns),
         ctime: time(s.ctime_ns),
@@ -52,7 +56,8 @@ pub(crate) fn file_attr(s: &Stat, block_size: u32) -> FileAttr {
         nlink: s.nlink,
         uid: s.uid,
         gid: s.gid,
-        rdev: 0,
+        // The kernel's own 32-bit encoding, as mknod passed it.
+        rdev: s.rdev as u32,
         blksize: block_size,
         flags: 0,
     }

@@ -1,24 +1,28 @@
-//! The FUSE operations: each resolves FUSE inodes to paths, calls fs-core on this thread's
-//! context and replies.
+//! The FUSE operations: each calls fs-core's inode API on this thread's context and
+//! replies. FUSE addresses files by inode number and so does fs-core (`*_at`, `*_ino`): no
+//! path is ever built here, so an operation acts on exactly the inode the kernel named
+//! (a symlink itself, an open file that was unlinked or renamed over).
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use fs_core::{
-    Context, Error, FallocMode, File, Filesystem, OpenFlags, RenameFlags, Result, SetAttr, Stat,
-    XattrFlags,
+    Context, Error, FallocMode, File, Filesystem, NewNode, OpenFlags, RenameFlags, Result, SetAttr,
+    Stat, XattrFlags,
 };
 use fuser::{
-    AccessFlags, Errno, FileHandle, FopenFlags, Generation, INodeNo, KernelConfig, LockOwner,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, Errno, FileHandle, FopenFlags, Generation, INodeNo, IoctlFlags, KernelConfig,
+    LockOwner, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 
 use super::attr::{errno, file_attr, kind, ns_of, TTL};
 use super::handles::{Handles, Open};
-use super::inodes::{join, to_fs, to_fuse, Inodes};
+use super::inodes::{to_fs, to_fuse, FUSE_ROOT};
 
 /// Offsets 1 and 2 of a directory stream are `.` and `..`; fs-core cookies follow, shifted.
 const DOT_ENTRIES: u64 = 2;
@@ -29,14 +33,34 @@ const DIRECT_ALIGN: u64 = 4096;
 pub(crate) struct Fuse {
     fs: Arc<Filesystem>,
     id: u64,
-    inodes: Inodes,
     handles: Handles,
     block_size: u32,
 }
 
-fn name_str(name: &OsStr) -> Result<&str> {
-    name.to_str()
-        .ok_or_else(|| Error::Invalid(format!("name {name:?} is not UTF-8")))
+fn ino_of(ino: INodeNo) -> u64 {
+    to_fs(ino.0)
+}
+
+fn open_flags(flags: i32) -> OpenFlags {
+    let acc = flags & libc::O_ACCMODE;
+    OpenFlags {
+        read: acc != libc::O_WRONLY,
+        write: acc != libc::O_RDONLY,
+        direct: flags & libc::O_DIRECT != 0,
+        append: flags & libc::O_APPEND != 0,
+        truncate: flags & libc::O_TRUNC != 0,
+        sync: flags & libc::O_SYNC == libc::O_SYNC,
+        dsync: flags & libc::O_DSYNC != 0,
+        ..OpenFlags::default()
+    }
+}
+
+fn fopen_flags(direct: bool) -> FopenFlags {
+    if direct {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
+    }
 }
 
 impl Fuse {
@@ -45,7 +69,6 @@ impl Fuse {
         Fuse {
             fs,
             id,
-            inodes: Inodes::default(),
             handles: Handles::default(),
             block_size,
         }
@@ -55,28 +78,6 @@ impl Fuse {
         super::ctx::with_ctx(self.id, &self.fs, f)
     }
 
-    fn path(&self, ino: INodeNo) -> Result<String> {
-        self.inodes
-            .path(to_fs(ino.0))
-            .ok_or_else(|| Error::NotFound(format!("inode {} has no known path", ino.0)))
-    }
-
-    fn child(&self, parent: INodeNo, name: &OsStr) -> Result<String> {
-        Ok(join(&self.path(parent)?, name_str(name)?))
-    }
-
-    fn stat(&self, ino: u64) -> Result<Stat> {
-        self.fs.stat_ino(ino)
-    }
-
-    /// Looks `path` up, records it and returns its attributes.
-    fn entry(&self, path: String) -> Result<Stat> {
-        let ino = self.fs.lookup(&path)?;
-        let st = self.stat(ino)?;
-        self.inodes.add(ino, path);
-        Ok(st)
-    }
-
     fn reply_entry(&self, r: Result<Stat>, reply: ReplyEntry) {
         match r {
             Ok(st) => reply.entry(&TTL, &file_attr(&st, self.block_size), Generation(0)),
@@ -84,61 +85,51 @@ impl Fuse {
         }
     }
 
-    /// Gives a new inode the caller's owner and group (fs-core creates as root).
-    fn own(&self, path: &str, req: &Request) -> Result<()> {
-        if req.uid() == 0 && req.gid() == 0 {
-            return Ok(());
+    fn reply_attr(&self, r: Result<Stat>, reply: ReplyAttr) {
+        match r {
+            Ok(st) => reply.attr(&TTL, &file_attr(&st, self.block_size)),
+            Err(e) => reply.error(errno(&e)),
         }
-        let attr = SetAttr {
-            uid: Some(req.uid()),
-            gid: Some(req.gid()),
-            ..SetAttr::default()
-        };
-        self.ctx(|c| self.fs.set_attr(c, path, &attr))
     }
 
-    fn make(&self, req: &Request, path: String, made: Result<u64>) -> Result<Stat> {
-        made?;
-        self.own(&path, req)?;
-        self.entry(path)
+    /// A new node of `mode` in `parent`, owned by the caller.
+    fn make(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+    ) -> Result<Stat> {
+        let node = NewNode {
+            mode,
+            uid: req.uid(),
+            gid: req.gid(),
+            rdev: u64::from(rdev),
+        };
+        self.fs.mknod_at(ino_of(parent), name.as_bytes(), &node)
     }
 
-    fn open_file(&self, path: &str, flags: i32, perm: Option<u32>) -> Result<(u64, Stat, bool)> {
-        let acc = flags & libc::O_ACCMODE;
-        let mut of = OpenFlags {
-            read: acc != libc::O_WRONLY,
-            write: acc != libc::O_RDONLY,
-            direct: flags & libc::O_DIRECT != 0,
-            append: flags & libc::O_APPEND != 0,
-            truncate: flags & libc::O_TRUNC != 0,
-            sync: flags & libc::O_SYNC == libc::O_SYNC,
-            dsync: flags & libc::O_DSYNC != 0,
-            ..OpenFlags::default()
-        };
-        if let Some(_perm) = perm {
-            of.create = true;
-            of.exclusive = flags & libc::O_EXCL != 0;
-        }
+    /// Opens inode `ino`: for `O_DIRECT` with a buffered twin that serves requests not
+    /// aligned for the direct path (the kernel passes the caller's offsets through).
+    fn open_ino(&self, ino: u64, flags: i32) -> Result<(u64, bool)> {
+        let of = open_flags(flags);
         let (file, buffered) = self.ctx(|c| {
-            let file = self.fs.open(c, path, of, perm.unwrap_or(0o644))?;
+            let file = self.fs.open_ino(c, ino, of)?;
             let buffered = if of.direct {
                 let bf = OpenFlags {
                     direct: false,
                     truncate: false,
-                    create: false,
-                    exclusive: false,
                     ..of
                 };
-                Some(self.fs.open(c, path, bf, 0)?)
+                Some(self.fs.open_ino(c, ino, bf)?)
             } else {
                 None
             };
             Ok((file, buffered))
         })?;
-        let st = file.stat()?;
-        let direct = of.direct;
         let fh = self.handles.insert(Open { file, buffered });
-        Ok((fh, st, direct))
+        Ok((fh, of.direct))
     }
 
     fn handle(&self, fh: FileHandle) -> Result<Arc<Open>> {
@@ -155,25 +146,8 @@ impl Fuse {
         }
     }
 
-    fn set_attr(&self, ino: INodeNo, a: &SetAttr, fh: Option<FileHandle>) -> Result<Stat> {
-        let fs_ino = to_fs(ino.0);
-        if let (Some(size), Some(fh)) = (a.size, fh) {
-            let o = self.handle(fh)?;
-            self.ctx(|c| o.file.set_len(c, size))?;
-        }
-        let rest = SetAttr {
-            size: if fh.is_some() { None } else { a.size },
-            ..a.clone()
-        };
-        if rest != SetAttr::default() {
-            let path = self.path(ino)?;
-            self.ctx(|c| self.fs.set_attr(c, &path, &rest))?;
-        }
-        self.stat(fs_ino)
-    }
-
     fn readdir_into(&self, ino: INodeNo, offset: u64, reply: &mut ReplyDirectory) -> Result<()> {
-        let path = self.path(ino)?;
+        let dir = ino_of(ino);
         let mut off = offset;
         if off == 0 {
             if reply.add(ino, 1, fuser::FileType::Directory, ".") {
@@ -182,14 +156,20 @@ impl Fuse {
             off = 1;
         }
         if off == 1 {
-            if reply.add(ino, 2, fuser::FileType::Directory, "..") {
+            let parent = self.fs.lookup_at(dir, b"..")?;
+            if reply.add(
+                INodeNo(to_fuse(parent)),
+                2,
+                fuser::FileType::Directory,
+                "..",
+            ) {
                 return Ok(());
             }
             off = 2;
         }
         let mut cookie = off - DOT_ENTRIES;
         loop {
-            let batch = self.fs.readdir(&path, cookie, 128)?;
+            let batch = self.fs.readdir_ino(dir, cookie, 128)?;
             if batch.is_empty() {
                 return Ok(());
             }
@@ -198,7 +178,7 @@ impl Fuse {
                     INodeNo(to_fuse(e.ino)),
                     e.next_cookie + DOT_ENTRIES,
                     kind(e.file_type),
-                    &e.name,
+                    OsStr::from_bytes(&e.name),
                 );
                 if full {
                     return Ok(());
@@ -256,15 +236,15 @@ impl fuser::Filesystem for Fuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let r = self.child(parent, name).and_then(|p| self.entry(p));
+        let r = self
+            .fs
+            .lookup_at(ino_of(parent), name.as_bytes())
+            .and_then(|ino| self.fs.stat_ino(ino));
         self.reply_entry(r, reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.stat(to_fs(ino.0)) {
-            Ok(st) => reply.attr(&TTL, &file_attr(&st, self.block_size)),
-            Err(e) => reply.error(errno(&e)),
-        }
+        self.reply_attr(self.fs.stat_ino(ino_of(ino)), reply);
     }
 
     fn setattr(
@@ -277,8 +257,8 @@ impl fuser::Filesystem for Fuse {
         size: Option<u64>,
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        fh: Option<FileHandle>,
+        ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
@@ -292,18 +272,32 @@ impl fuser::Filesystem for Fuse {
             size,
             atime_ns: to_ns(atime),
             mtime_ns: to_ns(mtime),
+            ctime_ns: ctime.map(ns_of),
         };
-        match self.set_attr(ino, &a, fh) {
-            Ok(st) => reply.attr(&TTL, &file_attr(&st, self.block_size)),
+        // The inode the kernel names, open or not, linked or not: never a path.
+        let r = self.ctx(|c| self.fs.set_attr_ino(c, ino_of(ino), &a));
+        self.reply_attr(r, reply);
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink_ino(ino_of(ino)) {
+            Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.path(ino).and_then(|p| self.fs.readlink(&p)) {
-            Ok(t) => reply.data(t.as_bytes()),
-            Err(e) => reply.error(errno(&e)),
-        }
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let mode = (mode & libc::S_IFMT) | (mode & !umask & 0o7777);
+        self.reply_entry(self.make(req, parent, name, mode, rdev), reply);
     }
 
     fn mkdir(
@@ -315,29 +309,16 @@ impl fuser::Filesystem for Fuse {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.child(parent, name).and_then(|p| {
-            let made = self.fs.mkdir(&p, mode & !umask & 0o7777);
-            self.make(req, p, made)
-        });
-        self.reply_entry(r, reply);
+        let mode = libc::S_IFDIR | (mode & !umask & 0o7777);
+        self.reply_entry(self.make(req, parent, name, mode, 0), reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self.child(parent, name).and_then(|p| {
-            self.fs.unlink(&p)?;
-            self.inodes.remove(&p);
-            Ok(())
-        });
-        done(r, reply);
+        done(self.fs.unlink_at(ino_of(parent), name.as_bytes()), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self.child(parent, name).and_then(|p| {
-            self.fs.rmdir(&p)?;
-            self.inodes.remove(&p);
-            Ok(())
-        });
-        done(r, reply);
+        done(self.fs.rmdir_at(ino_of(parent), name.as_bytes()), reply);
     }
 
     fn symlink(
@@ -348,13 +329,13 @@ impl fuser::Filesystem for Fuse {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.child(parent, link_name).and_then(|p| {
-            let t = target
-                .to_str()
-                .ok_or_else(|| Error::Invalid("symlink target is not UTF-8".into()))?;
-            let made = self.fs.symlink(t, &p);
-            self.make(req, p, made)
-        });
+        let r = self.fs.symlink_at(
+            ino_of(parent),
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+            req.uid(),
+            req.gid(),
+        );
         self.reply_entry(r, reply);
     }
 
@@ -368,24 +349,21 @@ impl fuser::Filesystem for Fuse {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let r = (|| {
-            let old = self.child(parent, name)?;
-            let new = self.child(newparent, newname)?;
-            if flags.contains(fuser::RenameFlags::RENAME_WHITEOUT) {
-                return Err(Error::Unsupported("rename with RENAME_WHITEOUT".into()));
-            }
+        let r = if flags.contains(fuser::RenameFlags::RENAME_WHITEOUT) {
+            Err(Error::Unsupported("rename with RENAME_WHITEOUT".into()))
+        } else {
             let f = RenameFlags {
                 noreplace: flags.contains(fuser::RenameFlags::RENAME_NOREPLACE),
                 exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
             };
-            self.fs.rename(&old, &new, f)?;
-            if f.exchange {
-                self.inodes.exchange(&old, &new);
-            } else {
-                self.inodes.rename(&old, &new);
-            }
-            Ok(())
-        })();
+            self.fs.rename_at(
+                ino_of(parent),
+                name.as_bytes(),
+                ino_of(newparent),
+                newname.as_bytes(),
+                f,
+            )
+        };
         done(r, reply);
     }
 
@@ -397,28 +375,15 @@ impl fuser::Filesystem for Fuse {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = (|| {
-            let old = self.path(ino)?;
-            let new = self.child(newparent, newname)?;
-            self.fs.link(&old, &new)?;
-            self.entry(new)
-        })();
+        let r = self
+            .fs
+            .link_at(ino_of(ino), ino_of(newparent), newname.as_bytes());
         self.reply_entry(r, reply);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: fuser::OpenFlags, reply: ReplyOpen) {
-        match self
-            .path(ino)
-            .and_then(|p| self.open_file(&p, flags.0, None))
-        {
-            Ok((fh, _, direct)) => {
-                let f = if direct {
-                    FopenFlags::FOPEN_DIRECT_IO
-                } else {
-                    FopenFlags::empty()
-                };
-                reply.opened(FileHandle(fh), f)
-            }
+        match self.open_ino(ino_of(ino), flags.0) {
+            Ok((fh, direct)) => reply.opened(FileHandle(fh), fopen_flags(direct)),
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -434,21 +399,22 @@ impl fuser::Filesystem for Fuse {
         reply: ReplyCreate,
     ) {
         let r = (|| {
-            let path = self.child(parent, name)?;
-            let opened = self.open_file(&path, flags, Some(mode & !umask & 0o7777))?;
-            self.own(&path, req)?;
-            let st = self.entry(path)?;
-            Ok((opened, st))
+            let perm = mode & !umask & 0o7777;
+            let ino = match self.make(req, parent, name, libc::S_IFREG | perm, 0) {
+                Ok(st) => st.ino,
+                // Made by someone else since the kernel's lookup: open it, as open(2) would.
+                Err(Error::Exists(_)) if flags & libc::O_EXCL == 0 => {
+                    self.fs.lookup_at(ino_of(parent), name.as_bytes())?
+                }
+                Err(e) => return Err(e),
+            };
+            let opened = self.open_ino(ino, flags)?;
+            Ok((opened, self.fs.stat_ino(ino)?))
         })();
         match r {
-            Ok(((fh, _, direct), st)) => {
-                let f = if direct {
-                    FopenFlags::FOPEN_DIRECT_IO
-                } else {
-                    FopenFlags::empty()
-                };
+            Ok(((fh, direct), st)) => {
                 let a = file_attr(&st, self.block_size);
-                reply.created(&TTL, &a, Generation(0), FileHandle(fh), f)
+                reply.created(&TTL, &a, Generation(0), FileHandle(fh), fopen_flags(direct))
             }
             Err(e) => reply.error(errno(&e)),
         }
@@ -563,13 +529,21 @@ impl fuser::Filesystem for Fuse {
     fn fsyncdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Every namespace change is its own committed transaction: already durable.
-        reply.ok();
+        // Every namespace change is its own committed transaction, so a directory is always
+        // durable. The kernel does not forward syncfs(2) to FUSE, so an fsync of the mount's
+        // root directory (`sync MOUNTPOINT`) stands for it: everything is written back and
+        // committed.
+        let r = if ino.0 == FUSE_ROOT {
+            self.ctx(|c| self.fs.sync(c))
+        } else {
+            Ok(())
+        };
+        done(r, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -602,33 +576,29 @@ impl fuser::Filesystem for Fuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let r = (|| {
-            let path = self.path(ino)?;
-            let f = XattrFlags {
-                create: flags & libc::XATTR_CREATE != 0,
-                replace: flags & libc::XATTR_REPLACE != 0,
-            };
-            self.fs.set_xattr(&path, name_str(name)?, value, f)
-        })();
+        let f = XattrFlags {
+            create: flags & libc::XATTR_CREATE != 0,
+            replace: flags & libc::XATTR_REPLACE != 0,
+        };
+        let r = self
+            .fs
+            .set_xattr_ino(ino_of(ino), name.as_bytes(), value, f);
         done(r, reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let r = self
-            .path(ino)
-            .and_then(|p| self.fs.get_xattr(&p, name_str(name)?));
-        match r {
+        match self.fs.get_xattr_ino(ino_of(ino), name.as_bytes()) {
             Ok(v) => Self::xattr_reply(v, size, reply),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.path(ino).and_then(|p| self.fs.list_xattr(&p)) {
+        match self.fs.list_xattr_ino(ino_of(ino)) {
             Ok(names) => {
                 let mut data = Vec::new();
                 for n in names {
-                    data.extend_from_slice(n.as_bytes());
+                    data.extend_from_slice(&n);
                     data.push(0);
                 }
                 Self::xattr_reply(data, size, reply)
@@ -638,15 +608,31 @@ impl fuser::Filesystem for Fuse {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = self
-            .path(ino)
-            .and_then(|p| self.fs.remove_xattr(&p, name_str(name)?));
-        done(r, reply);
+        done(
+            self.fs.remove_xattr_ino(ino_of(ino), name.as_bytes()),
+            reply,
+        );
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         // default_permissions: the kernel checks modes itself.
         reply.ok();
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        // No ioctl of any filesystem (FS_IOC_GETFLAGS, FICLONE, …) is implemented: the
+        // answer a tool expects for that, quietly.
+        reply.error(Errno::from_i32(libc::ENOTTY));
     }
 
     fn fallocate(
@@ -682,20 +668,18 @@ impl fuser::Filesystem for Fuse {
                 u64::try_from(offset).map_err(|_| Error::Invalid("negative offset".into()))?;
             let size = o.file.size()?;
             if pos >= size {
-                return Err(Error::Io("ENXIO".into()));
+                return Ok(None);
             }
             let found = match whence {
                 libc::SEEK_DATA => self.ctx(|c| o.file.seek_data(c, pos))?,
                 libc::SEEK_HOLE => Some(self.ctx(|c| o.file.seek_hole(c, pos))?.unwrap_or(size)),
                 _ => return Err(Error::Invalid(format!("whence {whence}"))),
             };
-            found
-                .map(|p| p.min(size) as i64)
-                .ok_or_else(|| Error::Io("ENXIO".into()))
+            Ok(found.map(|p| p.min(size) as i64))
         })();
         match r {
-            Ok(p) => reply.offset(p),
-            Err(Error::Io(m)) if m == "ENXIO" => reply.error(Errno::from_i32(libc::ENXIO)),
+            Ok(Some(p)) => reply.offset(p),
+            Ok(None) => reply.error(Errno::from_i32(libc::ENXIO)),
             Err(e) => reply.error(errno(&e)),
         }
     }
