@@ -135,8 +135,9 @@ impl Filesystem {
             symlink: target,
             rdev: node.rdev,
         };
-        let item = c.write(|tx| ns::create_in(tx, dir, name, ino, &n))?;
-        Ok(Stat::from_item(ino, &item, item.size))
+        c.write(|tx| ns::create_in(tx, dir, name, ino, &n))?;
+        // As a later stat sees it (a symlink's inline target counts in `blocks`).
+        self.stat_ino(ino)
     }
 
     /// A new name `name` in directory `dir` for `ino` (not a directory: `EPERM`).
