@@ -8,8 +8,11 @@
 //! - a cow transaction is never held across an `.await`: futures of one thread would
 //!   deadlock on the single writer;
 //! - `reserved` counts delalloc blocks (buffered data in the cache, space promised, not yet
-//!   allocated); data reservations never dip into `slack`, the space kept for metadata, so a
-//!   full filesystem can still delete files.
+//!   allocated); each also promises the metadata its writeback's fold will need
+//!   (`fold_need`), so a write that returned Ok survives unmount on a full filesystem;
+//! - data reservations and namespace operations that add items (`write_growing`) never dip
+//!   into `slack`, the space kept for commits, so a full filesystem can still delete files
+//!   and fold what it accepted.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -400,26 +403,81 @@ impl Core {
     }
 
     /// Bytes data may still take: free space minus delalloc promises minus metadata room
-    /// (`slack`, and what folding the overlay will copy).
+    /// (`slack`, and what folding the overlay and the delalloc blocks will need).
     pub fn data_room(&self, reserved: u64) -> u64 {
         self.vol
             .free_bytes()
             .saturating_sub(reserved)
             .saturating_sub(self.slack)
-            .saturating_sub(self.fold_need())
+            .saturating_sub(self.fold_need(reserved))
     }
 
-    /// Node space the next fold may need: a few nodes per overlay piece (a leaf in each of
-    /// the fs, extent and checksum trees, and their share of the parents), but no more
-    /// than twice the most any commit has written, since a fold copies each node once
-    /// however many pieces it holds. Keeping it free is what lets a fold on a nearly full
-    /// device commit.
-    pub fn fold_need(&self) -> u64 {
-        let pieces = self.overlay_pieces.load(Ordering::Relaxed) as u64;
-        let per_piece = 4 * u64::from(self.vol.nodesize());
-        (pieces * per_piece).min(2 * self.vol.peak_commit_bytes().max(self.slack))
+    /// Node space the fold of everything accepted and not yet folded may need: the
+    /// overlay's pieces and `delalloc_bytes` of cached data (each block may become a piece
+    /// of its own at writeback). Counting the delalloc blocks is what makes a buffered
+    /// write that returned Ok foldable at unmount on a full filesystem: without them,
+    /// creates and writes took the room the final commit needed, and the sync failed.
+    ///
+    /// A piece adds leaf items that stay (`PIECE_GROWTH`), and the commit copies the nodes
+    /// it touches before the old ones are freed: a leaf of the fs tree, a leaf of the extent
+    /// tree for its data extent and, on a fragmented filesystem, for each copied node's old
+    /// and new address, with their parents (`COPY_NODES_PER_PIECE`). A fold copies each node
+    /// at most once however many pieces it holds, and sync commits after every
+    /// `SYNC_BATCH` pieces, so the copies are counted up to one batch (or twice the most
+    /// any commit has written, or `slack`, if more).
+    pub fn fold_need(&self, delalloc_bytes: u64) -> u64 {
+        let pieces =
+            self.overlay_pieces.load(Ordering::Relaxed) as u64 + delalloc_bytes.div_ceil(self.bs);
+        let per_piece = COPY_NODES_PER_PIECE * u64::from(self.vol.nodesize());
+        let cap = (2 * self.vol.peak_commit_bytes())
+            .max(self.slack)
+            .max(SYNC_BATCH as u64 * per_piece);
+        (pieces * per_piece).min(cap) + pieces * PIECE_GROWTH
+    }
+
+    /// Checks that a namespace operation that adds items (create, mkdir, symlink, link)
+    /// leaves what accepted writes and deletes need: the room for their commits
+    /// (`fold_need`) and `slack`, which only deletes and folds may spend. Without it,
+    /// creates on a full filesystem took the space promised to cached writes (lost at
+    /// unmount) and the room unlink needs to commit.
+    pub fn check_ns_room(&self) -> Result<()> {
+        let r = self.reserved();
+        let room = self.data_room(*r);
+        let want = NS_GROWTH_NODES * u64::from(self.vol.nodesize());
+        if room < want {
+            return Err(Error::NoSpace(format!(
+                "{want} bytes of metadata wanted, {room} available"
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Core::write`] for a namespace operation that adds items: `ENOSPC` up front when
+    /// it would eat into what accepted writes and deletes need (`check_ns_room`).
+    pub fn write_growing<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.check_writable()?;
+        self.check_ns_room()?;
+        self.write(f)
     }
 }
+
+/// Nodes a fold may copy per piece it holds (see `Core::fold_need`): a commit of 132
+/// one-block pieces on a full 64 MiB filesystem with 4 KiB nodes copied about 8.6 per piece
+/// (`tests/enospc.rs`), most of them extent-tree leaves.
+const COPY_NODES_PER_PIECE: u64 = 12;
+
+/// Written-back pieces after which `sync` commits before writing back more files, so each
+/// of its commits stays within what `Core::fold_need` keeps for copied nodes.
+pub(crate) const SYNC_BATCH: usize = 32;
+
+/// Leaf bytes one folded piece may add for good: its file extent item (about 70 bytes with
+/// its header), its data extent's item with the back-reference (about 90) and checksums,
+/// doubled since split leaves are only half full, and rounded up.
+const PIECE_GROWTH: u64 = 512;
+
+/// Nodes a namespace operation that adds items may take for good: its items split a leaf
+/// (one new leaf and a parent slot) in the fs tree, with margin for a split reaching up.
+const NS_GROWTH_NODES: u64 = 4;
 
 impl Drop for Core {
     fn drop(&mut self) {

@@ -34,9 +34,20 @@ fn full_filesystem_reports_enospc_and_recovers() {
     drop(keep);
     let wrote_buffered = fill(&fs, &ctx, "/big", rw());
     assert!(wrote_buffered > 8 << 20, "wrote {wrote_buffered}");
-    // Every further space-needing operation says ENOSPC; metadata-only ones still work.
+    // Buffered writes stop while the metadata their writeback's fold may need is still
+    // kept for them (`Core::fold_need`); once written back, direct writes may take what
+    // is left of it.
+    let wrote_direct = fill(&fs, &ctx, "/d", direct());
+    assert!(
+        wrote_direct < 4 << 20,
+        "wrote {wrote_direct} after the cache was full"
+    );
+    // Every further space-needing operation says ENOSPC, creating a file too (its items
+    // would take the room kept for commits and deletes).
     let d = fs.open(&ctx, "/d", direct(), 0o644).unwrap();
-    let e = d.write_at(&ctx, 0, &vec![1u8; 1 << 20]).unwrap_err();
+    let e = d
+        .write_at(&ctx, wrote_direct, &vec![1u8; 1 << 20])
+        .unwrap_err();
     assert_eq!(e.errno(), 28);
     let e = d
         .fallocate(
@@ -47,7 +58,7 @@ fn full_filesystem_reports_enospc_and_recovers() {
         )
         .unwrap_err();
     assert_eq!(e.errno(), 28);
-    fs.create("/empty", 0o644).unwrap();
+    assert_eq!(fs.create("/empty", 0o644).unwrap_err().errno(), 28);
     fs.unmount(&ctx).unwrap();
     drop(d);
     assert_clean(dev.clone());
@@ -193,6 +204,130 @@ fn overwrites_in_flight(nodesize: u32) {
     ctx.block_on(bdev::exec::join_all(futs));
     f.fsync(&ctx).unwrap();
     drop(f);
+    fs.unmount(&ctx).unwrap();
+    assert_clean(dev);
+}
+
+/// Creates `/d{dir}/f{i}` files (`dirs` directories, or all in `/` when 0) and writes
+/// `size` bytes into each through the cache, without fsync, until a write or create says
+/// ENOSPC. Returns the files whose write returned Ok, with their fill byte.
+fn fill_unsynced(
+    fs: &fs_core::Filesystem,
+    ctx: &fs_core::Context,
+    dirs: u64,
+    size: usize,
+) -> Vec<(String, u8)> {
+    let mut done = Vec::new();
+    for i in 0u64.. {
+        let dir = if dirs == 0 {
+            String::new()
+        } else {
+            format!("/d{}", i % dirs)
+        };
+        if dirs != 0 && i < dirs {
+            match fs.mkdir(&dir, 0o755) {
+                Ok(_) => {}
+                Err(e) => {
+                    assert_eq!(e.errno(), 28, "mkdir {dir}: {e}");
+                    break;
+                }
+            }
+        }
+        let path = format!("{dir}/f{i}");
+        let f = match fs.open(ctx, &path, rw(), 0o644) {
+            Ok(f) => f,
+            Err(e) => {
+                assert_eq!(e.errno(), 28, "create {path}: {e}");
+                break;
+            }
+        };
+        let byte = (i % 251) as u8 + 1;
+        match f.write_at(ctx, 0, &vec![byte; size]) {
+            Ok(n) if n == size => done.push((path, byte)),
+            // A short write keeps what it wrote, like any short write: not checked here.
+            Ok(_) => break,
+            Err(e) => {
+                assert_eq!(e.errno(), 28, "write {path}: {e}");
+                break;
+            }
+        }
+    }
+    done
+}
+
+/// Issue 20: on a full filesystem, every buffered write that returned Ok must survive a
+/// clean unmount (its writeback and commit were reserved when it was accepted), and the
+/// unmount must succeed.
+fn accepted_writes_survive_unmount(dirs: u64, size: usize) {
+    let dev = mem(64);
+    let (fs, ctx) = fresh(dev.clone());
+    let done = fill_unsynced(&fs, &ctx, dirs, size);
+    assert!(!done.is_empty());
+    let st = fs.statfs().unwrap();
+    eprintln!(
+        "{dirs} dirs, {size} bytes: {} files accepted, {} blocks available, {} free",
+        done.len(),
+        st.blocks_avail,
+        st.blocks_free
+    );
+    fs.unmount(&ctx)
+        .unwrap_or_else(|e| panic!("unmount after {} accepted writes: {e}", done.len()));
+    assert_clean(dev.clone());
+    let (fs, ctx) = mount(dev.clone());
+    for (path, byte) in &done {
+        let got = read_all(&fs, &ctx, path);
+        assert!(
+            got.len() == size && got.iter().all(|b| b == byte),
+            "{path}: {} bytes back of {size}",
+            got.len()
+        );
+    }
+    drop(fs);
+    assert_clean(dev);
+}
+
+#[test]
+fn accepted_small_writes_survive_unmount_on_a_full_filesystem() {
+    accepted_writes_survive_unmount(0, 4096);
+}
+
+#[test]
+fn accepted_writes_in_many_directories_survive_unmount() {
+    accepted_writes_survive_unmount(512, 4096);
+}
+
+#[test]
+fn accepted_larger_writes_survive_unmount() {
+    accepted_writes_survive_unmount(64, 40 << 10);
+}
+
+/// Issue 20: after filling a filesystem with data and directories until ENOSPC, deleting
+/// a file succeeds and frees its space (deletes may use the room creates and writes keep).
+#[test]
+fn unlink_works_on_a_filesystem_full_of_data_and_directories() {
+    let dev = mem(16);
+    let (fs, ctx) = fresh(dev.clone());
+    let wrote = fill(&fs, &ctx, "/big", rw());
+    let mut dirs = 0;
+    loop {
+        match fs.mkdir(&format!("/dir{dirs}"), 0o755) {
+            Ok(_) => dirs += 1,
+            Err(e) => {
+                assert_eq!(e.errno(), 28, "mkdir {dirs}: {e}");
+                break;
+            }
+        }
+    }
+    let done = fill_unsynced(&fs, &ctx, 0, 4096);
+    eprintln!(
+        "{wrote} bytes, {dirs} directories, {} small files",
+        done.len()
+    );
+    let avail = fs.statfs().unwrap().blocks_avail;
+    fs.unlink("/big")
+        .unwrap_or_else(|e| panic!("unlink on a full filesystem: {e}"));
+    assert!(fs.statfs().unwrap().blocks_avail > avail + 1000);
+    fs.rmdir("/dir0").unwrap();
     fs.unmount(&ctx).unwrap();
     assert_clean(dev);
 }

@@ -172,7 +172,7 @@ impl Core {
             bytes,
             folding,
         } = overlay;
-        if pieces < FOLD_PIECES && bytes + self.fold_need() <= self.vol.free_bytes_hint() / 4 {
+        if pieces < FOLD_PIECES && bytes + self.fold_need(0) <= self.vol.free_bytes_hint() / 4 {
             return Ok(());
         }
         if self.folder.running() {

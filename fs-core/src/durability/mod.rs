@@ -168,26 +168,72 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
 /// Writes back every file, commits every remembered size and time, flushes.
 pub(crate) fn sync_all(fs: &Filesystem, ctx: &Context) -> Result<()> {
     let io = &fs.inner.iomap;
-    let r = ctx.block_on(io.writeback_all(ctx.exec()));
     let c = fs.core();
+    let r = writeback_in_batches(fs, ctx);
+    // Files dirty without delalloc blocks (cached overwrites of NOCOW or preallocated
+    // space) and anything dirtied meanwhile.
+    let r2 = ctx.block_on(io.writeback_all(ctx.exec()));
     let dirty: Vec<u64> = c
         .inodes()
         .iter()
         .filter(|(_, m)| m.size_dirty || m.mtime_dirty.is_some())
         .map(|(&i, _)| i)
         .collect();
+    commit_with_attrs(c, &dirty)?;
+    r?;
+    r2?;
+    Ok(())
+}
+
+/// Commits, with the sizes and times of `inos` that memory holds.
+fn commit_with_attrs(c: &Core, inos: &[u64]) -> Result<()> {
     // Under the log's lock, as in `log_fsync`.
     let mut log = c.log();
     let mut attrs = Vec::new();
-    for &ino in &dirty {
+    for &ino in inos {
         attrs.extend(attr_entries(c, ino, false)?);
     }
     let done = note_attrs(&mut log, &attrs);
     drop(log);
     c.write(|_| Ok(()))?;
-    clear_attrs(c, done)?;
-    r?;
-    Ok(())
+    clear_attrs(c, done)
+}
+
+/// Writes back every file with cached data or unwritten attributes, committing (with their
+/// sizes and times) after every `SYNC_BATCH` files or overlay pieces: the room kept for a
+/// commit's copied nodes (`Core::fold_need`, `Core::slack`) covers a batch, not the whole
+/// cache at once. One commit of everything (13,000 small files' extents and inode items)
+/// failed for want of space on a full filesystem at unmount, dropping writes that had
+/// returned Ok. Returns the first writeback error; a failed commit ends it.
+fn writeback_in_batches(fs: &Filesystem, ctx: &Context) -> Result<()> {
+    use crate::core::SYNC_BATCH;
+    let io = &fs.inner.iomap;
+    let c = fs.core();
+    let mut dirty: Vec<u64> = c
+        .inodes()
+        .iter()
+        .filter(|(_, m)| !m.delalloc.0.is_empty() || m.size_dirty || m.mtime_dirty.is_some())
+        .map(|(&i, _)| i)
+        .collect();
+    dirty.sort_unstable();
+    let mut first_err = None;
+    let mut batch = Vec::new();
+    for ino in dirty {
+        let r = ctx.block_on(io.writeback_range(ctx.exec(), iomap::Ino(ino), 0, u64::MAX));
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+        batch.push(ino);
+        let pieces = c.overlay_pieces.load(std::sync::atomic::Ordering::Relaxed);
+        if batch.len() >= SYNC_BATCH || pieces >= SYNC_BATCH {
+            commit_with_attrs(c, &batch)?;
+            batch.clear();
+        }
+    }
+    match first_err {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// Deletes inodes left unlinked-but-open by a crash or an unclean unmount.

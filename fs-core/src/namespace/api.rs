@@ -135,7 +135,7 @@ impl Filesystem {
             symlink: target,
             rdev: node.rdev,
         };
-        c.write(|tx| ns::create_in(tx, dir, name, ino, &n))?;
+        c.write_growing(|tx| ns::create_in(tx, dir, name, ino, &n))?;
         // As a later stat sees it (a symlink's inline target counts in `blocks`).
         self.stat_ino(ino)
     }
@@ -143,7 +143,7 @@ impl Filesystem {
     /// A new name `name` in directory `dir` for `ino` (not a directory: `EPERM`).
     pub fn link_at(&self, ino: u64, dir: u64, name: &[u8]) -> Result<Stat> {
         let c = self.core();
-        c.write(|tx| {
+        c.write_growing(|tx| {
             let mut item = ns::load_inode(tx, ino)?;
             if item.is_dir() {
                 return Err(Error::NotPermitted(format!("hard link to directory {ino}")));
