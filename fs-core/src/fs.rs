@@ -42,6 +42,11 @@ pub struct MountOptions {
     /// Mount read-write even if the device has a volatile cache that flush does not empty
     /// (`Geometry::durability_unknowable`): fsync then promises nothing. Off by default.
     pub accept_volatile_cache: bool,
+    /// Mount read-write even if a damaged fsync-log record has valid records after it,
+    /// dropping what it and they logged (replay keeps the records before it). Off by
+    /// default: such a mount fails, naming the record (a read-only mount shows the records
+    /// before it, and fsck reports the loss).
+    pub accept_log_loss: bool,
     /// Page cache budget in bytes.
     pub cache_bytes: u64,
     /// Dirty bytes past which writers write back.
@@ -58,6 +63,7 @@ impl Default for MountOptions {
         MountOptions {
             read_only: false,
             accept_volatile_cache: false,
+            accept_log_loss: false,
             cache_bytes: 64 << 20,
             dirty_bytes: 16 << 20,
             metadata_cache_bytes: 256 << 20,
@@ -157,7 +163,7 @@ impl Filesystem {
         })?;
         core.next_ino
             .store(last.max(ROOT_INO) + 1, std::sync::atomic::Ordering::Relaxed);
-        crate::durability::replay(&core, !opts.read_only)?;
+        crate::durability::replay(&core, !opts.read_only, opts.accept_log_loss)?;
         if !opts.read_only {
             if let Err(e) = crate::durability::ensure_area(&core) {
                 // Without a log, fsync commits instead: slower, as safe.

@@ -202,7 +202,19 @@ pub fn fsck(dev: Arc<dyn BlockDevice>, opts: &FsckOptions) -> Result<FsckReport>
     rep.data_extents = w.refs.len();
     w.errors.truncate(opts.max_errors);
     rep.errors.extend(w.errors);
+    drop(r);
+    drop(vol);
+    check_fsync_log(dev, &mut rep)?;
     Ok(rep)
+}
+
+/// The fsync log: a damaged record with valid records after it means fsync'd changes a
+/// mount cannot replay (`durability/gap.rs`): an error naming the record and the inodes.
+fn check_fsync_log(dev: Arc<dyn BlockDevice>, rep: &mut FsckReport) -> Result<()> {
+    if let Some(gap) = crate::durability::log_gap(dev)? {
+        rep.errors.push(gap.message());
+    }
+    Ok(())
 }
 
 /// What the fs tree holds, gathered in one pass.

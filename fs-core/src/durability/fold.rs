@@ -7,6 +7,7 @@ use cow::Key;
 use crate::core::{Core, Tx};
 use crate::data::{extent_at, replace_extent};
 use crate::durability::fslog::{decode, Entry, LogState, LOG_INO};
+use crate::durability::gap::find_gap;
 use crate::error::{Error, Result};
 use crate::items::{kind, ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
@@ -280,7 +281,7 @@ pub(crate) fn ensure_area(core: &Core) -> Result<()> {
 /// committed generation whose data is on the device) and applies them in one commit.
 /// Returns how many records were replayed. With `commit` false (read-only mount) the
 /// records only go to the in-memory overlay, so reads see them.
-pub(crate) fn replay(core: &Core, commit: bool) -> Result<usize> {
+pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usize> {
     let Some((addr, len)) = find_area(core)? else {
         return Ok(0);
     };
@@ -296,6 +297,17 @@ pub(crate) fn replay(core: &Core, commit: bool) -> Result<usize> {
     for slot in 0..len / bs {
         let block = crate::durability::io::read(core, addr + slot * bs, bs)?;
         let Some(rec) = decode(&block, generation, slot) else {
+            // Never truncate history silently (`gap.rs`).
+            if let Some(gap) = find_gap(core, (addr, len), generation, slot)? {
+                let msg = gap.message();
+                if commit && !accept_loss {
+                    return Err(Error::Corrupt(format!(
+                        "{msg}; mount read-only to read what the records before it hold, \
+                         or mount with accept_log_loss to drop the rest"
+                    )));
+                }
+                log::error!("fs-core: {msg}; replaying the {records} records before it");
+            }
             break;
         };
         if !data_landed(core, &rec)? {
@@ -331,6 +343,17 @@ pub(crate) fn replay(core: &Core, commit: bool) -> Result<usize> {
     }
     core.overlay_pieces
         .store(state.pieces(), std::sync::atomic::Ordering::Relaxed);
+    if !commit {
+        // No commit folds the logged sizes into the items: memory must know them, or a
+        // read-only mount shows files grown only by logged writes as empty.
+        for (&ino, &size) in &state.sizes {
+            match core.mem(ino, |m| m.size = size) {
+                // Deleted since: nothing to show.
+                Err(Error::NotFound(_)) => {}
+                r => r?,
+            }
+        }
+    }
     *core.log() = LogState {
         area: Some((addr, len)),
         base_gen: generation,

@@ -35,6 +35,7 @@
 mod background;
 mod fold;
 mod fslog;
+mod gap;
 mod io;
 mod synced;
 
@@ -43,6 +44,7 @@ pub(crate) use background::{Folder, FolderSignal};
 pub(crate) use fold::{ensure_area, fold, replay};
 pub use fslog::LOG_INO;
 pub(crate) use fslog::{Entry, LogState};
+pub(crate) use gap::log_gap;
 
 use crate::context::Context;
 use crate::core::Core;
