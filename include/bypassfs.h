@@ -210,7 +210,8 @@ int bfs_ftruncate(bfs_ctx_t ctx, bfs_file_t file, uint64_t size);
 
 /*
  Formats `device` (an image file or block device path, or an SPDK JSON config ending in
- `.json`) as an empty filesystem. Destroys what was on it.
+ `.json`) as an empty filesystem. Destroys what was on it. `-EBUSY` while another opener
+ (a mount, in this or another process) holds the device.
 
  # Safety
  `device` is NULL (→ `-EINVAL`) or a NUL-terminated string.
@@ -219,7 +220,9 @@ int bfs_format(const char *device);
 
 /*
  Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0 or
- `BFS_MOUNT_RDONLY`. On success `*out` is the filesystem's handle.
+ `BFS_MOUNT_RDONLY`. On success `*out` is the filesystem's handle. A read-write mount
+ holds the device exclusively until unmounted, a read-only one shares it with other
+ readers; `-EBUSY` when that conflicts with another opener.
 
  # Safety
  `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one

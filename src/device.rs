@@ -1,27 +1,43 @@
 //! Opening a device from what a user types: an SPDK JSON config or a file / block device path.
 //! The CLI, FUSE mounts and the C API all come through here, so they accept the same things
 //! and fail with the same advice.
+//!
+//! One writer per device: a read-write open ([`Access::ReadWrite`]: `mkfs`, `put`, a
+//! read-write mount, `bfs_mount` without `BFS_MOUNT_RDONLY`) locks an image file or block
+//! device exclusively, a read-only open ([`Access::ReadOnly`]: `fsck`, `ls`, `cat`, `get`,
+//! `stat`, `mount -o ro`) shares the lock with other readers, and a conflicting open is
+//! refused at once with [`BdevError::InUse`] naming the holder (pid and command line). The
+//! lock lives as long as the device. Devices of an SPDK JSON config are opened read-write
+//! whatever `access` says (they are one process's devices). How and what the lock cannot
+//! see: `bdev/src/uring/lock.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use bdev::config::NamedDevice;
+pub use bdev::uring::Access;
 use bdev::uring::{UringDevice, UringOptions};
 use bdev::{BdevError, BlockDevice};
 
-/// Opens `spec` (see [`open_with`]) with no bdev choice and no file creation.
+/// Opens `spec` (see [`open_with`]) read-write, with no bdev choice and no file creation.
 pub fn open(spec: &str) -> Result<Arc<dyn BlockDevice>, BdevError> {
-    open_with(Path::new(spec), None, None)
+    open_with(Path::new(spec), None, None, Access::ReadWrite)
+}
+
+/// Opens `spec` (see [`open_with`]) read-only, with no bdev choice.
+pub fn open_read_only(spec: &str) -> Result<Arc<dyn BlockDevice>, BdevError> {
+    open_with(Path::new(spec), None, None, Access::ReadOnly)
 }
 
 /// Opens `path`: a `*.json` file is an SPDK JSON config, from which `bdev` picks a bdev (it
 /// may be omitted when the config has exactly one); anything else is an image file or block
-/// device driven through io_uring with `O_DIRECT`. `create_bytes` creates or extends a
-/// regular file to that size (`mkfs --size`).
+/// device driven through io_uring with `O_DIRECT`, locked for `access`. `create_bytes`
+/// creates or extends a regular file to that size (`mkfs --size`; read-write only).
 pub fn open_with(
     path: &Path,
     bdev: Option<&str>,
     create_bytes: Option<u64>,
+    access: Access,
 ) -> Result<Arc<dyn BlockDevice>, BdevError> {
     let shown = path.display();
     let refuse = |msg: String| Err(BdevError::Config(msg));
@@ -55,6 +71,7 @@ pub fn open_with(
     let opts = UringOptions {
         block_size: None,
         size_bytes: create_bytes,
+        access,
     };
     Ok(Arc::new(UringDevice::open(&name, path, opts)?))
 }

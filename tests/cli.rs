@@ -172,3 +172,102 @@ fn bench_json_has_nonzero_iops_per_row() {
         assert_eq!(r["io_failed"], 0, "{r}");
     }
 }
+
+/// Runs and expects exit status 8 with `want` in the error; returns stderr.
+fn refused(args: &[&str], want: &str) -> String {
+    let out = bypassfs(args);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "bypassfs {args:?}: {err}");
+    assert!(err.contains(want), "bypassfs {args:?}: {err}");
+    err
+}
+
+/// While this process holds the image read-write (as a mount does), every other opener is
+/// refused with a message naming this process; while it holds it read-only, readers share
+/// it and writers are refused.
+#[test]
+fn a_device_held_read_write_refuses_every_other_opener() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = formatted_with_payload(dir.path());
+    let local = dir.path().join("payload.txt");
+    let me = format!("pid {}", std::process::id());
+    let held = bypassfs::device::open(s(&img)).unwrap();
+    let writer = format!("is in use: opened read-write by {me} (");
+    for args in [
+        vec!["put", s(&img), s(&local), "/second.txt"],
+        vec!["mkfs", "--force", s(&img)],
+        vec!["mkfs", "--force", "--size", "32M", s(&img)],
+        vec!["ls", s(&img)],
+        vec!["cat", s(&img), "/payload.txt"],
+        vec!["fsck", s(&img)],
+        vec!["stat", s(&img), "/payload.txt"],
+    ] {
+        refused(&args, &writer);
+    }
+    drop(held);
+    let reader = bypassfs::device::open_read_only(s(&img)).unwrap();
+    expect(&["ls", s(&img)], 0);
+    expect(&["fsck", s(&img)], 0);
+    refused(
+        &["put", s(&img), s(&local), "/second.txt"],
+        &format!("is in use: opened read-only by {me} ("),
+    );
+    drop(reader);
+    expect(&["put", s(&img), s(&local), "/second.txt"], 0);
+    let ls = expect(&["ls", s(&img)], 0);
+    assert!(ls.contains("second.txt"), "{ls}");
+}
+
+fn is_mounted(mnt: &Path) -> bool {
+    let m = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    m.lines().any(|l| l.split(' ').nth(4) == Some(s(mnt)))
+}
+
+/// The scenario: a second `bypassfs mount` of a mounted image, and a `put` into it,
+/// are refused naming the mount's pid and command line (skipped without FUSE).
+#[test]
+fn a_mounted_image_refuses_a_second_mount_and_put() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_err()
+    {
+        println!("no usable /dev/fuse: SKIPPED");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = formatted_with_payload(dir.path());
+    let (m1, m2) = (dir.path().join("m1"), dir.path().join("m2"));
+    std::fs::create_dir(&m1).unwrap();
+    std::fs::create_dir(&m2).unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_bypassfs"))
+        .args(["mount", s(&img), s(&m1)])
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !is_mounted(&m1) {
+        assert!(first.try_wait().unwrap().is_none(), "the first mount ended");
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the first mount did not appear"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let holder = format!(
+        "is in use: opened read-write by pid {} ({} mount {} {})",
+        first.id(),
+        env!("CARGO_BIN_EXE_bypassfs"),
+        s(&img),
+        s(&m1)
+    );
+    let local = dir.path().join("payload.txt");
+    let second = refused(&["mount", s(&img), s(&m2)], &holder);
+    let put = refused(&["put", s(&img), s(&local), "/x.txt"], &holder);
+    let ro = refused(&["mount", s(&img), s(&m2), "-o", "ro"], &holder);
+    let umount = Command::new("umount").arg(&m1).status().unwrap();
+    assert!(umount.success());
+    assert!(first.wait().unwrap().success());
+    assert!(!is_mounted(&m2), "{second}{put}{ro}");
+    expect(&["fsck", s(&img)], 0);
+}

@@ -85,6 +85,10 @@ pub enum BdevError {
     /// A synchronous I/O failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// Another opener holds the device in a mode that excludes this one (a second writer, or
+    /// a reader while a writer is active); the message names the device and who holds it.
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl BdevError {

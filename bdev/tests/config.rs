@@ -36,18 +36,28 @@ fn malloc_create() {
 #[test]
 fn uring_and_aio_create_open_files() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("img");
+    // Two files: two read-write bdevs on one file are two writers, refused (uring/lock.rs).
+    let (path, other) = (dir.path().join("img"), dir.path().join("img2"));
     std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
-    let p = path.display();
+    std::fs::write(&other, vec![0u8; 1 << 20]).unwrap();
+    let (p, q) = (path.display(), other.display());
     let devs = open_from_json(&config(&format!(
         r#"{{"method":"bdev_uring_create","params":{{"name":"Uring0","filename":"{p}","block_size":4096}}}},
-           {{"method":"bdev_aio_create","params":{{"name":"Aio0","filename":"{p}"}}}}"#
+           {{"method":"bdev_aio_create","params":{{"name":"Aio0","filename":"{q}"}}}}"#
     )))
     .unwrap();
     assert_eq!(devs.len(), 2);
     for (name, dev) in &devs {
         assert_eq!(dev.geometry().block_count, 256, "{name}");
     }
+    drop(devs);
+    let err = open_from_json(&config(&format!(
+        r#"{{"method":"bdev_uring_create","params":{{"name":"Uring0","filename":"{p}"}}}},
+           {{"method":"bdev_aio_create","params":{{"name":"Aio0","filename":"{p}"}}}}"#
+    )))
+    .err()
+    .expect("one file, two writers");
+    assert!(err.to_string().contains("is in use"), "{err}");
 }
 
 #[test]

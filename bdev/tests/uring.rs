@@ -9,7 +9,7 @@ use common::{filled, pattern};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bdev::uring::{UringDevice, UringOptions};
+use bdev::uring::{Access, UringDevice, UringOptions};
 use bdev::{
     wait, BdevError, BlockDevice, Bufs, Completion, DmaBuf, IoError, IoQueue, Lba, Op, SubmitError,
 };
@@ -33,6 +33,7 @@ fn direct_io_works(dir: &Path) -> bool {
     let opts = UringOptions {
         block_size: None,
         size_bytes: Some(4096),
+        ..UringOptions::default()
     };
     UringDevice::open("probe", &dir.join("probe"), opts).is_ok()
 }
@@ -46,6 +47,7 @@ fn open(path: &Path, block_size: Option<u32>, size_bytes: Option<u64>) -> UringD
     let opts = UringOptions {
         block_size,
         size_bytes,
+        ..UringOptions::default()
     };
     UringDevice::open("Uring0", path, opts).unwrap()
 }
@@ -314,6 +316,7 @@ fn open_refuses_bad_sizes_with_clear_errors() {
     let prefix = UringOptions {
         block_size: None,
         size_bytes: Some(4096),
+        ..UringOptions::default()
     };
     assert_eq!(
         UringDevice::open("odd", &odd, prefix)
@@ -345,6 +348,7 @@ fn open_refuses_bad_sizes_with_clear_errors() {
         let opts = UringOptions {
             block_size: bs,
             size_bytes: size,
+            ..UringOptions::default()
         };
         let err = UringDevice::open("bad", &dir.path().join("bad"), opts).err();
         assert!(
@@ -556,15 +560,21 @@ fn conformance_on_a_block_device() {
         "write-zeroes on a block device"
     );
 
+    // The first open holds the device's exclusive lock until dropped.
+    drop(q);
+    drop(dev);
     let small = UringOptions {
         block_size: None,
         size_bytes: Some(geo.size_bytes() / 2),
+        ..UringOptions::default()
     };
     let half = UringDevice::open("Uring1", path.as_ref(), small).unwrap();
     assert_eq!(half.geometry().block_count, geo.block_count / 2);
+    drop(half);
     let big = UringOptions {
         block_size: None,
         size_bytes: Some(geo.size_bytes() * 2),
+        ..UringOptions::default()
     };
     assert!(UringDevice::open("Uring1", path.as_ref(), big).is_err());
 }
@@ -712,4 +722,58 @@ fn a_pinned_thread_keeps_its_io_uring_workers_on_its_cpu() {
     for w in workers {
         assert_eq!(w, Some(cpu.to_string()), "a worker may run elsewhere");
     }
+}
+
+fn open_as(path: &Path, access: Access) -> Result<UringDevice, BdevError> {
+    let opts = UringOptions {
+        access,
+        ..UringOptions::default()
+    };
+    UringDevice::open("Uring0", path, opts)
+}
+
+/// One read-write opener at a time, readers only without a writer; the refusal names the
+/// holder, and the lock goes with the device.
+#[test]
+fn a_second_writer_or_a_reader_beside_a_writer_is_refused() {
+    let dir = scratch();
+    let path = dir.path().join("locked");
+    drop(open(&path, None, Some(1 << 20)));
+    let writer = open_as(&path, Access::ReadWrite).unwrap();
+    let queue = writer.queue(1).unwrap();
+    for access in [Access::ReadWrite, Access::ReadOnly] {
+        let err = open_as(&path, access).err().expect("refused");
+        assert!(matches!(err, BdevError::InUse(_)), "{access:?}: {err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("is in use: opened read-write by this process"),
+            "{access:?}: {msg}"
+        );
+    }
+    // A queue keeps the file, so the lock, alive after the device is dropped.
+    drop(writer);
+    assert!(open_as(&path, Access::ReadOnly).is_err());
+    drop(queue);
+    let r1 = open_as(&path, Access::ReadOnly).unwrap();
+    let r2 = open_as(&path, Access::ReadOnly).unwrap();
+    let err = open_as(&path, Access::ReadWrite).err().expect("refused");
+    assert!(
+        err.to_string().contains("opened read-only by this process"),
+        "{err}"
+    );
+    drop((r1, r2));
+    open_as(&path, Access::ReadWrite).unwrap();
+}
+
+/// A read-only device cannot write: the file is opened `O_RDONLY`.
+#[test]
+fn a_read_only_device_refuses_writes() {
+    let dir = scratch();
+    let path = dir.path().join("ro");
+    drop(open(&path, None, Some(1 << 20)));
+    let dev = open_as(&path, Access::ReadOnly).unwrap();
+    let mut q = dev.queue(1).unwrap();
+    let buf = filled(&dev, &pattern(3, 4096));
+    assert!(wait::write(&mut *q, Lba(0), buf, false).is_err());
+    assert_eq!(read_vec(&mut *q, &dev, 0, 4096), vec![0u8; 4096]);
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use fs_core::{Filesystem, FormatOptions, MountOptions};
 
+use crate::device::Access;
+
 use super::guard::{c_str, err, guard_int, CResult};
 use super::registry::{self, new_handle, KIND_FS};
 use super::types::bfs_fs_t;
@@ -13,15 +15,22 @@ use super::types::bfs_fs_t;
 /// Mount read-only.
 pub const BFS_MOUNT_RDONLY: u32 = 1;
 
-fn open_dev(device: &str) -> CResult<Arc<dyn bdev::BlockDevice>> {
-    crate::device::open(device).map_err(|e| {
+/// Opens `device` for `access`; `-EBUSY` when another opener holds it (a second writer, or
+/// a reader beside a writer: the log names the holder), `-ENODEV` for anything else.
+fn open_dev(device: &str, access: Access) -> CResult<Arc<dyn bdev::BlockDevice>> {
+    let path = std::path::Path::new(device);
+    crate::device::open_with(path, None, None, access).map_err(|e| {
         log::error!("bypassfs: opening {device}: {e}");
-        libc::ENODEV
+        match e {
+            bdev::BdevError::InUse(_) => libc::EBUSY,
+            _ => libc::ENODEV,
+        }
     })
 }
 
 /// Formats `device` (an image file or block device path, or an SPDK JSON config ending in
-/// `.json`) as an empty filesystem. Destroys what was on it.
+/// `.json`) as an empty filesystem. Destroys what was on it. `-EBUSY` while another opener
+/// (a mount, in this or another process) holds the device.
 ///
 /// # Safety
 /// `device` is NULL (→ `-EINVAL`) or a NUL-terminated string.
@@ -29,13 +38,15 @@ fn open_dev(device: &str) -> CResult<Arc<dyn bdev::BlockDevice>> {
 pub unsafe extern "C" fn bfs_format(device: *const c_char) -> c_int {
     guard_int(|| {
         // SAFETY: forwarded from this function's contract.
-        let dev = open_dev(unsafe { c_str(device) }?)?;
+        let dev = open_dev(unsafe { c_str(device) }?, Access::ReadWrite)?;
         Filesystem::format(dev, FormatOptions::default()).map_err(|e| err(&e))
     })
 }
 
 /// Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0 or
-/// `BFS_MOUNT_RDONLY`. On success `*out` is the filesystem's handle.
+/// `BFS_MOUNT_RDONLY`. On success `*out` is the filesystem's handle. A read-write mount
+/// holds the device exclusively until unmounted, a read-only one shares it with other
+/// readers; `-EBUSY` when that conflicts with another opener.
 ///
 /// # Safety
 /// `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one
@@ -46,10 +57,16 @@ pub unsafe extern "C" fn bfs_mount(device: *const c_char, flags: u32, out: *mut 
         if out.is_null() || flags & !BFS_MOUNT_RDONLY != 0 {
             return Err(libc::EINVAL);
         }
+        let read_only = flags & BFS_MOUNT_RDONLY != 0;
+        let access = if read_only {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
         // SAFETY: forwarded from this function's contract.
-        let dev = open_dev(unsafe { c_str(device) }?)?;
+        let dev = open_dev(unsafe { c_str(device) }?, access)?;
         let opts = MountOptions {
-            read_only: flags & BFS_MOUNT_RDONLY != 0,
+            read_only,
             ..MountOptions::default()
         };
         let fs = Filesystem::mount(dev, opts).map_err(|e| err(&e))?;

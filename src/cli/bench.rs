@@ -14,6 +14,7 @@ use bdev::BlockDevice;
 use bench::args::Workload;
 use bench::fs::{FileJobResult, FileJobSpec};
 use bench::report::{self, JobInfo, JobStats};
+use bypassfs::device::Access;
 
 use crate::cli::device::{holds_bypassfs, parse_size, DeviceArgs};
 use crate::cli::error::{exit, CliError, Context, Result};
@@ -182,7 +183,7 @@ fn device(a: &Args) -> Result<Arc<dyn BlockDevice>> {
         device: path.clone(),
         bdev: a.bdev.clone(),
     };
-    let dev = args.open(None)?;
+    let dev = args.open(None, Access::ReadWrite)?;
     if !a.force && holds_bypassfs(&dev) {
         return Err(CliError(format!(
             "{} holds a bypassfs and bench formats its device; add --force to lose its \

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bdev::BlockDevice;
+use bypassfs::device::Access;
 use fs_core::{Context as FsContext, Filesystem, MountOptions};
 
 use crate::cli::error::{CliError, Context, Result};
@@ -22,15 +23,22 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    /// Opens the device. `create_bytes`: create (or extend) a regular file of that size
+    /// Opens the device for `access` (read-only: shared with other readers; read-write:
+    /// exclusive). `create_bytes`: create (or extend) a regular file of that size
     /// (`mkfs --size`).
-    pub fn open(&self, create_bytes: Option<u64>) -> Result<Arc<dyn BlockDevice>> {
-        open(&self.device, self.bdev.as_deref(), create_bytes)
+    pub fn open(&self, create_bytes: Option<u64>, access: Access) -> Result<Arc<dyn BlockDevice>> {
+        open(&self.device, self.bdev.as_deref(), create_bytes, access)
     }
 
-    /// Opens the device and mounts it (read-only for commands that only look).
+    /// Opens the device and mounts it (read-only for commands that only look, which then
+    /// share the device with other readers but not with a writer).
     pub fn mount(&self, read_only: bool) -> Result<(Filesystem, FsContext)> {
-        let dev = self.open(None)?;
+        let access = if read_only {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        };
+        let dev = self.open(None, access)?;
         let opts = MountOptions {
             read_only,
             ..MountOptions::default()
@@ -51,10 +59,11 @@ pub fn open(
     path: &Path,
     bdev: Option<&str>,
     create_bytes: Option<u64>,
+    access: Access,
 ) -> Result<Arc<dyn BlockDevice>> {
-    bypassfs::device::open_with(path, bdev, create_bytes).map_err(|e| match e {
+    bypassfs::device::open_with(path, bdev, create_bytes, access).map_err(|e| match e {
         // Already phrased for the user, naming the device.
-        bdev::BdevError::Config(msg) => CliError(msg),
+        bdev::BdevError::Config(msg) | bdev::BdevError::InUse(msg) => CliError(msg),
         other => CliError(format!("opening {}: {other}", path.display())),
     })
 }

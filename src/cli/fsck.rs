@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bypassfs::device::Access;
 use fs_core::{FsckOptions, FsckProgress, FsckReport};
 use serde_json::json;
 
@@ -44,7 +45,7 @@ pub fn run(a: &Args) -> Result<u8> {
 
 fn check(a: &Args) -> Result<FsckReport> {
     let shown = a.device.shown();
-    let dev = a.device.open(None)?;
+    let dev = a.device.open(None, Access::ReadOnly)?;
     let bars = Arc::new(progress::Phases::new(format!("checking {shown}")));
     let shown_bars = Arc::clone(&bars);
     let opts = FsckOptions {

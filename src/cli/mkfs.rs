@@ -1,5 +1,6 @@
 //! `bypassfs mkfs`: format a device.
 
+use bypassfs::device::Access;
 use fs_core::{Filesystem, FormatOptions};
 
 use crate::cli::device::{holds_bypassfs, parse_size, DeviceArgs};
@@ -32,7 +33,7 @@ pub struct Args {
 
 pub fn run(a: &Args) -> Result<u8> {
     let shown = a.device.shown();
-    let dev = a.device.open(a.size)?;
+    let dev = a.device.open(a.size, Access::ReadWrite)?;
     if !a.force && holds_bypassfs(&dev) {
         return Err(CliError(format!(
             "{shown} already holds a bypassfs; add --force to format it anyway (everything \

@@ -6,6 +6,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::lock::{self, Access};
 use super::queue::UringQueue;
 use super::sys;
 use crate::device::{BlockDevice, IoQueue};
@@ -32,6 +33,9 @@ pub struct UringOptions {
     /// whole file (which must then be a non-empty multiple of the block size) or the whole
     /// block device (rounded down to a whole block).
     pub size_bytes: Option<u64>,
+    /// Read-write (exclusive) or read-only (shared with other readers): see
+    /// [`Access`] and the locking rules in `uring/lock.rs`.
+    pub access: Access,
 }
 
 /// What the device sits on; it decides how unmap is carried out.
@@ -52,12 +56,20 @@ pub struct UringDevice {
 }
 
 impl UringDevice {
-    /// Opens `path` (read-write, `O_DIRECT`) as the device `name`. A filesystem that refuses
-    /// direct I/O is an error: this backend never falls back to buffered I/O, whose page
-    /// cache would make flush and FUA lie about what is durable.
+    /// Opens `path` (`O_DIRECT`, read-write or read-only as `opts.access` says) as the
+    /// device `name`, locked against conflicting openers (`uring/lock.rs`) until the device
+    /// and its queues are dropped. A filesystem that refuses direct I/O is an error: this
+    /// backend never falls back to buffered I/O, whose page cache would make flush and FUA
+    /// lie about what is durable.
     pub fn open(name: &str, path: &Path, opts: UringOptions) -> Result<UringDevice, BdevError> {
         let at = format!("{name}: {}", path.display());
-        let file = open_direct(&at, path, opts.size_bytes.is_some())?;
+        if opts.access == Access::ReadOnly && opts.size_bytes.is_some() {
+            return Err(BdevError::Config(format!(
+                "{at}: a read-only open cannot create or size the file"
+            )));
+        }
+        let file = open_direct(&at, path, opts.size_bytes.is_some(), opts.access)?;
+        lock::lock(&file, path, opts.access)?;
         let file_type = file
             .metadata()
             .map_err(|e| BdevError::os(format!("{at}: stat"), e))?
@@ -94,14 +106,26 @@ impl UringDevice {
     }
 }
 
-fn open_direct(at: &str, path: &Path, create: bool) -> Result<File, BdevError> {
+fn open_direct(at: &str, path: &Path, create: bool, access: Access) -> Result<File, BdevError> {
+    let write = access == Access::ReadWrite;
+    // O_EXCL on a block device is the kernel's own claim: refused while it is mounted or
+    // held by another exclusive opener. (On a regular file it would mean "must not exist".)
+    let is_block = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
+    let excl = if write && is_block { libc::O_EXCL } else { 0 };
     OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(write)
         .create(create)
-        .custom_flags(libc::O_DIRECT)
+        .custom_flags(libc::O_DIRECT | excl)
         .open(path)
         .map_err(|e| {
+            if excl != 0 && e.raw_os_error() == Some(libc::EBUSY) {
+                return BdevError::InUse(format!(
+                    "{} is in use: the kernel holds it (mounted, or opened exclusively by \
+                     another program); unmount it first",
+                    path.display()
+                ));
+            }
             let context = if e.raw_os_error() == Some(libc::EINVAL) {
                 format!(
                     "{at}: open with O_DIRECT refused (the filesystem does not support direct \

@@ -21,10 +21,15 @@
 //! A block-device unmap runs its `BLKDISCARD` synchronously in `submit`, the one place a
 //! queue blocks. Short transfers are resumed where they stopped; a read that reaches the
 //! end of a file (shorter than the device: truncated behind our back) is a media error.
+//!
+//! Opening locks the file or block device: one read-write opener, or any number of
+//! read-only ones (`lock.rs` says how and what the locks cannot see).
 
 mod device;
+mod lock;
 mod queue;
 mod slot;
 mod sys;
 
 pub use device::{UringDevice, UringOptions};
+pub use lock::Access;

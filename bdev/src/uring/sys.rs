@@ -106,3 +106,28 @@ pub(super) fn dio_align(file: &File) -> io::Result<Option<DioAlign>> {
         }),
     )
 }
+
+/// Whether a `flock` was had, or someone else holds a conflicting one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Flock {
+    /// The lock is ours until the file is closed.
+    Taken,
+    /// Another open file holds a conflicting lock (`EWOULDBLOCK`).
+    Held,
+}
+
+/// Takes a BSD `flock` on `file` without waiting: exclusive or shared. (std's
+/// `File::try_lock` does the same but needs Rust 1.89, beyond the workspace's 1.85.)
+pub(super) fn try_flock(file: &File, exclusive: bool) -> io::Result<Flock> {
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
+    // SAFETY: flock takes only an fd and flags; `file` keeps the fd open for the call.
+    match check(unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) }) {
+        Ok(()) => Ok(Flock::Taken),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(Flock::Held),
+        Err(e) => Err(e),
+    }
+}
