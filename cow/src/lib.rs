@@ -35,6 +35,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzz;
 mod store;
+mod superblocks;
 mod transaction;
 mod trees;
 mod volume;
@@ -43,5 +44,6 @@ pub use btree::{Direction, Iter};
 pub use check::{CheckReport, NodeInfo};
 pub use error::{Error, Result};
 pub use format::{DataBackref, ItemData, Key, TreeId};
+pub use superblocks::{read_superblock_copies, volume_copies, SuperblockCopy};
 pub use transaction::Transaction;
 pub use volume::{FormatOptions, OpenOptions, ReadTxn, Volume};

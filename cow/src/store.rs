@@ -8,9 +8,7 @@ use bdev::{wait, BlockDevice, Bufs, Completion, DmaBuf, IoError, IoQueue, Lba, O
 
 use crate::btree::{check_context, NodeAddr, NodeCache};
 use crate::error::{Error, Result};
-use crate::format::{
-    parse_node, parse_superblock, superblock_offsets, Node, Superblock, TreeId, SUPERBLOCK_AREA,
-};
+use crate::format::{parse_node, superblock_offsets, Node, Superblock, TreeId, SUPERBLOCK_AREA};
 
 /// What does not change while a volume is open.
 pub(crate) struct Shared {
@@ -203,45 +201,4 @@ impl Shared {
         let mut ops = ops.into_iter();
         self.write_stream(io, true, "superblock", |_| ops.next().map(Ok))
     }
-}
-
-/// Reads every superblock copy that fits in a device of `size` bytes and returns the valid one
-/// with the highest generation, or why none is valid.
-pub(crate) fn read_best_superblock(
-    dev: &dyn BlockDevice,
-    io: &mut dyn IoQueue,
-    size: u64,
-) -> Result<Superblock> {
-    let bs = u64::from(dev.geometry().block_size);
-    let mut best: Option<Superblock> = None;
-    let mut why = Vec::new();
-    for off in superblock_offsets(size) {
-        let parsed = dev
-            .alloc_buf(SUPERBLOCK_AREA)
-            .map_err(Error::from)
-            .and_then(|buf| {
-                wait::read(io, Lba(off / bs), buf).map_err(|(_, e)| Error::io("read", e))
-            })
-            .and_then(|buf| parse_superblock(&buf, off).map_err(Error::Corrupt));
-        match parsed {
-            Ok(sb) if best.as_ref().is_none_or(|b| sb.generation > b.generation) => best = Some(sb),
-            Ok(_) => {}
-            Err(e) => why.push(format!("copy at {off:#x}: {e}")),
-        }
-    }
-    if !why.is_empty() && best.is_some() {
-        log::warn!(
-            "cow: using the newest valid superblock; invalid copies: {}",
-            why.join("; ")
-        );
-    }
-    best.ok_or_else(|| {
-        if why.is_empty() {
-            Error::NoSuperblock(format!(
-                "device of {size} bytes is too small for a superblock"
-            ))
-        } else {
-            Error::NoSuperblock(why.join("; "))
-        }
-    })
 }

@@ -25,10 +25,11 @@ use crate::btree::{Direction, Iter, NodeAddr, NodeCache, NodeSource};
 use crate::delayed::DelayedRefs;
 use crate::error::{Error, Result};
 use crate::format::{
-    reserved_ranges, ItemData, Key, Node, RootPtr, TreeId, MAX_NODESIZE, MIN_DEVICE_BYTES,
-    MIN_NODESIZE,
+    reserved_ranges, ItemData, Key, Node, RootPtr, Superblock, TreeId, MAX_NODESIZE,
+    MIN_DEVICE_BYTES, MIN_NODESIZE,
 };
-use crate::store::{read_best_superblock, Shared};
+use crate::store::Shared;
+use crate::superblocks::{candidates, read_superblock_copies, Candidates};
 use crate::transaction::Transaction;
 use crate::trees;
 
@@ -222,26 +223,51 @@ impl Volume {
         }
     }
 
-    /// Opens the volume on `dev`: the newest valid superblock copy, the root tree, and free
-    /// space rebuilt from the extent tree.
+    /// Opens the volume on `dev`: the newest usable superblock copy, the root tree, and free
+    /// space rebuilt from the extent tree. When the trees of that copy do not load as valid
+    /// metadata (a copy with a valid checksum but impossible contents), the next usable copy
+    /// is tried, with a warning naming both (`superblocks.rs` has the rules).
     pub fn open(
         dev: Arc<dyn BlockDevice>,
         io: &mut dyn IoQueue,
         opts: &OpenOptions,
     ) -> Result<Volume> {
-        let geo = dev.geometry();
-        let sb = read_best_superblock(&*dev, io, geo.size_bytes())?;
-        if sb.total_bytes > geo.size_bytes() || sb.sectorsize < geo.block_size {
-            return Err(Error::Invalid(format!(
-                "volume of {} bytes with {}-byte sectors does not fit device {} ({} bytes, \
-                 {}-byte blocks)",
-                sb.total_bytes,
-                sb.sectorsize,
-                dev.name(),
-                geo.size_bytes(),
-                geo.block_size
-            )));
+        let copies = read_superblock_copies(&*dev, io);
+        let Candidates { usable, unusable } = candidates(&copies, dev.geometry().size_bytes())?;
+        let mut failed: Vec<(u64, Error)> = Vec::new();
+        for (offset, sb) in usable {
+            match Volume::open_from(Arc::clone(&dev), io, opts, &sb) {
+                Ok(vol) => {
+                    let mut bad = unusable;
+                    bad.extend(failed.iter().map(|(o, e)| format!("copy at {o:#x}: {e}")));
+                    if !bad.is_empty() {
+                        log::warn!(
+                            "cow: {}: opened from the superblock copy at {offset:#x} \
+                             (generation {}); unusable copies: {}",
+                            dev.name(),
+                            sb.generation,
+                            bad.join("; ")
+                        );
+                    }
+                    return Ok(vol);
+                }
+                // An I/O error says nothing about the copy: do not mount an older one.
+                Err(e @ (Error::Io { .. } | Error::Device(_))) => return Err(e),
+                Err(e) => failed.push((offset, e)),
+            }
         }
+        let (_, first) = failed.swap_remove(0);
+        Err(first)
+    }
+
+    /// Opens the volume that the superblock copy `sb` describes.
+    fn open_from(
+        dev: Arc<dyn BlockDevice>,
+        io: &mut dyn IoQueue,
+        opts: &OpenOptions,
+        sb: &Superblock,
+    ) -> Result<Volume> {
+        let geo = dev.geometry();
         let sh = Shared {
             fsid: sb.fsid,
             nodesize: sb.nodesize,
@@ -275,6 +301,11 @@ impl Volume {
             vol.note_free(&w);
         }
         Ok(vol)
+    }
+
+    /// The size of the volume in bytes (at most the device's).
+    pub fn total_bytes(&self) -> u64 {
+        self.sh.total_bytes
     }
 
     /// Closes the volume. Everything committed is already durable; this reports an earlier

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bdev::mem::MemDevice;
 use bdev::BlockDevice;
 use common::*;
-use cow::format::{SUPERBLOCK_CHECKED, SUPERBLOCK_OFFSETS};
+use cow::format::{parse_superblock, RootPtr, Superblock, SUPERBLOCK_CHECKED, SUPERBLOCK_OFFSETS};
 use cow::{DataBackref, Direction, Error, Key, OpenOptions, TreeId, Volume};
 
 /// A populated volume: a user tree three levels deep, data extents and checksums.
@@ -239,4 +239,63 @@ fn garbage_and_empty_devices_are_clear_errors() {
     let mut rng = Rng::new(3);
     dev.write_bytes(0, &rng.bytes(4 << 20)).unwrap();
     assert!(matches!(open(&dev), Err(Error::NoSuperblock(_))));
+}
+
+/// A primary with a valid checksum but impossible contents (a volume larger than the device,
+/// or a root pointer at a node that is not the root tree's) does not block the open: the
+/// intact mirror is used. Both copies so: the error names the primary's problem.
+#[test]
+fn a_checksummed_but_impossible_primary_falls_back_to_the_mirror() {
+    let dev = Arc::new(MemDevice::new("big", 512, (66 << 20) / 512).unwrap());
+    let model = populated(&dev);
+    let (primary, mirror) = (SUPERBLOCK_OFFSETS[0], SUPERBLOCK_OFFSETS[1]);
+    let mut good = vec![0u8; 4096];
+    dev.read_bytes(primary, &mut good).unwrap();
+    let sb = parse_superblock(&good, primary).unwrap();
+    let gen = sb.generation;
+    let rewrite = |at: u64, sb: &Superblock| {
+        let mut b = vec![0u8; 4096];
+        b[..SUPERBLOCK_CHECKED].copy_from_slice(&sb.encode(at).unwrap());
+        dev.write_bytes(at, &b).unwrap();
+    };
+    // The leaf holding the user tree's items is a valid node, but not the root tree.
+    let mut io = queue(&*dev);
+    let user_leaf = {
+        let vol = open(&dev).unwrap();
+        let r = vol.reader();
+        r.nodes(&mut *io)
+            .unwrap()
+            .into_iter()
+            .find(|n| n.tree == USER && n.level == 0)
+            .expect("a user leaf")
+            .bytenr
+    };
+    let impossible = [
+        Superblock {
+            total_bytes: 1 << 40,
+            generation: gen + 1,
+            ..sb.clone()
+        },
+        Superblock {
+            root: RootPtr {
+                bytenr: user_leaf,
+                ..sb.root
+            },
+            generation: gen + 1,
+            ..sb.clone()
+        },
+    ];
+    for bad in &impossible {
+        rewrite(primary, bad);
+        let vol = open(&dev).unwrap_or_else(|e| panic!("{bad:?}: {e}"));
+        assert_eq!(vol.generation(), gen);
+        read_is_right_or_error(&dev, &vol, &model).unwrap();
+        drop(vol);
+        rewrite(mirror, bad);
+        let e = open(&dev).err().expect("no usable copy");
+        assert!(!e.to_string().is_empty());
+        rewrite(mirror, &sb);
+    }
+    dev.write_bytes(primary, &good).unwrap();
+    assert_eq!(open(&dev).unwrap().generation(), gen);
 }
