@@ -76,6 +76,47 @@ pub fn open_with(
     Ok(Arc::new(UringDevice::open(&name, path, opts)?))
 }
 
+/// Zeroes every superblock location (`cow::format::SUPERBLOCK_OFFSETS`) of the whole file
+/// or block device at `path` that a volume of `volume_bytes` does not write itself, and
+/// returns their offsets. `mkfs --size` smaller than the file (or block device) calls it
+/// before formatting, as mkfs.btrfs wipes every superblock copy of the device: a mirror left
+/// from an earlier, larger filesystem beyond the new size would otherwise be read back by
+/// the next open of the whole file (as an impostor copy, or as the old filesystem itself
+/// once the primary is damaged).
+///
+/// The caller holds the device open read-write (so locked); these locations lie beyond
+/// the device it opened, so the buffered writes here never meet its direct I/O.
+pub fn wipe_stale_superblocks(path: &Path, volume_bytes: u64) -> Result<Vec<u64>, BdevError> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+
+    let at = path.display();
+    let os = |what: &str, e| BdevError::Os {
+        context: format!("{at}: {what}"),
+        source: e,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| os("open to wipe old superblock copies", e))?;
+    // Seeking to the end sizes block devices as well as files.
+    let whole = file.seek(SeekFrom::End(0)).map_err(|e| os("seek", e))?;
+    let kept = cow::format::superblock_offsets(volume_bytes);
+    let stale: Vec<u64> = cow::format::SUPERBLOCK_OFFSETS
+        .into_iter()
+        .filter(|o| *o < whole && !kept.contains(o))
+        .collect();
+    for &off in &stale {
+        let len = (whole - off).min(cow::format::SUPERBLOCK_AREA as u64) as usize;
+        file.write_all_at(&vec![0u8; len], off)
+            .map_err(|e| os(&format!("zeroing the superblock location at {off:#x}"), e))?;
+    }
+    if !stale.is_empty() {
+        file.sync_all().map_err(|e| os("fsync", e))?;
+    }
+    Ok(stale)
+}
+
 fn pick(
     config: &str,
     devs: Vec<NamedDevice>,

@@ -271,3 +271,31 @@ fn a_mounted_image_refuses_a_second_mount_and_put() {
     assert!(!is_mounted(&m2), "{second}{put}{ro}");
     expect(&["fsck", s(&img)], 0);
 }
+
+/// `mkfs --force --size` smaller than the file wipes the old superblock mirrors beyond the
+/// new size: the next open finds the new filesystem, and no old copy is left to find.
+#[test]
+fn mkfs_with_a_smaller_size_wipes_the_old_mirrors() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.img");
+    let local = dir.path().join("payload.txt");
+    std::fs::write(&local, payload()).unwrap();
+    expect(&["mkfs", "--size", "128M", s(&img)], 0);
+    expect(&["put", s(&img), s(&local), "/old.txt"], 0);
+    expect(&["mkfs", "--force", "--size", "32M", s(&img)], 0);
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 128 << 20);
+    let ls = bypassfs(&["ls", s(&img)]);
+    assert!(
+        ls.status.success() && ls.stdout.is_empty() && !text(&ls.stderr).contains("superblock"),
+        "ls after mkfs: {}{}",
+        text(&ls.stdout),
+        text(&ls.stderr)
+    );
+    let bytes = std::fs::read(&img).unwrap();
+    let mirror = &bytes[64 << 20..(64 << 20) + 4096];
+    assert!(
+        mirror.iter().all(|&b| b == 0),
+        "the old mirror at 64 MiB survived mkfs"
+    );
+    expect(&["fsck", s(&img)], 0);
+}

@@ -47,6 +47,10 @@ pub fn run(a: &Args) -> Result<u8> {
             .map_err(|_| CliError(format!("--block-size {}: too large", a.block_size)))?,
     };
     let geo = dev.geometry();
+    if !is_json(&a.device.device) {
+        bypassfs::device::wipe_stale_superblocks(&a.device.device, geo.size_bytes())
+            .context(|| format!("formatting {shown}"))?;
+    }
     let pb = progress::spinner(format!("formatting {shown}"));
     let r = Filesystem::format(dev, opts.clone()).context(|| format!("formatting {shown}"));
     pb.finish_and_clear();
@@ -57,11 +61,16 @@ pub fn run(a: &Args) -> Result<u8> {
         opts.block_size,
         opts.nodesize
     );
-    if a.device.device.extension().is_some_and(|e| e == "json") {
+    if is_json(&a.device.device) {
         println!(
             "note: a RAM bdev (bdev_malloc_create) forgets the filesystem when this command \
              exits"
         );
     }
     Ok(exit::OK)
+}
+
+fn is_json(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
