@@ -7,7 +7,9 @@
 //! match names; unlinked inodes are orphans; file extents do not overlap; every data
 //! extent's reference count and back-references match the file extents exactly (no leak,
 //! no dangling reference); every block of a checksummed extent matches its crc32c on the
-//! device.
+//! device. Before the trees: every superblock copy of the volume (a damaged copy is an error
+//! even when another one opened the volume). Keys must be where lookups look: an inode at
+//! offset 0, an attribute or name at its hash.
 //!
 //! Exit codes as e2fsck: 0 clean, 4 errors found, 8 operational error.
 
@@ -15,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bdev::{BlockDevice, Bufs, Lba, Op};
-use cow::format::{kind as ckind, DataBackref, ExtentItem, CSUM_OBJECTID};
+use cow::format::{kind as ckind, superblock_offsets, DataBackref, ExtentItem, CSUM_OBJECTID};
 use cow::{Direction, Key, TreeId, Volume};
 
 use crate::error::{Error, Result};
@@ -157,6 +159,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>, opts: &FsckOptions) -> Result<FsckReport>
             return Ok(rep);
         }
     };
+    rep.errors.extend(check_superblocks(&*dev, &mut *io, &vol));
     let r = vol.reader();
     let nodesize = u64::from(vol.nodesize());
     opts.report(PHASE_METADATA, 0, 0, "bytes");
@@ -217,6 +220,44 @@ fn check_fsync_log(dev: Arc<dyn BlockDevice>, rep: &mut FsckReport) -> Result<()
     Ok(())
 }
 
+/// Every superblock copy of the volume: a damaged one is an error naming it, though the
+/// volume opened from another (a destroyed primary is not "clean"). A copy of an older
+/// generation is not an error: a commit interrupted between the copies leaves one, and the
+/// next commit rewrites every copy.
+fn check_superblocks(
+    dev: &dyn BlockDevice,
+    io: &mut dyn bdev::IoQueue,
+    vol: &Volume,
+) -> Vec<String> {
+    let ours = superblock_offsets(vol.total_bytes());
+    let repair = "a read-write mount rewrites every copy at its first commit";
+    let mut errs = Vec::new();
+    for c in cow::read_superblock_copies(dev, io) {
+        if !ours.contains(&c.offset) {
+            continue;
+        }
+        match &c.state {
+            Err(why) => errs.push(format!(
+                "{} is damaged: {why} (the volume opened from another copy; {repair})",
+                c.name()
+            )),
+            Ok(sb) if sb.fsid != vol.fsid() => errs.push(format!(
+                "{} belongs to another filesystem (its fsid differs); {repair}",
+                c.name()
+            )),
+            Ok(sb) if sb.generation > vol.generation() => errs.push(format!(
+                "{} (generation {}) is unusable: its trees do not load, so the volume opened \
+                 from an older copy (generation {}); {repair}",
+                c.name(),
+                sb.generation,
+                vol.generation()
+            )),
+            Ok(_) => {}
+        }
+    }
+    errs
+}
+
 /// What the fs tree holds, gathered in one pass.
 #[derive(Default)]
 struct Walk {
@@ -258,6 +299,14 @@ impl Walk {
     fn item(&mut self, k: &Key, d: &[u8]) {
         let r: std::result::Result<(), String> = (|| {
             match k.kind {
+                // Lookups find an inode only at offset 0: elsewhere it is unreachable.
+                kind::INODE_ITEM if k.offset != 0 => {
+                    InodeItem::parse(d)?;
+                    return Err(format!(
+                        "an inode item's key offset must be 0, so inode {} cannot be found",
+                        k.objectid
+                    ));
+                }
                 kind::INODE_ITEM => {
                     self.inodes.insert(k.objectid, InodeItem::parse(d)?);
                 }
@@ -283,7 +332,15 @@ impl Walk {
                         .insert((k.objectid, k.offset), FileExtent::parse(d)?);
                 }
                 kind::XATTR_ITEM => {
-                    Xattrs::parse(d)?;
+                    // Lookups go by the name's hash: an attribute elsewhere is unreachable.
+                    for (name, _) in Xattrs::parse(d)?.0 {
+                        if crate::items::name_hash(&name) != k.offset {
+                            return Err(format!(
+                                "attribute {:?} does not hash to its key",
+                                String::from_utf8_lossy(&name)
+                            ));
+                        }
+                    }
                 }
                 kind::ORPHAN_ITEM if k.objectid == ORPHAN_OBJECTID => {
                     self.orphans.insert(k.offset);
