@@ -299,3 +299,67 @@ fn mkfs_with_a_smaller_size_wipes_the_old_mirrors() {
     );
     expect(&["fsck", s(&img)], 0);
 }
+
+/// mkfs refuses, without --force, a device holding another filesystem, naming it.
+#[test]
+fn mkfs_refuses_another_filesystem_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    for (off, magic, name) in [
+        (1080, &b"\x53\xef"[..], "ext2/ext3/ext4"),
+        (0, &b"XFSB"[..], "XFS"),
+        (65600, &b"_BHRfS_M"[..], "btrfs"),
+    ] {
+        let img = dir.path().join(format!("{name}.img").replace('/', "-"));
+        let mut bytes = vec![0u8; 8 << 20];
+        bytes[off..off + magic.len()].copy_from_slice(magic);
+        std::fs::write(&img, &bytes).unwrap();
+        refused(
+            &["mkfs", s(&img)],
+            &format!(" {name} filesystem; add --force"),
+        );
+        expect(&["mkfs", "--force", s(&img)], 0);
+        expect(&["fsck", s(&img)], 0);
+    }
+}
+
+/// A bypassfs whose only superblock copy is damaged: the mount error points to fsck and never
+/// advises mkfs; mkfs itself refuses it without --force.
+#[test]
+fn a_damaged_bypassfs_is_never_advised_to_be_formatted() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = formatted_with_payload(dir.path());
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[(64 << 10) + 40] ^= 0xff;
+    std::fs::write(&img, &bytes).unwrap();
+    for args in [vec!["ls", s(&img)], vec!["put", s(&img), s(&img), "/x"]] {
+        let err = refused(&args, "bypassfs fsck DEVICE");
+        assert!(!err.contains("mkfs"), "{err}");
+    }
+    refused(
+        &["mkfs", s(&img)],
+        "holds a damaged bypassfs (superblock magic at 0x10000)",
+    );
+}
+
+/// A destroyed primary with an intact mirror: the volume opens, but fsck is not clean and
+/// names the copy.
+#[test]
+fn fsck_reports_a_destroyed_primary_superblock() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.img");
+    expect(&["mkfs", "--size", "80M", s(&img)], 0);
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[64 << 10..68 << 10].fill(0);
+    std::fs::write(&img, &bytes).unwrap();
+    expect(&["ls", s(&img)], 0);
+    let json = expect(&["fsck", "--json", s(&img)], 4);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["clean"], false);
+    assert!(
+        doc["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("primary superblock at 0x10000 is damaged"),
+        "{doc}"
+    );
+}

@@ -9,6 +9,7 @@ use bypassfs::device::Access;
 use fs_core::{Context as FsContext, Filesystem, MountOptions};
 
 use crate::cli::error::{CliError, Context, Result};
+use crate::cli::probe::{probe, Found};
 
 /// The DEVICE argument and `--bdev`, shared by every subcommand that takes a device.
 #[derive(clap::Args, Debug, Clone)]
@@ -43,7 +44,13 @@ impl DeviceArgs {
             read_only,
             ..MountOptions::default()
         };
-        let fs = Filesystem::mount(dev, opts).context(|| format!("mounting {}", self.shown()))?;
+        let fs = match Filesystem::mount(Arc::clone(&dev), opts) {
+            Ok(fs) => fs,
+            Err(e @ fs_core::Error::Corrupt(_)) => {
+                return Err(not_mountable(&dev, &self.shown(), e))
+            }
+            Err(e) => return Err(e).context(|| format!("mounting {}", self.shown())),
+        };
         let ctx = fs.context().context(|| "opening an I/O context".into())?;
         Ok((fs, ctx))
     }
@@ -66,6 +73,24 @@ pub fn open(
         bdev::BdevError::Config(msg) | bdev::BdevError::InUse(msg) => CliError(msg),
         other => CliError(format!("opening {}: {other}", path.display())),
     })
+}
+
+/// A mount refused for what is on the device, with advice that fits what is there: never
+/// `mkfs` for a device that holds a bypassfs, however damaged (formatting destroys it).
+fn not_mountable(dev: &Arc<dyn BlockDevice>, shown: &str, e: fs_core::Error) -> CliError {
+    let advice = match probe(&**dev) {
+        Ok(Found::Bypassfs(_)) | Err(_) => {
+            "; `bypassfs fsck DEVICE` lists what is wrong (do not format it: that destroys \
+             what is left)"
+                .to_string()
+        }
+        Ok(Found::Other(what)) => format!("; it holds {what}, not a bypassfs"),
+        Ok(Found::Nothing) => "; no bypassfs superblock is left on it: if it never held a \
+             bypassfs, `bypassfs mkfs DEVICE` formats it; if it did, formatting destroys what \
+             is left, so run `bypassfs fsck DEVICE` first"
+            .to_string(),
+    };
+    CliError(format!("mounting {shown}: {e}{advice}"))
 }
 
 /// Whether `dev` already holds a bypassfs (it mounts read-only).

@@ -38,9 +38,6 @@ impl<T> Context<T> for std::result::Result<T, fs_core::Error> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| {
             let hint = match &e {
-                fs_core::Error::Corrupt(m) if m.contains("superblock") => {
-                    "; is it a bypassfs? format it with `bypassfs mkfs DEVICE`"
-                }
                 fs_core::Error::Corrupt(_) => "; `bypassfs fsck DEVICE` lists what is wrong",
                 fs_core::Error::NotFound(_) => "; `bypassfs ls DEVICE PATH` shows what exists",
                 fs_core::Error::Invalid(m) if m.contains("align") => {

@@ -5,6 +5,7 @@ use fs_core::{Filesystem, FormatOptions};
 
 use crate::cli::device::{holds_bypassfs, parse_size, DeviceArgs};
 use crate::cli::error::{exit, CliError, Context, Result};
+use crate::cli::probe::{probe, Found};
 use crate::cli::progress;
 
 /// `mkfs DEVICE [--size SIZE] [--node-size SIZE] [--block-size SIZE] [--force]`
@@ -34,11 +35,8 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<u8> {
     let shown = a.device.shown();
     let dev = a.device.open(a.size, Access::ReadWrite)?;
-    if !a.force && holds_bypassfs(&dev) {
-        return Err(CliError(format!(
-            "{shown} already holds a bypassfs; add --force to format it anyway (everything \
-             on it is lost)"
-        )));
+    if !a.force {
+        refuse_if_in_use(&dev, &shown)?;
     }
     let opts = FormatOptions {
         nodesize: u32::try_from(a.node_size)
@@ -68,6 +66,28 @@ pub fn run(a: &Args) -> Result<u8> {
         );
     }
     Ok(exit::OK)
+}
+
+/// Refuses a device that holds a filesystem (as mkfs.ext4/xfs/btrfs do without `-f`).
+fn refuse_if_in_use(dev: &std::sync::Arc<dyn bdev::BlockDevice>, shown: &str) -> Result<()> {
+    let lost = "add --force to format it anyway (everything on it is lost)";
+    if holds_bypassfs(dev) {
+        return Err(CliError(format!(
+            "{shown} already holds a bypassfs; {lost}"
+        )));
+    }
+    match probe(&**dev)? {
+        Found::Nothing => Ok(()),
+        Found::Bypassfs(at) => Err(CliError(format!(
+            "{shown} holds a damaged bypassfs (superblock magic at {}); `bypassfs fsck {shown}` \
+             shows what is left; {lost}",
+            at.iter()
+                .map(|o| format!("{o:#x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        Found::Other(what) => Err(CliError(format!("{shown} holds {what}; {lost}"))),
+    }
 }
 
 fn is_json(path: &std::path::Path) -> bool {
