@@ -363,3 +363,36 @@ fn fsck_reports_a_destroyed_primary_superblock() {
         "{doc}"
     );
 }
+
+/// Output into a pipe whose reader has gone (`| head`) ends the command quietly, as
+/// SIGPIPE ends coreutils: no panic, no message.
+#[test]
+fn a_closed_stdout_pipe_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let img = formatted_with_payload(dir.path());
+    for args in [
+        vec!["stat", s(&img), "/payload.txt"],
+        vec!["ls", s(&img), "/", "-l"],
+        vec!["cat", s(&img), "/payload.txt"],
+        vec!["fsck", s(&img)],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bypassfs"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command has opened the device, so every write
+        // meets EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("error"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {err}");
+    }
+}

@@ -18,6 +18,7 @@ use bypassfs::device::Access;
 
 use crate::cli::device::{holds_bypassfs, parse_size, DeviceArgs};
 use crate::cli::error::{exit, CliError, Context, Result};
+use crate::cli::output::out;
 use crate::cli::progress;
 
 /// Where the data workloads run.
@@ -201,14 +202,14 @@ fn report_results(a: &Args, device: &str, file_size: u64, results: &[FileJobResu
         let mut doc = report::json(&rows, SEED);
         doc["device"] = device.into();
         doc["file_size"] = file_size.into();
-        println!("{doc:#}");
+        out!("{doc:#}");
     } else {
-        println!(
+        out!(
             "bypassfs bench on {device}: {} s per workload, data workloads on {FILE} ({} MiB)",
             a.seconds,
             file_size >> 20
         );
-        print!("{}", report::table(&rows));
+        out!("{}", report::table(&rows).trim_end_matches('\n'));
     }
     for r in results {
         if let Some(e) = &r.first_error {

@@ -3,8 +3,9 @@
 use std::io::Write;
 
 use crate::cli::device::DeviceArgs;
-use crate::cli::error::{exit, Result};
+use crate::cli::error::{exit, Context, Result};
 use crate::cli::get::copy_out;
+use crate::cli::output::Stdout;
 
 /// `cat DEVICE PATH`
 #[derive(clap::Args, Debug)]
@@ -19,9 +20,9 @@ pub struct Args {
 
 pub fn run(a: &Args) -> Result<u8> {
     let (fs, ctx) = a.device.mount(true)?;
-    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) ends the command quietly (cli/output.rs).
+    let mut out = Stdout::lock();
     copy_out(&fs, &ctx, &a.path, &mut out, "stdout")?;
-    // A closed pipe (`| head`) is not an error worth a message.
-    let _ = out.flush();
+    out.flush().context(|| "writing stdout".into())?;
     Ok(exit::OK)
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::cli::device::DeviceArgs;
 use crate::cli::error::{exit, CliError, Result};
+use crate::cli::output::out;
 use crate::cli::progress;
 
 /// `fsck DEVICE [--json] [--no-data]`
@@ -31,13 +32,13 @@ pub fn run(a: &Args) -> Result<u8> {
     match (report, a.json) {
         (Ok(rep), false) => Ok(print_text(&shown, &rep)),
         (Ok(rep), true) => {
-            println!("{}", to_json(&shown, &rep));
+            out!("{}", to_json(&shown, &rep));
             Ok(code(&rep))
         }
         (Err(e), false) => Err(e),
         (Err(e), true) => {
             let doc = json!({"device": shown, "exit_code": exit::OPERATIONAL, "error": e.0});
-            println!("{doc}");
+            out!("{doc}");
             Ok(exit::OPERATIONAL)
         }
     }
@@ -73,20 +74,24 @@ fn code(rep: &FsckReport) -> u8 {
 }
 
 fn print_text(shown: &str, rep: &FsckReport) -> u8 {
-    println!("bypassfs fsck {shown}");
-    println!(
+    out!("bypassfs fsck {shown}");
+    out!(
         "checked: {} metadata nodes (every tree, extent references, free space), {} inodes, \
          {} directory entries, {} data extents (references, checksum coverage), {} data \
          blocks against their checksums",
-        rep.nodes, rep.inodes, rep.entries, rep.data_extents, rep.blocks_verified
+        rep.nodes,
+        rep.inodes,
+        rep.entries,
+        rep.data_extents,
+        rep.blocks_verified
     );
     for (i, e) in rep.errors.iter().enumerate() {
-        println!("error {}: {e}", i + 1);
+        out!("error {}: {e}", i + 1);
     }
     if rep.is_clean() {
-        println!("{shown}: clean");
+        out!("{shown}: clean");
     } else {
-        println!(
+        out!(
             "{shown}: {} error(s) found, left uncorrected (exit status {})",
             rep.errors.len(),
             exit::FSCK_ERRORS

@@ -7,6 +7,7 @@ use fs_core::{Context as FsContext, Filesystem, OpenFlags};
 
 use crate::cli::device::DeviceArgs;
 use crate::cli::error::{exit, Context, Result};
+use crate::cli::output::out;
 
 /// Bytes per read.
 const CHUNK: usize = 1 << 20;
@@ -34,7 +35,7 @@ pub fn run(a: &Args) -> Result<u8> {
     let mut out = std::fs::File::create(&a.local).context(|| format!("creating {shown}"))?;
     let n = copy_out(&fs, &ctx, &a.path, &mut out, &shown)?;
     out.sync_all().context(|| format!("fsync of {shown}"))?;
-    println!("{}: {n} bytes to {shown}", a.path);
+    out!("{}: {n} bytes to {shown}", a.path);
     Ok(exit::OK)
 }
 

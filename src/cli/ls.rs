@@ -4,6 +4,7 @@ use fs_core::{FileType, Filesystem, Stat};
 
 use crate::cli::device::DeviceArgs;
 use crate::cli::error::{exit, Context, Result};
+use crate::cli::output::out;
 use crate::cli::stat::{mode_string, utc};
 
 /// `ls DEVICE [PATH] [-l]`
@@ -64,7 +65,7 @@ fn print_entry(name: &str, st: &Stat, long: bool) {
         ""
     };
     if long {
-        println!(
+        out!(
             "{} {:>3} {:>5} {:>5} {:>12} {} {name}{suffix}",
             mode_string(st.mode),
             st.nlink,
@@ -74,6 +75,6 @@ fn print_entry(name: &str, st: &Stat, long: bool) {
             utc(st.mtime_ns)
         );
     } else {
-        println!("{name}{suffix}");
+        out!("{name}{suffix}");
     }
 }

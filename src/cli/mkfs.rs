@@ -5,6 +5,7 @@ use fs_core::{Filesystem, FormatOptions};
 
 use crate::cli::device::{holds_bypassfs, parse_size, DeviceArgs};
 use crate::cli::error::{exit, CliError, Context, Result};
+use crate::cli::output::out;
 use crate::cli::probe::{probe, Found};
 use crate::cli::progress;
 
@@ -53,14 +54,14 @@ pub fn run(a: &Args) -> Result<u8> {
     let r = Filesystem::format(dev, opts.clone()).context(|| format!("formatting {shown}"));
     pb.finish_and_clear();
     r?;
-    println!(
+    out!(
         "{shown}: formatted a bypassfs of {} MiB (block size {}, node size {})",
         geo.size_bytes() >> 20,
         opts.block_size,
         opts.nodesize
     );
     if is_json(&a.device.device) {
-        println!(
+        out!(
             "note: a RAM bdev (bdev_malloc_create) forgets the filesystem when this command \
              exits"
         );

@@ -11,6 +11,7 @@ pub mod log;
 pub mod ls;
 pub mod mkfs;
 pub mod mount;
+pub mod output;
 pub mod probe;
 pub mod progress;
 pub mod put;

@@ -7,6 +7,7 @@ use fs_core::OpenFlags;
 
 use crate::cli::device::DeviceArgs;
 use crate::cli::error::{exit, Context, Result};
+use crate::cli::output::out;
 
 /// Bytes per write.
 const CHUNK: usize = 1 << 20;
@@ -52,6 +53,6 @@ pub fn run(a: &Args) -> Result<u8> {
     drop(f);
     fs.unmount(&ctx)
         .context(|| format!("unmounting {}", a.device.shown()))?;
-    println!("{}: {pos} bytes from {shown}", a.path);
+    out!("{}: {pos} bytes from {shown}", a.path);
     Ok(exit::OK)
 }

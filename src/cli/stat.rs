@@ -2,6 +2,7 @@
 
 use crate::cli::device::DeviceArgs;
 use crate::cli::error::{exit, Context, Result};
+use crate::cli::output::out;
 
 /// `stat DEVICE PATH`
 #[derive(clap::Args, Debug)]
@@ -17,25 +18,25 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<u8> {
     let (fs, _ctx) = a.device.mount(true)?;
     let st = fs.stat(&a.path).context(|| format!("stat {}", a.path))?;
-    println!("  File: {}", a.path);
-    println!(
+    out!("  File: {}", a.path);
+    out!(
         "  Size: {:<12} Type: {:?}{}",
         st.size,
         st.file_type,
         if st.nocow { " (NOCOW)" } else { "" }
     );
-    println!("Inode: {:<12} Links: {}", st.ino, st.nlink);
-    println!(
+    out!("Inode: {:<12} Links: {}", st.ino, st.nlink);
+    out!(
         "Access: ({:04o}/{})  Uid: {}  Gid: {}",
         st.mode & 0o7777,
         mode_string(st.mode),
         st.uid,
         st.gid
     );
-    println!("Access: {}", utc(st.atime_ns));
-    println!("Modify: {}", utc(st.mtime_ns));
-    println!("Change: {}", utc(st.ctime_ns));
-    println!(" Birth: {}", utc(st.btime_ns));
+    out!("Access: {}", utc(st.atime_ns));
+    out!("Modify: {}", utc(st.mtime_ns));
+    out!("Change: {}", utc(st.ctime_ns));
+    out!(" Birth: {}", utc(st.btime_ns));
     Ok(exit::OK)
 }
 
