@@ -14,8 +14,13 @@
 //! What these locks cannot see: other hosts sharing the device (NVMe-oF, iSCSI), another
 //! device node or loop device over the same storage, and a filesystem whose `flock` is not
 //! enforced between clients (some network filesystems). A filesystem that refuses `flock`
-//! altogether (`ENOLCK`, `EOPNOTSUPP`) is opened with a warning rather than refused. SPDK
-//! bdevs are claimed by SPDK itself (`spdk_bdev_module_claim_bdev`), not here.
+//! altogether (`ENOLCK`, `EOPNOTSUPP`) is opened with a warning rather than refused.
+//!
+//! Not done yet: SPDK bdevs are not locked (`SpdkDevice::open` should take a write claim,
+//! `spdk_bdev_module_claim_bdev`, so a second opener in the same SPDK application is
+//! refused; SPDK is not installed where this was written), and a "mounted by host/pid"
+//! marker in the superblock for what no local lock sees (two hosts on one NVMe-oF
+//! namespace).
 
 use std::fs::File;
 use std::io;
