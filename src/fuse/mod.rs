@@ -10,6 +10,7 @@
 //!   `FOPEN_DIRECT_IO`, so its page cache stays out of the way).
 
 mod attr;
+mod commit;
 mod ctx;
 mod handles;
 mod inodes;
@@ -17,5 +18,5 @@ mod ops;
 mod options;
 mod session;
 
-pub use options::MountOptions;
+pub use options::{MountOptions, DEFAULT_COMMIT};
 pub use session::mount;

@@ -1,5 +1,12 @@
 //! Mount options (`-o a,b=c`).
 
+use std::time::Duration;
+
+/// The default of `commit=`: btrfs's.
+pub const DEFAULT_COMMIT: Duration = Duration::from_secs(30);
+/// The longest `commit=` interval accepted, in seconds (a day).
+const MAX_COMMIT_SECS: u64 = 86_400;
+
 /// How [`mount`](super::mount) serves the filesystem.
 #[derive(Clone, Debug)]
 pub struct MountOptions {
@@ -13,6 +20,11 @@ pub struct MountOptions {
     pub fsname: String,
     /// Handle SIGINT and SIGTERM: sync, then unmount cleanly. Default on.
     pub handle_signals: bool,
+    /// Sync the whole filesystem this often (`commit=SECONDS`; `None` = `commit=0`, never).
+    /// Default [`DEFAULT_COMMIT`]. The kernel does not pass `sync(2)`/`syncfs(2)` to a FUSE
+    /// server, so this bounds what a crash loses of writes nobody fsync'd. Not started on a
+    /// read-only mount.
+    pub commit: Option<Duration>,
 }
 
 impl Default for MountOptions {
@@ -23,13 +35,14 @@ impl Default for MountOptions {
             allow_other: false,
             fsname: "bypassfs".into(),
             handle_signals: true,
+            commit: Some(DEFAULT_COMMIT),
         }
     }
 }
 
 impl MountOptions {
     /// Parses a `-o` string: `ro`, `rw`, `allow_other`, `threads=N`, `fsname=NAME`,
-    /// `nosignals`; `default_permissions` is accepted and always on. Unknown options are
+    /// `commit=SECONDS` (0 = off), `nosignals`; `default_permissions` is accepted and always on. Unknown options are
     /// errors naming them.
     pub fn parse(s: &str) -> Result<MountOptions, String> {
         let mut o = MountOptions::default();
@@ -51,6 +64,16 @@ impl MountOptions {
                         .ok_or_else(|| format!("threads={n}: want 1 to 256"))?;
                 }
                 Some(("fsname", n)) => o.fsname = n.to_string(),
+                Some(("commit", n)) => {
+                    let secs = n
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|&s| s <= MAX_COMMIT_SECS)
+                        .ok_or_else(|| {
+                            format!("commit={n}: want seconds from 0 (off) to {MAX_COMMIT_SECS}")
+                        })?;
+                    o.commit = (secs > 0).then(|| Duration::from_secs(secs));
+                }
                 Some(_) => return Err(format!("unknown mount option {opt:?}")),
             }
         }
@@ -70,5 +93,28 @@ mod tests {
         assert_eq!(o.fsname, "img");
         assert!(MountOptions::parse("threads=0").is_err());
         assert!(MountOptions::parse("bogus").is_err());
+    }
+
+    #[test]
+    fn commit_interval() {
+        assert_eq!(
+            MountOptions::parse("").unwrap().commit,
+            Some(DEFAULT_COMMIT)
+        );
+        assert_eq!(
+            MountOptions::parse("commit=5").unwrap().commit,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(MountOptions::parse("commit=0").unwrap().commit, None);
+        for bad in [
+            "commit=",
+            "commit=-1",
+            "commit=1.5",
+            "commit=86401",
+            "commit=x",
+        ] {
+            let e = MountOptions::parse(bad).unwrap_err();
+            assert!(e.contains("commit="), "{bad}: {e}");
+        }
     }
 }
