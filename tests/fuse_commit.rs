@@ -53,7 +53,6 @@ fn periodic_commit_makes_writes_survive_kill_9() {
 }
 
 #[test]
-#[ignore = "needs src/fuse/ops.rs: fsyncdir of the root inode must call Filesystem::sync (lead)"]
 fn sync_of_the_mountpoint_makes_writes_survive_kill_9() {
     if !fuse_usable("sync MOUNTPOINT test") {
         return;

@@ -246,9 +246,6 @@ fn complaints(dir: &Path, cmd: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "fails until the lead's FUSE fixes land: symlink setattr (lchown, utimensat \
-            NOFOLLOW), mknod (tar creates files with xattrs by mknod), ACLs (cp -a's \
-            system.posix_acl_access must set the mode), mtimes set before writeback commits"]
 fn cp_a_and_tar_x_keep_metadata_across_remount() {
     if !fuse_usable("copy-tree test") {
         return;

@@ -20,7 +20,8 @@ pub struct Args {
 
     /// Comma-separated: ro, allow_other, threads=N (default 4), fsname=NAME, nosignals,
     /// commit=SECONDS (default 30; 0 = off): sync everything this often, since sync(1) and
-    /// syncfs(2) are not passed to a FUSE server; fsync of a file makes that file durable.
+    /// syncfs(2) are not passed to a FUSE server. `sync MOUNTPOINT` (fsync of the root
+    /// directory) syncs everything at once; fsync of a file makes that file durable.
     /// Permissions are always checked by the kernel (default_permissions).
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Option<String>,
