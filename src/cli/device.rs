@@ -34,16 +34,20 @@ impl DeviceArgs {
     /// Opens the device and mounts it (read-only for commands that only look, which then
     /// share the device with other readers but not with a writer).
     pub fn mount(&self, read_only: bool) -> Result<(Filesystem, FsContext)> {
-        let access = if read_only {
+        self.mount_with(MountOptions {
+            read_only,
+            ..MountOptions::default()
+        })
+    }
+
+    /// [`DeviceArgs::mount`] with every fs-core mount option.
+    pub fn mount_with(&self, opts: MountOptions) -> Result<(Filesystem, FsContext)> {
+        let access = if opts.read_only {
             Access::ReadOnly
         } else {
             Access::ReadWrite
         };
         let dev = self.open(None, access)?;
-        let opts = MountOptions {
-            read_only,
-            ..MountOptions::default()
-        };
         let fs = match Filesystem::mount(Arc::clone(&dev), opts) {
             Ok(fs) => fs,
             Err(e @ fs_core::Error::Corrupt(_)) => {

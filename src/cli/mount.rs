@@ -19,6 +19,7 @@ pub struct Args {
     pub mountpoint: PathBuf,
 
     /// Comma-separated: ro, allow_other, threads=N (default 4), fsname=NAME, nosignals,
+    /// accept_log_loss (mount although a damaged fsync-log record hides later ones),
     /// commit=SECONDS (default 30; 0 = off): sync everything this often, since sync(1) and
     /// syncfs(2) are not passed to a FUSE server. `sync MOUNTPOINT` (fsync of the root
     /// directory) syncs everything at once; fsync of a file makes that file durable.
@@ -30,7 +31,11 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<u8> {
     let opts = MountOptions::parse(a.options.as_deref().unwrap_or(""))
         .map_err(|e| CliError(format!("-o: {e}")))?;
-    let (fs, ctx) = a.device.mount(opts.read_only)?;
+    let (fs, ctx) = a.device.mount_with(fs_core::MountOptions {
+        read_only: opts.read_only,
+        accept_log_loss: opts.accept_log_loss,
+        ..fs_core::MountOptions::default()
+    })?;
     let fs = Arc::new(fs);
     let shown = a.mountpoint.display().to_string();
     bypassfs::fuse::mount(Arc::clone(&fs), &a.mountpoint, opts)

@@ -265,7 +265,7 @@ impl fuser::Filesystem for Fuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let a = SetAttr {
+        let mut a = SetAttr {
             mode,
             uid,
             gid,
@@ -274,6 +274,11 @@ impl fuser::Filesystem for Fuse {
             mtime_ns: to_ns(mtime),
             ctime_ns: ctime.map(ns_of),
         };
+        if a.is_empty() {
+            // What `chown(f, -1, -1)` arrives as: Linux filesystems mark ctime (as tmpfs,
+            // ext4 and pjdfstest's Linux expectations do).
+            a.ctime_ns = Some(ns_of(SystemTime::now()));
+        }
         // The inode the kernel names, open or not, linked or not: never a path.
         let r = self.ctx(|c| self.fs.set_attr_ino(c, ino_of(ino), &a));
         self.reply_attr(r, reply);

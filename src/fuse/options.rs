@@ -25,6 +25,10 @@ pub struct MountOptions {
     /// server, so this bounds what a crash loses of writes nobody fsync'd. Not started on a
     /// read-only mount.
     pub commit: Option<Duration>,
+    /// Mount even though a damaged fsync-log record has valid records after it, dropping
+    /// their changes (`accept_log_loss`; fs-core's `MountOptions::accept_log_loss`: the
+    /// caller mounts fs-core with it).
+    pub accept_log_loss: bool,
 }
 
 impl Default for MountOptions {
@@ -36,14 +40,15 @@ impl Default for MountOptions {
             fsname: "bypassfs".into(),
             handle_signals: true,
             commit: Some(DEFAULT_COMMIT),
+            accept_log_loss: false,
         }
     }
 }
 
 impl MountOptions {
     /// Parses a `-o` string: `ro`, `rw`, `allow_other`, `threads=N`, `fsname=NAME`,
-    /// `commit=SECONDS` (0 = off), `nosignals`; `default_permissions` is accepted and always on. Unknown options are
-    /// errors naming them.
+    /// `commit=SECONDS` (0 = off), `nosignals`, `accept_log_loss`; `default_permissions` is
+    /// accepted and always on. Unknown options are errors naming them.
     pub fn parse(s: &str) -> Result<MountOptions, String> {
         let mut o = MountOptions::default();
         for opt in s.split(',').filter(|x| !x.is_empty()) {
@@ -54,6 +59,7 @@ impl MountOptions {
                     "allow_other" => o.allow_other = true,
                     "default_permissions" => {}
                     "nosignals" => o.handle_signals = false,
+                    "accept_log_loss" => o.accept_log_loss = true,
                     _ => return Err(format!("unknown mount option {opt:?}")),
                 },
                 Some(("threads", n)) => {

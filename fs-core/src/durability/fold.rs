@@ -303,7 +303,8 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
                 if commit && !accept_loss {
                     return Err(Error::Corrupt(format!(
                         "{msg}; mount read-only to read what the records before it hold, \
-                         or mount with accept_log_loss to drop the rest"
+                         or mount with accept_log_loss (`bypassfs mount -o accept_log_loss`) \
+                         to keep them and drop the rest"
                     )));
                 }
                 log::error!("fs-core: {msg}; replaying the {records} records before it");

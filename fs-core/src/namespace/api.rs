@@ -16,8 +16,8 @@ pub const SYMLINK_MAX: usize = 4095;
 
 /// Most names one inode may have ([`Filesystem::link_at`] fails with `EMLINK` past it). All
 /// names of an inode in one directory share one item, so fewer fit there when names are
-/// long: each takes its length plus 10 bytes of a node's largest item (4,071 bytes with the
-/// default 16 KiB nodes, so 255 names of 6 bytes).
+/// long: each takes its length plus 10 bytes of a node's largest item (4,055 bytes with the
+/// default 16 KiB nodes, so 253 names of 6 bytes).
 pub const LINK_MAX: u32 = 65_000;
 
 /// What [`Filesystem::mknod_at`] creates.
