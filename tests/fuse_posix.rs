@@ -710,3 +710,30 @@ except OSError as e:
     let log = m.stderr();
     assert!(!log.contains("Not Implemented"), "mount stderr:\n{log}");
 }
+
+/// `cp` within the mount (copy_file_range, which the mount leaves to the kernel's
+/// fallback) copies, quietly: no "Not Implemented" on the mount's stderr.
+#[test]
+fn copy_within_the_mount_is_quiet() {
+    let Some(mut m) = Mount::fresh("copy_within_the_mount_is_quiet") else {
+        return;
+    };
+    let d = m.dir().to_path_buf();
+    sh(
+        &d,
+        "dd if=/dev/urandom of=a bs=64k count=5 status=none && cp a b && cmp a b",
+    );
+    python(
+        &d,
+        r#"
+import os
+src, dst = os.open("a", os.O_RDONLY), os.open("c", os.O_CREAT | os.O_WRONLY, 0o644)
+n = os.copy_file_range(src, dst, 1 << 20)
+os.close(dst)
+assert n > 0 and open("c", "rb").read(n) == open("a", "rb").read(n), n
+"#,
+    );
+    m.stop();
+    let log = m.stderr();
+    assert!(!log.contains("Not Implemented"), "mount stderr:\n{log}");
+}

@@ -640,6 +640,24 @@ impl fuser::Filesystem for Fuse {
         reply.error(Errno::from_i32(libc::ENOTTY));
     }
 
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        // No shared-extent copy yet. ENOSYS makes the kernel copy through read and write
+        // itself and stop asking this mount; `cp` within the mount takes this path.
+        reply.error(Errno::ENOSYS);
+    }
+
     fn fallocate(
         &self,
         _req: &Request,
