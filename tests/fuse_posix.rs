@@ -712,10 +712,11 @@ except OSError as e:
 }
 
 /// `cp` within the mount (copy_file_range, which the mount leaves to the kernel's
-/// fallback) copies, quietly: no "Not Implemented" on the mount's stderr.
+/// fallback) copies, and poll(2) on a file answers, quietly: no "Not Implemented" on the
+/// mount's stderr.
 #[test]
-fn copy_within_the_mount_is_quiet() {
-    let Some(mut m) = Mount::fresh("copy_within_the_mount_is_quiet") else {
+fn copy_and_poll_are_quiet() {
+    let Some(mut m) = Mount::fresh("copy_and_poll_are_quiet") else {
         return;
     };
     let d = m.dir().to_path_buf();
@@ -726,11 +727,14 @@ fn copy_within_the_mount_is_quiet() {
     python(
         &d,
         r#"
-import os
+import os, select
 src, dst = os.open("a", os.O_RDONLY), os.open("c", os.O_CREAT | os.O_WRONLY, 0o644)
 n = os.copy_file_range(src, dst, 1 << 20)
 os.close(dst)
 assert n > 0 and open("c", "rb").read(n) == open("a", "rb").read(n), n
+p = select.poll()
+p.register(src, select.POLLIN)
+assert p.poll(1000) == [(src, select.POLLIN)], p
 "#,
     );
     m.stop();

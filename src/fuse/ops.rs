@@ -658,6 +658,21 @@ impl fuser::Filesystem for Fuse {
         reply.error(Errno::ENOSYS);
     }
 
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: fuser::PollNotifier,
+        _events: fuser::PollEvents,
+        _flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        // A file here is always ready, as on a kernel filesystem: ENOSYS makes the kernel
+        // answer so itself from now on.
+        reply.error(Errno::ENOSYS);
+    }
+
     fn fallocate(
         &self,
         _req: &Request,
