@@ -78,15 +78,18 @@ struct Mount {
 }
 
 impl Mount {
-    /// Formats and mounts a new image, or prints why the test is skipped and gives `None`.
-    fn fresh(test: &str) -> Option<Mount> {
-        let missing = [
-            (!Path::new("/dev/fuse").exists()).then_some("no /dev/fuse"),
-            (sh(Path::new("/"), "id -u") != "0").then_some("not root"),
-            (!have("fusermount3")).then_some("no fusermount3"),
-            (!have("python3")).then_some("no python3"),
-        ];
-        if let Some(why) = missing.into_iter().flatten().next() {
+    /// Formats and mounts a new image, or prints why the test is skipped and gives `None`:
+    /// it needs root, /dev/fuse, fusermount3, python3 and the programs in `tools`.
+    fn fresh(test: &str, tools: &[&str]) -> Option<Mount> {
+        let why = if !Path::new("/dev/fuse").exists() {
+            Some("no /dev/fuse".to_string())
+        } else if sh(Path::new("/"), "id -u") != "0" {
+            Some("not root".to_string())
+        } else {
+            let all = ["fusermount3", "python3"].iter().chain(tools);
+            all.filter(|t| !have(t)).map(|t| format!("no {t}")).next()
+        };
+        if let Some(why) = why {
             println!("{test} SKIPPED: {why}");
             return None;
         }
@@ -217,7 +220,10 @@ fn past_attr_cache() {
 /// not chowned to them.
 #[test]
 fn new_symlink_is_owned_by_its_creator_not_its_target() {
-    let Some(m) = Mount::fresh("new_symlink_is_owned_by_its_creator_not_its_target") else {
+    let Some(m) = Mount::fresh(
+        "new_symlink_is_owned_by_its_creator_not_its_target",
+        &["su"],
+    ) else {
         return;
     };
     let d = m.dir();
@@ -248,7 +254,10 @@ fn new_symlink_is_owned_by_its_creator_not_its_target() {
 /// itself, dangling or not, never on its target.
 #[test]
 fn symlink_attributes_act_on_the_link() {
-    let Some(m) = Mount::fresh("symlink_attributes_act_on_the_link") else {
+    let Some(m) = Mount::fresh(
+        "symlink_attributes_act_on_the_link",
+        &["setfattr", "getfattr"],
+    ) else {
         return;
     };
     let d = m.dir();
@@ -297,7 +306,7 @@ fn symlink_attributes_act_on_the_link() {
 /// unlinked or renamed over, and never on the file that now has its name.
 #[test]
 fn attributes_of_open_unlinked_files() {
-    let Some(m) = Mount::fresh("attributes_of_open_unlinked_files") else {
+    let Some(m) = Mount::fresh("attributes_of_open_unlinked_files", &[]) else {
         return;
     };
     python(
@@ -353,7 +362,7 @@ sys.exit(1 if bad else 0)
 /// this mount; `cp -a` then falls back to chmod).
 #[test]
 fn posix_acls_are_refused() {
-    let Some(m) = Mount::fresh("posix_acls_are_refused") else {
+    let Some(m) = Mount::fresh("posix_acls_are_refused", &[]) else {
         return;
     };
     let d = m.dir();
@@ -390,7 +399,7 @@ sys.exit(1 if bad else 0)
 /// 0700 it creates with, which stayed when the mount accepted its ACL.
 #[test]
 fn cp_a_keeps_modes() {
-    let Some(m) = Mount::fresh("cp_a_keeps_modes") else {
+    let Some(m) = Mount::fresh("cp_a_keeps_modes", &[]) else {
         return;
     };
     let d = m.dir();
@@ -413,7 +422,7 @@ fn cp_a_keeps_modes() {
 /// an unmount.
 #[test]
 fn touch_after_a_write_keeps_its_time() {
-    let Some(mut m) = Mount::fresh("touch_after_a_write_keeps_its_time") else {
+    let Some(mut m) = Mount::fresh("touch_after_a_write_keeps_its_time", &[]) else {
         return;
     };
     let d = m.dir().to_path_buf();
@@ -436,7 +445,7 @@ fn touch_after_a_write_keeps_its_time() {
 /// Defect 10: writeback at unmount does not stamp its own time on the files it writes.
 #[test]
 fn times_survive_unmount_and_remount() {
-    let Some(mut m) = Mount::fresh("times_survive_unmount_and_remount") else {
+    let Some(mut m) = Mount::fresh("times_survive_unmount_and_remount", &[]) else {
         return;
     };
     let d = m.dir().to_path_buf();
@@ -461,7 +470,7 @@ fn times_survive_unmount_and_remount() {
 /// Defect 11: mkfifo and mknod make working special files.
 #[test]
 fn mknod_makes_fifos_and_devices() {
-    let Some(m) = Mount::fresh("mknod_makes_fifos_and_devices") else {
+    let Some(m) = Mount::fresh("mknod_makes_fifos_and_devices", &[]) else {
         return;
     };
     let d = m.dir();
@@ -480,7 +489,7 @@ fn mknod_makes_fifos_and_devices() {
 /// the bit, whoever creates them.
 #[test]
 fn setgid_directory_passes_group_and_bit() {
-    let Some(m) = Mount::fresh("setgid_directory_passes_group_and_bit") else {
+    let Some(m) = Mount::fresh("setgid_directory_passes_group_and_bit", &["su"]) else {
         return;
     };
     let d = m.dir();
@@ -500,7 +509,7 @@ fn setgid_directory_passes_group_and_bit() {
 /// Defect 11: growing a file with truncate updates its mtime and ctime.
 #[test]
 fn growing_truncate_updates_times() {
-    let Some(m) = Mount::fresh("growing_truncate_updates_times") else {
+    let Some(m) = Mount::fresh("growing_truncate_updates_times", &[]) else {
         return;
     };
     let d = m.dir();
@@ -524,7 +533,7 @@ fn growing_truncate_updates_times() {
 /// Defect 11: symlink targets of 4094 and 4095 bytes (PATH_MAX less the NUL) work.
 #[test]
 fn symlink_targets_up_to_4095_bytes() {
-    let Some(m) = Mount::fresh("symlink_targets_up_to_4095_bytes") else {
+    let Some(m) = Mount::fresh("symlink_targets_up_to_4095_bytes", &[]) else {
         return;
     };
     python(
@@ -556,7 +565,7 @@ sys.exit(1 if bad else 0)
 /// Defect 11: hard links in one directory end with EMLINK ("Too many links"), not EINVAL.
 #[test]
 fn hard_links_end_with_emlink() {
-    let Some(m) = Mount::fresh("hard_links_end_with_emlink") else {
+    let Some(m) = Mount::fresh("hard_links_end_with_emlink", &[]) else {
         return;
     };
     let d = m.dir();
@@ -576,7 +585,7 @@ fn hard_links_end_with_emlink() {
 /// Defect 11: a sparse file has no blocks (`st_blocks` was size / 512).
 #[test]
 fn sparse_file_has_no_blocks() {
-    let Some(m) = Mount::fresh("sparse_file_has_no_blocks") else {
+    let Some(m) = Mount::fresh("sparse_file_has_no_blocks", &[]) else {
         return;
     };
     let d = m.dir();
@@ -589,7 +598,7 @@ fn sparse_file_has_no_blocks() {
 #[test]
 #[ignore = "fails at bed6a07: st_blocks misses extents in the fsync log's overlay"]
 fn fsynced_file_counts_its_blocks() {
-    let Some(m) = Mount::fresh("fsynced_file_counts_its_blocks") else {
+    let Some(m) = Mount::fresh("fsynced_file_counts_its_blocks", &[]) else {
         return;
     };
     let d = m.dir();
@@ -605,7 +614,7 @@ fn fsynced_file_counts_its_blocks() {
 /// Defect 11: names that are not UTF-8 work and list back byte for byte.
 #[test]
 fn non_utf8_names_work() {
-    let Some(m) = Mount::fresh("non_utf8_names_work") else {
+    let Some(m) = Mount::fresh("non_utf8_names_work", &[]) else {
         return;
     };
     let d = m.dir();
@@ -641,7 +650,7 @@ sys.exit(1 if bad else 0)
 /// happen. Prints the time of each phase (not asserted).
 #[test]
 fn rename_and_unlink_in_a_large_directory() {
-    let Some(m) = Mount::fresh("rename_and_unlink_in_a_large_directory") else {
+    let Some(m) = Mount::fresh("rename_and_unlink_in_a_large_directory", &[]) else {
         return;
     };
     let out = python(
@@ -677,7 +686,7 @@ if got != want:
 /// has no "Not Implemented".
 #[test]
 fn ioctl_fails_with_enotty_quietly() {
-    let Some(mut m) = Mount::fresh("ioctl_fails_with_enotty_quietly") else {
+    let Some(mut m) = Mount::fresh("ioctl_fails_with_enotty_quietly", &[]) else {
         return;
     };
     let d = m.dir().to_path_buf();
@@ -716,7 +725,7 @@ except OSError as e:
 /// mount's stderr.
 #[test]
 fn copy_and_poll_are_quiet() {
-    let Some(mut m) = Mount::fresh("copy_and_poll_are_quiet") else {
+    let Some(mut m) = Mount::fresh("copy_and_poll_are_quiet", &[]) else {
         return;
     };
     let d = m.dir().to_path_buf();
