@@ -596,7 +596,6 @@ fn sparse_file_has_no_blocks() {
 /// A file written back (here by fsync) but not yet committed has its blocks: GNU
 /// `tar --sparse` takes `st_blocks == 0` for a file of holes only and archives zeroes.
 #[test]
-#[ignore = "fails at bed6a07: st_blocks misses extents in the fsync log's overlay"]
 fn fsynced_file_counts_its_blocks() {
     let Some(m) = Mount::fresh("fsynced_file_counts_its_blocks", &["tar"]) else {
         return;
@@ -650,8 +649,9 @@ sys.exit(1 if bad else 0)
     );
 }
 
-/// Issue 20, 13 (functional part): renames and unlinks in a directory of 20,000 files all
-/// happen. Prints the time of each phase (not asserted).
+/// Issue 20, 13 (functional part): renames and unlinks in a directory of 4,000 files all
+/// happen (each create is a commit: many more would take minutes in CI). Prints the time
+/// of each phase (not asserted).
 #[test]
 fn rename_and_unlink_in_a_large_directory() {
     let Some(m) = Mount::fresh("rename_and_unlink_in_a_large_directory", &[]) else {
@@ -664,19 +664,19 @@ import os, sys, time
 os.mkdir("big")
 os.chdir("big")
 t = time.monotonic()
-for i in range(20000):
+for i in range(4000):
     os.close(os.open(f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644))
-    if i % 5000 == 4999:
+    if i % 1000 == 999:
         print(f"create {i + 1}: {time.monotonic() - t:.2f} s")
 t = time.monotonic()
-for i in range(0, 20000, 20):
+for i in range(0, 4000, 20):
     os.rename(f"f{i}", f"r{i}")
-print(f"rename 1000: {time.monotonic() - t:.2f} s")
+print(f"rename 200: {time.monotonic() - t:.2f} s")
 t = time.monotonic()
-for i in range(10, 20000, 20):
+for i in range(10, 4000, 20):
     os.unlink(f"f{i}")
-print(f"unlink 1000: {time.monotonic() - t:.2f} s")
-want = {f"f{i}" for i in range(20000) if i % 20 not in (0, 10)} | {f"r{i}" for i in range(0, 20000, 20)}
+print(f"unlink 200: {time.monotonic() - t:.2f} s")
+want = {f"f{i}" for i in range(4000) if i % 20 not in (0, 10)} | {f"r{i}" for i in range(0, 4000, 20)}
 got = set(os.listdir("."))
 if got != want:
     print(f"missing {sorted(want - got)[:10]}, extra {sorted(got - want)[:10]}")

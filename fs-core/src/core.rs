@@ -131,7 +131,8 @@ pub(crate) struct SeenSizes {
     pub size: u64,
     /// The time of the last write accepted and not yet in the item.
     pub mtime: Option<i64>,
-    pub delalloc_blocks: u64,
+    /// Byte ranges of cached writes not written back yet.
+    pub delalloc: Vec<(u64, u64)>,
 }
 
 /// Metadata queues of this thread, one per mounted filesystem (by mount id).
@@ -290,12 +291,14 @@ impl Core {
             Some(m) => Some(SeenSizes {
                 size: m.size,
                 mtime: m.mtime_dirty,
-                delalloc_blocks: m.delalloc.0.iter().map(|(s, e)| e - s).sum(),
+                delalloc: (m.delalloc.0.iter())
+                    .map(|(&s, &e)| (s * self.bs, e * self.bs))
+                    .collect(),
             }),
             None if self.evictions.load(Ordering::Relaxed) == seen => Some(SeenSizes {
                 size: item_size,
                 mtime: None,
-                delalloc_blocks: 0,
+                delalloc: Vec::new(),
             }),
             None => None,
         }

@@ -246,19 +246,23 @@ impl Filesystem {
     /// writes).
     pub fn stat_ino(&self, ino: u64) -> Result<Stat> {
         let c = self.core();
-        let (item, extent_bytes, seen) = loop {
+        let (item, mut ranges, seen) = loop {
             let seen = c.evictions.load(std::sync::atomic::Ordering::Acquire);
-            let (item, extent_bytes) = c.read(|rd| {
+            // The overlay first: what it maps is committed before it leaves it, so the two
+            // reads together miss nothing (a range may count twice, which the union hides).
+            let logged = c.log().mapped_ranges(ino, c.bs);
+            let (item, mut ranges) = c.read(|rd| {
                 let item = ns::load_inode(rd, ino)?;
-                let bytes = if item.is_dir() {
-                    0
+                let ranges = if item.is_dir() {
+                    Vec::new()
                 } else {
-                    crate::data::extent_bytes(rd, ino)?
+                    crate::data::extent_ranges(rd, ino)?
                 };
-                Ok((item, bytes))
+                Ok((item, ranges))
             })?;
+            ranges.extend(logged);
             if let Some(s) = c.sizes_seen(ino, item.size, seen) {
-                break (item, extent_bytes, s);
+                break (item, ranges, s);
             }
         };
         let mut st = Stat::from_item(ino, &item, seen.size);
@@ -268,7 +272,8 @@ impl Filesystem {
             st.mtime_ns = t;
             st.ctime_ns = st.ctime_ns.max(t);
         }
-        st.blocks = (extent_bytes + seen.delalloc_blocks * c.bs).div_ceil(512);
+        ranges.extend(seen.delalloc.iter().copied());
+        st.blocks = crate::data::union_bytes(ranges).div_ceil(512);
         Ok(st)
     }
 

@@ -377,6 +377,13 @@ fn st_blocks_counts_data_not_holes() {
         16,
         "cached writes count"
     );
+    f.fsync(&ctx).unwrap();
+    let logged = fs.stat("/sparse").unwrap().blocks;
+    assert_eq!(logged, 16, "logged by fsync, not committed yet");
+    f.write_at(&ctx, 1 << 20, &[8u8; 4096]).unwrap();
+    f.fsync(&ctx).unwrap();
+    let again = fs.stat("/sparse").unwrap().blocks;
+    assert_eq!(again, 16, "an overwrite adds nothing");
     drop(f);
     fs.unmount(&ctx).unwrap();
     let (fs, _ctx) = mount(dev);

@@ -29,11 +29,11 @@ fn parse(ino: u64, k: &Key, d: &[u8]) -> Result<ExtentAt> {
     })
 }
 
-/// Bytes of file data `ino`'s committed extents hold (`st_blocks`: holes take none). Extents
-/// an fsync logged count once a commit folds them in.
-pub(crate) fn extent_bytes(it: &mut impl Items, ino: u64) -> Result<u64> {
+/// The file ranges `[start, end)` that `ino`'s committed extents map (an inline extent's
+/// by its bytes).
+pub(crate) fn extent_ranges(it: &mut impl Items, ino: u64) -> Result<Vec<(u64, u64)>> {
     const BATCH: usize = 256;
-    let mut total = 0;
+    let mut out = Vec::new();
     let mut from = 0;
     loop {
         let items = it.range(
@@ -44,13 +44,28 @@ pub(crate) fn extent_bytes(it: &mut impl Items, ino: u64) -> Result<u64> {
         )?;
         for (k, d) in &items {
             let e = parse(ino, k, d)?;
-            total += e.fe.num_bytes;
+            out.push((e.file_off, e.end()));
         }
         match items.last() {
             Some((k, _)) if items.len() == BATCH => from = k.offset + 1,
-            _ => return Ok(total),
+            _ => return Ok(out),
         }
     }
+}
+
+/// Bytes the union of `ranges` covers.
+pub(crate) fn union_bytes(mut ranges: Vec<(u64, u64)>) -> u64 {
+    ranges.sort_unstable();
+    let mut total = 0;
+    let mut covered_to = 0;
+    for (s, e) in ranges {
+        let s = s.max(covered_to);
+        if e > s {
+            total += e - s;
+            covered_to = e;
+        }
+    }
+    total
 }
 
 /// The extent covering file byte `pos`, else the first one after it (`None`: neither).

@@ -22,7 +22,9 @@ mod iomap_ops;
 mod space;
 
 pub(crate) use csum::block_crcs;
-pub(crate) use extents::{extent_at, extent_bytes, insert_extent, punch, replace_extent};
+pub(crate) use extents::{
+    extent_at, extent_ranges, insert_extent, punch, replace_extent, union_bytes,
+};
 pub(crate) use fallocate::fallocate_file;
 pub use fallocate::FallocMode;
 pub(crate) use iomap_ops::DataOps;

@@ -134,6 +134,29 @@ impl LogState {
         self.crcs.get(&addr).copied().or_else(older)
     }
 
+    /// The file ranges `[start, end)` of `ino` that logged extents map, here and in the
+    /// overlay being folded (for `st_blocks`: data not yet committed takes space too).
+    pub fn mapped_ranges(&self, ino: u64, bs: u64) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = if self.mixed {
+            self.pending
+                .range((ino, 0)..=(ino, u64::MAX))
+                .map(|(&(_, off), p)| (off, off + p.num_bytes))
+                .collect()
+        } else if self.blocks.is_empty() {
+            Vec::new()
+        } else {
+            self.blocks
+                .keys()
+                .filter(|&&(i, _)| i == ino)
+                .map(|&(_, off)| (off, off + bs))
+                .collect()
+        };
+        if let Some(f) = &self.frozen {
+            v.extend(f.mapped_ranges(ino, bs));
+        }
+        v
+    }
+
     /// Whether a size or time of `ino` is logged and not yet committed.
     pub fn has_attrs(&self, ino: u64) -> bool {
         let own = self.sizes.contains_key(&ino) || self.times.contains_key(&ino);
