@@ -13,6 +13,12 @@
 #define BFS_MOUNT_RDONLY 1
 
 /*
+ Mount read-write although the device says another host has it mounted and did not
+ unmount: the caller vouches that the other host is down (`MountOptions::take_over`).
+ */
+#define BFS_MOUNT_TAKEOVER 2
+
+/*
  Longest name plus its NUL.
  */
 #define BFS_NAME_MAX 256
@@ -219,10 +225,12 @@ int bfs_ftruncate(bfs_ctx_t ctx, bfs_file_t file, uint64_t size);
 int bfs_format(const char *device);
 
 /*
- Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0 or
- `BFS_MOUNT_RDONLY`. On success `*out` is the filesystem's handle. A read-write mount
- holds the device exclusively until unmounted, a read-only one shares it with other
- readers; `-EBUSY` when that conflicts with another opener.
+ Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0, or
+ `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER`. On success `*out` is the filesystem's
+ handle. A read-write mount holds the device exclusively until unmounted, a read-only one
+ shares it with other readers; `-EBUSY` when that conflicts with another opener, or when
+ the device's mount claim names a live mount (of this host) or another host's mount that
+ was never unmounted (`BFS_MOUNT_TAKEOVER` takes that one over).
 
  # Safety
  `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one

@@ -33,6 +33,9 @@ pub enum Error {
     /// Not enough free space.
     #[error("out of space: {0}")]
     NoSpace(String),
+    /// Another mount has the volume read-write (`claim.rs`); the message names it.
+    #[error("in use: {0}")]
+    InUse(String),
     /// The caller asked for something invalid.
     #[error("invalid argument: {0}")]
     Invalid(String),

@@ -28,6 +28,7 @@
 mod alloc;
 mod btree;
 mod check;
+pub mod claim;
 mod delayed;
 mod dump;
 mod error;

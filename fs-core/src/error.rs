@@ -61,6 +61,9 @@ pub enum Error {
     /// A symlink where it cannot be followed, or too many of them (`ELOOP`).
     #[error("too many levels of symbolic links: {0}")]
     Loop(String),
+    /// Another mount or program has the device (`EBUSY`); the message names it.
+    #[error("device busy: {0}")]
+    Busy(String),
 }
 
 /// `Result` with [`Error`].
@@ -72,6 +75,7 @@ mod errno {
     pub const ENOENT: i32 = 2;
     pub const EIO: i32 = 5;
     pub const EBADF: i32 = 9;
+    pub const EBUSY: i32 = 16;
     pub const EEXIST: i32 = 17;
     pub const ENOTDIR: i32 = 20;
     pub const EISDIR: i32 = 21;
@@ -111,6 +115,7 @@ impl Error {
             Error::BadHandle(_) => EBADF,
             Error::Loop(_) => ELOOP,
             Error::NotPermitted(_) => EPERM,
+            Error::Busy(_) => EBUSY,
         }
     }
 }
@@ -123,6 +128,7 @@ impl From<cow::Error> for Error {
             e @ cow::Error::NoSuperblock(_) => Error::Corrupt(e.to_string()),
             cow::Error::Poisoned(m) => Error::ReadOnly(m),
             cow::Error::Invalid(m) => Error::Invalid(m),
+            cow::Error::InUse(m) => Error::Busy(m),
             e @ (cow::Error::Io { .. } | cow::Error::Device(_)) => Error::Io(e.to_string()),
             e => Error::Corrupt(e.to_string()),
         }
@@ -170,6 +176,9 @@ impl From<IomapError> for Error {
 
 impl From<bdev::BdevError> for Error {
     fn from(e: bdev::BdevError) -> Error {
-        Error::Io(format!("device: {e}"))
+        match e {
+            bdev::BdevError::InUse(m) => Error::Busy(m),
+            e => Error::Io(format!("device: {e}")),
+        }
     }
 }

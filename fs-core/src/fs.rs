@@ -47,6 +47,10 @@ pub struct MountOptions {
     /// default: such a mount fails, naming the record (a read-only mount shows the records
     /// before it, and fsck reports the loss).
     pub accept_log_loss: bool,
+    /// Mount read-write although the device says another host mounted it read-write and
+    /// did not unmount (its mount claim, `cow::claim`): the caller vouches that the other
+    /// host is down. Off by default: such a mount fails, naming the host.
+    pub take_over: bool,
     /// Page cache budget in bytes.
     pub cache_bytes: u64,
     /// Dirty bytes past which writers write back.
@@ -64,6 +68,7 @@ impl Default for MountOptions {
             read_only: false,
             accept_volatile_cache: false,
             accept_log_loss: false,
+            take_over: false,
             cache_bytes: 64 << 20,
             dirty_bytes: 16 << 20,
             metadata_cache_bytes: 256 << 20,
@@ -76,6 +81,8 @@ pub(crate) struct Inner {
     pub iomap: Iomap<DataOps>,
     /// Folds the fsync log's overlay in the background (read-write mounts with a log).
     _folder: Option<crate::durability::Folder>,
+    /// A read-write mount's claim on the device, released by a clean unmount.
+    claim: std::sync::Mutex<Option<cow::claim::Claim>>,
 }
 
 /// A mounted filesystem. `Send + Sync`: share it (or clones of it) between threads; each
@@ -140,6 +147,19 @@ impl Filesystem {
         }
         let mut io = dev.queue(128)?;
         let vol = Volume::open(Arc::clone(&dev), &mut *io, &cow::OpenOptions::default())?;
+        // Before anything is written (replay, orphans): no second writer, even one a lock
+        // on this host cannot see.
+        let claim = if opts.read_only {
+            cow::claim::check_read_only(&*dev, &mut *io, vol.fsid())?;
+            None
+        } else {
+            let policy = if opts.take_over {
+                cow::claim::ClaimPolicy::TakeOver
+            } else {
+                cow::claim::ClaimPolicy::Refuse
+            };
+            Some(cow::claim::claim(&*dev, &mut *io, vol.fsid(), policy)?)
+        };
         let nodes = opts.metadata_cache_bytes / u64::from(vol.nodesize());
         vol.set_cache_nodes(usize::try_from(nodes).unwrap_or(usize::MAX));
         drop(io);
@@ -189,6 +209,7 @@ impl Filesystem {
                 core,
                 iomap,
                 _folder: folder,
+                claim: std::sync::Mutex::new(claim),
             }),
         })
     }
@@ -210,6 +231,16 @@ impl Filesystem {
         }
         if let Some(p) = self.core().vol.poisoned() {
             return Err(Error::ReadOnly(p));
+        }
+        let claim = self
+            .inner
+            .claim
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(claim) = claim {
+            let c = self.core();
+            c.with_io(|io| Ok(claim.release(&*c.dev, io)?))?;
         }
         Ok(())
     }

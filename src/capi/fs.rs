@@ -14,6 +14,9 @@ use super::types::bfs_fs_t;
 
 /// Mount read-only.
 pub const BFS_MOUNT_RDONLY: u32 = 1;
+/// Mount read-write although the device says another host has it mounted and did not
+/// unmount: the caller vouches that the other host is down (`MountOptions::take_over`).
+pub const BFS_MOUNT_TAKEOVER: u32 = 2;
 
 /// Opens `device` for `access`; `-EBUSY` when another opener holds it (a second writer, or
 /// a reader beside a writer: the log names the holder), `-ENODEV` for anything else.
@@ -43,10 +46,12 @@ pub unsafe extern "C" fn bfs_format(device: *const c_char) -> c_int {
     })
 }
 
-/// Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0 or
-/// `BFS_MOUNT_RDONLY`. On success `*out` is the filesystem's handle. A read-write mount
-/// holds the device exclusively until unmounted, a read-only one shares it with other
-/// readers; `-EBUSY` when that conflicts with another opener.
+/// Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0, or
+/// `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER`. On success `*out` is the filesystem's
+/// handle. A read-write mount holds the device exclusively until unmounted, a read-only one
+/// shares it with other readers; `-EBUSY` when that conflicts with another opener, or when
+/// the device's mount claim names a live mount (of this host) or another host's mount that
+/// was never unmounted (`BFS_MOUNT_TAKEOVER` takes that one over).
 ///
 /// # Safety
 /// `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one
@@ -54,7 +59,7 @@ pub unsafe extern "C" fn bfs_format(device: *const c_char) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn bfs_mount(device: *const c_char, flags: u32, out: *mut bfs_fs_t) -> c_int {
     guard_int(|| {
-        if out.is_null() || flags & !BFS_MOUNT_RDONLY != 0 {
+        if out.is_null() || flags & !(BFS_MOUNT_RDONLY | BFS_MOUNT_TAKEOVER) != 0 {
             return Err(libc::EINVAL);
         }
         let read_only = flags & BFS_MOUNT_RDONLY != 0;
@@ -67,6 +72,7 @@ pub unsafe extern "C" fn bfs_mount(device: *const c_char, flags: u32, out: *mut 
         let dev = open_dev(unsafe { c_str(device) }?, access)?;
         let opts = MountOptions {
             read_only,
+            take_over: flags & BFS_MOUNT_TAKEOVER != 0,
             ..MountOptions::default()
         };
         let fs = Filesystem::mount(dev, opts).map_err(|e| err(&e))?;

@@ -20,6 +20,8 @@ pub struct Args {
 
     /// Comma-separated: ro, allow_other, threads=N (default 4), fsname=NAME, nosignals,
     /// accept_log_loss (mount although a damaged fsync-log record hides later ones),
+    /// takeover (mount although the device says another host has it mounted: only if that
+    /// host is down),
     /// commit=SECONDS (default 30; 0 = off): sync everything this often, since sync(1) and
     /// syncfs(2) are not passed to a FUSE server. `sync MOUNTPOINT` (fsync of the root
     /// directory) syncs everything at once; fsync of a file makes that file durable.
@@ -34,6 +36,7 @@ pub fn run(a: &Args) -> Result<u8> {
     let (fs, ctx) = a.device.mount_with(fs_core::MountOptions {
         read_only: opts.read_only,
         accept_log_loss: opts.accept_log_loss,
+        take_over: opts.take_over,
         ..fs_core::MountOptions::default()
     })?;
     let fs = Arc::new(fs);

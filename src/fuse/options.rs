@@ -29,6 +29,9 @@ pub struct MountOptions {
     /// their changes (`accept_log_loss`; fs-core's `MountOptions::accept_log_loss`: the
     /// caller mounts fs-core with it).
     pub accept_log_loss: bool,
+    /// Mount although the device's mount claim names another host that never unmounted
+    /// (`takeover`; fs-core's `MountOptions::take_over`: the caller mounts fs-core with it).
+    pub take_over: bool,
 }
 
 impl Default for MountOptions {
@@ -41,14 +44,16 @@ impl Default for MountOptions {
             handle_signals: true,
             commit: Some(DEFAULT_COMMIT),
             accept_log_loss: false,
+            take_over: false,
         }
     }
 }
 
 impl MountOptions {
     /// Parses a `-o` string: `ro`, `rw`, `allow_other`, `threads=N`, `fsname=NAME`,
-    /// `commit=SECONDS` (0 = off), `nosignals`, `accept_log_loss`; `default_permissions` is
-    /// accepted and always on. Unknown options are errors naming them.
+    /// `commit=SECONDS` (0 = off), `nosignals`, `accept_log_loss`, `takeover`;
+    /// `default_permissions` is accepted and always on. Unknown options are errors naming
+    /// them.
     pub fn parse(s: &str) -> Result<MountOptions, String> {
         let mut o = MountOptions::default();
         for opt in s.split(',').filter(|x| !x.is_empty()) {
@@ -60,6 +65,7 @@ impl MountOptions {
                     "default_permissions" => {}
                     "nosignals" => o.handle_signals = false,
                     "accept_log_loss" => o.accept_log_loss = true,
+                    "takeover" => o.take_over = true,
                     _ => return Err(format!("unknown mount option {opt:?}")),
                 },
                 Some(("threads", n)) => {

@@ -16,11 +16,12 @@
 //! enforced between clients (some network filesystems). A filesystem that refuses `flock`
 //! altogether (`ENOLCK`, `EOPNOTSUPP`) is opened with a warning rather than refused.
 //!
+//! What no local lock sees, a read-write mount's claim on the device itself covers
+//! (`cow::claim`: host, boot and process, refused while live, taken over once gone).
+//!
 //! Not done yet: SPDK bdevs are not locked (`SpdkDevice::open` should take a write claim,
 //! `spdk_bdev_module_claim_bdev`, so a second opener in the same SPDK application is
-//! refused; SPDK is not installed where this was written), and a "mounted by host/pid"
-//! marker in the superblock for what no local lock sees (two hosts on one NVMe-oF
-//! namespace).
+//! refused; SPDK is not installed where this was written).
 
 use std::fs::File;
 use std::io;
