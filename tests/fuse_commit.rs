@@ -70,3 +70,32 @@ fn sync_of_the_mountpoint_makes_writes_survive_kill_9() {
     assert_survived(&img, &files);
     println!("sync MOUNTPOINT: writes survived kill -9 of the mount");
 }
+
+/// The two ways programs replace a file's contents, as ext4's `auto_da_alloc` covers them:
+/// rewriting it in place after `O_TRUNC`, and writing a new file then renaming it over the
+/// old one. With no periodic commit and no fsync, a crash right after must still leave the
+/// new contents (not an empty file where the old one was).
+#[test]
+fn replacing_a_file_survives_kill_9_without_fsync() {
+    if !fuse_usable("auto_da_alloc test") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (img, mnt) = (tmp.path().join("img"), tmp.path().join("mnt"));
+    std::fs::create_dir(&mnt).unwrap();
+    mkfs(&img, "128M");
+    let m = MountProc::start(&img, &mnt, "commit=0");
+    let (old, new) = (pattern(9000, 1), pattern(12_000, 2));
+    std::fs::write(mnt.join("rewritten"), &old).unwrap();
+    std::fs::write(mnt.join("renamed"), &old).unwrap();
+    sh_out(&format!("sync {}", mnt.display()));
+    // O_TRUNC, write, close.
+    std::fs::write(mnt.join("rewritten"), &new).unwrap();
+    // Write a new file, close it, rename it over the old name.
+    std::fs::write(mnt.join("renamed.tmp"), &new).unwrap();
+    std::fs::rename(mnt.join("renamed.tmp"), mnt.join("renamed")).unwrap();
+    m.kill9();
+    let files = [("/rewritten", new.clone()), ("/renamed", new)];
+    assert_survived(&img, &files);
+    println!("auto_da_alloc: replaced files survived kill -9 of the mount");
+}

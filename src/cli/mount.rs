@@ -21,7 +21,9 @@ pub struct Args {
     /// Comma-separated: ro, allow_other, threads=N (default 4), fsname=NAME, nosignals,
     /// accept_log_loss (mount although a damaged fsync-log record hides later ones),
     /// takeover (mount although the device says another host has it mounted: only if that
-    /// host is down),
+    /// host is down), auto_da_alloc (default: a file replaced by rewriting after O_TRUNC or
+    /// by a rename over it is synced at its close or before the rename), noauto_da_alloc,
+    /// sync_on_close (sync at every close of a handle that wrote),
     /// commit=SECONDS (default 30; 0 = off): sync everything this often, since sync(1) and
     /// syncfs(2) are not passed to a FUSE server. `sync MOUNTPOINT` (fsync of the root
     /// directory) syncs everything at once; fsync of a file makes that file durable.

@@ -1,7 +1,7 @@
 //! Open file handles (`fh`) of a mount: each names an fs-core [`File`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fs_core::File;
@@ -12,6 +12,19 @@ use fs_core::File;
 pub(crate) struct Open {
     pub file: File,
     pub buffered: Option<File>,
+    /// Written through since its last close or fsync (what a close with `sync_on_close`
+    /// makes durable).
+    pub wrote: AtomicBool,
+}
+
+impl Open {
+    pub fn new(file: File, buffered: Option<File>) -> Open {
+        Open {
+            file,
+            buffered,
+            wrote: AtomicBool::new(false),
+        }
+    }
 }
 
 #[derive(Default)]

@@ -3,10 +3,12 @@
 //! path is ever built here, so an operation acts on exactly the inode the kernel named
 //! (a symlink itself, an open file that was unlinked or renamed over).
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use fs_core::{
@@ -23,6 +25,7 @@ use fuser::{
 use super::attr::{errno, file_attr, kind, ns_of, TTL};
 use super::handles::{Handles, Open};
 use super::inodes::{to_fs, to_fuse, FUSE_ROOT};
+use super::options::CloseSync;
 
 /// Offsets 1 and 2 of a directory stream are `.` and `..`; fs-core cookies follow, shifted.
 const DOT_ENTRIES: u64 = 2;
@@ -35,6 +38,11 @@ pub(crate) struct Fuse {
     id: u64,
     handles: Handles,
     block_size: u32,
+    /// When a close(2) or rename makes data durable (`CloseSync`).
+    close_sync: CloseSync,
+    /// Inodes truncated to 0 from a non-empty size, until a handle that wrote them closes
+    /// (ext4's `auto_da_alloc` pattern: a file being replaced by rewriting it).
+    truncated: Mutex<HashSet<u64>>,
 }
 
 fn ino_of(ino: INodeNo) -> u64 {
@@ -64,14 +72,38 @@ fn fopen_flags(direct: bool) -> FopenFlags {
 }
 
 impl Fuse {
-    pub fn new(fs: Arc<Filesystem>, id: u64) -> Fuse {
+    pub fn new(fs: Arc<Filesystem>, id: u64, close_sync: CloseSync) -> Fuse {
         let block_size = fs.statfs().map_or(4096, |s| s.block_size as u32);
         Fuse {
             fs,
             id,
             handles: Handles::default(),
             block_size,
+            close_sync,
+            truncated: Mutex::default(),
         }
+    }
+
+    fn truncated(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.truncated.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before a rename replaces `dname` of `ddir` with `sname` of `sdir`: the source's data
+    /// is made durable first (`auto_da_alloc`), so a crash never leaves the replaced name
+    /// pointing at a file whose data was lost, the old contents gone with it.
+    fn sync_before_replace(&self, sdir: u64, sname: &[u8], ddir: u64, dname: &[u8]) -> Result<()> {
+        if self.close_sync == CloseSync::Never || self.fs.lookup_at(ddir, dname).is_err() {
+            return Ok(());
+        }
+        let src = self.fs.lookup_at(sdir, sname)?;
+        if self.fs.stat_ino(src)?.file_type != fs_core::FileType::File {
+            return Ok(());
+        }
+        self.ctx(|c| {
+            self.fs
+                .open_ino(c, src, OpenFlags::read_only())?
+                .fdatasync(c)
+        })
     }
 
     fn ctx<T>(&self, f: impl FnOnce(&Context) -> Result<T>) -> Result<T> {
@@ -128,7 +160,7 @@ impl Fuse {
             };
             Ok((file, buffered))
         })?;
-        let fh = self.handles.insert(Open { file, buffered });
+        let fh = self.handles.insert(Open::new(file, buffered));
         Ok((fh, of.direct))
     }
 
@@ -280,7 +312,14 @@ impl fuser::Filesystem for Fuse {
             a.ctime_ns = Some(ns_of(SystemTime::now()));
         }
         // The inode the kernel names, open or not, linked or not: never a path.
+        let was = a
+            .size
+            .filter(|&s| s == 0)
+            .and_then(|_| self.fs.stat_ino(ino_of(ino)).ok());
         let r = self.ctx(|c| self.fs.set_attr_ino(c, ino_of(ino), &a));
+        if r.is_ok() && was.is_some_and(|st| st.size > 0) && self.close_sync != CloseSync::Never {
+            self.truncated().insert(ino_of(ino));
+        }
         self.reply_attr(r, reply);
     }
 
@@ -361,6 +400,15 @@ impl fuser::Filesystem for Fuse {
                 noreplace: flags.contains(fuser::RenameFlags::RENAME_NOREPLACE),
                 exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
             };
+            let (sdir, ddir) = (ino_of(parent), ino_of(newparent));
+            if !f.noreplace && !f.exchange {
+                // A failure here fails the rename: better than a replace that may lose both.
+                if let Err(e) =
+                    self.sync_before_replace(sdir, name.as_bytes(), ddir, newname.as_bytes())
+                {
+                    return done(Err(e), reply);
+                }
+            }
             self.fs.rename_at(
                 ino_of(parent),
                 name.as_bytes(),
@@ -463,6 +511,7 @@ impl fuser::Filesystem for Fuse {
     ) {
         let r = self.handle(fh).and_then(|o| {
             let f = Self::pick(&o, offset, data.len() as u64);
+            o.wrote.store(true, Ordering::Relaxed);
             self.ctx(|c| f.write_at(c, offset, data))
         });
         match r {
@@ -474,13 +523,34 @@ impl fuser::Filesystem for Fuse {
     fn flush(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        ino: INodeNo,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // close() is not a durability point (as on kernel filesystems); fsync is.
-        reply.ok();
+        // Every close(2) comes here, and its error reaches the caller. A handle that wrote
+        // is fdatasync'd when `close_sync` says so: always (`sync_on_close`), or when it
+        // rewrote a file truncated from a non-empty size (`auto_da_alloc`, the default,
+        // as ext4: the old contents are gone, the new ones must not wait for a commit).
+        let r = match self.handle(fh) {
+            Ok(o) if o.wrote.load(Ordering::Relaxed) => {
+                let replacing = self.truncated().contains(&ino_of(ino));
+                let sync = match self.close_sync {
+                    CloseSync::Always => true,
+                    CloseSync::Replace => replacing,
+                    CloseSync::Never => false,
+                };
+                if sync {
+                    o.wrote.store(false, Ordering::Relaxed);
+                    self.truncated().remove(&ino_of(ino));
+                    self.ctx(|c| o.file.fdatasync(c))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        };
+        done(r, reply);
     }
 
     fn release(
@@ -506,6 +576,7 @@ impl fuser::Filesystem for Fuse {
         reply: ReplyEmpty,
     ) {
         let r = self.handle(fh).and_then(|o| {
+            o.wrote.store(false, Ordering::Relaxed);
             self.ctx(|c| {
                 if datasync {
                     o.file.fdatasync(c)

@@ -7,6 +7,23 @@ pub const DEFAULT_COMMIT: Duration = Duration::from_secs(30);
 /// The longest `commit=` interval accepted, in seconds (a day).
 const MAX_COMMIT_SECS: u64 = 86_400;
 
+/// When a close(2) or rename through the mount makes written data durable (the periodic
+/// commit and fsync aside).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CloseSync {
+    /// Every close of a handle that wrote (`sync_on_close`): about doubles the time of
+    /// copying many small files.
+    Always,
+    /// As ext4's `auto_da_alloc` (the default): the close of a handle that rewrote a file
+    /// truncated from a non-empty size, and a rename that replaces a file (its source's
+    /// data first): the patterns that replace a file's contents, which a crash must not
+    /// leave empty.
+    #[default]
+    Replace,
+    /// Never (`noauto_da_alloc`).
+    Never,
+}
+
 /// How [`mount`](super::mount) serves the filesystem.
 #[derive(Clone, Debug)]
 pub struct MountOptions {
@@ -32,6 +49,9 @@ pub struct MountOptions {
     /// Mount although the device's mount claim names another host that never unmounted
     /// (`takeover`; fs-core's `MountOptions::take_over`: the caller mounts fs-core with it).
     pub take_over: bool,
+    /// When a close(2) or a rename makes written data durable (an fdatasync). Default
+    /// [`CloseSync::Replace`].
+    pub close_sync: CloseSync,
 }
 
 impl Default for MountOptions {
@@ -45,13 +65,15 @@ impl Default for MountOptions {
             commit: Some(DEFAULT_COMMIT),
             accept_log_loss: false,
             take_over: false,
+            close_sync: CloseSync::Replace,
         }
     }
 }
 
 impl MountOptions {
     /// Parses a `-o` string: `ro`, `rw`, `allow_other`, `threads=N`, `fsname=NAME`,
-    /// `commit=SECONDS` (0 = off), `nosignals`, `accept_log_loss`, `takeover`;
+    /// `commit=SECONDS` (0 = off), `nosignals`, `accept_log_loss`, `takeover`,
+    /// `sync_on_close`, `auto_da_alloc`, `noauto_da_alloc`;
     /// `default_permissions` is accepted and always on. Unknown options are errors naming
     /// them.
     pub fn parse(s: &str) -> Result<MountOptions, String> {
@@ -66,6 +88,9 @@ impl MountOptions {
                     "nosignals" => o.handle_signals = false,
                     "accept_log_loss" => o.accept_log_loss = true,
                     "takeover" => o.take_over = true,
+                    "sync_on_close" => o.close_sync = CloseSync::Always,
+                    "auto_da_alloc" => o.close_sync = CloseSync::Replace,
+                    "noauto_da_alloc" => o.close_sync = CloseSync::Never,
                     _ => return Err(format!("unknown mount option {opt:?}")),
                 },
                 Some(("threads", n)) => {
@@ -105,6 +130,18 @@ mod tests {
         assert_eq!(o.fsname, "img");
         assert!(MountOptions::parse("threads=0").is_err());
         assert!(MountOptions::parse("bogus").is_err());
+        let d = MountOptions::parse("").unwrap();
+        assert_eq!(
+            (d.close_sync, d.take_over, d.accept_log_loss),
+            (CloseSync::Replace, false, false)
+        );
+        let o = MountOptions::parse("noauto_da_alloc,takeover,accept_log_loss").unwrap();
+        assert_eq!(
+            (o.close_sync, o.take_over, o.accept_log_loss),
+            (CloseSync::Never, true, true)
+        );
+        let o = MountOptions::parse("sync_on_close").unwrap();
+        assert_eq!(o.close_sync, CloseSync::Always);
     }
 
     #[test]

@@ -44,7 +44,12 @@ pub fn mount(fs: Arc<Filesystem>, mountpoint: &Path, opts: MountOptions) -> io::
         cfg.acl = SessionACL::All;
     }
     cfg.n_threads = Some(opts.threads.max(1));
-    let ops = Fuse::new(Arc::clone(&fs), id);
+    let close_sync = if opts.read_only {
+        super::options::CloseSync::Never
+    } else {
+        opts.close_sync
+    };
+    let ops = Fuse::new(Arc::clone(&fs), id, close_sync);
     let mut session = fuser::Session::new(ops, mountpoint, &cfg)
         .map_err(|e| fail(&format!("mounting at {}", mountpoint.display()), e))?;
     let committer = match opts.commit.filter(|_| !opts.read_only) {
