@@ -6,9 +6,13 @@
 //! times, special files, set-group-ID directories, long symlinks, hard-link limits,
 //! `st_blocks`, non-UTF-8 names, large directories and ioctls.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{have, is_mounted};
 
 /// Runs `cmd` with `sh -c` in `dir`; panics with its output unless it succeeds.
 fn sh(dir: &Path, cmd: &str) -> String {
@@ -47,18 +51,6 @@ fn python(dir: &Path, script: &str) -> String {
     );
     assert!(out.status.success(), "python3 script failed:\n{text}");
     text
-}
-
-fn have(tool: &str) -> bool {
-    sh_out(Path::new("/"), &format!("command -v {tool}"))
-        .status
-        .success()
-}
-
-fn is_mounted(mnt: &Path) -> bool {
-    let m = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let want = mnt.to_str().unwrap();
-    m.lines().any(|l| l.split(' ').nth(4) == Some(want))
 }
 
 /// Seconds since the epoch of a `date -d` time, in this machine's time zone as `touch -d`.
