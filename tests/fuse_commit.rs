@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{cat, fsck_clean, fuse_usable, mkfs, pattern, sh_out, MountProc};
@@ -18,6 +19,16 @@ fn write_unsynced(mnt: &std::path::Path) -> Vec<(&'static str, Vec<u8>)> {
         std::fs::write(mnt.join(&p[1..]), data).unwrap();
     }
     files
+}
+
+/// A formatted 128 MiB image and an empty mountpoint in a temporary directory (kept while
+/// the first value lives).
+fn fresh_image() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (img, mnt) = (tmp.path().join("img"), tmp.path().join("mnt"));
+    std::fs::create_dir(&mnt).unwrap();
+    mkfs(&img, "128M");
+    (tmp, img, mnt)
 }
 
 fn assert_survived(img: &std::path::Path, files: &[(&str, Vec<u8>)]) {
@@ -38,10 +49,7 @@ fn periodic_commit_makes_writes_survive_kill_9() {
     if !fuse_usable("periodic commit test") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (img, mnt) = (tmp.path().join("img"), tmp.path().join("mnt"));
-    std::fs::create_dir(&mnt).unwrap();
-    mkfs(&img, "128M");
+    let (_tmp, img, mnt) = fresh_image();
     let m = MountProc::start(&img, &mnt, "commit=1");
     let files = write_unsynced(&mnt);
     // A commit already running when the writes ended may have missed them; the next one
@@ -57,10 +65,7 @@ fn sync_of_the_mountpoint_makes_writes_survive_kill_9() {
     if !fuse_usable("sync MOUNTPOINT test") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (img, mnt) = (tmp.path().join("img"), tmp.path().join("mnt"));
-    std::fs::create_dir(&mnt).unwrap();
-    mkfs(&img, "128M");
+    let (_tmp, img, mnt) = fresh_image();
     // No periodic commit: only the explicit request can make the writes durable.
     let m = MountProc::start(&img, &mnt, "commit=0");
     let files = write_unsynced(&mnt);
@@ -80,10 +85,7 @@ fn replacing_a_file_survives_kill_9_without_fsync() {
     if !fuse_usable("auto_da_alloc test") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let (img, mnt) = (tmp.path().join("img"), tmp.path().join("mnt"));
-    std::fs::create_dir(&mnt).unwrap();
-    mkfs(&img, "128M");
+    let (_tmp, img, mnt) = fresh_image();
     let m = MountProc::start(&img, &mnt, "commit=0");
     let (old, new) = (pattern(9000, 1), pattern(12_000, 2));
     std::fs::write(mnt.join("rewritten"), &old).unwrap();
