@@ -277,11 +277,36 @@ impl Filesystem {
     /// writes).
     pub fn stat_ino(&self, ino: u64) -> Result<Stat> {
         let c = self.core();
-        let (item, mut ranges, seen) = loop {
+        let (item, mut blocks, mut seen) = self.stat_parts(ino, None)?;
+        let whole = seen.size.div_ceil(c.bs) * c.bs;
+        if !item.is_dir() && blocks < whole {
+            // Sparse, or data on its way from the cache to the fsync log's overlay to the
+            // trees, which a count without the log's lock could miss entirely (0 blocks:
+            // tar --sparse would archive zeroes). With the lock held nothing moves.
+            let log = c.log();
+            (_, blocks, seen) = self.stat_parts(ino, Some(&log))?;
+        }
+        let mut st = Stat::from_item(ino, &item, seen.size);
+        // The last accepted write's time: later than the item's, or an explicit time set
+        // since would have cleared it (`Core::forget_write_time`).
+        if let Some(t) = seen.mtime {
+            st.mtime_ns = t;
+            st.ctime_ns = st.ctime_ns.max(t);
+        }
+        st.blocks = blocks.div_ceil(512);
+        Ok(st)
+    }
+
+    /// The item of `ino`, the bytes its data takes (committed extents, cached writes and,
+    /// given the log, the overlay's pieces) and what memory knows of it.
+    fn stat_parts(
+        &self,
+        ino: u64,
+        log: Option<&crate::durability::LogState>,
+    ) -> Result<(crate::items::InodeItem, u64, crate::core::SeenSizes)> {
+        let c = self.core();
+        loop {
             let seen = c.evictions.load(std::sync::atomic::Ordering::Acquire);
-            // The overlay first: what it maps is committed before it leaves it, so the two
-            // reads together miss nothing (a range may count twice, which the union hides).
-            let logged = c.log().mapped_ranges(ino, c.bs);
             let (item, mut ranges) = c.read(|rd| {
                 let item = ns::load_inode(rd, ino)?;
                 let ranges = if item.is_dir() {
@@ -291,21 +316,14 @@ impl Filesystem {
                 };
                 Ok((item, ranges))
             })?;
-            ranges.extend(logged);
-            if let Some(s) = c.sizes_seen(ino, item.size, seen) {
-                break (item, ranges, s);
+            if let Some(log) = log {
+                ranges.extend(log.mapped_ranges(ino, c.bs));
             }
-        };
-        let mut st = Stat::from_item(ino, &item, seen.size);
-        // The last accepted write's time: later than the item's, or an explicit time set
-        // since would have cleared it (`Core::forget_write_time`).
-        if let Some(t) = seen.mtime {
-            st.mtime_ns = t;
-            st.ctime_ns = st.ctime_ns.max(t);
+            if let Some(s) = c.sizes_seen(ino, item.size, seen) {
+                ranges.extend(s.delalloc.iter().copied());
+                return Ok((item, crate::data::union_bytes(ranges), s));
+            }
         }
-        ranges.extend(seen.delalloc.iter().copied());
-        st.blocks = crate::data::union_bytes(ranges).div_ceil(512);
-        Ok(st)
     }
 
     /// Writes back every file and commits: everything written before is durable on return.
