@@ -22,6 +22,14 @@ pub trait BlockDevice: Send + Sync {
     fn alloc_buf(&self, len: usize) -> Result<DmaBuf, BdevError> {
         DmaBuf::alloc(len, self.geometry().buf_align)
     }
+
+    /// The storage this object drives, when another object of this process can drive the
+    /// same storage (an SPDK bdev, by its name, which is unique in the application): what a
+    /// mount's claim compares to refuse a second mount in one process. `None`: no other
+    /// object drives this storage (RAM), or a lock already keeps them apart (files).
+    fn storage_id(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for Arc<T> {
@@ -36,6 +44,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for Arc<T> {
     }
     fn alloc_buf(&self, len: usize) -> Result<DmaBuf, BdevError> {
         (**self).alloc_buf(len)
+    }
+    fn storage_id(&self) -> Option<String> {
+        (**self).storage_id()
     }
 }
 

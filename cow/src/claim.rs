@@ -6,7 +6,8 @@
 //! a read-write mount writes "mounted by host H (boot B), process P (started S), nonce N,
 //! since T" and flushes before it changes anything; a clean unmount writes "clean". A
 //! mount that finds the block mounted:
-//! - by this process, under a claim still held on the same device object: refused;
+//! - by this process, under a claim still held on the same device (the same object, or
+//!   one driving the same storage: an SPDK bdev of the same name): refused;
 //! - by a live process of this boot (its start time matches): refused, naming it;
 //! - by a process of this boot that is gone, a claim of this process no longer held (a
 //!   dropped mount, a simulated crash), or an earlier boot of this host: stale, taken over
@@ -63,15 +64,33 @@ struct Holder {
     host: String,
 }
 
-/// Claims of this process still held: nonce → the device object (its address) they are on.
-static HELD: Mutex<Option<HashMap<u64, usize>>> = Mutex::new(None);
-
-fn held() -> MutexGuard<'static, Option<HashMap<u64, usize>>> {
-    HELD.lock().unwrap_or_else(|e| e.into_inner())
+/// Which device a claim of this process is on: the object (its address), and the storage
+/// it drives when another object could drive it too (`BlockDevice::storage_id`).
+#[derive(Debug, PartialEq, Eq)]
+struct DevKey {
+    object: usize,
+    storage: Option<String>,
 }
 
-fn dev_key(dev: &dyn BlockDevice) -> usize {
-    dev as *const dyn BlockDevice as *const () as usize
+impl DevKey {
+    fn of(dev: &dyn BlockDevice) -> DevKey {
+        DevKey {
+            object: dev as *const dyn BlockDevice as *const () as usize,
+            storage: dev.storage_id(),
+        }
+    }
+
+    /// Both name the same storage: the same object, or the same shared storage.
+    fn same(&self, other: &DevKey) -> bool {
+        self.object == other.object || (self.storage.is_some() && self.storage == other.storage)
+    }
+}
+
+/// Claims of this process still held: nonce → the device they are on.
+static HELD: Mutex<Option<HashMap<u64, DevKey>>> = Mutex::new(None);
+
+fn held() -> MutexGuard<'static, Option<HashMap<u64, DevKey>>> {
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Holder {
@@ -226,10 +245,11 @@ fn check(dev: &dyn BlockDevice, io: &mut dyn IoQueue, fsid: [u8; 16]) -> Result<
         return Ok(None);
     }
     if h.pid == std::process::id() && h.same_boot() {
+        let here = DevKey::of(dev);
         let live_here = held()
             .as_ref()
             .and_then(|m| m.get(&h.nonce))
-            .is_some_and(|&d| d == dev_key(dev));
+            .is_some_and(|d| d.same(&here));
         if live_here {
             return Err(Error::InUse(format!(
                 "{} is already mounted read-write by this process",
@@ -278,7 +298,7 @@ pub fn claim(
     write_block(dev, io, &Holder::me(fsid, nonce))?;
     held()
         .get_or_insert_with(HashMap::new)
-        .insert(nonce, dev_key(dev));
+        .insert(nonce, DevKey::of(dev));
     Ok(Claim { nonce, fsid })
 }
 
@@ -427,6 +447,37 @@ mod tests {
             },
         );
         claim(&dev, &mut *io, FSID, ClaimPolicy::Refuse).unwrap();
+    }
+
+    #[test]
+    fn devices_that_drive_one_storage_are_one_device() {
+        let a = DevKey {
+            object: 1,
+            storage: Some("spdk bdev Nvme0n1".into()),
+        };
+        let b = DevKey {
+            object: 2,
+            storage: a.storage.clone(),
+        };
+        assert!(a.same(&b), "two objects over one SPDK bdev");
+        let (c, d) = (
+            DevKey {
+                object: 3,
+                storage: None,
+            },
+            DevKey {
+                object: 4,
+                storage: None,
+            },
+        );
+        assert!(
+            !c.same(&d),
+            "two RAM devices (a crash image and its original)"
+        );
+        assert!(c.same(&DevKey {
+            object: 3,
+            storage: None
+        }));
     }
 
     #[test]

@@ -324,6 +324,10 @@ impl BlockDevice for SpdkDevice {
         &self.name
     }
 
+    fn storage_id(&self) -> Option<String> {
+        Some(format!("spdk bdev {}", self.name))
+    }
+
     fn geometry(&self) -> Geometry {
         self.desc.geometry
     }
