@@ -188,7 +188,8 @@ impl Fuse {
             off = 1;
         }
         if off == 1 {
-            let parent = self.fs.lookup_at(dir, b"..")?;
+            // A removed directory (someone's cwd) has no parent left: itself, as Linux says.
+            let parent = self.fs.lookup_at(dir, b"..").unwrap_or(dir);
             if reply.add(
                 INodeNo(to_fuse(parent)),
                 2,
