@@ -18,5 +18,5 @@ mod ops;
 mod options;
 mod session;
 
-pub use options::{MountOptions, DEFAULT_COMMIT};
+pub use options::{CloseSync, MountOptions, DEFAULT_COMMIT};
 pub use session::mount;
