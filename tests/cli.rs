@@ -383,16 +383,18 @@ fn a_closed_stdout_pipe_ends_the_command_quietly() {
         vec!["cat", s(&img), "/payload.txt"],
         vec!["fsck", s(&img)],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bypassfs"))
+        // The reader is gone before the command starts, so every write meets EPIPE. (A
+        // pipe from `Stdio::piped()` whose reader is dropped after the spawn was racy: a
+        // child another test thread forked meanwhile held a copy of the read end until its
+        // exec, and the write went through.)
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_bypassfs"))
             .args(&args)
-            .stdout(Stdio::piped())
+            .stdout(Stdio::from(writer))
             .stderr(Stdio::piped())
-            .spawn()
+            .output()
             .unwrap();
-        // The reader goes away before the command has opened the device, so every write
-        // meets EPIPE.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
         let err = text(&out.stderr);
         assert!(
             !err.contains("panicked") && !err.contains("error"),
