@@ -135,9 +135,14 @@ impl Filesystem {
             symlink: target,
             rdev: node.rdev,
         };
-        c.write_growing(|tx| ns::create_in(tx, dir, name, ino, &n))?;
-        // As a later stat sees it (a symlink's inline target counts in `blocks`).
-        self.stat_ino(ino)
+        let item = c.write_growing(|tx| ns::create_in(tx, dir, name, ino, &n))?;
+        // As a later stat sees it, without reading it back: a new node has no data but a
+        // symlink's inline target, which counts in `blocks`.
+        let mut st = Stat::from_item(ino, &item, item.size);
+        if target.is_some() {
+            st.blocks = item.size.div_ceil(512);
+        }
+        Ok(st)
     }
 
     /// A new name `name` in directory `dir` for `ino` (not a directory: `EPERM`).

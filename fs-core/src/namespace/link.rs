@@ -63,7 +63,7 @@ pub(crate) fn fresh_inode(n: &NewInode<'_>, generation: u64) -> InodeItem {
     }
 }
 
-/// Creates inode `ino` described by `n` as `name` in `parent`.
+/// Creates inode `ino` described by `n` as `name` in `parent`; returns its item.
 ///
 /// In a set-group-ID directory the new inode takes the directory's group, and a new
 /// subdirectory the set-group-ID bit too (as on Linux filesystems).
@@ -73,7 +73,7 @@ pub(crate) fn create_in(
     name: &[u8],
     ino: u64,
     n: &NewInode<'_>,
-) -> Result<()> {
+) -> Result<InodeItem> {
     check_name(name)?;
     let mut p = load_inode(tx, parent)?;
     if !p.is_dir() {
@@ -100,7 +100,8 @@ pub(crate) fn create_in(
     }
     save_inode(tx, ino, &item)?;
     dir_add(tx, parent, &mut p, name, ino, FileType::of_mode(n.mode))?;
-    save_inode(tx, parent, &p)
+    save_inode(tx, parent, &p)?;
+    Ok(item)
 }
 
 /// Stores a symlink's target as inline extents at offsets 0, c, 2c, … of `c` bytes each, `c`
