@@ -25,7 +25,22 @@ pub fn run(a: &Args) -> Result<u8> {
         st.file_type,
         if st.nocow { " (NOCOW)" } else { "" }
     );
-    out!("Inode: {:<12} Links: {}", st.ino, st.nlink);
+    out!(
+        "Inode: {:<12} Links: {:<6} Blocks: {}{}",
+        st.ino,
+        st.nlink,
+        st.blocks,
+        if st.rdev != 0 {
+            // The kernel's encoding: major in bits 8-19, minor in 0-7 and 20-31.
+            let (major, minor) = (
+                (st.rdev >> 8) & 0xfff,
+                (st.rdev & 0xff) | ((st.rdev >> 12) & !0xff),
+            );
+            format!("  Device type: {major},{minor}")
+        } else {
+            String::new()
+        }
+    );
     out!(
         "Access: ({:04o}/{})  Uid: {}  Gid: {}",
         st.mode & 0o7777,
@@ -46,14 +61,25 @@ pub fn mode_string(mode: u32) -> String {
         0o040000 => 'd',
         0o120000 => 'l',
         0o100000 => '-',
+        0o010000 => 'p',
+        0o140000 => 's',
+        0o020000 => 'c',
+        0o060000 => 'b',
         _ => '?',
     };
     let mut s = String::from(kind);
-    for shift in [6, 3, 0] {
+    // The set-user-ID, set-group-ID and sticky bits take the execute slot of their class,
+    // lower-case when execute is set too (as ls).
+    for (shift, special, mark) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
         let bits = (mode >> shift) & 7;
         s.push(if bits & 4 != 0 { 'r' } else { '-' });
         s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+        s.push(match (mode & special != 0, bits & 1 != 0) {
+            (true, true) => mark,
+            (true, false) => mark.to_ascii_uppercase(),
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
     }
     s
 }
@@ -95,5 +121,12 @@ mod tests {
         );
         assert_eq!(mode_string(0o040755), "drwxr-xr-x");
         assert_eq!(mode_string(0o100644), "-rw-r--r--");
+        assert_eq!(mode_string(0o042775), "drwxrwsr-x");
+        assert_eq!(mode_string(0o041777), "drwxrwxrwt");
+        assert_eq!(mode_string(0o104644), "-rwSr--r--");
+        assert_eq!(mode_string(0o010640), "prw-r-----");
+        assert_eq!(mode_string(0o020666), "crw-rw-rw-");
+        assert_eq!(mode_string(0o060660), "brw-rw----");
+        assert_eq!(mode_string(0o140755), "srwxr-xr-x");
     }
 }
