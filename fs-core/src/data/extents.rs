@@ -32,25 +32,15 @@ fn parse(ino: u64, k: &Key, d: &[u8]) -> Result<ExtentAt> {
 /// The file ranges `[start, end)` that `ino`'s committed extents map (an inline extent's
 /// by its bytes).
 pub(crate) fn extent_ranges(it: &mut impl Items, ino: u64) -> Result<Vec<(u64, u64)>> {
-    const BATCH: usize = 256;
-    let mut out = Vec::new();
-    let mut from = 0;
-    loop {
-        let items = it.range(
-            Key::new(ino, kind::EXTENT_DATA, from),
-            Key::new(ino, kind::EXTENT_DATA, u64::MAX),
-            Direction::Forward,
-            BATCH,
-        )?;
-        for (k, d) in &items {
-            let e = parse(ino, k, d)?;
-            out.push((e.file_off, e.end()));
-        }
-        match items.last() {
-            Some((k, _)) if items.len() == BATCH => from = k.offset + 1,
-            _ => return Ok(out),
-        }
-    }
+    it.range(
+        Key::new(ino, kind::EXTENT_DATA, 0),
+        Key::new(ino, kind::EXTENT_DATA, u64::MAX),
+        Direction::Forward,
+        usize::MAX,
+    )?
+    .iter()
+    .map(|(k, d)| parse(ino, k, d).map(|e| (e.file_off, e.end())))
+    .collect()
 }
 
 /// Bytes the union of `ranges` covers.
