@@ -14,17 +14,10 @@ use std::time::{Duration, Instant};
 
 use common::{have, is_mounted};
 
-/// Runs `cmd` with `sh -c` in `dir`; panics with its output unless it succeeds.
+/// Runs `cmd` with `sh -c` in `dir`; panics with its output unless it succeeds. Its
+/// stdout, without the final newline.
 fn sh(dir: &Path, cmd: &str) -> String {
-    let out = sh_out(dir, cmd);
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    common::sh_in(dir, cmd).trim_end().to_string()
 }
 
 fn sh_out(dir: &Path, cmd: &str) -> Output {
