@@ -410,7 +410,7 @@ impl Walk {
             ));
         }
         for (&ino, i) in &self.inodes {
-            if ino == crate::durability::LOG_INO {
+            if ino == crate::state::LOG_INO {
                 // The fsync log's owner has no name.
                 continue;
             }

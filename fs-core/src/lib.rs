@@ -1,10 +1,19 @@
 //! The filesystem core of bypassfs: inodes, directories, files, fsync and mount. It
 //! implements `iomap`'s operations on top of `cow` and is the only crate that joins the two.
 //!
-//! Reading order: `items/` (the on-disk items, `docs/FORMAT.md` "fs items"), `core.rs`
-//! (shared state, one transaction per change), `namespace/`, `data/` (the `IomapOps`
-//! implementation: delalloc, copy-on-write, checksums), `durability/`, then the API:
-//! [`Filesystem`], [`Context`], [`File`], and [`fsck()`].
+//! Layers, each importing only those below it (`ci/run` checks there is no module cycle):
+//! 1. `items/`: the on-disk items (`docs/FORMAT.md` "fs items"); `error.rs`, `types.rs`;
+//! 2. `state/`: what a mount shares, `Core`, split into parts that own their locks
+//!    (inodes and delalloc, space, the fsync log's overlay, transactions and snapshots);
+//! 3. `data/` (file extents and checksums in a transaction), then `namespace/` (inodes,
+//!    names, links, rename, xattrs in a transaction);
+//! 4. `durability/`: the one commit function, the fsync log's records, fold and replay,
+//!    the folder thread;
+//! 5. `io/`: the `IomapOps` implementation (delalloc, copy-on-write, completion, read
+//!    verification), waiting for space, fallocate;
+//! 6. `api/`: [`Filesystem`], [`Context`], [`File`], sync; and [`fsck()`] beside it.
+//!
+//! Read them in that order.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -30,27 +39,25 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod context;
-mod core;
+mod api;
 mod data;
 mod durability;
 mod error;
-mod file;
-mod fs;
 mod fsck;
+mod io;
 pub mod items;
 mod namespace;
+mod state;
 mod types;
 
-pub use context::Context;
-pub use data::FallocMode;
+pub use api::{Context, File, Filesystem, FormatOptions, MountOptions, OpenFlags};
+pub use api::{NewNode, LINK_MAX, SYMLINK_MAX};
 pub use error::{Error, Result};
-pub use file::{File, OpenFlags};
-pub use fs::{Filesystem, FormatOptions, MountOptions};
 pub use fsck::{
     fsck, fsck_exit_code, FsckOptions, FsckProgress, FsckProgressFn, FsckReport, PHASE_DATA,
     PHASE_METADATA, PHASE_NAMESPACE,
 };
+pub use io::FallocMode;
 pub use items::FileType;
-pub use namespace::{NewNode, RenameFlags, XattrFlags, LINK_MAX, SYMLINK_MAX};
+pub use namespace::{RenameFlags, XattrFlags};
 pub use types::{DirEntryInfo, SetAttr, Stat, StatFs};

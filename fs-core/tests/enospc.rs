@@ -35,7 +35,7 @@ fn full_filesystem_reports_enospc_and_recovers() {
     let wrote_buffered = fill(&fs, &ctx, "/big", rw());
     assert!(wrote_buffered > 8 << 20, "wrote {wrote_buffered}");
     // Buffered writes stop while the metadata their writeback's fold may need is still
-    // kept for them (`Core::fold_need`); once written back, direct writes may take what
+    // kept for them (`Space::fold_need`); once written back, direct writes may take what
     // is left of it.
     let wrote_direct = fill(&fs, &ctx, "/d", direct());
     assert!(

@@ -2,10 +2,10 @@
 
 use cow::{Direction, Key};
 
-use crate::core::{Items, Tx};
 use crate::data::backref;
 use crate::error::{Error, Result};
 use crate::items::{kind, ExtentKind, FileExtent};
+use crate::state::{Items, Tx};
 
 /// A file extent and where it starts in the file.
 #[derive(Clone, Debug)]
@@ -225,7 +225,11 @@ fn unmap(tx: &mut Tx<'_>, ino: u64, a: u64, b: u64, found: Vec<ExtentAt>) -> Res
 
 /// Whether the data extent at `bytenr` has more than one reference (a NOCOW file must not
 /// overwrite it in place).
-pub(crate) fn is_shared(tx_or_rd: &mut crate::core::Rd<'_>, bytenr: u64, len: u64) -> Result<bool> {
+pub(crate) fn is_shared(
+    tx_or_rd: &mut crate::state::Rd<'_>,
+    bytenr: u64,
+    len: u64,
+) -> Result<bool> {
     let key = Key::new(bytenr, cow::format::kind::EXTENT_ITEM, len);
     let Some(d) = tx_or_rd.r.get(tx_or_rd.io, cow::TreeId::EXTENT, key)? else {
         return Ok(true);

@@ -1,5 +1,5 @@
-//! File data: `iomap`'s operations over cow (copy-on-write extents, delalloc, checksums),
-//! fallocate.
+//! File data in a transaction: file extent items, data extent references and checksums.
+//! The iomap operations that use them are in `io/`.
 //!
 //! Invariants:
 //! - file extents are block aligned and never overlap; a data extent is referenced once per
@@ -14,20 +14,14 @@
 //!   reads check it (`verify_read`);
 //! - NOCOW files overwrite unshared regular extents in place and have no checksums.
 
-mod complete;
 mod csum;
 mod extents;
-mod fallocate;
-mod iomap_ops;
-mod space;
 
-pub(crate) use csum::block_crcs;
+pub(crate) use csum::{block_crcs, gather};
 pub(crate) use extents::{
-    extent_at, extent_ranges, insert_extent, punch, replace_extent, union_bytes,
+    extent_at, extent_ranges, extents_in, insert_extent, is_shared, punch, replace_extent,
+    union_bytes,
 };
-pub(crate) use fallocate::fallocate_file;
-pub use fallocate::FallocMode;
-pub(crate) use iomap_ops::DataOps;
 
 use cow::{DataBackref, TreeId};
 

@@ -13,62 +13,14 @@
 //! - a failed fold gives its overlay back under the live one (`LogState::absorb_older`), so
 //!   nothing logged is lost; the next commit tries again.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use hashbrown::HashMap;
 
-use crate::core::{Core, Tx};
-use crate::durability::fold::fold;
-use crate::durability::LogState;
+use crate::durability::commit::fold_and_commit;
 use crate::error::{Error, Result};
-
-/// Requests to the folder thread.
-#[derive(Default)]
-pub(crate) struct FolderSignal {
-    state: Mutex<Requests>,
-    wake: Condvar,
-}
-
-#[derive(Default)]
-struct Requests {
-    running: bool,
-    wanted: bool,
-    stop: bool,
-}
-
-impl FolderSignal {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Requests> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether a folder thread serves this mount.
-    pub fn running(&self) -> bool {
-        self.lock().running
-    }
-
-    /// Asks the folder for a fold (no-op if one is already asked for).
-    pub fn request(&self) {
-        // Completions ask again and again while the overlay is large; only the first of
-        // them needs to wake the folder (std's notify is a futex system call each time).
-        let fresh = !std::mem::replace(&mut self.lock().wanted, true);
-        if fresh {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Waits for a request; false when the folder is to stop.
-    fn next(&self) -> bool {
-        let r = self.lock();
-        let mut r = self
-            .wake
-            .wait_while(r, |r| !r.wanted && !r.stop)
-            .unwrap_or_else(|e| e.into_inner());
-        r.wanted = false;
-        !r.stop
-    }
-}
+use crate::state::{Core, LogState};
 
 /// The folder thread of a read-write mount; stopping it (drop) waits for a running fold.
 pub(crate) struct Folder {
@@ -78,12 +30,12 @@ pub(crate) struct Folder {
 
 impl Folder {
     pub fn start(core: &Arc<Core>) -> Result<Folder> {
-        core.folder.lock().running = true;
+        core.folder().set_running(true);
         let c = Arc::clone(core);
         let thread = std::thread::Builder::new()
             .name("bypassfs-fold".into())
             .spawn(move || {
-                while c.folder.next() {
+                while c.folder().next() {
                     match fold_now(&c) {
                         Ok(()) => {}
                         // Node room short while freed extents are pinned: a later fold
@@ -103,7 +55,7 @@ impl Folder {
                 thread: Some(t),
             }),
             Err(e) => {
-                core.folder.lock().running = false;
+                core.folder().set_running(false);
                 Err(Error::Io(format!("starting the fold thread: {e}")))
             }
         }
@@ -112,12 +64,7 @@ impl Folder {
 
 impl Drop for Folder {
     fn drop(&mut self) {
-        {
-            let mut r = self.core.folder.lock();
-            r.stop = true;
-            r.running = false;
-        }
-        self.core.folder.wake.notify_all();
+        self.core.folder().stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -147,29 +94,22 @@ pub(crate) fn fold_now(core: &Core) -> Result<()> {
         log.folding = true;
         frozen
     };
-    let r = core.check_writable().and_then(|()| {
-        core.with_io(|io| {
-            let tx = core.vol.begin()?;
-            let mut t = Tx { tx, io };
-            fold(&mut t, &frozen, core.bs)?;
-            let Tx { tx, io } = t;
-            Ok(tx.commit(io)?)
-        })
-    });
+    let r = core
+        .check_writable()
+        .and_then(|()| fold_and_commit(core, &frozen, |_| Ok(())));
     let mut log = core.log();
     log.frozen = None;
     log.folding = false;
     match r {
-        Ok(generation) => {
+        Ok(((), generation)) => {
             log.base_gen = generation;
             log.next_slot = 0;
-            core.background_folds.fetch_add(1, Ordering::Relaxed);
         }
         // The aborted transaction handed the frozen extents back to their reservation.
-        Err(_) => log.absorb_older(&frozen, core.bs),
+        Err(_) => log.absorb_older(&frozen, core.bs()),
     }
-    core.overlay_pieces.store(log.pieces(), Ordering::Relaxed);
+    core.space().set_overlay_pieces(log.pieces());
     drop(log);
-    core.fold_done.notify_all();
+    core.fold_ended(r.is_ok());
     r.map(|_| ())
 }

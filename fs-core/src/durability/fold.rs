@@ -4,13 +4,13 @@ use hashbrown::{HashMap, HashSet};
 
 use cow::Key;
 
-use crate::core::{Core, Tx};
 use crate::data::{extent_at, replace_extent};
-use crate::durability::fslog::{decode, Entry, LogState, LOG_INO};
 use crate::durability::gap::find_gap;
 use crate::error::{Error, Result};
 use crate::items::{kind, ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
+use crate::state::{decode, Entry, LogState, LOG_INO};
+use crate::state::{Core, Tx};
 
 /// The longest run of logged extents [`fold`] joins into one extent. A block overwritten
 /// later keeps its whole extent allocated until every block of it is (as in btrfs), so runs
@@ -266,11 +266,11 @@ pub(crate) fn ensure_area(core: &Core) -> Result<()> {
     if core.log().area.is_some() {
         return Ok(());
     }
-    let total = core.dev.geometry().size_bytes();
-    let bs = core.bs;
-    core.write(|tx| create_area(tx, total, bs))?;
+    let total = core.dev().geometry().size_bytes();
+    let bs = core.bs();
+    core.commit(|tx| create_area(tx, total, bs))?;
     let area = find_area(core)?;
-    let generation = core.vol.generation();
+    let generation = core.vol().generation();
     let mut log = core.log();
     log.area = area;
     log.restart(generation);
@@ -285,8 +285,8 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
     let Some((addr, len)) = find_area(core)? else {
         return Ok(0);
     };
-    let bs = core.bs;
-    let generation = core.vol.generation();
+    let bs = core.bs();
+    let generation = core.vol().generation();
     {
         let mut log = core.log();
         log.area = Some((addr, len));
@@ -331,7 +331,7 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
                 len,
                 crcs,
             } => {
-                core.vol.reserve_exact(*bytenr, *len)?;
+                core.vol().reserve_exact(*bytenr, *len)?;
                 state.map_extent(*ino, *file_off, *bytenr, *len, crcs, bs);
             }
             Entry::Size { ino, size } => {
@@ -342,8 +342,7 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
             }
         }
     }
-    core.overlay_pieces
-        .store(state.pieces(), std::sync::atomic::Ordering::Relaxed);
+    core.space().set_overlay_pieces(state.pieces());
     if !commit {
         // No commit folds the logged sizes into the items: memory must know them, or a
         // read-only mount shows files grown only by logged writes as empty.
@@ -361,14 +360,14 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
         ..state
     };
     if commit {
-        core.write(|_| Ok(()))?;
+        core.commit_pending()?;
     }
     Ok(records)
 }
 
 /// Whether every block of every extent of a record holds its logged checksum.
 fn data_landed(core: &Core, rec: &[Entry]) -> Result<bool> {
-    let bs = core.bs;
+    let bs = core.bs();
     for e in rec {
         if let Entry::Extent {
             bytenr, len, crcs, ..

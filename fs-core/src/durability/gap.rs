@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use bdev::BlockDevice;
 
-use crate::core::Core;
 use crate::durability::fold::find_area;
-use crate::durability::fslog::{decode, Entry};
 use crate::error::Result;
+use crate::state::Core;
+use crate::state::{decode, Entry};
 
 /// Valid records found after a damaged one.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ pub(crate) fn find_gap(
     generation: u64,
     damaged: u64,
 ) -> Result<Option<LogGap>> {
-    let bs = core.bs;
+    let bs = core.bs();
     let mut gap = LogGap {
         generation,
         damaged,
@@ -91,8 +91,8 @@ pub(crate) fn log_gap(dev: Arc<dyn BlockDevice>) -> Result<Option<LogGap>> {
     let Some((addr, len)) = find_area(&core)? else {
         return Ok(None);
     };
-    let generation = core.vol.generation();
-    let bs = core.bs;
+    let generation = core.vol().generation();
+    let bs = core.bs();
     for slot in 0..len / bs {
         let block = crate::durability::io::read(&core, addr + slot * bs, bs)?;
         if decode(&block, generation, slot).is_none() {

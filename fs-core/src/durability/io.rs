@@ -2,8 +2,8 @@
 
 use bdev::{Bufs, Completion, IoError, IoQueue, Lba, Op};
 
-use crate::core::Core;
 use crate::error::{Error, Result};
+use crate::state::Core;
 
 /// A device request's outcome.
 type IoResult = std::result::Result<(), IoError>;
@@ -65,8 +65,8 @@ pub(crate) fn run_each(io: &mut dyn IoQueue, ops: Vec<Op>) -> Vec<(Op, IoResult)
 
 /// Reads `len` bytes at device byte `addr`.
 pub(crate) fn read(core: &Core, addr: u64, len: u64) -> Result<Vec<u8>> {
-    let sector = u64::from(core.dev.geometry().block_size);
-    let buf = core.dev.alloc_buf(len as usize)?;
+    let sector = u64::from(core.dev().geometry().block_size);
+    let buf = core.dev().alloc_buf(len as usize)?;
     let op = Op::Read {
         lba: Lba(addr / sector),
         bufs: Bufs::One(buf),
@@ -87,8 +87,8 @@ pub(crate) fn write_fua_flush(core: &Core, addr: u64, data: &[u8]) -> Result<()>
 
 /// A write of a copy of `data` at device byte `addr` with FUA.
 pub(crate) fn fua_write(core: &Core, addr: u64, data: &[u8]) -> Result<Op> {
-    let sector = u64::from(core.dev.geometry().block_size);
-    let mut buf = core.dev.alloc_buf(data.len())?;
+    let sector = u64::from(core.dev().geometry().block_size);
+    let mut buf = core.dev().alloc_buf(data.len())?;
     buf.copy_from_slice(data);
     Ok(Op::Write {
         lba: Lba(addr / sector),

@@ -17,11 +17,11 @@
 //!   or fold), not at `write`.
 //!
 //! Completed data writes (writeback and direct) go to the fsync log's in-memory overlay
-//! (`fslog.rs`); fsync/fdatasync make them durable with one record block written with FUA
+//! (`state/log.rs`); fsync/fdatasync make them durable with one record block written with FUA
 //! and one flush, both in flight at once,
 //! replay at mount links them (`fold.rs`), and every commit folds the overlay into the
 //! trees; when the overlay grows large the mount's folder thread folds it while writes go
-//! on (`background.rs`, `data/space.rs`).
+//! on (`background.rs`, `io/space.rs`).
 //! `tests/fsync_log.rs` counts the device writes and flushes (a 4 KiB write + fdatasync:
 //! 2 writes, 1 flush). A file fdatasync'd after every direct write has its writes synced
 //! (`synced.rs`): data and record go out together with FUA (2 writes, no flush, one round
@@ -33,40 +33,30 @@
 //! fdatasync of every file).
 
 mod background;
+mod commit;
 mod fold;
-mod fslog;
 mod gap;
 mod io;
 mod synced;
 
-pub(crate) use background::{Folder, FolderSignal};
-
-pub(crate) use fold::{ensure_area, fold, replay};
-pub use fslog::LOG_INO;
-pub(crate) use fslog::{Entry, LogState};
+pub(crate) use background::Folder;
+pub(crate) use fold::{ensure_area, replay};
 pub(crate) use gap::log_gap;
 
-use crate::context::Context;
-use crate::core::Core;
 use crate::error::Result;
-use crate::fs::Filesystem;
 use crate::items::{kind, ORPHAN_OBJECTID};
+use crate::state::{Core, Entry, LogState};
 
-/// Writes back `ino` and makes it durable: through the log when it has one, else by a
-/// commit of what writeback left (a grown size).
-pub(crate) fn fsync_ino(fs: &Filesystem, ctx: &Context, ino: u64, datasync: bool) -> Result<()> {
-    let io = &fs.inner.iomap;
-    let c = fs.core();
-    let use_log = c.log().area.is_some() && !c.mem(ino, |m| m.nocow)?;
-    if use_log {
-        c.mem(ino, |m| m.log_writeback += 1)?;
-    }
-    let r = ctx.block_on(io.sync_file(ctx.exec(), iomap::Ino(ino)));
-    if use_log {
-        c.mem(ino, |m| m.log_writeback -= 1)?;
-    }
-    r?;
-    if use_log {
+/// Whether an fsync of `ino` goes through the log (else its completions committed).
+pub(crate) fn logs(c: &Core, ino: u64) -> Result<bool> {
+    Ok(c.log().area.is_some() && !c.mem(ino, |m| m.nocow)?)
+}
+
+/// Makes `ino` durable once its writeback (run with `log_writeback` raised when `logs`)
+/// completed: one fsync record when it goes through the log, else a commit of what
+/// writeback left (a grown size, and for fsync the times).
+pub(crate) fn fsync_written(c: &Core, ino: u64, datasync: bool, logs: bool) -> Result<()> {
+    if logs {
         c.note_sync(ino);
         return log_fsync(c, ino, datasync);
     }
@@ -140,16 +130,16 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
     let (addr, len) = log.area.expect("checked by the caller");
     let mut entries = log.unwritten.clone();
     entries.extend(attrs.iter().cloned());
-    let bs = c.bs;
+    let bs = c.bs();
     let slot = log.next_slot;
     let record = (slot < len / bs && !log.unwritten_spilled)
-        .then(|| fslog::encode(log.base_gen, slot, &entries, bs as usize))
+        .then(|| crate::state::encode(log.base_gen, slot, &entries, bs as usize))
         .flatten();
     let Some(record) = record else {
         // A commit folds everything, these attributes included.
         let done = note_attrs(&mut log, &attrs);
         drop(log);
-        c.write(|_| Ok(()))?;
+        c.commit_pending()?;
         return clear_attrs(c, done);
     };
     if let Err(e) = io::write_fua_flush(c, addr + slot * bs, &record) {
@@ -157,7 +147,7 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
         drop(log);
         // The record may or may not be on the media; a commit makes everything durable.
         ::log::error!("fs-core: fsync log write failed ({e}); committing instead");
-        c.write(|_| Ok(()))?;
+        c.commit_pending()?;
         return clear_attrs(c, done);
     }
     log.next_slot += 1;
@@ -167,28 +157,8 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
     clear_attrs(c, done)
 }
 
-/// Writes back every file, commits every remembered size and time, flushes.
-pub(crate) fn sync_all(fs: &Filesystem, ctx: &Context) -> Result<()> {
-    let io = &fs.inner.iomap;
-    let c = fs.core();
-    let r = writeback_in_batches(fs, ctx);
-    // Files dirty without delalloc blocks (cached overwrites of NOCOW or preallocated
-    // space) and anything dirtied meanwhile.
-    let r2 = ctx.block_on(io.writeback_all(ctx.exec()));
-    let dirty: Vec<u64> = c
-        .inodes()
-        .iter()
-        .filter(|(_, m)| m.size_dirty || m.mtime_dirty.is_some())
-        .map(|(&i, _)| i)
-        .collect();
-    commit_with_attrs(c, &dirty)?;
-    r?;
-    r2?;
-    Ok(())
-}
-
 /// Commits, with the sizes and times of `inos` that memory holds.
-fn commit_with_attrs(c: &Core, inos: &[u64]) -> Result<()> {
+pub(crate) fn commit_with_attrs(c: &Core, inos: &[u64]) -> Result<()> {
     // Under the log's lock, as in `log_fsync`.
     let mut log = c.log();
     let mut attrs = Vec::new();
@@ -197,45 +167,8 @@ fn commit_with_attrs(c: &Core, inos: &[u64]) -> Result<()> {
     }
     let done = note_attrs(&mut log, &attrs);
     drop(log);
-    c.write(|_| Ok(()))?;
+    c.commit_pending()?;
     clear_attrs(c, done)
-}
-
-/// Writes back every file with cached data or unwritten attributes, committing (with their
-/// sizes and times) after every `SYNC_BATCH` files or overlay pieces: the room kept for a
-/// commit's copied nodes (`Core::fold_need`, `Core::slack`) covers a batch, not the whole
-/// cache at once. One commit of everything (13,000 small files' extents and inode items)
-/// failed for want of space on a full filesystem at unmount, dropping writes that had
-/// returned Ok. Returns the first writeback error; a failed commit ends it.
-fn writeback_in_batches(fs: &Filesystem, ctx: &Context) -> Result<()> {
-    use crate::core::SYNC_BATCH;
-    let io = &fs.inner.iomap;
-    let c = fs.core();
-    let mut dirty: Vec<u64> = c
-        .inodes()
-        .iter()
-        .filter(|(_, m)| !m.delalloc.0.is_empty() || m.size_dirty || m.mtime_dirty.is_some())
-        .map(|(&i, _)| i)
-        .collect();
-    dirty.sort_unstable();
-    let mut first_err = None;
-    let mut batch = Vec::new();
-    for ino in dirty {
-        let r = ctx.block_on(io.writeback_range(ctx.exec(), iomap::Ino(ino), 0, u64::MAX));
-        if let Err(e) = r {
-            first_err.get_or_insert(e);
-        }
-        batch.push(ino);
-        let pieces = c.overlay_pieces.load(std::sync::atomic::Ordering::Relaxed);
-        if batch.len() >= SYNC_BATCH || pieces >= SYNC_BATCH {
-            commit_with_attrs(c, &batch)?;
-            batch.clear();
-        }
-    }
-    match first_err {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
 }
 
 /// Deletes inodes left unlinked-but-open by a crash or an unclean unmount.
@@ -243,14 +176,14 @@ pub(crate) fn remove_orphans(core: &Core) -> Result<()> {
     let lo = cow::Key::new(ORPHAN_OBJECTID, kind::ORPHAN_ITEM, 0);
     let hi = cow::Key::new(ORPHAN_OBJECTID, kind::ORPHAN_ITEM, u64::MAX);
     let orphans = core.read(|rd| {
-        use crate::core::Items;
+        use crate::state::Items;
         rd.range(lo, hi, cow::Direction::Forward, usize::MAX)
     })?;
     if orphans.is_empty() {
         return Ok(());
     }
     log::info!("fs-core: removing {} orphan inodes", orphans.len());
-    core.write(|tx| {
+    core.commit(|tx| {
         for (k, _) in &orphans {
             crate::namespace::delete_inode(tx, k.offset)?;
         }

@@ -13,7 +13,7 @@
 //! written as usual. The cost of a wrong guess (a write synced that no fsync follows) is one
 //! log slot and FUA on two writes.
 //!
-//! Invariants (beside those of `fslog.rs`):
+//! Invariants (beside those of `state/log.rs`):
 //! - the log lock is held from building the record until all three requests complete, so
 //!   the durable records stay a prefix (the next record is written after this one is
 //!   durable);
@@ -30,10 +30,10 @@
 use bdev::{Bufs, Lba, Op};
 use iomap::{DirectData, MapFlags, TakenWrite};
 
-use crate::core::Core;
 use crate::data::block_crcs;
-use crate::durability::fslog::{self, Entry};
 use crate::durability::io;
+use crate::state::Core;
+use crate::state::{self as fslog, Entry};
 
 /// Fsyncs in a row, each after one direct write, after which the file's direct writes are
 /// synced with their record.
@@ -66,11 +66,11 @@ impl Core {
     /// pattern asks for it (see the module docs).
     pub(crate) fn take_direct_write(&self, ino: u64, d: &DirectData<'_>, bufs: Bufs) -> TakenWrite {
         // (A device that cannot make a FUA write durable refuses it: such writes go as usual.)
-        let fua = self.dev.geometry().fua_honoured;
+        let fua = self.dev().geometry().fua_honoured;
         if !fua || self.check_writable().is_err() || !self.wants_synced(ino, d) {
             return Err(bufs);
         }
-        let bs = self.bs;
+        let bs = self.bs();
         let mut log = self.log();
         let Some((area, area_len)) = log.area else {
             return Err(bufs);
@@ -109,7 +109,7 @@ impl Core {
         let Ok(record) = io::fua_write(self, area + slot * bs, &record) else {
             return Err(bufs);
         };
-        let sector = u64::from(self.dev.geometry().block_size);
+        let sector = u64::from(self.dev().geometry().block_size);
         let mut held = Some((bufs, record));
         let ran = self.with_io(|q| {
             let (bufs, record) = held.take().expect("taken once");
@@ -137,21 +137,20 @@ impl Core {
             drop(log);
             // The record may be durable, naming space the completion is about to free.
             ::log::error!("fs-core: synced direct write failed ({e}); committing the log");
-            if let Err(c) = self.write(|_| Ok(())) {
+            if let Err(c) = self.commit_pending() {
                 ::log::error!("fs-core: commit after a failed synced write: {c}");
             }
             return Ok((bufs, Err(e)));
         }
         log.map_extent(ino, d.pos, addr, len, &crcs, bs);
-        self.overlay_pieces
-            .store(log.pieces(), std::sync::atomic::Ordering::Relaxed);
+        self.space().set_overlay_pieces(log.pieces());
         if !logged {
             // Whether the record is on the media is unknown: the data is, and a commit makes
             // its mapping durable with everything else (as `log_fsync` does).
             log.note_unwritten(extent, bs);
             drop(log);
             ::log::error!("fs-core: fsync record of a synced write failed; committing instead");
-            if let Err(c) = self.write(|_| Ok(())) {
+            if let Err(c) = self.commit_pending() {
                 ::log::error!("fs-core: commit after a failed fsync record: {c}");
             }
             return Ok((bufs, Ok(())));

@@ -6,9 +6,9 @@
 
 use cow::{Direction, Key};
 
-use crate::core::{now_ns, Items, Tx};
 use crate::error::{Error, Result};
 use crate::items::{kind, name_hash, DirEntries, DirEntry, FileType, InodeItem, InodeRefs};
+use crate::state::{now_ns, Items, Tx};
 
 fn corrupt(what: &str, dir: u64, e: String) -> Error {
     Error::Corrupt(format!("{what} of directory {dir}: {e}"))

@@ -2,28 +2,12 @@
 
 use cow::{Direction, Key, TreeId};
 
-use crate::core::{Items, Tx};
 use crate::error::{Error, Result};
 use crate::items::{kind, ExtentKind, FileExtent, InodeItem, ORPHAN_OBJECTID};
-
-fn key(ino: u64) -> Key {
-    Key::new(ino, kind::INODE_ITEM, 0)
-}
-
-/// The inode item of `ino`, if it exists.
-pub(crate) fn try_inode(it: &mut impl Items, ino: u64) -> Result<Option<InodeItem>> {
-    it.get(key(ino))?
-        .map(|d| InodeItem::parse(&d).map_err(|e| Error::Corrupt(format!("inode {ino}: {e}"))))
-        .transpose()
-}
-
-/// The inode item of `ino`; `NotFound` if it does not exist.
-pub(crate) fn load_inode(it: &mut impl Items, ino: u64) -> Result<InodeItem> {
-    try_inode(it, ino)?.ok_or_else(|| Error::NotFound(format!("inode {ino}")))
-}
+use crate::state::{inode_key, Items, Tx};
 
 pub(crate) fn save_inode(tx: &mut Tx<'_>, ino: u64, item: &InodeItem) -> Result<()> {
-    tx.put(key(ino), &item.encode())
+    tx.put(inode_key(ino), &item.encode())
 }
 
 /// Removes every item of `ino` and drops its data references (its names are gone already).

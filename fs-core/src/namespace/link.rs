@@ -2,12 +2,12 @@
 
 use cow::Key;
 
-use crate::core::{now_ns, Tx};
 use crate::error::{Error, Result};
 use crate::items::{
     kind, mode, FileExtent, FileType, InodeFlags, InodeItem, FIRST_INDEX, NAME_MAX, ORPHAN_OBJECTID,
 };
 use crate::namespace::{delete_inode, dir_add, dir_lookup, load_inode, save_inode};
+use crate::state::{now_ns, Tx};
 
 /// Checks a single path component.
 pub(crate) fn check_name(name: &[u8]) -> Result<()> {

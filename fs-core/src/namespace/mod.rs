@@ -9,7 +9,6 @@
 //! - an inode with `nlink` 0 exists only while open, with an ORPHAN_ITEM, so a crash frees it
 //!   at the next mount.
 
-mod api;
 mod dir;
 mod inode;
 mod link;
@@ -17,9 +16,9 @@ mod path;
 mod rename;
 mod xattr;
 
-pub use api::{NewNode, LINK_MAX, SYMLINK_MAX};
+pub(crate) use crate::state::{load_inode, try_inode};
 pub(crate) use dir::{dir_add, dir_lookup, dir_remove, readdir_items};
-pub(crate) use inode::{delete_inode, load_inode, save_inode, try_inode};
+pub(crate) use inode::{delete_inode, save_inode};
 pub(crate) use link::{check_name, create_in, drop_link, fresh_inode, NewInode};
 pub use rename::RenameFlags;
 pub(crate) use rename::{parent_of, rename_in};

@@ -1,18 +1,20 @@
 //! Path resolution: absolute paths from the root, `.` and `..`, symlinks followed in
 //! intermediate components (and in the last one when asked), at most 40 of them.
 
-use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::items::{ExtentKind, FileType, ROOT_INO};
 use crate::namespace::rename::parent_of;
 use crate::namespace::{check_name, dir_lookup, load_inode};
+use crate::state::Core;
 
 /// Symlinks followed in one resolution before `ELOOP`.
 const MAX_SYMLINKS: usize = 40;
 
 /// Whether `ino` has open handles.
 pub(crate) fn is_open(core: &Core, ino: u64) -> bool {
-    core.inodes().get(&ino).is_some_and(|m| m.opens > 0)
+    core.inodes()
+        .with_loaded(ino, |m| m.opens > 0)
+        .unwrap_or(false)
 }
 
 impl Core {

@@ -2,12 +2,12 @@
 
 use cow::Key;
 
-use crate::core::{now_ns, Items, Tx};
 use crate::error::{Error, Result};
 use crate::items::{kind, FileType, InodeRefs, ROOT_INO};
 use crate::namespace::{
     check_name, dir_add, dir_lookup, dir_remove, drop_link, load_inode, readdir_items, save_inode,
 };
+use crate::state::{now_ns, Items, Tx};
 
 /// Variants of rename (Linux `renameat2` flags).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

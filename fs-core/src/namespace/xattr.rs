@@ -2,10 +2,10 @@
 
 use cow::{Direction, Key};
 
-use crate::core::{now_ns, Items, Tx};
 use crate::error::{Error, Result};
 use crate::items::{kind, name_hash, Xattrs, NAME_MAX};
 use crate::namespace::{load_inode, save_inode};
+use crate::state::{now_ns, Items, Tx};
 
 /// Largest value, so an item always fits a 16 KiB leaf with room to spare.
 pub const XATTR_VALUE_MAX: usize = 2048;

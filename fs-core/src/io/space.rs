@@ -8,20 +8,18 @@
 //! would only spend node space), then commits (folding the overlay), and retries; only if
 //! nothing is left waiting does it fail. To keep writers off that slow path, a completion
 //! asks the mount's folder thread for a fold once the overlay's new extents plus the node
-//! space its fold needs (`Core::fold_need`, which data never takes, in whole nodes for
+//! space its fold needs (`Space::fold_need`, which data never takes, in whole nodes for
 //! direct writes) pass a quarter of the free space, or the overlay maps `FOLD_PIECES`
 //! pieces; writers that outrun the folder are slowed (`Core::throttle`).
 //!
 //! Invariant: no cow transaction and no lock is held across the waits (`yield_now`, the
 //! naps of a write waiting for space, the throttle's sleeps, waits for a running fold).
 
-use std::sync::atomic::Ordering;
-
 use bdev::exec::{yield_now, Context};
 use iomap::{Ino, IterFlags, Maps};
 
-use crate::core::Core;
 use crate::error::{Error, Result};
+use crate::state::Core;
 
 /// How long a write that finds no room keeps waiting for space that is only pinned or
 /// being handed back before it reports ENOSPC anyway: a safety net, since such space comes
@@ -122,7 +120,7 @@ impl Core {
     /// when the overlay holds anything (the commit frees the extents it replaced). Says
     /// whether space may still come back (false: the filesystem is really full).
     pub(crate) fn flush_space(&self) -> Result<bool> {
-        if self.vol.pinned_bytes() > 0 {
+        if self.vol().pinned_bytes() > 0 {
             return Ok(true);
         }
         if self.log().folding {
@@ -134,7 +132,7 @@ impl Core {
             return Ok(true);
         }
         if !self.log().is_clean() {
-            self.write(|_| Ok(()))?;
+            self.commit_pending()?;
             return Ok(true);
         }
         Ok(false)
@@ -154,7 +152,7 @@ impl Core {
         let Some(over) = pieces.checked_sub(THROTTLE_PIECES) else {
             return;
         };
-        let tick = self.throttle_ticks.fetch_add(1, Ordering::Relaxed);
+        let tick = self.space().throttle_tick();
         if tick % THROTTLE_EVERY == 0 {
             let span = (WAIT_FOLD_PIECES - THROTTLE_PIECES) as u32;
             std::thread::sleep(THROTTLE_PAUSE * over as u32 / span);
@@ -172,17 +170,17 @@ impl Core {
             bytes,
             folding,
         } = overlay;
-        if pieces < FOLD_PIECES && bytes + self.fold_need(0) <= self.vol.free_bytes_hint() / 4 {
+        if pieces < FOLD_PIECES && bytes + self.fold_need(0) <= self.vol().free_bytes_hint() / 4 {
             return Ok(());
         }
-        if self.folder.running() {
+        if self.folder().running() {
             if folding {
                 self.throttle(pieces);
             }
-            self.folder.request();
+            self.folder().request();
             return Ok(());
         }
-        match self.write(|_| Ok(())) {
+        match self.commit_pending() {
             // The write that got here has done its part (its extent is in the overlay,
             // which an aborted commit leaves as it was). Space short for the fold's nodes,
             // typically while freed extents are still pinned by writes in flight, is no

@@ -4,10 +4,10 @@
 use bdev::DmaBuf;
 use iomap::{Ino, IterFlags};
 
-use crate::context::Context;
-use crate::data::FallocMode;
+use crate::api::Context;
+use crate::api::Filesystem;
 use crate::error::{Error, Result};
-use crate::fs::Filesystem;
+use crate::io::FallocMode;
 use crate::items::FileType;
 use crate::namespace as ns;
 use crate::types::Stat;
@@ -132,10 +132,10 @@ pub(crate) fn truncate_ino(fs: &Filesystem, ctx: &Context, ino: u64, size: u64) 
     let io = &fs.inner.iomap;
     ctx.block_on(io.truncate(ctx.exec(), Ino(ino), size))?;
     // truncate(2) and O_TRUNC mark mtime and ctime, growing or shrinking (as Linux).
-    let now = crate::core::now_ns();
+    let now = crate::state::now_ns();
     c.mem(ino, |m| m.mtime_dirty = Some(now))?;
     // The zeroed tail of the last block goes to the device before the size is durable.
-    let bs = c.bs;
+    let bs = c.bs();
     let a = size / bs * bs;
     ctx.block_on(io.writeback_range(ctx.exec(), Ino(ino), a, a + bs))?;
     c.persist_inode(ino)
@@ -219,7 +219,7 @@ impl File {
     /// A data write of `n` bytes marks mtime and ctime (written with the data's metadata).
     fn touch(&self, n: usize) {
         if n > 0 {
-            let now = crate::core::now_ns();
+            let now = crate::state::now_ns();
             let _ = self.fs.core().mem(self.ino, |m| m.mtime_dirty = Some(now));
         }
     }
@@ -293,13 +293,13 @@ impl File {
 
     /// Makes the file's data and metadata durable.
     pub fn fsync(&self, ctx: &Context) -> Result<()> {
-        crate::durability::fsync_ino(&self.fs, ctx, self.ino, false)
+        crate::api::fsync_ino(&self.fs, ctx, self.ino, false)
     }
 
     /// Makes the file's data and the metadata needed to read it (its size) durable; not
     /// its times.
     pub fn fdatasync(&self, ctx: &Context) -> Result<()> {
-        crate::durability::fsync_ino(&self.fs, ctx, self.ino, true)
+        crate::api::fsync_ino(&self.fs, ctx, self.ino, true)
     }
 
     /// Truncates or extends (with zeroes) to `size`; durable on return.
@@ -315,7 +315,7 @@ impl File {
             return Err(Error::Invalid("fallocate of 0 bytes".into()));
         }
         check_range(pos, len as usize)?;
-        crate::data::fallocate_file(&self.fs, ctx, self.ino, mode, pos, len)
+        crate::io::fallocate_file(&self.fs.inner.iomap, ctx.exec(), self.ino, mode, pos, len)
     }
 
     /// The first data byte at or after `pos` (`None`: only a hole follows).
@@ -354,7 +354,7 @@ impl Drop for File {
         // crash would too).
         let orphan = c.read(|rd| ns::try_inode(rd, self.ino)).ok().flatten();
         if orphan.is_some_and(|i| i.nlink == 0) && c.check_writable().is_ok() {
-            if let Err(e) = c.write(|tx| ns::delete_inode(tx, self.ino)) {
+            if let Err(e) = c.commit(|tx| ns::delete_inode(tx, self.ino)) {
                 log::error!(
                     "fs-core: deleting unlinked inode {} at close: {e}",
                     self.ino

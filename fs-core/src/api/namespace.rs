@@ -3,13 +3,13 @@
 //! (absolute `&str` paths, resolved, then the inode form). Each call runs one transaction
 //! (atomic and durable when it returns).
 
-use crate::core::now_ns;
+use crate::api::Context;
+use crate::api::Filesystem;
 use crate::error::{Error, Result};
-use crate::fs::Filesystem;
 use crate::items::{mode, FileType, InodeFlags, InodeItem};
 use crate::namespace::{self as ns, NewInode};
+use crate::state::now_ns;
 use crate::types::{DirEntryInfo, SetAttr, Stat};
-use crate::Context;
 
 /// The longest symlink target: `PATH_MAX` (4096) less its terminating NUL.
 pub const SYMLINK_MAX: usize = 4095;
@@ -124,9 +124,7 @@ impl Filesystem {
         target: Option<&[u8]>,
     ) -> Result<Stat> {
         let c = self.core();
-        let ino = c
-            .next_ino
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ino = c.alloc_ino();
         let n = NewInode {
             mode: node.mode & (mode::S_IFMT | 0o7777),
             uid: node.uid,
@@ -135,7 +133,7 @@ impl Filesystem {
             symlink: target,
             rdev: node.rdev,
         };
-        let item = c.write_growing(|tx| ns::create_in(tx, dir, name, ino, &n))?;
+        let item = c.commit_growing(|tx| ns::create_in(tx, dir, name, ino, &n))?;
         // As a later stat sees it, without reading it back: a new node has no data but a
         // symlink's inline target, which counts in `blocks`.
         let mut st = Stat::from_item(ino, &item, item.size);
@@ -148,7 +146,7 @@ impl Filesystem {
     /// A new name `name` in directory `dir` for `ino` (not a directory: `EPERM`).
     pub fn link_at(&self, ino: u64, dir: u64, name: &[u8]) -> Result<Stat> {
         let c = self.core();
-        c.write_growing(|tx| {
+        c.commit_growing(|tx| {
             let mut item = ns::load_inode(tx, ino)?;
             if item.is_dir() {
                 return Err(Error::NotPermitted(format!("hard link to directory {ino}")));
@@ -196,7 +194,7 @@ impl Filesystem {
             b".." if dir => return Err(Error::NotEmpty("rmdir of \"..\"".into())),
             _ => ns::check_name(name)?,
         }
-        let deleted = c.write(|tx| {
+        let deleted = c.commit(|tx| {
             let (e, _) =
                 ns::dir_lookup(tx, parent, name)?.ok_or_else(|| Error::NotFound(shown(name)))?;
             match (dir, e.ftype == FileType::Dir) {
@@ -225,10 +223,10 @@ impl Filesystem {
     /// Drops the cached state of a deleted inode.
     pub(crate) fn forget(&self, ino: u64) {
         self.inner.iomap.cache().forget(iomap::Ino(ino));
-        let gone = self.core().remove_mem(ino);
+        let gone = self.core().inodes().remove(ino);
         if let Some(m) = gone {
-            let n: u64 = m.delalloc.0.iter().map(|(s, e)| e - s).sum();
-            self.core().release(n * self.core().bs);
+            let n: u64 = m.delalloc.cached().map(|(s, e)| e - s).sum();
+            self.core().release(n * self.core().bs());
         }
     }
 
@@ -245,7 +243,7 @@ impl Filesystem {
         let c = self.core();
         let is_open = |ino| c.is_open(ino);
         let deleted =
-            c.write(|tx| ns::rename_in(tx, (sdir, sname), (ddir, dname), flags, &is_open))?;
+            c.commit(|tx| ns::rename_in(tx, (sdir, sname), (ddir, dname), flags, &is_open))?;
         if let Some(ino) = deleted {
             self.forget(ino);
         }
@@ -284,7 +282,7 @@ impl Filesystem {
     pub fn set_attr_ino(&self, ctx: &Context, ino: u64, attr: &SetAttr) -> Result<Stat> {
         let c = self.core();
         if let Some(size) = attr.size {
-            crate::file::truncate_ino(self, ctx, ino, size)?;
+            crate::api::file::truncate_ino(self, ctx, ino, size)?;
         }
         let rest = SetAttr {
             size: None,
@@ -296,7 +294,7 @@ impl Filesystem {
                 // accepted from here on does: it comes after).
                 c.forget_write_time(ino);
             }
-            c.write(|tx| {
+            c.commit(|tx| {
                 let mut item = ns::load_inode(tx, ino)?;
                 apply(&mut item, &rest);
                 ns::save_inode(tx, ino, &item)
@@ -322,7 +320,7 @@ impl Filesystem {
                 shown(name)
             )));
         }
-        self.core().write(|tx| {
+        self.core().commit(|tx| {
             ns::xattr_set(tx, ino, name, value, flags)?;
             let mut item = ns::load_inode(tx, ino)?;
             item.ctime_ns = now_ns();
@@ -342,7 +340,7 @@ impl Filesystem {
 
     /// Removes extended attribute `name` of inode `ino`.
     pub fn remove_xattr_ino(&self, ino: u64, name: &[u8]) -> Result<()> {
-        self.core().write(|tx| {
+        self.core().commit(|tx| {
             ns::xattr_remove(tx, ino, name)?;
             let mut item = ns::load_inode(tx, ino)?;
             item.ctime_ns = now_ns();

@@ -1,7 +1,12 @@
 //! The per-thread [`Context`]: the filesystem device's queue and the local executor.
 
 use crate::error::{Error, Result};
-use crate::fs::{Filesystem, DEV};
+use bdev::exec::DevId;
+
+use crate::api::Filesystem;
+
+/// The device's queue in every context of a filesystem (attached first).
+pub(crate) const DEV: DevId = DevId(0);
 
 /// Queue depth of a context's data queue.
 const DEPTH: usize = 256;
@@ -19,7 +24,7 @@ impl Context {
     /// A fresh context for `fs` on this thread.
     pub fn new(fs: &Filesystem) -> Result<Context> {
         let exec = bdev::exec::Context::new();
-        let id = exec.attach(&*fs.core().dev, DEPTH)?;
+        let id = exec.attach(&**fs.core().dev(), DEPTH)?;
         if id != DEV {
             return Err(Error::Invalid(
                 "a fresh context attached the device twice".into(),

@@ -7,7 +7,7 @@
 //! (`base_gen`) and its slot (`seq`); its crc32c covers the block. See `docs/FORMAT.md`.
 //!
 //! Invariants:
-//! - records extend the last committed generation: every cow commit (`Core::write`) first
+//! - records extend the last committed generation: every cow commit (`Core::commit`, `durability/commit.rs`) first
 //!   folds everything logged into its own transaction, then restarts the log at slot 0 with
 //!   the new generation, so replay ignores records of older generations;
 //! - records are written one at a time, each durable (FUA) before the next is written (the
@@ -164,7 +164,7 @@ impl LogState {
     }
 
     /// Pieces mapped here and in the overlay being folded: what the next folds will have
-    /// to change (`Core::fold_need`).
+    /// to change (`Space::fold_need`).
     pub fn pieces(&self) -> usize {
         self.own_pieces() + self.frozen.as_ref().map_or(0, |f| f.own_pieces())
     }

@@ -8,19 +8,19 @@ use iomap::{
     DirectData, Ino, IoDone, IoMap, IomapOps, IterFlags, MapFlags, MapKind, Maps, TakenWrite,
 };
 
-use crate::core::{now_ns, Core};
-use crate::data::csum::gather;
-use crate::data::extents::insert_extent;
-use crate::data::iomap_ops::DataOps;
-use crate::data::space::OverlaySize;
+use crate::data::gather;
+use crate::data::insert_extent;
 use crate::data::{block_crcs, extent_at, punch};
 use crate::error::{Error, Result};
+use crate::io::iomap_ops::DataOps;
+use crate::io::space::OverlaySize;
 use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
+use crate::state::{now_ns, Core};
 
 impl Core {
     fn complete_io(&self, ino: u64, done: &IoDone<'_>) -> Result<()> {
-        let bs = self.bs;
+        let bs = self.bs();
         let m = done.write_map;
         let (pos, len) = (done.pos, done.len);
         let addr = m.device_addr(pos);
@@ -29,7 +29,7 @@ impl Core {
         if done.result.is_err() {
             // The pages stay dirty (writeback) or the write fails (direct): nothing to keep.
             return if new {
-                Ok(self.vol.unreserve_data(addr, len)?)
+                Ok(self.vol().unreserve_data(addr, len)?)
             } else {
                 Ok(())
             };
@@ -41,7 +41,7 @@ impl Core {
         let (b0, b1) = (pos / bs, (pos + len) / bs);
         let (size, nocow, logging, writing_end, accepted_at) = self
             .mem(ino, |f| {
-                let w = f.writing_end(b0, b1);
+                let w = f.delalloc.filling_end(b0, b1);
                 (f.size, f.nocow, f.log_writeback > 0, w, f.mtime_dirty)
             })
             .unwrap_or((0, false, false, None, None));
@@ -69,7 +69,7 @@ impl Core {
             .flatten()
         {
             if keep < len {
-                self.vol.unreserve_data(addr + keep, len - keep)?;
+                self.vol().unreserve_data(addr + keep, len - keep)?;
             }
             self.fold_if_large(overlay)?;
             return if writeback {
@@ -96,9 +96,9 @@ impl Core {
         let (adopted, r) = self.commit_io(ino, pos, link.as_ref(), disk_size, mtime);
         // A failed commit hands an adopted extent back to our reservation.
         if new && (!adopted || r.is_err()) {
-            self.vol.unreserve_data(addr, len)?;
+            self.vol().unreserve_data(addr, len)?;
         } else if new && keep < len {
-            self.vol.unreserve_data(addr + keep, len - keep)?;
+            self.vol().unreserve_data(addr + keep, len - keep)?;
         }
         r?;
         if writeback {
@@ -119,7 +119,7 @@ impl Core {
         mtime: Option<i64>,
     ) -> (bool, Result<()>) {
         let adopted = std::cell::Cell::new(false);
-        let r = self.write(|tx| {
+        let r = self.commit(|tx| {
             let Some(mut item) = try_inode(tx, ino)? else {
                 return Ok(None);
             };
@@ -147,21 +147,17 @@ impl Core {
     /// Written-back blocks are no longer delalloc: their reservation is used up. Those a
     /// write step is still filling must not become delalloc at its `end`.
     fn writeback_done(&self, ino: u64, pos: u64, len: u64) -> Result<()> {
-        let bs = self.bs;
+        let bs = self.bs();
         let (b0, b1) = (pos / bs, (pos + len) / bs);
-        let n = self.mem(ino, |f| {
-            let filling: Vec<u64> = f.writing.range(b0..b1).map(|(&b, _)| b).collect();
-            f.written_while_writing.extend(filling);
-            f.delalloc.remove(b0, b1)
-        })?;
+        let n = self.mem(ino, |f| f.delalloc.written_back(b0, b1))?;
         self.release(n * bs);
         Ok(())
     }
 
     /// The largest file stored inline: what fits one leaf item, at most half a block.
     pub(crate) fn inline_max(&self) -> u64 {
-        let item_max = (u64::from(self.vol.nodesize()) - 64) / 4 - 25;
-        (item_max - 1).min(self.bs / 2)
+        let item_max = (u64::from(self.vol().nodesize()) - 64) / 4 - 25;
+        (item_max - 1).min(self.bs() / 2)
     }
 
     /// Puts a written-back extent in the fsync log's overlay (the fsync running on the file
@@ -176,18 +172,17 @@ impl Core {
     ) -> Option<OverlaySize> {
         let mut log = self.log();
         log.area?;
-        log.map_extent(ino, pos, addr, len, crcs, self.bs);
-        self.overlay_pieces
-            .store(log.pieces(), std::sync::atomic::Ordering::Relaxed);
+        log.map_extent(ino, pos, addr, len, crcs, self.bs());
+        self.space().set_overlay_pieces(log.pieces());
         if !log.unwritten_spilled {
-            let e = crate::durability::Entry::Extent {
+            let e = crate::state::Entry::Extent {
                 ino,
                 file_off: pos,
                 bytenr: addr,
                 len,
                 crcs: crcs.to_vec(),
             };
-            log.note_unwritten(e, self.bs);
+            log.note_unwritten(e, self.bs());
         }
         Some(overlay_size(&log))
     }
@@ -204,7 +199,7 @@ impl Core {
         if map.kind != MapKind::Mapped || self.mem(ino, |f| f.nocow)? {
             return Ok(Verified::Good);
         }
-        let bs = self.bs;
+        let bs = self.bs();
         let total: u64 = data.iter().map(|d| d.len() as u64).sum();
         let first = pos.div_ceil(bs) * bs;
         let blocks: Vec<u64> = (first..)
@@ -261,7 +256,7 @@ impl Core {
     }
 }
 
-fn overlay_size(log: &crate::durability::LogState) -> OverlaySize {
+fn overlay_size(log: &crate::state::LogState) -> OverlaySize {
     OverlaySize {
         pieces: log.own_pieces(),
         bytes: log.extent_bytes,
@@ -271,7 +266,7 @@ fn overlay_size(log: &crate::durability::LogState) -> OverlaySize {
 
 impl IomapOps for DataOps {
     fn block_size(&self) -> u32 {
-        self.core.bs as u32
+        self.core.bs() as u32
     }
 
     fn size(&self, ino: Ino) -> iomap::Result<u64> {
@@ -360,7 +355,7 @@ struct Link<'a> {
 
 /// Points `[pos, pos + l.len)` of `ino` at the new data; returns whether the data extent
 /// was adopted (inline data leaves it unused).
-fn link_extent(tx: &mut crate::core::Tx<'_>, ino: u64, pos: u64, l: &Link<'_>) -> Result<bool> {
+fn link_extent(tx: &mut crate::state::Tx<'_>, ino: u64, pos: u64, l: &Link<'_>) -> Result<bool> {
     punch(tx, ino, pos, pos + l.len)?;
     if let Some(bytes) = l.inline {
         insert_extent(tx, ino, pos, &FileExtent::inline(bytes))?;

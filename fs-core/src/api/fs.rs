@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use bdev::exec::DevId;
 use bdev::BlockDevice;
 use cow::{Direction, Key, TreeId, Volume};
 use iomap::{Iomap, IomapConfig};
 
-use crate::context::Context;
-use crate::core::{Core, Items, FS_TREE};
-use crate::data::DataOps;
+use crate::api::{Context, DEV};
 use crate::error::{Error, Result};
+use crate::io::DataOps;
 use crate::items::{kind, mode, InodeFlags, ORPHAN_OBJECTID, ROOT_INO};
 use crate::namespace as ns;
+use crate::state::{Core, Items, FS_TREE};
 use crate::types::{Stat, StatFs};
 
 /// How to format.
@@ -97,9 +96,6 @@ const _: fn() = || {
     shareable::<Filesystem>();
 };
 
-/// The device's queue in every context of a filesystem (attached first).
-pub(crate) const DEV: DevId = DevId(0);
-
 impl Filesystem {
     /// Formats `dev` as an empty filesystem: a root directory (mode 0755).
     pub fn format(dev: Arc<dyn BlockDevice>, opts: FormatOptions) -> Result<()> {
@@ -181,8 +177,7 @@ impl Filesystem {
             let v = rd.range(Key::MIN, hi, Direction::Backward, 1)?;
             Ok(v.first().map_or(ROOT_INO, |(k, _)| k.objectid))
         })?;
-        core.next_ino
-            .store(last.max(ROOT_INO) + 1, std::sync::atomic::Ordering::Relaxed);
+        core.inos_above(last.max(ROOT_INO));
         crate::durability::replay(&core, !opts.read_only, opts.accept_log_loss)?;
         if !opts.read_only {
             if let Err(e) = crate::durability::ensure_area(&core) {
@@ -226,10 +221,10 @@ impl Filesystem {
     /// Writes back everything, commits, flushes; reports an earlier failure that made the
     /// filesystem read-only. Open files stay usable until dropped.
     pub fn unmount(self, ctx: &Context) -> Result<()> {
-        if self.core().read_only.is_none() {
+        if self.core().read_only().is_none() {
             self.sync(ctx)?;
         }
-        if let Some(p) = self.core().vol.poisoned() {
+        if let Some(p) = self.core().vol().poisoned() {
             return Err(Error::ReadOnly(p));
         }
         let claim = self
@@ -240,7 +235,7 @@ impl Filesystem {
             .take();
         if let Some(claim) = claim {
             let c = self.core();
-            c.with_io(|io| Ok(claim.release(&*c.dev, io)?))?;
+            c.with_io(|io| Ok(claim.release(&**c.dev(), io)?))?;
         }
         Ok(())
     }
@@ -248,17 +243,17 @@ impl Filesystem {
     /// Space and name limits.
     pub fn statfs(&self) -> Result<StatFs> {
         let c = self.core();
-        let bs = c.bs;
-        let total = c.dev.geometry().size_bytes() / bs;
-        let free = c.vol.free_bytes();
-        let reserved = *c.reserved();
+        let bs = c.bs();
+        let total = c.dev().geometry().size_bytes() / bs;
+        let free = c.vol().free_bytes();
+        let reserved = c.space().reserved();
         Ok(StatFs {
             block_size: bs,
             blocks: total,
             blocks_free: free / bs,
-            blocks_avail: free.saturating_sub(reserved + c.slack) / bs,
+            blocks_avail: free.saturating_sub(reserved + c.space().slack()) / bs,
             name_max: crate::items::NAME_MAX as u64,
-            files: c.next_ino.load(std::sync::atomic::Ordering::Relaxed) - ROOT_INO,
+            files: c.next_ino() - ROOT_INO,
         })
     }
 
@@ -278,7 +273,7 @@ impl Filesystem {
     pub fn stat_ino(&self, ino: u64) -> Result<Stat> {
         let c = self.core();
         let (item, mut blocks, mut seen) = self.stat_parts(ino, None)?;
-        let whole = seen.size.div_ceil(c.bs) * c.bs;
+        let whole = seen.size.div_ceil(c.bs()) * c.bs();
         if !item.is_dir() && blocks < whole {
             // Sparse, or data on its way from the cache to the fsync log's overlay to the
             // trees, which a count without the log's lock could miss entirely (0 blocks:
@@ -302,11 +297,11 @@ impl Filesystem {
     fn stat_parts(
         &self,
         ino: u64,
-        log: Option<&crate::durability::LogState>,
-    ) -> Result<(crate::items::InodeItem, u64, crate::core::SeenSizes)> {
+        log: Option<&crate::state::LogState>,
+    ) -> Result<(crate::items::InodeItem, u64, crate::state::SeenSizes)> {
         let c = self.core();
         loop {
-            let seen = c.evictions.load(std::sync::atomic::Ordering::Acquire);
+            let seen = c.inodes().evictions();
             let (item, mut ranges) = c.read(|rd| {
                 let item = ns::load_inode(rd, ino)?;
                 let ranges = if item.is_dir() {
@@ -317,9 +312,9 @@ impl Filesystem {
                 Ok((item, ranges))
             })?;
             if let Some(log) = log {
-                ranges.extend(log.mapped_ranges(ino, c.bs));
+                ranges.extend(log.mapped_ranges(ino, c.bs()));
             }
-            if let Some(s) = c.sizes_seen(ino, item.size, seen) {
+            if let Some(s) = c.inodes().sizes_seen(ino, item.size, seen, c.bs()) {
                 ranges.extend(s.delalloc.iter().copied());
                 return Ok((item, crate::data::union_bytes(ranges), s));
             }
@@ -328,16 +323,14 @@ impl Filesystem {
 
     /// Writes back every file and commits: everything written before is durable on return.
     pub fn sync(&self, ctx: &Context) -> Result<()> {
-        crate::durability::sync_all(self, ctx)
+        crate::api::sync_all(self, ctx)
     }
 
     /// How many times the mount's folder thread has folded the fsync log's overlay into the
     /// trees and committed (diagnostics: data writes hand this work to the folder once the
     /// overlay is large, see `docs/ARCHITECTURE.md`).
     pub fn background_folds(&self) -> u64 {
-        self.core()
-            .background_folds
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.core().background_folds()
     }
 
     /// Counters of the iomap layer (device requests issued by data I/O).

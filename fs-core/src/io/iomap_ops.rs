@@ -1,20 +1,18 @@
 //! `IomapOps` over cow: mapping, delalloc reservation, copy-on-write allocation, completion
 //! (file extents + checksums + dropped references), read verification.
 //!
-//! Lock order: `Core::reserved` → cow writer → `Core::inodes`; a transaction is never open
+//! Lock order: `Space::reserved` → cow writer → the inode table; a transaction is never open
 //! while `reserved` is taken, and `inodes` is never held across a cow call.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use iomap::{IoMap, IterFlags, MapFlags, MapKind, Maps};
 
-use crate::core::{Core, InodeMem};
 use crate::data::extent_at;
-use crate::data::extents::is_shared;
+use crate::data::is_shared;
 use crate::error::{Error, Result};
-use crate::items::{ExtentKind, InodeFlags};
-use crate::namespace::try_inode;
+use crate::items::ExtentKind;
+use crate::state::Core;
 
 /// The filesystem side of the iomap layer.
 pub(crate) struct DataOps {
@@ -22,57 +20,10 @@ pub(crate) struct DataOps {
 }
 
 impl Core {
-    /// The in-memory state of `ino`, loaded from its item the first time.
-    pub(crate) fn mem<T>(&self, ino: u64, f: impl FnOnce(&mut InodeMem) -> T) -> Result<T> {
-        loop {
-            let seen = {
-                let mut map = self.inodes();
-                if let Some(m) = map.get_mut(&ino) {
-                    return Ok(f(m));
-                }
-                self.evictions.load(Ordering::Relaxed)
-            };
-            let item = self
-                .read(|rd| try_inode(rd, ino))?
-                .ok_or_else(|| Error::NotFound(format!("inode {ino}")))?;
-            let mut map = self.inodes();
-            // The item was read without the lock. If another thread loaded the inode,
-            // changed it, committed and evicted it meanwhile, the item may predate that
-            // commit (a smaller size): read it again.
-            if !map.contains_key(&ino) && self.evictions.load(Ordering::Relaxed) != seen {
-                continue;
-            }
-            let m = map.entry(ino).or_insert_with(|| InodeMem {
-                size: item.size,
-                nocow: item.flags.contains(InodeFlags::NOCOW),
-                ..InodeMem::default()
-            });
-            return Ok(f(m));
-        }
-    }
-
-    /// Reserves `bytes` of delalloc space, or fails with `NoSpace`.
-    pub(crate) fn reserve(&self, bytes: u64) -> Result<()> {
-        let mut r = self.reserved();
-        let room = self.data_room(*r);
-        if room < bytes {
-            return Err(Error::NoSpace(format!(
-                "{bytes} bytes of data wanted, {room} available"
-            )));
-        }
-        *r += bytes;
-        Ok(())
-    }
-
-    pub(crate) fn release(&self, bytes: u64) {
-        let mut r = self.reserved();
-        *r = r.saturating_sub(bytes);
-    }
-
     /// The mapping of the block range `[b0, b1)` as it is now; `delalloc` says whether
     /// cached, not yet written back blocks count (they do, except for writeback itself).
     pub(crate) fn current(&self, ino: u64, b0: u64, b1: u64, delalloc: bool) -> Result<IoMap> {
-        let bs = self.bs;
+        let bs = self.bs();
         let (da, next_da) = self.mem(ino, |m| {
             (m.delalloc.containing(b0), m.delalloc.next_after(b0))
         })?;
@@ -120,7 +71,7 @@ impl Core {
     }
 
     pub(crate) fn begin_map(&self, ino: u64, pos: u64, len: u64, flags: IterFlags) -> Result<Maps> {
-        let bs = self.bs;
+        let bs = self.bs();
         let (b0, b1) = (pos / bs, (pos + len).div_ceil(bs));
         if flags.contains(IterFlags::WRITEBACK) {
             return self.map_writeback(ino, b0, b1);
@@ -138,11 +89,7 @@ impl Core {
         self.check_writable()?;
         self.reserve(cur.length)?;
         let (r0, r1) = (cur.offset / bs, cur.end() / bs);
-        self.mem(ino, |m| {
-            for b in r0..r1 {
-                *m.writing.entry(b).or_default() += 1;
-            }
-        })?;
+        self.mem(ino, |m| m.delalloc.begin_step(r0, r1))?;
         let write = IoMap::delalloc(cur.offset, cur.length).with_flags(MapFlags::NEW);
         Ok(Maps {
             write,
@@ -155,7 +102,7 @@ impl Core {
         if !self.mem(ino, |m| m.nocow)? {
             return Ok(None);
         }
-        let p0 = b0 * self.bs;
+        let p0 = b0 * self.bs();
         let found = self.read(|rd| {
             let Some(e) = extent_at(rd, ino, p0)? else {
                 return Ok(None);
@@ -166,7 +113,7 @@ impl Core {
             Ok(ok.then_some(e))
         })?;
         Ok(found.map(|e| {
-            let len = e.end().min(b1 * self.bs) - p0;
+            let len = e.end().min(b1 * self.bs()) - p0;
             IoMap::mapped(p0, len, e.fe.addr() + (p0 - e.file_off))
         }))
     }
@@ -176,14 +123,14 @@ impl Core {
         if let Some(m) = self.nocow_target(ino, b0, b1)? {
             return Ok(Maps::one(m));
         }
-        let bs = self.bs;
-        let (addr, got) = self.vol.reserve_data(bs, (b1 - b0) * bs)?;
+        let bs = self.bs();
+        let (addr, got) = self.vol().reserve_data(bs, (b1 - b0) * bs)?;
         let m = IoMap::mapped(b0 * bs, got, addr).with_flags(MapFlags::NEW);
         Ok(Maps::one(m))
     }
 
     fn map_direct_write(&self, ino: u64, pos: u64, len: u64) -> Result<Maps> {
-        let bs = self.bs;
+        let bs = self.bs();
         let (b0, b1) = (pos / bs, (pos + len).div_ceil(bs));
         self.check_writable()?;
         if let Some(m) = self.nocow_target(ino, b0, b1)? {
@@ -199,14 +146,14 @@ impl Core {
         };
         let want = end - b0 * bs;
         let (addr, got) = {
-            let r = self.reserved();
+            let r = self.space().lock_reserved();
             // What `data_room` leaves, checked and taken in one hold of cow's free-space
             // lock. Nor may it leave the next commit without whole nodes: with the fold
             // running in the background, small data taken from node-sized free ranges while
             // the fold allocates its nodes could leave free bytes no node fits in (16 KiB
             // nodes on a half-full device, `tests/enospc.rs`).
-            let keep = self.slack + self.fold_need(*r);
-            self.vol
+            let keep = self.space().slack() + self.fold_need(*r);
+            self.vol()
                 .reserve_data_keeping(bs, want, *r + keep, keep)
                 .map_err(|e| match e {
                     cow::Error::NoSpace(why) => {
@@ -227,7 +174,7 @@ impl Core {
         flags: IterFlags,
         m: &IoMap,
     ) -> Result<()> {
-        let bs = self.bs;
+        let bs = self.bs();
         if !flags.is_write() || !m.flags.contains(MapFlags::NEW) {
             return Ok(());
         }
@@ -240,7 +187,7 @@ impl Core {
         let (u0, u1) = ((pos / bs).max(m0), used_end.min(m1).max(pos / bs));
         match m.kind {
             MapKind::Delalloc => {
-                let added = self.mem(ino, |f| end_write_step(f, (m0, m1), (u0, u1)))?;
+                let added = self.mem(ino, |f| f.delalloc.end_step((m0, m1), (u0, u1)))?;
                 self.release(((m1 - m0) - added) * bs);
             }
             MapKind::Mapped if flags.intersects(IterFlags::WRITEBACK | IterFlags::DIRECT) => {
@@ -248,34 +195,11 @@ impl Core {
                 let keep_end = if written == 0 { m0 } else { u1.max(m0) };
                 if m1 > keep_end {
                     let at = m.addr + (keep_end - m0) * bs;
-                    self.vol.unreserve_data(at, (m1 - keep_end) * bs)?;
+                    self.vol().unreserve_data(at, (m1 - keep_end) * bs)?;
                 }
             }
             _ => {}
         }
         Ok(())
     }
-}
-
-/// Ends a buffered write step that reserved blocks `[m0, m1)` and filled `[u0, u1)`: the
-/// filled blocks become delalloc, except those another thread's writeback already wrote
-/// (their page is clean again). Returns how many blocks became delalloc (the reservation
-/// they keep).
-fn end_write_step(f: &mut InodeMem, (m0, m1): (u64, u64), (u0, u1): (u64, u64)) -> u64 {
-    let mut added = 0;
-    for b in u0..u1 {
-        if !f.written_while_writing.contains(&b) {
-            added += f.delalloc.insert(b, b + 1);
-        }
-    }
-    for b in m0..m1 {
-        if let Some(n) = f.writing.get_mut(&b) {
-            *n -= 1;
-            if *n == 0 {
-                f.writing.remove(&b);
-                f.written_while_writing.remove(&b);
-            }
-        }
-    }
-    added
 }

@@ -1,11 +1,15 @@
 //! Size changes and fallocate: preallocation (unwritten extents), hole punching.
 
-use crate::core::{now_ns, Core};
-use crate::data::extents::{extents_in, insert_extent};
 use crate::data::punch;
+use crate::data::{extents_in, insert_extent};
 use crate::error::{Error, Result};
 use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{load_inode, save_inode};
+use bdev::exec::Context;
+use iomap::Iomap;
+
+use crate::io::DataOps;
+use crate::state::{now_ns, Core};
 
 /// What `fallocate` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,14 +49,14 @@ impl Core {
     /// block at once (one transaction); a growth is remembered and written by the next
     /// writeback completion, fsync or sync (as ext4's `i_disksize`).
     pub(crate) fn set_size(&self, ino: u64, size: u64) -> Result<()> {
-        let bs = self.bs;
+        let bs = self.bs();
         let old = self.mem(ino, |m| std::mem::replace(&mut m.size, size))?;
         if size >= old {
             self.mem(ino, |m| m.size_dirty = true)?;
             return Ok(());
         }
         let keep = size.div_ceil(bs) * bs;
-        self.write(|tx| {
+        self.commit(|tx| {
             punch(tx, ino, keep, u64::MAX / 2)?;
             let mut item = load_inode(tx, ino)?;
             item.size = size;
@@ -70,7 +74,7 @@ impl Core {
     /// the metadata half of fsync.
     pub(crate) fn persist_inode(&self, ino: u64) -> Result<()> {
         let (size, mtime) = self.mem(ino, |m| (m.size, m.mtime_dirty))?;
-        self.write(|tx| {
+        self.commit(|tx| {
             let Some(mut item) = crate::namespace::try_inode(tx, ino)? else {
                 return Ok(());
             };
@@ -93,23 +97,23 @@ impl Core {
     /// Unwritten extents over the holes of the block range `[a, b)` (data cached but not
     /// yet written back counts as no hole); then the size becomes at least `grow_to`.
     pub(crate) fn prealloc(&self, ino: u64, a: u64, b: u64, grow_to: u64) -> Result<()> {
-        let bs = self.bs;
+        let bs = self.bs();
         if !self.log().is_clean() {
             // Holes are found in the committed tree: commit what the log holds first.
-            self.write(|_| Ok(()))?;
+            self.commit_pending()?;
         }
         let holes = self.holes(ino, a, b)?;
         let want: u64 = holes.iter().map(|(s, e)| e - s).sum();
         let mut got: Vec<(u64, u64, u64)> = Vec::new();
         let mut reserve = || -> Result<()> {
-            let r = self.reserved();
-            if self.data_room(*r) < want {
+            let r = self.space().lock_reserved();
+            if self.space().data_room(self.vol(), *r) < want {
                 return Err(Error::NoSpace(format!("fallocate of {want} bytes")));
             }
             for &(s, e) in &holes {
                 let mut at = s;
                 while at < e {
-                    let (addr, len) = self.vol.reserve_data(bs, e - at)?;
+                    let (addr, len) = self.vol().reserve_data(bs, e - at)?;
                     got.push((at, addr, len));
                     at += len;
                 }
@@ -118,7 +122,7 @@ impl Core {
         };
         let reserved = reserve();
         let r = reserved.and_then(|()| {
-            self.write(|tx| {
+            self.commit(|tx| {
                 for &(at, addr, len) in &got {
                     tx.tx.adopt_data(addr, len)?;
                     let fe = FileExtent::disk(ExtentKind::Prealloc, addr, len, 0, len);
@@ -133,7 +137,7 @@ impl Core {
         if let Err(e) = r {
             // An aborted transaction hands adopted pieces back: all are ours to give back.
             for &(_, addr, len) in &got {
-                self.vol.unreserve_data(addr, len)?;
+                self.vol().unreserve_data(addr, len)?;
             }
             return Err(e);
         }
@@ -143,7 +147,7 @@ impl Core {
 
     /// Holes of `[a, b)`: no extent and no delalloc.
     fn holes(&self, ino: u64, a: u64, b: u64) -> Result<Vec<(u64, u64)>> {
-        let bs = self.bs;
+        let bs = self.bs();
         let exts = self.read(|rd| extents_in(rd, ino, a, b))?;
         let da = self.mem(ino, |m| m.delalloc.clone())?;
         // An inline extent ends inside its block, which it occupies whole.
@@ -151,7 +155,7 @@ impl Core {
             .iter()
             .map(|e| (e.file_off, e.end().div_ceil(bs) * bs))
             .collect();
-        covered.extend(da.0.iter().map(|(&s, &e)| (s * bs, e * bs)));
+        covered.extend(da.cached().map(|(s, e)| (s * bs, e * bs)));
         covered.sort_unstable();
         let mut out = Vec::new();
         let mut at = a;
@@ -172,7 +176,7 @@ impl Core {
         if a >= b {
             return Ok(());
         }
-        self.write(|tx| {
+        self.commit(|tx| {
             punch(tx, ino, a, b)?;
             let mut item = load_inode(tx, ino)?;
             let now = now_ns();
@@ -183,18 +187,18 @@ impl Core {
     }
 }
 
-/// `fallocate` on an open file.
+/// `fallocate` on an open file, through the mount's iomap layer `io` on this thread's
+/// executor `ctx`.
 pub(crate) fn fallocate_file(
-    fs: &crate::Filesystem,
-    ctx: &crate::Context,
+    io: &Iomap<DataOps>,
+    ctx: &Context,
     ino: u64,
     mode: FallocMode,
     pos: u64,
     len: u64,
 ) -> Result<()> {
-    let c = fs.core();
-    let io = &fs.inner.iomap;
-    let bs = c.bs;
+    let c = &*io.ops().core;
+    let bs = c.bs();
     let end = pos + len;
     let (a, b) = (pos / bs * bs, end.div_ceil(bs) * bs);
     let (inner_a, inner_b) = (pos.div_ceil(bs) * bs, end / bs * bs);
@@ -209,12 +213,12 @@ pub(crate) fn fallocate_file(
             // after everything cached is written back (so no dirty page refills them).
             let ex = iomap::Ino(ino);
             if pos < inner_a.min(end) {
-                ctx.block_on(io.zero_range(ctx.exec(), ex, pos, inner_a.min(end) - pos))?;
+                ctx.block_on(io.zero_range(ctx, ex, pos, inner_a.min(end) - pos))?;
             }
             if inner_b >= inner_a && end > inner_b {
-                ctx.block_on(io.zero_range(ctx.exec(), ex, inner_b, end - inner_b))?;
+                ctx.block_on(io.zero_range(ctx, ex, inner_b, end - inner_b))?;
             }
-            ctx.block_on(io.sync_file(ctx.exec(), ex))?;
+            ctx.block_on(io.sync_file(ctx, ex))?;
             c.punch_blocks(ino, inner_a, inner_b.max(inner_a))?;
             io.cache().forget(ex);
             if let FallocMode::ZeroRange { keep_size } = mode {

@@ -1,0 +1,16 @@
+//! The public API: [`Filesystem`] (format, mount, unmount, statfs, the namespace by path
+//! and by inode), [`Context`] (one per thread), [`File`] (reads, writes, fsync), and sync.
+//! The top layer: it joins the iomap layer (`io/`) with durability (`durability/`).
+
+mod context;
+pub(crate) mod file;
+mod fs;
+mod namespace;
+mod sync;
+
+pub use context::Context;
+pub(crate) use context::DEV;
+pub use file::{File, OpenFlags};
+pub use fs::{Filesystem, FormatOptions, MountOptions};
+pub use namespace::{NewNode, LINK_MAX, SYMLINK_MAX};
+pub(crate) use sync::{fsync_ino, sync_all};

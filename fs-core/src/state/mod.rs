@@ -1,0 +1,320 @@
+//! The state of a mounted filesystem that every layer above shares: [`Core`], made of
+//! parts that each own their state and their lock (`lock.rs` orders them):
+//! - the cow volume and the device (`store.rs`: transactions and snapshots of the fs tree,
+//!   with this thread's I/O queue);
+//! - the in-memory inodes with their cached-write bookkeeping (`inodes.rs`);
+//! - space reservations and the room kept for metadata (`space.rs`);
+//! - the fsync log's state and overlay (`log.rs`), and the folder thread's signal
+//!   (`folder.rs`).
+//!
+//! Nothing here commits: the one commit function is `durability::commit` (`Core::commit`),
+//! which folds the log's overlay into the transaction it commits.
+//!
+//! Invariants:
+//! - a cow transaction is never held across an `.await`: futures of one thread would
+//!   deadlock on the single writer;
+//! - the locks are taken in the order of `lock.rs` (checked in debug builds).
+
+mod folder;
+mod inodes;
+mod lock;
+mod log;
+mod ranges;
+mod space;
+mod store;
+
+pub(crate) use folder::FolderSignal;
+pub(crate) use inodes::{InodeMem, InodeTable, SeenSizes};
+pub(crate) use lock::Guard;
+pub use log::LOG_INO;
+pub(crate) use log::{decode, encode, Entry, LogState};
+pub(crate) use space::{Space, SYNC_BATCH};
+pub(crate) use store::{inode_key, load_inode, try_inode, Items, Rd, Tx, FS_TREE};
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use bdev::{BlockDevice, IoQueue};
+use cow::Volume;
+use hashbrown::{HashMap, HashSet};
+
+use crate::error::{Error, Result};
+use lock::{Level, Ordered};
+
+/// Metadata queues of this thread, one per mounted filesystem (by mount id).
+type Queues = Vec<(u64, Box<dyn IoQueue>)>;
+
+thread_local! {
+    static QUEUES: RefCell<Queues> = const { RefCell::new(Vec::new()) };
+}
+
+/// Ids of live mounts, so queues of unmounted filesystems are dropped.
+static LIVE: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn live() -> MutexGuard<'static, Option<HashSet<u64>>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Queue depth of a metadata queue (cow issues a commit's node writes at once).
+const META_DEPTH: usize = 128;
+
+/// The shared state of a mounted filesystem.
+pub(crate) struct Core {
+    vol: Volume,
+    dev: Arc<dyn BlockDevice>,
+    id: u64,
+    /// Filesystem block size (= cow sector size).
+    bs: u64,
+    next_ino: AtomicU64,
+    inodes: InodeTable,
+    space: Space,
+    read_only: Option<String>,
+    /// The fsync log and the overlay of what it logged (see `log.rs`).
+    log: Ordered<LogState>,
+    /// Signalled when a background fold ends (`LogState::folding` goes false).
+    fold_done: Condvar,
+    /// Wakes the background folder (see `durability/background.rs`).
+    folder: FolderSignal,
+    /// Folds the folder committed so far.
+    background_folds: AtomicU64,
+    /// Generations pinned by mappings in use (`begin` to `end`), by `(ino, pos)`.
+    pins: Mutex<HashMap<(u64, u64), Vec<u64>>>,
+}
+
+impl Core {
+    pub fn new(vol: Volume, dev: Arc<dyn BlockDevice>, read_only: Option<String>) -> Core {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        live().get_or_insert_with(HashSet::new).insert(id);
+        let bs = u64::from(vol.sectorsize());
+        let space = Space::new(&vol, dev.geometry().size_bytes());
+        Core {
+            vol,
+            dev,
+            id,
+            bs,
+            next_ino: AtomicU64::new(crate::items::ROOT_INO + 1),
+            inodes: InodeTable::new(),
+            space,
+            read_only,
+            log: Ordered::new(Level::Log, LogState::default()),
+            fold_done: Condvar::new(),
+            folder: FolderSignal::default(),
+            background_folds: AtomicU64::new(0),
+            pins: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cow volume.
+    pub fn vol(&self) -> &Volume {
+        &self.vol
+    }
+
+    /// The device.
+    pub fn dev(&self) -> &Arc<dyn BlockDevice> {
+        &self.dev
+    }
+
+    /// The filesystem block size in bytes.
+    pub fn bs(&self) -> u64 {
+        self.bs
+    }
+
+    /// The in-memory inodes.
+    pub fn inodes(&self) -> &InodeTable {
+        &self.inodes
+    }
+
+    /// Space accounting.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    /// The folder thread's signal.
+    pub fn folder(&self) -> &FolderSignal {
+        &self.folder
+    }
+
+    /// Why the mount refuses changes, if it was mounted read-only.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.as_deref()
+    }
+
+    /// A fresh inode number.
+    pub fn alloc_ino(&self) -> u64 {
+        self.next_ino.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Inode numbers handed out so far start above `last` (at mount: the highest in use).
+    pub fn inos_above(&self, last: u64) {
+        self.next_ino.fetch_max(last + 1, Ordering::Relaxed);
+    }
+
+    /// The next inode number to hand out.
+    pub fn next_ino(&self) -> u64 {
+        self.next_ino.load(Ordering::Relaxed)
+    }
+
+    /// Folds the folder committed so far.
+    pub fn background_folds(&self) -> u64 {
+        self.background_folds.load(Ordering::Relaxed)
+    }
+
+    /// The state of `ino`, loaded from its item the first time.
+    pub fn mem<T>(&self, ino: u64, f: impl FnOnce(&mut InodeMem) -> T) -> Result<T> {
+        self.inodes
+            .with(ino, || self.read(|rd| try_inode(rd, ino)), f)
+    }
+
+    /// Drops the in-memory state of a closed inode whose item says everything it knows, so
+    /// memory stays bounded by the open and dirty files.
+    pub fn evict_mem(&self, ino: u64) {
+        // Both locks at once (log before inodes), so no fsync can log a size between the
+        // two checks.
+        let log = self.log();
+        self.inodes.evict_if_idle(ino, log.has_attrs(ino));
+    }
+
+    /// Writes accepted so far no longer carry their own mtime: an explicit one replaced it.
+    pub fn forget_write_time(&self, ino: u64) {
+        self.inodes.with_loaded(ino, |m| m.mtime_dirty = None);
+    }
+
+    /// Reserves `bytes` of delalloc space, or fails with `NoSpace`.
+    pub fn reserve(&self, bytes: u64) -> Result<()> {
+        self.space.reserve(&self.vol, bytes)
+    }
+
+    /// Gives back `bytes` of delalloc space.
+    pub fn release(&self, bytes: u64) {
+        self.space.release(bytes)
+    }
+
+    /// See [`Space::fold_need`].
+    pub fn fold_need(&self, delalloc_bytes: u64) -> u64 {
+        self.space.fold_need(&self.vol, delalloc_bytes)
+    }
+
+    /// See [`Space::check_ns_room`].
+    pub fn check_ns_room(&self) -> Result<()> {
+        self.space.check_ns_room(&self.vol)
+    }
+
+    /// Runs `f` with this thread's metadata queue for this filesystem.
+    pub fn with_io<T>(&self, f: impl FnOnce(&mut dyn IoQueue) -> Result<T>) -> Result<T> {
+        let mine = QUEUES.with(|q| {
+            let mut q = q.borrow_mut();
+            if let Some(i) = q.iter().position(|(id, _)| *id == self.id) {
+                return Some(q.swap_remove(i).1);
+            }
+            // About to make a queue: drop this thread's queues of unmounted filesystems.
+            let live = live();
+            q.retain(|(id, _)| live.as_ref().is_some_and(|l| l.contains(id)));
+            None
+        });
+        let mut io = match mine {
+            Some(io) => io,
+            None => self.dev.queue(META_DEPTH)?,
+        };
+        let r = f(&mut *io);
+        QUEUES.with(|q| {
+            let mut q = q.borrow_mut();
+            // A nested call made its own queue: keep one per filesystem.
+            if !q.iter().any(|(id, _)| *id == self.id) {
+                q.push((self.id, io));
+            }
+        });
+        r
+    }
+
+    /// Runs `f` on a snapshot of the last committed state.
+    pub fn read<T>(&self, f: impl FnOnce(&mut Rd<'_>) -> Result<T>) -> Result<T> {
+        self.with_io(|io| {
+            let r = self.vol.reader();
+            let mut rd = Rd { r, io };
+            f(&mut rd)
+        })
+    }
+
+    /// Pins the committed generation for the mapping of `ino` at `pos` about to be used:
+    /// extents freed later are not reused while the data I/O of the mapping may still read
+    /// them.
+    pub fn pin(&self, ino: u64, pos: u64) {
+        let g = self.vol.pin();
+        self.pins().entry((ino, pos)).or_default().push(g);
+    }
+
+    /// Ends one pin of the mapping of `ino` at `pos` (`end` does not know which generation
+    /// its `begin` pinned). Pins of one key are taken in nondecreasing generation order, so
+    /// releasing its newest keeps, for every mapping of that key still in use, a pin no
+    /// newer than its own. Keying by mapping (not one multiset for the filesystem) is what
+    /// lets old generations go while other I/O keeps running: releasing the newest pin of
+    /// the whole filesystem kept the oldest alive for as long as any I/O was in flight,
+    /// so freed extents never came back (ENOSPC under steady overwrites).
+    pub fn unpin(&self, ino: u64, pos: u64) {
+        let mut pins = self.pins();
+        let Some(gens) = pins.get_mut(&(ino, pos)) else {
+            return;
+        };
+        let g = gens.pop();
+        if gens.is_empty() {
+            pins.remove(&(ino, pos));
+        }
+        drop(pins);
+        if let Some(g) = g {
+            self.vol.unpin(g);
+        }
+    }
+
+    fn pins(&self) -> MutexGuard<'_, HashMap<(u64, u64), Vec<u64>>> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        if let Some(why) = &self.read_only {
+            return Err(Error::ReadOnly(why.clone()));
+        }
+        if let Some(p) = self.vol.poisoned() {
+            return Err(Error::ReadOnly(p));
+        }
+        Ok(())
+    }
+
+    /// The fsync log's state, locked.
+    pub fn log(&self) -> Guard<'_, LogState> {
+        self.log.lock()
+    }
+
+    /// The log, once no background fold runs: what commits and writes of fsync records must
+    /// hold (a record written during a fold would extend the generation the fold replaces).
+    pub fn log_idle(&self) -> Guard<'_, LogState> {
+        self.log.lock_when(&self.fold_done, |l| l.folding)
+    }
+
+    /// A background fold ended (`LogState::folding` was cleared): wakes those waiting in
+    /// [`Core::log_idle`].
+    pub fn fold_ended(&self, committed: bool) {
+        if committed {
+            self.background_folds.fetch_add(1, Ordering::Relaxed);
+        }
+        self.fold_done.notify_all();
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if let Some(l) = live().as_mut() {
+            l.remove(&self.id);
+        }
+        let id = self.id;
+        QUEUES.with(|q| q.borrow_mut().retain(|(i, _)| *i != id));
+    }
+}
+
+/// Nanoseconds since the epoch, now.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
