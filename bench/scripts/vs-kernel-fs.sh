@@ -2,7 +2,8 @@
 # bypassfs against kernel XFS, ext4 and btrfs (issue 6), same machine, same run.
 #
 # Every system runs on a file in /dev/shm:
-#   - bypassfs: bfsperf --fs on SPDK's `bdev_uring_create` over the file (io_uring, O_DIRECT);
+#   - bypassfs: bfsperf --fs on its own io_uring backend (bdev::uring, O_DIRECT) over the
+#     file; the JSON config uses SPDK's method name bdev_uring_create, SPDK is not involved;
 #   - xfs/ext4/btrfs: a loop device over the file with --direct-io=on (the loop device
 #     reads and writes the file with O_DIRECT, so /dev/shm's pages are not cached a second
 #     time in the loop device's page cache; /sys/block/loopN/loop/dio is printed to show it
