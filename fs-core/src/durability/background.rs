@@ -1,7 +1,6 @@
 //! The background fold: a thread of the mount folds the fsync log's overlay into the trees
 //! and commits, so the write whose completion found the overlay large goes on with its I/O
-//! instead of waiting for the B-tree work (`docs/ARCHITECTURE.md`, "a folder thread folds
-//! the overlay while writes go on").
+//! instead of waiting for the B-tree work (`docs/decisions/background-fold.md`).
 //!
 //! Invariants:
 //! - at most one background fold runs. While it runs, `LogState::folding` is set, the overlay
