@@ -277,7 +277,23 @@ pub(super) struct Slots {
 }
 
 impl Slots {
+    /// A slot for a request whose future `waker` wakes.
     fn alloc(&mut self, waker: &Waker) -> usize {
+        let i = self.alloc_waiting();
+        note_waker(&mut self.slots[i].waker, waker);
+        i
+    }
+
+    /// A slot for a request no future waits on (an [`ExecQueue`](super::ExecQueue)'s, found
+    /// by polling): its completion wakes nobody. The waker a future left in the slot goes,
+    /// or it would be woken for a request that is not its own.
+    pub(super) fn alloc_unwoken(&mut self) -> usize {
+        let i = self.alloc_waiting();
+        self.slots[i].waker = None;
+        i
+    }
+
+    fn alloc_waiting(&mut self) -> usize {
         let i = self.free.pop().unwrap_or_else(|| {
             self.slots.push(Slot {
                 state: SlotState::Free,
@@ -286,9 +302,7 @@ impl Slots {
             });
             self.slots.len() - 1
         });
-        let slot = &mut self.slots[i];
-        slot.state = SlotState::Waiting;
-        note_waker(&mut slot.waker, waker);
+        self.slots[i].state = SlotState::Waiting;
         i
     }
 
@@ -317,12 +331,18 @@ impl Slots {
 
     /// The outcome of slot `i`, freeing the slot; `None` (and `waker` noted) while waiting.
     fn take(&mut self, i: usize, waker: &Waker) -> Option<Outcome> {
+        let outcome = self.take_done(i);
+        if outcome.is_none() {
+            note_waker(&mut self.slots[i].waker, waker);
+        }
+        outcome
+    }
+
+    /// The outcome of slot `i` if it is there, freeing the slot; `None` while waiting.
+    pub(super) fn take_done(&mut self, i: usize) -> Option<Outcome> {
         let slot = &mut self.slots[i];
         match slot.state {
-            SlotState::Waiting => {
-                note_waker(&mut slot.waker, waker);
-                None
-            }
+            SlotState::Waiting => None,
             SlotState::Done => {
                 // Freed first, so the outcome moves straight into the return value.
                 slot.state = SlotState::Free;
@@ -333,8 +353,19 @@ impl Slots {
         }
     }
 
-    /// The future of slot `i` went away: free the slot now or when the request completes.
-    fn abandon(&mut self, i: usize) {
+    /// Slots not free: requests in flight, outcomes not taken, abandoned requests.
+    #[cfg(test)]
+    pub(super) fn in_use(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Whether the outcome of slot `i` is there to take.
+    pub(super) fn is_done(&self, i: usize) -> bool {
+        self.slots[i].state == SlotState::Done
+    }
+
+    /// The owner of slot `i` went away: free the slot now or when the request completes.
+    pub(super) fn abandon(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         match slot.state {
             SlotState::Done => {

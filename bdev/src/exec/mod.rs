@@ -6,7 +6,9 @@
 //! future; [`Context::block_on`] runs a future (and every spawned task) until it is done,
 //! polling the queues in between, so a synchronous call is `ctx.block_on(op_future)` and one
 //! thread keeps as many requests in flight as it has futures (128 concurrent futures: queue
-//! depth 128).
+//! depth 128). Synchronous code that submits and polls instead (B-tree reads, commits) gets
+//! an [`ExecQueue`] from [`Context::queue`]: an `IoQueue` whose requests go through the same
+//! device queue, slot table and staging as the futures', so a thread has one I/O engine.
 //!
 //! One turn of the reactor: poll the futures that were woken, hand every request they made
 //! to its queue back to back, reap the queues and wake the futures whose requests finished.
@@ -15,15 +17,18 @@
 //! copies) then sees a burst rather than requests spread between bookkeeping.
 //!
 //! Invariants:
-//! - every request a future makes owns one slot of the slot table, found again by its tag;
-//!   the slot is freed only when the outcome has been handed to its future, or dropped if the
-//!   future went away first (the buffers are then released after the device is done with
-//!   them). A request a future made is submitted even if the future is dropped meanwhile;
+//! - every request a future or an `ExecQueue` makes owns one slot of the slot table, found
+//!   again by its tag; the slot is freed only when the outcome has been handed to its owner,
+//!   or dropped if the owner went away first (the buffers are then released after the device
+//!   is done with them). A request is submitted even if its owner is dropped meanwhile;
 //! - staged requests go to their queue in the order they were made; one refused with
 //!   `QueueFull` stays first in line until the next reap, one refused as invalid completes
 //!   with that error;
 //! - nothing here holds a `RefCell` borrow while polling a user future, so futures may call
-//!   back into the context (submit, spawn) freely;
+//!   back into the context (submit, spawn, an `ExecQueue`'s submit and poll) freely; the one
+//!   exception is `running`, held by `run_ready` while it polls tasks, so a task must not call
+//!   `block_on` or `run_until_idle`. Wakers run while the slot table is borrowed and must not
+//!   call back into the context;
 //! - only woken futures are polled: a spawned task and each child of [`join_all`] has its
 //!   own waker;
 //! - steady state allocates nothing per I/O: slots, staging lists and wakers are reused.
@@ -33,9 +38,13 @@
 mod context;
 mod io;
 mod join;
+mod queue;
+#[cfg(test)]
+mod queue_tests;
 #[cfg(test)]
 mod tests;
 
 pub use context::{Context, DevId};
 pub use io::IoFuture;
 pub use join::{join_all, yield_now, JoinAll};
+pub use queue::ExecQueue;

@@ -13,11 +13,16 @@ use crate::error::{BdevError, IoError};
 use crate::mem::MemDevice;
 use crate::types::{Geometry, Lba};
 
-fn dev() -> MemDevice {
+pub(super) fn dev() -> MemDevice {
     MemDevice::new("exec-test", 4096, 1024).unwrap()
 }
 
-async fn write_block(ctx: &Context, d: DevId, lba: u64, byte: u8) -> Result<(), IoError> {
+pub(super) async fn write_block(
+    ctx: &Context,
+    d: DevId,
+    lba: u64,
+    byte: u8,
+) -> Result<(), IoError> {
     let mut buf = DmaBuf::alloc(4096, 4096).unwrap();
     buf.fill(byte);
     let op = Op::Write {
@@ -28,7 +33,7 @@ async fn write_block(ctx: &Context, d: DevId, lba: u64, byte: u8) -> Result<(), 
     ctx.io(d, op).await.1
 }
 
-async fn read_block(ctx: &Context, d: DevId, lba: u64) -> Result<DmaBuf, IoError> {
+pub(super) async fn read_block(ctx: &Context, d: DevId, lba: u64) -> Result<DmaBuf, IoError> {
     let buf = DmaBuf::alloc(4096, 4096).unwrap();
     let (op, r) = ctx
         .io(
@@ -258,9 +263,9 @@ fn a_future_that_can_never_finish_is_reported() {
 
 /// Merges writes up to 4 blocks, logs `(first LBA, buffers)` of every request its queues
 /// accept, and fails the writes that start at `fail_lba` with a media error.
-struct Merging {
+pub(super) struct Merging {
     mem: MemDevice,
-    log: Arc<Mutex<Vec<(u64, usize)>>>,
+    pub(super) log: Arc<Mutex<Vec<(u64, usize)>>>,
     fail_lba: Option<u64>,
 }
 struct MergingQueue(Box<dyn IoQueue>, Arc<Mutex<Vec<(u64, usize)>>>, Option<u64>);
@@ -312,7 +317,7 @@ impl BlockDevice for Merging {
     }
 }
 
-fn merging(fail_lba: Option<u64>) -> Merging {
+pub(super) fn merging(fail_lba: Option<u64>) -> Merging {
     Merging {
         mem: dev(),
         log: Arc::default(),
@@ -322,7 +327,7 @@ fn merging(fail_lba: Option<u64>) -> Merging {
 
 /// Writes block `lba` filled with `lba + 1` and checks that the request comes back to its
 /// own future: its block address and its buffer.
-async fn write_own_block(ctx: &Context, d: DevId, lba: u64) -> Result<(), IoError> {
+pub(super) async fn write_own_block(ctx: &Context, d: DevId, lba: u64) -> Result<(), IoError> {
     let mut buf = DmaBuf::alloc(4096, 4096).unwrap();
     buf.fill(lba as u8 + 1);
     let op = Op::Write {
