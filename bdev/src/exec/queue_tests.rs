@@ -114,12 +114,15 @@ fn a_queue_polled_inside_a_future_shares_the_context_with_futures_and_tasks() {
     let dev = dev();
     let ctx = Context::new();
     let d = ctx.attach(&dev, 8).unwrap();
-    // A task doing I/O on blocks 500.., whenever the executor runs it.
+    // A task doing I/O on blocks 500.., awaited and (600..) through a view of its own,
+    // whenever the executor runs it.
     let task_done = std::rc::Rc::new(std::cell::Cell::new(false));
     {
         let (ctx2, task_done) = (ctx.clone(), task_done.clone());
         ctx.spawn(async move {
+            let mut q = ctx2.queue(d, 2).unwrap();
             for i in 0..30u64 {
+                round_trip(&mut q, &[600 + i]);
                 write_block(&ctx2, d, 500 + i, i as u8).await.unwrap();
                 let buf = read_block(&ctx2, d, 500 + i).await.unwrap();
                 assert!(buf.iter().all(|&b| b == i as u8), "task's block {i}");
@@ -160,12 +163,43 @@ fn a_queue_polled_inside_a_future_shares_the_context_with_futures_and_tasks() {
         reaped_for_futures.get() > 0,
         "the view never reaped a future's request"
     );
-    // Every request went to the device once: 60 by the task, 30 awaited, 120 by the view.
-    // A request reaped twice would have panicked in the slot table.
-    assert_eq!((ctx.submitted(d), ctx.in_flight(d)), (210, 0));
+    // Every request went to the device once: 60 + 60 by the task, 30 awaited, 120 by the
+    // view. A request reaped twice would have panicked in the slot table.
+    assert_eq!((ctx.submitted(d), ctx.in_flight(d)), (270, 0));
+    assert_eq!(ctx.inner.slots.borrow().in_use(), 0);
     for l in 300..330u64 {
         let buf = ctx.block_on(read_block(&ctx, d, l)).unwrap();
         assert!(buf.iter().all(|&b| b == byte_of(l)), "block {l}");
+    }
+}
+
+#[test]
+fn two_queues_on_one_device_keep_their_requests_and_tags_apart() {
+    let dev = dev();
+    let ctx = Context::new();
+    let d = ctx.attach(&dev, 4).unwrap();
+    let (mut a, mut b) = (ctx.queue(d, 8).unwrap(), ctx.queue(d, 8).unwrap());
+    // The same tags in both, submitted interleaved; each poll of one turns the context and
+    // finishes the other's requests too, which wait in their slots for their own view.
+    for i in 0..8u64 {
+        a.submit(i, write(100 + i, 0xa0)).unwrap();
+        b.submit(i, write(200 + i, 0xb0)).unwrap();
+    }
+    let (mut da, mut db) = (Vec::new(), Vec::new());
+    while a.in_flight() > 0 {
+        a.poll(&mut da);
+    }
+    assert_eq!(ctx.in_flight(d), 0, "a's polls finished b's requests too");
+    assert_eq!(b.in_flight(), 8);
+    b.poll(&mut db);
+    for (done, base, byte) in [(da, 100, 0xa0), (db, 200, 0xb0)] {
+        let mut tags: Vec<u64> = done.iter().map(|c| c.tag).collect();
+        tags.sort_unstable();
+        assert_eq!(tags, (0..8).collect::<Vec<_>>());
+        for c in done {
+            assert_eq!(c.op.lba(), Some(Lba(base + c.tag)));
+            assert!(buf_of(c.op).iter().all(|&x| x == byte));
+        }
     }
 }
 
