@@ -124,6 +124,11 @@ impl Context {
         }
     }
 
+    /// Whether `other` is a handle to this same context.
+    pub fn same_as(&self, other: &Context) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Opens a queue of `depth` requests on `dev` for this thread.
     pub fn attach(&self, dev: &dyn BlockDevice, depth: usize) -> Result<DevId, BdevError> {
         let mut devs = self.inner.devs.borrow_mut();

@@ -1,15 +1,9 @@
 //! The per-thread [`Context`]: the filesystem device's queue and the local executor.
 
-use crate::error::{Error, Result};
-use bdev::exec::DevId;
-
 use crate::api::Filesystem;
+use crate::error::Result;
 
-/// The device's queue in every context of a filesystem (attached first).
-pub(crate) const DEV: DevId = DevId(0);
-
-/// Queue depth of a context's data queue.
-const DEPTH: usize = 256;
+pub(crate) use crate::state::DEV;
 
 /// One thread's I/O context for one filesystem (`!Send`): create one per thread with
 /// [`Filesystem::context`]. Synchronous calls run their I/O to completion on it; the
@@ -21,15 +15,12 @@ pub struct Context {
 }
 
 impl Context {
-    /// A fresh context for `fs` on this thread.
+    /// A fresh context for `fs` on this thread. It also becomes the thread's I/O engine for
+    /// `fs`'s metadata (B-tree reads, commits, fsync records), so one thread's data and
+    /// metadata requests share one device queue and one poll loop.
     pub fn new(fs: &Filesystem) -> Result<Context> {
-        let exec = bdev::exec::Context::new();
-        let id = exec.attach(&**fs.core().dev(), DEPTH)?;
-        if id != DEV {
-            return Err(Error::Invalid(
-                "a fresh context attached the device twice".into(),
-            ));
-        }
+        let exec = crate::state::new_exec(&**fs.core().dev())?;
+        fs.core().adopt_engine(&exec);
         Ok(Context { exec })
     }
 

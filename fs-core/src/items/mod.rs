@@ -1,6 +1,9 @@
 //! The filesystem's items in the fs tree (tree 5), btrfs-like. Each type has an `encode`
 //! and a validating `parse`; untrusted bytes become these structures only through `parse`.
 //! The byte layout is documented in `docs/FORMAT.md` ("fs items"); change both together.
+//! Every integer is little-endian on the device, whatever the host: the lints below refuse
+//! host- or big-endian conversions here.
+#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
 
 pub(crate) mod codec;
 mod dir;

@@ -21,6 +21,9 @@
 //! - logged extents stay reserved in memory (not free) until folded into a commit;
 //!   meanwhile reads see them through the overlay (`blocks`, or `pending` and `crcs`).
 
+// Records are on-disk bytes: little-endian only (see `items/`).
+#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
+
 use std::collections::BTreeMap;
 
 use hashbrown::HashMap;

@@ -1,7 +1,7 @@
 //! The state of a mounted filesystem that every layer above shares: [`Core`], made of
 //! parts that each own their state and their lock (`lock.rs` orders them):
-//! - the cow volume and the device (`store.rs`: transactions and snapshots of the fs tree,
-//!   with this thread's I/O queue);
+//! - the cow volume and the device (`store.rs`: transactions and snapshots of the fs tree;
+//!   `engine.rs`: the thread's one I/O engine they use);
 //! - the in-memory inodes with their cached-write bookkeeping (`inodes.rs`);
 //! - space reservations and the room kept for metadata (`space.rs`);
 //! - the fsync log's state and overlay (`log.rs`), and the folder thread's signal
@@ -15,6 +15,7 @@
 //!   deadlock on the single writer;
 //! - the locks are taken in the order of `lock.rs` (checked in debug builds).
 
+mod engine;
 mod folder;
 mod inodes;
 mod lock;
@@ -23,6 +24,7 @@ mod ranges;
 mod space;
 mod store;
 
+pub(crate) use engine::{new_exec, DEV};
 pub(crate) use folder::FolderSignal;
 pub(crate) use inodes::{InodeMem, InodeTable, SeenSizes};
 pub(crate) use lock::Guard;
@@ -31,7 +33,6 @@ pub(crate) use log::{decode, encode, Entry, LogState};
 pub(crate) use space::{Space, SYNC_BATCH};
 pub(crate) use store::{inode_key, load_inode, try_inode, Items, Rd, Tx, FS_TREE};
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -42,14 +43,7 @@ use hashbrown::{HashMap, HashSet};
 use crate::error::{Error, Result};
 use lock::{Level, Ordered};
 
-/// Metadata queues of this thread, one per mounted filesystem (by mount id).
-type Queues = Vec<(u64, Box<dyn IoQueue>)>;
-
-thread_local! {
-    static QUEUES: RefCell<Queues> = const { RefCell::new(Vec::new()) };
-}
-
-/// Ids of live mounts, so queues of unmounted filesystems are dropped.
+/// Ids of live mounts, so engines of unmounted filesystems are dropped (`engine.rs`).
 static LIVE: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -57,8 +51,9 @@ fn live() -> MutexGuard<'static, Option<HashSet<u64>>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Queue depth of a metadata queue (cow issues a commit's node writes at once).
-const META_DEPTH: usize = 128;
+fn is_live(mount: u64) -> bool {
+    live().as_ref().is_some_and(|l| l.contains(&mount))
+}
 
 /// The shared state of a mounted filesystem.
 pub(crate) struct Core {
@@ -201,31 +196,16 @@ impl Core {
         self.space.check_ns_room(&self.vol)
     }
 
-    /// Runs `f` with this thread's metadata queue for this filesystem.
+    /// Makes `exec` (an fs-core `Context`'s executor, with the device attached as
+    /// [`DEV`]) the engine this thread's metadata I/O for this mount goes through.
+    pub fn adopt_engine(&self, exec: &bdev::exec::Context) {
+        engine::adopt(self.id, exec, is_live);
+    }
+
+    /// Runs `f` with a queue of this thread's I/O engine for this filesystem: metadata
+    /// requests share the device queue and executor of the thread's data I/O (`engine.rs`).
     pub fn with_io<T>(&self, f: impl FnOnce(&mut dyn IoQueue) -> Result<T>) -> Result<T> {
-        let mine = QUEUES.with(|q| {
-            let mut q = q.borrow_mut();
-            if let Some(i) = q.iter().position(|(id, _)| *id == self.id) {
-                return Some(q.swap_remove(i).1);
-            }
-            // About to make a queue: drop this thread's queues of unmounted filesystems.
-            let live = live();
-            q.retain(|(id, _)| live.as_ref().is_some_and(|l| l.contains(id)));
-            None
-        });
-        let mut io = match mine {
-            Some(io) => io,
-            None => self.dev.queue(META_DEPTH)?,
-        };
-        let r = f(&mut *io);
-        QUEUES.with(|q| {
-            let mut q = q.borrow_mut();
-            // A nested call made its own queue: keep one per filesystem.
-            if !q.iter().any(|(id, _)| *id == self.id) {
-                q.push((self.id, io));
-            }
-        });
-        r
+        engine::with_view(self.id, &*self.dev, is_live, |q| f(q))
     }
 
     /// Runs `f` on a snapshot of the last committed state.
@@ -307,8 +287,7 @@ impl Drop for Core {
         if let Some(l) = live().as_mut() {
             l.remove(&self.id);
         }
-        let id = self.id;
-        QUEUES.with(|q| q.borrow_mut().retain(|(i, _)| *i != id));
+        engine::forget(self.id);
     }
 }
 
