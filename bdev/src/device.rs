@@ -299,12 +299,8 @@ impl Rejected {
 
 impl std::fmt::Display for Rejected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} rejected: {}",
-            crate::error::op_name(&self.op),
-            self.error
-        )
+        // The kind only: the request's buffers are not printable.
+        write!(f, "{} rejected: {}", self.op.kind().name(), self.error)
     }
 }
 

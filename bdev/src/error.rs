@@ -1,6 +1,5 @@
-//! Errors of the block device layer.
-
-use crate::device::Op;
+//! Errors of the block device layer. It depends on no other module of the crate, so every
+//! module can use it.
 
 /// Why an I/O failed. Completion errors never allocate; only rejected arguments carry a
 /// formatted message.
@@ -98,9 +97,4 @@ impl BdevError {
             source,
         }
     }
-}
-
-/// Lets `Rejected` print without its buffers.
-pub(crate) fn op_name(op: &Op) -> &'static str {
-    op.kind().name()
 }
