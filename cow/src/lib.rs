@@ -35,10 +35,10 @@ mod error;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzz;
+mod open;
 mod store;
 mod superblocks;
 mod transaction;
-mod trees;
 mod volume;
 
 pub use btree::{Direction, Iter};

@@ -20,8 +20,9 @@ use crate::btree::{self, Direction, Finger, Iter, NodeAddr, NodeSource, NodeWrit
 use crate::delayed::{DelayedRefs, RefTarget};
 use crate::error::{Error, Result};
 use crate::format::{kind, Body, ItemData, Key, Node, RootItem, RootPtr, Superblock, TreeId};
-use crate::trees;
-use crate::volume::{Committed, SpaceGuard, Volume, WriterScratch};
+use crate::volume::{lock, Committed, SpaceGuard, Volume, WriterScratch};
+
+pub(crate) mod trees;
 
 /// Passes of commit's fix-point loop before it gives up (it converges in a handful).
 const MAX_COMMIT_PASSES: usize = 64;
@@ -64,6 +65,19 @@ pub struct Transaction<'v> {
     pub(crate) bytes_used: u64,
     failed: Option<String>,
     done: bool,
+}
+
+impl Volume {
+    /// Starts the (single) write transaction; blocks while another one runs.
+    pub fn begin(&self) -> Result<Transaction<'_>> {
+        if let Some(p) = self.poisoned() {
+            return Err(Error::Poisoned(p));
+        }
+        let w = lock(&self.writer);
+        self.release_pending(&mut self.space.lock());
+        let base = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
+        Ok(Transaction::new(self, w, base))
+    }
 }
 
 impl<'v> Transaction<'v> {

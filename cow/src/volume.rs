@@ -1,7 +1,9 @@
-//! A cow volume: `format`, `open`, `close`, read snapshots and the single writer.
+//! A cow volume's state: the committed roots, free space, readers and poisoning, and read
+//! snapshots. Formatting and opening are in `open.rs`; `begin` and the single writer are in
+//! `transaction.rs`, which builds on this.
 //!
 //! Concurrency and consistency:
-//! - one writer [`Transaction`] at a time (a mutex); it sees its own changes;
+//! - one writer [`Transaction`](crate::Transaction) at a time (a mutex); it sees its own changes;
 //! - a [`ReadTxn`] sees the last committed state at the moment it was created, unchanged for
 //!   as long as it lives (snapshot isolation), whatever later transactions commit;
 //! - extents freed by the transaction of generation `T` become allocatable only once `T` is
@@ -18,20 +20,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use parking_lot::MutexGuard as FairGuard;
 
-use bdev::{BlockDevice, IoQueue};
+use bdev::IoQueue;
 
 use crate::alloc::FreeSpace;
-use crate::btree::{Direction, Iter, NodeAddr, NodeCache, NodeSource};
+use crate::btree::{Direction, Iter, NodeAddr, NodeSource};
 use crate::delayed::DelayedRefs;
 use crate::error::{Error, Result};
-use crate::format::{
-    reserved_ranges, ItemData, Key, Node, RootPtr, Superblock, TreeId, MAX_NODESIZE,
-    MIN_DEVICE_BYTES, MIN_NODESIZE,
-};
+use crate::format::{ItemData, Key, Node, RootPtr, TreeId};
 use crate::store::Shared;
-use crate::superblocks::{candidates, read_superblock_copies, Candidates};
-use crate::transaction::Transaction;
-use crate::trees;
 
 /// How to format a volume.
 #[derive(Clone, Debug)]
@@ -130,79 +126,12 @@ pub struct Volume {
     generation: AtomicU64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Volume {
-    /// Formats `dev` as an empty volume (root, extent and checksum trees) and opens it.
-    pub fn format(
-        dev: Arc<dyn BlockDevice>,
-        io: &mut dyn IoQueue,
-        opts: &FormatOptions,
-    ) -> Result<Volume> {
-        let geo = dev.geometry();
-        let total = geo.size_bytes();
-        let sectorsize = opts.sectorsize.min(opts.nodesize);
-        if !opts.nodesize.is_power_of_two()
-            || !(MIN_NODESIZE..=MAX_NODESIZE).contains(&opts.nodesize)
-        {
-            return Err(Error::Invalid(format!(
-                "node size {} is not a power of two from {MIN_NODESIZE} to {MAX_NODESIZE}",
-                opts.nodesize
-            )));
-        }
-        if !sectorsize.is_power_of_two()
-            || !(512..=4096).contains(&sectorsize)
-            || geo.block_size > sectorsize
-        {
-            return Err(Error::Invalid(format!(
-                "sector size {sectorsize} must be a power of two from 512 to 4096 and at least \
-                 the device block size {}",
-                geo.block_size
-            )));
-        }
-        if total < MIN_DEVICE_BYTES {
-            return Err(Error::Invalid(format!(
-                "device {} has {total} bytes; a cow volume needs at least {MIN_DEVICE_BYTES}",
-                dev.name()
-            )));
-        }
-        if geo.durability_unknowable() {
-            log::warn!("cow: device {} has a volatile cache that flush does not empty; commits are not crash-safe", dev.name());
-        }
-        let total = total - total % u64::from(sectorsize);
-        let mut free = FreeSpace::default();
-        free.free(0, total).expect("empty map");
-        for (s, l) in reserved_ranges(total) {
-            free.take(s, l)
-                .expect("reserved ranges are disjoint and inside");
-        }
-        let sh = Shared {
-            fsid: opts.fsid.unwrap_or_else(random_fsid),
-            nodesize: opts.nodesize,
-            sectorsize,
-            total_bytes: total,
-            block_size: geo.block_size,
-            cache: NodeCache::new(opts.open.cache_nodes),
-            peak_commit_nodes: AtomicU64::new(0),
-            dev,
-        };
-        let committed = Committed {
-            generation: 0,
-            roots: BTreeMap::new(),
-            bytes_used: 0,
-        };
-        let vol = Volume::assemble(sh, committed, free);
-        let mut tx = vol.begin()?;
-        for t in [TreeId::ROOT, TreeId::EXTENT, TreeId::CSUM] {
-            tx.new_empty_root(t)?;
-        }
-        tx.commit(io)?;
-        Ok(vol)
-    }
-
-    fn assemble(sh: Shared, committed: Committed, mut free: FreeSpace) -> Volume {
+    pub(crate) fn assemble(sh: Shared, committed: Committed, mut free: FreeSpace) -> Volume {
         free.count_slots(u64::from(sh.nodesize));
         let free_hint = AtomicU64::new(free.free_bytes());
         let generation = AtomicU64::new(committed.generation);
@@ -223,86 +152,6 @@ impl Volume {
         }
     }
 
-    /// Opens the volume on `dev`: the newest usable superblock copy, the root tree, and free
-    /// space rebuilt from the extent tree. When the trees of that copy do not load as valid
-    /// metadata (a copy with a valid checksum but impossible contents), the next usable copy
-    /// is tried, with a warning naming both (`superblocks.rs` has the rules).
-    pub fn open(
-        dev: Arc<dyn BlockDevice>,
-        io: &mut dyn IoQueue,
-        opts: &OpenOptions,
-    ) -> Result<Volume> {
-        let copies = read_superblock_copies(&*dev, io);
-        let Candidates { usable, unusable } = candidates(&copies, dev.geometry().size_bytes())?;
-        let mut failed: Vec<(u64, Error)> = Vec::new();
-        for (offset, sb) in usable {
-            match Volume::open_from(Arc::clone(&dev), io, opts, &sb) {
-                Ok(vol) => {
-                    let mut bad = unusable;
-                    bad.extend(failed.iter().map(|(o, e)| format!("copy at {o:#x}: {e}")));
-                    if !bad.is_empty() {
-                        log::warn!(
-                            "cow: {}: opened from the superblock copy at {offset:#x} \
-                             (generation {}); unusable copies: {}",
-                            dev.name(),
-                            sb.generation,
-                            bad.join("; ")
-                        );
-                    }
-                    return Ok(vol);
-                }
-                // An I/O error says nothing about the copy: do not mount an older one.
-                Err(e @ (Error::Io { .. } | Error::Device(_))) => return Err(e),
-                Err(e) => failed.push((offset, e)),
-            }
-        }
-        let (_, first) = failed.swap_remove(0);
-        Err(first)
-    }
-
-    /// Opens the volume that the superblock copy `sb` describes.
-    fn open_from(
-        dev: Arc<dyn BlockDevice>,
-        io: &mut dyn IoQueue,
-        opts: &OpenOptions,
-        sb: &Superblock,
-    ) -> Result<Volume> {
-        let geo = dev.geometry();
-        let sh = Shared {
-            fsid: sb.fsid,
-            nodesize: sb.nodesize,
-            sectorsize: sb.sectorsize,
-            total_bytes: sb.total_bytes,
-            block_size: geo.block_size,
-            cache: NodeCache::new(opts.cache_nodes),
-            peak_commit_nodes: AtomicU64::new(0),
-            dev,
-        };
-        let mut committed = Committed {
-            generation: sb.generation,
-            roots: BTreeMap::from([(TreeId::ROOT, sb.root)]),
-            bytes_used: sb.bytes_used,
-        };
-        let vol = Volume::assemble(sh, committed.clone(), FreeSpace::default());
-        committed.roots = trees::root::load_roots(&vol.reader(), io)?;
-        *vol.committed.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(committed);
-        let (free, used) = trees::extent::rebuild_free_space(&vol.reader(), io)?;
-        if used != sb.bytes_used {
-            return Err(Error::Corrupt(format!(
-                "superblock says {} bytes used, the extent tree accounts for {used}",
-                sb.bytes_used
-            )));
-        }
-        let mut free = free;
-        free.count_slots(u64::from(vol.sh.nodesize));
-        {
-            let mut w = vol.space.lock();
-            w.free = free;
-            vol.note_free(&w);
-        }
-        Ok(vol)
-    }
-
     /// The size of the volume in bytes (at most the device's).
     pub fn total_bytes(&self) -> u64 {
         self.sh.total_bytes
@@ -315,17 +164,6 @@ impl Volume {
             return Err(Error::Poisoned(p));
         }
         self.sh.flush(io, "at close")
-    }
-
-    /// Starts the (single) write transaction; blocks while another one runs.
-    pub fn begin(&self) -> Result<Transaction<'_>> {
-        if let Some(p) = self.poisoned() {
-            return Err(Error::Poisoned(p));
-        }
-        let w = lock(&self.writer);
-        self.release_pending(&mut self.space.lock());
-        let base = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
-        Ok(Transaction::new(self, w, base))
     }
 
     /// A read-only view of the last committed state.
@@ -410,7 +248,7 @@ impl Volume {
     /// Reserves a data extent of between `min` and `max` bytes (whole sectors, preferring
     /// one piece of `max`) outside any transaction; returns `(bytenr, len)`. Nothing on the
     /// media records a reservation: after a crash the space is free again. The caller either
-    /// hands (parts of) it to a transaction with [`Transaction::adopt_data`] or gives them
+    /// hands (parts of) it to a transaction with [`Transaction::adopt_data`](crate::Transaction::adopt_data) or gives them
     /// back with [`Volume::unreserve_data`]. This is how a filesystem allocates space for
     /// data before writing it and references it only once the write is done (btrfs's
     /// ordered extents), without holding the single writer across the I/O. It does not wait
@@ -611,20 +449,6 @@ const _: fn() = || {
     shareable::<Volume>();
 };
 
-fn random_fsid() -> [u8; 16] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = [0u8; 16];
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(i);
-        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            h.write_u128(d.as_nanos());
-        }
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    out
-}
-
 /// A read-only snapshot of the last committed state when it was taken. While it lives, the
 /// extents it can reach are not reused.
 pub struct ReadTxn<'v> {
@@ -672,11 +496,6 @@ impl ReadTxn<'_> {
         dir: Direction,
     ) -> Iter<'a> {
         Iter::new(self, io, tree, lo, hi, dir)
-    }
-
-    /// The crc32c recorded for the data block at `bytenr`.
-    pub fn csum_lookup(&self, io: &mut dyn IoQueue, bytenr: u64) -> Result<Option<u32>> {
-        trees::csum::lookup(self, io, self.vol.sh.sectorsize, bytenr)
     }
 
     /// Bytes allocated to extents in this snapshot.

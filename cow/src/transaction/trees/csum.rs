@@ -8,6 +8,7 @@ use crate::btree::{Direction, Iter, NodeSource};
 use crate::error::{Error, Result};
 use crate::format::{kind, max_item_size, Key, TreeId, CSUM_OBJECTID};
 use crate::transaction::Transaction;
+use crate::volume::ReadTxn;
 
 fn key(bytenr: u64) -> Key {
     Key::new(CSUM_OBJECTID, kind::EXTENT_CSUM, bytenr)
@@ -132,4 +133,11 @@ pub(crate) fn delete(
         }
     }
     Ok(())
+}
+
+impl ReadTxn<'_> {
+    /// The crc32c recorded for the data block at `bytenr`.
+    pub fn csum_lookup(&self, io: &mut dyn IoQueue, bytenr: u64) -> Result<Option<u32>> {
+        lookup(self, io, self.vol.sh.sectorsize, bytenr)
+    }
 }

@@ -159,7 +159,7 @@ fn apply_data_ref(
         }
         tx.bytes_used -= len;
         if !ext.csums_elsewhere {
-            crate::trees::csum::delete(tx, io, bytenr, len)?;
+            super::csum::delete(tx, io, bytenr, len)?;
         }
         tx.release_extent(bytenr, len);
         return Ok(());
