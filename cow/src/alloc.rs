@@ -358,17 +358,6 @@ mod tests {
     }
 
     /// splitmix64, for the seeded model test.
-    struct Rng(u64);
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (z ^ (z >> 31)) % n
-        }
-    }
-
     /// The maximal free runs of a block map, as `(start, len)` in bytes.
     fn model_ranges(free: &[bool], bs: u64) -> Vec<(u64, u64)> {
         let mut out: Vec<(u64, u64)> = Vec::new();
@@ -385,19 +374,11 @@ mod tests {
     /// Random frees, takes and allocations of every kind against a map of free blocks: every
     /// allocation is free space, refusals are exactly the double frees and takes of used
     /// space, an allocation fails only when no free stretch holds its minimum, and the free
-    /// ranges (the data run merged in) are the model's. `COW_SEED` reproduces a run.
+    /// ranges (the data run merged in) are the model's. `BFS_SEED` reproduces a run.
     #[test]
     fn random_operations_match_a_block_map() {
-        let seed = std::env::var("COW_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        eprintln!("seed = {seed} (override with COW_SEED={seed})");
-        let mut rng = Rng(seed);
+        let seed = testkit::seed!();
+        let mut rng = testkit::Rng::new(seed);
         const BS: u64 = 4096;
         const BLOCKS: usize = 2048;
         let slot = 4 * BS;

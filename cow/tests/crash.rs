@@ -3,7 +3,7 @@
 //! torn at sector granularity, where there are too many). Each state must open, show exactly
 //! the last transaction whose superblock reached the media, and pass the full check.
 //!
-//! `COW_SEED` reproduces a run. `COW_CRASH_SWEEP=full` runs the long sweep (more
+//! `BFS_SEED` reproduces a run. `COW_CRASH_SWEEP=full` runs the long sweep (more
 //! transactions, all subsets up to 2^10 states, 1,000 random subsets beyond; the default is
 //! 12 transactions, all subsets up to 2^8, 100 random subsets beyond).
 
@@ -85,7 +85,7 @@ fn mutate(
                     offset,
                 };
                 tx.add_data_ref(b, l, br).unwrap();
-                let sums: Vec<u32> = (0..l / 512).map(|_| rng.next() as u32).collect();
+                let sums: Vec<u32> = (0..l / 512).map(|_| rng.next_u64() as u32).collect();
                 tx.csum_insert(io, b, &sums).unwrap();
                 for (i, s) in sums.iter().enumerate() {
                     state.csums.insert(b + i as u64 * 512, *s);
@@ -224,7 +224,7 @@ fn picks(n: usize, sweep: &Sweep, point: usize) -> Vec<CrashPick> {
 
 #[test]
 fn every_crash_state_opens_at_the_last_durable_generation() {
-    let seed = seed("COW_SEED");
+    let seed = testkit::seed!();
     let sweep = sweep();
     let (rec, states, ever) = record(seed, sweep.transactions);
     let log = rec.log();

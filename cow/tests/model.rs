@@ -1,5 +1,5 @@
 //! Model test: random tree operations with commits, aborts and reopens, compared with a
-//! `BTreeMap`. `COW_SEED` reproduces a run; `COW_MODEL_OPS` sets its length.
+//! `BTreeMap`. `BFS_SEED` reproduces a run; `COW_MODEL_OPS` sets its length.
 
 mod common;
 
@@ -122,7 +122,7 @@ fn run(seed: u64, ops: usize) {
 
 #[test]
 fn random_operations_match_a_btreemap() {
-    let seed = seed("COW_SEED");
+    let seed = testkit::seed!();
     let ops = std::env::var("COW_MODEL_OPS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -177,7 +177,7 @@ fn deep_tree_fill_and_drain() {
 /// committed trees and their structure are checked against a model.
 #[test]
 fn ascending_sweeps_match_a_btreemap() {
-    let seed = seed("COW_SEED");
+    let seed = testkit::seed!();
     let mut rng = Rng::new(seed);
     let dev = mem(32 << 20);
     let mut io = queue(&*dev);

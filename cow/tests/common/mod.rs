@@ -1,4 +1,5 @@
-//! Helpers shared by the cow integration tests: a seeded PRNG, devices, a BTreeMap model.
+//! Helpers shared by the cow integration tests: devices, a BTreeMap model (seeds and the
+//! generator are `testkit`'s).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -8,46 +9,7 @@ use bdev::mem::MemDevice;
 use bdev::{BlockDevice, IoQueue};
 use cow::{Direction, FormatOptions, Key, TreeId, Volume};
 
-/// xorshift64*: small, fast, reproducible.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
-/// The seed from `var` if set, else from the clock; printed either way.
-pub fn seed(var: &str) -> u64 {
-    let seed = std::env::var(var)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    eprintln!("seed = {seed} (override with {var}={seed})");
-    seed
-}
+pub use testkit::Rng;
 
 pub const USER: TreeId = TreeId(256);
 
