@@ -1,6 +1,6 @@
 //! Tests of the fault-injecting wrapper over a RAM device.
 //!
-//! Randomized tests print their seed; set `BDEV_TEST_SEED` to replay one.
+//! Randomized tests print their seed and the command that replays it (`BFS_SEED`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,37 +25,6 @@ fn mem() -> Arc<MemDevice> {
 
 fn fault(inner: &Arc<MemDevice>, config: FaultConfig) -> FaultDevice {
     FaultDevice::new("fault0", Arc::clone(inner) as Arc<dyn BlockDevice>, config).unwrap()
-}
-
-/// The test's seed: `BDEV_TEST_SEED` if set, else the clock; printed either way.
-fn test_seed() -> u64 {
-    let seed = std::env::var("BDEV_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("seed = {seed} (replay with BDEV_TEST_SEED={seed})");
-    seed
-}
-
-/// A tiny generator for the tests' own choices, independent of the device's.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn pattern_buf(dev: &dyn BlockDevice, blocks: usize, fill: u8) -> DmaBuf {
@@ -102,12 +71,12 @@ fn random_run(config: FaultConfig, ops_seed: u64) -> (Trace, Vec<u8>, bdev::faul
     let inner = mem();
     let dev = fault(&inner, config);
     let mut q = dev.queue(4).unwrap();
-    let mut gen = Gen(ops_seed);
+    let mut rng = testkit::Rng::new(ops_seed);
     let mut trace = Trace::new();
     for i in 0..300 {
-        let blocks = 1 + gen.below(4) as usize;
-        let lba = gen.below(BLOCKS - blocks as u64);
-        let entry = match gen.below(4) {
+        let blocks = 1 + rng.below(4) as usize;
+        let lba = rng.below(BLOCKS - blocks as u64);
+        let entry = match rng.below(4) {
             0 | 1 => (
                 OpKind::Write,
                 write(&mut *q, &dev, lba, blocks, i as u8, false),
@@ -141,7 +110,7 @@ fn noisy(seed: u64) -> FaultConfig {
 
 #[test]
 fn same_seed_same_faults_and_bytes() {
-    let seed = test_seed();
+    let seed = testkit::seed!();
     let (trace_a, image_a, stats_a) = random_run(noisy(seed), seed);
     let (trace_b, image_b, stats_b) = random_run(noisy(seed), seed);
     assert_eq!(stats_a, stats_b);
@@ -229,7 +198,7 @@ fn lba_range_limits_a_rule() {
 
 #[test]
 fn error_probability_is_plausible() {
-    let seed = test_seed();
+    let seed = testkit::seed!();
     let inner = mem();
     let p = 0.3;
     let config = FaultConfig {
@@ -254,7 +223,7 @@ fn error_probability_is_plausible() {
 
 #[test]
 fn errors_surface_in_completions_never_vanish() {
-    let seed = test_seed();
+    let seed = testkit::seed!();
     let inner = mem();
     let config = FaultConfig {
         seed,
@@ -354,7 +323,7 @@ fn latency_holds_completions_until_their_deadline() {
 
 #[test]
 fn torn_write_leaves_a_prefix_of_blocks() {
-    let seed = test_seed();
+    let seed = testkit::seed!();
     let mut kept_counts = std::collections::BTreeSet::new();
     for s in 0..16 {
         let inner = mem();
@@ -406,7 +375,7 @@ fn torn_write_leaves_a_prefix_of_blocks() {
 
 #[test]
 fn misdirected_write_lands_elsewhere_whole() {
-    let seed = test_seed();
+    let seed = testkit::seed!();
     let inner = mem();
     let dev = fault(
         &inner,
@@ -446,7 +415,7 @@ fn misdirected_write_lands_elsewhere_whole() {
 
 #[test]
 fn corrupted_read_differs_in_a_few_bytes_media_intact() {
-    let seed = test_seed();
+    let seed = testkit::seed!();
     let inner = mem();
     let dev = fault(
         &inner,

@@ -81,7 +81,7 @@ fn volatile_cache_crash_keep_all_and_random() {
         .enumerate()
         .all(|(i, &x)| x == 0x10 + (i / BS) as u8));
 
-    let seed = test_seed();
+    let seed = testkit::seed!();
     let run = |seed: u64| {
         let inner = mem();
         let dev = cached(&inner, seed);
