@@ -1,12 +1,13 @@
 //! Model-based tests: random mixes of buffered and direct I/O, truncate, zero range,
 //! fallocate and writeback against the reference filesystem, checked against a `Vec<u8>`
-//! per file. Seeds print; `IOMAP_SEED` reproduces; `IOMAP_MODEL_OPS` makes runs longer.
+//! per file. Seeds print; `BFS_SEED` reproduces; `IOMAP_MODEL_OPS` makes runs longer.
 
 mod support;
 
 use iomap::cache::CacheStats;
 use iomap::{FiemapExtent, Ino, IomapConfig, IomapError, IomapOps, IterFlags};
-use support::{seed, Harness, Rng};
+use support::Harness;
+use testkit::Rng;
 
 const MAX_SIZE: u64 = 96 << 10;
 
@@ -308,7 +309,7 @@ fn check_fiemap(ext: &[FiemapExtent], m: &[u8], bs: u64) {
 }
 
 fn run(sector: u32, bs: u32, cfg: IomapConfig, seeds: u64) -> Vec<CacheStats> {
-    let base = seed();
+    let base = testkit::seed!();
     let mut stats = Vec::new();
     for s in 0..seeds {
         let mut model = Model::new(base.wrapping_add(s), sector, bs, cfg);
