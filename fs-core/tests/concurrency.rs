@@ -7,10 +7,11 @@ use std::sync::{Arc, Barrier};
 
 use common::*;
 use fs_core::OpenFlags;
+use testkit::Rng;
 
 #[test]
 fn threads_on_different_and_same_files() {
-    let seed = seed("concurrency");
+    let seed = testkit::seed!();
     let dev = mem(64);
     let (fs, ctx) = fresh(dev.clone());
     fs.create("/shared", 0o644).unwrap();
@@ -22,7 +23,7 @@ fn threads_on_different_and_same_files() {
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let ctx = fs.context().unwrap();
-                let mut rng = Rng(seed ^ t);
+                let mut rng = Rng::new(seed ^ t);
                 let own = format!("/t{t}");
                 let is_direct = t % 2 == 0;
                 let flags = OpenFlags {
@@ -74,7 +75,7 @@ fn threads_on_different_and_same_files() {
 
 #[test]
 fn threads_share_one_file_with_fsyncs_and_syncs() {
-    let seed = seed("concurrency-shared");
+    let seed = testkit::seed!();
     let dev = mem(64);
     let (fs, ctx) = fresh(dev.clone());
     fs.create("/s", 0o644).unwrap();
@@ -85,7 +86,7 @@ fn threads_share_one_file_with_fsyncs_and_syncs() {
             let fs = fs.clone();
             std::thread::spawn(move || {
                 let ctx = fs.context().unwrap();
-                let mut rng = Rng(seed ^ (t << 32));
+                let mut rng = Rng::new(seed ^ (t << 32));
                 let mut mine = vec![0u8; blocks_each as usize];
                 for i in 0..80u64 {
                     let k = rng.below(blocks_each);
@@ -206,7 +207,7 @@ fn appends_race_with_writeback() {
 /// meanwhile), and every read, during the run and after a remount, shows the last write.
 #[test]
 fn overwrites_go_on_while_the_overlay_is_folded_in_the_background() {
-    let seed = seed("background-fold");
+    let seed = testkit::seed!();
     let dev = mem(64);
     let (fs, ctx) = fresh(dev.clone());
     let f = Arc::new(fs.open(&ctx, "/f", direct(), 0o644).unwrap());
@@ -218,7 +219,7 @@ fn overwrites_go_on_while_the_overlay_is_folded_in_the_background() {
     const WRITERS: u64 = 16;
     let futs = (0..WRITERS).map(|w| {
         let (f, ctx2) = (Arc::clone(&f), ctx.clone());
-        let mut rng = Rng(seed ^ (w << 40));
+        let mut rng = Rng::new(seed ^ (w << 40));
         async move {
             let mut model = vec![0u8; (BLOCKS / WRITERS) as usize];
             let mut buf = f.alloc_buf(4096).unwrap();

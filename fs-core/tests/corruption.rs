@@ -1,6 +1,6 @@
 //! Corrupted images: random and targeted byte flips. fsck reports (never panics), mount
 //! refuses or the damaged parts fail with an error, and a read that succeeds returns
-//! exactly the bytes written: wrong bytes are never shown. `FS_SEED` reproduces;
+//! exactly the bytes written: wrong bytes are never shown. `BFS_SEED` reproduces;
 //! `FS_CORRUPT_ROUNDS` sets the number of random images (default 40).
 
 mod common;
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bdev::mem::MemDevice;
 use common::*;
 use fs_core::{Context, FileType, Filesystem, OpenFlags};
+use testkit::Rng;
 
 fn build() -> (Arc<MemDevice>, BTreeMap<String, Vec<u8>>) {
     let dev = mem(8);
@@ -93,7 +94,7 @@ fn try_read(fs: &Filesystem, ctx: &Context, p: &str) -> Option<Vec<u8>> {
 
 #[test]
 fn random_byte_flips_never_show_wrong_bytes() {
-    let seed = seed("corruption");
+    let seed = testkit::seed!();
     let rounds: u64 = std::env::var("FS_CORRUPT_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -103,7 +104,7 @@ fn random_byte_flips_never_show_wrong_bytes() {
     let used: Vec<usize> = (0..image.len() / 4096)
         .filter(|&b| image[b * 4096..(b + 1) * 4096].iter().any(|&x| x != 0))
         .collect();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut detected = 0;
     for _ in 0..rounds {
         let mut img = image.clone();

@@ -7,7 +7,7 @@
 //! fsync/fdatasync/sync returned) the namespace and the persisted files are exactly as the
 //! workload left them.
 //!
-//! `FS_SEED` picks the 2-op sample; `FS_CRASH_SWEEP=full` runs every 2-op workload and more
+//! `BFS_SEED` picks the 2-op sample; `FS_CRASH_SWEEP=full` runs every 2-op workload and more
 //! random picks.
 
 mod common;
@@ -19,6 +19,7 @@ use bdev::record::{CrashPick, RecordDevice};
 use bdev::BlockDevice;
 use common::*;
 use fs_core::{Context, FallocMode, File, FileType, Filesystem, OpenFlags};
+use testkit::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -356,8 +357,8 @@ fn ace_one_operation_workloads() {
 
 #[test]
 fn ace_two_operation_workloads_sampled() {
-    let seed = seed("crash");
-    let mut rng = Rng(seed);
+    let seed = testkit::seed!();
+    let mut rng = Rng::new(seed);
     let all: Vec<[(Op, Persist); 2]> = OPS
         .iter()
         .flat_map(|&a| PERSISTS.iter().map(move |&p| (a, p)))

@@ -263,7 +263,7 @@ fn async_direct_io_keeps_many_in_flight() {
 /// Preallocating over a file whose data is inline: the inline extent ends inside its
 /// block, which it fills whole for fallocate (the hole found after it once started at the
 /// inline data's end, not on a block boundary, and the reservation was refused). Found by
-/// the model test, `FS_SEED=1387525856 FS_MODEL_OPS=3000`.
+/// the model test, `BFS_SEED=1387525856 FS_MODEL_OPS=3000`.
 #[test]
 fn fallocate_past_inline_data_preallocates_the_blocks_after_it() {
     let dev = mem(16);

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use fs_core::{FallocMode, OpenFlags};
+use testkit::Rng;
 
 fn fill(fs: &fs_core::Filesystem, ctx: &fs_core::Context, path: &str, flags: OpenFlags) -> u64 {
     let f = fs.open(ctx, path, flags, 0o644).unwrap();
@@ -85,7 +86,7 @@ fn overwrite(fs: &fs_core::Filesystem, ctx: &fs_core::Context, flags: OpenFlags,
     let f = fs.open(ctx, "/f", flags, 0o644).unwrap();
     let mut model = vec![0u8; SIZE as usize];
     f.write_at(ctx, 0, &model).unwrap();
-    let mut rng = Rng(seed("overwrite"));
+    let mut rng = Rng::new(testkit::seed!());
     for i in 0..(32 * SIZE / 4096) {
         let pos = rng.below(SIZE / 4096) * 4096;
         let block = [(i % 251) as u8 + 1; 4096];
@@ -128,7 +129,7 @@ fn concurrent_direct_overwrites_never_run_out_of_space() {
     let (fs, ctx) = fresh(dev.clone());
     let f = std::sync::Arc::new(fs.open(&ctx, "/f", direct(), 0o644).unwrap());
     f.write_at(&ctx, 0, &vec![0u8; SIZE as usize]).unwrap();
-    let mut rng = Rng(seed("concurrent_direct_overwrites"));
+    let mut rng = Rng::new(testkit::seed!());
     let blocks = SIZE / 4096;
     // 16 writers, each owning the blocks b with b % 16 == writer (no two in flight on one).
     let futs = (0..16u64).map(|w| {
@@ -182,7 +183,7 @@ fn overwrites_in_flight(nodesize: u32) {
         f.write_at(&ctx, at, &[0u8; 64 << 10]).unwrap();
     }
     let blocks = SIZE / 4096;
-    let mut rng = Rng(seed("half_full_overwrites"));
+    let mut rng = Rng::new(testkit::seed!());
     let futs = (0..16u64).map(|w| {
         let f = std::sync::Arc::clone(&f);
         let ctx2 = ctx.clone();

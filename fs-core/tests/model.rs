@@ -1,6 +1,6 @@
 //! Random namespace and data operations (buffered and direct mixed, fsync, sync, remount,
 //! crash right after fdatasync of every file, which replays the fsync log) against an
-//! in-memory model. `FS_SEED` reproduces a run; `FS_MODEL_OPS` sets its length.
+//! in-memory model. `BFS_SEED` reproduces a run; `FS_MODEL_OPS` sets its length.
 
 mod common;
 
@@ -11,6 +11,7 @@ use bdev::mem::MemDevice;
 
 use common::*;
 use fs_core::{Context, FallocMode, Filesystem, OpenFlags, RenameFlags};
+use testkit::Rng;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Node {
@@ -235,7 +236,7 @@ fn fsync_all_and_crash(
 }
 
 fn run(seed: u64, ops: usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut dev = mem(64);
     let (mut fs, mut ctx) = fresh(dev.clone());
     let mut model = BTreeMap::new();
@@ -261,7 +262,7 @@ fn run(seed: u64, ops: usize) {
 
 #[test]
 fn random_operations_match_the_model() {
-    let seed = seed("model");
+    let seed = testkit::seed!();
     let ops = std::env::var("FS_MODEL_OPS")
         .ok()
         .and_then(|s| s.parse().ok())

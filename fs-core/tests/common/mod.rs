@@ -67,37 +67,3 @@ pub fn assert_clean(dev: Arc<dyn BlockDevice>) -> fs_core::FsckReport {
     assert!(rep.is_clean(), "fsck: {:#?}", rep.errors);
     rep
 }
-
-/// splitmix64: reproducible from a seed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
-/// The seed from `FS_SEED` or the clock; printed so a failure reproduces.
-pub fn seed(test: &str) -> u64 {
-    let s = std::env::var("FS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("{test}: FS_SEED={s}");
-    s
-}
