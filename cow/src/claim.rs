@@ -19,6 +19,9 @@
 //! Read-only mounts do not write it; they are refused only while a live process of this
 //! boot holds it (what they would see is not a consistent state).
 
+// On-disk integers are little-endian on every host: no host- or big-endian conversions.
+#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
+
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 

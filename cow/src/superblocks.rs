@@ -12,6 +12,9 @@
 //!   (the primary first among equals) and falls back to the next when the trees of one do
 //!   not load as valid metadata, saying so in a warning.
 
+// On-disk integers are little-endian on every host: no host- or big-endian conversions.
+#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
+
 use bdev::{wait, BlockDevice, IoQueue, Lba};
 
 use crate::error::{Error, Result};

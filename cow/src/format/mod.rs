@@ -9,6 +9,9 @@
 //!
 //! The byte-level description is `docs/FORMAT.md`; if you change this module, update it.
 
+// On-disk integers are little-endian on every host: no host- or big-endian conversions.
+#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
+
 mod items;
 mod key;
 mod node;

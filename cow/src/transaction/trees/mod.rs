@@ -3,6 +3,9 @@
 //! `transaction` because they are its bookkeeping: a transaction's commit updates them and
 //! their updates go through the transaction, so neither stands without the other.
 
+// On-disk integers are little-endian on every host: no host- or big-endian conversions.
+#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
+
 pub(crate) mod csum;
 pub(crate) mod extent;
 pub(crate) mod root;
