@@ -1,6 +1,6 @@
 //! The record device: the initial image, the log, and crash states rebuilt from them.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::device::{BlockDevice, Bufs, IoQueue, Op};
 use crate::error::BdevError;
@@ -8,48 +8,8 @@ use crate::mem::MemDevice;
 use crate::types::{Geometry, Lba};
 use crate::wait;
 
-use super::log::{self, CrashPick, LogEntry};
+use super::log::{self, CrashPick, LogEntry, Shared};
 use super::queue::RecordQueue;
-
-/// The log proper, shared by the device and its queues.
-#[derive(Default)]
-pub(super) struct Log {
-    pub entries: Vec<LogEntry>,
-    /// Flushes logged so far: the epoch of the next entry.
-    pub flushes: u64,
-}
-
-impl Log {
-    pub(super) fn push_write(&mut self, lba: u64, blocks: u64, data: Option<Arc<[u8]>>, fua: bool) {
-        let epoch = self.flushes;
-        self.entries.push(LogEntry::Write {
-            lba,
-            blocks,
-            data,
-            fua,
-            epoch,
-        });
-    }
-
-    pub(super) fn push_flush(&mut self, covers: usize) {
-        self.entries.push(LogEntry::Flush {
-            covers,
-            epoch: self.flushes,
-        });
-        self.flushes += 1;
-    }
-}
-
-pub(super) struct Shared {
-    log: Mutex<Log>,
-}
-
-impl Shared {
-    pub(super) fn lock(&self) -> MutexGuard<'_, Log> {
-        // A panicking test thread must not hide the log from the others.
-        self.log.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// A wrapper that logs every successful write and flush of any block device, so every
 /// crash state of a run can be rebuilt (see the [module](super) docs).
@@ -68,9 +28,7 @@ impl RecordDevice {
     /// later write must go through this wrapper for the log to describe the device.
     pub fn new(name: &str, inner: Arc<dyn BlockDevice>) -> Result<RecordDevice, BdevError> {
         let initial = read_image(name, &*inner)?;
-        let shared = Arc::new(Shared {
-            log: Mutex::new(Log::default()),
-        });
+        let shared = Arc::new(Shared::default());
         Ok(RecordDevice {
             name: name.to_owned(),
             inner,

@@ -1,9 +1,50 @@
 //! The write log and the rebuilding of crash states from it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::BdevError;
 use crate::rng::SplitMix64;
+
+/// The log proper, shared by the device and its queues.
+#[derive(Default)]
+pub(super) struct Log {
+    pub entries: Vec<LogEntry>,
+    /// Flushes logged so far: the epoch of the next entry.
+    pub flushes: u64,
+}
+
+impl Log {
+    pub(super) fn push_write(&mut self, lba: u64, blocks: u64, data: Option<Arc<[u8]>>, fua: bool) {
+        let epoch = self.flushes;
+        self.entries.push(LogEntry::Write {
+            lba,
+            blocks,
+            data,
+            fua,
+            epoch,
+        });
+    }
+
+    pub(super) fn push_flush(&mut self, covers: usize) {
+        self.entries.push(LogEntry::Flush {
+            covers,
+            epoch: self.flushes,
+        });
+        self.flushes += 1;
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Shared {
+    log: Mutex<Log>,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Log> {
+        // A panicking test thread must not hide the log from the others.
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// One logged event, in completion order.
 #[derive(Clone, Debug, PartialEq, Eq)]

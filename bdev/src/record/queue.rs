@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::device::{Bufs, Completion, IoQueue, Op, Rejected};
 use crate::error::SubmitError;
 
-use super::device::{Log, Shared};
+use super::log::{Log, Shared};
 
 struct Slot {
     tag: u64,
