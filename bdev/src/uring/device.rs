@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::lock::{self, Access};
 use super::queue::UringQueue;
+use super::slot::Backing;
 use super::sys;
 use crate::device::{BlockDevice, IoQueue};
 use crate::error::BdevError;
@@ -36,15 +37,6 @@ pub struct UringOptions {
     /// Read-write (exclusive) or read-only (shared with other readers): see
     /// [`Access`] and the locking rules in `uring/lock.rs`.
     pub access: Access,
-}
-
-/// What the device sits on; it decides how unmap is carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Backing {
-    /// A regular file: unmap punches a hole.
-    File,
-    /// A block device: unmap is a `BLKDISCARD`.
-    BlockDevice,
 }
 
 /// A regular file or block device driven with `O_DIRECT` through one io_uring per queue.

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use io_uring::{cqueue, types, IoUring};
 
-use super::device::Backing;
-use super::slot::{Slot, Stage, Step, Target};
+use super::slot::{Backing, Slot, Stage, Step, Target};
 use super::sys;
 use crate::device::{Completion, IoQueue, Op, Rejected};
 use crate::error::SubmitError;

@@ -29,6 +29,15 @@ pub(super) struct Target {
     pub(super) zero_range_works: bool,
 }
 
+/// What the device sits on; it decides how unmap is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Backing {
+    /// A regular file: unmap punches a hole.
+    File,
+    /// A block device: unmap is a `BLKDISCARD`.
+    BlockDevice,
+}
+
 /// The step of a request the current SQE carries out.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Stage {
