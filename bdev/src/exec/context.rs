@@ -19,7 +19,7 @@ const IDLE_POLLS_BEFORE_SLEEP: u32 = 16;
 /// near and the wake-up's latency hides behind the others.
 const SLEEP_IN_FLIGHT: usize = 8;
 
-use super::io::{Dev, IoFuture, Slots};
+use super::io::{Dev, Outcome, Slots};
 use super::queue::ExecQueue;
 use crate::device::{BlockDevice, Completion, Op};
 use crate::error::BdevError;
@@ -377,5 +377,63 @@ impl Context {
         // Requests in flight (the usual reason to be idle) settle it without the lock.
         let nothing_in_flight = self.inner.devs.borrow().iter().all(|d| d.in_flight() == 0);
         nothing_in_flight && self.inner.ready.lock().is_empty()
+    }
+}
+
+enum IoState {
+    New(Op),
+    Made(usize),
+    Finished,
+}
+
+/// The future of one request; see [`Context::io`].
+pub struct IoFuture<'a> {
+    ctx: &'a Context,
+    dev: DevId,
+    state: IoState,
+}
+
+impl<'a> IoFuture<'a> {
+    pub(super) fn new(ctx: &'a Context, dev: DevId, op: Op) -> IoFuture<'a> {
+        IoFuture {
+            ctx,
+            dev,
+            state: IoState::New(op),
+        }
+    }
+}
+
+impl Future for IoFuture<'_> {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Outcome> {
+        let this = &mut *self;
+        let inner = &this.ctx.inner;
+        match std::mem::replace(&mut this.state, IoState::Finished) {
+            IoState::New(op) => {
+                let i = inner.slots.borrow_mut().alloc(cx.waker());
+                inner.devs.borrow_mut()[usize::from(this.dev.0)]
+                    .staged
+                    .push_back((i, op));
+                this.state = IoState::Made(i);
+                Poll::Pending
+            }
+            IoState::Made(i) => match inner.slots.borrow_mut().take(i, cx.waker()) {
+                Some(outcome) => Poll::Ready(outcome),
+                None => {
+                    this.state = IoState::Made(i);
+                    Poll::Pending
+                }
+            },
+            IoState::Finished => panic!("IoFuture polled after completion"),
+        }
+    }
+}
+
+impl Drop for IoFuture<'_> {
+    fn drop(&mut self) {
+        if let IoState::Made(i) = self.state {
+            self.ctx.inner.slots.borrow_mut().abandon(i);
+        }
     }
 }

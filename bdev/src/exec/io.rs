@@ -1,11 +1,8 @@
-//! Requests: the slot table, the per-device staging list, and the future of one request.
+//! Requests: the slot table and the per-device staging list.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Poll, Waker};
+use std::task::Waker;
 
-use super::context::{Context, DevId};
 use crate::device::{Bufs, Completion, IoQueue, Op};
 use crate::error::{IoError, SubmitError};
 use crate::types::{Geometry, Lba};
@@ -278,7 +275,7 @@ pub(super) struct Slots {
 
 impl Slots {
     /// A slot for a request whose future `waker` wakes.
-    fn alloc(&mut self, waker: &Waker) -> usize {
+    pub(super) fn alloc(&mut self, waker: &Waker) -> usize {
         let i = self.alloc_waiting();
         note_waker(&mut self.slots[i].waker, waker);
         i
@@ -330,7 +327,7 @@ impl Slots {
     }
 
     /// The outcome of slot `i`, freeing the slot; `None` (and `waker` noted) while waiting.
-    fn take(&mut self, i: usize, waker: &Waker) -> Option<Outcome> {
+    pub(super) fn take(&mut self, i: usize, waker: &Waker) -> Option<Outcome> {
         let outcome = self.take_done(i);
         if outcome.is_none() {
             note_waker(&mut self.slots[i].waker, waker);
@@ -381,63 +378,5 @@ impl Slots {
 fn note_waker(slot: &mut Option<Waker>, waker: &Waker) {
     if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
         *slot = Some(waker.clone());
-    }
-}
-
-enum IoState {
-    New(Op),
-    Made(usize),
-    Finished,
-}
-
-/// The future of one request; see [`Context::io`].
-pub struct IoFuture<'a> {
-    ctx: &'a Context,
-    dev: DevId,
-    state: IoState,
-}
-
-impl<'a> IoFuture<'a> {
-    pub(super) fn new(ctx: &'a Context, dev: DevId, op: Op) -> IoFuture<'a> {
-        IoFuture {
-            ctx,
-            dev,
-            state: IoState::New(op),
-        }
-    }
-}
-
-impl Future for IoFuture<'_> {
-    type Output = Outcome;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Outcome> {
-        let this = &mut *self;
-        let inner = &this.ctx.inner;
-        match std::mem::replace(&mut this.state, IoState::Finished) {
-            IoState::New(op) => {
-                let i = inner.slots.borrow_mut().alloc(cx.waker());
-                inner.devs.borrow_mut()[usize::from(this.dev.0)]
-                    .staged
-                    .push_back((i, op));
-                this.state = IoState::Made(i);
-                Poll::Pending
-            }
-            IoState::Made(i) => match inner.slots.borrow_mut().take(i, cx.waker()) {
-                Some(outcome) => Poll::Ready(outcome),
-                None => {
-                    this.state = IoState::Made(i);
-                    Poll::Pending
-                }
-            },
-            IoState::Finished => panic!("IoFuture polled after completion"),
-        }
-    }
-}
-
-impl Drop for IoFuture<'_> {
-    fn drop(&mut self) {
-        if let IoState::Made(i) = self.state {
-            self.ctx.inner.slots.borrow_mut().abandon(i);
-        }
     }
 }

@@ -44,7 +44,6 @@ mod queue_tests;
 #[cfg(test)]
 mod tests;
 
-pub use context::{Context, DevId};
-pub use io::IoFuture;
+pub use context::{Context, DevId, IoFuture};
 pub use join::{join_all, yield_now, JoinAll};
 pub use queue::ExecQueue;
