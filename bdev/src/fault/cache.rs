@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use crate::device::Bufs;
 use crate::rng::SplitMix64;
 
+use super::config::CrashKeep;
+
 /// Longest run of blocks one write-back request carries.
 const MAX_RUN_BLOCKS: u64 = 256;
 
@@ -187,10 +189,9 @@ impl VolatileCache {
     /// with probability 1/2, which tears multi-block writes at block (sector) granularity.
     pub(super) fn crash(
         &mut self,
-        keep: super::CrashKeep,
+        keep: CrashKeep,
         rng: &mut SplitMix64,
     ) -> Vec<(u64, u64, Option<Vec<u8>>)> {
-        use super::CrashKeep;
         let runs = match keep {
             CrashKeep::DropAll => Vec::new(),
             CrashKeep::KeepAll => self.runs(),

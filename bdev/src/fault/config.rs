@@ -184,3 +184,15 @@ impl ErrorRule {
                 .is_none_or(|(first, end)| lba < end && first < lba + blocks)
     }
 }
+
+/// What a simulated power loss does to writes still in the volatile cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKeep {
+    /// Every unflushed write is lost.
+    DropAll,
+    /// Every unflushed write had reached the media.
+    KeepAll,
+    /// Each cached block reached the media with probability 1/2 (seeded), so multi-block
+    /// writes can be torn at block granularity.
+    Random,
+}

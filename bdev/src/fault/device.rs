@@ -1,100 +1,16 @@
 //! The fault device: configuration checks, simulated power loss, and statistics.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use crate::device::{BlockDevice, Bufs, IoQueue, Op, OpKind};
+use crate::device::{BlockDevice, Bufs, IoQueue, Op};
 use crate::error::{BdevError, IoError};
 use crate::types::{Geometry, Lba};
 use crate::wait;
 
-use super::config::FaultConfig;
-use super::plan::State;
+use super::config::{CrashKeep, FaultConfig};
+use super::plan::{FaultStats, Shared, State};
 use super::queue::FaultQueue;
-
-/// What a simulated power loss does to writes still in the volatile cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CrashKeep {
-    /// Every unflushed write is lost.
-    DropAll,
-    /// Every unflushed write had reached the media.
-    KeepAll,
-    /// Each cached block reached the media with probability 1/2 (seeded), so multi-block
-    /// writes can be torn at block granularity.
-    Random,
-}
-
-/// How many faults a device injected, so tests can check injection really happened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FaultStats {
-    /// Reads failed by an error rule.
-    pub read_errors: u64,
-    /// Writes failed by an error rule.
-    pub write_errors: u64,
-    /// Flushes failed by an error rule.
-    pub flush_errors: u64,
-    /// Unmaps failed by an error rule.
-    pub unmap_errors: u64,
-    /// Write-zeroes failed by an error rule.
-    pub write_zeroes_errors: u64,
-    /// Reads returned with flipped bytes.
-    pub corrupted_reads: u64,
-    /// Writes of which only a prefix of blocks landed.
-    pub torn_writes: u64,
-    /// Writes that landed at another LBA.
-    pub misdirected_writes: u64,
-    /// Requests whose completion was held back by the latency setting.
-    pub delayed: u64,
-    /// Writes, write-zeroes and unmaps held in the volatile cache.
-    pub cached_writes: u64,
-    /// Cached blocks lost by [`FaultDevice::crash`].
-    pub blocks_lost_at_crash: u64,
-}
-
-impl FaultStats {
-    /// Requests of `kind` failed by an error rule.
-    pub fn errors(&self, kind: OpKind) -> u64 {
-        match kind {
-            OpKind::Read => self.read_errors,
-            OpKind::Write => self.write_errors,
-            OpKind::Flush => self.flush_errors,
-            OpKind::Unmap => self.unmap_errors,
-            OpKind::WriteZeroes => self.write_zeroes_errors,
-        }
-    }
-
-    pub(super) fn count_error(&mut self, kind: OpKind) {
-        match kind {
-            OpKind::Read => self.read_errors += 1,
-            OpKind::Write => self.write_errors += 1,
-            OpKind::Flush => self.flush_errors += 1,
-            OpKind::Unmap => self.unmap_errors += 1,
-            OpKind::WriteZeroes => self.write_zeroes_errors += 1,
-        }
-    }
-}
-
-/// What the device and its queues share.
-pub(super) struct Shared {
-    pub config: FaultConfig,
-    /// Nothing to inject: queues forward without taking the lock.
-    pub inert: bool,
-    pub geometry: Geometry,
-    /// Set once by [`FaultDevice::crash`]; checked without the lock on every request.
-    pub crashed: AtomicBool,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere (a failing test thread) must not hide the state from the others.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(super) fn crashed(&self) -> bool {
-        self.crashed.load(Ordering::Acquire)
-    }
-}
 
 /// A wrapper injecting seeded faults into any block device (see the [module](super) docs).
 pub struct FaultDevice {
@@ -114,13 +30,7 @@ impl FaultDevice {
         config.validate(name)?;
         let mut geometry = inner.geometry();
         geometry.volatile_write_cache |= config.volatile_cache;
-        let shared = Arc::new(Shared {
-            inert: config.is_inert(),
-            state: Mutex::new(State::new(&config, geometry.block_size)),
-            config,
-            geometry,
-            crashed: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(config, geometry));
         Ok(FaultDevice {
             name: name.to_owned(),
             inner,

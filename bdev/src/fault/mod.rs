@@ -35,5 +35,6 @@ mod device;
 mod plan;
 mod queue;
 
-pub use config::{ErrorRule, FaultConfig, Latency, Persistence, Trigger};
-pub use device::{CrashKeep, FaultDevice, FaultStats};
+pub use config::{CrashKeep, ErrorRule, FaultConfig, Latency, Persistence, Trigger};
+pub use device::FaultDevice;
+pub use plan::FaultStats;

@@ -22,8 +22,7 @@ use crate::types::Lba;
 use crate::validate;
 
 use super::cache::{Overlay, Resolved, Run, VolatileCache};
-use super::device::Shared;
-use super::plan::{Action, State};
+use super::plan::{Action, Shared, State};
 
 /// Inner tags with this bit are write-backs; the rest indexes `writebacks`.
 const WRITEBACK: u64 = 1 << 63;
