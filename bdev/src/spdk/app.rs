@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use spdk_sys as sys;
 
-use super::env::SpdkEnvOptions;
+use super::options::SpdkEnvOptions;
 
 /// A closure to run on the app thread.
 pub(super) type Request = Box<dyn FnOnce() + Send>;

@@ -28,13 +28,17 @@
 
 mod app;
 mod config;
+mod desc;
 mod device;
 mod env;
 pub mod geometry;
+mod open;
+mod options;
 mod queue;
 mod slot;
 mod thread;
 
-pub use config::{open_config, open_config_file};
 pub use device::SpdkDevice;
-pub use env::{SpdkEnv, SpdkEnvOptions};
+pub use env::SpdkEnv;
+pub use open::{open_config, open_config_file};
+pub use options::SpdkEnvOptions;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use spdk_sys as sys;
 
-use super::device::Desc;
+use super::desc::Desc;
 use super::slot::{io_done, Completions, Slot, Stage};
 use super::thread::IoThread;
 use crate::device::{Completion, IoQueue, Op, Rejected};
