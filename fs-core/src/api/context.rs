@@ -1,8 +1,5 @@
 //! The per-thread [`Context`]: the filesystem device's queue and the local executor.
 
-use crate::api::Filesystem;
-use crate::error::Result;
-
 pub(crate) use crate::state::DEV;
 
 /// One thread's I/O context for one filesystem (`!Send`): create one per thread with
@@ -15,13 +12,9 @@ pub struct Context {
 }
 
 impl Context {
-    /// A fresh context for `fs` on this thread. It also becomes the thread's I/O engine for
-    /// `fs`'s metadata (B-tree reads, commits, fsync records), so one thread's data and
-    /// metadata requests share one device queue and one poll loop.
-    pub fn new(fs: &Filesystem) -> Result<Context> {
-        let exec = crate::state::new_exec(&**fs.core().dev())?;
-        fs.core().adopt_engine(&exec);
-        Ok(Context { exec })
+    /// A context running on `exec` (whose device `DEV` is the filesystem's).
+    pub(crate) fn on(exec: bdev::exec::Context) -> Context {
+        Context { exec }
     }
 
     /// The underlying executor (to spawn or poll futures).

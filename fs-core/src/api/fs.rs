@@ -213,20 +213,27 @@ impl Filesystem {
     pub fn context(&self) -> Result<Context> {
         Context::new(self)
     }
+}
 
+impl Context {
+    /// A fresh context for `fs` on this thread. It also becomes the thread's I/O engine for
+    /// `fs`'s metadata (B-tree reads, commits, fsync records), so one thread's data and
+    /// metadata requests share one device queue and one poll loop.
+    pub fn new(fs: &Filesystem) -> Result<Context> {
+        let exec = crate::state::new_exec(&**fs.core().dev())?;
+        fs.core().adopt_engine(&exec);
+        Ok(Context::on(exec))
+    }
+}
+
+impl Filesystem {
     pub(crate) fn core(&self) -> &Core {
         &self.inner.core
     }
 
-    /// Writes back everything, commits, flushes; reports an earlier failure that made the
-    /// filesystem read-only. Open files stay usable until dropped.
-    pub fn unmount(self, ctx: &Context) -> Result<()> {
-        if self.core().read_only().is_none() {
-            self.sync(ctx)?;
-        }
-        if let Some(p) = self.core().vol().poisoned() {
-            return Err(Error::ReadOnly(p));
-        }
+    /// Clears a read-write mount's claim on the device (the last step of a clean unmount:
+    /// `api/sync.rs`).
+    pub(crate) fn release_claim(&self) -> Result<()> {
         let claim = self
             .inner
             .claim
@@ -319,11 +326,6 @@ impl Filesystem {
                 return Ok((item, crate::data::union_bytes(ranges), s));
             }
         }
-    }
-
-    /// Writes back every file and commits: everything written before is durable on return.
-    pub fn sync(&self, ctx: &Context) -> Result<()> {
-        crate::api::sync_all(self, ctx)
     }
 
     /// How many times the mount's folder thread has folded the fsync log's overlay into the

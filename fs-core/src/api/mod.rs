@@ -13,4 +13,4 @@ pub(crate) use context::DEV;
 pub use file::{File, OpenFlags};
 pub use fs::{Filesystem, FormatOptions, MountOptions};
 pub use namespace::{NewNode, LINK_MAX, SYMLINK_MAX};
-pub(crate) use sync::{fsync_ino, sync_all};
+pub(crate) use sync::fsync_ino;

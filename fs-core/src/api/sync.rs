@@ -1,9 +1,9 @@
-//! fsync, fdatasync and sync: writeback through the iomap layer, then durability
+//! fsync, fdatasync, sync and unmount: writeback through the iomap layer, then durability
 //! (`durability/`: one fsync record, or a commit).
 
 use crate::api::{Context, Filesystem};
 use crate::durability;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::SYNC_BATCH;
 
 /// Writes back `ino` and makes it durable: through the log when it has one, else by a
@@ -21,6 +21,25 @@ pub(crate) fn fsync_ino(fs: &Filesystem, ctx: &Context, ino: u64, datasync: bool
     }
     r?;
     durability::fsync_written(c, ino, datasync, use_log)
+}
+
+impl Filesystem {
+    /// Writes back everything, commits, flushes; reports an earlier failure that made the
+    /// filesystem read-only. Open files stay usable until dropped.
+    pub fn unmount(self, ctx: &Context) -> Result<()> {
+        if self.core().read_only().is_none() {
+            self.sync(ctx)?;
+        }
+        if let Some(p) = self.core().vol().poisoned() {
+            return Err(Error::ReadOnly(p));
+        }
+        self.release_claim()
+    }
+
+    /// Writes back every file and commits: everything written before is durable on return.
+    pub fn sync(&self, ctx: &Context) -> Result<()> {
+        sync_all(self, ctx)
+    }
 }
 
 /// Writes back every file, commits every remembered size and time, flushes.

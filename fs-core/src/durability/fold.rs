@@ -2,14 +2,13 @@
 
 use hashbrown::{HashMap, HashSet};
 
-use cow::Key;
-
-use crate::data::{extent_at, replace_extent};
+use crate::data::replace_extent;
+use crate::durability::area::find_area;
 use crate::durability::gap::find_gap;
 use crate::error::{Error, Result};
-use crate::items::{kind, ExtentKind, FileExtent};
+use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
-use crate::state::{decode, Entry, LogState, LOG_INO};
+use crate::state::{decode, Entry, LogState};
 use crate::state::{Core, Tx};
 
 /// The longest run of logged extents [`fold`] joins into one extent. A block overwritten
@@ -222,61 +221,6 @@ fn runs(log: &LogState) -> (HashMap<u64, u64>, HashSet<u64>) {
     (runs, joined)
 }
 
-/// The log area `(device address, bytes)`: the log inode's prealloc extent.
-pub(crate) fn find_area(core: &Core) -> Result<Option<(u64, u64)>> {
-    core.read(|rd| {
-        if try_inode(rd, LOG_INO)?.is_none() {
-            return Ok(None);
-        }
-        let e = extent_at(rd, LOG_INO, 0)?;
-        Ok(
-            e.filter(|e| e.file_off == 0 && e.fe.kind == ExtentKind::Prealloc)
-                .map(|e| (e.fe.addr(), e.fe.num_bytes)),
-        )
-    })
-}
-
-/// The log area size for a device of `total` bytes: 1/64 of it, 4 to 1024 blocks (a full
-/// area costs a commit, so a stream of small fsyncs commits once per 1024 of them).
-pub(crate) fn area_bytes(total: u64, bs: u64) -> u64 {
-    (total / 64 / bs).clamp(4, 1024) * bs
-}
-
-/// Creates the log inode and its area in `tx`.
-fn create_area(tx: &mut Tx<'_>, total: u64, bs: u64) -> Result<()> {
-    let len = area_bytes(total, bs);
-    let (b, l) = tx.tx.alloc_data(len, len)?;
-    let n = crate::namespace::NewInode {
-        mode: crate::items::mode::S_IFREG,
-        uid: 0,
-        gid: 0,
-        flags: crate::items::InodeFlags::default(),
-        symlink: None,
-        rdev: 0,
-    };
-    let mut item = crate::namespace::fresh_inode(&n, tx.tx.generation());
-    item.size = l;
-    save_inode(tx, LOG_INO, &item)?;
-    let fe = FileExtent::disk(ExtentKind::Prealloc, b, l, 0, l);
-    crate::data::insert_extent(tx, LOG_INO, 0, &fe)
-}
-
-/// Gives a filesystem without a log area one (formats create it at the first mount).
-pub(crate) fn ensure_area(core: &Core) -> Result<()> {
-    if core.log().area.is_some() {
-        return Ok(());
-    }
-    let total = core.dev().geometry().size_bytes();
-    let bs = core.bs();
-    core.commit(|tx| create_area(tx, total, bs))?;
-    let area = find_area(core)?;
-    let generation = core.vol().generation();
-    let mut log = core.log();
-    log.area = area;
-    log.restart(generation);
-    Ok(())
-}
-
 /// Reads the durable records of the log (the prefix of valid records extending the
 /// committed generation whose data is on the device) and applies them in one commit.
 /// Returns how many records were replayed. With `commit` false (read-only mount) the
@@ -386,10 +330,4 @@ fn data_landed(core: &Core, rec: &[Entry]) -> Result<bool> {
         }
     }
     Ok(true)
-}
-
-/// The key of the log inode's item (for fsck).
-#[allow(dead_code)]
-pub(crate) fn log_key() -> Key {
-    Key::new(LOG_INO, kind::INODE_ITEM, 0)
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bdev::BlockDevice;
 
-use crate::durability::fold::find_area;
+use crate::durability::area::find_area;
 use crate::error::Result;
 use crate::state::Core;
 use crate::state::{decode, Entry};

@@ -32,6 +32,7 @@
 //! (`logged_fsyncs_survive_a_crash_and_a_full_log_commits`), `tests/model.rs` (crash after
 //! fdatasync of every file).
 
+mod area;
 mod background;
 mod commit;
 mod fold;
@@ -39,8 +40,9 @@ mod gap;
 mod io;
 mod synced;
 
+pub(crate) use area::ensure_area;
 pub(crate) use background::Folder;
-pub(crate) use fold::{ensure_area, replay};
+pub(crate) use fold::replay;
 pub(crate) use gap::log_gap;
 
 use crate::error::Result;

@@ -1,6 +1,7 @@
 //! INODE_ITEM: everything about a file but its names and its data.
 
 use super::codec::{Reader, Writer};
+use super::file_type::{mode, FileType};
 
 /// Inode flags (the `flags` field).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,29 +17,6 @@ impl InodeFlags {
     pub fn contains(self, other: InodeFlags) -> bool {
         self.0 & other.0 == other.0
     }
-}
-
-/// `S_IFMT` and the file types this filesystem stores.
-pub mod mode {
-    /// File type mask.
-    pub const S_IFMT: u32 = 0o170_000;
-    /// Regular file.
-    pub const S_IFREG: u32 = 0o100_000;
-    /// Directory.
-    pub const S_IFDIR: u32 = 0o040_000;
-    /// Symbolic link.
-    pub const S_IFLNK: u32 = 0o120_000;
-    /// Named pipe.
-    pub const S_IFIFO: u32 = 0o010_000;
-    /// Socket.
-    pub const S_IFSOCK: u32 = 0o140_000;
-    /// Character device.
-    pub const S_IFCHR: u32 = 0o020_000;
-    /// Block device.
-    pub const S_IFBLK: u32 = 0o060_000;
-    /// Set-group-ID: on a directory, new entries take its group (and new subdirectories
-    /// the bit).
-    pub const S_ISGID: u32 = 0o2000;
 }
 
 /// The inode item, 80 bytes.
@@ -88,7 +66,7 @@ impl InodeItem {
 
     /// The device number of a character or block device, else 0.
     pub fn rdev(&self) -> u64 {
-        if super::FileType::of_mode(self.mode).has_rdev() {
+        if FileType::of_mode(self.mode).has_rdev() {
             self.next_index
         } else {
             0
@@ -133,7 +111,7 @@ impl InodeItem {
         };
         r.finish()?;
         let k = item.kind();
-        if super::FileType::from_mode(k).is_none() {
+        if FileType::from_mode(k).is_none() {
             return Err(format!("inode item: unknown file type {k:#o}"));
         }
         if item.flags.0 & !InodeFlags::KNOWN != 0 {

@@ -8,13 +8,15 @@
 pub(crate) mod codec;
 mod dir;
 mod extent;
+mod file_type;
 mod inode;
 mod xattr;
 
-pub use dir::{name_hash, DirEntry, FileType};
+pub use dir::{name_hash, DirEntry};
 pub(crate) use dir::{DirEntries, InodeRefs};
 pub use extent::{ExtentKind, FileExtent};
-pub use inode::{mode, InodeFlags, InodeItem};
+pub use file_type::{mode, FileType};
+pub use inode::{InodeFlags, InodeItem};
 pub(crate) use xattr::Xattrs;
 
 /// Item types (the key's `kind`), btrfs's numbers.

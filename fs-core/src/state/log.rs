@@ -2,7 +2,7 @@
 //! cost one log block write and one flush instead of a cow commit.
 //!
 //! Layout: the log inode ([`LOG_INO`]) owns one prealloc extent, the log area, of 4 to
-//! 1024 blocks (`fold::area_bytes`). Each fsync that has something to log writes one record
+//! 1024 blocks (`durability/area.rs`). Each fsync that has something to log writes one record
 //! block into the next slot with FUA, a flush in flight beside it. A record says which committed generation it extends
 //! (`base_gen`) and its slot (`seq`); its crc32c covers the block. See `docs/FORMAT.md`.
 //!
