@@ -1,13 +1,19 @@
 //! Without the `spdk` feature: nothing. With it: find SPDK with pkg-config (or under
-//! `SPDK_DIR`), generate bindings for the allowlist below, and link SPDK and DPDK.
+//! `SPDK_DIR`), refuse an SPDK older than the bindings need, generate bindings for the
+//! allowlist below, and link everything pkg-config reports.
 //!
-//! Linking: every `spdk_*` and `rte_*` library pkg-config names is linked statically with
-//! `+whole-archive` (their `.a` files must be installed, as SPDK's `make install` does). SPDK's bdev/accel/sock/keyring modules, its subsystems and RPC methods,
-//! and DPDK's mempool and bus drivers register themselves from constructors that nothing
-//! references by symbol; a normal static link would leave them out, and shared libraries
-//! would be dropped by the `--as-needed` that rustc passes (`-Wl,--no-as-needed` cannot be
-//! given to a dependent's link from here on stable Rust). System libraries (liburing, libaio,
-//! ISA-L, OpenSSL, libnuma, libuuid …) are linked as pkg-config says.
+//! Linking: every library, library file and search path that pkg-config names for the
+//! packages below, as SPDK's `make install` (or its build tree) leaves them; the `.pc` files
+//! are read as they are. SPDK's bdev/accel/sock/keyring modules, its subsystems and RPC
+//! methods, and DPDK's mempool and bus drivers register themselves from constructors that
+//! nothing references by symbol: a normal static link would leave them out, and shared
+//! libraries would be dropped by the `--as-needed` that rustc passes (`-Wl,--no-as-needed`
+//! cannot be given to a dependent's link from here on stable Rust). So every `spdk_*` and
+//! `rte_*` library is linked statically with `+whole-archive` (their `.a` files must be
+//! installed, as `make install` does). The rest is linked as pkg-config names it: `-lfoo`
+//! as a system library (liburing, libaio, ISA-L, OpenSSL, libnuma, libuuid …), and a path
+//! to a library file as that very file. SPDK names its in-tree ISA-L that way when it is
+//! built without `--with-shared` (`spdk_syslibs.pc`: `…/isa-l/.libs/libisal.a`).
 
 fn main() {
     #[cfg(feature = "spdk")]
@@ -127,6 +133,11 @@ mod spdk {
     /// left out and declared as opaque, unconstructible types instead.
     const OPAQUE: &[&str] = &["spdk_bdev", "spdk_bdev_io", "spdk_bdev_module"];
 
+    /// The oldest SPDK the bindings build against: 24.09 added `spdk_env_opts.opts_size`
+    /// (which `spdk_env_opts_init` now requires the caller to set) and
+    /// `SPDK_ENV_NUMA_ID_ANY` (which replaced `SPDK_ENV_SOCKET_ID_ANY`).
+    const MIN_VERSION: (u32, u32) = (24, 9);
+
     pub(super) fn build() {
         for var in ["SPDK_DIR", "PKG_CONFIG_PATH"] {
             println!("cargo:rerun-if-env-changed={var}");
@@ -136,9 +147,7 @@ mod spdk {
             add_spdk_dir_to_pkg_config_path(Path::new(&dir));
         }
 
-        let mut include_paths: Vec<PathBuf> = Vec::new();
-        let mut link_paths: Vec<PathBuf> = Vec::new();
-        let mut libs: Vec<String> = Vec::new();
+        let mut found = Found::default();
         for package in PACKAGES {
             let lib = pkg_config::Config::new()
                 .cargo_metadata(false)
@@ -147,44 +156,177 @@ mod spdk {
                 .unwrap_or_else(|e| {
                     panic!(
                         "spdk-sys: SPDK not found ({package}): {e}\n\
-                         Install SPDK (its `make install` puts pkg-config files in \
-                         <prefix>/lib/pkgconfig; add that to PKG_CONFIG_PATH if it is not a \
-                         default), or set SPDK_DIR to a built SPDK source tree. Or build \
-                         without the `spdk` feature."
+                         Install SPDK {}.{:02} or later (its `make install` puts pkg-config \
+                         files in <prefix>/lib/pkgconfig; add that to PKG_CONFIG_PATH if it \
+                         is not a default), or set SPDK_DIR to a built SPDK source tree. Or \
+                         build without the `spdk` feature.",
+                        MIN_VERSION.0, MIN_VERSION.1
                     )
                 });
-            push_unique(&mut include_paths, lib.include_paths);
-            push_unique(&mut link_paths, lib.link_paths);
-            push_unique(&mut libs, lib.libs);
+            found.add(lib);
         }
-
-        for path in &link_paths {
-            println!("cargo:rustc-link-search=native={}", path.display());
-        }
-        for lib in &libs {
-            if !(lib.starts_with("spdk_") || lib.starts_with("rte_")) {
-                println!("cargo:rustc-link-lib={lib}");
-                continue;
-            }
-            let archive = format!("lib{lib}.a");
-            if !link_paths.iter().any(|p| p.join(&archive).exists()) {
-                panic!(
-                    "spdk-sys: {archive} not found in {link_paths:?}: SPDK and DPDK are linked \
-                     statically (whole archive, so that their modules register themselves), \
-                     and this installation has no static libraries. SPDK's `make install` \
-                     installs them; so does a build tree named by SPDK_DIR."
-                );
-            }
-            println!("cargo:rustc-link-lib=static:+whole-archive,-bundle={lib}");
-        }
-        if let Some(dir) = link_paths.first() {
+        check_version(&found.include_paths);
+        found.link();
+        if let Some(dir) = found.link_paths.first() {
             println!("cargo:libdir={}", dir.display());
         }
-        if let Some(dir) = include_paths.first() {
+        if let Some(dir) = found.include_paths.first() {
             println!("cargo:include={}", dir.display());
         }
 
-        generate(&include_paths);
+        generate(&found.include_paths);
+    }
+
+    /// What pkg-config reported for all the packages, in its order, without repeats.
+    #[derive(Default)]
+    struct Found {
+        include_paths: Vec<PathBuf>,
+        link_paths: Vec<PathBuf>,
+        /// `-lfoo` names.
+        libs: Vec<String>,
+        /// Library files named by path (`/…/libisal.a`).
+        link_files: Vec<PathBuf>,
+        /// `-Wl,…` options, which a library crate cannot pass on to the final link.
+        ld_args: Vec<Vec<String>>,
+    }
+
+    impl Found {
+        fn add(&mut self, lib: pkg_config::Library) {
+            push_unique(&mut self.include_paths, lib.include_paths);
+            push_unique(&mut self.link_paths, lib.link_paths);
+            push_unique(&mut self.libs, lib.libs);
+            push_unique(&mut self.link_files, lib.link_files);
+            push_unique(&mut self.ld_args, lib.ld_args);
+        }
+
+        /// Tells cargo to link all of it (see the top of this file for how and why).
+        fn link(&self) {
+            // A library file's directory is searched first, so that the file itself is
+            // what its verbatim name finds, not a namesake in a prefix (an ISA-L that SPDK's
+            // `make install` also copied to <prefix>/lib, say).
+            let file_dirs = self.link_files.iter().filter_map(|f| f.parent());
+            let mut search: Vec<&Path> = Vec::new();
+            for dir in file_dirs.chain(self.link_paths.iter().map(PathBuf::as_path)) {
+                if !search.contains(&dir) {
+                    search.push(dir);
+                }
+            }
+            for dir in &search {
+                println!("cargo:rustc-link-search=native={}", dir.display());
+            }
+            // SPDK and DPDK first: the archives and system libraries after them resolve
+            // what they leave undefined.
+            let (spdk, system): (Vec<&String>, Vec<&String>) =
+                self.libs.iter().partition(|l| registers_itself(l));
+            for lib in spdk {
+                let archive = format!("lib{lib}.a");
+                if !self.link_paths.iter().any(|p| p.join(&archive).exists()) {
+                    panic!(
+                        "spdk-sys: {archive} not found in {:?}: SPDK and DPDK are linked \
+                         statically (whole archive, so that their modules register \
+                         themselves), and this installation has no static libraries. SPDK's \
+                         `make install` installs them; so does a build tree named by SPDK_DIR.",
+                        self.link_paths
+                    );
+                }
+                println!("cargo:rustc-link-lib=static:+whole-archive,-bundle={lib}");
+            }
+            for file in &self.link_files {
+                println!("cargo:rerun-if-changed={}", file.display());
+                println!("cargo:rustc-link-lib={}", link_file_directive(file));
+            }
+            for lib in system {
+                println!("cargo:rustc-link-lib={lib}");
+            }
+            if !self.ld_args.is_empty() {
+                println!(
+                    "cargo:warning=spdk-sys: pkg-config asks for linker options {:?}, which a \
+                     library crate cannot pass on; give them with RUSTFLAGS=\"-C \
+                     link-arg=-Wl,…\" if the link fails",
+                    self.ld_args
+                );
+            }
+        }
+    }
+
+    /// Whether a library's constructors register what it provides (SPDK's modules and
+    /// subsystems, DPDK's drivers): then it is linked whole.
+    fn registers_itself(lib: &str) -> bool {
+        lib.starts_with("spdk_") || lib.starts_with("rte_")
+    }
+
+    /// The `rustc-link-lib` value for a library named by path: that file by its exact name
+    /// (`+verbatim`, found in its own directory, searched first), static or shared as its
+    /// name says, and whole if it is SPDK's or DPDK's.
+    fn link_file_directive(file: &Path) -> String {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_else(|| panic!("spdk-sys: library file {file:?} has no UTF-8 name"));
+        if name.ends_with(".a") {
+            let stem = name.trim_start_matches("lib").trim_end_matches(".a");
+            let whole = if registers_itself(stem) {
+                "+whole-archive,"
+            } else {
+                ""
+            };
+            format!("static:{whole}-bundle,+verbatim={name}")
+        } else {
+            format!("dylib:+verbatim={name}")
+        }
+    }
+
+    /// Reads the release from SPDK's `spdk/version.h` and refuses one older than
+    /// `MIN_VERSION`, before bindgen would fail on it with less helpful errors.
+    fn check_version(include_paths: &[PathBuf]) {
+        // pkg-config leaves out the default include directories.
+        let defaults = [
+            PathBuf::from("/usr/local/include"),
+            PathBuf::from("/usr/include"),
+        ];
+        let header = include_paths
+            .iter()
+            .chain(&defaults)
+            .map(|dir| dir.join("spdk/version.h"))
+            .find(|h| h.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "spdk-sys: spdk/version.h not found in {include_paths:?} or {defaults:?}: \
+                     is SPDK's include directory installed (`make install`)?"
+                )
+            });
+        println!("cargo:rerun-if-changed={}", header.display());
+        let text = std::fs::read_to_string(&header)
+            .unwrap_or_else(|e| panic!("spdk-sys: cannot read {}: {e}", header.display()));
+        let define = |name: &str| {
+            text.lines().find_map(|line| {
+                let mut words = line.split_whitespace();
+                (words.next() == Some("#define") && words.next() == Some(name))
+                    .then(|| words.next().unwrap_or("").trim_matches('"').to_owned())
+            })
+        };
+        let number = |name: &str| define(name).and_then(|v| v.parse::<u32>().ok());
+        let (Some(major), Some(minor)) =
+            (number("SPDK_VERSION_MAJOR"), number("SPDK_VERSION_MINOR"))
+        else {
+            panic!(
+                "spdk-sys: {} defines no numeric SPDK_VERSION_MAJOR and SPDK_VERSION_MINOR",
+                header.display()
+            );
+        };
+        let suffix = define("SPDK_VERSION_SUFFIX").unwrap_or_default();
+        if (major, minor) < MIN_VERSION {
+            panic!(
+                "spdk-sys: SPDK {major}.{minor:02}{suffix} found ({}), but the bindings need \
+                 SPDK {}.{:02} or later (for spdk_env_opts.opts_size and \
+                 SPDK_ENV_NUMA_ID_ANY). Install a newer SPDK (see README.md, \"Using SPDK\"), \
+                 point PKG_CONFIG_PATH or SPDK_DIR at one, or build without the `spdk` feature.",
+                header.display(),
+                MIN_VERSION.0,
+                MIN_VERSION.1
+            );
+        }
+        println!("cargo:version={major}.{minor:02}{suffix}");
     }
 
     /// `SPDK_DIR` names a built source tree: its pkg-config files are in `build/lib/pkgconfig`

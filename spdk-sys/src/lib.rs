@@ -3,10 +3,12 @@
 //! `bdev`'s `spdk` feature uses them.
 //!
 //! Without the `spdk` feature this crate is empty and nothing of SPDK (nor libclang) is
-//! required. With it, `build.rs` generates bindings for a tight allowlist (what `bdev::spdk`
-//! calls) and links SPDK and DPDK statically with `+whole-archive`, so that the constructors
-//! of SPDK's bdev, accel, sock and keyring modules and of DPDK's drivers run and register
-//! themselves (nothing references them by symbol; a plain or `--as-needed` link drops them).
+//! required. With it, `build.rs` refuses an SPDK older than 24.09, generates bindings for a
+//! tight allowlist (what `bdev::spdk` calls) and links what pkg-config reports: SPDK and DPDK
+//! statically with `+whole-archive`, so that the constructors of SPDK's bdev, accel, sock and
+//! keyring modules and of DPDK's drivers run and register themselves (nothing references them
+//! by symbol; a plain or `--as-needed` link drops them), and the libraries and library files
+//! they need.
 
 #[cfg(feature = "spdk")]
 #[allow(
