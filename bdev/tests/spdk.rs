@@ -21,6 +21,8 @@ use bdev::spdk::{SpdkDevice, SpdkEnv, SpdkEnvOptions};
 use bdev::{wait, BlockDevice, Bufs, Completion, DmaBuf, IoError, Lba, Op};
 
 const BDEV_IO_POOL: usize = 1024;
+/// Malloc0's UUID, which SPDK also registers as an alias of it.
+const MALLOC0_UUID: &str = "5e7d3c2a-8f41-4b6e-9a0d-1c2b3a4d5e6f";
 
 struct Fixture {
     env: Arc<SpdkEnv>,
@@ -69,7 +71,8 @@ fn config(image: &std::path::Path) -> String {
         {"method": "bdev_set_options",
          "params": {"bdev_io_pool_size": BDEV_IO_POOL, "bdev_io_cache_size": 16}},
         {"method": "bdev_malloc_create",
-         "params": {"name": "Malloc0", "num_blocks": 4096, "block_size": 4096}},
+         "params": {"name": "Malloc0", "num_blocks": 4096, "block_size": 4096,
+                    "uuid": MALLOC0_UUID}},
         {"method": "bdev_malloc_create",
          "params": {"name": "Malloc512", "num_blocks": 2048, "block_size": 512}},
         {"method": "bdev_malloc_create",
@@ -142,6 +145,18 @@ fn conformance_on_malloc() {
     // SPDK's malloc bdev says it has a write cache, and it honours flush.
     assert!(geo.flush_honoured && geo.fua_honoured && !geo.durability_unknowable());
     common::run_all(&dev);
+}
+
+#[test]
+fn storage_id_names_the_bdev_whichever_alias_opened_it() {
+    let (_g, f) = setup();
+    let by_name = open(f, "Malloc0");
+    let by_alias = open(f, MALLOC0_UUID);
+    assert_eq!(by_alias.name(), MALLOC0_UUID);
+    assert_eq!(by_name.storage_id().as_deref(), Some("spdk bdev Malloc0"));
+    assert_eq!(by_alias.storage_id(), by_name.storage_id());
+    let other = open(f, "Malloc512");
+    assert_ne!(other.storage_id(), by_name.storage_id());
 }
 
 #[test]

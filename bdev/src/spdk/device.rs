@@ -22,7 +22,10 @@ const MAX_DEPTH: usize = 65536;
 
 /// One SPDK bdev, opened read-write.
 pub struct SpdkDevice {
+    /// The name it was opened by: its own, or one of its aliases.
     name: String,
+    /// SPDK's own name of the bdev, the same whichever alias opened it.
+    bdev_name: String,
     product: String,
     module: String,
     desc: Arc<Desc>,
@@ -82,6 +85,7 @@ impl SpdkDevice {
         }
         Ok(SpdkDevice {
             name: name.to_owned(),
+            bdev_name: opened.bdev_name,
             product: opened.product,
             module: opened.facts.module,
             desc,
@@ -124,6 +128,8 @@ struct Opened {
     flush_context: FlushContext,
     supports: Supports,
     write_unit_blocks: u32,
+    /// `spdk_bdev_get_name`: the bdev's own name, whichever alias was opened.
+    bdev_name: String,
     product: String,
     md_size: u32,
 }
@@ -183,6 +189,7 @@ unsafe fn open_on_app(
             },
             supports,
             write_unit_blocks: sys::spdk_bdev_get_write_unit_size(bdev).max(1),
+            bdev_name: app::c_str(sys::spdk_bdev_get_name(bdev)),
             product: app::c_str(sys::spdk_bdev_get_product_name(bdev)),
             md_size: sys::spdk_bdev_get_md_size(bdev),
         })
@@ -244,8 +251,10 @@ impl BlockDevice for SpdkDevice {
         &self.name
     }
 
+    /// The bdev's own name, unique in the SPDK application, not the name it was opened by:
+    /// an alias (an lvol's `lvs/lvol` or its UUID) opens the same bdev under another name.
     fn storage_id(&self) -> Option<String> {
-        Some(format!("spdk bdev {}", self.name))
+        Some(format!("spdk bdev {}", self.bdev_name))
     }
 
     fn geometry(&self) -> Geometry {
