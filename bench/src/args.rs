@@ -115,7 +115,8 @@ pub struct Cli {
     #[arg(long = "fs")]
     pub fs: bool,
 
-    /// With --fs: the file's size (default: 80 % of the filesystem's free space).
+    /// With --fs: the file's size (default: a quarter of the filesystem's free space, which
+    /// leaves copy-on-write room to overwrite it).
     #[arg(long = "file-size", value_name = "SIZE", value_parser = parse_size)]
     pub file_size: Option<usize>,
 
@@ -230,7 +231,7 @@ pub struct PerfSpec {
 /// The options of a `--fs` run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FsOptions {
-    /// `None`: 80 % of the free space.
+    /// `None`: `fs::DEFAULT_FILE_SHARE_PERCENT` of the free space.
     pub file_size: Option<u64>,
     pub direct: bool,
     pub fdatasync_every: Option<u64>,

@@ -184,7 +184,9 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
     let (fs, ctx) = bench::fs::format_and_mount(dev)?;
     let file_size = match opts.file_size {
         Some(s) => s,
-        None => bench::fs::default_file_size(&fs, spec.io_size, 80)?,
+        None => {
+            bench::fs::default_file_size(&fs, spec.io_size, bench::fs::DEFAULT_FILE_SHARE_PERCENT)?
+        }
     };
     let job = bench::fs::FileJobSpec {
         name,
