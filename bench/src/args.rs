@@ -13,7 +13,9 @@ pub const DEFAULT_SEED: u64 = 42;
 
 const AFTER_HELP: &str = "\
 Differences from SPDK bdevperf:
-  * every job runs on one polling thread (the calling thread); -m is accepted and ignored;
+  * without -m every job runs on one polling thread (the calling one, not pinned); with -m
+    every bdev gets one job per core of the mask, each on a slice of the bdev, as bdevperf's
+    -C does (-C is accepted and changes nothing); with --fs each of them on a file of its own;
   * I/O errors are counted (Fail/s) and the run goes on, as with bdevperf -f; the exit status
     is 1 if any I/O failed or a verify read mismatched;
   * TO/s is always 0: bfsperf has no I/O timeouts (bdevperf -k);
@@ -78,12 +80,18 @@ pub struct Cli {
     #[arg(short = 'S', value_name = "SECONDS")]
     pub stats_period: Option<f64>,
 
-    /// Core mask, as SPDK's: `0x3`, `3` (hex) or `[0,2-3]`. The thread that runs every job is
-    /// pinned to these CPUs before it opens its queues, as SPDK pins its reactors, and so
-    /// are the io_uring workers serving it. Without it the thread is not pinned. Ignored
-    /// with --spdk.
+    /// Core mask, as SPDK's: `0x3`, `3` (hex) or `[0,2-3]`. One job per core of the mask on
+    /// each bdev (on its own slice of it, as bdevperf -C), each core's jobs on a thread of
+    /// their own pinned to that core before it opens its queues, as SPDK pins its reactors
+    /// (and so are the io_uring workers serving it). Without it every job runs on the
+    /// calling thread, not pinned.
     #[arg(short = 'm', long = "cpumask", value_name = "MASK")]
     pub cpumask: Option<String>,
+
+    /// bdevperf's "every core runs a job on each bdev": accepted for compatibility; that is
+    /// what -m always does here.
+    #[arg(short = 'C')]
+    pub every_core: bool,
 
     /// Continue after I/O failures: accepted for bdevperf compatibility; always on.
     #[arg(short = 'f')]
@@ -224,8 +232,9 @@ pub struct PerfSpec {
     pub spdk: Option<SpdkSpec>,
     /// Run on a file of a fresh bypassfs (`--fs`).
     pub fs: Option<FsOptions>,
-    /// `-m`: the CPUs to pin the job thread to, and the mask as reported.
-    pub pin: Option<(Vec<usize>, String)>,
+    /// `-m`: the CPUs, ascending; one job per CPU on each bdev, each CPU's on its own
+    /// pinned thread.
+    pub cores: Option<Vec<usize>>,
 }
 
 /// The options of a `--fs` run.
@@ -272,16 +281,9 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ArgError> {
 impl Cli {
     /// Checks the options that do not need the devices, and notes the ones ignored.
     pub fn into_mode(self) -> Result<Mode, ArgError> {
-        let pin = match (&self.cpumask, self.spdk) {
-            (Some(_), true) => {
-                eprintln!("bfsperf: note: -m/--cpumask is ignored with --spdk");
-                None
-            }
-            (Some(m), false) => {
-                let cpus = parse_core_mask(m).map_err(ArgError)?;
-                Some((cpus.clone(), mask_text(&cpus)))
-            }
-            (None, _) => None,
+        let cores = match &self.cpumask {
+            Some(m) => Some(parse_core_mask(m).map_err(ArgError)?),
+            None => None,
         };
         if self.stats_period.is_some() {
             eprintln!(
@@ -350,7 +352,7 @@ impl Cli {
             prefill: self.prefill,
             spdk,
             fs,
-            pin,
+            cores,
         }))
     }
 
@@ -522,7 +524,12 @@ mod tests {
         let Mode::Perf(p) = mode(&with(&["-w", "read", "-m", "[1]"])).unwrap() else {
             panic!("not perf mode")
         };
-        assert_eq!(p.pin, Some((vec![1], "0x2".to_string())));
+        assert_eq!(p.cores, Some(vec![1]));
+        // bdevperf's -C is accepted: -m already runs a job per core.
+        let Mode::Perf(p) = mode(&with(&["-w", "read", "-m", "0x3", "-C"])).unwrap() else {
+            panic!("not perf mode")
+        };
+        assert_eq!(p.cores, Some(vec![0, 1]));
         let e = mode(&with(&["-w", "read", "-m", "0xg"])).unwrap_err();
         assert!(e.contains("not a hex mask"), "{e}");
     }

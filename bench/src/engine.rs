@@ -1,4 +1,5 @@
-//! The I/O engine: one thread keeps every job's queue full until the time is up.
+//! The I/O engine: one thread keeps its jobs' queues full until the time is up (with `-m`,
+//! one such thread per core, `cores`).
 //!
 //! Invariants (the hot path is the reason for each):
 //! - no allocation per I/O: every job allocates its `depth` buffers, its completion list and
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use bdev::config::NamedDevice;
 use bdev::{BlockDevice, Bufs, Completion, DmaBuf, IoQueue, Lba, Op};
 
-use crate::args::{PerfSpec, Workload};
+use crate::args::{mask_text, PerfSpec, Workload};
 use crate::error::BenchError;
 use crate::report::{JobInfo, JobStats};
 use crate::rng::Rng;
@@ -32,10 +33,26 @@ pub struct JobPlan {
     pub read_percent: u32,
     /// The job's place in the run, which picks its random stream.
     pub index: u64,
+    /// The CPU of `-m` whose thread runs the job; `None`: the calling thread.
+    pub core: Option<usize>,
+    /// The job covers slice `slice.0` of `slice.1` equal slices of the bdev (as bdevperf -C
+    /// splits a bdev among the cores that each run a job on it).
+    pub slice: (u64, u64),
 }
 
-/// Matches the bdevs with the command line: one job per bdev (or just `-T`), each checked
-/// against its bdev's geometry.
+/// What a job measured, and its place in the run.
+#[derive(Clone, Debug)]
+pub struct JobResult {
+    pub index: u64,
+    pub info: JobInfo,
+    pub stats: JobStats,
+    /// The first I/O error, to show the user what failed.
+    pub first_error: Option<String>,
+}
+
+/// Matches the bdevs with the command line: one job per bdev (or just `-T`), or with `-m`
+/// one per bdev and core, each on its own slice of the bdev (bdevperf -C); each checked
+/// against its bdev's geometry. Ordered by bdev, then core, as bdevperf lists them.
 pub fn plan(spec: &PerfSpec, bdevs: Vec<NamedDevice>) -> Result<Vec<JobPlan>, BenchError> {
     let names = || {
         bdevs
@@ -57,38 +74,59 @@ pub fn plan(spec: &PerfSpec, bdevs: Vec<NamedDevice>) -> Result<Vec<JobPlan>, Be
         },
         None => bdevs,
     };
-    let mut plans = Vec::with_capacity(chosen.len());
-    for (index, (name, dev)) in chosen.into_iter().enumerate() {
-        check_geometry(spec, &name, dev.as_ref())?;
-        let info = JobInfo::new(
-            name,
-            spec.workload,
-            spec.read_percent,
-            spec.depth,
-            spec.io_size,
-        );
-        plans.push(JobPlan {
-            info,
-            dev,
-            seed: spec.seed,
-            workload: spec.workload,
-            read_percent: spec.read_percent,
-            index: index as u64,
-        });
+    let cores: Vec<Option<usize>> = match &spec.cores {
+        Some(cpus) => cpus.iter().copied().map(Some).collect(),
+        None => vec![None],
+    };
+    let slices = cores.len() as u64;
+    let mut plans = Vec::with_capacity(chosen.len() * cores.len());
+    for (name, dev) in chosen {
+        check_geometry(spec, &name, dev.as_ref(), slices)?;
+        for (slice, &core) in cores.iter().enumerate() {
+            let mut info = JobInfo::new(
+                name.clone(),
+                spec.workload,
+                spec.read_percent,
+                spec.depth,
+                spec.io_size,
+            );
+            if let Some(cpu) = core {
+                info.core_mask = mask_text(&[cpu]);
+            }
+            plans.push(JobPlan {
+                info,
+                dev: Arc::clone(&dev),
+                seed: spec.seed,
+                workload: spec.workload,
+                read_percent: spec.read_percent,
+                index: plans.len() as u64,
+                core,
+                slice: (slice as u64, slices),
+            });
+        }
     }
     Ok(plans)
 }
 
-fn check_geometry(spec: &PerfSpec, name: &str, dev: &dyn BlockDevice) -> Result<(), BenchError> {
+/// Checks the command line against a bdev split into `slices` equal parts, one per job.
+fn check_geometry(
+    spec: &PerfSpec,
+    name: &str,
+    dev: &dyn BlockDevice,
+    slices: u64,
+) -> Result<(), BenchError> {
     let geo = dev.geometry();
-    let (io, bs, size) = (
-        spec.io_size as u64,
-        u64::from(geo.block_size),
-        geo.size_bytes(),
-    );
+    let (io, bs) = (spec.io_size as u64, u64::from(geo.block_size));
+    let size = geo.block_count / slices * bs;
     if io % bs != 0 {
         return Err(BenchError::Plan(format!(
             "-o {io}: the I/O size must be a multiple of {name}'s block size ({bs} bytes)"
+        )));
+    }
+    if io > size && slices > 1 {
+        return Err(BenchError::Plan(format!(
+            "-o {io}: larger than the {size} bytes of {name} each of the {slices} cores of -m \
+             runs on"
         )));
     }
     if io > size {
@@ -141,6 +179,8 @@ pub struct Job {
     verifier: Option<Verifier>,
     first_error: Option<String>,
     stopped: bool,
+    /// The job's place in the run.
+    index: u64,
 }
 
 impl Job {
@@ -153,8 +193,11 @@ impl Job {
             workload,
             read_percent,
             index,
+            core: _,
+            slice: (slice, slices),
         } = plan;
         let geo = dev.geometry();
+        let slice_blocks = geo.block_count / slices;
         let pattern = match workload {
             Workload::Flush => Pattern::Flush,
             Workload::Unmap => Pattern::Unmap,
@@ -182,7 +225,8 @@ impl Job {
                 rng: Rng::new(seed, index),
                 random: workload.is_random(),
                 next_slot: 0,
-                slots: geo.size_bytes() / info.io_size as u64,
+                first: slice * slice_blocks,
+                slots: slice_blocks * u64::from(geo.block_size) / info.io_size as u64,
                 io_blocks: info.io_size as u64 / u64::from(geo.block_size),
             },
             submitted_ns: vec![0; depth],
@@ -193,6 +237,7 @@ impl Job {
             verifier,
             first_error: None,
             stopped: false,
+            index,
             stats: JobStats::new(),
             info,
             dev,
@@ -212,11 +257,15 @@ impl Job {
             lba,
             reason,
         };
-        let (slots, io_blocks) = (self.offsets.slots, self.offsets.io_blocks);
+        let (first, slots, io_blocks) = (
+            self.offsets.first,
+            self.offsets.slots,
+            self.offsets.io_blocks,
+        );
         while completed < slots {
             while next < slots {
                 let Some(buf) = idle.pop() else { break };
-                let lba = Lba(next * io_blocks);
+                let lba = Lba(first + next * io_blocks);
                 match self.queue.submit(
                     next,
                     Op::Write {
@@ -236,7 +285,7 @@ impl Job {
             self.queue.poll(&mut self.done);
             for c in self.done.drain(..) {
                 if let Err(e) = c.result {
-                    return Err(fail(c.tag * io_blocks, e.to_string()));
+                    return Err(fail(first + c.tag * io_blocks, e.to_string()));
                 }
                 completed += 1;
                 idle.extend(c.op.into_bufs().and_then(Bufs::into_one));
@@ -253,6 +302,16 @@ impl Job {
     /// The first I/O error, to show the user what failed.
     pub fn first_error(&self) -> Option<&str> {
         self.first_error.as_deref()
+    }
+
+    /// What the job measured (after [`run`]).
+    pub fn result(&self) -> JobResult {
+        JobResult {
+            index: self.index,
+            info: self.info.clone(),
+            stats: self.stats,
+            first_error: self.first_error.clone(),
+        }
     }
 
     /// Fills the queue: `depth` requests stamped `now_ns`.
@@ -448,14 +507,16 @@ impl Job {
     }
 }
 
-/// Where a job's requests go: whole `io_size` ranges of the device, uniformly at random or
-/// in order (wrapping), as bdevperf.
+/// Where a job's requests go: whole `io_size` ranges of its slice of the device, uniformly
+/// at random or in order (wrapping), as bdevperf.
 struct Offsets {
     /// Also draws the read/write choice of mixed workloads.
     rng: Rng,
     random: bool,
     next_slot: u64,
-    /// Whole `io_size` ranges on the device.
+    /// The slice's first block.
+    first: u64,
+    /// Whole `io_size` ranges in the slice.
     slots: u64,
     io_blocks: u64,
 }
@@ -470,7 +531,7 @@ impl Offsets {
             self.next_slot = if s + 1 == self.slots { 0 } else { s + 1 };
             s
         };
-        Lba(slot * self.io_blocks)
+        Lba(self.first + slot * self.io_blocks)
     }
 }
 

@@ -4,10 +4,12 @@
 //! Reading order: `args` (command line) → `engine` (jobs on the bdevs of an SPDK JSON config,
 //! built by `bdev::config`; the poll loop; `verify` for the verify workload) → `fs` (jobs on a
 //! file through fs-core's asynchronous file API) → `report` (bdevperf's table, JSON).
-//! `memcpy` measures the ceiling a RAM bdev is compared against.
+//! `cores` runs the jobs of `-m` on pinned threads, one per core. `memcpy` measures the
+//! ceiling a RAM bdev is compared against.
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod cores;
 pub mod engine;
 pub mod error;
 pub mod fs;

@@ -5,14 +5,15 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
 
 use bench::args::{Cli, FsOptions, MemcpySpec, Mode, PerfSpec};
-use bench::engine::{self, Job};
+use bench::engine::{self, Job, JobPlan, JobResult};
 use bench::error::BenchError;
 use bench::report::{self, JobInfo, JobStats};
-use bench::{memcpy, memstat};
+use bench::{cores, memcpy, memstat};
 
 /// The binaries use mimalloc: the fold's many node-sized allocations ran 15 % slower on
 /// glibc's allocator (docs/ARCHITECTURE.md, "Dependencies and why").
@@ -45,70 +46,47 @@ fn perf(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     if let Some(fs) = &spec.fs {
         return perf_fs(spec, fs);
     }
-    on_job_thread(spec, || perf_bdevs(spec))
+    perf_bdevs(spec)
 }
 
-/// Runs `f` on a thread pinned to `-m`'s CPUs, or without -m on this thread. The thread is
-/// pinned before `f` opens any queue: io_uring workers take the affinity of the thread they
-/// serve when they are created, and keep it (`bdev::affinity`).
-fn on_job_thread<T: Send>(
-    spec: &PerfSpec,
-    f: impl FnOnce() -> Result<T, BenchError> + Send,
-) -> Result<T, BenchError> {
-    let Some((cpus, _)) = &spec.pin else {
-        return f();
-    };
-    std::thread::scope(|s| {
-        let job = s.spawn(|| {
-            bdev::affinity::pin_current_thread(cpus)?;
-            f()
-        });
-        job.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-}
-
-/// The bdev run (no --fs): every job on this thread.
+/// The bdev run (no --fs): without -m every job on this thread; with it each core's jobs on
+/// a thread pinned to that core (`bench::cores`).
 fn perf_bdevs(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     let bdevs = open_bdevs(spec)?;
     let plans = engine::plan(spec, bdevs)?;
-    let mut jobs = plans
-        .into_iter()
-        .map(Job::open)
-        .collect::<Result<Vec<_>, _>>()?;
-    if spec.prefill {
-        for job in &mut jobs {
-            println!(
-                "Prefilling {} ({} bytes, not timed)...",
-                job.info.name,
-                job.size_bytes()
-            );
-            job.prefill()?;
+    let mut done = match &spec.cores {
+        None => run_jobs(spec, plans, None)?,
+        Some(cpus) => {
+            // Each core's thread takes its own plans.
+            let mut groups: Vec<Vec<JobPlan>> = cpus.iter().map(|_| Vec::new()).collect();
+            for plan in plans {
+                let at = cpus.iter().position(|&c| Some(c) == plan.core);
+                groups[at.expect("plan gives every job a core of -m")].push(plan);
+            }
+            let groups: Vec<Mutex<Vec<JobPlan>>> = groups.into_iter().map(Mutex::new).collect();
+            let per_core = cores::run_on_cores(cpus, |index, _, start| {
+                let mine =
+                    std::mem::take(&mut *groups[index].lock().unwrap_or_else(|e| e.into_inner()));
+                run_jobs(spec, mine, Some((index == 0, start)))
+            })?;
+            per_core.into_iter().flatten().collect()
         }
-    }
-    println!("Random seed: {} (-S to repeat)", spec.seed);
-    println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
-    engine::run(&mut jobs, spec.duration)?;
-    let mask = |mut info: JobInfo| {
-        if let Some((_, m)) = &spec.pin {
-            info.core_mask = m.clone();
-        }
-        info
     };
-    let results: Vec<(JobInfo, JobStats)> = jobs
-        .iter()
-        .map(|j| (mask(j.info.clone()), j.stats))
-        .collect();
+    // As bdevperf lists them: by bdev, then core.
+    done.sort_by_key(|r| r.index);
+    let results: Vec<(JobInfo, JobStats)> =
+        done.iter().map(|r| (r.info.clone(), r.stats)).collect();
     print!("{}", report::table(&results));
     // After the run, when the devices' memory has been touched: what backed it.
     let memory = memstat::MemStat::current();
     if let Some(m) = memory {
         println!("{}", m.describe());
     }
-    for job in &jobs {
-        if let Some(e) = job.first_error() {
+    for r in &done {
+        if let Some(e) = &r.first_error {
             eprintln!(
-                "bfsperf: {}: {} I/Os failed; the first: {e}",
-                job.info.name, job.stats.failed
+                "bfsperf: {} ({}): {} I/Os failed; the first: {e}",
+                r.info.name, r.info.core_mask, r.stats.failed
             );
         }
     }
@@ -123,6 +101,45 @@ fn perf_bdevs(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Opens, prefills and runs `plans` on this thread. With -m, `start` is this core's place at
+/// the start line, and whether it is the first core (which announces the run); if another
+/// core failed to set up, nothing runs.
+fn run_jobs(
+    spec: &PerfSpec,
+    plans: Vec<JobPlan>,
+    start: Option<(bool, &cores::StartLine)>,
+) -> Result<Vec<JobResult>, BenchError> {
+    let mut jobs = plans
+        .into_iter()
+        .map(Job::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    if spec.prefill {
+        for job in &mut jobs {
+            println!(
+                "Prefilling {} ({} bytes, not timed)...",
+                job.info.name,
+                job.size_bytes()
+            );
+            job.prefill()?;
+        }
+    }
+    let announce = match start {
+        None => true,
+        Some((first, line)) => {
+            if !line.wait() {
+                return Ok(Vec::new());
+            }
+            first
+        }
+    };
+    if announce {
+        println!("Random seed: {} (-S to repeat)", spec.seed);
+        println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
+    }
+    engine::run(&mut jobs, spec.duration)?;
+    Ok(jobs.iter().map(Job::result).collect())
 }
 
 /// The config's bdevs: through SPDK itself with `--spdk`, else the native backends.
@@ -157,8 +174,114 @@ fn open_with_spdk(
     Err(bench::args::ArgError(bench::args::NO_SPDK.into()).into())
 }
 
-/// `--fs`: formats the one chosen bdev, runs the job on a file of it, reports as `perf`.
+/// `--fs`: formats the one chosen bdev, runs the job on a file of it (with -m one job per
+/// core, each on a file of its own, the file size split among them), reports as `perf`.
 fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
+    let (name, dev) = fs_bdev(spec)?;
+    println!("Formatting {name} as a fresh bypassfs...");
+    let (fs, ctx) = bench::fs::format_and_mount(dev)?;
+    let jobs = spec.cores.as_ref().map_or(1, Vec::len) as u64;
+    let io = spec.io_size as u64;
+    let total = match opts.file_size {
+        Some(s) => s,
+        None => {
+            bench::fs::default_file_size(&fs, spec.io_size, bench::fs::DEFAULT_FILE_SHARE_PERCENT)?
+        }
+    };
+    let job = bench::fs::FileJobSpec {
+        name,
+        workload: spec.workload,
+        read_percent: spec.read_percent,
+        depth: spec.depth,
+        io_size: spec.io_size,
+        file_size: total / jobs / io * io,
+        direct: opts.direct,
+        fdatasync_every: opts.fdatasync_every,
+        end_fsync: opts.end_fsync,
+        duration: spec.duration,
+        seed: spec.seed,
+    };
+    let block_size = fs
+        .statfs()
+        .map_err(|source| BenchError::Fs {
+            what: "statfs".into(),
+            source,
+        })?
+        .block_size;
+    bench::fs::check(&job, block_size)?;
+    let paths: Vec<String> = match jobs {
+        1 => vec!["/bfsperf.dat".into()],
+        n => (0..n).map(|k| format!("/bfsperf.{k}.dat")).collect(),
+    };
+    for path in &paths {
+        println!(
+            "Writing {path} ({} bytes, {}, not timed)...",
+            job.file_size,
+            if opts.direct { "direct" } else { "buffered" }
+        );
+        bench::fs::prefill(&fs, &ctx, path, job.file_size)?;
+    }
+    println!("Random seed: {} (--seed to repeat)", spec.seed);
+    println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
+    // The filesystem (and its folder thread) comes from this thread, unpinned; with -m each
+    // job runs on a pinned thread with a context of its own.
+    let done = match &spec.cores {
+        None => vec![bench::fs::run_file_job(&fs, &ctx, &paths[0], &job)?],
+        Some(cpus) => {
+            let per_core = cores::run_on_cores(cpus, |k, cpu, start| {
+                let ctx = fs.context().map_err(|source| BenchError::Fs {
+                    what: "opening the job thread's context".into(),
+                    source,
+                })?;
+                if !start.wait() {
+                    return Ok(None);
+                }
+                let mut r = bench::fs::run_file_job(&fs, &ctx, &paths[k], &job)?;
+                r.info.core_mask = bench::args::mask_text(&[cpu]);
+                Ok(Some(r))
+            })?;
+            per_core.into_iter().flatten().collect()
+        }
+    };
+    for r in &done {
+        if let Some(t) = r.end_fsync {
+            let core = match spec.cores {
+                Some(_) => format!(" ({})", r.info.core_mask),
+                None => String::new(),
+            };
+            println!(
+                "End fsync{core}: {:.3} ms (counted in the runtime)",
+                t.as_secs_f64() * 1e3
+            );
+        }
+    }
+    let results: Vec<(JobInfo, JobStats)> =
+        done.iter().map(|r| (r.info.clone(), r.stats)).collect();
+    print!("{}", report::table(&results));
+    for r in &done {
+        if let Some(e) = &r.first_error {
+            eprintln!(
+                "bfsperf: {} ({}): {} I/Os failed; the first: {e}",
+                r.info.name, r.info.core_mask, r.stats.failed
+            );
+        }
+    }
+    fs.unmount(&ctx).map_err(|source| BenchError::Fs {
+        what: "unmount".into(),
+        source,
+    })?;
+    if let Some(path) = &spec.output_json {
+        write_json(path, &report::json(&results, spec.seed))?;
+    }
+    Ok(if results.iter().any(|(_, s)| s.failed > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The one bdev of a `--fs` run: `-T`, or the config's only one.
+fn fs_bdev(spec: &PerfSpec) -> Result<bdev::config::NamedDevice, BenchError> {
     let mut bdevs = open_bdevs(spec)?;
     let names = bdevs
         .iter()
@@ -179,76 +302,7 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
             "--fs runs on one bdev; pick one with -T (the config has: {names})"
         )));
     }
-    let (name, dev) = bdevs.remove(0);
-    println!("Formatting {name} as a fresh bypassfs...");
-    let (fs, ctx) = bench::fs::format_and_mount(dev)?;
-    let file_size = match opts.file_size {
-        Some(s) => s,
-        None => {
-            bench::fs::default_file_size(&fs, spec.io_size, bench::fs::DEFAULT_FILE_SHARE_PERCENT)?
-        }
-    };
-    let job = bench::fs::FileJobSpec {
-        name,
-        workload: spec.workload,
-        read_percent: spec.read_percent,
-        depth: spec.depth,
-        io_size: spec.io_size,
-        file_size,
-        direct: opts.direct,
-        fdatasync_every: opts.fdatasync_every,
-        end_fsync: opts.end_fsync,
-        duration: spec.duration,
-        seed: spec.seed,
-    };
-    println!(
-        "Writing /bfsperf.dat ({file_size} bytes, {}, not timed)...",
-        if opts.direct { "direct" } else { "buffered" }
-    );
-    println!("Random seed: {} (--seed to repeat)", spec.seed);
-    println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
-    // The filesystem (and its folder thread) comes from this thread, unpinned; with -m the
-    // job runs on a pinned thread with a context of its own.
-    let r = match &spec.pin {
-        None => bench::fs::run_file_job(&fs, &ctx, "/bfsperf.dat", &job)?,
-        Some((_, mask)) => {
-            let mut r = on_job_thread(spec, || {
-                let ctx = fs.context().map_err(|source| BenchError::Fs {
-                    what: "opening the job thread's context".into(),
-                    source,
-                })?;
-                bench::fs::run_file_job(&fs, &ctx, "/bfsperf.dat", &job)
-            })?;
-            r.info.core_mask = mask.clone();
-            r
-        }
-    };
-    if let Some(t) = r.end_fsync {
-        println!(
-            "End fsync: {:.3} ms (counted in the runtime)",
-            t.as_secs_f64() * 1e3
-        );
-    }
-    let results = vec![(r.info.clone(), r.stats)];
-    print!("{}", report::table(&results));
-    if let Some(e) = &r.first_error {
-        eprintln!(
-            "bfsperf: {}: {} I/Os failed; the first: {e}",
-            r.info.name, r.stats.failed
-        );
-    }
-    fs.unmount(&ctx).map_err(|source| BenchError::Fs {
-        what: "unmount".into(),
-        source,
-    })?;
-    if let Some(path) = &spec.output_json {
-        write_json(path, &report::json(&results, spec.seed))?;
-    }
-    Ok(if r.stats.failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(bdevs.remove(0))
 }
 
 fn memcpy_limit(spec: &MemcpySpec) -> Result<ExitCode, BenchError> {

@@ -252,7 +252,7 @@ fn job_json(info: &JobInfo, stats: &JobStats, row: &Row) -> Value {
 }
 
 /// The JSON document: `results` (one per job, as bdevperf's `perform_tests` answer),
-/// `total`, `core_count`, `seed`.
+/// `total`, `core_count` (the cores the jobs ran on: those of -m, else 1), `seed`.
 pub fn json(jobs: &[(JobInfo, JobStats)], seed: u64) -> Value {
     let results: Vec<Value> = jobs
         .iter()
@@ -273,7 +273,11 @@ pub fn json(jobs: &[(JobInfo, JobStats)], seed: u64) -> Value {
         ..first.unwrap_or_else(|| JobInfo::new(String::new(), Workload::Read, 100, 0, 0))
     };
     let total = job_json(&total_info, &total_stats, &Row::total(jobs));
-    json!({ "results": results, "total": total, "core_count": 1, "seed": seed })
+    let mut masks: Vec<&str> = jobs.iter().map(|(i, _)| i.core_mask.as_str()).collect();
+    masks.sort_unstable();
+    masks.dedup();
+    let core_count = masks.len().max(1);
+    json!({ "results": results, "total": total, "core_count": core_count, "seed": seed })
 }
 
 #[cfg(test)]

@@ -430,3 +430,60 @@ fn cpumask_pins_the_job_thread_and_is_reported() {
     let e = run_err(&["-o", "4k", "-w", "read", "-m", "[1000]"]);
     assert!(e.contains("pinning the thread to CPUs [1000]"), "{e}");
 }
+
+/// The CPUs this test may use, at most two, as a `-m` list.
+fn two_cpus() -> (Vec<usize>, String) {
+    let cpus: Vec<usize> = bdev::affinity::current_thread_cpus()
+        .into_iter()
+        .take(2)
+        .collect();
+    let list: Vec<String> = cpus.iter().map(ToString::to_string).collect();
+    let mask = format!("[{}]", list.join(","));
+    (cpus, mask)
+}
+
+/// Runs with `-m` over `cpus`; checks one job per core, each row named after the bdev with
+/// its core's mask, no failed I/O, and a Total that sums the rows.
+fn one_job_per_core(cpus: &[usize], args: &[&str]) {
+    let (stdout, doc) = run_ok(args);
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), cpus.len(), "{args:?}: {stdout}");
+    for (r, &cpu) in results.iter().zip(cpus) {
+        let shown = bench::args::mask_text(&[cpu]);
+        assert_eq!(r["core_mask"], shown.as_str(), "{args:?}: {r}");
+        assert!(
+            stdout.contains(&format!("Job: Malloc0 (Core Mask {shown}, workload: ")),
+            "{args:?}: {stdout}"
+        );
+        assert!(r["iops"].as_f64().unwrap() > 0.0, "{args:?}: {r}");
+        assert_eq!(r["io_failed"], 0, "{args:?}: {r}");
+    }
+    let sum: f64 = results.iter().map(|r| r["iops"].as_f64().unwrap()).sum();
+    let total = doc["total"]["iops"].as_f64().unwrap();
+    assert!((total - sum).abs() <= 1e-9 * sum, "{total} != {sum}");
+    assert_eq!(doc["core_count"], cpus.len(), "{doc}");
+    assert_eq!(stdout.matches(" Total  ").count(), 1, "{stdout}");
+}
+
+/// `-m` runs a job per core of the mask, each on its own pinned thread (`bench::cores`), on a
+/// bdev and with --fs (a file per job).
+#[test]
+fn cpumask_runs_one_job_per_core() {
+    let (cpus, mask) = two_cpus();
+    one_job_per_core(&cpus, &["-w", "randrw", "-M", "50", "-m", &mask]);
+    one_job_per_core(&cpus, &["-w", "verify", "-m", &mask]);
+    one_job_per_core(&cpus, &["--fs", "-w", "randwrite", "-m", &mask]);
+}
+
+/// The same through SPDK itself.
+#[cfg(feature = "spdk")]
+#[test]
+fn cpumask_runs_one_job_per_core_on_spdk() {
+    let (cpus, mask) = two_cpus();
+    let spdk = ["--spdk", "--no-huge", "-s", "512", "-m", &mask];
+    one_job_per_core(&cpus, &[&["-w", "randread"][..], &spdk].concat());
+    one_job_per_core(
+        &cpus,
+        &[&["--fs", "-w", "randrw", "-M", "50"][..], &spdk].concat(),
+    );
+}
