@@ -1,6 +1,6 @@
 //! The one error type of fs-core, with context, mapping to errno values at the API edge.
 
-use iomap::IomapError;
+use iomap::{FsError, IomapError};
 
 /// Everything a filesystem operation can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -135,14 +135,10 @@ impl From<cow::Error> for Error {
     }
 }
 
-/// Marker the fs puts in `IomapError::Fs` messages to carry its own error through iomap.
-const TAG: &str = "\u{1}fs:";
-
 impl Error {
-    /// Wraps this error for a trip through the iomap layer.
+    /// Carries this error through the iomap layer, typed: `From<IomapError>` takes it back.
     pub(crate) fn into_iomap(self) -> IomapError {
-        let code = self.errno();
-        IomapError::Fs(format!("{TAG}{code}:{self}"))
+        IomapError::Fs(FsError::new(self))
     }
 }
 
@@ -152,19 +148,9 @@ impl From<IomapError> for Error {
             IomapError::WritebackFailed { source, .. } => source.as_ref(),
             other => other,
         };
-        if let IomapError::Fs(m) = inner {
-            if let Some(rest) = m.strip_prefix(TAG) {
-                let (code, msg) = rest.split_once(':').unwrap_or(("5", rest));
-                let msg = msg.to_string();
-                return match code.parse::<i32>().unwrap_or(errno::EIO) {
-                    errno::ENOSPC => Error::NoSpace(msg),
-                    errno::EROFS => Error::ReadOnly(msg),
-                    errno::EUCLEAN => Error::Corrupt(msg),
-                    errno::EINVAL => Error::Invalid(msg),
-                    errno::ENOENT => Error::NotFound(msg),
-                    errno::EFBIG => Error::TooBig(msg),
-                    _ => Error::Io(msg),
-                };
+        if let IomapError::Fs(f) = inner {
+            if let Some(mine) = f.downcast_ref::<Error>() {
+                return mine.clone();
             }
         }
         match e {
@@ -180,5 +166,25 @@ impl From<bdev::BdevError> for Error {
             bdev::BdevError::InUse(m) => Error::Busy(m),
             e => Error::Io(format!("device: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_comes_back_from_iomap_as_it_went() {
+        let e = Error::NoSpace("direct write of 4096 bytes".into());
+        let back = Error::from(e.clone().into_iomap());
+        assert!(matches!(&back, Error::NoSpace(m) if m == "direct write of 4096 bytes"));
+        let wrapped = IomapError::WritebackFailed {
+            ino: 7,
+            source: Box::new(Error::Exists("x".into()).into_iomap()),
+        };
+        assert!(matches!(Error::from(wrapped), Error::Exists(m) if m == "x"));
+        // Another filesystem's error (or a message) is an I/O error with its text.
+        let other = IomapError::Fs(FsError::msg("model says no"));
+        assert!(matches!(Error::from(other), Error::Io(m) if m.contains("model says no")));
     }
 }

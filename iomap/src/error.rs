@@ -1,4 +1,10 @@
 //! The errors of the iomap layer.
+//!
+//! A filesystem's own errors cross the layer typed: [`IomapError::Fs`] carries an
+//! [`FsError`], which holds the filesystem's error value and gives it back by downcast, so
+//! nothing is printed and parsed on the way.
+
+use std::sync::Arc;
 
 use bdev::IoError;
 
@@ -60,9 +66,9 @@ pub enum IomapError {
     /// Memory for the page cache or bounce buffers could not be had.
     #[error("out of memory: {0}")]
     NoMemory(String),
-    /// The filesystem refused the operation (no space, read-only …).
+    /// The filesystem refused the operation (no space, read-only …): its own error, typed.
     #[error("filesystem: {0}")]
-    Fs(String),
+    Fs(FsError),
     /// A read's mapping was replaced while the read ran: a concurrent write of the same
     /// blocks moved them elsewhere and a commit dropped the old checksums, so the bytes
     /// read (an older version) can no longer be checked. `verify_read` returns this instead
@@ -93,6 +99,57 @@ impl IomapError {
         }
     }
 }
+
+/// A filesystem's error carried through the layer ([`IomapError::Fs`]): the value the
+/// filesystem made, shared (errors are cloned), for the filesystem to take back with
+/// [`FsError::downcast_ref`].
+#[derive(Clone)]
+pub struct FsError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl FsError {
+    /// Wraps the filesystem's error `e`.
+    pub fn new<E: std::error::Error + Send + Sync + 'static>(e: E) -> FsError {
+        FsError(Arc::new(e))
+    }
+
+    /// An error that is only a message (for filesystems without an error type of their own,
+    /// such as test models).
+    pub fn msg(m: impl Into<String>) -> FsError {
+        FsError::new(Message(m.into()))
+    }
+
+    /// The filesystem's error, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
+    }
+}
+
+impl std::fmt::Debug for FsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for FsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+/// Equal when they say the same (the payload types need not compare), so tests can match
+/// errors by value.
+impl PartialEq for FsError {
+    fn eq(&self, other: &FsError) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for FsError {}
+
+/// The payload of [`FsError::msg`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Message(String);
 
 /// The result type of the layer.
 pub type Result<T, E = IomapError> = std::result::Result<T, E>;

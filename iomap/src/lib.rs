@@ -31,7 +31,7 @@ mod truncate;
 mod writeback;
 mod zero_range;
 
-pub use error::{IomapError, Result, MAPPING_RETRIES};
+pub use error::{FsError, IomapError, Result, MAPPING_RETRIES};
 pub use fiemap::{FiemapExtent, FiemapFlags};
 pub use layer::{IoCounters, Iomap, IomapConfig};
 pub use map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};

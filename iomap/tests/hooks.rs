@@ -10,7 +10,7 @@ use bdev::exec::Context;
 use bdev::mem::MemDevice;
 use bdev::DmaBuf;
 use iomap::{
-    Ino, IoDone, IoMap, Iomap, IomapConfig, IomapError, IomapOps, IterFlags, Maps, Result,
+    FsError, Ino, IoDone, IoMap, Iomap, IomapConfig, IomapError, IomapOps, IterFlags, Maps, Result,
 };
 use support::RefFs;
 
@@ -73,9 +73,9 @@ impl IomapOps for Hooked {
     ) -> Result<()> {
         *self.verified.lock().unwrap() += data.iter().map(|d| d.len() as u64).sum::<u64>();
         if self.fail_reads.load(Ordering::Relaxed) {
-            return Err(IomapError::Fs(format!(
+            return Err(IomapError::Fs(FsError::msg(format!(
                 "inode {ino}: bad checksum at {pos}"
-            )));
+            ))));
         }
         let moved = self.moved.load(Ordering::Relaxed);
         if moved > 0 {

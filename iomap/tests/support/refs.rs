@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bdev::exec::Context;
-use iomap::{Ino, IoDone, IoMap, IomapError, IomapOps, IterFlags, MapFlags, Maps, Result};
+use iomap::{FsError, Ino, IoDone, IoMap, IomapError, IomapOps, IterFlags, MapFlags, Maps, Result};
 
 /// A set of disjoint half-open block ranges.
 #[derive(Clone, Debug, Default)]
@@ -385,9 +385,9 @@ impl RefFs {
     pub fn reflink(&self, src: Ino, dst: Ino) -> Result<()> {
         let (f, size) = self.with_file(src, |s, size, sp| {
             if !s.delalloc.0.is_empty() {
-                return Err(IomapError::Fs(
-                    "reflink of a file with delalloc data".into(),
-                ));
+                return Err(IomapError::Fs(FsError::msg(
+                    "reflink of a file with delalloc data",
+                )));
             }
             for e in s.ext.values() {
                 for b in e.pblk..e.pblk + e.len {
@@ -617,11 +617,11 @@ impl RefFs {
 }
 
 fn nofile(ino: Ino) -> IomapError {
-    IomapError::Fs(format!("no inode {ino}"))
+    IomapError::Fs(FsError::msg(format!("no inode {ino}")))
 }
 
 fn nospace() -> IomapError {
-    IomapError::Fs("no space left".into())
+    IomapError::Fs(FsError::msg("no space left"))
 }
 
 impl IomapOps for RefFs {
