@@ -15,7 +15,7 @@ use bdev::exec::{yield_now, Context};
 use crate::cache::Outcome;
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::Step;
-use crate::layer::Iomap;
+use crate::layer::{Fill, Iomap};
 use crate::map::{IterFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
 
@@ -120,10 +120,12 @@ impl<O: IomapOps> Iomap<O> {
                 .cache
                 .fill(ino, a, b, Some(mark), |off, buf| map.copy_inline(off, buf)),
             MapKind::Mapped => {
-                let reads = &self.counters.cache_reads;
-                let filled = Outcome::FilledUnlessInvalidated(mark);
-                self.fill_from_device(ctx, ino, "read", (a, b), map, reads, filled)
-                    .await?;
+                let fill = Fill {
+                    what: "read",
+                    counter: &self.counters.cache_reads,
+                    filled: Outcome::FilledUnlessInvalidated(mark),
+                };
+                self.fill_from_device(ctx, ino, (a, b), map, fill).await?;
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use bdev::exec::{yield_now, Context};
 
 use crate::cache::Outcome;
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
-use crate::layer::Iomap;
+use crate::layer::{Fill, Iomap};
 use crate::map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
 
@@ -195,9 +195,12 @@ impl<O: IomapOps> Iomap<O> {
         } else if !has_data {
             self.cache.fill(ino, blk, end, None, |_, buf| buf.fill(0));
         } else {
-            let reads = &self.counters.source_reads;
-            let filled = Outcome::Filled;
-            self.fill_from_device(ctx, ino, "source read", (blk, end), source, reads, filled)
+            let fill = Fill {
+                what: "source read",
+                counter: &self.counters.source_reads,
+                filled: Outcome::Filled,
+            };
+            self.fill_from_device(ctx, ino, (blk, end), source, fill)
                 .await?;
         }
         Ok(())

@@ -22,7 +22,7 @@ use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::{check, into_step, refuse, Iter, Step};
 use crate::layer::{IoCounters, Iomap};
 use crate::map::{CoreFlags, IterFlags, MapKind};
-use crate::ops::{Ino, IomapOps};
+use crate::ops::{Ended, Ino, IomapOps, IterArgs};
 
 impl<O: IomapOps> Iomap<O> {
     /// Reads `buf.len()` bytes at `pos` straight into `buf`; returns the buffer and the bytes
@@ -81,22 +81,27 @@ impl<O: IomapOps> Iomap<O> {
                 return (buf, Err(e));
             }
         }
-        let flags = flags | IterFlags::DIRECT;
+        let args = IterArgs {
+            ino,
+            pos,
+            len,
+            flags: flags | IterFlags::DIRECT,
+        };
         // `begin_step`, written out so that the maps stay where `begin` put them.
-        let mut maps = match self.ops.begin(ctx, ino, pos, len, flags).await {
+        let mut maps = match self.ops.begin(ctx, args).await {
             Ok(maps) => maps,
             Err(e) => return (buf, Err(e)),
         };
-        let step_len = match check(&maps, ino, pos, len, flags, self.limits) {
+        let step_len = match check(&maps, args, self.limits) {
             Ok(n) => n,
             Err(e) => {
-                let refused = refuse(&self.ops, ctx, ino, pos, len, flags, &maps, e);
+                let refused = refuse(&self.ops, ctx, args, &maps, e);
                 return (buf, Err(Box::pin(refused).await));
             }
         };
         if step_len < len || maps.write.kind != MapKind::Mapped {
             let first = into_step(maps, pos, step_len);
-            let it = Iter::resume(&self.ops, ctx, self.limits, ino, len, flags, first);
+            let it = Iter::resume(&self.ops, ctx, self.limits, args, first);
             let (buf, r) = Box::pin(self.read_steps(ctx, ino, it, buf)).await;
             return (buf, r.map(|()| len as usize));
         }
@@ -115,8 +120,12 @@ impl<O: IomapOps> Iomap<O> {
                 .verify_read(ctx, ino, pos, map, std::slice::from_ref(&buf))
                 .await;
         }
-        let done = if r.is_ok() { len } else { 0 };
-        let ended = self.ops.end(ctx, ino, pos, len, done, flags, map).await;
+        let ended = Ended {
+            args,
+            written: if r.is_ok() { len } else { 0 },
+            write_map: map,
+        };
+        let ended = self.ops.end(ctx, &ended).await;
         // As in `Iter`: the step's error first, then the filesystem's.
         (buf, r.and(ended).map(|()| len as usize))
     }

@@ -139,7 +139,7 @@ impl<O: IomapOps> Iomap<O> {
         let mut middle = head.split_off(head_len as usize);
         let tail = middle.split_off(middle.len() - tail_len as usize);
         let (submitted, r) = self
-            .direct_write_pieces(ctx, ino, step, flags, &head, &mut middle, &tail)
+            .direct_write_pieces(ctx, ino, step, flags, (&head, &tail), &mut middle)
             .await;
         head.unsplit(middle).expect("adjacent");
         head.unsplit(tail).expect("adjacent");
@@ -148,16 +148,14 @@ impl<O: IomapOps> Iomap<O> {
 
     /// Builds edge blocks around `middle`, writes, and runs the completion hook; says
     /// whether the write reached the device queue.
-    #[allow(clippy::too_many_arguments)]
     async fn direct_write_pieces(
         &self,
         ctx: &Context,
         ino: Ino,
         step: &Step,
         flags: IterFlags,
-        head: &[u8],
+        (head, tail): (&[u8], &[u8]),
         middle: &mut DmaBuf,
-        tail: &[u8],
     ) -> (bool, Result<()>) {
         let bs = self.block_size();
         let (p, q) = (step.pos, step.pos + step.len);

@@ -1,7 +1,7 @@
 //! The iteration step: one loop over the mappings of a range.
 //!
 //! ```text
-//! let mut it = Iter::new(&io, ctx, ino, pos, len, flags);
+//! let mut it = Iter::new(&io, ctx, limits, IterArgs { ino, pos, len, flags });
 //! while let Some(step) = it.next().await? {
 //!     let r = do_the_operation(step).await;
 //!     match r { Ok(()) => it.advance(), Err(e) => it.failed(0, e) }
@@ -28,7 +28,7 @@ use bdev::exec::Context;
 use crate::align;
 use crate::error::{IomapError, Result};
 use crate::map::{CoreFlags, IoMap, IterFlags, MapKind};
-use crate::ops::{Ino, IomapOps, Maps};
+use crate::ops::{Ended, IomapOps, IterArgs, Maps};
 
 /// One mapped piece of the range: `[pos, pos + len)` lies inside both maps.
 #[derive(Clone, Debug)]
@@ -54,10 +54,8 @@ impl Step {
 pub struct Iter<'a, O: IomapOps> {
     ops: &'a O,
     ctx: &'a Context,
-    ino: Ino,
-    pos: u64,
-    len: u64,
-    flags: IterFlags,
+    /// What is left: `pos` the next byte to map, `len` the bytes after it.
+    args: IterArgs,
     limits: Limits,
     cur: Option<Step>,
     /// `cur` came from [`Iter::resume`] and `next` has not returned it yet.
@@ -75,23 +73,12 @@ pub struct Limits {
 }
 
 impl<'a, O: IomapOps> Iter<'a, O> {
-    /// An iteration over `[pos, pos + len)` of `ino`.
-    pub fn new(
-        ops: &'a O,
-        ctx: &'a Context,
-        limits: Limits,
-        ino: Ino,
-        pos: u64,
-        len: u64,
-        flags: IterFlags,
-    ) -> Self {
+    /// An iteration over `args`.
+    pub fn new(ops: &'a O, ctx: &'a Context, limits: Limits, args: IterArgs) -> Self {
         Iter {
             ops,
             ctx,
-            ino,
-            pos,
-            len,
-            flags,
+            args,
             limits,
             cur: None,
             resumed: false,
@@ -99,18 +86,17 @@ impl<'a, O: IomapOps> Iter<'a, O> {
         }
     }
 
-    /// The iteration over `[first.pos, first.pos + len)` whose first step [`begin_step`]
-    /// returned already: `next` returns `first` before anything else.
+    /// The iteration over `args` whose first step [`begin_step`] returned already (at
+    /// `args.pos`): `next` returns `first` before anything else.
     pub fn resume(
         ops: &'a O,
         ctx: &'a Context,
         limits: Limits,
-        ino: Ino,
-        len: u64,
-        flags: IterFlags,
+        args: IterArgs,
         first: Step,
     ) -> Self {
-        let mut it = Iter::new(ops, ctx, limits, ino, first.pos, len, flags);
+        debug_assert_eq!(first.pos, args.pos, "the first step starts the range");
+        let mut it = Iter::new(ops, ctx, limits, args);
         it.cur = Some(first);
         it.resumed = true;
         it
@@ -141,7 +127,7 @@ impl<'a, O: IomapOps> Iter<'a, O> {
 
     /// Where the iteration stands: the next byte to map.
     pub fn pos(&self) -> u64 {
-        self.pos
+        self.args.pos
     }
 
     /// Ends the previous step and begins the next; `None` when the range is done.
@@ -155,38 +141,27 @@ impl<'a, O: IomapOps> Iter<'a, O> {
                 Some(Err((n, e))) => (n.min(step.len), Some(e)),
                 None => (0, None),
             };
-            let ended = self
-                .ops
-                .end(
-                    self.ctx,
-                    self.ino,
-                    step.pos,
-                    step.len,
-                    done,
-                    self.flags,
-                    &step.write,
-                )
-                .await;
+            let ended = Ended {
+                args: self.args.at(step.pos, step.len),
+                written: done,
+                write_map: &step.write,
+            };
+            let ended = self.ops.end(self.ctx, &ended).await;
             if let Some(e) = err {
                 return Err(e);
             }
             ended?;
-            self.pos += done;
-            self.len = if done < step.len { 0 } else { self.len - done };
+            let left = if done < step.len {
+                0
+            } else {
+                self.args.len - done
+            };
+            self.args = self.args.at(self.args.pos + done, left);
         }
-        if self.len == 0 {
+        if self.args.len == 0 {
             return Ok(None);
         }
-        let step = begin_step(
-            self.ops,
-            self.ctx,
-            self.limits,
-            self.ino,
-            self.pos,
-            self.len,
-            self.flags,
-        )
-        .await?;
+        let step = begin_step(self.ops, self.ctx, self.limits, self.args).await?;
         Ok(Some(self.cur.insert(step)))
     }
 }
@@ -198,32 +173,30 @@ pub async fn begin_step<O: IomapOps>(
     ops: &O,
     ctx: &Context,
     limits: Limits,
-    ino: Ino,
-    pos: u64,
-    len: u64,
-    flags: IterFlags,
+    args: IterArgs,
 ) -> Result<Step> {
-    let maps = ops.begin(ctx, ino, pos, len, flags).await?;
-    match check(&maps, ino, pos, len, flags, limits) {
-        Ok(step_len) => Ok(into_step(maps, pos, step_len)),
-        Err(e) => Err(refuse(ops, ctx, ino, pos, len, flags, &maps, e).await),
+    let maps = ops.begin(ctx, args).await?;
+    match check(&maps, args, limits) {
+        Ok(step_len) => Ok(into_step(maps, args.pos, step_len)),
+        Err(e) => Err(refuse(ops, ctx, args, &maps, e).await),
     }
 }
 
 /// Ends maps that failed [`check`] with nothing done, so the filesystem releases what it
 /// reserved; returns the check's error, which is the one that matters.
-#[allow(clippy::too_many_arguments)]
 pub async fn refuse<O: IomapOps>(
     ops: &O,
     ctx: &Context,
-    ino: Ino,
-    pos: u64,
-    len: u64,
-    flags: IterFlags,
+    args: IterArgs,
     maps: &Maps,
     e: IomapError,
 ) -> IomapError {
-    let _ = ops.end(ctx, ino, pos, len, 0, flags, &maps.write).await;
+    let ended = Ended {
+        args,
+        written: 0,
+        write_map: &maps.write,
+    };
+    let _ = ops.end(ctx, &ended).await;
     e
 }
 
@@ -248,15 +221,14 @@ pub fn into_step(maps: Maps, pos: u64, len: u64) -> Step {
     }
 }
 
-/// Checks the maps `begin` returned for `[pos, pos + len)`; returns the step length.
-pub fn check(
-    maps: &Maps,
-    ino: Ino,
-    pos: u64,
-    len: u64,
-    flags: IterFlags,
-    limits: Limits,
-) -> Result<u64> {
+/// Checks the maps `begin` returned for `args`; returns the step length.
+pub fn check(maps: &Maps, args: IterArgs, limits: Limits) -> Result<u64> {
+    let IterArgs {
+        ino,
+        pos,
+        len,
+        flags,
+    } = args;
     let bad = |which: &'static str, reason: String| IomapError::BadMapping {
         ino: ino.0,
         which,

@@ -22,7 +22,7 @@ use crate::cache::{Outcome, PageCache, TakeFor};
 use crate::error::{IomapError, Result};
 use crate::iter::{Iter, Limits};
 use crate::map::{IoMap, IterFlags};
-use crate::ops::{Ino, IomapOps};
+use crate::ops::{Ino, IomapOps, IterArgs};
 
 /// Tunables of the layer.
 #[derive(Clone, Copy, Debug)]
@@ -77,6 +77,16 @@ impl IoCounters {
     pub fn get(c: &AtomicU64) -> u64 {
         c.load(Ordering::Relaxed)
     }
+}
+
+/// What a cache fill from the device is for ([`Iomap::fill_from_device`]).
+pub(crate) struct Fill<'a> {
+    /// Names the read in errors.
+    pub what: &'static str,
+    /// Counts it.
+    pub counter: &'a AtomicU64,
+    /// What success does to the pages (see [`Outcome::FilledUnlessInvalidated`]).
+    pub filled: Outcome,
 }
 
 /// The iomap layer of one filesystem on one device.
@@ -172,7 +182,13 @@ impl<O: IomapOps> Iomap<O> {
         len: u64,
         flags: IterFlags,
     ) -> Iter<'a, O> {
-        Iter::new(&self.ops, ctx, self.limits, ino, pos, len, flags)
+        let args = IterArgs {
+            ino,
+            pos,
+            len,
+            flags,
+        };
+        Iter::new(&self.ops, ctx, self.limits, args)
     }
 
     pub(crate) fn round_down(&self, x: u64) -> u64 {
@@ -218,20 +234,21 @@ impl<O: IomapOps> Iomap<O> {
 
     /// Fills the cached blocks `[a, b)` of `ino` from `map` on the device and has the
     /// filesystem verify them (`IomapOps::verify_read`) before the pages count as up to date;
-    /// `what` names the read in errors, `counter` counts it, `filled` is what success does to
-    /// the pages (see [`Outcome::FilledUnlessInvalidated`]). Pages evicted or under I/O
-    /// meanwhile are left alone: the caller's copy misses and retries.
-    #[allow(clippy::too_many_arguments)]
+    /// `fill` says what the read is for (see [`Fill`]). Pages evicted or under I/O meanwhile
+    /// are left alone: the caller's copy misses and retries.
     pub(crate) async fn fill_from_device(
         &self,
         ctx: &Context,
         ino: Ino,
-        what: &'static str,
         (a, b): (u64, u64),
         map: &IoMap,
-        counter: &AtomicU64,
-        filled: Outcome,
+        fill: Fill<'_>,
     ) -> Result<()> {
+        let Fill {
+            what,
+            counter,
+            filled,
+        } = fill;
         // Blocks someone made up to date since the caller looked are left alone; the
         // caller looks again.
         let Some((taken, pieces)) = self.cache.take(ino, a, b, TakeFor::Fill) else {

@@ -35,4 +35,4 @@ pub use error::{FsError, IomapError, Result, MAPPING_RETRIES};
 pub use fiemap::{FiemapExtent, FiemapFlags};
 pub use layer::{IoCounters, Iomap, IomapConfig};
 pub use map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
-pub use ops::{DirectData, Ino, IoDone, IomapOps, Maps, TakenWrite};
+pub use ops::{DirectData, Ended, Ino, IoDone, IomapOps, IterArgs, Maps, TakenWrite};

@@ -32,6 +32,38 @@ impl std::fmt::Display for Ino {
     }
 }
 
+/// What a step of an iteration maps: `[pos, pos + len)` of `ino`, for an iteration with
+/// `flags`; what `begin` is asked for and `end` hears back ([`Ended::args`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IterArgs {
+    /// The file.
+    pub ino: Ino,
+    /// First byte.
+    pub pos: u64,
+    /// Bytes from `pos`.
+    pub len: u64,
+    /// What the iteration is for.
+    pub flags: IterFlags,
+}
+
+impl IterArgs {
+    /// The same file and flags over `[pos, pos + len)`.
+    pub fn at(self, pos: u64, len: u64) -> IterArgs {
+        IterArgs { pos, len, ..self }
+    }
+}
+
+/// What [`IomapOps::end`] hears about a mapping `begin` returned.
+#[derive(Debug)]
+pub struct Ended<'a> {
+    /// The step: the range `begin` was asked for, clipped to what the maps covered.
+    pub args: IterArgs,
+    /// Bytes done from `args.pos` (0 after a failure before any I/O).
+    pub written: u64,
+    /// The write map `begin` returned, with the core's flags set.
+    pub write_map: &'a IoMap,
+}
+
 /// The write map and the source map `begin` returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Maps {
@@ -106,29 +138,13 @@ pub trait IomapOps {
     /// the file under the other's data and truncate it). Returns whether the size changed.
     fn grow_size(&self, ino: Ino, end: u64) -> Result<bool>;
 
-    /// Maps `[pos, pos + len)` for an iteration with `flags`; see the module contract.
-    async fn begin(
-        &self,
-        ctx: &Context,
-        ino: Ino,
-        pos: u64,
-        len: u64,
-        flags: IterFlags,
-    ) -> Result<Maps>;
+    /// Maps `[args.pos, args.pos + args.len)` for an iteration with `args.flags`; see the
+    /// module contract.
+    async fn begin(&self, ctx: &Context, args: IterArgs) -> Result<Maps>;
 
-    /// Ends the mapping `begin` returned for `[pos, pos + len)`; `written` bytes from `pos`
-    /// were done.
-    #[allow(clippy::too_many_arguments)]
-    async fn end(
-        &self,
-        ctx: &Context,
-        ino: Ino,
-        pos: u64,
-        len: u64,
-        written: u64,
-        flags: IterFlags,
-        write_map: &IoMap,
-    ) -> Result<()>;
+    /// Ends the mapping `begin` returned; `ended.written` bytes from `ended.args.pos` were
+    /// done.
+    async fn end(&self, ctx: &Context, ended: &Ended<'_>) -> Result<()>;
 
     /// Offered each direct write's data (`bufs`, block aligned) just before the core would
     /// write it. A filesystem may write it itself, to make it durable with metadata of its

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bdev::exec::{join_all, Context};
 use iomap::{
-    Ino, IoCounters, IoDone, IoMap, IomapConfig, IomapError, IomapOps, IterFlags, MapKind, Maps,
-    Result,
+    Ended, Ino, IoCounters, IoDone, IoMap, IomapConfig, IomapError, IomapOps, IterArgs, IterFlags,
+    MapKind, Maps, Result,
 };
 use support::Harness;
 
@@ -365,20 +365,11 @@ impl IomapOps for Broken {
     fn grow_size(&self, _: Ino, _: u64) -> Result<bool> {
         Ok(false)
     }
-    async fn begin(&self, _: &Context, _: Ino, _: u64, _: u64, _: IterFlags) -> Result<Maps> {
+    async fn begin(&self, _: &Context, _: IterArgs) -> Result<Maps> {
         Ok(self.map.clone())
     }
-    async fn end(
-        &self,
-        _: &Context,
-        _: Ino,
-        _: u64,
-        _: u64,
-        written: u64,
-        _: IterFlags,
-        _: &IoMap,
-    ) -> Result<()> {
-        assert_eq!(written, 0);
+    async fn end(&self, _: &Context, ended: &Ended<'_>) -> Result<()> {
+        assert_eq!(ended.written, 0);
         self.ends.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

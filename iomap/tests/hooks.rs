@@ -10,7 +10,8 @@ use bdev::exec::Context;
 use bdev::mem::MemDevice;
 use bdev::DmaBuf;
 use iomap::{
-    FsError, Ino, IoDone, IoMap, Iomap, IomapConfig, IomapError, IomapOps, IterFlags, Maps, Result,
+    Ended, FsError, Ino, IoDone, IoMap, Iomap, IomapConfig, IomapError, IomapOps, IterArgs, Maps,
+    Result,
 };
 use support::RefFs;
 
@@ -38,20 +39,11 @@ impl IomapOps for Hooked {
     fn grow_size(&self, ino: Ino, end: u64) -> Result<bool> {
         self.fs.grow_size(ino, end)
     }
-    async fn begin(&self, c: &Context, i: Ino, p: u64, l: u64, f: IterFlags) -> Result<Maps> {
-        self.fs.begin(c, i, p, l, f).await
+    async fn begin(&self, c: &Context, args: IterArgs) -> Result<Maps> {
+        self.fs.begin(c, args).await
     }
-    async fn end(
-        &self,
-        c: &Context,
-        i: Ino,
-        p: u64,
-        l: u64,
-        w: u64,
-        f: IterFlags,
-        m: &IoMap,
-    ) -> Result<()> {
-        self.fs.end(c, i, p, l, w, f, m).await
+    async fn end(&self, c: &Context, ended: &Ended<'_>) -> Result<()> {
+        self.fs.end(c, ended).await
     }
     async fn complete(&self, c: &Context, ino: Ino, done: &IoDone<'_>) -> Result<()> {
         let bytes: Vec<u8> = done.data.iter().flat_map(|b| b.iter().copied()).collect();

@@ -5,7 +5,8 @@ use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf};
 use cow::Key;
 use iomap::{
-    DirectData, Ino, IoDone, IoMap, IomapOps, IterFlags, MapFlags, MapKind, Maps, TakenWrite,
+    DirectData, Ended, Ino, IoDone, IoMap, IomapOps, IterArgs, IterFlags, MapFlags, MapKind, Maps,
+    TakenWrite,
 };
 
 use crate::data::gather;
@@ -285,33 +286,18 @@ impl IomapOps for DataOps {
         self.core.take_direct_write(ino.0, data, bufs)
     }
 
-    async fn begin(
-        &self,
-        ctx: &Context,
-        ino: Ino,
-        pos: u64,
-        len: u64,
-        flags: IterFlags,
-    ) -> iomap::Result<Maps> {
+    async fn begin(&self, ctx: &Context, args: IterArgs) -> iomap::Result<Maps> {
         self.core
-            .begin_with_room(ctx, ino, pos, len, flags)
+            .begin_with_room(ctx, args)
             .await
             .map_err(Error::into_iomap)
     }
 
-    async fn end(
-        &self,
-        _: &Context,
-        ino: Ino,
-        pos: u64,
-        _len: u64,
-        written: u64,
-        flags: IterFlags,
-        write_map: &IoMap,
-    ) -> iomap::Result<()> {
-        self.core.unpin(ino.0, pos);
+    async fn end(&self, _: &Context, ended: &Ended<'_>) -> iomap::Result<()> {
+        let a = ended.args;
+        self.core.unpin(a.ino.0, a.pos);
         self.core
-            .end_map(ino.0, pos, written, flags, write_map)
+            .end_map(a.ino.0, a.pos, ended.written, a.flags, ended.write_map)
             .map_err(Error::into_iomap)
     }
 

@@ -16,7 +16,7 @@
 //! naps of a write waiting for space, the throttle's sleeps, waits for a running fold).
 
 use bdev::exec::{yield_now, Context};
-use iomap::{Ino, IterFlags, Maps};
+use iomap::{IterArgs, Maps};
 
 use crate::error::{Error, Result};
 use crate::state::Core;
@@ -66,14 +66,13 @@ pub(crate) struct OverlaySize {
 impl Core {
     /// Maps for `begin` with the pin taken, retrying after freeing waiting space when the
     /// write finds none.
-    pub(crate) async fn begin_with_room(
-        &self,
-        _: &Context,
-        ino: Ino,
-        pos: u64,
-        len: u64,
-        flags: IterFlags,
-    ) -> Result<Maps> {
+    pub(crate) async fn begin_with_room(&self, _: &Context, args: IterArgs) -> Result<Maps> {
+        let IterArgs {
+            ino,
+            pos,
+            len,
+            flags,
+        } = args;
         let mut tries = 0;
         let mut since = None;
         // `flush_space` found nothing to wait for after the last failure.

@@ -27,7 +27,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bdev::exec::Context;
-use iomap::{FsError, Ino, IoDone, IoMap, IomapError, IomapOps, IterFlags, MapFlags, Maps, Result};
+use iomap::{
+    Ended, FsError, Ino, IoDone, IoMap, IomapError, IomapOps, IterArgs, IterFlags, MapFlags, Maps,
+    Result,
+};
 
 /// A set of disjoint half-open block ranges.
 #[derive(Clone, Debug, Default)]
@@ -660,30 +663,15 @@ impl IomapOps for RefFs {
         })
     }
 
-    async fn begin(
-        &self,
-        _: &Context,
-        ino: Ino,
-        pos: u64,
-        len: u64,
-        flags: IterFlags,
-    ) -> Result<Maps> {
-        self.begin_sync(ino, pos, len, flags)
+    async fn begin(&self, _: &Context, a: IterArgs) -> Result<Maps> {
+        self.begin_sync(a.ino, a.pos, a.len, a.flags)
     }
 
-    async fn end(
-        &self,
-        _: &Context,
-        ino: Ino,
-        pos: u64,
-        _len: u64,
-        written: u64,
-        flags: IterFlags,
-        write_map: &IoMap,
-    ) -> Result<()> {
+    async fn end(&self, _: &Context, e: &Ended<'_>) -> Result<()> {
+        let a = e.args;
         // Reads and reports reserve nothing.
-        if flags.is_write() {
-            self.end_sync(ino, pos, written, flags, write_map);
+        if a.flags.is_write() {
+            self.end_sync(a.ino, a.pos, e.written, a.flags, e.write_map);
         }
         Ok(())
     }
