@@ -142,6 +142,10 @@ pub struct IoMap {
     /// with the mapping (the map comes back to `IomapOps::verify_read`, which then needs
     /// no lookup). Opaque to the core.
     pub block_csum: Option<u32>,
+    /// The filesystem's own data about this mapping, as Linux's `iomap->private`: set by
+    /// `begin`, handed back untouched with the map to `end`, `complete` and
+    /// `submit_direct`, never read by the core. 0 unless the filesystem sets it.
+    pub private: u64,
 }
 
 impl IoMap {
@@ -186,6 +190,7 @@ impl IoMap {
             core_flags: CoreFlags::EMPTY,
             inline_data: None,
             block_csum: None,
+            private: 0,
         }
     }
 

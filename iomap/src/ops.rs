@@ -5,6 +5,10 @@
 //!   says where the bytes go (or are, for a read), the **source map** where the old bytes of
 //!   a partly overwritten block come from when the write map is fresh space (copy-on-write).
 //!   No source map means the write map is its own source.
+//! - `begin` may keep data of its own in the write map's `private` (Linux's
+//!   `iomap->private`: a pinned generation, a token); the core never reads or changes it
+//!   and hands the map back with it to `end` and `complete`, so nothing needs a side table
+//!   keyed by file and offset to find it again;
 //! - every successful `begin` is followed by exactly one `end` for the same range, with the
 //!   number of bytes actually done (0 after a failure); `end` commits what was used and
 //!   releases the rest of what `begin` reserved.

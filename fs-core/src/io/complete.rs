@@ -295,7 +295,7 @@ impl IomapOps for DataOps {
 
     async fn end(&self, _: &Context, ended: &Ended<'_>) -> iomap::Result<()> {
         let a = ended.args;
-        self.core.unpin(a.ino.0, a.pos);
+        self.core.end_pin(ended.write_map);
         self.core
             .end_map(a.ino.0, a.pos, ended.written, a.flags, ended.write_map)
             .map_err(Error::into_iomap)

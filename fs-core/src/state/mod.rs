@@ -38,7 +38,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use bdev::{BlockDevice, IoQueue};
 use cow::Volume;
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashSet;
 
 use crate::error::{Error, Result};
 use lock::{Level, Ordered};
@@ -74,8 +74,6 @@ pub(crate) struct Core {
     folder: FolderSignal,
     /// Folds the folder committed so far.
     background_folds: AtomicU64,
-    /// Generations pinned by mappings in use (`begin` to `end`), by `(ino, pos)`.
-    pins: Mutex<HashMap<(u64, u64), Vec<u64>>>,
 }
 
 impl Core {
@@ -97,7 +95,6 @@ impl Core {
             fold_done: Condvar::new(),
             folder: FolderSignal::default(),
             background_folds: AtomicU64::new(0),
-            pins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -215,40 +212,6 @@ impl Core {
             let mut rd = Rd { r, io };
             f(&mut rd)
         })
-    }
-
-    /// Pins the committed generation for the mapping of `ino` at `pos` about to be used:
-    /// extents freed later are not reused while the data I/O of the mapping may still read
-    /// them.
-    pub fn pin(&self, ino: u64, pos: u64) {
-        let g = self.vol.pin();
-        self.pins().entry((ino, pos)).or_default().push(g);
-    }
-
-    /// Ends one pin of the mapping of `ino` at `pos` (`end` does not know which generation
-    /// its `begin` pinned). Pins of one key are taken in nondecreasing generation order, so
-    /// releasing its newest keeps, for every mapping of that key still in use, a pin no
-    /// newer than its own. Keying by mapping (not one multiset for the filesystem) is what
-    /// lets old generations go while other I/O keeps running: releasing the newest pin of
-    /// the whole filesystem kept the oldest alive for as long as any I/O was in flight,
-    /// so freed extents never came back (ENOSPC under steady overwrites).
-    pub fn unpin(&self, ino: u64, pos: u64) {
-        let mut pins = self.pins();
-        let Some(gens) = pins.get_mut(&(ino, pos)) else {
-            return;
-        };
-        let g = gens.pop();
-        if gens.is_empty() {
-            pins.remove(&(ino, pos));
-        }
-        drop(pins);
-        if let Some(g) = g {
-            self.vol.unpin(g);
-        }
-    }
-
-    fn pins(&self) -> MutexGuard<'_, HashMap<(u64, u64), Vec<u64>>> {
-        self.pins.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn check_writable(&self) -> Result<()> {
