@@ -23,6 +23,7 @@ use crate::iter::{check, into_step, refuse, Iter, Step};
 use crate::layer::{IoCounters, Iomap};
 use crate::map::{CoreFlags, IterFlags, MapKind};
 use crate::ops::{Ended, Ino, IomapOps, IterArgs};
+use crate::upcalls::Counted;
 
 impl<O: IomapOps> Iomap<O> {
     /// Reads `buf.len()` bytes at `pos` straight into `buf`; returns the buffer and the bytes
@@ -124,6 +125,7 @@ impl<O: IomapOps> Iomap<O> {
             args,
             written: if r.is_ok() { len } else { 0 },
             write_map: map,
+            io: None,
         };
         let ended = self.ops.end(ctx, &ended).await;
         // As in `Iter`: the step's error first, then the filesystem's.
@@ -195,7 +197,7 @@ impl<O: IomapOps> Iomap<O> {
         &self,
         ctx: &Context,
         ino: Ino,
-        mut it: Iter<'_, O>,
+        mut it: Iter<'_, Counted<O>>,
         buf: DmaBuf,
     ) -> (DmaBuf, Result<()>) {
         // `done` holds the pieces the finished mappings used, `rest` what is left.

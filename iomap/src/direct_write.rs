@@ -11,18 +11,21 @@
 //!   computed before submission stays true;
 //! - dirty cached blocks of the range are written back first and the cached pages of the
 //!   range are dropped afterwards, so a later buffered read sees the new bytes;
-//! - the filesystem is offered each piece before it is submitted and may write it itself
-//!   (`IomapOps::take_direct_write`), with the same buffers and the same `complete`;
-//! - `complete` runs after the device answered; the file grows only after success.
+//! - each mapping's data goes to the device through the filesystem's `submit_direct` (by
+//!   default one write through the context; the filesystem may add requests of its own,
+//!   never blocking), and the device's answer goes to `end` with the bytes sent
+//!   (`Ended::io`), which completes the write and grows the file only after success: one
+//!   mapping is three calls into the filesystem, `begin`, `submit_direct`, `end`.
 
 use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf};
 
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
-use crate::iter::Step;
+use crate::iter::{Iter, Step};
 use crate::layer::{IoCounters, Iomap};
-use crate::map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
-use crate::ops::{DirectData, Ino, IoDone, IomapOps};
+use crate::map::{IoMap, IterFlags, MapFlags, MapKind};
+use crate::ops::{DirectWrite, Ino, IoDone, IomapOps, IterArgs, Submitted};
+use crate::upcalls::Counted;
 
 impl<O: IomapOps> Iomap<O> {
     /// Writes `buf` at `pos`, bypassing the cache; returns the buffer and the bytes written.
@@ -82,7 +85,8 @@ impl<O: IomapOps> Iomap<O> {
         let mut result = Ok(());
         loop {
             let step = match it.next().await {
-                Ok(Some(step)) => step,
+                // A copy, so the iteration is free to end the step with its outcome.
+                Ok(Some(step)) => step.clone(),
                 Ok(None) => break,
                 Err(e) => {
                     result = Err(e);
@@ -91,20 +95,12 @@ impl<O: IomapOps> Iomap<O> {
             };
             let mut cur = rest;
             rest = cur.split_off(step.len as usize);
-            let (cur, submitted, r) = self.direct_write_step(ctx, ino, step, cur, flags).await;
+            let (cur, r) = self.direct_write_step(ctx, &step, cur, &mut it).await;
             buf.unsplit(cur)
                 .expect("pieces of the caller's buffer are adjacent");
-            // Once submitted, the space is the completion hook's to keep or free: `end`
-            // hears the bytes as written either way.
-            let submitted = if submitted { step.len } else { 0 };
-            match r.and_then(|()| self.grow(ino, step.pos + step.len)) {
-                Ok(grew) => {
-                    if grew {
-                        it.set_core_flags(CoreFlags::SIZE_CHANGED);
-                    }
-                    it.advance();
-                }
-                Err(e) => it.failed(submitted, e),
+            if let Err(e) = r {
+                result = Err(e);
+                break;
             }
         }
         buf.unsplit(rest)
@@ -115,15 +111,15 @@ impl<O: IomapOps> Iomap<O> {
         Ok((it.pos() - pos) as usize)
     }
 
-    /// Writes one mapping's piece `cur` (bytes `[step.pos, step.pos + step.len)`).
+    /// Writes one mapping's piece `cur` (bytes `[step.pos, step.pos + step.len)`) and ends
+    /// the step.
     async fn direct_write_step(
         &self,
         ctx: &Context,
-        ino: Ino,
         step: &Step,
         cur: DmaBuf,
-        flags: IterFlags,
-    ) -> (DmaBuf, bool, Result<()>) {
+        it: &mut Iter<'_, Counted<O>>,
+    ) -> (DmaBuf, Result<()>) {
         let bs = self.block_size();
         let (p, q) = (step.pos, step.pos + step.len);
         let (bp, bq) = (self.round_down(p), self.round_up(q));
@@ -138,25 +134,25 @@ impl<O: IomapOps> Iomap<O> {
         let mut head = cur;
         let mut middle = head.split_off(head_len as usize);
         let tail = middle.split_off(middle.len() - tail_len as usize);
-        let (submitted, r) = self
-            .direct_write_pieces(ctx, ino, step, flags, (&head, &tail), &mut middle)
+        let r = self
+            .direct_write_pieces(ctx, step, (&head, &tail), &mut middle, it)
             .await;
         head.unsplit(middle).expect("adjacent");
         head.unsplit(tail).expect("adjacent");
-        (head, submitted, r)
+        (head, r)
     }
 
-    /// Builds edge blocks around `middle`, writes, and runs the completion hook; says
-    /// whether the write reached the device queue.
+    /// Builds edge blocks around `middle`, has the filesystem submit the step's data
+    /// (`submit_direct`) and ends the step with the outcome, for `end` to complete.
     async fn direct_write_pieces(
         &self,
         ctx: &Context,
-        ino: Ino,
         step: &Step,
-        flags: IterFlags,
         (head, tail): (&[u8], &[u8]),
         middle: &mut DmaBuf,
-    ) -> (bool, Result<()>) {
+        it: &mut Iter<'_, Counted<O>>,
+    ) -> Result<()> {
+        let IterArgs { ino, flags, .. } = it.args();
         let bs = self.block_size();
         let (p, q) = (step.pos, step.pos + step.len);
         let (bp, bq) = (self.round_down(p), self.round_up(q));
@@ -164,7 +160,10 @@ impl<O: IomapOps> Iomap<O> {
         if !head.is_empty() {
             let mut edge = match self.edge_block(ctx, ino, step.source(), bp).await {
                 Ok(edge) => edge,
-                Err(e) => return (false, Err(e)),
+                Err(e) => {
+                    it.failed(0, e);
+                    return it.end_step(None).await;
+                }
             };
             let at = (p - bp) as usize;
             edge[at..at + head.len()].copy_from_slice(head);
@@ -184,7 +183,8 @@ impl<O: IomapOps> Iomap<O> {
                             .unsplit(segs.swap_remove(middle_at))
                             .expect("adjacent");
                     }
-                    return (false, Err(e));
+                    it.failed(0, e);
+                    return it.end_step(None).await;
                 }
             };
             edge[..tail.len()].copy_from_slice(tail);
@@ -196,23 +196,30 @@ impl<O: IomapOps> Iomap<O> {
         } else {
             Bufs::Many(segs)
         };
-        let offer = DirectData {
+        let w = DirectWrite {
+            ino,
             pos: bp,
             end: q,
             write_map: &step.write,
+            dev: self.dev_id,
+            sector: self.sector,
         };
-        let (taken, (bufs, r)) = match self.ops.take_direct_write(ino, &offer, bufs) {
-            Ok(done) => (true, done),
-            Err(bufs) => (
-                false,
-                self.dev_write(ctx, step.write.device_addr(bp), bufs).await,
-            ),
-        };
+        let Submitted {
+            bufs,
+            result,
+            by_fs,
+        } = self.ops.submit_direct(ctx, &w, bufs).await;
         let mut segs = match bufs {
             Bufs::One(b) => vec![b],
             Bufs::Many(v) => v,
         };
-        let r = r.map_err(|e| IomapError::device(ino.0, "direct write", bp, e));
+        let r = result.map_err(|e| IomapError::device(ino.0, "direct write", bp, e));
+        // Once submitted, the space is the filesystem's to keep or free when it completes
+        // the write in `end`: `end` hears the bytes as written either way.
+        match &r {
+            Ok(()) => it.advance(),
+            Err(e) => it.failed(step.len, e.clone()),
+        }
         let done = IoDone {
             pos: bp,
             len: bq - bp,
@@ -220,15 +227,15 @@ impl<O: IomapOps> Iomap<O> {
             flags,
             result: r.as_ref().map(|_| ()),
             data: &segs,
-            taken,
+            by_fs,
         };
-        let completed = self.ops.complete(ctx, ino, &done).await;
+        let ended = it.end_step(Some(&done)).await;
         if had_middle {
             middle
                 .unsplit(segs.swap_remove(middle_at))
                 .expect("the middle comes back whole");
         }
-        (true, r.and(completed))
+        ended
     }
 
     /// A block-sized buffer holding the old bytes of the block at `blk` from `source`.

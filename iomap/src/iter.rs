@@ -20,7 +20,9 @@
 //!   [`IomapError::BadMapping`] naming what the filesystem got wrong, after `end` has been
 //!   told nothing was done;
 //! - a step never extends past either map: its length is clipped to both;
-//! - `end` is called exactly once per successful `begin`, even when the step failed;
+//! - `end` is called exactly once per successful `begin`, even when the step failed: by
+//!   `next`, or earlier by [`Iter::end_step`], which a direct write uses to hand `end` its
+//!   device outcome (the step's data buffers are still borrowed then);
 //! - a short step (fewer bytes than mapped) ends the iteration.
 
 use bdev::exec::Context;
@@ -28,7 +30,7 @@ use bdev::exec::Context;
 use crate::align;
 use crate::error::{IomapError, Result};
 use crate::map::{CoreFlags, IoMap, IterFlags, MapKind};
-use crate::ops::{Ended, IomapOps, IterArgs, Maps};
+use crate::ops::{Ended, IoDone, IomapOps, IterArgs, Maps};
 
 /// One mapped piece of the range: `[pos, pos + len)` lies inside both maps.
 #[derive(Clone, Debug)]
@@ -125,44 +127,60 @@ impl<'a, O: IomapOps> Iter<'a, O> {
         }
     }
 
+    /// The file, the flags, and what is left: from the next byte to map to the end.
+    pub fn args(&self) -> IterArgs {
+        self.args
+    }
+
     /// Where the iteration stands: the next byte to map.
     pub fn pos(&self) -> u64 {
         self.args.pos
     }
 
-    /// Ends the previous step and begins the next; `None` when the range is done.
+    /// Ends the previous step (unless [`Iter::end_step`] did) and begins the next; `None`
+    /// when the range is done.
     pub async fn next(&mut self) -> Result<Option<&Step>> {
         if std::mem::take(&mut self.resumed) {
             return Ok(self.cur.as_ref());
         }
-        if let Some(step) = self.cur.take() {
-            let (done, err) = match self.processed.take() {
-                Some(Ok(n)) => (n.min(step.len), None),
-                Some(Err((n, e))) => (n.min(step.len), Some(e)),
-                None => (0, None),
-            };
-            let ended = Ended {
-                args: self.args.at(step.pos, step.len),
-                written: done,
-                write_map: &step.write,
-            };
-            let ended = self.ops.end(self.ctx, &ended).await;
-            if let Some(e) = err {
-                return Err(e);
-            }
-            ended?;
-            let left = if done < step.len {
-                0
-            } else {
-                self.args.len - done
-            };
-            self.args = self.args.at(self.args.pos + done, left);
-        }
+        self.end_step(None).await?;
         if self.args.len == 0 {
             return Ok(None);
         }
         let step = begin_step(self.ops, self.ctx, self.limits, self.args).await?;
         Ok(Some(self.cur.insert(step)))
+    }
+
+    /// Ends the current step now, with what [`Iter::processed`], [`Iter::advance`] or
+    /// [`Iter::failed`] recorded and, for a direct write, its device outcome `io` for the
+    /// filesystem to complete in `end`; then advances. Returns the step's error if it
+    /// failed, else `end`'s; either ends the iteration. Nothing to do if no step is open.
+    pub async fn end_step(&mut self, io: Option<&IoDone<'_>>) -> Result<()> {
+        let Some(step) = self.cur.take() else {
+            return Ok(());
+        };
+        let (done, err) = match self.processed.take() {
+            Some(Ok(n)) => (n.min(step.len), None),
+            Some(Err((n, e))) => (n.min(step.len), Some(e)),
+            None => (0, None),
+        };
+        let ended = Ended {
+            args: self.args.at(step.pos, step.len),
+            written: done,
+            write_map: &step.write,
+            io,
+        };
+        let ended = self.ops.end(self.ctx, &ended).await;
+        let r = match err {
+            Some(e) => Err(e),
+            None => ended,
+        };
+        self.args = match r {
+            Err(_) => self.args.at(self.args.pos, 0),
+            Ok(()) if done < step.len => self.args.at(self.args.pos + done, 0),
+            Ok(()) => self.args.at(self.args.pos + done, self.args.len - done),
+        };
+        r
     }
 }
 
@@ -195,6 +213,7 @@ pub async fn refuse<O: IomapOps>(
         args,
         written: 0,
         write_map: &maps.write,
+        io: None,
     };
     let _ = ops.end(ctx, &ended).await;
     e

@@ -23,6 +23,7 @@ use crate::error::{IomapError, Result};
 use crate::iter::{Iter, Limits};
 use crate::map::{IoMap, IterFlags};
 use crate::ops::{Ino, IomapOps, IterArgs};
+use crate::upcalls::{Counted, Upcalls};
 
 /// Tunables of the layer.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +66,8 @@ pub struct IoCounters {
     pub direct_ios: AtomicU64,
     /// Bytes copied through bounce buffers by the synchronous slice API.
     pub bounce_bytes: AtomicU64,
+    /// Calls into the filesystem's ops, by kind.
+    pub upcalls: Upcalls,
 }
 
 impl IoCounters {
@@ -91,7 +94,8 @@ pub(crate) struct Fill<'a> {
 
 /// The iomap layer of one filesystem on one device.
 pub struct Iomap<O: IomapOps> {
-    pub(crate) ops: O,
+    /// The filesystem's ops; every call into them is counted in `counters.upcalls`.
+    pub(crate) ops: Counted<O>,
     pub(crate) dev: Arc<dyn BlockDevice>,
     pub(crate) dev_id: DevId,
     pub(crate) cache: PageCache,
@@ -99,7 +103,7 @@ pub struct Iomap<O: IomapOps> {
     pub(crate) limits: Limits,
     /// Device sector size.
     pub(crate) sector: u64,
-    pub(crate) counters: IoCounters,
+    pub(crate) counters: Arc<IoCounters>,
 }
 
 impl<O: IomapOps> Iomap<O> {
@@ -132,8 +136,12 @@ impl<O: IomapOps> Iomap<O> {
             pages(cfg.cache_bytes),
             pages(cfg.dirty_bytes),
         )?;
+        let counters = Arc::new(IoCounters::default());
         Ok(Iomap {
-            ops,
+            ops: Counted {
+                fs: ops,
+                counters: Arc::clone(&counters),
+            },
             dev,
             dev_id,
             cache,
@@ -143,13 +151,13 @@ impl<O: IomapOps> Iomap<O> {
                 device_bytes: geo.size_bytes(),
             },
             sector,
-            counters: IoCounters::default(),
+            counters,
         })
     }
 
     /// The filesystem's ops.
     pub fn ops(&self) -> &O {
-        &self.ops
+        &self.ops.fs
     }
 
     /// The page cache.
@@ -181,7 +189,7 @@ impl<O: IomapOps> Iomap<O> {
         pos: u64,
         len: u64,
         flags: IterFlags,
-    ) -> Iter<'a, O> {
+    ) -> Iter<'a, Counted<O>> {
         let args = IterArgs {
             ino,
             pos,

@@ -2,8 +2,9 @@
 //!
 //! For a byte range a filesystem's [`IomapOps::begin`] returns a **write map** (where new
 //! bytes go) and a **source map** (where the old bytes of a partly overwritten block are
-//! read from); [`IomapOps::end`] commits or releases what `begin` reserved and
-//! [`IomapOps::complete`] runs once written data is on the device. On that loop ([`iter`])
+//! read from); [`IomapOps::end`] commits or releases what `begin` reserved (and completes a
+//! direct write, whose data went out through [`IomapOps::submit_direct`]) and
+//! [`IomapOps::complete`] runs once written-back data is on the device. On that loop ([`iter`])
 //! sit a user-space page cache in DMA memory ([`cache`]) and the operations, one module
 //! each: buffered read and write, writeback, direct read and write, zero range, truncate,
 //! seek data/hole and fiemap. Everything is a future run by a [`bdev::exec::Context`];
@@ -28,6 +29,7 @@ mod map;
 mod ops;
 mod seek;
 mod truncate;
+mod upcalls;
 mod writeback;
 mod zero_range;
 
@@ -35,4 +37,5 @@ pub use error::{FsError, IomapError, Result, MAPPING_RETRIES};
 pub use fiemap::{FiemapExtent, FiemapFlags};
 pub use layer::{IoCounters, Iomap, IomapConfig};
 pub use map::{CoreFlags, IoMap, IterFlags, MapFlags, MapKind};
-pub use ops::{DirectData, Ended, Ino, IoDone, IomapOps, IterArgs, Maps, TakenWrite};
+pub use ops::{DirectWrite, Ended, Ino, IoDone, IomapOps, IterArgs, Maps, Submitted};
+pub use upcalls::Upcalls;

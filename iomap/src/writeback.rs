@@ -133,7 +133,7 @@ impl<O: IomapOps> Iomap<O> {
             flags: IterFlags::WRITEBACK,
             result: r.as_ref().map(|_| ()),
             data: &pieces,
-            taken: false,
+            by_fs: false,
         };
         let completed = self.ops.complete(ctx, ino, &done).await;
         let outcome = if r.is_ok() && completed.is_ok() {

@@ -43,16 +43,13 @@ impl IomapOps for Hooked {
         self.fs.begin(c, args).await
     }
     async fn end(&self, c: &Context, ended: &Ended<'_>) -> Result<()> {
+        if let Some(done) = ended.io {
+            self.saw(done);
+        }
         self.fs.end(c, ended).await
     }
     async fn complete(&self, c: &Context, ino: Ino, done: &IoDone<'_>) -> Result<()> {
-        let bytes: Vec<u8> = done.data.iter().flat_map(|b| b.iter().copied()).collect();
-        assert_eq!(
-            bytes.len() as u64,
-            done.len,
-            "data covers exactly the completion"
-        );
-        self.completed.lock().unwrap().push((done.pos, bytes));
+        self.saw(done);
         self.fs.complete(c, ino, done).await
     }
     async fn verify_read(
@@ -75,6 +72,19 @@ impl IomapOps for Hooked {
             return Err(IomapError::MappingChanged { ino: ino.0, pos });
         }
         Ok(())
+    }
+}
+
+impl Hooked {
+    /// Records the bytes a completion (writeback's `complete`, a direct write's `end`) shows.
+    fn saw(&self, done: &IoDone<'_>) {
+        let bytes: Vec<u8> = done.data.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(
+            bytes.len() as u64,
+            done.len,
+            "data covers exactly the completion"
+        );
+        self.completed.lock().unwrap().push((done.pos, bytes));
     }
 }
 

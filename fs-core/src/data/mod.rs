@@ -6,8 +6,9 @@
 //!   file extent pointing into it, under the back-reference `(fs tree, ino, key.offset -
 //!   offset)`;
 //! - new data goes to space reserved with `Volume::reserve_data` in `begin` and is
-//!   referenced only in `complete`, after the device acknowledged it: a crash before the
-//!   commit leaves the old extents in place and the new space free;
+//!   referenced only when the write completes (`complete` for writeback, `end` for a
+//!   direct write), after the device acknowledged it: a crash before the commit leaves the
+//!   old extents in place and the new space free;
 //! - every block of a regular extent of a COW file has a crc32c, inserted in the same
 //!   transaction as the extent: a one-block extent folded from the fsync log keeps it in
 //!   its file extent item (the data extent's item says so), others in the checksum tree;

@@ -44,6 +44,7 @@ pub(crate) use area::ensure_area;
 pub(crate) use background::Folder;
 pub(crate) use fold::replay;
 pub(crate) use gap::log_gap;
+pub(crate) use synced::count_direct_write;
 
 use crate::error::Result;
 use crate::items::{kind, ORPHAN_OBJECTID};

@@ -13,7 +13,7 @@
 //! written as usual. The cost of a wrong guess (a write synced that no fsync follows) is one
 //! log slot and FUA on two writes.
 //!
-//! Invariants (beside those of `state/log.rs`):
+//! Invariants (beside those of `fslog.rs`):
 //! - the log lock is held from building the record until all three requests complete, so
 //!   the durable records stay a prefix (the next record is written after this one is
 //!   durable);
@@ -27,29 +27,31 @@
 //!   freed: a commit restarts the log (records of the old generation are ignored) before
 //!   the write's completion frees that space.
 
-use bdev::{Bufs, Lba, Op};
-use iomap::{DirectData, MapFlags, TakenWrite};
+use bdev::{Bufs, IoError, Lba, Op};
+use iomap::{DirectWrite, MapFlags};
 
 use crate::data::block_crcs;
 use crate::durability::io;
-use crate::state::Core;
 use crate::state::{self as fslog, Entry};
+use crate::state::{Core, InodeMem};
 
 /// Fsyncs in a row, each after one direct write, after which the file's direct writes are
 /// synced with their record.
 pub(crate) const SYNC_STREAK: u32 = 4;
 
-impl Core {
-    /// Counts a direct write towards the file's sync pattern; says whether to sync it.
-    fn wants_synced(&self, ino: u64, d: &DirectData<'_>) -> bool {
-        let fresh = d.write_map.flags.contains(MapFlags::NEW);
-        let pattern = self.mem(ino, |m| {
-            m.direct_writes = m.direct_writes.saturating_add(1);
-            m.direct_writes == 1 && m.sync_streak >= SYNC_STREAK && !m.nocow
-        });
-        fresh && pattern.unwrap_or(false)
-    }
+/// What a synced write gives back: the buffers and the device's answer once it wrote them,
+/// or the buffers, untouched, for a plain write.
+pub(crate) type TakenWrite = std::result::Result<(Bufs, std::result::Result<(), IoError>), Bufs>;
 
+/// Counts a direct write (a mapping `begin` maps for one) towards the file's sync pattern;
+/// says whether the pattern asks to sync it (if it goes to fresh space, which `begin`
+/// decides).
+pub(crate) fn count_direct_write(m: &mut InodeMem) -> bool {
+    m.direct_writes = m.direct_writes.saturating_add(1);
+    m.direct_writes == 1 && m.sync_streak >= SYNC_STREAK && !m.nocow
+}
+
+impl Core {
     /// An fsync of `ino` ends a run of direct writes: the pattern holds while each fsync
     /// follows exactly one.
     pub(crate) fn note_sync(&self, ino: u64) {
@@ -62,12 +64,14 @@ impl Core {
         });
     }
 
-    /// iomap's `take_direct_write`: writes `bufs` with its fsync record when the file's
-    /// pattern asks for it (see the module docs).
-    pub(crate) fn take_direct_write(&self, ino: u64, d: &DirectData<'_>, bufs: Bufs) -> TakenWrite {
+    /// Writes `bufs` with its fsync record, for a direct write whose `begin` found the
+    /// file's pattern asking for it (see the module docs).
+    pub(crate) fn take_direct_write(&self, d: &DirectWrite<'_>, bufs: Bufs) -> TakenWrite {
+        let ino = d.ino.0;
         // (A device that cannot make a FUA write durable refuses it: such writes go as usual.)
         let fua = self.dev().geometry().fua_honoured;
-        if !fua || self.check_writable().is_err() || !self.wants_synced(ino, d) {
+        let fresh = d.write_map.flags.contains(MapFlags::NEW);
+        if !fua || !fresh || self.check_writable().is_err() {
             return Err(bufs);
         }
         let bs = self.bs();

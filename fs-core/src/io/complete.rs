@@ -5,21 +5,31 @@ use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf};
 use cow::Key;
 use iomap::{
-    DirectData, Ended, Ino, IoDone, IoMap, IomapOps, IterArgs, IterFlags, MapFlags, MapKind, Maps,
-    TakenWrite,
+    DirectWrite, Ended, Ino, IoDone, IoMap, IomapOps, IterArgs, IterFlags, MapFlags, MapKind, Maps,
+    Submitted,
 };
 
 use crate::data::gather;
 use crate::data::insert_extent;
 use crate::data::{block_crcs, extent_at, punch};
 use crate::error::{Error, Result};
-use crate::io::iomap_ops::DataOps;
+use crate::io::iomap_ops::{DataOps, MapPrivate};
 use crate::io::space::OverlaySize;
 use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
 use crate::state::{now_ns, Core};
 
 impl Core {
+    /// Completes a direct write (iomap's `end` with its outcome) and, once its data is on
+    /// the device, grows the file to `end`.
+    fn complete_direct(&self, ino: u64, done: &IoDone<'_>, end: u64) -> Result<()> {
+        self.complete_io(ino, done)?;
+        if done.result.is_ok() {
+            self.grow_size(ino, end)?;
+        }
+        Ok(())
+    }
+
     fn complete_io(&self, ino: u64, done: &IoDone<'_>) -> Result<()> {
         let bs = self.bs();
         let m = done.write_map;
@@ -35,17 +45,21 @@ impl Core {
                 Ok(())
             };
         }
-        if done.taken {
+        if done.by_fs {
             // Written with its fsync record, which mapped it in the overlay.
             return self.fold_if_large(self.overlay_size());
         }
         let (b0, b1) = (pos / bs, (pos + len) / bs);
-        let (size, nocow, logging, writing_end, accepted_at) = self
-            .mem(ino, |f| {
+        // A direct write needs only what its `begin` saw (in the map's `private`).
+        let (size, nocow, logging, writing_end, accepted_at) = if writeback {
+            self.mem(ino, |f| {
                 let w = f.delalloc.filling_end(b0, b1);
                 (f.size, f.nocow, f.log_writeback > 0, w, f.mtime_dirty)
             })
-            .unwrap_or((0, false, false, None, None));
+            .unwrap_or((0, false, false, None, None))
+        } else {
+            (0, MapPrivate::of(m).nocow, false, None, None)
+        };
         // Writeback of blocks a truncate took away meanwhile is not kept; blocks a write
         // step is filling are, though the step has not grown the file yet.
         let keep_end = (size.div_ceil(bs) * bs).max(writing_end.map_or(0, |e| e * bs));
@@ -282,8 +296,18 @@ impl IomapOps for DataOps {
         self.core.grow_size(ino.0, end).map_err(Error::into_iomap)
     }
 
-    fn take_direct_write(&self, ino: Ino, data: &DirectData<'_>, bufs: Bufs) -> TakenWrite {
-        self.core.take_direct_write(ino.0, data, bufs)
+    async fn submit_direct(&self, ctx: &Context, w: &DirectWrite<'_>, bufs: Bufs) -> Submitted {
+        if !MapPrivate::of(w.write_map).synced {
+            return w.submit(ctx, bufs).await;
+        }
+        match self.core.take_direct_write(w, bufs) {
+            Ok((bufs, result)) => Submitted {
+                bufs,
+                result,
+                by_fs: true,
+            },
+            Err(bufs) => w.submit(ctx, bufs).await,
+        }
     }
 
     async fn begin(&self, ctx: &Context, args: IterArgs) -> iomap::Result<Maps> {
@@ -295,10 +319,17 @@ impl IomapOps for DataOps {
 
     async fn end(&self, _: &Context, ended: &Ended<'_>) -> iomap::Result<()> {
         let a = ended.args;
+        let completed = match ended.io {
+            Some(done) => self
+                .core
+                .complete_direct(a.ino.0, done, a.pos + ended.written),
+            None => Ok(()),
+        };
+        let r = self
+            .core
+            .end_map(a.ino.0, a.pos, ended.written, a.flags, ended.write_map);
         self.core.end_pin(ended.write_map);
-        self.core
-            .end_map(a.ino.0, a.pos, ended.written, a.flags, ended.write_map)
-            .map_err(Error::into_iomap)
+        completed.and(r).map_err(Error::into_iomap)
     }
 
     async fn complete(&self, _: &Context, ino: Ino, done: &IoDone<'_>) -> iomap::Result<()> {

@@ -10,6 +10,7 @@ use iomap::{IoMap, IterFlags, MapFlags, MapKind, Maps};
 
 use crate::data::extent_at;
 use crate::data::is_shared;
+use crate::durability::count_direct_write;
 use crate::error::{Error, Result};
 use crate::items::ExtentKind;
 use crate::state::Core;
@@ -17,6 +18,46 @@ use crate::state::Core;
 /// The filesystem side of the iomap layer.
 pub(crate) struct DataOps {
     pub core: Arc<Core>,
+}
+
+/// What fs-core keeps in a write map's `private` (iomap's per-mapping data, Linux's
+/// `iomap->private`, handed back untouched to `submit_direct` and `end`): the generation
+/// `begin` pinned (see `Core::begin_with_room`) and, for a direct write, what `begin`
+/// learnt of the file that its submission and completion need again, so that they need not
+/// take the inodes lock for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MapPrivate {
+    /// The committed generation pinned from `begin` to `end`.
+    pub pinned: u64,
+    /// The file is NOCOW (no checksums, nothing logged).
+    pub nocow: bool,
+    /// Write this direct write with its fsync record (`durability/synced.rs`).
+    pub synced: bool,
+}
+
+impl MapPrivate {
+    const NOCOW: u64 = 1;
+    const SYNCED: u64 = 2;
+    /// Bits below the generation.
+    const SHIFT: u32 = 2;
+
+    /// What `map` carries.
+    pub fn of(map: &IoMap) -> MapPrivate {
+        let bits = map.private;
+        MapPrivate {
+            pinned: bits >> Self::SHIFT,
+            nocow: bits & Self::NOCOW != 0,
+            synced: bits & Self::SYNCED != 0,
+        }
+    }
+
+    /// As a write map's `private`. Generations count commits: they never reach 2^62.
+    pub fn bits(self) -> u64 {
+        debug_assert!(self.pinned < 1 << (64 - Self::SHIFT));
+        (self.pinned << Self::SHIFT)
+            | if self.nocow { Self::NOCOW } else { 0 }
+            | if self.synced { Self::SYNCED } else { 0 }
+    }
 }
 
 impl Core {
@@ -102,6 +143,11 @@ impl Core {
         if !self.mem(ino, |m| m.nocow)? {
             return Ok(None);
         }
+        self.in_place(ino, b0, b1)
+    }
+
+    /// An unshared regular extent of `ino` (a NOCOW file) at `b0`, to overwrite in place.
+    fn in_place(&self, ino: u64, b0: u64, b1: u64) -> Result<Option<IoMap>> {
         let p0 = b0 * self.bs();
         let found = self.read(|rd| {
             let Some(e) = extent_at(rd, ino, p0)? else {
@@ -133,8 +179,20 @@ impl Core {
         let bs = self.bs();
         let (b0, b1) = (pos / bs, (pos + len).div_ceil(bs));
         self.check_writable()?;
-        if let Some(m) = self.nocow_target(ino, b0, b1)? {
-            return Ok(Maps::one(m));
+        // The one look at the file's memory a direct write needs: the rest rides in the
+        // write map's `private`.
+        let (nocow, synced) = self.mem(ino, |m| (m.nocow, count_direct_write(m)))?;
+        if nocow {
+            if let Some(m) = self.in_place(ino, b0, b1)? {
+                let p = MapPrivate {
+                    nocow,
+                    ..MapPrivate::default()
+                };
+                return Ok(Maps::one(IoMap {
+                    private: p.bits(),
+                    ..m
+                }));
+            }
         }
         // Whole blocks replace what is there without reading it: no source map, so no
         // lookup of the current mapping (a B-tree descent per random write otherwise).
@@ -162,7 +220,13 @@ impl Core {
                     e => e.into(),
                 })?
         };
-        let write = IoMap::mapped(b0 * bs, got, addr).with_flags(MapFlags::NEW);
+        let mut write = IoMap::mapped(b0 * bs, got, addr).with_flags(MapFlags::NEW);
+        let p = MapPrivate {
+            pinned: 0,
+            nocow,
+            synced: synced && !nocow,
+        };
+        write.private = p.bits();
         Ok(Maps { write, source })
     }
 

@@ -8,7 +8,7 @@
 //! would only spend node space), then commits (folding the overlay), and retries; only if
 //! nothing is left waiting does it fail. To keep writers off that slow path, a completion
 //! asks the mount's folder thread for a fold once the overlay's new extents plus the node
-//! space its fold needs (`Space::fold_need`, which data never takes, in whole nodes for
+//! space its fold needs (`Core::fold_need`, which data never takes, in whole nodes for
 //! direct writes) pass a quarter of the free space, or the overlay maps `FOLD_PIECES`
 //! pieces; writers that outrun the folder are slowed (`Core::throttle`).
 //!
@@ -19,6 +19,7 @@ use bdev::exec::{yield_now, Context};
 use iomap::{IoMap, IterArgs, Maps};
 
 use crate::error::{Error, Result};
+use crate::io::iomap_ops::MapPrivate;
 use crate::state::Core;
 
 /// How long a write that finds no room keeps waiting for space that is only pinned or
@@ -84,7 +85,11 @@ impl Core {
             let pinned = self.vol().pin();
             let e = match self.begin_map(ino.0, pos, len, flags) {
                 Ok(mut maps) => {
-                    maps.write.private = pinned;
+                    let p = MapPrivate {
+                        pinned,
+                        ..MapPrivate::of(&maps.write)
+                    };
+                    maps.write.private = p.bits();
                     return Ok(maps);
                 }
                 Err(e) => e,
@@ -119,14 +124,15 @@ impl Core {
         }
     }
 
-    /// Ends the pin `begin_with_room` took for `write_map`: the generation in its `private`.
+    /// Ends the pin `begin_with_room` took for `write_map`: the generation in its `private`
+    /// ([`MapPrivate`]).
     /// Each mapping releases its own pin as soon as it ends, so old generations go while
     /// other I/O keeps running and the space they freed comes back. (A pin released by key
     /// rather than exactly, the newest of a set shared by the whole filesystem, kept the
     /// oldest alive for as long as any I/O was in flight, so freed extents never came back:
     /// ENOSPC under steady overwrites, `tests/enospc.rs`.)
     pub(crate) fn end_pin(&self, write_map: &IoMap) {
-        self.vol().unpin(write_map.private);
+        self.vol().unpin(MapPrivate::of(write_map).pinned);
     }
 
     /// Makes waiting space allocatable if it can. Space that older readers pin comes back

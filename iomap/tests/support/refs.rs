@@ -669,6 +669,13 @@ impl IomapOps for RefFs {
 
     async fn end(&self, _: &Context, e: &Ended<'_>) -> Result<()> {
         let a = e.args;
+        // A direct write completes here, and grows the file once its data is on the device.
+        if let Some(done) = e.io {
+            self.complete_sync(a.ino, done);
+            if done.result.is_ok() {
+                self.grow_size(a.ino, a.pos + e.written)?;
+            }
+        }
         // Reads and reports reserve nothing.
         if a.flags.is_write() {
             self.end_sync(a.ino, a.pos, e.written, a.flags, e.write_map);
