@@ -1,19 +1,15 @@
 //! Completion of writeback and direct writes (btrfs's ordered extents) and read
-//! verification.
+//! verification, for the `IomapOps` of `iomap_ops.rs`.
 
-use bdev::exec::Context;
-use bdev::{Bufs, DmaBuf};
+use bdev::DmaBuf;
 use cow::Key;
-use iomap::{
-    DirectWrite, Ended, Ino, IoDone, IoMap, IomapOps, IterArgs, IterFlags, MapFlags, MapKind, Maps,
-    Submitted,
-};
+use iomap::{IoDone, IoMap, IterFlags, MapFlags, MapKind};
 
 use crate::data::gather;
 use crate::data::insert_extent;
 use crate::data::{block_crcs, extent_at, punch};
 use crate::error::{Error, Result};
-use crate::io::iomap_ops::{DataOps, MapPrivate};
+use crate::io::iomap_ops::MapPrivate;
 use crate::io::space::OverlaySize;
 use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
@@ -22,7 +18,7 @@ use crate::state::{now_ns, Core};
 impl Core {
     /// Completes a direct write (iomap's `end` with its outcome) and, once its data is on
     /// the device, grows the file to `end`.
-    fn complete_direct(&self, ino: u64, done: &IoDone<'_>, end: u64) -> Result<()> {
+    pub(super) fn complete_direct(&self, ino: u64, done: &IoDone<'_>, end: u64) -> Result<()> {
         self.complete_io(ino, done)?;
         if done.result.is_ok() {
             self.grow_size(ino, end)?;
@@ -30,7 +26,7 @@ impl Core {
         Ok(())
     }
 
-    fn complete_io(&self, ino: u64, done: &IoDone<'_>) -> Result<()> {
+    pub(super) fn complete_io(&self, ino: u64, done: &IoDone<'_>) -> Result<()> {
         let bs = self.bs();
         let m = done.write_map;
         let (pos, len) = (done.pos, done.len);
@@ -210,7 +206,13 @@ impl Core {
     /// block at `pos` failed, but it no longer maps where the read went (a concurrent write
     /// replaced it and a commit dropped the old checksums): not corruption, the read is
     /// of an older version and must map again.
-    fn verify(&self, ino: u64, pos: u64, map: &IoMap, data: &[DmaBuf]) -> Result<Verified> {
+    pub(super) fn verify(
+        &self,
+        ino: u64,
+        pos: u64,
+        map: &IoMap,
+        data: &[DmaBuf],
+    ) -> Result<Verified> {
         if map.kind != MapKind::Mapped || self.mem(ino, |f| f.nocow)? {
             return Ok(Verified::Good);
         }
@@ -279,83 +281,8 @@ fn overlay_size(log: &crate::state::LogState) -> OverlaySize {
     }
 }
 
-impl IomapOps for DataOps {
-    fn block_size(&self) -> u32 {
-        self.core.bs() as u32
-    }
-
-    fn size(&self, ino: Ino) -> iomap::Result<u64> {
-        self.core.mem(ino.0, |m| m.size).map_err(Error::into_iomap)
-    }
-
-    fn set_size(&self, ino: Ino, size: u64) -> iomap::Result<()> {
-        self.core.set_size(ino.0, size).map_err(Error::into_iomap)
-    }
-
-    fn grow_size(&self, ino: Ino, end: u64) -> iomap::Result<bool> {
-        self.core.grow_size(ino.0, end).map_err(Error::into_iomap)
-    }
-
-    async fn submit_direct(&self, ctx: &Context, w: &DirectWrite<'_>, bufs: Bufs) -> Submitted {
-        if !MapPrivate::of(w.write_map).synced {
-            return w.submit(ctx, bufs).await;
-        }
-        match self.core.take_direct_write(w, bufs) {
-            Ok((bufs, result)) => Submitted {
-                bufs,
-                result,
-                by_fs: true,
-            },
-            Err(bufs) => w.submit(ctx, bufs).await,
-        }
-    }
-
-    async fn begin(&self, ctx: &Context, args: IterArgs) -> iomap::Result<Maps> {
-        self.core
-            .begin_with_room(ctx, args)
-            .await
-            .map_err(Error::into_iomap)
-    }
-
-    async fn end(&self, _: &Context, ended: &Ended<'_>) -> iomap::Result<()> {
-        let a = ended.args;
-        let completed = match ended.io {
-            Some(done) => self
-                .core
-                .complete_direct(a.ino.0, done, a.pos + ended.written),
-            None => Ok(()),
-        };
-        let r = self
-            .core
-            .end_map(a.ino.0, a.pos, ended.written, a.flags, ended.write_map);
-        self.core.end_pin(ended.write_map);
-        completed.and(r).map_err(Error::into_iomap)
-    }
-
-    async fn complete(&self, _: &Context, ino: Ino, done: &IoDone<'_>) -> iomap::Result<()> {
-        self.core
-            .complete_io(ino.0, done)
-            .map_err(Error::into_iomap)
-    }
-
-    async fn verify_read(
-        &self,
-        _: &Context,
-        ino: Ino,
-        pos: u64,
-        map: &IoMap,
-        data: &[DmaBuf],
-    ) -> iomap::Result<()> {
-        match self.core.verify(ino.0, pos, map, data) {
-            Ok(Verified::Good) => Ok(()),
-            Ok(Verified::Moved(pos)) => Err(iomap::IomapError::MappingChanged { ino: ino.0, pos }),
-            Err(e) => Err(e.into_iomap()),
-        }
-    }
-}
-
 /// What `Core::verify` found.
-enum Verified {
+pub(super) enum Verified {
     /// Every whole block matches its checksum.
     Good,
     /// The block at this file offset failed, and the file maps it elsewhere now.

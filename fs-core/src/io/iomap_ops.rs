@@ -1,17 +1,25 @@
-//! `IomapOps` over cow: mapping, delalloc reservation, copy-on-write allocation, completion
-//! (file extents + checksums + dropped references), read verification.
+//! `IomapOps` over cow: mapping, delalloc reservation, copy-on-write allocation (here),
+//! completion (file extents + checksums + dropped references) and read verification
+//! (`complete.rs`), waiting for space (`space.rs`), synced direct writes
+//! (`durability/synced.rs`).
 //!
-//! Lock order: `Space::reserved` → cow writer → the inode table; a transaction is never open
+//! Lock order: `Core::reserved` → cow writer → `Core::inodes`; a transaction is never open
 //! while `reserved` is taken, and `inodes` is never held across a cow call.
 
 use std::sync::Arc;
 
-use iomap::{IoMap, IterFlags, MapFlags, MapKind, Maps};
+use bdev::exec::Context;
+use bdev::{Bufs, DmaBuf};
+use iomap::{
+    DirectWrite, Ended, Ino, IoDone, IoMap, IomapOps, IterArgs, IterFlags, MapFlags, MapKind, Maps,
+    Submitted,
+};
 
 use crate::data::extent_at;
 use crate::data::is_shared;
 use crate::durability::count_direct_write;
 use crate::error::{Error, Result};
+use crate::io::complete::Verified;
 use crate::items::ExtentKind;
 use crate::state::Core;
 
@@ -265,5 +273,80 @@ impl Core {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl IomapOps for DataOps {
+    fn block_size(&self) -> u32 {
+        self.core.bs() as u32
+    }
+
+    fn size(&self, ino: Ino) -> iomap::Result<u64> {
+        self.core.mem(ino.0, |m| m.size).map_err(Error::into_iomap)
+    }
+
+    fn set_size(&self, ino: Ino, size: u64) -> iomap::Result<()> {
+        self.core.set_size(ino.0, size).map_err(Error::into_iomap)
+    }
+
+    fn grow_size(&self, ino: Ino, end: u64) -> iomap::Result<bool> {
+        self.core.grow_size(ino.0, end).map_err(Error::into_iomap)
+    }
+
+    async fn submit_direct(&self, ctx: &Context, w: &DirectWrite<'_>, bufs: Bufs) -> Submitted {
+        if !MapPrivate::of(w.write_map).synced {
+            return w.submit(ctx, bufs).await;
+        }
+        match self.core.take_direct_write(w, bufs) {
+            Ok((bufs, result)) => Submitted {
+                bufs,
+                result,
+                by_fs: true,
+            },
+            Err(bufs) => w.submit(ctx, bufs).await,
+        }
+    }
+
+    async fn begin(&self, ctx: &Context, args: IterArgs) -> iomap::Result<Maps> {
+        self.core
+            .begin_with_room(ctx, args)
+            .await
+            .map_err(Error::into_iomap)
+    }
+
+    async fn end(&self, _: &Context, ended: &Ended<'_>) -> iomap::Result<()> {
+        let a = ended.args;
+        let completed = match ended.io {
+            Some(done) => self
+                .core
+                .complete_direct(a.ino.0, done, a.pos + ended.written),
+            None => Ok(()),
+        };
+        let r = self
+            .core
+            .end_map(a.ino.0, a.pos, ended.written, a.flags, ended.write_map);
+        self.core.end_pin(ended.write_map);
+        completed.and(r).map_err(Error::into_iomap)
+    }
+
+    async fn complete(&self, _: &Context, ino: Ino, done: &IoDone<'_>) -> iomap::Result<()> {
+        self.core
+            .complete_io(ino.0, done)
+            .map_err(Error::into_iomap)
+    }
+
+    async fn verify_read(
+        &self,
+        _: &Context,
+        ino: Ino,
+        pos: u64,
+        map: &IoMap,
+        data: &[DmaBuf],
+    ) -> iomap::Result<()> {
+        match self.core.verify(ino.0, pos, map, data) {
+            Ok(Verified::Good) => Ok(()),
+            Ok(Verified::Moved(pos)) => Err(iomap::IomapError::MappingChanged { ino: ino.0, pos }),
+            Err(e) => Err(e.into_iomap()),
+        }
     }
 }
