@@ -83,6 +83,7 @@ pub(crate) fn fold_now(core: &Core) -> Result<()> {
             area: log.area,
             base_gen: log.base_gen,
             next_slot: log.next_slot,
+            synced_in_flight: log.synced_in_flight,
             extents: Vec::with_capacity(log.extents.len()),
             crcs: HashMap::with_capacity(log.crcs.len()),
             blocks: HashMap::with_capacity(log.blocks.len()),

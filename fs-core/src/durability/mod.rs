@@ -121,7 +121,8 @@ fn clear_attrs(c: &Core, done: Vec<(u64, Entry)>) -> Result<()> {
 /// Writes what is logged but not yet durable, with the attributes of `ino`, as one record
 /// and flushes; falls back to a commit when the record does not fit or the log is full.
 fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
-    let mut log = c.log_idle();
+    // Not while a synced direct write's record is in flight (`synced.rs`).
+    let (mut log, may_record) = c.record_slot();
     // Read under the log's lock (before `inodes`, the crate's order): read before it, a
     // size could be overtaken by a larger one another fsync logs first, and logging it
     // after that one would shrink the file at the next fold or replay.
@@ -135,7 +136,7 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
     entries.extend(attrs.iter().cloned());
     let bs = c.bs();
     let slot = log.next_slot;
-    let record = (slot < len / bs && !log.unwritten_spilled)
+    let record = (may_record && slot < len / bs && !log.unwritten_spilled)
         .then(|| crate::state::encode(log.base_gen, slot, &entries, bs as usize))
         .flatten();
     let Some(record) = record else {

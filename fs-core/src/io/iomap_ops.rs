@@ -297,14 +297,7 @@ impl IomapOps for DataOps {
         if !MapPrivate::of(w.write_map).synced {
             return w.submit(ctx, bufs).await;
         }
-        match self.core.take_direct_write(w, bufs) {
-            Ok((bufs, result)) => Submitted {
-                bufs,
-                result,
-                by_fs: true,
-            },
-            Err(bufs) => w.submit(ctx, bufs).await,
-        }
+        self.core.submit_synced(ctx, w, bufs).await
     }
 
     async fn begin(&self, ctx: &Context, args: IterArgs) -> iomap::Result<Maps> {

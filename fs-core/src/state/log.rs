@@ -11,8 +11,9 @@
 //!   folds everything logged into its own transaction, then restarts the log at slot 0 with
 //!   the new generation, so replay ignores records of older generations;
 //! - records are written one at a time, each durable (FUA) before the next is written (the
-//!   log lock is held until the record and its flush complete), so the durable records are
-//!   a prefix;
+//!   log lock is held until the record and its flush complete; a synced direct write's
+//!   record, awaited on its thread's context, is marked `synced_in_flight` instead, which
+//!   other record writers wait for: `synced.rs`), so the durable records are a prefix;
 //! - a record names whole data extents with the crc32c of each block, all of which completed
 //!   before the record was submitted, so the flush submitted with it makes them durable;
 //!   except that a synced direct write's record (`synced.rs`) goes out beside its own
@@ -112,6 +113,9 @@ pub(crate) struct LogState {
     /// A background fold is running: commits and fsync records wait for it (see
     /// `durability/background.rs`).
     pub folding: bool,
+    /// The thread whose synced direct write has its record in flight (`synced.rs`): no
+    /// other record may be written until it completes. Outlives restarts and folds.
+    pub synced_in_flight: Option<std::thread::ThreadId>,
 }
 
 impl LogState {
@@ -182,6 +186,7 @@ impl LogState {
         *self = LogState {
             area: self.area,
             base_gen: generation,
+            synced_in_flight: self.synced_in_flight,
             ..LogState::default()
         };
     }

@@ -68,7 +68,7 @@ pub(crate) struct Core {
     read_only: Option<String>,
     /// The fsync log and the overlay of what it logged (see `log.rs`).
     log: Ordered<LogState>,
-    /// Signalled when a background fold ends (`LogState::folding` goes false).
+    /// Signalled when a background fold or a synced record ends (`Core::log_changed`).
     fold_done: Condvar,
     /// Wakes the background folder (see `durability/background.rs`).
     folder: FolderSignal,
@@ -233,6 +233,18 @@ impl Core {
     /// hold (a record written during a fold would extend the generation the fold replaces).
     pub fn log_idle(&self) -> Guard<'_, LogState> {
         self.log.lock_when(&self.fold_done, |l| l.folding)
+    }
+
+    /// The log once `wait` no longer holds (checked under the lock, woken by
+    /// [`Core::log_changed`]).
+    pub fn log_when(&self, wait: impl FnMut(&mut LogState) -> bool) -> Guard<'_, LogState> {
+        self.log.lock_when(&self.fold_done, wait)
+    }
+
+    /// Something those waiting in [`Core::log_idle`] or [`Core::log_when`] wait for may
+    /// have changed (a fold or a synced record ended).
+    pub fn log_changed(&self) {
+        self.fold_done.notify_all();
     }
 
     /// A background fold ended (`LogState::folding` was cleared): wakes those waiting in
