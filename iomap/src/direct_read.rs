@@ -1,9 +1,7 @@
 //! Direct read: from the device into the caller's DMA buffer, no page cache.
 //!
-//! Invariants:
-//! - the request is aligned to the device sector (offset and length) or rejected;
-//! - dirty cached blocks of the range are written back first, so the device holds the
-//!   newest bytes (coherence with buffered writes);
+//! Invariants (beside those of `direct.rs`, shared with direct write: sector alignment,
+//! coherence with the cache, verified device reads):
 //! - each mapping gets its own piece of the caller's buffer (`split_off`), read in place;
 //!   holes, unwritten and delalloc space read as zeroes, inline bytes are copied;
 //! - a request inside the file and inside one mapped extent (the common case) takes a short
@@ -15,9 +13,10 @@
 //!   are zeroes and not counted.
 
 use bdev::exec::Context;
-use bdev::{Bufs, DmaBuf, Op};
+use bdev::{Bufs, DmaBuf};
 
 use crate::align;
+use crate::direct::into_buf;
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::{check, into_step, refuse, Iter, Step};
 use crate::layer::{IoCounters, Iomap};
@@ -241,18 +240,8 @@ impl<O: IomapOps> Iomap<O> {
         match map.kind {
             MapKind::Mapped => {
                 IoCounters::bump(&self.counters.direct_ios, 1);
-                let op = self.read_op(map.device_addr(step.pos), Bufs::One(cur));
-                let (op, r) = ctx.io(self.dev_id, op).await;
-                let cur = into_buf(op);
-                if let Err(e) = r {
-                    let e = IomapError::device(ino.0, "direct read", step.pos, e);
-                    return (cur, Err(e));
-                }
-                let r = self
-                    .ops
-                    .verify_read(ctx, ino, step.pos, map, std::slice::from_ref(&cur))
-                    .await;
-                (cur, r)
+                self.read_verified(ctx, ino, (step.pos, map), cur, "direct read")
+                    .await
             }
             MapKind::Inline => {
                 map.copy_inline(step.pos, &mut cur);
@@ -263,51 +252,6 @@ impl<O: IomapOps> Iomap<O> {
                 (cur, Ok(()))
             }
         }
-    }
-
-    /// Rejects a direct request not aligned to the device sector.
-    pub(crate) fn check_direct(&self, pos: u64, len: u64) -> Result<()> {
-        let unaligned = align::rem(pos, self.sector) != 0 || align::rem(len, self.sector) != 0;
-        if unaligned || pos.checked_add(len).is_none() {
-            return Err(IomapError::Unaligned {
-                pos,
-                len,
-                align: self.sector,
-            });
-        }
-        Ok(())
-    }
-
-    /// Writes back dirty cached blocks of the blocks around `[start, end)` (or, with
-    /// `NOWAIT`, refuses to wait for that).
-    pub(crate) async fn direct_coherence(
-        &self,
-        ctx: &Context,
-        ino: Ino,
-        start: u64,
-        end: u64,
-        flags: IterFlags,
-    ) -> Result<()> {
-        let (a, b) = (self.round_down(start), self.round_up(end));
-        if !self.cache.has_dirty(ino, a, b) {
-            return Ok(());
-        }
-        if flags.contains(IterFlags::NOWAIT) {
-            return Err(IomapError::WouldBlock);
-        }
-        self.writeback_range(ctx, ino, a, b).await
-    }
-}
-
-/// The buffer of a finished direct read, sent as one. (A match, not `into_bufs` and
-/// `into_one`: those are calls into `bdev` that move the request twice.)
-fn into_buf(op: Op) -> DmaBuf {
-    match op {
-        Op::Read {
-            bufs: Bufs::One(buf),
-            ..
-        } => buf,
-        _ => unreachable!("a read gives back the one buffer it was sent with"),
     }
 }
 

@@ -1,16 +1,17 @@
 //! Direct write: copy-on-write from the caller's DMA buffer, no page cache.
 //!
-//! Invariants:
-//! - the request is aligned to the device sector or rejected; it need not be aligned to the
-//!   filesystem block: the rest of an edge block is read from the **source map** (zeroes
-//!   for holes, unwritten and fresh space) into a block-sized edge buffer that also gets the
-//!   caller's bytes for that block, something Linux's O_DIRECT does not do;
+//! Invariants (beside those of `direct.rs`, shared with direct read: sector alignment,
+//! coherence with the cache, verified device reads):
+//! - the request need not be aligned to the filesystem block: the rest of an edge block is
+//!   read from the **source map** (zeroes for holes, unwritten and fresh space) into a
+//!   block-sized edge buffer that also gets the caller's bytes for that block, something
+//!   Linux's O_DIRECT does not do;
 //! - the block-aligned middle goes to the device zero-copy: a `split_off` piece of the
 //!   caller's buffer, joined back (`unsplit`) when the request completes;
 //! - the caller's buffer is owned by the request until the device is done, so a checksum
 //!   computed before submission stays true;
-//! - dirty cached blocks of the range are written back first and the cached pages of the
-//!   range are dropped afterwards, so a later buffered read sees the new bytes;
+//! - the cached pages of the range are dropped afterwards, so a later buffered read sees the
+//!   new bytes;
 //! - each mapping's data goes to the device through the filesystem's `submit_direct` (by
 //!   default one write through the context; the filesystem may add requests of its own,
 //!   never blocking), and the device's answer goes to `end` with the bytes sent
@@ -23,7 +24,7 @@ use bdev::{Bufs, DmaBuf};
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::{Iter, Step};
 use crate::layer::{IoCounters, Iomap};
-use crate::map::{IoMap, IterFlags, MapFlags, MapKind};
+use crate::map::IterFlags;
 use crate::ops::{DirectWrite, Ino, IoDone, IomapOps, IterArgs, Submitted};
 use crate::upcalls::Counted;
 
@@ -236,33 +237,5 @@ impl<O: IomapOps> Iomap<O> {
                 .expect("the middle comes back whole");
         }
         ended
-    }
-
-    /// A block-sized buffer holding the old bytes of the block at `blk` from `source`.
-    async fn edge_block(
-        &self,
-        ctx: &Context,
-        ino: Ino,
-        source: &IoMap,
-        blk: u64,
-    ) -> Result<DmaBuf> {
-        let mut edge = self.alloc_buf(self.block_size() as usize)?;
-        match source.kind {
-            MapKind::Mapped if !source.flags.contains(MapFlags::NEW) => {
-                IoCounters::bump(&self.counters.source_reads, 1);
-                let (bufs, r) = self
-                    .dev_read(ctx, source.device_addr(blk), Bufs::One(edge))
-                    .await;
-                edge = bufs.into_one().expect("sent as One");
-                r.map_err(|e| IomapError::device(ino.0, "source read", blk, e))?;
-                self.ops
-                    .verify_read(ctx, ino, blk, source, std::slice::from_ref(&edge))
-                    .await?;
-            }
-            MapKind::Inline => source.copy_inline(blk, &mut edge),
-            // Holes, unwritten and fresh space: zeroes, which a new buffer holds.
-            _ => {}
-        }
-        Ok(edge)
     }
 }

@@ -1,6 +1,6 @@
 //! [`Iomap`]: one filesystem's iomap layer: its ops, its device, its page cache.
 //!
-//! The operations live one per file (`buffered_read.rs`, `direct_io.rs` …) as `impl` blocks
+//! The operations live one per file (`buffered_read.rs`, `direct_write.rs` …) as `impl` blocks
 //! on this type; here are the pieces they share: configuration, counters, device requests,
 //! waiting for pages under I/O, and the memory-budget and dirty-limit balancing.
 //!

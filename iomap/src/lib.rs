@@ -20,6 +20,7 @@ mod align;
 mod blocking;
 mod buffered_read;
 mod buffered_write;
+mod direct;
 mod direct_read;
 mod direct_write;
 mod error;
