@@ -23,7 +23,9 @@
 //! - `end` is called exactly once per successful `begin`, even when the step failed: by
 //!   `next`, or earlier by [`Iter::end_step`], which a direct write uses to hand `end` its
 //!   device outcome (the step's data buffers are still borrowed then);
-//! - a short step (fewer bytes than mapped) ends the iteration.
+//! - a short step (fewer bytes than mapped) ends the iteration;
+//! - the write map reaches `end` as `begin` returned it, but for the core's flags: its
+//!   `private` (the filesystem's per-mapping data) is never read or changed here.
 
 use bdev::exec::Context;
 
