@@ -1,5 +1,5 @@
 //! The fsync log's area: the log inode ([`LOG_INO`]) and its one prealloc extent, where
-//! records go (`state/log.rs` has their format).
+//! records go (`state/record.rs` has their format).
 
 use crate::data::extent_at;
 use crate::error::Result;

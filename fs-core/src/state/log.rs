@@ -1,10 +1,10 @@
 //! The fsync log (the role of btrfs's tree-log): makes fsync/fdatasync of written-back data
 //! cost one log block write and one flush instead of a cow commit.
 //!
-//! Layout: the log inode ([`LOG_INO`]) owns one prealloc extent, the log area, of 4 to
-//! 1024 blocks (`durability/area.rs`). Each fsync that has something to log writes one record
-//! block into the next slot with FUA, a flush in flight beside it. A record says which committed generation it extends
-//! (`base_gen`) and its slot (`seq`); its crc32c covers the block. See `docs/FORMAT.md`.
+//! Layout: the log inode ([`LOG_INO`](super::LOG_INO)) owns one prealloc extent, the log
+//! area, of 4 to 1024 blocks (`durability/area.rs`). Each fsync that has something to log
+//! writes one record block (`record.rs`) into the next slot with FUA, a flush in flight
+//! beside it. See `docs/FORMAT.md`.
 //!
 //! Invariants:
 //! - records extend the last committed generation: every cow commit (`Core::commit`, `durability/commit.rs`) first
@@ -22,40 +22,12 @@
 //! - logged extents stay reserved in memory (not free) until folded into a commit;
 //!   meanwhile reads see them through the overlay (`blocks`, or `pending` and `crcs`).
 
-// Records are on-disk bytes: little-endian only (see `items/`).
-#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
-
 use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 use std::sync::Arc;
 
-use crate::items::codec::{Reader, Writer};
-
-/// The inode owning the log area (below the root directory's 256; it has no name).
-pub const LOG_INO: u64 = 255;
-/// Record magic.
-const MAGIC: &[u8; 8] = b"BFSFSLOG";
-/// Header bytes of a record.
-const HEADER: usize = 40;
-
-/// One logged change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Entry {
-    /// File `ino` maps `[file_off, file_off + len)` to the whole data extent at `bytenr`,
-    /// whose blocks have these crc32c.
-    Extent {
-        ino: u64,
-        file_off: u64,
-        bytenr: u64,
-        len: u64,
-        crcs: Vec<u32>,
-    },
-    /// File `ino` has `size` bytes.
-    Size { ino: u64, size: u64 },
-    /// File `ino`'s data was modified at `mtime_ns` (mtime and ctime at least that).
-    Times { ino: u64, mtime_ns: i64 },
-}
+use super::record::{encoded_len, Entry, HEADER};
 
 /// A piece of a logged extent mapped in a file (logged extents may be cut by later ones).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -452,111 +424,9 @@ pub(crate) struct Logged {
     pub crc: Option<u32>,
 }
 
-/// Bytes `e` takes in a record body.
-fn encoded_len(e: &Entry) -> usize {
-    match e {
-        Entry::Extent { crcs, .. } => 1 + 4 * 8 + 4 + 4 * crcs.len(),
-        Entry::Size { .. } | Entry::Times { .. } => 1 + 8 + 8,
-    }
-}
-
-/// Encodes a record of `entries` into a `bs`-byte block; `None` if they do not fit.
-pub(crate) fn encode(base_gen: u64, seq: u64, entries: &[Entry], bs: usize) -> Option<Vec<u8>> {
-    let mut body = Writer::default();
-    for e in entries {
-        match e {
-            Entry::Extent {
-                ino,
-                file_off,
-                bytenr,
-                len,
-                crcs,
-            } => {
-                body.u8(1).u64(*ino).u64(*file_off).u64(*bytenr).u64(*len);
-                body.u32(crcs.len() as u32);
-                for c in crcs {
-                    body.u32(*c);
-                }
-            }
-            Entry::Size { ino, size } => {
-                body.u8(2).u64(*ino).u64(*size);
-            }
-            Entry::Times { ino, mtime_ns } => {
-                body.u8(3).u64(*ino).i64(*mtime_ns);
-            }
-        }
-    }
-    if HEADER + body.0.len() > bs {
-        return None;
-    }
-    let mut w = Writer::default();
-    w.bytes(MAGIC)
-        .u32(0)
-        .u32(body.0.len() as u32)
-        .u64(base_gen)
-        .u64(seq);
-    w.u32(entries.len() as u32).u32(0).bytes(&body.0);
-    let mut block = w.0;
-    block.resize(bs, 0);
-    let crc = crc32c::crc32c(&block[12..]);
-    block[8..12].copy_from_slice(&crc.to_le_bytes());
-    Some(block)
-}
-
-/// Decodes a record block written for `base_gen` at slot `seq`; `None` if it is not one
-/// (another generation's, torn, never written).
-pub(crate) fn decode(block: &[u8], base_gen: u64, seq: u64) -> Option<Vec<Entry>> {
-    if block.len() < HEADER || &block[..8] != MAGIC {
-        return None;
-    }
-    let crc = u32::from_le_bytes(block[8..12].try_into().ok()?);
-    if crc32c::crc32c(&block[12..]) != crc {
-        return None;
-    }
-    let mut r = Reader::new(&block[12..HEADER], "log record header");
-    let body_len = r.u32().ok()? as usize;
-    if r.u64().ok()? != base_gen || r.u64().ok()? != seq {
-        return None;
-    }
-    let n = r.u32().ok()?;
-    let body = block.get(HEADER..HEADER + body_len)?;
-    let mut r = Reader::new(body, "log record");
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(match r.u8().ok()? {
-            1 => {
-                let (ino, file_off, bytenr, len) =
-                    (r.u64().ok()?, r.u64().ok()?, r.u64().ok()?, r.u64().ok()?);
-                let k = r.u32().ok()? as usize;
-                let crcs = (0..k)
-                    .map(|_| r.u32())
-                    .collect::<Result<Vec<_>, _>>()
-                    .ok()?;
-                Entry::Extent {
-                    ino,
-                    file_off,
-                    bytenr,
-                    len,
-                    crcs,
-                }
-            }
-            2 => Entry::Size {
-                ino: r.u64().ok()?,
-                size: r.u64().ok()?,
-            },
-            3 => Entry::Times {
-                ino: r.u64().ok()?,
-                mtime_ns: r.i64().ok()?,
-            },
-            _ => return None,
-        });
-    }
-    r.finish().ok()?;
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::record::encode;
     use super::*;
 
     const BS: u64 = 4096;

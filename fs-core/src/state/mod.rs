@@ -4,8 +4,8 @@
 //!   `engine.rs`: the thread's one I/O engine they use);
 //! - the in-memory inodes with their cached-write bookkeeping (`inodes.rs`);
 //! - space reservations and the room kept for metadata (`space.rs`);
-//! - the fsync log's state and overlay (`log.rs`), and the folder thread's signal
-//!   (`folder.rs`).
+//! - the fsync log's state and overlay (`log.rs`) and its record format (`record.rs`), and
+//!   the folder thread's signal (`folder.rs`).
 //!
 //! Nothing here commits: the one commit function is `durability::commit` (`Core::commit`),
 //! which folds the log's overlay into the transaction it commits.
@@ -21,6 +21,7 @@ mod inodes;
 mod lock;
 mod log;
 mod ranges;
+mod record;
 mod space;
 mod store;
 
@@ -28,8 +29,9 @@ pub(crate) use engine::{new_exec, DEV};
 pub(crate) use folder::FolderSignal;
 pub(crate) use inodes::{InodeMem, InodeTable, SeenSizes};
 pub(crate) use lock::Guard;
-pub use log::LOG_INO;
-pub(crate) use log::{decode, encode, Entry, LogState};
+pub(crate) use log::LogState;
+pub use record::LOG_INO;
+pub(crate) use record::{decode, encode, Entry};
 pub(crate) use space::{Space, SYNC_BATCH};
 pub(crate) use store::{inode_key, load_inode, try_inode, Items, Rd, Tx, FS_TREE};
 
