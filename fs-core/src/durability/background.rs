@@ -15,8 +15,6 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use hashbrown::HashMap;
-
 use crate::durability::commit::fold_and_commit;
 use crate::error::{Error, Result};
 use crate::state::{Core, LogState};
@@ -84,9 +82,7 @@ pub(crate) fn fold_now(core: &Core) -> Result<()> {
             base_gen: log.base_gen,
             next_slot: log.next_slot,
             synced_in_flight: log.synced_in_flight,
-            extents: Vec::with_capacity(log.extents.len()),
-            crcs: HashMap::with_capacity(log.crcs.len()),
-            blocks: HashMap::with_capacity(log.blocks.len()),
+            overlay: log.overlay.sized_like(),
             ..LogState::default()
         };
         let frozen = Arc::new(std::mem::replace(&mut *log, live));

@@ -8,7 +8,7 @@ use crate::durability::gap::find_gap;
 use crate::error::{Error, Result};
 use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
-use crate::state::{decode, Entry, LogState};
+use crate::state::{decode, Blocks, Entry, LogState, Overlay, Pieces};
 use crate::state::{Core, Tx};
 
 /// The longest run of logged extents [`fold`] joins into one extent. A block overwritten
@@ -25,10 +25,9 @@ const MAX_RUN: u64 = 64 << 10;
 /// one extent item, one file extent item and one checksum run instead of one of each per
 /// block.
 pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
-    if log.mixed {
-        fold_pieces(tx, log, bs)?;
-    } else {
-        fold_blocks(tx, log, bs)?;
+    match &log.overlay {
+        Overlay::Blocks(b) => fold_blocks(tx, b, bs)?,
+        Overlay::Pieces(p) => fold_pieces(tx, p, bs)?,
     }
     for (&ino, &size) in &log.sizes {
         if let Some(mut item) = try_inode(tx, ino)? {
@@ -46,16 +45,16 @@ pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
     Ok(())
 }
 
-/// [`fold`]'s pieces of a `mixed` overlay.
-fn fold_pieces(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
+/// [`fold`]'s pieces of an overlay of any extents.
+fn fold_pieces(tx: &mut Tx<'_>, log: &Pieces, bs: u64) -> Result<()> {
     let lacks = |b: u64| Error::Corrupt(format!("logged extent {b:#x} lacks checksums"));
     // Extents whose every block a later write in the overlay replaced are given back
     // without entering the trees.
-    let mapped: HashSet<u64> = log.pending.values().map(|p| p.disk_bytenr).collect();
+    let mapped: HashSet<u64> = log.mapped().values().map(|p| p.disk_bytenr).collect();
     let (runs, joined) = runs(log);
     // A reference added and one dropped per piece.
-    tx.tx.expect_ref_changes(2 * log.pending.len());
-    for &(b, l) in &log.extents {
+    tx.tx.expect_ref_changes(2 * log.mapped().len());
+    for &(b, l) in log.extents() {
         if !mapped.contains(&b) {
             tx.tx.free_reserved(b, l)?;
         } else if joined.contains(&b) {
@@ -70,7 +69,7 @@ fn fold_pieces(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
         adopt_with_csums(tx, log, b, l, bs)?;
     }
     let mut live = None;
-    for (&(ino, off), p) in &log.pending {
+    for (&(ino, off), p) in log.mapped() {
         if !inode_lives(tx, &mut live, ino)? {
             continue;
         }
@@ -80,7 +79,7 @@ fn fold_pieces(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
             // Mapped with the first piece of its run.
             continue;
         } else if p.disk_len == bs {
-            let crc = log.crcs.get(&p.disk_bytenr).copied();
+            let crc = log.crc(p.disk_bytenr);
             FileExtent::one_block(p.disk_bytenr, bs, crc.ok_or_else(|| lacks(p.disk_bytenr))?)
         } else {
             FileExtent::disk(
@@ -96,12 +95,11 @@ fn fold_pieces(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
     Ok(())
 }
 
-/// [`fold`]'s pieces of an overlay of one-block extents (`LogState::blocks`): the same
+/// [`fold`]'s pieces of an overlay of one-block extents (`Overlay::Blocks`): the same
 /// result as [`fold_pieces`] with no lookup per block, every extent being mapped whole by
-/// one piece or replaced (`LogState::dead`).
-fn fold_blocks(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
-    let mut blocks: Vec<((u64, u64), (u64, u32))> =
-        log.blocks.iter().map(|(&k, &v)| (k, v)).collect();
+/// one piece or replaced (`Blocks::dead`).
+fn fold_blocks(tx: &mut Tx<'_>, log: &Blocks, bs: u64) -> Result<()> {
+    let mut blocks: Vec<((u64, u64), (u64, u32))> = log.mapped().collect();
     blocks.sort_unstable_by_key(|&(k, _)| k);
     // Runs of blocks that follow each other in one file and on the device, joined as in
     // `runs`: `(first index, device start, bytes)`.
@@ -118,7 +116,7 @@ fn fold_blocks(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
         runs.push((i, b, bs));
     }
     tx.tx.expect_ref_changes(2 * blocks.len());
-    for &b in &log.dead {
+    for &b in log.dead() {
         tx.tx.free_reserved(b, bs)?;
     }
     // Adopted in device order, which is close to the order they were reserved in.
@@ -152,9 +150,9 @@ fn fold_blocks(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
 }
 
 /// Adopts the logged extent `[b, b + l)` with its blocks' checksums in the checksum tree.
-fn adopt_with_csums(tx: &mut Tx<'_>, log: &LogState, b: u64, l: u64, bs: u64) -> Result<()> {
+fn adopt_with_csums(tx: &mut Tx<'_>, log: &Pieces, b: u64, l: u64, bs: u64) -> Result<()> {
     let crcs = (0..l / bs)
-        .map(|i| log.crcs.get(&(b + i * bs)).copied())
+        .map(|i| log.crc(b + i * bs))
         .collect::<Option<Vec<u32>>>()
         .ok_or_else(|| Error::Corrupt(format!("logged extent {b:#x} lacks checksums")))?;
     adopt_with(tx, b, l, &crcs)
@@ -184,8 +182,8 @@ fn inode_lives(tx: &mut Tx<'_>, last: &mut Option<(u64, bool)>, ino: u64) -> Res
 /// piece, whose pieces follow each other in one file and whose extents follow each other on
 /// the device. Returns the runs of two extents or more (`start -> bytes`, at most `MAX_RUN`)
 /// and the starts of all the extents in them.
-fn runs(log: &LogState) -> (HashMap<u64, u64>, HashSet<u64>) {
-    let whole: HashMap<u64, u64> = log.extents.iter().copied().collect();
+fn runs(log: &Pieces) -> (HashMap<u64, u64>, HashSet<u64>) {
+    let whole: HashMap<u64, u64> = log.extents().iter().copied().collect();
     let mut runs = HashMap::new();
     let mut joined = HashSet::new();
     // The run being built (inode, file end, device start, bytes) and its extents.
@@ -198,7 +196,7 @@ fn runs(log: &LogState) -> (HashMap<u64, u64>, HashSet<u64>) {
         }
         members.clear();
     };
-    for (&(ino, off), p) in &log.pending {
+    for (&(ino, off), p) in log.mapped() {
         let is_whole = p.offset == 0
             && p.num_bytes == p.disk_len
             && whole.get(&p.disk_bytenr) == Some(&p.disk_len);

@@ -4,8 +4,8 @@
 //!   `engine.rs`: the thread's one I/O engine they use);
 //! - the in-memory inodes with their cached-write bookkeeping (`inodes.rs`);
 //! - space reservations and the room kept for metadata (`space.rs`);
-//! - the fsync log's state and overlay (`log.rs`) and its record format (`record.rs`), and
-//!   the folder thread's signal (`folder.rs`).
+//! - the fsync log's state (`log.rs`), its overlay of logged mappings (`overlay.rs`) and
+//!   its record format (`record.rs`); and the folder thread's signal (`folder.rs`).
 //!
 //! Nothing here commits: the one commit function is `durability::commit` (`Core::commit`),
 //! which folds the log's overlay into the transaction it commits.
@@ -20,6 +20,7 @@ mod folder;
 mod inodes;
 mod lock;
 mod log;
+mod overlay;
 mod ranges;
 mod record;
 mod space;
@@ -30,6 +31,7 @@ pub(crate) use folder::FolderSignal;
 pub(crate) use inodes::{InodeMem, InodeTable, SeenSizes};
 pub(crate) use lock::Guard;
 pub(crate) use log::LogState;
+pub(crate) use overlay::{Blocks, Overlay, Pieces};
 pub use record::LOG_INO;
 pub(crate) use record::{decode, encode, Entry};
 pub(crate) use space::{Space, SYNC_BATCH};
