@@ -195,7 +195,7 @@ impl Filesystem {
             core: Arc::clone(&core),
         };
         let iomap = Iomap::new(ops, dev, DEV, cfg)?;
-        let folder = match core.log().area {
+        let folder = match core.log().area() {
             Some(_) if !opts.read_only => Some(crate::durability::Folder::start(&core)?),
             _ => None,
         };

@@ -48,7 +48,7 @@ fn create_area(tx: &mut Tx<'_>, total: u64, bs: u64) -> Result<()> {
 
 /// Gives a filesystem without a log area one (formats create it at the first mount).
 pub(crate) fn ensure_area(core: &Core) -> Result<()> {
-    if core.log().area.is_some() {
+    if core.log().area().is_some() {
         return Ok(());
     }
     let total = core.dev().geometry().size_bytes();
@@ -56,8 +56,6 @@ pub(crate) fn ensure_area(core: &Core) -> Result<()> {
     core.commit(|tx| create_area(tx, total, bs))?;
     let area = find_area(core)?;
     let generation = core.vol().generation();
-    let mut log = core.log();
-    log.area = area;
-    log.restart(generation);
+    core.log().start(area, generation);
     Ok(())
 }

@@ -3,13 +3,14 @@
 //! instead of waiting for the B-tree work (`docs/decisions/background-fold.md`).
 //!
 //! Invariants:
-//! - at most one background fold runs. While it runs, `LogState::folding` is set, the overlay
-//!   it commits is `LogState::frozen` (reads consult it after the live overlay), and commits
-//!   and fsync records wait for it (`Core::log_idle`): a record written meanwhile would extend
-//!   the generation the fold replaces, and replay would ignore it after the fold's commit;
+//! - at most one background fold runs: it freezes the live changes (`LogState::freeze`),
+//!   which reads consult after the live overlay while it runs, and thaws them when it ends
+//!   (`LogState::thaw`). Meanwhile commits and fsync records wait for it (`Core::log_idle`,
+//!   `LogState::folding`): a record written meanwhile would extend the generation the fold
+//!   replaces, and replay would ignore it after the fold's commit;
 //! - so no record is written during a fold: when it commits, every entry of the live overlay
 //!   is still unwritten, and the log restarts at slot 0 of the new generation;
-//! - a failed fold gives its overlay back under the live one (`LogState::absorb_older`), so
+//! - a failed fold gives its changes back under the live ones (`LogState::thaw`), so
 //!   nothing logged is lost; the next commit tries again.
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::thread::JoinHandle;
 
 use crate::durability::commit::fold_and_commit;
 use crate::error::{Error, Result};
-use crate::state::{Core, LogState};
+use crate::state::Core;
 
 /// The folder thread of a read-write mount; stopping it (drop) waits for a running fold.
 pub(crate) struct Folder {
@@ -71,39 +72,19 @@ impl Drop for Folder {
 /// Freezes the live overlay, folds it into a transaction and commits, without holding the
 /// log meanwhile.
 pub(crate) fn fold_now(core: &Core) -> Result<()> {
-    let frozen = {
-        let mut log = core.log_idle();
-        if log.is_clean() {
-            return Ok(());
-        }
-        // Sized like the overlay it replaces: the next one likely grows as large.
-        let live = LogState {
-            area: log.area,
-            base_gen: log.base_gen,
-            next_slot: log.next_slot,
-            synced_in_flight: log.synced_in_flight,
-            overlay: log.overlay.sized_like(),
-            ..LogState::default()
-        };
-        let frozen = Arc::new(std::mem::replace(&mut *log, live));
-        log.frozen = Some(Arc::clone(&frozen));
-        log.folding = true;
-        frozen
+    let Some(frozen) = core.log_idle().freeze() else {
+        return Ok(());
     };
     let r = core
         .check_writable()
         .and_then(|()| fold_and_commit(core, &frozen, |_| Ok(())));
     let mut log = core.log();
-    log.frozen = None;
-    log.folding = false;
-    match r {
-        Ok(((), generation)) => {
-            log.base_gen = generation;
-            log.next_slot = 0;
-        }
-        // The aborted transaction handed the frozen extents back to their reservation.
-        Err(_) => log.absorb_older(&frozen, core.bs()),
-    }
+    // After a failure: the aborted transaction handed the frozen extents back to their
+    // reservation, and they come back under the live ones.
+    log.thaw(
+        r.as_ref().ok().map(|&((), generation)| generation),
+        core.bs(),
+    );
     core.space().set_overlay_pieces(log.pieces());
     drop(log);
     core.fold_ended(r.is_ok());

@@ -9,7 +9,7 @@
 
 use crate::durability::fold::fold;
 use crate::error::Result;
-use crate::state::{Core, LogState, Tx};
+use crate::state::{Core, Logged, Tx};
 
 impl Core {
     /// Runs `f` in one transaction and commits it (durable on return). Everything the fsync
@@ -17,7 +17,7 @@ impl Core {
     pub(crate) fn commit<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.check_writable()?;
         let mut log = self.log_idle();
-        match fold_and_commit(self, &log, f) {
+        match fold_and_commit(self, log.logged(), f) {
             Ok((v, generation)) => {
                 log.restart(generation);
                 self.space().set_overlay_pieces(0);
@@ -45,10 +45,11 @@ impl Core {
 }
 
 /// Opens a transaction, folds `log` into it (if it holds anything), runs `f`, commits;
-/// returns `f`'s value and the new generation. The caller owns what happens to `log` after.
+/// returns `f`'s value and the new generation. The caller owns what happens to `log` after
+/// (the log restarts, or thaws).
 pub(crate) fn fold_and_commit<T>(
     core: &Core,
-    log: &LogState,
+    log: &Logged,
     f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
 ) -> Result<(T, u64)> {
     core.with_io(|io| {

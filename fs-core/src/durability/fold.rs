@@ -8,7 +8,7 @@ use crate::durability::gap::find_gap;
 use crate::error::{Error, Result};
 use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
-use crate::state::{decode, Blocks, Entry, LogState, Overlay, Pieces};
+use crate::state::{decode, Blocks, Entry, Logged, Overlay, Pieces};
 use crate::state::{Core, Tx};
 
 /// The longest run of logged extents [`fold`] joins into one extent. A block overwritten
@@ -24,18 +24,18 @@ const MAX_RUN: u64 = 64 << 10;
 /// block, each block its own extent) are joined into one extent of up to `MAX_RUN` bytes:
 /// one extent item, one file extent item and one checksum run instead of one of each per
 /// block.
-pub(crate) fn fold(tx: &mut Tx<'_>, log: &LogState, bs: u64) -> Result<()> {
-    match &log.overlay {
+pub(crate) fn fold(tx: &mut Tx<'_>, log: &Logged, bs: u64) -> Result<()> {
+    match log.overlay() {
         Overlay::Blocks(b) => fold_blocks(tx, b, bs)?,
         Overlay::Pieces(p) => fold_pieces(tx, p, bs)?,
     }
-    for (&ino, &size) in &log.sizes {
+    for (&ino, &size) in log.sizes() {
         if let Some(mut item) = try_inode(tx, ino)? {
             item.size = size;
             save_inode(tx, ino, &item)?;
         }
     }
-    for (&ino, &t) in &log.times {
+    for (&ino, &t) in log.times() {
         if let Some(mut item) = try_inode(tx, ino)? {
             item.mtime_ns = item.mtime_ns.max(t);
             item.ctime_ns = item.ctime_ns.max(t);
@@ -229,11 +229,7 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
     };
     let bs = core.bs();
     let generation = core.vol().generation();
-    {
-        let mut log = core.log();
-        log.area = Some((addr, len));
-        log.restart(generation);
-    }
+    core.log().start(Some((addr, len)), generation);
     let mut entries = Vec::new();
     let mut records = 0;
     for slot in 0..len / bs {
@@ -263,7 +259,7 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
         return Ok(0);
     }
     log::info!("fs-core: replaying {records} fsync log records");
-    let mut state = LogState::default();
+    let mut state = Logged::default();
     for e in &entries {
         match e {
             Entry::Extent {
@@ -276,19 +272,14 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
                 core.vol().reserve_exact(*bytenr, *len)?;
                 state.map_extent(*ino, *file_off, *bytenr, *len, crcs, bs);
             }
-            Entry::Size { ino, size } => {
-                state.sizes.insert(*ino, *size);
-            }
-            Entry::Times { ino, mtime_ns } => {
-                state.times.insert(*ino, *mtime_ns);
-            }
+            Entry::Size { .. } | Entry::Times { .. } => state.note_attrs(std::slice::from_ref(e)),
         }
     }
-    core.space().set_overlay_pieces(state.pieces());
+    core.space().set_overlay_pieces(state.overlay().len());
     if !commit {
         // No commit folds the logged sizes into the items: memory must know them, or a
         // read-only mount shows files grown only by logged writes as empty.
-        for (&ino, &size) in &state.sizes {
+        for (&ino, &size) in state.sizes() {
             match core.mem(ino, |m| m.size = size) {
                 // Deleted since: nothing to show.
                 Err(Error::NotFound(_)) => {}
@@ -296,11 +287,7 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
             }
         }
     }
-    *core.log() = LogState {
-        area: Some((addr, len)),
-        base_gen: generation,
-        ..state
-    };
+    core.log().replayed(state);
     if commit {
         core.commit_pending()?;
     }

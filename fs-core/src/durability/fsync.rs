@@ -3,11 +3,11 @@
 
 use crate::durability::io;
 use crate::error::Result;
-use crate::state::{Core, Entry, LogState};
+use crate::state::{Core, Entry, Guard, LogState, Submit};
 
 /// Whether an fsync of `ino` goes through the log (else its completions committed).
 pub(crate) fn logs(c: &Core, ino: u64) -> Result<bool> {
-    Ok(c.log().area.is_some() && !c.mem(ino, |m| m.nocow)?)
+    Ok(c.log().area().is_some() && !c.mem(ino, |m| m.nocow)?)
 }
 
 /// Makes `ino` durable once its writeback (run with `log_writeback` raised when `logs`)
@@ -40,44 +40,36 @@ fn attr_entries(c: &Core, ino: u64, datasync: bool) -> Result<Vec<Entry>> {
     Ok(v)
 }
 
-/// Takes attribute entries into the log's state (they are durable or about to be
-/// committed) and clears them in memory where nothing newer came.
-fn note_attrs(log: &mut LogState, attrs: &[Entry]) -> Vec<(u64, Entry)> {
-    let mut done = Vec::new();
+/// Clears in memory the attributes `attrs` the log took (durable, or committed), where
+/// nothing newer came.
+fn clear_attrs(c: &Core, attrs: &[Entry]) -> Result<()> {
     for e in attrs {
         match *e {
-            Entry::Size { ino, size } => {
-                log.sizes.insert(ino, size);
-                done.push((ino, e.clone()));
-            }
-            Entry::Times { ino, mtime_ns } => {
-                log.times.insert(ino, mtime_ns);
-                done.push((ino, e.clone()));
-            }
+            Entry::Size { ino, size } => c.mem(ino, |m| m.size_dirty &= m.size != size)?,
+            Entry::Times { ino, mtime_ns } => c.mem(ino, |m| {
+                if m.mtime_dirty == Some(mtime_ns) {
+                    m.mtime_dirty = None
+                }
+            })?,
             Entry::Extent { .. } => {}
         }
-    }
-    done
-}
-
-fn clear_attrs(c: &Core, done: Vec<(u64, Entry)>) -> Result<()> {
-    for (ino, e) in done {
-        c.mem(ino, |m| match e {
-            Entry::Size { size, .. } => m.size_dirty &= m.size != size,
-            Entry::Times { mtime_ns, .. } if m.mtime_dirty == Some(mtime_ns) => {
-                m.mtime_dirty = None
-            }
-            _ => {}
-        })?;
     }
     Ok(())
 }
 
+/// The log once no fold runs and no other thread's record is in flight, for a writer of a
+/// record (`LogState::record_waits`; this thread's own in-flight record makes
+/// `LogState::build_record` refuse: the caller commits instead).
+pub(crate) fn record_slot(c: &Core) -> Guard<'_, LogState> {
+    let me = std::thread::current().id();
+    c.log_when(|l| l.record_waits(me))
+}
+
 /// Writes what is logged but not yet durable, with the attributes of `ino`, as one record
-/// and flushes; falls back to a commit when the record does not fit or the log is full.
+/// and flushes; falls back to a commit when no record can be written now (it does not fit,
+/// the log is full, this thread's synced record is in flight).
 fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
-    // Not while a synced direct write's record is in flight (`synced.rs`).
-    let (mut log, may_record) = c.record_slot();
+    let mut log = record_slot(c);
     // Read under the log's lock (before `inodes`, the crate's order): read before it, a
     // size could be overtaken by a larger one another fsync logs first, and logging it
     // after that one would shrink the file at the next fold or replay.
@@ -86,46 +78,38 @@ fn log_fsync(c: &Core, ino: u64, datasync: bool) -> Result<()> {
         // Everything of this file is already in a durable record or committed.
         return Ok(());
     }
-    let (addr, len) = log.area.expect("checked by the caller");
-    let mut entries = log.unwritten.clone();
-    entries.extend(attrs.iter().cloned());
     let bs = c.bs();
-    let slot = log.next_slot;
-    let record = (may_record && slot < len / bs && !log.unwritten_spilled)
-        .then(|| crate::state::encode(log.base_gen, slot, &entries, bs as usize))
-        .flatten();
-    let Some(record) = record else {
-        // A commit folds everything, these attributes included.
-        let done = note_attrs(&mut log, &attrs);
-        drop(log);
-        c.commit_pending()?;
-        return clear_attrs(c, done);
+    let Some(record) = log.build_record(&attrs, bs, Submit::Locked) else {
+        return commit_attrs(c, log, &attrs);
     };
-    if let Err(e) = io::write_fua_flush(c, addr + slot * bs, &record) {
-        let done = note_attrs(&mut log, &attrs);
-        drop(log);
+    // On this thread's engine, the log's lock held until the record is durable.
+    let written = io::write_fua_flush(c, record.addr(), record.block());
+    let landed = log.record_done(record, written.is_ok(), bs);
+    if let Err(e) = written {
         // The record may or may not be on the media; a commit makes everything durable.
         ::log::error!("fs-core: fsync log write failed ({e}); committing instead");
-        c.commit_pending()?;
-        return clear_attrs(c, done);
+        return commit_attrs(c, log, &attrs);
     }
-    log.next_slot += 1;
-    log.written();
-    let done = note_attrs(&mut log, &attrs);
+    debug_assert!(landed, "a record written under the lock counts");
     drop(log);
-    clear_attrs(c, done)
+    clear_attrs(c, &attrs)
+}
+
+/// Commits, with the attribute entries `attrs` (a commit folds everything logged).
+fn commit_attrs(c: &Core, mut log: Guard<'_, LogState>, attrs: &[Entry]) -> Result<()> {
+    log.note_attrs(attrs);
+    drop(log);
+    c.commit_pending()?;
+    clear_attrs(c, attrs)
 }
 
 /// Commits, with the sizes and times of `inos` that memory holds.
 pub(crate) fn commit_with_attrs(c: &Core, inos: &[u64]) -> Result<()> {
     // Under the log's lock, as in `log_fsync`.
-    let mut log = c.log();
+    let log = c.log();
     let mut attrs = Vec::new();
     for &ino in inos {
         attrs.extend(attr_entries(c, ino, false)?);
     }
-    let done = note_attrs(&mut log, &attrs);
-    drop(log);
-    c.commit_pending()?;
-    clear_attrs(c, done)
+    commit_attrs(c, log, &attrs)
 }

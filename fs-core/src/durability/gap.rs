@@ -19,7 +19,8 @@ use crate::error::Result;
 use crate::state::Core;
 use crate::state::{decode, Entry};
 
-/// Valid records found after a damaged one.
+/// Valid records found after a damaged one. Plain data: a report, each field a finding of
+/// its own.
 #[derive(Debug)]
 pub(crate) struct LogGap {
     /// The generation the records extend.

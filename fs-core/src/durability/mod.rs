@@ -18,7 +18,8 @@
 //!
 //! Completed data writes (writeback and direct) go to the fsync log's in-memory overlay
 //! (`state/log.rs`); fsync/fdatasync make them durable with one record block written with FUA
-//! and one flush, both in flight at once (`fsync.rs`),
+//! and one flush, both in flight at once (`fsync.rs`; the record is built by the log's one
+//! record writer, `LogState::build_record`, which `synced.rs` uses too),
 //! replay at mount links them (`fold.rs`), and every commit folds the overlay into the
 //! trees; when the overlay grows large the mount's folder thread folds it while writes go
 //! on (`background.rs`, `io/space.rs`).

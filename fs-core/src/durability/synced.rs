@@ -19,9 +19,10 @@
 //! Invariants (beside those of `state/log.rs`):
 //! - records are written one at a time, each durable before the next (so the durable
 //!   records stay a prefix): the log lock is not held across the device wait (other futures
-//!   of this thread take it meanwhile), so `LogState::synced_in_flight` stands for it from
-//!   building the record until its requests completed. Other record writers wait for it
-//!   (`Core::record_slot`), unless the record is their own thread's, which completes only
+//!   of this thread take it meanwhile), so the record is built in flight
+//!   (`Submit::InFlight`), which stands for the lock from building the record until its
+//!   requests completed (`LogState::record_done`). Other record writers wait for it
+//!   (`fsync::record_slot`), unless the record is their own thread's, which completes only
 //!   when that thread polls its context again: they commit instead. Commits and folds need
 //!   not wait: the marker outlives a log restart, and the completion sees the restart;
 //! - the record carries the log's unwritten entries as they were when it was built; only
@@ -49,8 +50,8 @@ use iomap::{DirectWrite, MapFlags, Submitted};
 
 use crate::data::block_crcs;
 use crate::durability::io;
-use crate::state::{self as fslog, Entry, Guard, LogState};
 use crate::state::{Core, InodeMem};
+use crate::state::{Entry, Record, Submit};
 
 /// Fsyncs in a row, each after one direct write, after which the file's direct writes are
 /// synced with their record.
@@ -64,40 +65,39 @@ pub(crate) fn count_direct_write(m: &mut InodeMem) -> bool {
     m.direct_writes == 1 && m.sync_streak >= SYNC_STREAK && !m.nocow
 }
 
-/// A synced write's record, built and in flight.
+/// What a synced write's record logs of the write itself: its extent (`[file_off, file_off
+/// + len)` of `ino` at `bytenr`, with its blocks' `crcs`) and the size it grows the file to.
 struct Planned {
-    /// The generation and slot the record was written for.
-    base_gen: u64,
-    slot: u64,
-    /// Unwritten entries of the log it carries (the first ones): other writes, whose data
-    /// a flush beside it makes durable.
-    carried: usize,
-    /// The write's own entry.
-    extent: Entry,
+    ino: u64,
+    file_off: u64,
+    bytenr: u64,
+    len: u64,
+    crcs: Vec<u32>,
     /// The size it logs, if any.
     size: Option<u64>,
 }
 
-/// Stands for a synced record in flight (`LogState::synced_in_flight`) until the write
-/// finishes; if its future is dropped first, the record may still land in its slot later,
-/// so no record may go there: the log is left full, and the next fsync commits (which
-/// restarts it).
+/// Holds a synced write's record in flight until the write finishes; if its future is
+/// dropped first, the record may still land in its slot later: it is abandoned
+/// (`LogState::record_abandoned`).
 struct InFlight<'a> {
     core: &'a Core,
-    armed: bool,
+    record: Option<Record>,
+}
+
+impl InFlight<'_> {
+    /// The record, its requests completed.
+    fn land(mut self) -> Record {
+        self.record.take().expect("landed once")
+    }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if !self.armed {
+        let Some(record) = self.record.take() else {
             return;
-        }
-        let mut log = self.core.log();
-        log.synced_in_flight = None;
-        if let Some((_, area_len)) = log.area {
-            log.next_slot = log.next_slot.max(area_len / self.core.bs());
-        }
-        drop(log);
+        };
+        self.core.log().record_abandoned(record, self.core.bs());
         self.core.log_changed();
     }
 }
@@ -115,19 +115,6 @@ impl Core {
         });
     }
 
-    /// The log once no other thread's synced record is in flight (nor a fold runs), for a
-    /// writer of a record (see the module docs); with it, whether a record may be written
-    /// now: not while this thread's own synced record is in flight (it completes only when
-    /// this thread polls its context, so waiting would never end): the caller commits
-    /// instead.
-    pub(crate) fn record_slot(&self) -> (Guard<'_, LogState>, bool) {
-        let me = std::thread::current().id();
-        let busy = |l: &mut LogState| l.folding || l.synced_in_flight.is_some_and(|t| t != me);
-        let log = self.log_when(busy);
-        let free = log.synced_in_flight.is_none();
-        (log, free)
-    }
-
     /// iomap's `submit_direct` for a write `begin` marked synced: writes `bufs` with its
     /// fsync record when the log can take one now, else as usual.
     pub(crate) async fn submit_synced(
@@ -136,15 +123,16 @@ impl Core {
         w: &DirectWrite<'_>,
         bufs: Bufs,
     ) -> Submitted {
-        let Some((planned, record)) = self.plan_synced(w, &bufs) else {
+        let Some((planned, record, record_op)) = self.plan_synced(w, &bufs) else {
             return w.submit(ctx, bufs).await;
         };
-        let mut flight = InFlight {
+        let flush = record.carries_others();
+        let flight = InFlight {
             core: self,
-            armed: true,
+            record: Some(record),
         };
-        let mut ops = vec![w.write_op(bufs, true), record];
-        if planned.carried > 0 {
+        let mut ops = vec![w.write_op(bufs, true), record_op];
+        if flush {
             // Their data completed before this submission: the flush makes it durable.
             ops.push(Op::Flush);
         }
@@ -154,8 +142,7 @@ impl Core {
             .into_iter();
         let (data, data_r) = done.next().expect("the data write comes back");
         let logged = done.all(|(_, r)| r.is_ok());
-        flight.armed = false;
-        self.finish_synced(&planned, data_r.is_ok(), logged);
+        self.finish_synced(&planned, flight.land(), data_r.is_ok(), logged);
         Submitted {
             bufs: data.into_bufs().expect("a write has buffers"),
             result: data_r,
@@ -163,9 +150,9 @@ impl Core {
         }
     }
 
-    /// Builds the record of a synced write (and its device write) and marks it in flight,
-    /// or `None` when the write goes as usual.
-    fn plan_synced(&self, w: &DirectWrite<'_>, bufs: &Bufs) -> Option<(Planned, Op)> {
+    /// Builds the record of a synced write (and its device write), in flight, or `None`
+    /// when the write goes as usual.
+    fn plan_synced(&self, w: &DirectWrite<'_>, bufs: &Bufs) -> Option<(Planned, Record, Op)> {
         let ino = w.ino.0;
         // (A device that cannot make a FUA write durable refuses it: such writes go as usual.)
         let fua = self.dev().geometry().fua_honoured;
@@ -175,49 +162,48 @@ impl Core {
         }
         let bs = self.bs();
         let mut log = self.log();
-        let (area, area_len) = log.area?;
-        let slot = log.next_slot;
-        let busy = log.folding || log.synced_in_flight.is_some();
-        if busy || log.unwritten_spilled || slot >= area_len / bs {
+        // Before the checksums are computed; `build_record` decides.
+        if !log.may_record(bs) {
             return None;
         }
         let len = bufs.len() as u64;
         let crcs = block_crcs(bufs.segments(), bs as usize);
         let (size, size_dirty) = self.mem(ino, |m| (m.size, m.size_dirty)).ok()?;
         let new_size = size.max(w.end);
-        let extent = Entry::Extent {
+        let size = (new_size > size || size_dirty).then_some(new_size);
+        let planned = Planned {
             ino,
             file_off: w.pos,
             bytenr: w.addr(),
             len,
             crcs,
-        };
-        let mut entries = log.unwritten.clone();
-        let carried = entries.len();
-        entries.push(extent.clone());
-        let size = (new_size > size || size_dirty).then_some(new_size);
-        if let Some(size) = size {
-            entries.push(Entry::Size { ino, size });
-        }
-        let record = fslog::encode(log.base_gen, slot, &entries, bs as usize)?;
-        let record = io::fua_write(self, area + slot * bs, &record).ok()?;
-        log.synced_in_flight = Some(std::thread::current().id());
-        let planned = Planned {
-            base_gen: log.base_gen,
-            slot,
-            carried,
-            extent,
             size,
         };
-        Some((planned, record))
+        let mut own = vec![Entry::Extent {
+            ino,
+            file_off: planned.file_off,
+            bytenr: planned.bytenr,
+            len,
+            crcs: planned.crcs.clone(),
+        }];
+        own.extend(size.map(|size| Entry::Size { ino, size }));
+        let record = log.build_record(&own, bs, Submit::InFlight)?;
+        match io::fua_write(self, record.addr(), record.block()) {
+            Ok(op) => Some((planned, record, op)),
+            Err(_) => {
+                // No buffer for it: nothing was submitted.
+                log.record_done(record, false, bs);
+                None
+            }
+        }
     }
 
     /// Ends a synced write's flight: maps its extent (after success) and marks what its
     /// record made durable, or falls back as the module docs say.
-    fn finish_synced(&self, p: &Planned, data_ok: bool, logged: bool) {
+    fn finish_synced(&self, p: &Planned, record: Record, data_ok: bool, logged: bool) {
         let bs = self.bs();
         let mut log = self.log();
-        log.synced_in_flight = None;
+        let counts = log.record_done(record, data_ok && logged, bs);
         if !data_ok {
             drop(log);
             self.log_changed();
@@ -228,24 +214,13 @@ impl Core {
             }
             return;
         }
-        let Entry::Extent {
-            ino,
-            file_off,
-            bytenr,
-            len,
-            ref crcs,
-        } = p.extent
-        else {
-            unreachable!("a synced write logs its extent")
-        };
-        log.map_extent(ino, file_off, bytenr, len, crcs, bs);
-        self.space().set_overlay_pieces(log.pieces());
-        let current = log.base_gen == p.base_gen && !log.folding && log.next_slot == p.slot;
-        if !logged || !current {
+        let (ino, file_off, bytenr, len) = (p.ino, p.file_off, p.bytenr, p.len);
+        if !counts {
             // The record may not be on the media, or no longer extends the log: the data
             // is, and the next fsync (or a commit now, after a failed record, as
             // `log_fsync` does) makes its mapping durable.
-            log.note_unwritten(p.extent.clone(), bs);
+            log.log_extent(ino, file_off, bytenr, len, &p.crcs, bs);
+            self.space().set_overlay_pieces(log.pieces());
             drop(log);
             self.log_changed();
             if !logged {
@@ -256,10 +231,10 @@ impl Core {
             }
             return;
         }
-        log.next_slot += 1;
-        mark_written(&mut log, p.carried, ino, (file_off, file_off + len), bs);
+        log.map_extent(ino, file_off, bytenr, len, &p.crcs, bs);
+        self.space().set_overlay_pieces(log.pieces());
         if let Some(size) = p.size {
-            log.sizes.insert(ino, size);
+            // Logged with the record (`record_done`); memory catches up.
             let _ = self.mem(ino, |m| {
                 m.size = m.size.max(size);
                 m.size_dirty &= m.size != size;
@@ -267,86 +242,5 @@ impl Core {
         }
         drop(log);
         self.log_changed();
-    }
-}
-
-/// The first `carried` unwritten entries are in a durable record now; those noted since
-/// stay unwritten, unless one is an extent of `ino` overlapping `range` (replay would put
-/// it under the record's extent, memory has it over): then the log spills, and the next
-/// fsync commits what memory holds.
-fn mark_written(log: &mut LogState, carried: usize, ino: u64, range: (u64, u64), bs: u64) {
-    if log.unwritten_spilled {
-        // Dropped during the flight: the next fsync commits anyway.
-        return;
-    }
-    let rest = log.unwritten.split_off(carried.min(log.unwritten.len()));
-    let overlaps = rest.iter().any(|e| {
-        matches!(*e, Entry::Extent { ino: i, file_off, len, .. }
-            if i == ino && file_off < range.1 && range.0 < file_off + len)
-    });
-    log.written();
-    if overlaps {
-        log.unwritten_spilled = true;
-        return;
-    }
-    for e in rest {
-        log.note_unwritten(e, bs);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BS: u64 = 4096;
-
-    fn extent(ino: u64, file_off: u64) -> Entry {
-        Entry::Extent {
-            ino,
-            file_off,
-            bytenr: 1 << 20,
-            len: BS,
-            crcs: vec![0],
-        }
-    }
-
-    fn log_with(entries: &[Entry]) -> LogState {
-        let mut log = LogState::default();
-        for e in entries {
-            log.note_unwritten(e.clone(), BS);
-        }
-        log
-    }
-
-    #[test]
-    fn a_record_makes_written_only_what_it_carried() {
-        // Carried: the first; noted during the flight: another file's, and the same file
-        // elsewhere.
-        let mut log = log_with(&[extent(5, 0), extent(6, 0), extent(7, 8192)]);
-        mark_written(&mut log, 1, 7, (0, BS), BS);
-        assert_eq!(log.unwritten, vec![extent(6, 0), extent(7, 8192)]);
-        assert!(!log.unwritten_spilled);
-        let left = log_with(&[extent(6, 0), extent(7, 8192)]);
-        assert_eq!(log.unwritten_bytes, left.unwritten_bytes);
-    }
-
-    #[test]
-    fn an_overlapping_write_noted_during_the_flight_spills_the_log() {
-        let mut log = log_with(&[extent(5, 0), extent(7, 0)]);
-        mark_written(&mut log, 1, 7, (0, BS), BS);
-        assert!(
-            log.unwritten_spilled,
-            "the next fsync commits what memory holds"
-        );
-        assert!(log.unwritten.is_empty());
-    }
-
-    #[test]
-    fn a_log_spilled_during_the_flight_stays_spilled() {
-        let mut log = log_with(&[extent(5, 0)]);
-        log.unwritten_spilled = true;
-        log.unwritten.clear();
-        mark_written(&mut log, 1, 7, (0, BS), BS);
-        assert!(log.unwritten_spilled);
     }
 }

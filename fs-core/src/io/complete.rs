@@ -182,19 +182,9 @@ impl Core {
         crcs: &[u32],
     ) -> Option<OverlaySize> {
         let mut log = self.log();
-        log.area?;
-        log.map_extent(ino, pos, addr, len, crcs, self.bs());
+        log.area()?;
+        log.log_extent(ino, pos, addr, len, crcs, self.bs());
         self.space().set_overlay_pieces(log.pieces());
-        if !log.unwritten_spilled {
-            let e = crate::state::Entry::Extent {
-                ino,
-                file_off: pos,
-                bytenr: addr,
-                len,
-                crcs: crcs.to_vec(),
-            };
-            log.note_unwritten(e, self.bs());
-        }
         Some(overlay_size(&log))
     }
 
@@ -276,8 +266,8 @@ impl Core {
 fn overlay_size(log: &crate::state::LogState) -> OverlaySize {
     OverlaySize {
         pieces: log.own_pieces(),
-        bytes: log.extent_bytes,
-        folding: log.folding,
+        bytes: log.extent_bytes(),
+        folding: log.folding(),
     }
 }
 

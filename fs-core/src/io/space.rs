@@ -54,7 +54,8 @@ const THROTTLE_EVERY: u64 = 64;
 /// The longest of those pauses.
 const THROTTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// The live overlay's size, as a completion left it (`Core::fold_if_large`).
+/// The live overlay's size, as a completion left it (`Core::fold_if_large`). Plain data: a
+/// snapshot taken under the log's lock, read after it is released.
 pub(crate) struct OverlaySize {
     /// Pieces mapped.
     pub pieces: usize,
@@ -145,7 +146,7 @@ impl Core {
         if self.vol().pinned_bytes() > 0 {
             return Ok(true);
         }
-        if self.log().folding {
+        if self.log().folding() {
             // A background fold about to commit frees what its overlay replaced: wait for
             // it, then let the caller try again (what it freed may stay pinned a while by
             // I/O in flight, and committing the newer overlay meanwhile would only spend

@@ -4,8 +4,9 @@
 //!   `engine.rs`: the thread's one I/O engine they use);
 //! - the in-memory inodes with their cached-write bookkeeping (`inodes.rs`);
 //! - space reservations and the room kept for metadata (`space.rs`);
-//! - the fsync log's state (`log.rs`), its overlay of logged mappings (`overlay.rs`) and
-//!   its record format (`record.rs`); and the folder thread's signal (`folder.rs`).
+//! - the fsync log's state (`log.rs`): its record format (`record.rs`), its overlay of
+//!   logged mappings (`overlay.rs`) and what no durable record has yet (`unwritten.rs`);
+//!   and the folder thread's signal (`folder.rs`).
 //!
 //! Nothing here commits: the one commit function is `durability::commit` (`Core::commit`),
 //! which folds the log's overlay into the transaction it commits.
@@ -25,15 +26,16 @@ mod ranges;
 mod record;
 mod space;
 mod store;
+mod unwritten;
 
 pub(crate) use engine::{new_exec, DEV};
 pub(crate) use folder::FolderSignal;
 pub(crate) use inodes::{InodeMem, InodeTable, SeenSizes};
 pub(crate) use lock::Guard;
-pub(crate) use log::LogState;
+pub(crate) use log::{LogState, Logged, Record, Submit};
 pub(crate) use overlay::{Blocks, Overlay, Pieces};
 pub use record::LOG_INO;
-pub(crate) use record::{decode, encode, Entry};
+pub(crate) use record::{decode, Entry};
 pub(crate) use space::{Space, SYNC_BATCH};
 pub(crate) use store::{inode_key, load_inode, try_inode, Items, Rd, Tx, FS_TREE};
 
@@ -236,7 +238,7 @@ impl Core {
     /// The log, once no background fold runs: what commits and writes of fsync records must
     /// hold (a record written during a fold would extend the generation the fold replaces).
     pub fn log_idle(&self) -> Guard<'_, LogState> {
-        self.log.lock_when(&self.fold_done, |l| l.folding)
+        self.log.lock_when(&self.fold_done, |l| l.folding())
     }
 
     /// The log once `wait` no longer holds (checked under the lock, woken by
@@ -251,7 +253,7 @@ impl Core {
         self.fold_done.notify_all();
     }
 
-    /// A background fold ended (`LogState::folding` was cleared): wakes those waiting in
+    /// A background fold ended (`LogState::thaw`): wakes those waiting in
     /// [`Core::log_idle`].
     pub fn fold_ended(&self, committed: bool) {
         if committed {
