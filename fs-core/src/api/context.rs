@@ -3,8 +3,8 @@
 pub(crate) use crate::state::DEV;
 
 /// One thread's I/O context for one filesystem (`!Send`): create one per thread with
-/// [`Filesystem::context`]. Synchronous calls run their I/O to completion on it; the
-/// asynchronous forms return futures to run with [`Context::block_on`] or
+/// [`Filesystem::context`](crate::Filesystem::context). Synchronous calls run their I/O to
+/// completion on it; the asynchronous forms return futures to run with [`Context::block_on`] or
 /// [`Context::exec`]'s executor, so one thread keeps many requests in flight.
 #[derive(Clone)]
 pub struct Context {

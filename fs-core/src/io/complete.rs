@@ -9,7 +9,7 @@ use crate::data::gather;
 use crate::data::insert_extent;
 use crate::data::{block_crcs, extent_at, punch};
 use crate::error::{Error, Result};
-use crate::io::iomap_ops::MapPrivate;
+use crate::io::private::MapPrivate;
 use crate::io::space::OverlaySize;
 use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};

@@ -13,6 +13,7 @@
 mod complete;
 mod fallocate;
 mod iomap_ops;
+mod private;
 mod space;
 
 pub(crate) use fallocate::fallocate_file;

@@ -19,7 +19,7 @@ use bdev::exec::{yield_now, Context};
 use iomap::{IoMap, IterArgs, Maps};
 
 use crate::error::{Error, Result};
-use crate::io::iomap_ops::MapPrivate;
+use crate::io::private::MapPrivate;
 use crate::state::Core;
 
 /// How long a write that finds no room keeps waiting for space that is only pinned or
