@@ -10,8 +10,9 @@
 use bdev::exec::Context;
 use bdev::DmaBuf;
 
+use crate::counters::IoCounters;
 use crate::error::Result;
-use crate::layer::{IoCounters, Iomap};
+use crate::layer::Iomap;
 use crate::map::IterFlags;
 use crate::ops::{Ino, IomapOps};
 

@@ -15,8 +15,9 @@ use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf, Op};
 
 use crate::align;
+use crate::counters::IoCounters;
 use crate::error::{IomapError, Result};
-use crate::layer::{IoCounters, Iomap};
+use crate::layer::Iomap;
 use crate::map::{IoMap, IterFlags, MapFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
 

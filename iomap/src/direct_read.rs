@@ -16,10 +16,11 @@ use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf};
 
 use crate::align;
+use crate::counters::IoCounters;
 use crate::direct::into_buf;
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::{check, into_step, refuse, Iter, Step};
-use crate::layer::{IoCounters, Iomap};
+use crate::layer::Iomap;
 use crate::map::{CoreFlags, IterFlags, MapKind};
 use crate::ops::{Ended, Ino, IomapOps, IterArgs};
 use crate::upcalls::Counted;

@@ -21,9 +21,10 @@
 use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf};
 
+use crate::counters::IoCounters;
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::{Iter, Step};
-use crate::layer::{IoCounters, Iomap};
+use crate::layer::Iomap;
 use crate::map::IterFlags;
 use crate::ops::{DirectWrite, Ino, IoDone, IomapOps, IterArgs, Submitted};
 use crate::upcalls::Counted;

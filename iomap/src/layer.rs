@@ -11,7 +11,7 @@
 //! - a writeback error is recorded on its file before it is returned, so it reaches the next
 //!   fsync-equivalent even when the caller that triggered the writeback drops it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bdev::exec::{yield_now, Context, DevId};
@@ -19,11 +19,12 @@ use bdev::{BlockDevice, Bufs, DmaBuf, IoError, Lba, Op};
 
 use crate::align;
 use crate::cache::{Outcome, PageCache, TakeFor};
+use crate::counters::IoCounters;
 use crate::error::{IomapError, Result};
 use crate::iter::{Iter, Limits};
 use crate::map::{IoMap, IterFlags};
 use crate::ops::{Ino, IomapOps, IterArgs};
-use crate::upcalls::{Counted, Upcalls};
+use crate::upcalls::Counted;
 
 /// Tunables of the layer.
 #[derive(Clone, Copy, Debug)]
@@ -50,35 +51,6 @@ impl Default for IomapConfig {
             readahead_bytes: 256 << 10,
             max_io_bytes: 1 << 20,
         }
-    }
-}
-
-/// Counters of device requests the layer issued.
-#[derive(Debug, Default)]
-pub struct IoCounters {
-    /// Block reads from a source map to complete partly written blocks (buffered or direct).
-    pub source_reads: AtomicU64,
-    /// Device reads filling the page cache.
-    pub cache_reads: AtomicU64,
-    /// Device writes of writeback.
-    pub writeback_writes: AtomicU64,
-    /// Device reads and writes of direct I/O.
-    pub direct_ios: AtomicU64,
-    /// Bytes copied through bounce buffers by the synchronous slice API.
-    pub bounce_bytes: AtomicU64,
-    /// Calls into the filesystem's ops, by kind.
-    pub upcalls: Upcalls,
-}
-
-impl IoCounters {
-    /// Adds one to `c`.
-    pub(crate) fn bump(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Reads `c`.
-    pub fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
     }
 }
 

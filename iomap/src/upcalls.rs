@@ -11,44 +11,10 @@ use std::sync::Arc;
 use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf};
 
+use crate::counters::{IoCounters, Upcalls};
 use crate::error::Result;
-use crate::layer::IoCounters;
 use crate::map::IoMap;
 use crate::ops::{DirectWrite, Ended, Ino, IoDone, IomapOps, IterArgs, Maps, Submitted};
-
-/// Calls into the filesystem's [`IomapOps`], by kind.
-#[derive(Debug, Default)]
-pub struct Upcalls {
-    /// `begin`.
-    pub begin: AtomicU64,
-    /// `end`.
-    pub end: AtomicU64,
-    /// `submit_direct`.
-    pub submit_direct: AtomicU64,
-    /// `complete`.
-    pub complete: AtomicU64,
-    /// `verify_read`.
-    pub verify_read: AtomicU64,
-    /// `size`, `set_size` and `grow_size`.
-    pub size: AtomicU64,
-}
-
-impl Upcalls {
-    /// All calls so far.
-    pub fn total(&self) -> u64 {
-        [
-            &self.begin,
-            &self.end,
-            &self.submit_direct,
-            &self.complete,
-            &self.verify_read,
-            &self.size,
-        ]
-        .into_iter()
-        .map(IoCounters::get)
-        .sum()
-    }
-}
 
 /// The filesystem's ops, each call counted in `counters.upcalls`.
 pub(crate) struct Counted<O> {

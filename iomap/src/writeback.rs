@@ -15,9 +15,10 @@ use bdev::exec::Context;
 use bdev::Bufs;
 
 use crate::cache::{Outcome, TakeFor};
+use crate::counters::IoCounters;
 use crate::error::{IomapError, Result};
 use crate::iter::Step;
-use crate::layer::{IoCounters, Iomap};
+use crate::layer::Iomap;
 use crate::map::IterFlags;
 use crate::ops::{Ino, IoDone, IomapOps};
 

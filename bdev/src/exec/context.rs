@@ -20,7 +20,6 @@ const IDLE_POLLS_BEFORE_SLEEP: u32 = 16;
 const SLEEP_IN_FLIGHT: usize = 8;
 
 use super::io::{Dev, Outcome, Slots};
-use super::queue::ExecQueue;
 use crate::device::{BlockDevice, Completion, Op};
 use crate::error::BdevError;
 use crate::types::Geometry;
@@ -191,28 +190,6 @@ impl Context {
         IoFuture::new(self, dev, op)
     }
 
-    /// A synchronous [`IoQueue`](crate::IoQueue) of at most `depth` requests on the attached
-    /// device `dev`, for code that submits and polls rather than awaits (B-tree reads, a
-    /// commit, a log record), even from inside a future this context runs. Its requests go
-    /// through `dev`'s queue, slot table and staging with the futures' requests; see
-    /// [`ExecQueue`].
-    pub fn queue(&self, dev: DevId, depth: usize) -> Result<ExecQueue, BdevError> {
-        let geometry = self
-            .inner
-            .devs
-            .borrow()
-            .get(usize::from(dev.0))
-            .map(|d| d.geometry);
-        let geometry = geometry
-            .ok_or_else(|| BdevError::Config(format!("no device {} on this context", dev.0)))?;
-        if depth == 0 {
-            return Err(BdevError::Config(
-                "an exec queue's depth must be positive".into(),
-            ));
-        }
-        Ok(ExecQueue::new(self.clone(), dev, geometry, depth))
-    }
-
     /// Runs `fut` to completion on this thread, polling the device queues and running spawned
     /// tasks meanwhile. Panics if `fut` can never finish (pending with no request in flight,
     /// no task runnable and nothing woken): that is a bug in the future, not in the I/O.
@@ -302,7 +279,7 @@ impl Context {
     /// Hands the staged requests to their queues, reaps every queue, hands the completions to
     /// their futures and wakes those. Returns how many completions were reaped.
     ///
-    /// Re-entrant from inside a future this context polls (an [`ExecQueue`]'s `poll` calls
+    /// Re-entrant from inside a future this context polls (an [`ExecQueue`](super::ExecQueue)'s `poll` calls
     /// it there): the borrows it takes (`reaped`, `devs`, `slots`) are held by nothing else
     /// while a future runs. The only code it runs while holding them is the wakers', which
     /// must not call back into the context.
@@ -324,7 +301,7 @@ impl Context {
     }
 
     /// Polls the woken tasks. Holds `running` while it polls them, and nothing else: a task
-    /// may make requests, spawn, and use an [`ExecQueue`], but not call `block_on` or
+    /// may make requests, spawn, and use an [`ExecQueue`](super::ExecQueue), but not call `block_on` or
     /// `run_until_idle` (that would run tasks inside a task).
     fn run_ready(&self) -> usize {
         let ready = &self.inner.ready;

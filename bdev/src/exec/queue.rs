@@ -28,7 +28,7 @@
 //!   complete. Dropping never blocks.
 
 use crate::device::{Completion, IoQueue, Op, Rejected};
-use crate::error::SubmitError;
+use crate::error::{BdevError, SubmitError};
 use crate::types::Geometry;
 
 use super::context::{Context, DevId};
@@ -43,6 +43,30 @@ pub struct ExecQueue {
     depth: usize,
     /// This view's requests made and not yet handed back: (slot, the caller's tag).
     pending: Vec<(usize, u64)>,
+}
+
+impl Context {
+    /// A synchronous [`IoQueue`](crate::IoQueue) of at most `depth` requests on the attached
+    /// device `dev`, for code that submits and polls rather than awaits (B-tree reads, a
+    /// commit, a log record), even from inside a future this context runs. Its requests go
+    /// through `dev`'s queue, slot table and staging with the futures' requests; see
+    /// [`ExecQueue`].
+    pub fn queue(&self, dev: DevId, depth: usize) -> Result<ExecQueue, BdevError> {
+        let geometry = self
+            .inner
+            .devs
+            .borrow()
+            .get(usize::from(dev.0))
+            .map(|d| d.geometry);
+        let geometry = geometry
+            .ok_or_else(|| BdevError::Config(format!("no device {} on this context", dev.0)))?;
+        if depth == 0 {
+            return Err(BdevError::Config(
+                "an exec queue's depth must be positive".into(),
+            ));
+        }
+        Ok(ExecQueue::new(self.clone(), dev, geometry, depth))
+    }
 }
 
 impl ExecQueue {
