@@ -148,11 +148,14 @@ impl Builder {
             | "bdev_nvme_set_options"
             | "bdev_nvme_set_hotplug"
             | "bdev_iscsi_set_options" => Ok(()),
+            // The front ends (bypassfs, bfsperf) all name SPDK `--spdk`; the C API's
+            // BFS_DEVICE_SPDK is named too, as its users read this in their log.
             other => Err(BdevError::Config(format!(
-                "unknown method \"{other}\" (this build understands bdev_malloc_create, \
-                 bdev_uring_create, bdev_aio_create, bdev_error_create, \
-                 bdev_error_inject_error and bdev_delay_create; run it through SPDK itself \
-                 for the others)"
+                "unknown method \"{other}\": the native backends serve only \
+                 bdev_malloc_create, bdev_uring_create, bdev_aio_create, bdev_error_create, \
+                 bdev_error_inject_error and bdev_delay_create; for the others add --spdk to \
+                 run the config through SPDK itself (C API: BFS_DEVICE_SPDK), in a build \
+                 with --features spdk, on a host with SPDK installed"
             ))),
         }
     }
