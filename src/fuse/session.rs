@@ -62,14 +62,16 @@ pub fn mount(fs: Arc<Filesystem>, mountpoint: &Path, opts: MountOptions) -> io::
         let mut unmounter = session.unmount_callable();
         let sfs = Arc::clone(&fs);
         let at = mountpoint.display().to_string();
+        let read_only = opts.read_only;
         let t = std::thread::Builder::new()
             .name("bypassfs-signals".into())
             .spawn(move || {
                 if let Some(sig) = signals.forever().next() {
                     log::info!("bypassfs: signal {sig}: syncing and unmounting {at}");
-                    let synced = sfs.context().and_then(|c| sfs.sync(&c));
-                    if let Err(e) = synced {
-                        log::error!("bypassfs: sync before unmount: {e}");
+                    if !read_only {
+                        if let Err(e) = sfs.context().and_then(|c| sfs.sync(&c)) {
+                            log::error!("bypassfs: sync before unmount: {e}");
+                        }
                     }
                     if let Err(e) = unmounter.unmount() {
                         log::error!("bypassfs: unmounting {at}: {e}");
@@ -88,7 +90,12 @@ pub fn mount(fs: Arc<Filesystem>, mountpoint: &Path, opts: MountOptions) -> io::
     if let Some(c) = committer {
         c.stop();
     }
-    let synced = fs.context().and_then(|c| fs.sync(&c));
+    // A read-only mount has nothing to sync, and fs-core refuses a sync of one.
+    let synced = if opts.read_only {
+        Ok(())
+    } else {
+        fs.context().and_then(|c| fs.sync(&c))
+    };
     super::ctx::forget(id);
     served?;
     synced.map_err(|e| fail("final sync", e))
