@@ -9,7 +9,9 @@ use std::path::PathBuf;
 fn main() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("bypassfs.h");
-    println!("cargo:rerun-if-changed=src/capi");
+    // cbindgen reads the whole crate (constants outside src/capi included), so any change
+    // under src/ may change the header.
+    println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("reading cbindgen.toml");

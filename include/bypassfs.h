@@ -8,6 +8,20 @@
 #include <sys/types.h>
 
 /*
+ Open the device's SPDK JSON config through SPDK itself (every bdev SPDK knows: NVMe,
+ NVMe-oF, aio, uring …) instead of the native backends. Needs a build with the `spdk`
+ feature (else `-ENOTSUP`).
+ */
+#define BFS_DEVICE_SPDK 1
+
+/*
+ With `BFS_DEVICE_SPDK`: run SPDK without hugepages (bdevperf's `--no-huge`), in
+ `spdk_mem_size_mb` of ordinary memory (0: 512 MiB). Fine for aio, uring, malloc and
+ NVMe-oF/TCP bdevs, not for local PCIe NVMe.
+ */
+#define BFS_DEVICE_SPDK_NO_HUGE 2
+
+/*
  Mount read-only.
  */
 #define BFS_MOUNT_RDONLY 1
@@ -51,6 +65,36 @@ struct bfs_completion {
  A mounted filesystem (0 is never valid).
  */
 typedef uint64_t bfs_fs_t;
+
+/*
+ How to open a device: which bdev of an SPDK JSON config, and whether through SPDK.
+ Zero-initialise it (`struct bfs_device_opts o = {0};`) and set what you need.
+
+ SPDK starts once per process: every device opened through it must come from the same
+ config with the same `flags`, `spdk_mem_size_mb` and `spdk_core_mask` (several bdevs of
+ one config, or one bdev mounted, unmounted and mounted again, are fine); anything else is
+ `-ENODEV` with the reason in the log.
+ */
+struct bfs_device_opts {
+  /*
+   With an SPDK JSON config: the bdev to use (as `--bdev`); NULL: the config's only one.
+   */
+  const char *bdev;
+  /*
+   0, or `BFS_DEVICE_SPDK`, optionally with `BFS_DEVICE_SPDK_NO_HUGE`.
+   */
+  uint32_t flags;
+  /*
+   With `BFS_DEVICE_SPDK`: memory for SPDK in MiB (bdevperf's `-s`); 0: the default
+   (grow on demand with hugepages, 512 MiB without).
+   */
+  uint32_t spdk_mem_size_mb;
+  /*
+   With `BFS_DEVICE_SPDK`: SPDK's core mask (bdevperf's `-m`: "0x1", "[0,2-3]"); NULL:
+   core 0.
+   */
+  const char *spdk_core_mask;
+};
 
 /*
  Attributes of a file (`struct stat`).
@@ -217,7 +261,8 @@ int bfs_ftruncate(bfs_ctx_t ctx, bfs_file_t file, uint64_t size);
 /*
  Formats `device` (an image file or block device path, or an SPDK JSON config ending in
  `.json`) as an empty filesystem. Destroys what was on it. `-EBUSY` while another opener
- (a mount, in this or another process) holds the device.
+ (a mount, in this or another process) holds the device. [`bfs_format_with`] picks a bdev
+ of a config and can open it through SPDK.
 
  # Safety
  `device` is NULL (→ `-EINVAL`) or a NUL-terminated string.
@@ -225,18 +270,45 @@ int bfs_ftruncate(bfs_ctx_t ctx, bfs_file_t file, uint64_t size);
 int bfs_format(const char *device);
 
 /*
+ [`bfs_format`] with device options: `opts->bdev` picks a bdev of an SPDK JSON config,
+ `BFS_DEVICE_SPDK` in `opts->flags` opens it through SPDK (see `struct bfs_device_opts`).
+ `opts` may be NULL (then this is `bfs_format`). Besides `bfs_format`'s errors:
+ `-ENOTSUP` when SPDK is asked of a build without it (rebuild with `--features spdk`),
+ `-ENOMEM` when SPDK finds no free hugepages (reserve some, or set
+ `BFS_DEVICE_SPDK_NO_HUGE`), `-ENODEV` for an unknown bdev (the log lists the config's).
+
+ # Safety
+ `device` is NULL or a NUL-terminated string; `opts` is NULL or points to a readable
+ `struct bfs_device_opts` whose strings are NULL or NUL-terminated.
+ */
+int bfs_format_with(const char *device, const struct bfs_device_opts *opts);
+
+/*
  Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0, or
  `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER`. On success `*out` is the filesystem's
  handle. A read-write mount holds the device exclusively until unmounted, a read-only one
  shares it with other readers; `-EBUSY` when that conflicts with another opener, or when
  the device's mount claim names a live mount (of this host) or another host's mount that
- was never unmounted (`BFS_MOUNT_TAKEOVER` takes that one over).
+ was never unmounted (`BFS_MOUNT_TAKEOVER` takes that one over). [`bfs_mount_with`] picks
+ a bdev of a config and can open it through SPDK.
 
  # Safety
  `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one
  `bfs_fs_t`.
  */
 int bfs_mount(const char *device, uint32_t flags, bfs_fs_t *out);
+
+/*
+ [`bfs_mount`] with device options, as [`bfs_format_with`] takes them (`opts` may be
+ NULL), and with its errors.
+
+ # Safety
+ As for [`bfs_mount`] and [`bfs_format_with`].
+ */
+int bfs_mount_with(const char *device,
+                   const struct bfs_device_opts *opts,
+                   uint32_t flags,
+                   bfs_fs_t *out);
 
 /*
  Writes everything back, commits and flushes, then forgets the handle. `-EBUSY` while a

@@ -10,6 +10,9 @@
 //! lock lives as long as the device. Devices of an SPDK JSON config are opened read-write
 //! whatever `access` says (they are one process's devices). How and what the lock cannot
 //! see: `bdev/src/uring/lock.rs`.
+//!
+//! A JSON config is read by the native backends here, which serve its malloc, uring and aio
+//! bdevs; [`spdk::open`] runs it through SPDK itself instead (the `spdk` feature).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +21,8 @@ use bdev::config::NamedDevice;
 pub use bdev::uring::Access;
 use bdev::uring::{UringDevice, UringOptions};
 use bdev::{BdevError, BlockDevice};
+
+pub mod spdk;
 
 /// Opens `spec` (see [`open_with`]) read-write, with no bdev choice and no file creation.
 pub fn open(spec: &str) -> Result<Arc<dyn BlockDevice>, BdevError> {
@@ -122,27 +127,33 @@ fn pick(
     devs: Vec<NamedDevice>,
     want: Option<&str>,
 ) -> Result<Arc<dyn BlockDevice>, BdevError> {
-    let names = || {
-        devs.iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let msg = match (want, devs.len()) {
-        (Some(w), _) => match devs.iter().find(|(n, _)| n == w) {
-            Some((_, d)) => return Ok(Arc::clone(d)),
+    let names: Vec<String> = devs.iter().map(|(n, _)| n.clone()).collect();
+    let name = pick_name(config, &names, want)?;
+    let (_, dev) = devs
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .expect("pick_name returns one of the names");
+    Ok(dev)
+}
+
+/// The bdev of `config` to use: `want`, or the only one; else an error listing `names`.
+fn pick_name(config: &str, names: &[String], want: Option<&str>) -> Result<String, BdevError> {
+    let listed = || names.join(", ");
+    let msg = match (want, names.len()) {
+        (Some(w), _) => match names.iter().find(|n| *n == w) {
+            Some(n) => return Ok(n.clone()),
             None => format!(
                 "--bdev {w}: {config} has no such bdev (it has: {})",
-                names()
+                listed()
             ),
         },
-        (None, 1) => return Ok(Arc::clone(&devs[0].1)),
+        (None, 1) => return Ok(names[0].clone()),
         (None, 0) => format!(
             "{config} describes no bdev: add a bdev_malloc_create or bdev_uring_create entry"
         ),
         (None, _) => format!(
             "{config} has several bdevs ({}): pick one with --bdev NAME",
-            names()
+            listed()
         ),
     };
     Err(BdevError::Config(msg))

@@ -149,6 +149,43 @@ fn json_config_device_needs_a_bdev_name_when_it_has_several() {
     expect(&["mkfs", s(&cfg), "--bdev", "B"], 0);
 }
 
+/// In a build without the `spdk` feature, `--spdk` on any subcommand that opens a device
+/// says how to rebuild, and so does the library; a method only SPDK serves names `--spdk`.
+#[cfg(not(feature = "spdk"))]
+#[test]
+fn spdk_without_the_feature_says_how_to_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("one.json");
+    let doc = r#"{"subsystems": [{"subsystem": "bdev", "config": [
+      {"method": "bdev_malloc_create", "params": {"name": "A", "num_blocks": 4096, "block_size": 4096}}]}]}"#;
+    std::fs::write(&cfg, doc).unwrap();
+    let rebuild = "cargo install --path . --features spdk";
+    for sub in [
+        vec!["mkfs", "--spdk", s(&cfg)],
+        vec!["fsck", "--spdk", "--no-huge", s(&cfg)],
+        vec!["ls", "--spdk", "-s", "512", "-m", "0x1", s(&cfg), "/"],
+        vec!["mount", "--spdk", s(&cfg), s(dir.path())],
+        vec!["bench", "--device", s(&cfg), "--spdk", "-t", "0.1"],
+    ] {
+        refused(&sub, rebuild);
+    }
+    let lib = bypassfs::device::spdk::open(&cfg, None, &Default::default());
+    assert!(matches!(
+        lib,
+        Err(bypassfs::device::spdk::SpdkOpenError::NotBuilt)
+    ));
+
+    let nvme = dir.path().join("nvme.json");
+    std::fs::write(
+        &nvme,
+        r#"{"subsystems":[{"subsystem":"bdev","config":[{"method":
+        "bdev_nvme_attach_controller","params":{"name":"Nvme0","trtype":"PCIe",
+        "traddr":"0000:00:00.0"}}]}]}"#,
+    )
+    .unwrap();
+    refused(&["mkfs", s(&nvme)], "add --spdk");
+}
+
 #[test]
 fn bench_json_has_nonzero_iops_per_row() {
     let out = expect(

@@ -6,6 +6,12 @@
  *   cc -Wall -Werror -o example examples/c/example.c -Iinclude -Ltarget/debug -lbypassfs \
  *      -Wl,-rpath,$PWD/target/debug
  *   truncate -s 64M /tmp/bfs.img && ./example /tmp/bfs.img
+ *
+ * With a bypassfs built with `--features spdk`, the same through SPDK, on a bdev of an SPDK
+ * JSON config (here an aio bdev over the image: {"method": "bdev_aio_create", "params":
+ * {"name": "Aio0", "filename": "/tmp/bfs.img", "block_size": 4096}}):
+ *
+ *   ./example --spdk --bdev Aio0 aio.json          # add --no-huge without hugepages
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -36,6 +42,9 @@
     }                                                                                     \
   } while (0)
 
+/* Which bdev of a JSON config, and whether through SPDK: set from the command line. */
+static struct bfs_device_opts dev_opts = {0};
+
 enum { LEN = 1 << 20, ASYNC_N = 8, ASYNC_LEN = 64 << 10 };
 
 static void pattern(unsigned char *buf, size_t len, unsigned seed) {
@@ -46,8 +55,8 @@ static void write_phase(const char *dev, unsigned char *data) {
   bfs_fs_t fs;
   bfs_ctx_t ctx;
   bfs_file_t f;
-  CHECK(bfs_format(dev));
-  CHECK(bfs_mount(dev, 0, &fs));
+  CHECK(bfs_format_with(dev, &dev_opts));
+  CHECK(bfs_mount_with(dev, &dev_opts, 0, &fs));
   CHECK(bfs_ctx_create(fs, &ctx));
   CHECK(bfs_mkdir(fs, "/data", 0755));
   CHECK(bfs_open(ctx, "/data/blob.tmp", O_RDWR | O_CREAT | O_EXCL, 0644, &f));
@@ -83,7 +92,7 @@ static void read_phase(const char *dev, const unsigned char *data) {
   bfs_fs_t fs;
   bfs_ctx_t ctx;
   bfs_file_t f;
-  CHECK(bfs_mount(dev, 0, &fs));
+  CHECK(bfs_mount_with(dev, &dev_opts, 0, &fs));
   CHECK(bfs_ctx_create(fs, &ctx));
 
   struct bfs_stat st;
@@ -155,15 +164,34 @@ static void read_phase(const char *dev, const unsigned char *data) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s IMAGE-OR-CONFIG.json\n", argv[0]);
+  const char *dev = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--spdk") == 0) {
+      dev_opts.flags |= BFS_DEVICE_SPDK;
+    } else if (strcmp(argv[i], "--no-huge") == 0) {
+      dev_opts.flags |= BFS_DEVICE_SPDK_NO_HUGE;
+    } else if (strcmp(argv[i], "--bdev") == 0 && i + 1 < argc) {
+      dev_opts.bdev = argv[++i];
+    } else if (dev == NULL && argv[i][0] != '-') {
+      dev = argv[i];
+    } else {
+      dev = NULL;
+      break;
+    }
+  }
+  if (dev == NULL) {
+    fprintf(stderr, "usage: %s [--spdk [--no-huge]] [--bdev NAME] IMAGE-OR-CONFIG.json\n",
+            argv[0]);
     return 2;
   }
+  /* SPDK settings without BFS_DEVICE_SPDK are refused, not ignored. */
+  struct bfs_device_opts half = {.flags = BFS_DEVICE_SPDK_NO_HUGE};
+  EXPECT(bfs_format_with(dev, &half) == -EINVAL);
   unsigned char *data = malloc(LEN);
   EXPECT(data != NULL);
   pattern(data, LEN, 7);
-  write_phase(argv[1], data);
-  read_phase(argv[1], data);
+  write_phase(dev, data);
+  read_phase(dev, data);
   free(data);
   printf("bypassfs C example: wrote, fsynced, remounted and read back %d bytes; bad handles refused\n",
          LEN + ASYNC_N * ASYNC_LEN);

@@ -8,7 +8,8 @@ use fs_core::{Filesystem, FormatOptions, MountOptions};
 
 use crate::device::Access;
 
-use super::guard::{c_str, err, guard_int, CResult};
+use super::device::{bfs_device_opts, DeviceChoice};
+use super::guard::{c_str, err, guard_int};
 use super::registry::{self, new_handle, KIND_FS};
 use super::types::bfs_fs_t;
 
@@ -18,30 +19,38 @@ pub const BFS_MOUNT_RDONLY: u32 = 1;
 /// unmount: the caller vouches that the other host is down (`MountOptions::take_over`).
 pub const BFS_MOUNT_TAKEOVER: u32 = 2;
 
-/// Opens `device` for `access`; `-EBUSY` when another opener holds it (a second writer, or
-/// a reader beside a writer: the log names the holder), `-ENODEV` for anything else.
-fn open_dev(device: &str, access: Access) -> CResult<Arc<dyn bdev::BlockDevice>> {
-    let path = std::path::Path::new(device);
-    crate::device::open_with(path, None, None, access).map_err(|e| {
-        log::error!("bypassfs: opening {device}: {e}");
-        match e {
-            bdev::BdevError::InUse(_) => libc::EBUSY,
-            _ => libc::ENODEV,
-        }
-    })
-}
-
 /// Formats `device` (an image file or block device path, or an SPDK JSON config ending in
 /// `.json`) as an empty filesystem. Destroys what was on it. `-EBUSY` while another opener
-/// (a mount, in this or another process) holds the device.
+/// (a mount, in this or another process) holds the device. [`bfs_format_with`] picks a bdev
+/// of a config and can open it through SPDK.
 ///
 /// # Safety
 /// `device` is NULL (→ `-EINVAL`) or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn bfs_format(device: *const c_char) -> c_int {
+    // SAFETY: forwarded from this function's contract; no options.
+    unsafe { bfs_format_with(device, std::ptr::null()) }
+}
+
+/// [`bfs_format`] with device options: `opts->bdev` picks a bdev of an SPDK JSON config,
+/// `BFS_DEVICE_SPDK` in `opts->flags` opens it through SPDK (see `struct bfs_device_opts`).
+/// `opts` may be NULL (then this is `bfs_format`). Besides `bfs_format`'s errors:
+/// `-ENOTSUP` when SPDK is asked of a build without it (rebuild with `--features spdk`),
+/// `-ENOMEM` when SPDK finds no free hugepages (reserve some, or set
+/// `BFS_DEVICE_SPDK_NO_HUGE`), `-ENODEV` for an unknown bdev (the log lists the config's).
+///
+/// # Safety
+/// `device` is NULL or a NUL-terminated string; `opts` is NULL or points to a readable
+/// `struct bfs_device_opts` whose strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bfs_format_with(
+    device: *const c_char,
+    opts: *const bfs_device_opts,
+) -> c_int {
     guard_int(|| {
         // SAFETY: forwarded from this function's contract.
-        let dev = open_dev(unsafe { c_str(device) }?, Access::ReadWrite)?;
+        let (device, choice) = unsafe { (c_str(device)?, DeviceChoice::from_c(opts)?) };
+        let dev = choice.open(device, Access::ReadWrite)?;
         Filesystem::format(dev, FormatOptions::default()).map_err(|e| err(&e))
     })
 }
@@ -51,13 +60,30 @@ pub unsafe extern "C" fn bfs_format(device: *const c_char) -> c_int {
 /// handle. A read-write mount holds the device exclusively until unmounted, a read-only one
 /// shares it with other readers; `-EBUSY` when that conflicts with another opener, or when
 /// the device's mount claim names a live mount (of this host) or another host's mount that
-/// was never unmounted (`BFS_MOUNT_TAKEOVER` takes that one over).
+/// was never unmounted (`BFS_MOUNT_TAKEOVER` takes that one over). [`bfs_mount_with`] picks
+/// a bdev of a config and can open it through SPDK.
 ///
 /// # Safety
 /// `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one
 /// `bfs_fs_t`.
 #[no_mangle]
 pub unsafe extern "C" fn bfs_mount(device: *const c_char, flags: u32, out: *mut bfs_fs_t) -> c_int {
+    // SAFETY: forwarded from this function's contract; no options.
+    unsafe { bfs_mount_with(device, std::ptr::null(), flags, out) }
+}
+
+/// [`bfs_mount`] with device options, as [`bfs_format_with`] takes them (`opts` may be
+/// NULL), and with its errors.
+///
+/// # Safety
+/// As for [`bfs_mount`] and [`bfs_format_with`].
+#[no_mangle]
+pub unsafe extern "C" fn bfs_mount_with(
+    device: *const c_char,
+    opts: *const bfs_device_opts,
+    flags: u32,
+    out: *mut bfs_fs_t,
+) -> c_int {
     guard_int(|| {
         if out.is_null() || flags & !(BFS_MOUNT_RDONLY | BFS_MOUNT_TAKEOVER) != 0 {
             return Err(libc::EINVAL);
@@ -69,7 +95,8 @@ pub unsafe extern "C" fn bfs_mount(device: *const c_char, flags: u32, out: *mut 
             Access::ReadWrite
         };
         // SAFETY: forwarded from this function's contract.
-        let dev = open_dev(unsafe { c_str(device) }?, access)?;
+        let (device, choice) = unsafe { (c_str(device)?, DeviceChoice::from_c(opts)?) };
+        let dev = choice.open(device, access)?;
         let opts = MountOptions {
             read_only,
             take_over: flags & BFS_MOUNT_TAKEOVER != 0,

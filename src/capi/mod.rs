@@ -14,6 +14,7 @@
 
 mod aio;
 mod ctx;
+mod device;
 mod file;
 mod fs;
 mod guard;

@@ -36,6 +36,9 @@ pub struct Args {
     #[arg(long = "bdev", value_name = "NAME", requires = "device")]
     pub bdev: Option<String>,
 
+    #[command(flatten)]
+    pub spdk: crate::cli::spdk::SpdkArgs,
+
     /// Format --device even if it already holds a bypassfs.
     #[arg(long = "force", requires = "device")]
     pub force: bool,
@@ -175,6 +178,12 @@ pub fn run(a: &Args) -> Result<u8> {
 /// `--force`).
 fn device(a: &Args) -> Result<Arc<dyn BlockDevice>> {
     let Some(path) = &a.device else {
+        if a.spdk.spdk {
+            return Err(CliError(
+                "--spdk runs --device CONFIG through SPDK: give the config (and --bdev NAME)"
+                    .into(),
+            ));
+        }
         let blocks = a.size / 4096;
         let dev = MemDevice::new("Malloc0", 4096, blocks)
             .context(|| format!("making a {} MiB RAM device", a.size >> 20))?;
@@ -183,6 +192,7 @@ fn device(a: &Args) -> Result<Arc<dyn BlockDevice>> {
     let args = DeviceArgs {
         device: path.clone(),
         bdev: a.bdev.clone(),
+        spdk: a.spdk.clone(),
     };
     let dev = args.open(None, Access::ReadWrite)?;
     if !a.force && holds_bypassfs(&dev) {

@@ -1,15 +1,18 @@
-//! DEVICE: an SPDK JSON config (`*.json`) or a file / block device (io_uring, `O_DIRECT`),
-//! and mounting the filesystem on it.
+//! DEVICE: an SPDK JSON config (`*.json`, served by the native backends, or with `--spdk` by
+//! SPDK itself) or a file / block device (io_uring, `O_DIRECT`), and mounting the filesystem
+//! on it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bdev::BlockDevice;
+use bypassfs::device::spdk::{SpdkOpenError, SpdkOptions};
 use bypassfs::device::Access;
 use fs_core::{Context as FsContext, Filesystem, MountOptions};
 
 use crate::cli::error::{CliError, Context, Result};
 use crate::cli::probe::{probe, Found};
+use crate::cli::spdk::SpdkArgs;
 
 /// The DEVICE argument and `--bdev`, shared by every subcommand that takes a device.
 #[derive(clap::Args, Debug, Clone)]
@@ -21,6 +24,9 @@ pub struct DeviceArgs {
     /// With a JSON config of several bdevs: the one to use.
     #[arg(long = "bdev", value_name = "NAME")]
     pub bdev: Option<String>,
+
+    #[command(flatten)]
+    pub spdk: SpdkArgs,
 }
 
 impl DeviceArgs {
@@ -28,7 +34,16 @@ impl DeviceArgs {
     /// exclusive). `create_bytes`: create (or extend) a regular file of that size
     /// (`mkfs --size`).
     pub fn open(&self, create_bytes: Option<u64>, access: Access) -> Result<Arc<dyn BlockDevice>> {
-        open(&self.device, self.bdev.as_deref(), create_bytes, access)
+        match self.spdk.options() {
+            None => open(&self.device, self.bdev.as_deref(), create_bytes, access),
+            Some(opts) => {
+                let dev = open_spdk(&self.device, self.bdev.as_deref(), create_bytes, &opts)?;
+                if access == Access::ReadWrite && dev.geometry().durability_unknowable() {
+                    return Err(cannot_flush(dev.name(), &self.shown()));
+                }
+                Ok(dev)
+            }
+        }
     }
 
     /// Opens the device and mounts it (read-only for commands that only look, which then
@@ -77,6 +92,41 @@ pub fn open(
         bdev::BdevError::Config(msg) | bdev::BdevError::InUse(msg) => CliError(msg),
         other => CliError(format!("opening {}: {other}", path.display())),
     })
+}
+
+/// Opens bdev `bdev` of the SPDK JSON config `path` through SPDK (`--spdk`); see
+/// [`bypassfs::device::spdk::open`].
+fn open_spdk(
+    path: &Path,
+    bdev: Option<&str>,
+    create_bytes: Option<u64>,
+    opts: &SpdkOptions,
+) -> Result<Arc<dyn BlockDevice>> {
+    if create_bytes.is_some() {
+        return Err(CliError(format!(
+            "--size creates a file device; with --spdk, size the bdev in {} (an aio or uring \
+             bdev takes its file's size: `truncate -s 1G FILE`)",
+            path.display()
+        )));
+    }
+    bypassfs::device::spdk::open(path, bdev, opts).map_err(|e| match e {
+        SpdkOpenError::Device(
+            bdev::BdevError::Os { .. } | bdev::BdevError::NoMemory { .. } | bdev::BdevError::Io(_),
+        ) => CliError(format!("opening {} through SPDK: {e}", path.display())),
+        // Already phrased for the user, naming the config.
+        other => CliError(other.to_string()),
+    })
+}
+
+/// Writing is refused on an SPDK bdev that cannot make writes durable (the filesystem would
+/// fail at its first commit, or refuse the mount): say which bdevs can.
+fn cannot_flush(name: &str, config: &str) -> CliError {
+    CliError(format!(
+        "{name} (in {config}) cannot make writes durable: SPDK's uring, null and lvol bdevs \
+         cannot flush, and its NVMe bdev drops flushes unless bdev_nvme_set_options sets \
+         \"enable_flush\": true. Over a file, use bdev_aio_create instead (it fsyncs); reading \
+         (fsck, ls, cat, get, stat, mount -o ro) works as it is"
+    ))
 }
 
 /// A mount refused for what is on the device, with advice that fits what is there: never

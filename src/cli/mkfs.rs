@@ -46,6 +46,7 @@ pub fn run(a: &Args) -> Result<u8> {
             .map_err(|_| CliError(format!("--block-size {}: too large", a.block_size)))?,
     };
     let geo = dev.geometry();
+    let name = dev.name().to_string();
     if !is_json(&a.device.device) {
         bypassfs::device::wipe_stale_superblocks(&a.device.device, geo.size_bytes())
             .context(|| format!("formatting {shown}"))?;
@@ -60,13 +61,36 @@ pub fn run(a: &Args) -> Result<u8> {
         opts.block_size,
         opts.nodesize
     );
-    if is_json(&a.device.device) {
+    if is_json(&a.device.device) && is_malloc(&a.device.device, &name) {
         out!(
             "note: a RAM bdev (bdev_malloc_create) forgets the filesystem when this command \
-             exits"
+             exits; a bdev over a file (bdev_aio_create, bdev_uring_create) or a drive keeps it"
         );
     }
     Ok(exit::OK)
+}
+
+/// Whether the config at `path` makes `name` a RAM bdev (the note is for those only: a bdev
+/// over a file or a drive keeps the filesystem).
+fn is_malloc(path: &std::path::Path, name: &str) -> bool {
+    let Ok(doc) = std::fs::read_to_string(path)
+        .map_err(|_| ())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|_| ()))
+    else {
+        return false;
+    };
+    let methods = doc["subsystems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["config"].as_array())
+        .flatten();
+    for m in methods {
+        if m["method"] == "bdev_malloc_create" && m["params"]["name"] == name {
+            return true;
+        }
+    }
+    false
 }
 
 /// Refuses a device that holds a filesystem (as mkfs.ext4/xfs/btrfs do without `-f`).

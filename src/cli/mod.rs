@@ -15,4 +15,5 @@ pub mod output;
 pub mod probe;
 pub mod progress;
 pub mod put;
+pub mod spdk;
 pub mod stat;

@@ -75,8 +75,17 @@ pub struct MountProc {
 impl MountProc {
     /// Starts the mount and waits until the kernel lists it.
     pub fn start(img: &Path, mnt: &Path, opts: &str) -> MountProc {
+        Self::start_with(&[img.as_os_str()], mnt, opts)
+    }
+
+    /// [`MountProc::start`] with DEVICE and its flags (`--spdk`, `--bdev NAME` …) given as
+    /// `device_args`.
+    pub fn start_with(device_args: &[&std::ffi::OsStr], mnt: &Path, opts: &str) -> MountProc {
         let mut cmd = Command::new(BIN);
-        cmd.arg("mount").arg(img).arg(mnt).stdin(Stdio::null());
+        cmd.arg("mount")
+            .args(device_args)
+            .arg(mnt)
+            .stdin(Stdio::null());
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts);
         }
