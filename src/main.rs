@@ -19,7 +19,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const AFTER_HELP: &str = "\
 DEVICE is an SPDK JSON config (*.json; pick a bdev with --bdev when it has several) or a
-regular file or block device, driven through io_uring with O_DIRECT.
+regular file or block device, driven through io_uring with O_DIRECT. With --spdk (a build
+with --features spdk) the config runs through SPDK itself: any SPDK bdev (aio, NVMe,
+NVMe-oF ...); add --no-huge on a host without hugepages.
 
 Exit status (as e2fsck for fsck):
   0  success (fsck: no error found)
@@ -34,7 +36,8 @@ Examples:
   bypassfs put disk.img ./notes.txt /notes.txt
   bypassfs ls disk.img / -l
   bypassfs mount disk.img /mnt/bfs -o threads=4   # until umount or Ctrl-C
-  bypassfs fsck disk.img";
+  bypassfs fsck disk.img
+  bypassfs mkfs --spdk aio.json --bdev Aio0      # an SPDK bdev (bdev_aio_create over a file)";
 
 /// bypassfs: an embeddable, kernel-bypass, copy-on-write filesystem.
 #[derive(Parser, Debug)]

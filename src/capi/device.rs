@@ -85,18 +85,18 @@ impl DeviceChoice {
             // SAFETY: non-NULL, and the caller promises a NUL-terminated string.
             unsafe { c_str(p) }.map(|s| Some(s.to_owned()))
         };
+        let spdk = if spdk {
+            Some(SpdkOptions {
+                no_huge: o.flags & BFS_DEVICE_SPDK_NO_HUGE != 0,
+                mem_size_mb: (o.spdk_mem_size_mb != 0).then_some(o.spdk_mem_size_mb),
+                core_mask: text(o.spdk_core_mask)?,
+            })
+        } else {
+            None
+        };
         Ok(DeviceChoice {
             bdev: text(o.bdev)?,
-            spdk: spdk
-                .then_some(())
-                .map(|()| -> CResult<SpdkOptions> {
-                    Ok(SpdkOptions {
-                        no_huge: o.flags & BFS_DEVICE_SPDK_NO_HUGE != 0,
-                        mem_size_mb: (o.spdk_mem_size_mb != 0).then_some(o.spdk_mem_size_mb),
-                        core_mask: text(o.spdk_core_mask)?,
-                    })
-                })
-                .transpose()?,
+            spdk,
         })
     }
 
