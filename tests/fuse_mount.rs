@@ -180,3 +180,21 @@ fn ordinary_programs_on_a_fuse_mount() {
         "FUSE test: ordinary programs ran on the mount; contents survived remount; fsck clean"
     );
 }
+
+/// A read-only mount has nothing to sync: `bypassfs mount -o ro` exits 0 at umount (it
+/// used to fail its final sync).
+#[test]
+fn a_read_only_mount_ends_cleanly() {
+    if !common::fuse_usable("read-only mount") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("ro.img");
+    common::mkfs(&img, "64M");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = common::MountProc::start(&img, &mnt, "ro");
+    assert!(std::fs::write(mnt.join("x"), b"x").is_err());
+    m.unmount();
+    common::fsck_clean(&img);
+}
