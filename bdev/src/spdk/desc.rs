@@ -39,6 +39,10 @@ pub(super) struct Desc {
     pub(super) removal: Arc<Removal>,
     pub(super) geometry: Geometry,
     pub(super) supports: Supports,
+    /// The name of a refused flush or FUA write in its error: "flush" and "FUA", or, when
+    /// only the NVMe bdev's `enable_flush` is missing, a name that says to set it.
+    pub(super) refused_flush: &'static str,
+    pub(super) refused_fua: &'static str,
     /// Writes must be a multiple of this many blocks (`spdk_bdev_get_write_unit_size`).
     pub(super) write_unit_blocks: u32,
     pub(super) env: Arc<SpdkEnv>,

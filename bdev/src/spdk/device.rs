@@ -60,12 +60,26 @@ impl SpdkDevice {
                 return Err(open_error(env, name, rc));
             }
         };
+        let drops = geometry::nvme_drops_flushes(&opened.facts, opened.flush_context);
+        if drops {
+            log::warn!(
+                "bdev spdk: {name}: {} is not supported",
+                geometry::NVME_FLUSH_OFF
+            );
+        }
+        let (refused_flush, refused_fua) = if drops {
+            (geometry::NVME_FLUSH_OFF, geometry::NVME_FLUSH_OFF)
+        } else {
+            ("flush", "FUA")
+        };
         let desc = Arc::new(Desc {
             desc: opened.desc.0,
             event_ctx: ctx.0,
             removal,
             geometry: geometry::geometry(&opened.facts, opened.flush_context),
             supports: opened.supports,
+            refused_flush,
+            refused_fua,
             write_unit_blocks: opened.write_unit_blocks,
             env: Arc::clone(env),
         });

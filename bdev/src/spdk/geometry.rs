@@ -71,6 +71,18 @@ fn flush_may_be_dropped(facts: &BdevFacts, ctx: FlushContext) -> bool {
         || (ctx.nvme_bdev_present && !FLUSHING_LEAF_MODULES.contains(&facts.module.as_str()))
 }
 
+/// What a refused flush or FUA write is called in its error when [`nvme_drops_flushes`]:
+/// the one refusal the user can lift, so the message says how.
+pub const NVME_FLUSH_OFF: &str = "flush (SPDK's NVMe bdev skips flushes unless the SPDK \
+     config's \"bdev_nvme_set_options\" sets \"enable_flush\": true; add it to the config)";
+
+/// Whether the bdev can flush but would have its flushes completed unsent because the
+/// config leaves SPDK's NVMe `enable_flush` off: unlike a bdev that cannot flush at all,
+/// a line of config fixes it.
+pub fn nvme_drops_flushes(facts: &BdevFacts, ctx: FlushContext) -> bool {
+    facts.flush && flush_may_be_dropped(facts, ctx)
+}
+
 /// The geometry of a bdev with these facts.
 pub fn geometry(facts: &BdevFacts, ctx: FlushContext) -> Geometry {
     let flush_honoured = facts.flush && !flush_may_be_dropped(facts, ctx);
@@ -141,8 +153,12 @@ mod tests {
             nvme_flush_enabled: true,
             nvme_bdev_present: true,
         };
+        assert!(nvme_drops_flushes(&nvme, PLAIN));
         let g = geometry(&nvme, enabled);
         assert!(g.flush_honoured && g.fua_honoured && !g.durability_unknowable());
+        assert!(!nvme_drops_flushes(&nvme, enabled));
+        // A bdev that cannot flush at all is not something enable_flush fixes.
+        assert!(!nvme_drops_flushes(&facts("uring", false, false), PLAIN));
         // Without a volatile cache nothing needs flushing: SPDK skipping it is harmless.
         let g = geometry(&facts(NVME_MODULE, false, true), PLAIN);
         assert!(!g.volatile_write_cache && g.flush_honoured && !g.durability_unknowable());

@@ -76,12 +76,12 @@ impl SpdkQueue {
             return Some(IoError::Removed);
         }
         match op {
-            Op::Flush if !geo.flush_honoured => Some(IoError::Unsupported("flush")),
+            Op::Flush if !geo.flush_honoured => Some(IoError::Unsupported(self.desc.refused_flush)),
             Op::Unmap { .. } if !self.desc.supports.unmap => Some(IoError::Unsupported("unmap")),
             Op::WriteZeroes { .. } if !self.desc.supports.write_zeroes => {
                 Some(IoError::Unsupported("write-zeroes"))
             }
-            _ if op.fua() && !geo.fua_honoured => Some(IoError::Unsupported("FUA")),
+            _ if op.fua() && !geo.fua_honoured => Some(IoError::Unsupported(self.desc.refused_fua)),
             _ => None,
         }
     }
