@@ -4,7 +4,8 @@
 //! does, makes the calls (the C example covers options that open a device,
 //! `tests/spdk_front_ends.rs` SPDK itself).
 
-use std::path::PathBuf;
+mod cbuild;
+
 use std::process::Command;
 
 const PROGRAM: &str = r#"
@@ -42,51 +43,21 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// `target/<profile>`, where cargo put `libbypassfs.so` next to this test's `deps/`.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
 #[test]
 fn device_options_are_checked_and_spdk_needs_the_feature() {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    if !Command::new(&cc)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        println!("C API device options SKIPPED: no C compiler (cc, or $CC) on this machine");
+    let Some(cc) = cbuild::compiler("C API device options") else {
         return;
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let lib = lib_dir();
-    assert!(
-        lib.join("libbypassfs.so").exists(),
-        "no libbypassfs.so in {}: run `cargo build -p bypassfs` first (ci/run does)",
-        lib.display()
-    );
+    };
+    let lib = cbuild::lib_dir();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("opts.c");
     std::fs::write(&src, PROGRAM).unwrap();
     let exe = tmp.path().join("opts");
-    let out = Command::new(&cc)
-        .args(["-Wall", "-Werror", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg(format!("-L{}", lib.display()))
-        .arg("-lbypassfs")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "compiling: {}",
-        String::from_utf8_lossy(&out.stderr)
+    cbuild::compile(
+        &cc,
+        &src,
+        &exe,
+        "run `cargo build -p bypassfs` first (ci/run does)",
     );
     // The library this links is the last one `cargo build -p bypassfs` made: it may have been
     // built with or without SPDK, whatever this test was built with.

@@ -7,6 +7,7 @@
 //! Each CLI command and the C example is a process of its own (SPDK starts once per
 //! process); the one in-process test checks what a second start in one process does.
 
+mod cbuild;
 mod common;
 
 use std::ffi::OsStr;
@@ -262,30 +263,18 @@ fn fuse_mount_through_spdk_keeps_a_copied_tree_across_remounts() {
 
 #[test]
 fn c_api_formats_and_mounts_through_spdk() {
-    let Some(cc) = compiler() else {
-        println!("SPDK C API test SKIPPED: no C compiler (cc, or $CC) on this machine");
+    let Some(cc) = cbuild::compiler("SPDK C API test") else {
         return;
     };
-    let lib = lib_dir();
-    assert!(
-        lib.join("libbypassfs.so").exists(),
-        "no libbypassfs.so in {}: run `cargo build -p bypassfs --features spdk` first",
-        lib.display()
-    );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let b = AioBdev::new(64 << 20);
     let exe = b.dir.path().join("example");
-    let out = Command::new(&cc)
-        .args(["-Wall", "-Werror", "-o"])
-        .arg(&exe)
-        .arg(root.join("examples/c/example.c"))
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg(format!("-L{}", lib.display()))
-        .arg("-lbypassfs")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "compiling: {}", stderr_of(&out));
+    cbuild::compile(
+        &cc,
+        &root.join("examples/c/example.c"),
+        &exe,
+        "run `cargo build -p bypassfs --features spdk` first",
+    );
     // Formats, mounts, unmounts and mounts again: SPDK started once, joined the second time.
     let run = Command::new(&exe)
         .args(["--spdk", "--no-huge", "--bdev", "Aio0"])
@@ -343,22 +332,4 @@ fn spdk_starts_once_per_process() {
     };
     let e = refused(open(&two, Some("Aio0"), &other));
     assert!(e.contains("once per process"), "{e}");
-}
-
-/// `target/<profile>`, where cargo put `libbypassfs.so` next to this test's `deps/`.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
-fn compiler() -> Option<String> {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let found = Command::new(&cc)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    found.then_some(cc)
 }
