@@ -75,7 +75,7 @@ pub(crate) struct Core {
     /// The fsync log and the overlay of what it logged (see `log.rs`).
     log: Ordered<LogState>,
     /// Signalled when a background fold or a synced record ends (`Core::log_changed`).
-    fold_done: Condvar,
+    log_cv: Condvar,
     /// Wakes the background folder (see `durability/background.rs`).
     folder: FolderSignal,
     /// Folds the folder committed so far.
@@ -98,7 +98,7 @@ impl Core {
             space,
             read_only,
             log: Ordered::new(Level::Log, LogState::default()),
-            fold_done: Condvar::new(),
+            log_cv: Condvar::new(),
             folder: FolderSignal::default(),
             background_folds: AtomicU64::new(0),
         }
@@ -238,19 +238,19 @@ impl Core {
     /// The log, once no background fold runs: what commits and writes of fsync records must
     /// hold (a record written during a fold would extend the generation the fold replaces).
     pub fn log_idle(&self) -> Guard<'_, LogState> {
-        self.log.lock_when(&self.fold_done, |l| l.folding())
+        self.log_when(|l| l.folding())
     }
 
     /// The log once `wait` no longer holds (checked under the lock, woken by
     /// [`Core::log_changed`]).
     pub fn log_when(&self, wait: impl FnMut(&mut LogState) -> bool) -> Guard<'_, LogState> {
-        self.log.lock_when(&self.fold_done, wait)
+        self.log.lock_when(&self.log_cv, wait)
     }
 
     /// Something those waiting in [`Core::log_idle`] or [`Core::log_when`] wait for may
     /// have changed (a fold or a synced record ended).
     pub fn log_changed(&self) {
-        self.fold_done.notify_all();
+        self.log_cv.notify_all();
     }
 
     /// A background fold ended (`LogState::thaw`): wakes those waiting in
@@ -259,7 +259,7 @@ impl Core {
         if committed {
             self.background_folds.fetch_add(1, Ordering::Relaxed);
         }
-        self.fold_done.notify_all();
+        self.log_changed();
     }
 }
 
