@@ -62,41 +62,6 @@ struct bfs_completion {
 };
 
 /*
- A mounted filesystem (0 is never valid).
- */
-typedef uint64_t bfs_fs_t;
-
-/*
- How to open a device: which bdev of an SPDK JSON config, and whether through SPDK.
- Zero-initialise it (`struct bfs_device_opts o = {0};`) and set what you need.
-
- SPDK starts once per process: every device opened through it must come from the same
- config with the same `flags`, `spdk_mem_size_mb` and `spdk_core_mask` (several bdevs of
- one config, or one bdev mounted, unmounted and mounted again, are fine); anything else is
- `-ENODEV` with the reason in the log.
- */
-struct bfs_device_opts {
-  /*
-   With an SPDK JSON config: the bdev to use (as `--bdev`); NULL: the config's only one.
-   */
-  const char *bdev;
-  /*
-   0, or `BFS_DEVICE_SPDK`, optionally with `BFS_DEVICE_SPDK_NO_HUGE`.
-   */
-  uint32_t flags;
-  /*
-   With `BFS_DEVICE_SPDK`: memory for SPDK in MiB (bdevperf's `-s`); 0: the default
-   (grow on demand with hugepages, 512 MiB without).
-   */
-  uint32_t spdk_mem_size_mb;
-  /*
-   With `BFS_DEVICE_SPDK`: SPDK's core mask (bdevperf's `-m`: "0x1", "[0,2-3]"); NULL:
-   core 0.
-   */
-  const char *spdk_core_mask;
-};
-
-/*
  Attributes of a file (`struct stat`).
  */
 struct bfs_stat {
@@ -136,6 +101,80 @@ struct bfs_stat {
    Status change time.
    */
   int64_t ctime_ns;
+  /*
+   Creation time.
+   */
+  int64_t btime_ns;
+  /*
+   Space the file takes in 512-byte units (`st_blocks`): not its holes.
+   */
+  uint64_t blocks;
+};
+
+/*
+ A mounted filesystem (0 is never valid).
+ */
+typedef uint64_t bfs_fs_t;
+
+/*
+ How to open a device: which bdev of an SPDK JSON config, and whether through SPDK.
+ Zero-initialise it (`struct bfs_device_opts o = {0};`) and set what you need.
+
+ SPDK starts once per process: every device opened through it must come from the same
+ config with the same `flags`, `spdk_mem_size_mb` and `spdk_core_mask` (several bdevs of
+ one config, or one bdev mounted, unmounted and mounted again, are fine); anything else is
+ `-ENODEV` with the reason in the log.
+ */
+struct bfs_device_opts {
+  /*
+   With an SPDK JSON config: the bdev to use (as `--bdev`); NULL: the config's only one.
+   */
+  const char *bdev;
+  /*
+   0, or `BFS_DEVICE_SPDK`, optionally with `BFS_DEVICE_SPDK_NO_HUGE`.
+   */
+  uint32_t flags;
+  /*
+   With `BFS_DEVICE_SPDK`: memory for SPDK in MiB (bdevperf's `-s`); 0: the default
+   (grow on demand with hugepages, 512 MiB without).
+   */
+  uint32_t spdk_mem_size_mb;
+  /*
+   With `BFS_DEVICE_SPDK`: SPDK's core mask (bdevperf's `-m`: "0x1", "[0,2-3]"); NULL:
+   core 0.
+   */
+  const char *spdk_core_mask;
+};
+
+/*
+ Space and limits of a filesystem (`struct statvfs`).
+ */
+struct bfs_statfs {
+  /*
+   Block size in bytes (the unit of the counts below).
+   */
+  uint64_t block_size;
+  /*
+   Blocks on the device.
+   */
+  uint64_t blocks;
+  /*
+   Blocks not allocated.
+   */
+  uint64_t blocks_free;
+  /*
+   Blocks new data may still take: free blocks less those promised to cached writes
+   and the room kept for metadata.
+   */
+  uint64_t blocks_avail;
+  /*
+   Inode numbers handed out so far.
+   */
+  uint64_t files;
+  /*
+   Longest name in bytes.
+   */
+  uint64_t name_max;
 };
 
 /*
@@ -203,6 +242,26 @@ int bfs_submit_pwrite(bfs_ctx_t ctx,
 ssize_t bfs_poll(bfs_ctx_t ctx, struct bfs_completion *out, size_t max, size_t min);
 
 /*
+ Attributes of the open `file` (its size includes writes not yet written back).
+
+ # Safety
+ `out` is NULL (→ `-EINVAL`) or writable for one `bfs_stat`.
+ */
+int bfs_fstat(bfs_file_t file, struct bfs_stat *out);
+
+/*
+ `access(2)`: 0 if `path` (a final symlink followed) exists and allows `mode`: `F_OK`
+ (existence only) or any of `R_OK`, `W_OK`, `X_OK`. The library acts for its process
+ with no user identity, as root would: reading and writing are always allowed, except
+ writing on a read-only mount (`-EROFS`); executing needs an `x` bit or a directory
+ (`-EACCES`). `-ENOENT` if it does not exist; `-EINVAL` for other `mode` bits.
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+ */
+int bfs_access(bfs_fs_t fs, const char *path, int mode);
+
+/*
  Creates a context for `fs` on the calling thread; use it only on this thread.
 
  # Safety
@@ -252,6 +311,12 @@ ssize_t bfs_pwrite(bfs_ctx_t ctx, bfs_file_t file, const void *buf, size_t len, 
  Makes the file's data and metadata durable.
  */
 int bfs_fsync(bfs_ctx_t ctx, bfs_file_t file);
+
+/*
+ Makes the file's data durable, and of its metadata what reading the data back needs
+ (its size), not its times: cheaper than [`bfs_fsync`] when only times changed.
+ */
+int bfs_fdatasync(bfs_ctx_t ctx, bfs_file_t file);
 
 /*
  Truncates or extends `file` to `size` bytes.
@@ -317,6 +382,14 @@ int bfs_mount_with(const char *device,
 int bfs_unmount(bfs_fs_t fs);
 
 /*
+ Space and limits of the filesystem into `*out`.
+
+ # Safety
+ `out` is NULL (→ `-EINVAL`) or writable for one `bfs_statfs`.
+ */
+int bfs_statfs(bfs_fs_t fs, struct bfs_statfs *out);
+
+/*
  Creates directory `path` with permission bits `mode`.
 
  # Safety
@@ -371,6 +444,30 @@ ssize_t bfs_readdir(bfs_fs_t fs,
                     uint64_t *cookie,
                     struct bfs_dirent *out,
                     size_t max);
+
+/*
+ `fallocate(2)` on `[offset, offset + len)` of `file` (open for writing), durable on
+ return. `mode` takes the `FALLOC_FL_*` values of `<linux/falloc.h>`:
+ - 0: allocate the holes (they read as zeroes) and grow the file to cover the range;
+ - `FALLOC_FL_KEEP_SIZE`: the same without changing the size;
+ - `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`: free the range, which reads as zeroes;
+ - `FALLOC_FL_ZERO_RANGE` (optionally with `FALLOC_FL_KEEP_SIZE`): make the range read
+   as zeroes, growing the file unless `FALLOC_FL_KEEP_SIZE`.
+
+ Other modes (collapse, insert, unshare, a punch without keeping the size) are
+ `-EOPNOTSUPP`; `len` 0 is `-EINVAL`; `-ENOSPC` when the space is not there; `-EBADF` for
+ a file open read-only.
+ */
+int bfs_fallocate(bfs_ctx_t ctx, bfs_file_t file, int mode, uint64_t offset, uint64_t len);
+
+/*
+ `lseek(2)`'s `SEEK_DATA` and `SEEK_HOLE` on `file`: the offset of the first data byte
+ (`SEEK_DATA`) or hole byte (`SEEK_HOLE`; the end of the file counts as a hole) at or
+ after `offset`. `-ENXIO` when `offset` is at or past the end of the file, or only a
+ hole follows it (`SEEK_DATA`); `-EINVAL` for any other `whence`. Data cached but not
+ written back counts as data.
+ */
+int64_t bfs_seek(bfs_ctx_t ctx, bfs_file_t file, uint64_t offset, int whence);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -54,7 +54,7 @@ pub unsafe extern "C" fn bfs_ctx_create(fs: bfs_fs_t, out: *mut bfs_ctx_t) -> c_
             return Err(libc::EINVAL);
         }
         let f = registry::fs(fs)?;
-        let ctx = f.context().map_err(|e| err(&e))?;
+        let ctx = f.fs.context().map_err(|e| err(&e))?;
         let h = new_handle(KIND_CTX);
         let e = CtxEntry {
             fs,

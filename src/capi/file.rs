@@ -1,4 +1,4 @@
-//! Open, close, synchronous reads and writes, fsync.
+//! Open, close, synchronous reads and writes, fsync and fdatasync, truncate.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
@@ -61,6 +61,7 @@ pub unsafe extern "C" fn bfs_open(
         let path = unsafe { c_str(path) }?;
         let fs = registry::fs(c.fs)?;
         let file = fs
+            .fs
             .open(&c.ctx, path, open_flags(flags)?, mode)
             .map_err(|e| err(&e))?;
         let h = new_handle(KIND_FILE);
@@ -141,6 +142,17 @@ pub extern "C" fn bfs_fsync(ctx: bfs_ctx_t, file: bfs_file_t) -> c_int {
         let c = ctx::get(ctx)?;
         let f = file_in(&c, file)?;
         f.file.fsync(&c.ctx).map_err(|e| err(&e))
+    })
+}
+
+/// Makes the file's data durable, and of its metadata what reading the data back needs
+/// (its size), not its times: cheaper than [`bfs_fsync`] when only times changed.
+#[no_mangle]
+pub extern "C" fn bfs_fdatasync(ctx: bfs_ctx_t, file: bfs_file_t) -> c_int {
+    guard_int(|| {
+        let c = ctx::get(ctx)?;
+        let f = file_in(&c, file)?;
+        f.file.fdatasync(&c.ctx).map_err(|e| err(&e))
     })
 }
 

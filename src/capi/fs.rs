@@ -1,4 +1,4 @@
-//! Format, mount, unmount.
+//! Format, mount, unmount; statfs and sync, which concern the whole filesystem.
 
 use std::ffi::c_char;
 use std::ffi::c_int;
@@ -10,8 +10,8 @@ use crate::device::Access;
 
 use super::device::{bfs_device_opts, DeviceChoice};
 use super::guard::{c_str, err, guard_int};
-use super::registry::{self, new_handle, KIND_FS};
-use super::types::bfs_fs_t;
+use super::registry::{self, new_handle, FsEntry, KIND_FS};
+use super::types::{bfs_fs_t, bfs_statfs};
 
 /// Mount read-only.
 pub const BFS_MOUNT_RDONLY: u32 = 1;
@@ -104,7 +104,8 @@ pub unsafe extern "C" fn bfs_mount_with(
         };
         let fs = Filesystem::mount(dev, opts).map_err(|e| err(&e))?;
         let h = new_handle(KIND_FS);
-        registry::with(|r| r.fs.insert(h, Arc::new(fs)));
+        let entry = FsEntry { fs, read_only };
+        registry::with(|r| r.fs.insert(h, Arc::new(entry)));
         // SAFETY: non-NULL; the caller promises it is writable for one bfs_fs_t.
         unsafe { out.write(h) };
         Ok(())
@@ -124,7 +125,25 @@ pub extern "C" fn bfs_unmount(fs: bfs_fs_t) -> c_int {
             r.fs.remove(&fs).ok_or(libc::EBADF)
         })?;
         drop(taken);
-        let ctx = f.context().map_err(|e| err(&e))?;
-        Filesystem::clone(&f).unmount(&ctx).map_err(|e| err(&e))
+        let ctx = f.fs.context().map_err(|e| err(&e))?;
+        f.fs.clone().unmount(&ctx).map_err(|e| err(&e))
+    })
+}
+
+/// Space and limits of the filesystem into `*out`.
+///
+/// # Safety
+/// `out` is NULL (→ `-EINVAL`) or writable for one `bfs_statfs`.
+#[no_mangle]
+pub unsafe extern "C" fn bfs_statfs(fs: bfs_fs_t, out: *mut bfs_statfs) -> c_int {
+    guard_int(|| {
+        if out.is_null() {
+            return Err(libc::EINVAL);
+        }
+        let f = registry::fs(fs)?;
+        let s = f.fs.statfs().map_err(|e| err(&e))?;
+        // SAFETY: non-NULL and writable for one bfs_statfs by the caller's promise.
+        unsafe { out.write(bfs_statfs::from(&s)) };
+        Ok(())
     })
 }

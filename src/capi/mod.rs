@@ -13,6 +13,7 @@
 //!   under the contract each function's `# Safety` section states.
 
 mod aio;
+mod attr;
 mod ctx;
 mod device;
 mod file;
@@ -20,4 +21,5 @@ mod fs;
 mod guard;
 mod ns;
 mod registry;
+mod space;
 mod types;

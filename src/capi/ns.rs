@@ -19,7 +19,7 @@ pub unsafe extern "C" fn bfs_mkdir(fs: bfs_fs_t, path: *const c_char, mode: u32)
         let f = registry::fs(fs)?;
         // SAFETY: forwarded from this function's contract.
         let p = unsafe { c_str(path) }?;
-        f.mkdir(p, mode).map(drop).map_err(|e| err(&e))
+        f.fs.mkdir(p, mode).map(drop).map_err(|e| err(&e))
     })
 }
 
@@ -33,7 +33,7 @@ pub unsafe extern "C" fn bfs_unlink(fs: bfs_fs_t, path: *const c_char) -> c_int 
         let f = registry::fs(fs)?;
         // SAFETY: forwarded from this function's contract.
         let p = unsafe { c_str(path) }?;
-        f.unlink(p).map_err(|e| err(&e))
+        f.fs.unlink(p).map_err(|e| err(&e))
     })
 }
 
@@ -47,7 +47,7 @@ pub unsafe extern "C" fn bfs_rmdir(fs: bfs_fs_t, path: *const c_char) -> c_int {
         let f = registry::fs(fs)?;
         // SAFETY: forwarded from this function's contract.
         let p = unsafe { c_str(path) }?;
-        f.rmdir(p).map_err(|e| err(&e))
+        f.fs.rmdir(p).map_err(|e| err(&e))
     })
 }
 
@@ -61,7 +61,8 @@ pub unsafe extern "C" fn bfs_rename(fs: bfs_fs_t, from: *const c_char, to: *cons
         let f = registry::fs(fs)?;
         // SAFETY: forwarded from this function's contract.
         let (a, b) = unsafe { (c_str(from)?, c_str(to)?) };
-        f.rename(a, b, RenameFlags::default()).map_err(|e| err(&e))
+        f.fs.rename(a, b, RenameFlags::default())
+            .map_err(|e| err(&e))
     })
 }
 
@@ -79,18 +80,8 @@ pub unsafe extern "C" fn bfs_stat(fs: bfs_fs_t, path: *const c_char, out: *mut b
         let f = registry::fs(fs)?;
         // SAFETY: forwarded from this function's contract.
         let p = unsafe { c_str(path) }?;
-        let s = f.stat(p).map_err(|e| err(&e))?;
-        let st = bfs_stat {
-            ino: s.ino,
-            size: s.size,
-            mode: s.mode,
-            nlink: s.nlink,
-            uid: s.uid,
-            gid: s.gid,
-            atime_ns: s.atime_ns,
-            mtime_ns: s.mtime_ns,
-            ctime_ns: s.ctime_ns,
-        };
+        let s = f.fs.stat(p).map_err(|e| err(&e))?;
+        let st = bfs_stat::from(&s);
         // SAFETY: non-NULL and writable for one bfs_stat by the caller's promise.
         unsafe { out.write(st) };
         Ok(())
@@ -121,7 +112,7 @@ pub unsafe extern "C" fn bfs_readdir(
         let p = unsafe { c_str(path) }?;
         // SAFETY: non-NULL and readable by the caller's promise.
         let from = unsafe { cookie.read() };
-        let v = f.readdir(p, from, max).map_err(|e| err(&e))?;
+        let v = f.fs.readdir(p, from, max).map_err(|e| err(&e))?;
         for (i, e) in v.iter().enumerate() {
             let mut d = bfs_dirent {
                 ino: e.ino,

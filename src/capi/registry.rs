@@ -23,6 +23,13 @@ pub(crate) fn kind_of(h: u64) -> u64 {
     h >> 56
 }
 
+/// A mounted filesystem and what the C API remembers of its mount.
+pub(crate) struct FsEntry {
+    pub fs: Filesystem,
+    /// Mounted with `BFS_MOUNT_RDONLY`.
+    pub read_only: bool,
+}
+
 pub(crate) struct FileEntry {
     pub fs: u64,
     pub file: File,
@@ -30,7 +37,7 @@ pub(crate) struct FileEntry {
 
 #[derive(Default)]
 pub(crate) struct Registry {
-    pub fs: HashMap<u64, Arc<Filesystem>>,
+    pub fs: HashMap<u64, Arc<FsEntry>>,
     pub files: HashMap<u64, Arc<FileEntry>>,
 }
 
@@ -43,7 +50,7 @@ pub(crate) fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     f(g.get_or_insert_with(Registry::default))
 }
 
-pub(crate) fn fs(h: u64) -> Result<Arc<Filesystem>, i32> {
+pub(crate) fn fs(h: u64) -> Result<Arc<FsEntry>, i32> {
     if kind_of(h) != KIND_FS {
         return Err(libc::EBADF);
     }

@@ -30,6 +30,60 @@ pub struct bfs_stat {
     pub mtime_ns: i64,
     /// Status change time.
     pub ctime_ns: i64,
+    /// Creation time.
+    pub btime_ns: i64,
+    /// Space the file takes in 512-byte units (`st_blocks`): not its holes.
+    pub blocks: u64,
+}
+
+impl From<&fs_core::Stat> for bfs_stat {
+    fn from(s: &fs_core::Stat) -> Self {
+        bfs_stat {
+            ino: s.ino,
+            size: s.size,
+            mode: s.mode,
+            nlink: s.nlink,
+            uid: s.uid,
+            gid: s.gid,
+            atime_ns: s.atime_ns,
+            mtime_ns: s.mtime_ns,
+            ctime_ns: s.ctime_ns,
+            btime_ns: s.btime_ns,
+            blocks: s.blocks,
+        }
+    }
+}
+
+/// Space and limits of a filesystem (`struct statvfs`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct bfs_statfs {
+    /// Block size in bytes (the unit of the counts below).
+    pub block_size: u64,
+    /// Blocks on the device.
+    pub blocks: u64,
+    /// Blocks not allocated.
+    pub blocks_free: u64,
+    /// Blocks new data may still take: free blocks less those promised to cached writes
+    /// and the room kept for metadata.
+    pub blocks_avail: u64,
+    /// Inode numbers handed out so far.
+    pub files: u64,
+    /// Longest name in bytes.
+    pub name_max: u64,
+}
+
+impl From<&fs_core::StatFs> for bfs_statfs {
+    fn from(s: &fs_core::StatFs) -> Self {
+        bfs_statfs {
+            block_size: s.block_size,
+            blocks: s.blocks,
+            blocks_free: s.blocks_free,
+            blocks_avail: s.blocks_avail,
+            files: s.files,
+            name_max: s.name_max,
+        }
+    }
 }
 
 /// Longest name plus its NUL.

@@ -31,6 +31,11 @@ pub fn compiler(test: &str) -> Option<String> {
 /// panics with the compiler's output if that fails, or if the library is missing (`hint`
 /// says how to build it).
 pub fn compile(cc: &str, src: &Path, exe: &Path, hint: &str) {
+    compile_with(cc, src, exe, hint, &[]);
+}
+
+/// [`compile`] with `extra` compiler flags (`-fsanitize=address` …).
+pub fn compile_with(cc: &str, src: &Path, exe: &Path, hint: &str, extra: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib = lib_dir();
     assert!(
@@ -39,7 +44,9 @@ pub fn compile(cc: &str, src: &Path, exe: &Path, hint: &str) {
         lib.display()
     );
     let out = Command::new(cc)
-        .args(["-Wall", "-Werror", "-o"])
+        .args(["-Wall", "-Werror"])
+        .args(extra)
+        .arg("-o")
         .arg(exe)
         .arg(src)
         .arg(format!("-I{}", root.join("include").display()))

@@ -269,6 +269,12 @@ impl Filesystem {
         self.core().resolve(path, false)
     }
 
+    /// The inode `path` names, a final symlink followed too (as `stat(2)` and `access(2)`
+    /// resolve).
+    pub fn lookup_follow(&self, path: &str) -> Result<u64> {
+        self.core().resolve(path, true)
+    }
+
     /// Attributes of what `path` names (the last component not followed, as `lstat`).
     pub fn stat(&self, path: &str) -> Result<Stat> {
         let ino = self.lookup(path)?;
