@@ -8,6 +8,16 @@
 #include <sys/types.h>
 
 /*
+ For [`bfs_utimens`]: set this time to the current time.
+ */
+#define BFS_UTIME_NOW INT64_MAX
+
+/*
+ For [`bfs_utimens`]: leave this time unchanged.
+ */
+#define BFS_UTIME_OMIT (INT64_MAX - 1)
+
+/*
  Open the device's SPDK JSON config through SPDK itself (every bdev SPDK knows: NVMe,
  NVMe-oF, aio, uring …) instead of the native backends. Needs a build with the `spdk`
  feature (else `-ENOTSUP`).
@@ -31,6 +41,17 @@
  unmount: the caller vouches that the other host is down (`MountOptions::take_over`).
  */
 #define BFS_MOUNT_TAKEOVER 2
+
+/*
+ `renameat2(2)` flag: fail with `-EEXIST` if `to` exists (Linux's `RENAME_NOREPLACE`).
+ */
+#define BFS_RENAME_NOREPLACE 1
+
+/*
+ `renameat2(2)` flag: swap `from` and `to`, which must both exist (Linux's
+ `RENAME_EXCHANGE`).
+ */
+#define BFS_RENAME_EXCHANGE 2
 
 /*
  Longest name plus its NUL.
@@ -117,6 +138,33 @@ struct bfs_stat {
 typedef uint64_t bfs_fs_t;
 
 /*
+ An open directory stream (0 is never valid).
+ */
+typedef uint64_t bfs_dir_t;
+
+/*
+ One directory entry.
+ */
+struct bfs_dirent {
+  /*
+   Inode number.
+   */
+  uint64_t ino;
+  /*
+   Cookie to resume reading after this entry.
+   */
+  uint64_t next_cookie;
+  /*
+   `DT_REG`, `DT_DIR` or `DT_LNK`.
+   */
+  uint32_t d_type;
+  /*
+   NUL-terminated name.
+   */
+  uint8_t name[BFS_NAME_MAX];
+};
+
+/*
  How to open a device: which bdev of an SPDK JSON config, and whether through SPDK.
  Zero-initialise it (`struct bfs_device_opts o = {0};`) and set what you need.
 
@@ -175,28 +223,6 @@ struct bfs_statfs {
    Longest name in bytes.
    */
   uint64_t name_max;
-};
-
-/*
- One directory entry.
- */
-struct bfs_dirent {
-  /*
-   Inode number.
-   */
-  uint64_t ino;
-  /*
-   Cookie to resume reading after this entry.
-   */
-  uint64_t next_cookie;
-  /*
-   `DT_REG`, `DT_DIR` or `DT_LNK`.
-   */
-  uint32_t d_type;
-  /*
-   NUL-terminated name.
-   */
-  uint8_t name[BFS_NAME_MAX];
 };
 
 #ifdef __cplusplus
@@ -262,6 +288,60 @@ int bfs_fstat(bfs_file_t file, struct bfs_stat *out);
 int bfs_access(bfs_fs_t fs, const char *path, int mode);
 
 /*
+ Sets the permission bits of `path` (a final symlink followed) to `mode` (`07777` at
+ most, else `-EINVAL`); ctime becomes now. `ctx` is the calling thread's context of the
+ filesystem.
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+ */
+int bfs_chmod(bfs_ctx_t ctx, const char *path, uint32_t mode);
+
+/*
+ [`bfs_chmod`] of the open `file`.
+ */
+int bfs_fchmod(bfs_ctx_t ctx, bfs_file_t file, uint32_t mode);
+
+/*
+ Sets the owner and group of `path` (a final symlink followed); `(uint32_t)-1` leaves
+ either unchanged. The library checks no permissions (see [`bfs_access`]).
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+ */
+int bfs_chown(bfs_ctx_t ctx, const char *path, uint32_t uid, uint32_t gid);
+
+/*
+ [`bfs_chown`] of the open `file`.
+ */
+int bfs_fchown(bfs_ctx_t ctx, bfs_file_t file, uint32_t uid, uint32_t gid);
+
+/*
+ Sets the access and modification times of `path` (a final symlink followed), in ns
+ since the epoch; `BFS_UTIME_NOW` sets a time to now, `BFS_UTIME_OMIT` leaves it (as
+ `utimensat(2)`'s `UTIME_NOW` and `UTIME_OMIT`).
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+ */
+int bfs_utimens(bfs_ctx_t ctx, const char *path, int64_t atime_ns, int64_t mtime_ns);
+
+/*
+ [`bfs_utimens`] of the open `file`.
+ */
+int bfs_futimens(bfs_ctx_t ctx, bfs_file_t file, int64_t atime_ns, int64_t mtime_ns);
+
+/*
+ Truncates or extends (with zeroes) the regular file `path` (a final symlink followed)
+ to `size` bytes, durable on return; `-EISDIR` for a directory, `-EFBIG` past
+ `INT64_MAX`. [`bfs_ftruncate`](super::file::bfs_ftruncate) does it to an open file.
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+ */
+int bfs_truncate(bfs_ctx_t ctx, const char *path, uint64_t size);
+
+/*
  Creates a context for `fs` on the calling thread; use it only on this thread.
 
  # Safety
@@ -274,6 +354,44 @@ int bfs_ctx_create(bfs_fs_t fs, bfs_ctx_t *out);
  (their completions are discarded). `-EBADF` if unknown here.
  */
 int bfs_ctx_destroy(bfs_ctx_t ctx);
+
+/*
+ Opens the directory `path` (a final symlink followed) for reading; `*out` is its
+ stream, positioned at the start. `-ENOTDIR` if it is not a directory. A stream keeps its
+ filesystem mounted ([`bfs_unmount`](super::fs::bfs_unmount) is `-EBUSY`) until
+ [`bfs_closedir`]. Streams may be used from any thread, one call at a time each.
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string; `out` is NULL (→ `-EINVAL`)
+ or writable for one `bfs_dir_t`.
+ */
+int bfs_opendir(bfs_fs_t fs, const char *path, bfs_dir_t *out);
+
+/*
+ The next entry of `dir` into `*out`: returns 1, or 0 at the end (then `*out` is
+ untouched). `.` and `..` are not listed. `-ENOENT` if the directory was removed.
+
+ # Safety
+ `out` is NULL (→ `-EINVAL`) or writable for one `bfs_dirent`.
+ */
+int bfs_readdir_next(bfs_dir_t dir, struct bfs_dirent *out);
+
+/*
+ The position of `dir`: a cookie (≥ 0) that [`bfs_seekdir`] returns to, the next entry
+ read then being the one after those read so far.
+ */
+int64_t bfs_telldir(bfs_dir_t dir);
+
+/*
+ Moves `dir` to `cookie`: 0 (the start, as `rewinddir`), a value of [`bfs_telldir`], or
+ an entry's `next_cookie`. `-EINVAL` for a negative cookie.
+ */
+int bfs_seekdir(bfs_dir_t dir, int64_t cookie);
+
+/*
+ Closes the stream `dir`.
+ */
+int bfs_closedir(bfs_dir_t dir);
 
 /*
  Opens the regular file `path` (absolute) with `open(2)` flags (`O_RDONLY`, `O_WRONLY`,
@@ -377,7 +495,7 @@ int bfs_mount_with(const char *device,
 
 /*
  Writes everything back, commits and flushes, then forgets the handle. `-EBUSY` while a
- file of it is open; its contexts become invalid (destroy them).
+ file or directory stream of it is open; its contexts become invalid (destroy them).
  */
 int bfs_unmount(bfs_fs_t fs);
 
@@ -388,6 +506,13 @@ int bfs_unmount(bfs_fs_t fs);
  `out` is NULL (→ `-EINVAL`) or writable for one `bfs_statfs`.
  */
 int bfs_statfs(bfs_fs_t fs, struct bfs_statfs *out);
+
+/*
+ Writes back every file and commits: everything written before the call, through any
+ thread, is durable on return (`sync(2)`). `ctx` is the calling thread's context of the
+ filesystem.
+ */
+int bfs_sync(bfs_ctx_t ctx);
 
 /*
  Creates directory `path` with permission bits `mode`.
@@ -420,6 +545,49 @@ int bfs_rmdir(bfs_fs_t fs, const char *path);
  `from` and `to` are NULL (→ `-EINVAL`) or NUL-terminated strings.
  */
 int bfs_rename(bfs_fs_t fs, const char *from, const char *to);
+
+/*
+ [`bfs_rename`] with `flags`: 0, `BFS_RENAME_NOREPLACE` or `BFS_RENAME_EXCHANGE`
+ (`-EINVAL` for both or any other bit). `-ENOENT` if `from` (or, exchanging, `to`) does not
+ exist; `-EEXIST` if `to` exists under `BFS_RENAME_NOREPLACE`; `-EINVAL` for moving a
+ directory below itself; `-ENOTEMPTY` when replacing a non-empty directory; `-EISDIR` /
+ `-ENOTDIR` when replacing one kind with the other.
+
+ # Safety
+ `from` and `to` are NULL (→ `-EINVAL`) or NUL-terminated strings.
+ */
+int bfs_rename2(bfs_fs_t fs, const char *from, const char *to, uint32_t flags);
+
+/*
+ A new name `to` for the file `from` (hard link; a final symlink in `from` is not
+ followed). `-EPERM` for a directory, `-EEXIST` if `to` exists, `-EMLINK` past
+ `LINK_MAX` names.
+
+ # Safety
+ `from` and `to` are NULL (→ `-EINVAL`) or NUL-terminated strings.
+ */
+int bfs_link(bfs_fs_t fs, const char *from, const char *to);
+
+/*
+ Creates the symbolic link `path` pointing to `target` (stored as given, not resolved;
+ at most 4095 bytes, else `-ENAMETOOLONG`; empty: `-ENOENT`). `-EEXIST` if `path`
+ exists.
+
+ # Safety
+ `target` and `path` are NULL (→ `-EINVAL`) or NUL-terminated strings.
+ */
+int bfs_symlink(bfs_fs_t fs, const char *target, const char *path);
+
+/*
+ The target of the symlink `path` into `buf` (no NUL added); returns its length. With
+ `size` 0 only the length is returned (`buf` may be NULL); a target longer than `size`
+ is `-ERANGE`, never cut short. `-EINVAL` if `path` is not a symlink.
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string; `buf` is writable for `size`
+ bytes (NULL with `size` > 0 is `-EINVAL`).
+ */
+ssize_t bfs_readlink(bfs_fs_t fs, const char *path, char *buf, size_t size);
 
 /*
  Attributes of what `path` names (a final symlink not followed, as `lstat`).
@@ -468,6 +636,54 @@ int bfs_fallocate(bfs_ctx_t ctx, bfs_file_t file, int mode, uint64_t offset, uin
  written back counts as data.
  */
 int64_t bfs_seek(bfs_ctx_t ctx, bfs_file_t file, uint64_t offset, int whence);
+
+/*
+ The value of extended attribute `name` of `path` into `value`; returns its length.
+ With `size` 0 only the length is returned (`value` may be NULL); a value longer than
+ `size` is `-ERANGE`. `-ENODATA` if `path` has no such attribute.
+
+ # Safety
+ `path` and `name` are NULL (→ `-EINVAL`) or NUL-terminated strings; `value` is writable
+ for `size` bytes (NULL with `size` > 0 is `-EINVAL`).
+ */
+ssize_t bfs_getxattr(bfs_fs_t fs, const char *path, const char *name, void *value, size_t size);
+
+/*
+ Sets extended attribute `name` of `path` to the `size` bytes at `value`: at most 2048
+ bytes (else `-ENOSPC`, as ext4 answers), a name of 1 to 255 bytes (else
+ `-ENAMETOOLONG`). `flags`: 0, `XATTR_CREATE` (`-EEXIST`
+ if it exists) or `XATTR_REPLACE` (`-ENODATA` if it does not); other bits or both are
+ `-EINVAL`. `system.*` names (POSIX ACLs) are `-EOPNOTSUPP`.
+
+ # Safety
+ `path` and `name` are NULL (→ `-EINVAL`) or NUL-terminated strings; `value` is
+ readable for `size` bytes (NULL only with `size` 0).
+ */
+int bfs_setxattr(bfs_fs_t fs,
+                 const char *path,
+                 const char *name,
+                 const void *value,
+                 size_t size,
+                 int flags);
+
+/*
+ The names of the extended attributes of `path`, each followed by a NUL, sorted, into
+ `list`; returns the bytes that takes (0: none). `size` 0 and `-ERANGE` as for
+ [`bfs_getxattr`].
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string; `list` is writable for `size`
+ bytes (NULL with `size` > 0 is `-EINVAL`).
+ */
+ssize_t bfs_listxattr(bfs_fs_t fs, const char *path, char *list, size_t size);
+
+/*
+ Removes extended attribute `name` of `path`; `-ENODATA` if it has none.
+
+ # Safety
+ `path` and `name` are NULL (→ `-EINVAL`) or NUL-terminated strings.
+ */
+int bfs_removexattr(bfs_fs_t fs, const char *path, const char *name);
 
 #ifdef __cplusplus
 }  // extern "C"

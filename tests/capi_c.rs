@@ -15,15 +15,17 @@ fn source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/capi_test.c")
 }
 
-/// Runs `exe` on a fresh 256 MiB image and checks it passed; returns its output.
+/// Runs `exe` on fresh images (the second for a second mount) and checks it passed and
+/// left a clean filesystem; returns its output.
 fn run_on_fresh_image(exe: &Path, dir: &Path, env: &[(&str, &str)]) -> String {
     let img = dir.join("capi.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(256 << 20)
-        .unwrap();
+    let second = dir.join("second.img");
+    for (path, len) in [(&img, 256 << 20), (&second, 64 << 20)] {
+        std::fs::File::create(path).unwrap().set_len(len).unwrap();
+    }
     let run = Command::new(exe)
         .arg(&img)
+        .arg(&second)
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -94,4 +96,79 @@ fn every_c_call_under_the_address_sanitizer() {
     );
     assert!(!out.contains("AddressSanitizer"), "{out}");
     println!("{out}");
+}
+
+/// The header compiles as strict C and as C++ (`extern "C"`: a C++ program links to the
+/// library's unmangled names and calls one).
+#[test]
+fn header_is_c_and_cpp() {
+    let Some(cc) = cbuild::compiler("C API header") else {
+        return;
+    };
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("h.c");
+    std::fs::write(
+        &c,
+        "#include \"bypassfs.h\"\nint main(void) { return 0; }\n",
+    )
+    .unwrap();
+    let strict = ["-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only"];
+    for std in ["-std=c99", "-std=c11"] {
+        let out = Command::new(&cc)
+            .args(strict)
+            .arg(std)
+            .arg("-I")
+            .arg(&include)
+            .arg(&c)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{std}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".into());
+    if !Command::new(&cxx)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        println!("C API header as C++ SKIPPED: no C++ compiler (g++, or $CXX)");
+        return;
+    }
+    let cpp = tmp.path().join("h.cpp");
+    std::fs::write(
+        &cpp,
+        "#include <cerrno>\n#include \"bypassfs.h\"\n\
+         int main() { return bfs_format(nullptr) == -EINVAL ? 0 : 1; }\n",
+    )
+    .unwrap();
+    let exe = tmp.path().join("h");
+    let lib = cbuild::lib_dir();
+    let out = Command::new(&cxx)
+        .args([
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-std=c++11",
+            "-o",
+        ])
+        .arg(&exe)
+        .arg(&cpp)
+        .arg("-I")
+        .arg(&include)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lbypassfs")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "C++: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(Command::new(&exe).status().unwrap().success());
 }

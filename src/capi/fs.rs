@@ -11,7 +11,7 @@ use crate::device::Access;
 use super::device::{bfs_device_opts, DeviceChoice};
 use super::guard::{c_str, err, guard_int};
 use super::registry::{self, new_handle, FsEntry, KIND_FS};
-use super::types::{bfs_fs_t, bfs_statfs};
+use super::types::{bfs_ctx_t, bfs_fs_t, bfs_statfs};
 
 /// Mount read-only.
 pub const BFS_MOUNT_RDONLY: u32 = 1;
@@ -113,13 +113,13 @@ pub unsafe extern "C" fn bfs_mount_with(
 }
 
 /// Writes everything back, commits and flushes, then forgets the handle. `-EBUSY` while a
-/// file of it is open; its contexts become invalid (destroy them).
+/// file or directory stream of it is open; its contexts become invalid (destroy them).
 #[no_mangle]
 pub extern "C" fn bfs_unmount(fs: bfs_fs_t) -> c_int {
     guard_int(|| {
         let f = registry::fs(fs)?;
         let taken = registry::with(|r| {
-            if r.files.values().any(|e| e.fs == fs) {
+            if r.files.values().any(|e| e.fs == fs) || r.dirs.values().any(|d| d.fs == fs) {
                 return Err(libc::EBUSY);
             }
             r.fs.remove(&fs).ok_or(libc::EBADF)
@@ -145,5 +145,17 @@ pub unsafe extern "C" fn bfs_statfs(fs: bfs_fs_t, out: *mut bfs_statfs) -> c_int
         // SAFETY: non-NULL and writable for one bfs_statfs by the caller's promise.
         unsafe { out.write(bfs_statfs::from(&s)) };
         Ok(())
+    })
+}
+
+/// Writes back every file and commits: everything written before the call, through any
+/// thread, is durable on return (`sync(2)`). `ctx` is the calling thread's context of the
+/// filesystem.
+#[no_mangle]
+pub extern "C" fn bfs_sync(ctx: bfs_ctx_t) -> c_int {
+    guard_int(|| {
+        let c = super::ctx::get(ctx)?;
+        let f = registry::fs(c.fs)?;
+        f.fs.sync(&c.ctx).map_err(|e| err(&e))
     })
 }

@@ -11,6 +11,7 @@ use fs_core::{File, Filesystem};
 pub(crate) const KIND_FS: u64 = 0xB1;
 pub(crate) const KIND_CTX: u64 = 0xB2;
 pub(crate) const KIND_FILE: u64 = 0xB3;
+pub(crate) const KIND_DIR: u64 = 0xB4;
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
@@ -35,10 +36,16 @@ pub(crate) struct FileEntry {
     pub file: File,
 }
 
+pub(crate) struct DirEntry {
+    pub fs: u64,
+    pub stream: Mutex<super::dir::DirStream>,
+}
+
 #[derive(Default)]
 pub(crate) struct Registry {
     pub fs: HashMap<u64, Arc<FsEntry>>,
     pub files: HashMap<u64, Arc<FileEntry>>,
+    pub dirs: HashMap<u64, Arc<DirEntry>>,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
@@ -62,4 +69,11 @@ pub(crate) fn file(h: u64) -> Result<Arc<FileEntry>, i32> {
         return Err(libc::EBADF);
     }
     with(|r| r.files.get(&h).cloned()).ok_or(libc::EBADF)
+}
+
+pub(crate) fn dir(h: u64) -> Result<Arc<DirEntry>, i32> {
+    if kind_of(h) != KIND_DIR {
+        return Err(libc::EBADF);
+    }
+    with(|r| r.dirs.get(&h).cloned()).ok_or(libc::EBADF)
 }

@@ -7,6 +7,8 @@ pub type bfs_fs_t = u64;
 pub type bfs_ctx_t = u64;
 /// An open file (0 is never valid).
 pub type bfs_file_t = u64;
+/// An open directory stream (0 is never valid).
+pub type bfs_dir_t = u64;
 
 /// Attributes of a file (`struct stat`).
 #[repr(C)]

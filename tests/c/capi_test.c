@@ -3,19 +3,22 @@
  * handle, a bad path or a bad flag can reach. Built with -Wall -Werror (and once more with
  * -fsanitize=address) and run by tests/capi_c.rs on a fresh image file:
  *
- *   capi_test IMAGE
+ *   capi_test IMAGE SECOND-IMAGE
  *
  * Each section mounts the image afresh, so a failure names the area it is in.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "bypassfs.h"
@@ -178,14 +181,575 @@ static void file_space(struct env *e) {
   down(e);
 }
 
+/* format, mount, unmount, contexts; their flags and handles. */
+static void lifecycle(struct env *e) {
+  bfs_fs_t fs, fs2;
+  bfs_ctx_t ctx;
+  struct bfs_device_opts bad_opts = {.flags = 1u << 9};
+  EQ(bfs_format(NULL), -EINVAL);
+  EQ(bfs_format("/nonexistent/dir/img"), -ENODEV);
+  EQ(bfs_format_with(e->dev, &bad_opts), -EINVAL);
+  EQ(bfs_mount(NULL, 0, &fs), -EINVAL);
+  EQ(bfs_mount(e->dev, 0, NULL), -EINVAL);
+  EQ(bfs_mount(e->dev, 1u << 5, &fs), -EINVAL);
+  EQ(bfs_mount("/nonexistent/dir/img", 0, &fs), -ENODEV);
+  EQ(bfs_mount_with(e->dev, &bad_opts, 0, &fs), -EINVAL);
+  OK(bfs_mount_with(e->dev, NULL, 0, &fs));
+  /* A read-write mount holds the device: a second mount and a format are refused. */
+  EQ(bfs_mount(e->dev, 0, &fs2), -EBUSY);
+  EQ(bfs_mount(e->dev, BFS_MOUNT_RDONLY, &fs2), -EBUSY);
+  EQ(bfs_format(e->dev), -EBUSY);
+  EQ(bfs_ctx_create(fs, NULL), -EINVAL);
+  OK(bfs_ctx_create(fs, &ctx));
+  OK(bfs_sync(ctx));
+  OK(bfs_ctx_destroy(ctx));
+  EQ(bfs_ctx_destroy(ctx), -EBADF);
+  EQ(bfs_sync(ctx), -EBADF);
+  OK(bfs_unmount(fs));
+  EQ(bfs_unmount(fs), -EBADF);
+  EQ(bfs_ctx_create(fs, &ctx), -EBADF);
+  struct env z = {.fs = 1, .ctx = 2};
+  for (int i = 0; i < N_BAD; i++) {
+    EQ(bfs_unmount(bad_handle(&z, i, 0)), -EBADF);
+    EQ(bfs_ctx_create(bad_handle(&z, i, 0), &ctx), -EBADF);
+    EQ(bfs_ctx_destroy(bad_handle(&z, i, 0)), -EBADF);
+    EQ(bfs_sync(bad_handle(&z, i, 0)), -EBADF);
+  }
+  /* A context whose filesystem was unmounted is dead too. */
+  OK(bfs_mount(e->dev, 0, &fs));
+  OK(bfs_ctx_create(fs, &ctx));
+  OK(bfs_unmount(fs));
+  EQ(bfs_sync(ctx), -EBADF);
+  EQ(bfs_ctx_destroy(ctx), 0);
+}
+
+/* open flags, close, synchronous I/O, fsync, ftruncate, truncate. */
+static void files(struct env *e) {
+  up(e);
+  bfs_file_t f, g;
+  struct bfs_stat st;
+  static unsigned char buf[16384], back[16384];
+  fill(buf, sizeof buf, 2);
+  OK(bfs_mkdir(e->fs, "/files", 0755));
+  EQ(bfs_open(e->ctx, "/files/a", O_RDWR, 0644, &f), -ENOENT);
+  EQ(bfs_open(e->ctx, "/files/a", O_RDWR | O_CREAT, 0644, NULL), -EINVAL);
+  EQ(bfs_open(e->ctx, NULL, O_RDWR | O_CREAT, 0644, &f), -EINVAL);
+  EQ(bfs_open(e->ctx, "/files/a", O_ACCMODE, 0644, &f), -EINVAL);
+  EQ(bfs_open(e->ctx, "/files", O_RDONLY, 0, &f), -EISDIR);
+  EQ(bfs_open(e->ctx, "/nodir/a", O_RDWR | O_CREAT, 0644, &f), -ENOENT);
+  OK(bfs_open(e->ctx, "/files/a", O_RDWR | O_CREAT | O_EXCL, 0644, &f));
+  EQ(bfs_open(e->ctx, "/files/a", O_RDWR | O_CREAT | O_EXCL, 0644, &g), -EEXIST);
+  EQ(bfs_pwrite(e->ctx, f, buf, sizeof buf, 0), (long long)sizeof buf);
+  EQ(bfs_pread(e->ctx, f, back, sizeof back, 0), (long long)sizeof back);
+  TRUE(memcmp(buf, back, sizeof buf) == 0);
+  EQ(bfs_pread(e->ctx, f, back, sizeof back, 1 << 20), 0);
+  EQ(bfs_pread(e->ctx, f, NULL, 16, 0), -EINVAL);
+  EQ(bfs_pwrite(e->ctx, f, NULL, 16, 0), -EINVAL);
+  EQ(bfs_pwrite(e->ctx, f, buf, 16, INT64_MAX), -EFBIG);
+  OK(bfs_fsync(e->ctx, f));
+  OK(bfs_ftruncate(e->ctx, f, 100));
+  OK(bfs_fstat(f, &st));
+  EQ(st.size, 100);
+  EQ(bfs_ftruncate(e->ctx, f, UINT64_MAX), -EFBIG);
+  OK(bfs_truncate(e->ctx, "/files/a", 5000));
+  OK(bfs_fstat(f, &st));
+  EQ(st.size, 5000);
+  EQ(bfs_pread(e->ctx, f, back, sizeof back, 0), 5000);
+  TRUE(memcmp(back, buf, 100) == 0 && back[100] == 0 && back[4999] == 0);
+  EQ(bfs_truncate(e->ctx, "/files", 0), -EISDIR);
+  EQ(bfs_truncate(e->ctx, "/files/none", 0), -ENOENT);
+  EQ(bfs_truncate(e->ctx, "/files/a", UINT64_MAX), -EFBIG);
+  EQ(bfs_truncate(e->ctx, NULL, 0), -EINVAL);
+  /* O_TRUNC, O_APPEND, and a read-only handle's writes. */
+  OK(bfs_open(e->ctx, "/files/a", O_WRONLY | O_APPEND, 0, &g));
+  EQ(bfs_pwrite(e->ctx, g, buf, 10, 0), 10);
+  OK(bfs_fstat(g, &st));
+  EQ(st.size, 5010);
+  EQ(bfs_pread(e->ctx, g, back, 10, 0), -EBADF);
+  OK(bfs_close(g));
+  OK(bfs_open(e->ctx, "/files/a", O_RDONLY, 0, &g));
+  EQ(bfs_pwrite(e->ctx, g, buf, 10, 0), -EBADF);
+  EQ(bfs_ftruncate(e->ctx, g, 0), -EBADF);
+  OK(bfs_close(g));
+  OK(bfs_open(e->ctx, "/files/a", O_RDWR | O_TRUNC | O_SYNC, 0, &g));
+  OK(bfs_fstat(g, &st));
+  EQ(st.size, 0);
+  EQ(bfs_pwrite(e->ctx, g, buf, 4096, 0), 4096);
+  OK(bfs_close(g));
+  /* O_DIRECT: aligned I/O from ordinary memory (bounced). */
+  static unsigned char abuf[8192] __attribute__((aligned(4096)));
+  OK(bfs_open(e->ctx, "/files/d", O_RDWR | O_CREAT | O_DIRECT | O_DSYNC, 0600, &g));
+  fill(abuf, sizeof abuf, 3);
+  EQ(bfs_pwrite(e->ctx, g, abuf, sizeof abuf, 0), (long long)sizeof abuf);
+  memset(back, 0, sizeof back);
+  EQ(bfs_pread(e->ctx, g, back, sizeof abuf, 0), (long long)sizeof abuf);
+  TRUE(memcmp(back, abuf, sizeof abuf) == 0);
+  EQ(bfs_pwrite(e->ctx, g, abuf, 100, 0), -EINVAL);
+  OK(bfs_close(g));
+
+  /* A file open keeps the filesystem mounted. */
+  EQ(bfs_unmount(e->fs), -EBUSY);
+  for (int i = 0; i < N_BAD; i++) {
+    uint64_t bf = bad_handle(e, i, f), bc = bad_handle(e, i, e->ctx);
+    EQ(bfs_open(bc, "/files/a", O_RDONLY, 0, &g), -EBADF);
+    EQ(bfs_close(bf), -EBADF);
+    EQ(bfs_pread(e->ctx, bf, back, 16, 0), -EBADF);
+    EQ(bfs_pread(bc, f, back, 16, 0), -EBADF);
+    EQ(bfs_pwrite(e->ctx, bf, buf, 16, 0), -EBADF);
+    EQ(bfs_pwrite(bc, f, buf, 16, 0), -EBADF);
+    EQ(bfs_fsync(e->ctx, bf), -EBADF);
+    EQ(bfs_fsync(bc, f), -EBADF);
+    EQ(bfs_ftruncate(e->ctx, bf, 0), -EBADF);
+    EQ(bfs_ftruncate(bc, f, 0), -EBADF);
+    EQ(bfs_truncate(bc, "/files/a", 0), -EBADF);
+  }
+  OK(bfs_close(f));
+  EQ(bfs_close(f), -EBADF);
+  EQ(bfs_pread(e->ctx, f, back, 16, 0), -EBADF);
+  down(e);
+}
+
+/* A file of one filesystem is refused with a context of another. */
+static void two_filesystems(struct env *e, const char *dev2) {
+  up(e);
+  bfs_fs_t fs2;
+  bfs_ctx_t ctx2;
+  bfs_file_t f;
+  unsigned char b[16] = {0};
+  OK(bfs_format(dev2));
+  OK(bfs_mount(dev2, 0, &fs2));
+  OK(bfs_ctx_create(fs2, &ctx2));
+  OK(bfs_open(e->ctx, "/two", O_RDWR | O_CREAT, 0644, &f));
+  EQ(bfs_pwrite(ctx2, f, b, sizeof b, 0), -EBADF);
+  EQ(bfs_fsync(ctx2, f), -EBADF);
+  EQ(bfs_fallocate(ctx2, f, 0, 0, 4096), -EBADF);
+  EQ(bfs_fchmod(ctx2, f, 0600), -EBADF);
+  OK(bfs_close(f));
+  OK(bfs_ctx_destroy(ctx2));
+  OK(bfs_unmount(fs2));
+  down(e);
+}
+
+/* Contexts belong to the thread that made them. */
+static void *other_thread(void *arg) {
+  const struct env *e = arg;
+  unsigned char b[16];
+  static long long r[3];
+  r[0] = bfs_sync(e->ctx);
+  r[1] = bfs_pread(e->ctx, 0, b, sizeof b, 0);
+  r[2] = bfs_ctx_destroy(e->ctx);
+  return r;
+}
+
+static void threads(struct env *e) {
+  up(e);
+  pthread_t t;
+  void *res;
+  OK(pthread_create(&t, NULL, other_thread, e));
+  OK(pthread_join(t, &res));
+  long long *r = res;
+  EQ(r[0], -EBADF);
+  EQ(r[1], -EBADF);
+  EQ(r[2], -EBADF);
+  down(e);
+}
+
+/* mkdir, rmdir, unlink, rename with its flags, link, symlink, readlink, stat. */
+static void names(struct env *e) {
+  up(e);
+  struct bfs_stat st, st2;
+  bfs_file_t f;
+  char target[64];
+  OK(bfs_mkdir(e->fs, "/n", 0750));
+  EQ(bfs_mkdir(e->fs, "/n", 0750), -EEXIST);
+  EQ(bfs_mkdir(e->fs, "/missing/x", 0750), -ENOENT);
+  EQ(bfs_mkdir(e->fs, NULL, 0750), -EINVAL);
+  OK(bfs_stat(e->fs, "/n", &st));
+  TRUE(S_ISDIR(st.mode) && (st.mode & 07777) == 0750);
+  EQ(bfs_stat(e->fs, "/n/x", &st), -ENOENT);
+  EQ(bfs_stat(e->fs, "/n", NULL), -EINVAL);
+  OK(bfs_open(e->ctx, "/n/a", O_RDWR | O_CREAT, 0644, &f));
+  OK(bfs_close(f));
+  EQ(bfs_stat(e->fs, "/n/a/b", &st), -ENOTDIR);
+  char longname[300];
+  memset(longname, 'x', sizeof longname);
+  longname[0] = '/';
+  longname[sizeof longname - 1] = 0;
+  EQ(bfs_mkdir(e->fs, longname, 0755), -ENAMETOOLONG);
+
+  /* Hard links. */
+  OK(bfs_link(e->fs, "/n/a", "/n/b"));
+  OK(bfs_stat(e->fs, "/n/a", &st));
+  OK(bfs_stat(e->fs, "/n/b", &st2));
+  EQ(st.nlink, 2);
+  EQ(st.ino, st2.ino);
+  EQ(bfs_link(e->fs, "/n/a", "/n/b"), -EEXIST);
+  EQ(bfs_link(e->fs, "/n", "/n/dirlink"), -EPERM);
+  EQ(bfs_link(e->fs, "/n/none", "/n/c"), -ENOENT);
+  EQ(bfs_link(e->fs, NULL, "/n/c"), -EINVAL);
+  EQ(bfs_link(e->fs, "/n/a", NULL), -EINVAL);
+
+  /* Symlinks: stat does not follow, access and open do. */
+  OK(bfs_symlink(e->fs, "/n/a", "/n/s"));
+  OK(bfs_stat(e->fs, "/n/s", &st));
+  TRUE(S_ISLNK(st.mode));
+  OK(bfs_access(e->fs, "/n/s", F_OK));
+  EQ(bfs_readlink(e->fs, "/n/s", NULL, 0), 4);
+  EQ(bfs_readlink(e->fs, "/n/s", target, sizeof target), 4);
+  TRUE(memcmp(target, "/n/a", 4) == 0);
+  EQ(bfs_readlink(e->fs, "/n/s", target, 2), -ERANGE);
+  EQ(bfs_readlink(e->fs, "/n/s", NULL, 8), -EINVAL);
+  EQ(bfs_readlink(e->fs, "/n/a", target, sizeof target), -EINVAL);
+  EQ(bfs_readlink(e->fs, "/n/none", target, sizeof target), -ENOENT);
+  EQ(bfs_readlink(e->fs, NULL, target, sizeof target), -EINVAL);
+  EQ(bfs_symlink(e->fs, "/n/a", "/n/s"), -EEXIST);
+  EQ(bfs_symlink(e->fs, "", "/n/empty"), -ENOENT);
+  EQ(bfs_symlink(e->fs, NULL, "/n/t"), -EINVAL);
+  EQ(bfs_symlink(e->fs, "/n/a", NULL), -EINVAL);
+  OK(bfs_symlink(e->fs, "/n/dangling", "/n/d"));
+  EQ(bfs_access(e->fs, "/n/d", F_OK), -ENOENT);
+  OK(bfs_open(e->ctx, "/n/s", O_RDONLY, 0, &f));
+  OK(bfs_close(f));
+
+  /* rename: plain, no-replace, exchange; bad flags. */
+  OK(bfs_open(e->ctx, "/n/c", O_RDWR | O_CREAT, 0600, &f));
+  EQ(bfs_pwrite(e->ctx, f, "cc", 2, 0), 2);
+  OK(bfs_close(f));
+  EQ(bfs_rename2(e->fs, "/n/a", "/n/c", BFS_RENAME_NOREPLACE), -EEXIST);
+  OK(bfs_rename2(e->fs, "/n/a", "/n/e", BFS_RENAME_NOREPLACE));
+  OK(bfs_rename2(e->fs, "/n/e", "/n/c", BFS_RENAME_EXCHANGE));
+  OK(bfs_stat(e->fs, "/n/e", &st));
+  EQ(st.size, 2);
+  OK(bfs_stat(e->fs, "/n/c", &st));
+  EQ(st.size, 0);
+  EQ(bfs_rename2(e->fs, "/n/c", "/n/zz", BFS_RENAME_EXCHANGE), -ENOENT);
+  EQ(bfs_rename2(e->fs, "/n/c", "/n/e", BFS_RENAME_NOREPLACE | BFS_RENAME_EXCHANGE),
+     -EINVAL);
+  EQ(bfs_rename2(e->fs, "/n/c", "/n/e", 4), -EINVAL);
+  EQ(bfs_rename2(e->fs, NULL, "/n/e", 0), -EINVAL);
+  OK(bfs_rename2(e->fs, "/n/c", "/n/e", 0));
+  EQ(bfs_stat(e->fs, "/n/c", &st), -ENOENT);
+  OK(bfs_rename(e->fs, "/n/e", "/n/c"));
+  EQ(bfs_rename(e->fs, "/n/none", "/n/x"), -ENOENT);
+  EQ(bfs_rename(e->fs, "/n", "/n/sub"), -EINVAL);
+  EQ(bfs_rename(e->fs, NULL, "/n/x"), -EINVAL);
+  EQ(bfs_rename(e->fs, "/n/c", NULL), -EINVAL);
+  OK(bfs_mkdir(e->fs, "/n/dir", 0755));
+  OK(bfs_mkdir(e->fs, "/n/dir/in", 0755));
+  EQ(bfs_rename(e->fs, "/n/c", "/n/dir"), -EISDIR);
+
+  /* unlink and rmdir. */
+  EQ(bfs_unlink(e->fs, "/n/dir"), -EISDIR);
+  EQ(bfs_rmdir(e->fs, "/n/dir"), -ENOTEMPTY);
+  EQ(bfs_rmdir(e->fs, "/n/c"), -ENOTDIR);
+  OK(bfs_rmdir(e->fs, "/n/dir/in"));
+  OK(bfs_rmdir(e->fs, "/n/dir"));
+  EQ(bfs_rmdir(e->fs, "/n/dir"), -ENOENT);
+  OK(bfs_unlink(e->fs, "/n/b"));
+  EQ(bfs_unlink(e->fs, "/n/b"), -ENOENT);
+  EQ(bfs_unlink(e->fs, NULL), -EINVAL);
+  EQ(bfs_rmdir(e->fs, NULL), -EINVAL);
+  /* An unlinked file stays readable through its open handle. */
+  OK(bfs_open(e->ctx, "/n/c", O_RDWR, 0, &f));
+  EQ(bfs_pwrite(e->ctx, f, "zz", 2, 0), 2);
+  OK(bfs_unlink(e->fs, "/n/c"));
+  char two[2];
+  EQ(bfs_pread(e->ctx, f, two, 2, 0), 2);
+  TRUE(memcmp(two, "zz", 2) == 0);
+  OK(bfs_close(f));
+
+  for (int i = 0; i < N_BAD; i++) {
+    uint64_t bs = bad_handle(e, i, e->fs);
+    EQ(bfs_mkdir(bs, "/n/x", 0755), -EBADF);
+    EQ(bfs_rmdir(bs, "/n"), -EBADF);
+    EQ(bfs_unlink(bs, "/n/s"), -EBADF);
+    EQ(bfs_rename(bs, "/n/s", "/n/t"), -EBADF);
+    EQ(bfs_rename2(bs, "/n/s", "/n/t", 0), -EBADF);
+    EQ(bfs_link(bs, "/n/s", "/n/t"), -EBADF);
+    EQ(bfs_symlink(bs, "/n/s", "/n/t"), -EBADF);
+    EQ(bfs_readlink(bs, "/n/s", target, sizeof target), -EBADF);
+    EQ(bfs_stat(bs, "/n", &st), -EBADF);
+  }
+  down(e);
+}
+
+/* chmod, chown, utimens and their f-variants. */
+static void attributes(struct env *e) {
+  up(e);
+  struct bfs_stat st;
+  bfs_file_t f;
+  OK(bfs_open(e->ctx, "/attr", O_RDWR | O_CREAT, 0644, &f));
+  OK(bfs_chmod(e->ctx, "/attr", 04711));
+  OK(bfs_fstat(f, &st));
+  EQ(st.mode & 07777, 04711);
+  TRUE(S_ISREG(st.mode));
+  OK(bfs_fchmod(e->ctx, f, 0600));
+  OK(bfs_stat(e->fs, "/attr", &st));
+  EQ(st.mode & 07777, 0600);
+  EQ(bfs_chmod(e->ctx, "/attr", 010000), -EINVAL);
+  EQ(bfs_fchmod(e->ctx, f, 0170000), -EINVAL);
+
+  OK(bfs_chown(e->ctx, "/attr", 1000, 2000));
+  OK(bfs_fstat(f, &st));
+  EQ(st.uid, 1000);
+  EQ(st.gid, 2000);
+  OK(bfs_fchown(e->ctx, f, (uint32_t)-1, 3000));
+  OK(bfs_fstat(f, &st));
+  EQ(st.uid, 1000);
+  EQ(st.gid, 3000);
+  OK(bfs_chown(e->ctx, "/attr", 7, (uint32_t)-1));
+  OK(bfs_fstat(f, &st));
+  EQ(st.uid, 7);
+  EQ(st.gid, 3000);
+
+  OK(bfs_utimens(e->ctx, "/attr", 1000000000LL, 2000000000LL));
+  OK(bfs_fstat(f, &st));
+  EQ(st.atime_ns, 1000000000LL);
+  EQ(st.mtime_ns, 2000000000LL);
+  OK(bfs_futimens(e->ctx, f, BFS_UTIME_OMIT, 5));
+  OK(bfs_fstat(f, &st));
+  EQ(st.atime_ns, 1000000000LL);
+  EQ(st.mtime_ns, 5);
+  OK(bfs_utimens(e->ctx, "/attr", BFS_UTIME_NOW, BFS_UTIME_OMIT));
+  OK(bfs_fstat(f, &st));
+  TRUE(st.atime_ns > 1600000000LL * 1000000000LL);
+  EQ(st.mtime_ns, 5);
+  OK(bfs_futimens(e->ctx, f, -1000, BFS_UTIME_NOW));
+  OK(bfs_fstat(f, &st));
+  EQ(st.atime_ns, -1000);
+  TRUE(st.mtime_ns > 1600000000LL * 1000000000LL);
+
+  EQ(bfs_chmod(e->ctx, "/none", 0600), -ENOENT);
+  EQ(bfs_chown(e->ctx, "/none", 1, 1), -ENOENT);
+  EQ(bfs_utimens(e->ctx, "/none", 1, 1), -ENOENT);
+  EQ(bfs_chmod(e->ctx, NULL, 0600), -EINVAL);
+  EQ(bfs_chown(e->ctx, NULL, 1, 1), -EINVAL);
+  EQ(bfs_utimens(e->ctx, NULL, 1, 1), -EINVAL);
+  for (int i = 0; i < N_BAD; i++) {
+    uint64_t bf = bad_handle(e, i, f), bc = bad_handle(e, i, e->ctx);
+    EQ(bfs_chmod(bc, "/attr", 0600), -EBADF);
+    EQ(bfs_chown(bc, "/attr", 1, 1), -EBADF);
+    EQ(bfs_utimens(bc, "/attr", 1, 1), -EBADF);
+    EQ(bfs_fchmod(bc, f, 0600), -EBADF);
+    EQ(bfs_fchown(bc, f, 1, 1), -EBADF);
+    EQ(bfs_futimens(bc, f, 1, 1), -EBADF);
+    EQ(bfs_fchmod(e->ctx, bf, 0600), -EBADF);
+    EQ(bfs_fchown(e->ctx, bf, 1, 1), -EBADF);
+    EQ(bfs_futimens(e->ctx, bf, 1, 1), -EBADF);
+  }
+  OK(bfs_close(f));
+  down(e);
+}
+
+/* Directory streams: every entry once, telldir/seekdir, and the cookie form. */
+static void directories(struct env *e) {
+  up(e);
+  enum { N = 150 };
+  char path[64];
+  bfs_file_t f;
+  bfs_dir_t d;
+  struct bfs_dirent ent;
+  static unsigned char seen[N];
+  OK(bfs_mkdir(e->fs, "/dir", 0755));
+  for (int i = 0; i < N; i++) {
+    snprintf(path, sizeof path, "/dir/e%03d", i);
+    if (i % 10 == 0) {
+      OK(bfs_mkdir(e->fs, path, 0755));
+    } else {
+      OK(bfs_open(e->ctx, path, O_WRONLY | O_CREAT, 0644, &f));
+      OK(bfs_close(f));
+    }
+  }
+  OK(bfs_symlink(e->fs, "/dir", "/dirlink"));
+  OK(bfs_opendir(e->fs, "/dirlink", &d));
+  EQ(bfs_telldir(d), 0);
+  int n = 0, dirs = 0;
+  int64_t mark = -1;
+  char mark_name[BFS_NAME_MAX] = "";
+  for (;;) {
+    int r = bfs_readdir_next(d, &ent);
+    EQ(r >= 0, 1);
+    if (r <= 0) break;
+    int i = atoi((const char *)ent.name + 1);
+    TRUE(i >= 0 && i < N && !seen[i]);
+    if (i >= 0 && i < N) seen[i] = 1;
+    dirs += ent.d_type == DT_DIR;
+    TRUE(ent.d_type == (i % 10 == 0 ? DT_DIR : DT_REG));
+    EQ(bfs_telldir(d), (long long)ent.next_cookie);
+    if (++n == 70) mark = bfs_telldir(d);
+    if (n == 71) snprintf(mark_name, sizeof mark_name, "%s", (const char *)ent.name);
+  }
+  EQ(n, N);
+  EQ(dirs, N / 10);
+  EQ(bfs_readdir_next(d, &ent), 0);
+  /* Back to a told position, after entries before and after it changed. */
+  OK(bfs_unlink(e->fs, "/dir/e001"));
+  OK(bfs_open(e->ctx, "/dir/zz-new", O_WRONLY | O_CREAT, 0644, &f));
+  OK(bfs_close(f));
+  OK(bfs_seekdir(d, mark));
+  EQ(bfs_readdir_next(d, &ent), 1);
+  EQ(strcmp((const char *)ent.name, mark_name), 0);
+  OK(bfs_seekdir(d, 0));
+  n = 0;
+  while (bfs_readdir_next(d, &ent) == 1) n++;
+  EQ(n, N);
+  EQ(bfs_seekdir(d, -1), -EINVAL);
+  EQ(bfs_readdir_next(d, NULL), -EINVAL);
+  /* A stream keeps the filesystem mounted. */
+  EQ(bfs_unmount(e->fs), -EBUSY);
+  OK(bfs_closedir(d));
+  EQ(bfs_closedir(d), -EBADF);
+  EQ(bfs_readdir_next(d, &ent), -EBADF);
+  EQ(bfs_telldir(d), -EBADF);
+  EQ(bfs_seekdir(d, 0), -EBADF);
+
+  /* A removed directory's stream reports it. */
+  OK(bfs_mkdir(e->fs, "/gone", 0755));
+  OK(bfs_opendir(e->fs, "/gone", &d));
+  OK(bfs_rmdir(e->fs, "/gone"));
+  EQ(bfs_readdir_next(d, &ent), -ENOENT);
+  OK(bfs_closedir(d));
+
+  EQ(bfs_opendir(e->fs, "/dir/e002", &d), -ENOTDIR);
+  EQ(bfs_opendir(e->fs, "/none", &d), -ENOENT);
+  EQ(bfs_opendir(e->fs, NULL, &d), -EINVAL);
+  EQ(bfs_opendir(e->fs, "/dir", NULL), -EINVAL);
+
+  /* The cookie form: batches of 16 add up to the whole directory. */
+  uint64_t cookie = 0;
+  struct bfs_dirent batch[16];
+  ssize_t got;
+  n = 0;
+  while ((got = bfs_readdir(e->fs, "/dir", &cookie, batch, 16)) > 0) n += (int)got;
+  EQ(got, 0);
+  EQ(n, N);
+  EQ(bfs_readdir(e->fs, "/dir", &cookie, batch, 0), -EINVAL);
+  EQ(bfs_readdir(e->fs, "/dir", NULL, batch, 16), -EINVAL);
+  EQ(bfs_readdir(e->fs, "/dir", &cookie, NULL, 16), -EINVAL);
+  EQ(bfs_readdir(e->fs, NULL, &cookie, batch, 16), -EINVAL);
+  cookie = 0;
+  EQ(bfs_readdir(e->fs, "/dir/e002", &cookie, batch, 16), -ENOTDIR);
+  EQ(bfs_readdir(e->fs, "/none", &cookie, batch, 16), -ENOENT);
+
+  for (int i = 0; i < N_BAD; i++) {
+    uint64_t bs = bad_handle(e, i, e->fs), bd = bad_handle(e, i, 0);
+    EQ(bfs_opendir(bs, "/dir", &d), -EBADF);
+    EQ(bfs_readdir_next(bd, &ent), -EBADF);
+    EQ(bfs_telldir(bd), -EBADF);
+    EQ(bfs_seekdir(bd, 0), -EBADF);
+    EQ(bfs_closedir(bd), -EBADF);
+    EQ(bfs_readdir(bs, "/dir", &cookie, batch, 16), -EBADF);
+  }
+  down(e);
+}
+
+/* Extended attributes. */
+static void xattrs(struct env *e) {
+  up(e);
+  bfs_file_t f;
+  char val[4096], list[256];
+  OK(bfs_open(e->ctx, "/x", O_RDWR | O_CREAT, 0644, &f));
+  OK(bfs_close(f));
+  EQ(bfs_listxattr(e->fs, "/x", NULL, 0), 0);
+  OK(bfs_setxattr(e->fs, "/x", "user.b", "two", 3, 0));
+  OK(bfs_setxattr(e->fs, "/x", "user.a", "one!", 4, XATTR_CREATE));
+  OK(bfs_setxattr(e->fs, "/x", "user.empty", NULL, 0, 0));
+  EQ(bfs_setxattr(e->fs, "/x", "user.a", "x", 1, XATTR_CREATE), -EEXIST);
+  EQ(bfs_setxattr(e->fs, "/x", "user.c", "x", 1, XATTR_REPLACE), -ENODATA);
+  OK(bfs_setxattr(e->fs, "/x", "user.b", "three", 5, XATTR_REPLACE));
+  EQ(bfs_setxattr(e->fs, "/x", "user.c", "x", 1, XATTR_CREATE | XATTR_REPLACE), -EINVAL);
+  EQ(bfs_setxattr(e->fs, "/x", "user.c", "x", 1, 8), -EINVAL);
+  EQ(bfs_setxattr(e->fs, "/x", "user.c", NULL, 1, 0), -EINVAL);
+  EQ(bfs_setxattr(e->fs, "/x", "system.posix_acl_access", "x", 1, 0), -EOPNOTSUPP);
+  memset(val, 'v', sizeof val);
+  EQ(bfs_setxattr(e->fs, "/x", "user.big", val, sizeof val, 0), -ENOSPC);
+  EQ(bfs_setxattr(e->fs, "/x", "", "x", 1, 0), -ENAMETOOLONG);
+
+  EQ(bfs_getxattr(e->fs, "/x", "user.b", NULL, 0), 5);
+  EQ(bfs_getxattr(e->fs, "/x", "user.b", val, sizeof val), 5);
+  TRUE(memcmp(val, "three", 5) == 0);
+  EQ(bfs_getxattr(e->fs, "/x", "user.b", val, 2), -ERANGE);
+  EQ(bfs_getxattr(e->fs, "/x", "user.b", NULL, 8), -EINVAL);
+  EQ(bfs_getxattr(e->fs, "/x", "user.empty", val, sizeof val), 0);
+  EQ(bfs_getxattr(e->fs, "/x", "user.none", val, sizeof val), -ENODATA);
+  EQ(bfs_getxattr(e->fs, "/none", "user.b", val, sizeof val), -ENOENT);
+
+  static const char want[] = "user.a\0user.b\0user.empty";
+  EQ(bfs_listxattr(e->fs, "/x", NULL, 0), (long long)sizeof want);
+  EQ(bfs_listxattr(e->fs, "/x", list, sizeof list), (long long)sizeof want);
+  TRUE(memcmp(list, want, sizeof want) == 0);
+  EQ(bfs_listxattr(e->fs, "/x", list, 4), -ERANGE);
+  EQ(bfs_listxattr(e->fs, "/x", NULL, 4), -EINVAL);
+  EQ(bfs_listxattr(e->fs, "/none", list, sizeof list), -ENOENT);
+
+  OK(bfs_removexattr(e->fs, "/x", "user.a"));
+  EQ(bfs_removexattr(e->fs, "/x", "user.a"), -ENODATA);
+  EQ(bfs_getxattr(e->fs, "/x", "user.a", val, sizeof val), -ENODATA);
+  EQ(bfs_removexattr(e->fs, "/none", "user.a"), -ENOENT);
+
+  EQ(bfs_getxattr(e->fs, NULL, "user.b", val, sizeof val), -EINVAL);
+  EQ(bfs_getxattr(e->fs, "/x", NULL, val, sizeof val), -EINVAL);
+  EQ(bfs_setxattr(e->fs, NULL, "user.b", "x", 1, 0), -EINVAL);
+  EQ(bfs_setxattr(e->fs, "/x", NULL, "x", 1, 0), -EINVAL);
+  EQ(bfs_listxattr(e->fs, NULL, list, sizeof list), -EINVAL);
+  EQ(bfs_removexattr(e->fs, NULL, "user.b"), -EINVAL);
+  EQ(bfs_removexattr(e->fs, "/x", NULL), -EINVAL);
+  for (int i = 0; i < N_BAD; i++) {
+    uint64_t bs = bad_handle(e, i, e->fs);
+    EQ(bfs_getxattr(bs, "/x", "user.b", val, sizeof val), -EBADF);
+    EQ(bfs_setxattr(bs, "/x", "user.b", "x", 1, 0), -EBADF);
+    EQ(bfs_listxattr(bs, "/x", list, sizeof list), -EBADF);
+    EQ(bfs_removexattr(bs, "/x", "user.b"), -EBADF);
+  }
+  down(e);
+}
+
+/* A read-only mount: reads work, every change is -EROFS. */
+static void read_only(struct env *e) {
+  bfs_fs_t fs;
+  bfs_ctx_t ctx;
+  bfs_file_t f;
+  struct bfs_stat st;
+  char b[4];
+  OK(bfs_mount(e->dev, BFS_MOUNT_RDONLY, &fs));
+  OK(bfs_ctx_create(fs, &ctx));
+  OK(bfs_stat(fs, "/files/a", &st));
+  OK(bfs_access(fs, "/files/a", R_OK));
+  EQ(bfs_access(fs, "/files/a", W_OK), -EROFS);
+  OK(bfs_open(ctx, "/files/a", O_RDONLY, 0, &f));
+  EQ(bfs_pread(ctx, f, b, sizeof b, 0), (long long)sizeof b);
+  OK(bfs_close(f));
+  OK(bfs_open(ctx, "/files/a", O_RDWR, 0, &f));
+  EQ(bfs_pwrite(ctx, f, b, sizeof b, 0), -EROFS);
+  EQ(bfs_fallocate(ctx, f, 0, 0, 4096), -EROFS);
+  EQ(bfs_ftruncate(ctx, f, 0), -EROFS);
+  OK(bfs_close(f));
+  EQ(bfs_mkdir(fs, "/ro", 0755), -EROFS);
+  EQ(bfs_unlink(fs, "/files/a"), -EROFS);
+  EQ(bfs_chmod(ctx, "/files/a", 0600), -EROFS);
+  EQ(bfs_setxattr(fs, "/x", "user.ro", "x", 1, 0), -EROFS);
+  EQ(bfs_open(ctx, "/files/new", O_RDWR | O_CREAT, 0644, &f), -EROFS);
+  OK(bfs_ctx_destroy(ctx));
+  OK(bfs_unmount(fs));
+}
+
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s IMAGE\n", argv[0]);
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s IMAGE SECOND-IMAGE\n", argv[0]);
     return 2;
   }
   struct env e = {.dev = argv[1]};
   OK(bfs_format(e.dev));
+  lifecycle(&e);
+  files(&e);
+  two_filesystems(&e, argv[2]);
+  threads(&e);
+  names(&e);
+  attributes(&e);
+  directories(&e);
+  xattrs(&e);
   file_space(&e);
+  read_only(&e);
   printf("capi_test: %d checks, %d failed\n", checks, failures);
   return failures != 0;
 }
