@@ -225,6 +225,35 @@ struct bfs_statfs {
   uint64_t name_max;
 };
 
+/*
+ Counters of one mounted filesystem since it was mounted (`bfs_stats`).
+ */
+struct bfs_stats {
+  /*
+   Bytes the C API copied between the caller's memory and the library's DMA buffers:
+   `bfs_submit_pwrite` copies at submit, `bfs_submit_pread` at `bfs_poll`. The DMA
+   calls (`bfs_submit_pread_dma`, `bfs_submit_pwrite_dma`) add nothing.
+   */
+  uint64_t copied_bytes;
+  /*
+   Bytes the synchronous `bfs_pread` / `bfs_pwrite` of `O_DIRECT` files copied through
+   bounce buffers (ordinary memory cannot be given to the device).
+   */
+  uint64_t bounce_bytes;
+  /*
+   Device reads and writes of direct (`O_DIRECT`) I/O.
+   */
+  uint64_t direct_ios;
+  /*
+   Device reads filling the page cache (buffered files).
+   */
+  uint64_t cache_reads;
+  /*
+   Device writes of writeback (buffered files' data on its way to the device).
+   */
+  uint64_t writeback_writes;
+};
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -351,7 +380,9 @@ int bfs_ctx_create(bfs_fs_t fs, bfs_ctx_t *out);
 
 /*
  Destroys a context of the calling thread, after its asynchronous requests finished
- (their completions are discarded). `-EBADF` if unknown here.
+ (their completions are discarded; DMA buffers they held are the caller's again, for
+ [`bfs_dma_free`](super::dma::bfs_dma_free) or another request). `-EBADF` if unknown
+ here.
  */
 int bfs_ctx_destroy(bfs_ctx_t ctx);
 
@@ -392,6 +423,61 @@ int bfs_seekdir(bfs_dir_t dir, int64_t cookie);
  Closes the stream `dir`.
  */
 int bfs_closedir(bfs_dir_t dir);
+
+/*
+ Allocates `len` bytes of DMA memory from the device allocator of `fs` (the library's
+ pool of hugepages when the host has them configured, SPDK's memory for a device opened
+ through SPDK), aligned for `O_DIRECT` and zeroed, into `*out`. Use it with
+ [`bfs_submit_pread_dma`] and [`bfs_submit_pwrite_dma`] on files of any mounted
+ filesystem of this process, and free it with [`bfs_dma_free`] (unmounting does not).
+ `-EINVAL` for `len` 0 or `out` NULL, `-ENOMEM` when no memory is left.
+
+ # Safety
+ `out` is NULL or writable for one pointer.
+ */
+int bfs_dma_alloc(bfs_fs_t fs, size_t len, void **out);
+
+/*
+ Frees a buffer of [`bfs_dma_alloc`]. `-EINVAL` if `buf` is not one (or was freed
+ already), `-EBUSY` while a request has it (poll its completion first).
+ */
+int bfs_dma_free(void *buf);
+
+/*
+ Submits a read of `len` bytes at `offset` into the DMA buffer `buf` (from
+ [`bfs_dma_alloc`]; `len` at most its size). The buffer belongs to the request until
+ [`bfs_poll`](super::aio::bfs_poll) hands out its completion (carrying `user_data` and the
+ bytes read, or a negative errno): on a file opened with `O_DIRECT` the device writes
+ into it directly, with no copy (offset and length aligned to the device block, else the
+ completion is `-EINVAL`). `-EINVAL` at once if `buf` is not a DMA buffer or `len` is 0
+ or too long, `-EBUSY` if another request has it.
+
+ # Safety
+ Between this call and the completion the caller neither reads nor writes `buf`'s
+ memory (the device may be writing it).
+ */
+int bfs_submit_pread_dma(bfs_ctx_t ctx,
+                         bfs_file_t file,
+                         void *buf,
+                         size_t len,
+                         uint64_t offset,
+                         uint64_t user_data);
+
+/*
+ Submits a write of the first `len` bytes of the DMA buffer `buf` at `offset`, as
+ [`bfs_submit_pread_dma`] reads: on an `O_DIRECT` file the device reads the bytes from
+ `buf` itself (and their checksums are computed there). `O_SYNC`/`O_DSYNC` are not
+ applied to asynchronous writes: fsync once the batch completed.
+
+ # Safety
+ Between this call and the completion the caller does not write `buf`'s memory.
+ */
+int bfs_submit_pwrite_dma(bfs_ctx_t ctx,
+                          bfs_file_t file,
+                          void *buf,
+                          size_t len,
+                          uint64_t offset,
+                          uint64_t user_data);
 
 /*
  Opens the regular file `path` (absolute) with `open(2)` flags (`O_RDONLY`, `O_WRONLY`,
@@ -636,6 +722,16 @@ int bfs_fallocate(bfs_ctx_t ctx, bfs_file_t file, int mode, uint64_t offset, uin
  written back counts as data.
  */
 int64_t bfs_seek(bfs_ctx_t ctx, bfs_file_t file, uint64_t offset, int whence);
+
+/*
+ The counters of `fs` into `*out`. A buffered file's bytes always pass through the page
+ cache, which these do not count as copies; an `O_DIRECT` file's bytes are copied only
+ where `copied_bytes` and `bounce_bytes` say.
+
+ # Safety
+ `out` is NULL (→ `-EINVAL`) or writable for one `bfs_stats`.
+ */
+int bfs_stats(bfs_fs_t fs, struct bfs_stats *out);
 
 /*
  The value of extended attribute `name` of `path` into `value`; returns its length.

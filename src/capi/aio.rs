@@ -6,14 +6,16 @@
 use std::ffi::c_int;
 use std::ffi::c_void;
 use std::future::poll_fn;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-use super::ctx::{self, CtxEntry, Done};
+use super::ctx::{self, CtxEntry, Done, DoneBuf};
 use super::file::file_in;
 use super::guard::{err, guard, guard_int};
+use super::registry;
 use super::types::{bfs_completion, bfs_ctx_t, bfs_file_t};
 
-fn spawn(c: &CtxEntry, fut: impl std::future::Future<Output = Done> + 'static) {
+pub(crate) fn spawn(c: &CtxEntry, fut: impl std::future::Future<Output = Done> + 'static) {
     let done = c.done.clone();
     let in_flight = c.in_flight.clone();
     in_flight.set(in_flight.get() + 1);
@@ -24,7 +26,7 @@ fn spawn(c: &CtxEntry, fut: impl std::future::Future<Output = Done> + 'static) {
     });
 }
 
-fn result(r: fs_core::Result<usize>) -> i64 {
+pub(crate) fn result(r: fs_core::Result<usize>) -> i64 {
     match r {
         Ok(n) => n as i64,
         Err(e) => -i64::from(err(&e)),
@@ -57,11 +59,15 @@ pub unsafe extern "C" fn bfs_submit_pread(
         let dst = buf.cast::<u8>();
         spawn(&c, async move {
             let (dma, r) = f.file.read_at_async(&fc, offset, dma).await;
-            let copy_out = r.is_ok().then_some((dst, dma));
+            let buf = if r.is_ok() {
+                DoneBuf::CopyOut(dst, dma)
+            } else {
+                DoneBuf::Nothing
+            };
             Done {
                 user_data,
                 result: result(r),
-                copy_out,
+                buf,
             }
         });
         Ok(())
@@ -88,17 +94,19 @@ pub unsafe extern "C" fn bfs_submit_pwrite(
         }
         let c = ctx::get(ctx)?;
         let f = file_in(&c, file)?;
+        let fs = registry::fs(c.fs)?;
         let mut dma = f.file.alloc_buf(len).map_err(|e| err(&e))?;
         // SAFETY: non-NULL and readable for `len` bytes by the caller's promise.
         let src = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
         dma[..len].copy_from_slice(src);
+        fs.copied_bytes.fetch_add(len as u64, Ordering::Relaxed);
         let fc = c.ctx.clone();
         spawn(&c, async move {
             let (_, r) = f.file.write_at_async(&fc, offset, dma).await;
             Done {
                 user_data,
                 result: result(r),
-                copy_out: None,
+                buf: DoneBuf::Nothing,
             }
         });
         Ok(())
@@ -122,15 +130,22 @@ pub unsafe extern "C" fn bfs_poll(
             return Err(libc::EINVAL);
         }
         let c = ctx::get(ctx)?;
+        let fs = registry::fs(c.fs)?;
         run(&c, min.min(max));
         let mut done = c.done.borrow_mut();
         let n = done.len().min(max);
         for (i, d) in done.drain(..n).enumerate() {
-            if let Some((dst, dma)) = &d.copy_out {
-                let len = usize::try_from(d.result).unwrap_or(0).min(dma.len());
-                // SAFETY: `dst` was promised writable for the request's length (≥ the bytes
-                // read, ≤ the DMA buffer) until this completion is handed out, which is now.
-                unsafe { std::ptr::copy_nonoverlapping(dma.as_ptr(), *dst, len) };
+            match d.buf {
+                DoneBuf::Nothing => {}
+                DoneBuf::CopyOut(dst, dma) => {
+                    let len = usize::try_from(d.result).unwrap_or(0).min(dma.len());
+                    // SAFETY: `dst` was promised writable for the request's length (≥ the
+                    // bytes read, ≤ the DMA buffer) until this completion is handed out,
+                    // which is now.
+                    unsafe { std::ptr::copy_nonoverlapping(dma[..].as_ptr(), dst, len) };
+                    fs.copied_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                }
+                DoneBuf::Dma(buf) => super::dma::give_back(buf),
             }
             let cpl = bfs_completion {
                 user_data: d.user_data,

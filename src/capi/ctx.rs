@@ -16,8 +16,17 @@ use super::types::{bfs_ctx_t, bfs_fs_t};
 pub(crate) struct Done {
     pub user_data: u64,
     pub result: i64,
-    /// A read's data and where C wants it (copied at `bfs_poll`).
-    pub copy_out: Option<(*mut u8, DmaBuf)>,
+    pub buf: DoneBuf,
+}
+
+/// What a finished request hands back with its completion.
+pub(crate) enum DoneBuf {
+    /// Nothing (a copying write: its bytes were copied at submit).
+    Nothing,
+    /// A copying read's data and where C wants it (copied at `bfs_poll`).
+    CopyOut(*mut u8, DmaBuf),
+    /// A DMA buffer of C's (`bfs_dma_alloc`), C's again once the completion is handed out.
+    Dma(DmaBuf),
 }
 
 pub(crate) struct CtxEntry {
@@ -70,7 +79,9 @@ pub unsafe extern "C" fn bfs_ctx_create(fs: bfs_fs_t, out: *mut bfs_ctx_t) -> c_
 }
 
 /// Destroys a context of the calling thread, after its asynchronous requests finished
-/// (their completions are discarded). `-EBADF` if unknown here.
+/// (their completions are discarded; DMA buffers they held are the caller's again, for
+/// [`bfs_dma_free`](super::dma::bfs_dma_free) or another request). `-EBADF` if unknown
+/// here.
 #[no_mangle]
 pub extern "C" fn bfs_ctx_destroy(ctx: bfs_ctx_t) -> c_int {
     guard_int(|| {
@@ -81,7 +92,12 @@ pub extern "C" fn bfs_ctx_destroy(ctx: bfs_ctx_t) -> c_int {
             .with(|m| m.borrow_mut().remove(&ctx))
             .ok_or(libc::EBADF)?;
         e.ctx.exec().run_until_idle();
-        e.done.borrow_mut().clear();
+        // Completions nobody will poll: their DMA buffers go back to C all the same.
+        for d in e.done.borrow_mut().drain(..) {
+            if let DoneBuf::Dma(buf) = d.buf {
+                super::dma::give_back(buf);
+            }
+        }
         Ok(())
     })
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::c_char;
 use std::ffi::c_int;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use fs_core::{Filesystem, FormatOptions, MountOptions};
@@ -102,9 +103,14 @@ pub unsafe extern "C" fn bfs_mount_with(
             take_over: flags & BFS_MOUNT_TAKEOVER != 0,
             ..MountOptions::default()
         };
-        let fs = Filesystem::mount(dev, opts).map_err(|e| err(&e))?;
+        let fs = Filesystem::mount(dev.clone(), opts).map_err(|e| err(&e))?;
         let h = new_handle(KIND_FS);
-        let entry = FsEntry { fs, read_only };
+        let entry = FsEntry {
+            fs,
+            dev,
+            read_only,
+            copied_bytes: AtomicU64::new(0),
+        };
         registry::with(|r| r.fs.insert(h, Arc::new(entry)));
         // SAFETY: non-NULL; the caller promises it is writable for one bfs_fs_t.
         unsafe { out.write(h) };

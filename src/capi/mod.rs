@@ -4,6 +4,10 @@
 //! - Every object C holds is an integer handle (`bfs_fs_t`, `bfs_ctx_t`, `bfs_file_t`): a
 //!   kind tag in the top byte and a counter that never repeats, looked up in a registry on
 //!   every call. A zero, closed, foreign or made-up handle is `-EBADF`, never a dereference.
+//! - DMA buffers (`dma.rs`) are the one object C holds by address: the library looks the
+//!   address up among the buffers it handed out and never dereferences one it did not
+//!   (`-EINVAL`); a buffer lent to a request is the request's until `bfs_poll` hands out
+//!   its completion.
 //! - Contexts are per thread, like fs-core's: a context used from another thread than the
 //!   one that created it is `-EBADF`.
 //! - No panic crosses into C: every entry point runs under `catch_unwind` and a panic
@@ -17,11 +21,13 @@ mod attr;
 mod ctx;
 mod device;
 mod dir;
+mod dma;
 mod file;
 mod fs;
 mod guard;
 mod ns;
 mod registry;
 mod space;
+mod stats;
 mod types;
 mod xattr;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bdev::BlockDevice;
 use fs_core::{File, Filesystem};
 
 /// Kind tags in a handle's top byte: a file handle passed where a filesystem is expected
@@ -27,8 +28,12 @@ pub(crate) fn kind_of(h: u64) -> u64 {
 /// A mounted filesystem and what the C API remembers of its mount.
 pub(crate) struct FsEntry {
     pub fs: Filesystem,
+    /// The device under `fs`, whose allocator `bfs_dma_alloc` uses.
+    pub dev: Arc<dyn BlockDevice>,
     /// Mounted with `BFS_MOUNT_RDONLY`.
     pub read_only: bool,
+    /// Bytes the copying asynchronous calls copied between C memory and DMA buffers.
+    pub copied_bytes: AtomicU64,
 }
 
 pub(crate) struct FileEntry {
