@@ -3,9 +3,14 @@
  * back and compare (synchronously and asynchronously), list a directory, and check that
  * bad handles are errors, not crashes.
  *
+ *   ci/install-c /usr/local                  # or any PREFIX (see PKG_CONFIG_PATH there)
+ *   cc -Wall -Werror -o example examples/c/example.c $(pkg-config --cflags --libs bypassfs)
+ *   truncate -s 64M /tmp/bfs.img && ./example /tmp/bfs.img
+ *
+ * or, from a build tree without installing:
+ *
  *   cc -Wall -Werror -o example examples/c/example.c -Iinclude -Ltarget/debug -lbypassfs \
  *      -Wl,-rpath,$PWD/target/debug
- *   truncate -s 64M /tmp/bfs.img && ./example /tmp/bfs.img
  *
  * With a bypassfs built with `--features spdk`, the same through SPDK, on a bdev of an SPDK
  * JSON config (here an aio bdev over the image: {"method": "bdev_aio_create", "params":

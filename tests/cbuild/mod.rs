@@ -1,6 +1,8 @@
 //! Building C programs against the C API for the tests that run them (the C example, the
 //! device-options check, the C API over SPDK): the system compiler, `include/bypassfs.h`
 //! and the `libbypassfs.so` the last `cargo build -p bypassfs` left.
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
