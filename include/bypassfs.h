@@ -363,7 +363,7 @@ int bfs_futimens(bfs_ctx_t ctx, bfs_file_t file, int64_t atime_ns, int64_t mtime
 /*
  Truncates or extends (with zeroes) the regular file `path` (a final symlink followed)
  to `size` bytes, durable on return; `-EISDIR` for a directory, `-EFBIG` past
- `INT64_MAX`. [`bfs_ftruncate`](super::file::bfs_ftruncate) does it to an open file.
+ `INT64_MAX`. `bfs_ftruncate` does it to an open file.
 
  # Safety
  `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
@@ -381,16 +381,15 @@ int bfs_ctx_create(bfs_fs_t fs, bfs_ctx_t *out);
 /*
  Destroys a context of the calling thread, after its asynchronous requests finished
  (their completions are discarded; DMA buffers they held are the caller's again, for
- [`bfs_dma_free`](super::dma::bfs_dma_free) or another request). `-EBADF` if unknown
- here.
+ `bfs_dma_free` or another request). `-EBADF` if unknown here.
  */
 int bfs_ctx_destroy(bfs_ctx_t ctx);
 
 /*
  Opens the directory `path` (a final symlink followed) for reading; `*out` is its
  stream, positioned at the start. `-ENOTDIR` if it is not a directory. A stream keeps its
- filesystem mounted ([`bfs_unmount`](super::fs::bfs_unmount) is `-EBUSY`) until
- [`bfs_closedir`]. Streams may be used from any thread, one call at a time each.
+ filesystem mounted (`bfs_unmount` is `-EBUSY`) until [`bfs_closedir`]. Streams may be
+ used from any thread, one call at a time each.
 
  # Safety
  `path` is NULL (→ `-EINVAL`) or a NUL-terminated string; `out` is NULL (→ `-EINVAL`)
@@ -446,10 +445,10 @@ int bfs_dma_free(void *buf);
 /*
  Submits a read of `len` bytes at `offset` into the DMA buffer `buf` (from
  [`bfs_dma_alloc`]; `len` at most its size). The buffer belongs to the request until
- [`bfs_poll`](super::aio::bfs_poll) hands out its completion (carrying `user_data` and the
- bytes read, or a negative errno): on a file opened with `O_DIRECT` the device writes
- into it directly, with no copy (offset and length aligned to the device block, else the
- completion is `-EINVAL`). `-EINVAL` at once if `buf` is not a DMA buffer or `len` is 0
+ `bfs_poll` hands out its completion (carrying `user_data` and the bytes read, or a
+ negative errno): on a file opened with `O_DIRECT` the device writes into it directly,
+ with no copy (offset and length aligned to the device block, else the completion is
+ `-EINVAL`). `-EINVAL` at once if `buf` is not a DMA buffer or `len` is 0
  or too long, `-EBUSY` if another request has it.
 
  # Safety

@@ -219,7 +219,7 @@ pub extern "C" fn bfs_futimens(
 
 /// Truncates or extends (with zeroes) the regular file `path` (a final symlink followed)
 /// to `size` bytes, durable on return; `-EISDIR` for a directory, `-EFBIG` past
-/// `INT64_MAX`. [`bfs_ftruncate`](super::file::bfs_ftruncate) does it to an open file.
+/// `INT64_MAX`. `bfs_ftruncate` does it to an open file.
 ///
 /// # Safety
 /// `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.

@@ -80,8 +80,7 @@ pub unsafe extern "C" fn bfs_ctx_create(fs: bfs_fs_t, out: *mut bfs_ctx_t) -> c_
 
 /// Destroys a context of the calling thread, after its asynchronous requests finished
 /// (their completions are discarded; DMA buffers they held are the caller's again, for
-/// [`bfs_dma_free`](super::dma::bfs_dma_free) or another request). `-EBADF` if unknown
-/// here.
+/// `bfs_dma_free` or another request). `-EBADF` if unknown here.
 #[no_mangle]
 pub extern "C" fn bfs_ctx_destroy(ctx: bfs_ctx_t) -> c_int {
     guard_int(|| {

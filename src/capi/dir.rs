@@ -49,8 +49,8 @@ fn stream(dir: bfs_dir_t) -> CResult<Arc<DirEntry>> {
 
 /// Opens the directory `path` (a final symlink followed) for reading; `*out` is its
 /// stream, positioned at the start. `-ENOTDIR` if it is not a directory. A stream keeps its
-/// filesystem mounted ([`bfs_unmount`](super::fs::bfs_unmount) is `-EBUSY`) until
-/// [`bfs_closedir`]. Streams may be used from any thread, one call at a time each.
+/// filesystem mounted (`bfs_unmount` is `-EBUSY`) until [`bfs_closedir`]. Streams may be
+/// used from any thread, one call at a time each.
 ///
 /// # Safety
 /// `path` is NULL (→ `-EINVAL`) or a NUL-terminated string; `out` is NULL (→ `-EINVAL`)

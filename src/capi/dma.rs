@@ -143,10 +143,10 @@ fn prepare(
 
 /// Submits a read of `len` bytes at `offset` into the DMA buffer `buf` (from
 /// [`bfs_dma_alloc`]; `len` at most its size). The buffer belongs to the request until
-/// [`bfs_poll`](super::aio::bfs_poll) hands out its completion (carrying `user_data` and the
-/// bytes read, or a negative errno): on a file opened with `O_DIRECT` the device writes
-/// into it directly, with no copy (offset and length aligned to the device block, else the
-/// completion is `-EINVAL`). `-EINVAL` at once if `buf` is not a DMA buffer or `len` is 0
+/// `bfs_poll` hands out its completion (carrying `user_data` and the bytes read, or a
+/// negative errno): on a file opened with `O_DIRECT` the device writes into it directly,
+/// with no copy (offset and length aligned to the device block, else the completion is
+/// `-EINVAL`). `-EINVAL` at once if `buf` is not a DMA buffer or `len` is 0
 /// or too long, `-EBUSY` if another request has it.
 ///
 /// # Safety
