@@ -215,6 +215,9 @@ static void lifecycle(struct env *e) {
     EQ(bfs_ctx_destroy(bad_handle(&z, i, 0)), -EBADF);
     EQ(bfs_sync(bad_handle(&z, i, 0)), -EBADF);
   }
+  /* Taking over a mount claim that is clean is an ordinary mount. */
+  OK(bfs_mount(e->dev, BFS_MOUNT_TAKEOVER, &fs));
+  OK(bfs_unmount(fs));
   /* A context whose filesystem was unmounted is dead too. */
   OK(bfs_mount(e->dev, 0, &fs));
   OK(bfs_ctx_create(fs, &ctx));
@@ -245,6 +248,11 @@ static void files(struct env *e) {
   EQ(bfs_pread(e->ctx, f, back, sizeof back, 1 << 20), 0);
   EQ(bfs_pread(e->ctx, f, NULL, 16, 0), -EINVAL);
   EQ(bfs_pwrite(e->ctx, f, NULL, 16, 0), -EINVAL);
+  EQ(bfs_pread(e->ctx, f, back, SIZE_MAX, 0), -EINVAL);
+  EQ(bfs_pwrite(e->ctx, f, buf, SIZE_MAX, 0), -EINVAL);
+  /* Paths are UTF-8. */
+  EQ(bfs_open(e->ctx, "/files/\xff", O_RDWR | O_CREAT, 0644, &g), -EINVAL);
+  EQ(bfs_mkdir(e->fs, "/files/\xfe", 0755), -EINVAL);
   EQ(bfs_pwrite(e->ctx, f, buf, 16, INT64_MAX), -EFBIG);
   OK(bfs_fsync(e->ctx, f));
   OK(bfs_ftruncate(e->ctx, f, 100));
@@ -839,6 +847,7 @@ static void async_io(struct env *e) {
   EQ(bfs_poll(e->ctx, NULL, 4, 0), -EINVAL);
   EQ(bfs_poll(e->ctx, c, 0, 0), -EINVAL);
   EQ(bfs_dma_alloc(e->fs, 0, &in), -EINVAL);
+  EQ(bfs_dma_alloc(e->fs, (size_t)1 << 52, &in), -ENOMEM);
   EQ(bfs_dma_alloc(e->fs, LEN, NULL), -EINVAL);
   EQ(bfs_dma_free(mem[0]), -EINVAL);
   EQ(bfs_dma_free(NULL), -EINVAL);
