@@ -130,6 +130,14 @@ struct bfs_stat {
    Space the file takes in 512-byte units (`st_blocks`): not its holes.
    */
   uint64_t blocks;
+  /*
+   Character and block devices: the device number (Linux's encoding); else 0.
+   */
+  uint64_t rdev;
+  /*
+   1 for a NOCOW file (`bfs_create_nocow`), else 0.
+   */
+  uint32_t nocow;
 };
 
 /*
@@ -606,6 +614,29 @@ int bfs_sync(bfs_ctx_t ctx);
  `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
  */
 int bfs_mkdir(bfs_fs_t fs, const char *path, uint32_t mode);
+
+/*
+ Creates the node `path`: `mode` is its type (`S_IFREG`, the default when no type is
+ given, `S_IFIFO`, `S_IFSOCK`, `S_IFCHR`, `S_IFBLK`) and permission bits; `rdev` is the
+ device number of a character or block device (Linux's encoding, as `makedev`), else 0.
+ Owned by uid and gid 0. `-EINVAL` for `S_IFDIR` (use [`bfs_mkdir`]), `S_IFLNK` (use
+ [`bfs_symlink`]) or an unknown type; `-EEXIST` if `path` exists.
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+ */
+int bfs_mknod(bfs_fs_t fs, const char *path, uint32_t mode, uint64_t rdev);
+
+/*
+ Creates the empty regular file `path` (permission bits `mode`) as NOCOW: overwrites of
+ its blocks that no snapshot or clone shares happen in place, and its data has no
+ checksums (a database that checksums its own pages may want this). Open it with
+ `bfs_open`. `-EEXIST` if `path` exists.
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+ */
+int bfs_create_nocow(bfs_fs_t fs, const char *path, uint32_t mode);
 
 /*
  Removes the name `path` (not a directory).

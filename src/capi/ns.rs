@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 use std::ffi::c_int;
 
-use fs_core::RenameFlags;
+use fs_core::{NewNode, RenameFlags};
 
 use super::dir::dirent_of;
 use super::guard::{c_str, err, guard, guard_int, CResult};
@@ -22,6 +22,63 @@ pub unsafe extern "C" fn bfs_mkdir(fs: bfs_fs_t, path: *const c_char, mode: u32)
         // SAFETY: forwarded from this function's contract.
         let p = unsafe { c_str(path) }?;
         f.fs.mkdir(p, mode).map(drop).map_err(|e| err(&e))
+    })
+}
+
+/// Creates the node `path`: `mode` is its type (`S_IFREG`, the default when no type is
+/// given, `S_IFIFO`, `S_IFSOCK`, `S_IFCHR`, `S_IFBLK`) and permission bits; `rdev` is the
+/// device number of a character or block device (Linux's encoding, as `makedev`), else 0.
+/// Owned by uid and gid 0. `-EINVAL` for `S_IFDIR` (use [`bfs_mkdir`]), `S_IFLNK` (use
+/// [`bfs_symlink`]) or an unknown type; `-EEXIST` if `path` exists.
+///
+/// # Safety
+/// `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn bfs_mknod(
+    fs: bfs_fs_t,
+    path: *const c_char,
+    mode: u32,
+    rdev: u64,
+) -> c_int {
+    guard_int(|| {
+        let mode = match mode & libc::S_IFMT {
+            0 => mode | libc::S_IFREG,
+            libc::S_IFDIR | libc::S_IFLNK => return Err(libc::EINVAL),
+            _ => mode,
+        };
+        let f = registry::fs(fs)?;
+        // SAFETY: forwarded from this function's contract.
+        let p = unsafe { c_str(path) }?;
+        let (dir, name) = f.fs.lookup_parent(p).map_err(|e| err(&e))?;
+        let node = NewNode {
+            mode,
+            uid: 0,
+            gid: 0,
+            rdev,
+        };
+        f.fs.mknod_at(dir, name.as_bytes(), &node)
+            .map(drop)
+            .map_err(|e| err(&e))
+    })
+}
+
+/// Creates the empty regular file `path` (permission bits `mode`) as NOCOW: overwrites of
+/// its blocks that no snapshot or clone shares happen in place, and its data has no
+/// checksums (a database that checksums its own pages may want this). Open it with
+/// `bfs_open`. `-EEXIST` if `path` exists.
+///
+/// # Safety
+/// `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn bfs_create_nocow(fs: bfs_fs_t, path: *const c_char, mode: u32) -> c_int {
+    guard_int(|| {
+        if mode & !0o7777 != 0 {
+            return Err(libc::EINVAL);
+        }
+        let f = registry::fs(fs)?;
+        // SAFETY: forwarded from this function's contract.
+        let p = unsafe { c_str(path) }?;
+        f.fs.create_nocow(p, mode).map(drop).map_err(|e| err(&e))
     })
 }
 

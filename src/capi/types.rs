@@ -36,6 +36,10 @@ pub struct bfs_stat {
     pub btime_ns: i64,
     /// Space the file takes in 512-byte units (`st_blocks`): not its holes.
     pub blocks: u64,
+    /// Character and block devices: the device number (Linux's encoding); else 0.
+    pub rdev: u64,
+    /// 1 for a NOCOW file (`bfs_create_nocow`), else 0.
+    pub nocow: u32,
 }
 
 impl From<&fs_core::Stat> for bfs_stat {
@@ -52,6 +56,8 @@ impl From<&fs_core::Stat> for bfs_stat {
             ctime_ns: s.ctime_ns,
             btime_ns: s.btime_ns,
             blocks: s.blocks,
+            rdev: s.rdev,
+            nocow: u32::from(s.nocow),
         }
     }
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -419,6 +420,38 @@ static void names(struct env *e) {
   OK(bfs_open(e->ctx, "/n/s", O_RDONLY, 0, &f));
   OK(bfs_close(f));
 
+  /* Other nodes: FIFOs, sockets, devices, plain files; and NOCOW files. */
+  OK(bfs_mknod(e->fs, "/n/fifo", S_IFIFO | 0600, 0));
+  OK(bfs_stat(e->fs, "/n/fifo", &st));
+  TRUE(S_ISFIFO(st.mode) && (st.mode & 07777) == 0600);
+  OK(bfs_mknod(e->fs, "/n/sock", S_IFSOCK | 0600, 0));
+  OK(bfs_mknod(e->fs, "/n/chr", S_IFCHR | 0600, makedev(1, 3)));
+  OK(bfs_stat(e->fs, "/n/chr", &st));
+  TRUE(S_ISCHR(st.mode));
+  EQ(st.rdev, makedev(1, 3));
+  OK(bfs_mknod(e->fs, "/n/blk", S_IFBLK | 0600, makedev(8, 1)));
+  OK(bfs_mknod(e->fs, "/n/plain", 0640, 0));
+  OK(bfs_stat(e->fs, "/n/plain", &st));
+  TRUE(S_ISREG(st.mode) && st.nocow == 0);
+  EQ(bfs_open(e->ctx, "/n/fifo", O_RDONLY, 0, &f), -EOPNOTSUPP);
+  EQ(bfs_mknod(e->fs, "/n/fifo", S_IFIFO | 0600, 0), -EEXIST);
+  EQ(bfs_mknod(e->fs, "/n/d2", S_IFDIR | 0700, 0), -EINVAL);
+  EQ(bfs_mknod(e->fs, "/n/l2", S_IFLNK | 0700, 0), -EINVAL);
+  EQ(bfs_mknod(e->fs, "/n/bad", 0170000, 0), -EINVAL);
+  EQ(bfs_mknod(e->fs, "/none/x", S_IFIFO | 0600, 0), -ENOENT);
+  EQ(bfs_mknod(e->fs, NULL, S_IFIFO | 0600, 0), -EINVAL);
+  OK(bfs_create_nocow(e->fs, "/n/nocow", 0600));
+  OK(bfs_stat(e->fs, "/n/nocow", &st));
+  TRUE(S_ISREG(st.mode) && st.nocow == 1 && (st.mode & 07777) == 0600);
+  EQ(bfs_create_nocow(e->fs, "/n/nocow", 0600), -EEXIST);
+  EQ(bfs_create_nocow(e->fs, "/n/nocow2", S_IFREG | 0600), -EINVAL);
+  EQ(bfs_create_nocow(e->fs, "/none/x", 0600), -ENOENT);
+  EQ(bfs_create_nocow(e->fs, NULL, 0600), -EINVAL);
+  OK(bfs_open(e->ctx, "/n/nocow", O_RDWR, 0, &f));
+  EQ(bfs_pwrite(e->ctx, f, "in place", 8, 0), 8);
+  OK(bfs_fsync(e->ctx, f));
+  OK(bfs_close(f));
+
   /* rename: plain, no-replace, exchange; bad flags. */
   OK(bfs_open(e->ctx, "/n/c", O_RDWR | O_CREAT, 0600, &f));
   EQ(bfs_pwrite(e->ctx, f, "cc", 2, 0), 2);
@@ -477,6 +510,8 @@ static void names(struct env *e) {
     EQ(bfs_symlink(bs, "/n/s", "/n/t"), -EBADF);
     EQ(bfs_readlink(bs, "/n/s", target, sizeof target), -EBADF);
     EQ(bfs_stat(bs, "/n", &st), -EBADF);
+    EQ(bfs_mknod(bs, "/n/m", S_IFIFO | 0600, 0), -EBADF);
+    EQ(bfs_create_nocow(bs, "/n/m", 0600), -EBADF);
   }
   down(e);
 }

@@ -275,6 +275,12 @@ impl Filesystem {
         self.core().resolve(path, true)
     }
 
+    /// The directory that holds (or would hold) the last component of `path`, and that
+    /// component: what the `*_at` calls take to create a name by path.
+    pub fn lookup_parent<'p>(&self, path: &'p str) -> Result<(u64, &'p str)> {
+        self.core().resolve_parent(path)
+    }
+
     /// Attributes of what `path` names (the last component not followed, as `lstat`).
     pub fn stat(&self, path: &str) -> Result<Stat> {
         let ino = self.lookup(path)?;
