@@ -1,4 +1,4 @@
-//! Runs the C API test `tests/c/capi_test.c` (every call, its results and its error paths),
+//! Runs the C API test `tests/c/capi_*.c` (every call, its results and its error paths),
 //! compiled with `-Wall -Werror` against `include/bypassfs.h` and `libbypassfs.so`, on a
 //! fresh image: once plainly and once under the address sanitizer, which must report
 //! nothing. Needs `cargo build -p bypassfs` first (ci/run does), and for the second run
@@ -12,8 +12,13 @@ use std::process::Command;
 
 const HINT: &str = "run `cargo build -p bypassfs` first (ci/run does)";
 
-fn source() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/capi_test.c")
+/// `tests/c/capi_test.c` (its `main`), and its other sources as compiler arguments.
+fn sources() -> (PathBuf, Vec<String>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c");
+    let parts = ["capi_files.c", "capi_names.c", "capi_async.c"]
+        .map(|f| dir.join(f).display().to_string())
+        .to_vec();
+    (dir.join("capi_test.c"), parts)
 }
 
 /// Runs `exe` on fresh images (the second for a second mount) and checks it passed and
@@ -55,7 +60,9 @@ fn every_c_call_and_its_errors() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let exe = tmp.path().join("capi_test");
-    cbuild::compile(&cc, &source(), &exe, HINT);
+    let (main, parts) = sources();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    cbuild::compile_with(&cc, &main, &exe, HINT, &parts);
     println!("{}", run_on_fresh_image(&exe, tmp.path(), &[]));
 }
 
@@ -84,13 +91,10 @@ fn every_c_call_under_the_address_sanitizer() {
         println!("C API test under ASan SKIPPED: {cc} cannot link -fsanitize=address (libasan)");
         return;
     }
-    cbuild::compile_with(
-        &cc,
-        &source(),
-        &exe,
-        HINT,
-        &["-g", "-fsanitize=address", "-fno-omit-frame-pointer"],
-    );
+    let (main, parts) = sources();
+    let mut args = vec!["-g", "-fsanitize=address", "-fno-omit-frame-pointer"];
+    args.extend(parts.iter().map(String::as_str));
+    cbuild::compile_with(&cc, &main, &exe, HINT, &args);
     // Any report fails the run (exitcode), leaks included.
     let out = run_on_fresh_image(
         &exe,
