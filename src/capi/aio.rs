@@ -145,7 +145,7 @@ pub unsafe extern "C" fn bfs_poll(
                     unsafe { std::ptr::copy_nonoverlapping(dma[..].as_ptr(), dst, len) };
                     fs.copied_bytes.fetch_add(len as u64, Ordering::Relaxed);
                 }
-                DoneBuf::Dma(buf) => super::dma::give_back(buf),
+                DoneBuf::Dma(buf) => super::dmabuf::give_back(buf),
             }
             let cpl = bfs_completion {
                 user_data: d.user_data,

@@ -94,7 +94,7 @@ pub extern "C" fn bfs_ctx_destroy(ctx: bfs_ctx_t) -> c_int {
         // Completions nobody will poll: their DMA buffers go back to C all the same.
         for d in e.done.borrow_mut().drain(..) {
             if let DoneBuf::Dma(buf) = d.buf {
-                super::dma::give_back(buf);
+                super::dmabuf::give_back(buf);
             }
         }
         Ok(())

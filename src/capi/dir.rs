@@ -13,19 +13,11 @@ use std::sync::{Arc, Mutex};
 use fs_core::{DirEntryInfo, FileType};
 
 use super::guard::{c_str, err, guard, guard_int, CResult};
-use super::registry::{self, new_handle, DirEntry, KIND_DIR};
+use super::registry::{self, new_handle, DirEntry, DirStream, KIND_DIR};
 use super::types::{bfs_dir_t, bfs_dirent, bfs_fs_t, BFS_NAME_MAX};
 
 /// Entries read from fs-core at once.
 const BATCH: usize = 64;
-
-/// An open directory stream.
-pub(crate) struct DirStream {
-    ino: u64,
-    /// The cookie after the last entry returned (0: the start).
-    pos: u64,
-    ahead: VecDeque<DirEntryInfo>,
-}
 
 pub(crate) fn dirent_of(e: &DirEntryInfo) -> bfs_dirent {
     let mut d = bfs_dirent {

@@ -1,80 +1,18 @@
-//! Zero-copy I/O from C: DMA buffers C allocates once and hands to requests.
-//!
-//! Invariants:
-//! - Every buffer `bfs_dma_alloc` returned is in `BUFFERS` under its address until
-//!   `bfs_dma_free`, either idle (the `DmaBuf` is there, C may use the memory) or lent to
-//!   one request (`None`: the request owns the `DmaBuf`, and C promised not to touch the
-//!   memory until `bfs_poll` hands out the request's completion, which puts it back).
-//! - So a buffer is in at most one request at a time, and never freed while in one: a
-//!   second submit is `-EBUSY`, as is freeing a lent buffer.
-//! - The `DmaBuf` goes to fs-core whole (or split at the request's length and joined again
-//!   on completion): the bytes the device reads or writes are C's, with no copy.
+//! Zero-copy I/O from C: DMA buffers C allocates once and lends to requests (the rules
+//! of lending are `dmabuf.rs`'s invariants). The `DmaBuf` goes to fs-core whole (or split
+//! at the request's length and joined again on completion): the bytes the device reads or
+//! writes are C's, with no copy.
 
-use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
-use std::sync::Mutex;
 
 use bdev::{BlockDevice, DmaBuf};
 
 use super::ctx::{self, Done, DoneBuf};
+use super::dmabuf;
 use super::file::file_in;
 use super::guard::{guard_int, CResult};
 use super::registry;
 use super::types::{bfs_ctx_t, bfs_file_t, bfs_fs_t};
-
-/// A buffer of C's: idle (`Some`) or lent to a request (`None`).
-struct Slot {
-    buf: Option<DmaBuf>,
-}
-
-/// C's buffers by address.
-static BUFFERS: Mutex<Option<HashMap<usize, Slot>>> = Mutex::new(None);
-
-fn with<T>(f: impl FnOnce(&mut HashMap<usize, Slot>) -> T) -> T {
-    let mut g = BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
-    f(g.get_or_insert_with(HashMap::new))
-}
-
-fn addr(buf: &DmaBuf) -> usize {
-    buf[..].as_ptr() as usize
-}
-
-/// Puts a buffer a request finished with back into C's hands.
-pub(crate) fn give_back(buf: DmaBuf) {
-    let at = addr(&buf);
-    with(|m| match m.get_mut(&at) {
-        Some(slot) if slot.buf.is_none() => slot.buf = Some(buf),
-        // Unreachable by the invariants: a lent buffer stays in the map until it is back.
-        _ => log::error!("bypassfs C API: DMA buffer {at:#x} came back but was not lent"),
-    });
-}
-
-/// Takes C's buffer at `ptr` for a request of `len` bytes: the buffer cut to `len`, and
-/// the rest to join back on completion. `EINVAL` for an address `bfs_dma_alloc` did not
-/// return or a `len` of 0 or past the buffer, `EBUSY` if it is lent already.
-fn lend(ptr: *mut c_void, len: usize) -> CResult<(DmaBuf, DmaBuf)> {
-    with(|m| {
-        let slot = m.get_mut(&(ptr as usize)).ok_or(libc::EINVAL)?;
-        let cap = slot.buf.as_ref().ok_or(libc::EBUSY)?.len();
-        if len == 0 || len > cap {
-            return Err(libc::EINVAL);
-        }
-        let mut buf = slot.buf.take().ok_or(libc::EBUSY)?;
-        let rest = buf.split_off(len);
-        Ok((buf, rest))
-    })
-}
-
-/// The request's buffer and the rest, whole again.
-fn rejoin(mut buf: DmaBuf, rest: DmaBuf) -> DmaBuf {
-    if let Err(rest) = buf.unsplit(rest) {
-        // fs-core gives back the buffer it was given; if it ever did not, the memory is
-        // still valid (both halves hold their allocation), and the error says where.
-        log::error!("bypassfs C API: a DMA buffer came back from a request in another shape");
-        drop(rest);
-    }
-    buf
-}
 
 /// Allocates `len` bytes of DMA memory from the device allocator of `fs` (the library's
 /// pool of hugepages when the host has them configured, SPDK's memory for a device opened
@@ -98,7 +36,7 @@ pub unsafe extern "C" fn bfs_dma_alloc(fs: bfs_fs_t, len: usize, out: *mut *mut 
         })?;
         // The address C gets, derived from exclusive access to the whole buffer.
         let ptr = buf[..].as_mut_ptr();
-        with(|m| m.insert(ptr as usize, Slot { buf: Some(buf) }));
+        dmabuf::keep(ptr as usize, buf);
         // SAFETY: non-NULL; the caller promises it is writable for one pointer.
         unsafe { out.write(ptr.cast()) };
         Ok(())
@@ -109,17 +47,7 @@ pub unsafe extern "C" fn bfs_dma_alloc(fs: bfs_fs_t, len: usize, out: *mut *mut 
 /// already), `-EBUSY` while a request has it (poll its completion first).
 #[no_mangle]
 pub extern "C" fn bfs_dma_free(buf: *mut c_void) -> c_int {
-    guard_int(|| {
-        let slot = with(|m| {
-            let slot = m.get(&(buf as usize)).ok_or(libc::EINVAL)?;
-            if slot.buf.is_none() {
-                return Err(libc::EBUSY);
-            }
-            Ok(m.remove(&(buf as usize)))
-        })?;
-        drop(slot);
-        Ok(())
-    })
+    guard_int(|| dmabuf::forget(buf as usize).map(drop))
 }
 
 /// The checks every DMA submit makes before lending the buffer: a bad handle leaves the
@@ -137,7 +65,7 @@ fn prepare(
 )> {
     let c = ctx::get(ctx)?;
     let f = file_in(&c, file)?;
-    let (head, rest) = lend(buf, len)?;
+    let (head, rest) = dmabuf::lend(buf as usize, len)?;
     Ok((c, f, head, rest))
 }
 
@@ -169,7 +97,7 @@ pub unsafe extern "C" fn bfs_submit_pread_dma(
             Done {
                 user_data,
                 result: super::aio::result(r),
-                buf: DoneBuf::Dma(rejoin(head, rest)),
+                buf: DoneBuf::Dma(dmabuf::rejoin(head, rest)),
             }
         });
         Ok(())
@@ -200,7 +128,7 @@ pub unsafe extern "C" fn bfs_submit_pwrite_dma(
             Done {
                 user_data,
                 result: super::aio::result(r),
-                buf: DoneBuf::Dma(rejoin(head, rest)),
+                buf: DoneBuf::Dma(dmabuf::rejoin(head, rest)),
             }
         });
         Ok(())

@@ -4,7 +4,7 @@
 //! - Every object C holds is an integer handle (`bfs_fs_t`, `bfs_ctx_t`, `bfs_file_t`): a
 //!   kind tag in the top byte and a counter that never repeats, looked up in a registry on
 //!   every call. A zero, closed, foreign or made-up handle is `-EBADF`, never a dereference.
-//! - DMA buffers (`dma.rs`) are the one object C holds by address: the library looks the
+//! - DMA buffers (`dma.rs`, `dmabuf.rs`) are the one object C holds by address: the library looks the
 //!   address up among the buffers it handed out and never dereferences one it did not
 //!   (`-EINVAL`); a buffer lent to a request is the request's until `bfs_poll` hands out
 //!   its completion.
@@ -22,6 +22,7 @@ mod ctx;
 mod device;
 mod dir;
 mod dma;
+mod dmabuf;
 mod file;
 mod fs;
 mod guard;

@@ -1,11 +1,11 @@
 //! Handles: integer ids checked against registries, so stale or forged ones are errors.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bdev::BlockDevice;
-use fs_core::{File, Filesystem};
+use fs_core::{DirEntryInfo, File, Filesystem};
 
 /// Kind tags in a handle's top byte: a file handle passed where a filesystem is expected
 /// is refused rather than mistaken for another object.
@@ -43,7 +43,16 @@ pub(crate) struct FileEntry {
 
 pub(crate) struct DirEntry {
     pub fs: u64,
-    pub stream: Mutex<super::dir::DirStream>,
+    pub stream: Mutex<DirStream>,
+}
+
+/// Where a directory stream (`dir.rs`) is.
+pub(crate) struct DirStream {
+    pub ino: u64,
+    /// The cookie after the last entry returned (0: the start).
+    pub pos: u64,
+    /// Entries read ahead, from `pos` on.
+    pub ahead: VecDeque<DirEntryInfo>,
 }
 
 #[derive(Default)]
