@@ -169,16 +169,81 @@ static void *other_thread(void *arg) {
   return r;
 }
 
+/* A worker of its own: its context, its file, and a file the main thread opened (file
+ * handles serve any thread). Records the first call that went wrong (0: none), since the
+ * check counters belong to the main thread. */
+struct job {
+  bfs_fs_t fs;
+  bfs_file_t shared;
+  int id;
+  int failed_at;
+  long long rc;
+};
+
+static void *worker(void *arg) {
+  struct job *j = arg;
+  enum { CHUNK = 16 << 10, CHUNKS = 16 };
+  static __thread unsigned char buf[CHUNK], back[CHUNK];
+  bfs_ctx_t ctx;
+  bfs_file_t f;
+  char path[32];
+  long long rc;
+#define STEP(n, expr, want)                                                               \
+  do {                                                                                    \
+    if ((rc = (long long)(expr)) != (long long)(want)) {                                  \
+      j->failed_at = (n);                                                                 \
+      j->rc = rc;                                                                         \
+      return NULL;                                                                        \
+    }                                                                                     \
+  } while (0)
+  STEP(1, bfs_ctx_create(j->fs, &ctx), 0);
+  snprintf(path, sizeof path, "/par%d", j->id);
+  STEP(2, bfs_open(ctx, path, O_RDWR | O_CREAT | O_EXCL, 0644, &f), 0);
+  for (int i = 0; i < CHUNKS; i++) {
+    fill(buf, CHUNK, (unsigned)(j->id * 100 + i));
+    STEP(3, bfs_pwrite(ctx, f, buf, CHUNK, (uint64_t)i * CHUNK), CHUNK);
+  }
+  STEP(4, bfs_fsync(ctx, f), 0);
+  for (int i = 0; i < CHUNKS; i++) {
+    fill(buf, CHUNK, (unsigned)(j->id * 100 + i));
+    STEP(5, bfs_pread(ctx, f, back, CHUNK, (uint64_t)i * CHUNK), CHUNK);
+    STEP(6, memcmp(buf, back, CHUNK), 0);
+  }
+  STEP(7, bfs_pread(ctx, j->shared, back, 4, 0), 4);
+  STEP(8, memcmp(back, "main", 4), 0);
+  STEP(9, bfs_close(f), 0);
+  STEP(10, bfs_ctx_destroy(ctx), 0);
+#undef STEP
+  return NULL;
+}
+
 void threads(struct env *e) {
   up(e);
-  pthread_t t;
+  pthread_t t[4];
   void *res;
-  OK(pthread_create(&t, NULL, other_thread, e));
-  OK(pthread_join(t, &res));
+  OK(pthread_create(&t[0], NULL, other_thread, e));
+  OK(pthread_join(t[0], &res));
   long long *r = res;
   EQ(r[0], -EBADF);
   EQ(r[1], -EBADF);
   EQ(r[2], -EBADF);
+
+  /* Workers in parallel on one filesystem, each with its own context. */
+  bfs_file_t shared;
+  struct job jobs[4];
+  OK(bfs_open(e->ctx, "/shared", O_RDWR | O_CREAT, 0644, &shared));
+  EQ(bfs_pwrite(e->ctx, shared, "main", 4, 0), 4);
+  for (int i = 0; i < 4; i++) {
+    jobs[i] = (struct job){.fs = e->fs, .shared = shared, .id = i};
+    OK(pthread_create(&t[i], NULL, worker, &jobs[i]));
+  }
+  for (int i = 0; i < 4; i++) {
+    OK(pthread_join(t[i], NULL));
+    EQ(jobs[i].failed_at, 0);
+    if (jobs[i].failed_at)
+      fprintf(stderr, "worker %d: step %d returned %lld\n", i, jobs[i].failed_at, jobs[i].rc);
+  }
+  OK(bfs_close(shared));
   down(e);
 }
 
