@@ -9,12 +9,6 @@
 
 #include "internal.h"
 
-/*
- * The C API as of this VFS may lack bfs_fdatasync; a weak reference lets the same source
- * build against either and use it when the library has it.
- */
-extern int bfs_fdatasync(bfs_ctx_t ctx, bfs_file_t file) __attribute__((weak));
-
 static int file_close(sqlite3_file *file) {
   struct bfs_file *f = (struct bfs_file *)file;
   int rc = SQLITE_OK;
@@ -77,7 +71,7 @@ static int file_sync(sqlite3_file *file, int flags) {
   bfs_ctx_t ctx;
   if (bfs_vfs_ctx(f->vfs, &ctx) != SQLITE_OK) return SQLITE_IOERR_FSYNC;
   int rc;
-  if ((flags & SQLITE_SYNC_DATAONLY) && bfs_fdatasync != NULL)
+  if (flags & SQLITE_SYNC_DATAONLY)
     rc = bfs_fdatasync(ctx, f->file);
   else
     rc = bfs_fsync(ctx, f->file);
@@ -86,10 +80,8 @@ static int file_sync(sqlite3_file *file, int flags) {
 
 static int file_size(sqlite3_file *file, sqlite3_int64 *out) {
   struct bfs_file *f = (struct bfs_file *)file;
-  bfs_fs_t fs;
-  if (bfs_vfs_fs(f->vfs, &fs) != SQLITE_OK) return SQLITE_IOERR_FSTAT;
   struct bfs_stat st;
-  if (bfs_stat(fs, f->path, &st) != 0) return SQLITE_IOERR_FSTAT;
+  if (bfs_fstat(f->file, &st) != 0) return SQLITE_IOERR_FSTAT;
   *out = (sqlite3_int64)st.size;
   return SQLITE_OK;
 }

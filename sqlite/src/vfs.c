@@ -61,10 +61,8 @@ static int vfs_open(sqlite3_vfs *base, const char *name, sqlite3_file *file, int
 
   if (flags & SQLITE_OPEN_MAIN_DB) {
     /* Locks and WAL memory are shared by inode, so that two names of one file agree. */
-    bfs_fs_t fs;
     struct bfs_stat st;
-    rc = bfs_vfs_fs(v, &fs);
-    if (rc == SQLITE_OK) rc = bfs_stat(fs, f->path, &st) == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+    rc = bfs_fstat(f->file, &st) == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
     if (rc == SQLITE_OK) rc = bfs_inode_attach(f, st.ino);
     if (rc != SQLITE_OK) {
       bfs_close(f->file);
