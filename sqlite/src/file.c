@@ -52,10 +52,14 @@ static int file_write(sqlite3_file *file, const void *buf, int amount, sqlite3_i
   while (done < amount) {
     ssize_t n = bfs_pwrite(ctx, f->file, p + done, (size_t)(amount - done),
                            (uint64_t)offset + (uint64_t)done);
-    if (n == -ENOSPC) return SQLITE_FULL;
-    if (n <= 0) return SQLITE_IOERR_WRITE;
+    if (n <= 0) {
+      /* Part of it may be written: the size is bfs_fstat's business again. */
+      bfs_inode_resized(f, BFS_RESIZE_UNKNOWN, 0);
+      return n == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+    }
     done += (int)n;
   }
+  bfs_inode_resized(f, BFS_RESIZE_WRITTEN_TO, (uint64_t)offset + (uint64_t)amount);
   return SQLITE_OK;
 }
 
@@ -63,7 +67,12 @@ static int file_truncate(sqlite3_file *file, sqlite3_int64 size) {
   struct bfs_file *f = (struct bfs_file *)file;
   bfs_ctx_t ctx;
   if (bfs_vfs_ctx(f->vfs, &ctx) != SQLITE_OK) return SQLITE_IOERR_TRUNCATE;
-  return bfs_ftruncate(ctx, f->file, (uint64_t)size) == 0 ? SQLITE_OK : SQLITE_IOERR_TRUNCATE;
+  if (bfs_ftruncate(ctx, f->file, (uint64_t)size) != 0) {
+    bfs_inode_resized(f, BFS_RESIZE_UNKNOWN, 0);
+    return SQLITE_IOERR_TRUNCATE;
+  }
+  bfs_inode_resized(f, BFS_RESIZE_TRUNCATED_TO, (uint64_t)size);
+  return SQLITE_OK;
 }
 
 static int file_sync(sqlite3_file *file, int flags) {
@@ -79,11 +88,10 @@ static int file_sync(sqlite3_file *file, int flags) {
 }
 
 static int file_size(sqlite3_file *file, sqlite3_int64 *out) {
-  struct bfs_file *f = (struct bfs_file *)file;
-  struct bfs_stat st;
-  if (bfs_fstat(f->file, &st) != 0) return SQLITE_IOERR_FSTAT;
-  *out = (sqlite3_int64)st.size;
-  return SQLITE_OK;
+  uint64_t size;
+  int rc = bfs_inode_size((struct bfs_file *)file, &size);
+  *out = (sqlite3_int64)size;
+  return rc;
 }
 
 static int file_control(sqlite3_file *file, int op, void *arg) {

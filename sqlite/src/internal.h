@@ -2,7 +2,8 @@
  * Internals of the bypassfs SQLite VFS, shared by its files:
  *   vfs.c   the sqlite3_vfs methods (open, delete, access, full pathname) and registration
  *   file.c  the sqlite3_io_methods of a database, journal or WAL file
- *   lock.c  SQLite's lock levels and WAL shared memory between connections of this process
+ *   lock.c  per-file records: SQLite's lock levels and WAL shared memory between the
+ *           connections of this process, and the file's size
  *   ctx.c   per-thread bypassfs contexts and the mount-on-first-use of the extension
  *   ext.c   the loadable extension's entry point
  *
@@ -50,7 +51,7 @@ struct bfs_file {
   const sqlite3_io_methods *methods; /* must be first: this is a sqlite3_file */
   struct bfs_vfs *vfs;
   bfs_file_t file;
-  /* Main databases only: the lock record shared with the other connections. */
+  /* The record shared with the other handles of the file: locks, WAL memory, size. */
   struct bfs_inode *inode;
   int lock_level; /* SQLITE_LOCK_NONE ... SQLITE_LOCK_EXCLUSIVE */
   /* This connection's WAL shared-memory locks, one bit per lock slot. */
@@ -68,8 +69,11 @@ int bfs_vfs_ctx(struct bfs_vfs *v, bfs_ctx_t *out);
 extern const sqlite3_io_methods bfs_io_methods;
 
 /* lock.c */
-int bfs_inode_attach(struct bfs_file *f, uint64_t ino);
+int bfs_inode_attach(struct bfs_file *f, uint64_t ino, uint64_t size);
 void bfs_inode_detach(struct bfs_file *f);
+int bfs_inode_size(struct bfs_file *f, uint64_t *out);
+enum bfs_resize { BFS_RESIZE_WRITTEN_TO, BFS_RESIZE_TRUNCATED_TO, BFS_RESIZE_UNKNOWN };
+void bfs_inode_resized(struct bfs_file *f, enum bfs_resize how, uint64_t size);
 int bfs_lock(sqlite3_file *file, int level);
 int bfs_unlock(sqlite3_file *file, int level);
 int bfs_check_reserved_lock(sqlite3_file *file, int *out);

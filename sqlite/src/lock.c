@@ -3,8 +3,8 @@
  *
  * A mounted bypassfs belongs to one process (a read-write mount holds the device
  * exclusively), so every connection that can touch a database is in this process and its
- * locks can live in memory: one record per database file (filesystem, inode), shared by
- * all connections that opened it, guarded by one mutex.
+ * locks can live in memory: one record per open file (filesystem, inode), shared by all
+ * handles of it, guarded by one mutex. SQLite locks only database files.
  *
  * Lock levels follow os_unix.c's rules without its fcntl half:
  * - the record's `level` is the strongest lock any connection holds; `shared` counts the
@@ -13,6 +13,12 @@
  *   and PENDING have one holder), and nobody gets SHARED while PENDING or EXCLUSIVE is held;
  * - EXCLUSIVE needs every other connection gone from SHARED; until then the asker keeps
  *   PENDING, which lets readers finish but admits no new ones.
+ *
+ * The record also keeps the file's size, which xFileSize answers (SQLite asks at the start
+ * of every transaction, and bfs_fstat walks the file's extents to count its blocks): every
+ * write and truncate of the file goes through this VFS while it is open, so the size is
+ * set from bfs_fstat when the record is made and moved by each write and truncate after;
+ * an I/O error forgets it, and the next xFileSize asks bfs_fstat again.
  *
  * WAL shared memory is heap memory of the record, zeroed when first mapped: a database
  * opened for the first time in this process therefore runs WAL recovery, as after a crash.
@@ -31,6 +37,9 @@ struct bfs_inode {
   bfs_fs_t fs;
   uint64_t ino;
   int refs;
+  /* The file's size, while size_known. */
+  uint64_t size;
+  int size_known;
   int shared;
   int level;
   /* WAL shared memory, while any connection has it open. */
@@ -44,7 +53,7 @@ struct bfs_inode {
 static pthread_mutex_t inodes_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct bfs_inode *inodes;
 
-int bfs_inode_attach(struct bfs_file *f, uint64_t ino) {
+int bfs_inode_attach(struct bfs_file *f, uint64_t ino, uint64_t size) {
   bfs_fs_t fs;
   int rc = bfs_vfs_fs(f->vfs, &fs);
   if (rc != SQLITE_OK) return rc;
@@ -59,6 +68,8 @@ int bfs_inode_attach(struct bfs_file *f, uint64_t ino) {
     }
     n->fs = fs;
     n->ino = ino;
+    n->size = size;
+    n->size_known = 1;
     n->next = inodes;
     inodes = n;
   }
@@ -85,15 +96,44 @@ void bfs_inode_detach(struct bfs_file *f) {
   pthread_mutex_unlock(&inodes_lock);
 }
 
+int bfs_inode_size(struct bfs_file *f, uint64_t *out) {
+  struct bfs_inode *n = f->inode;
+  pthread_mutex_lock(&inodes_lock);
+  int known = n->size_known;
+  *out = n->size;
+  pthread_mutex_unlock(&inodes_lock);
+  if (known) return SQLITE_OK;
+  struct bfs_stat st;
+  if (bfs_fstat(f->file, &st) != 0) return SQLITE_IOERR_FSTAT;
+  pthread_mutex_lock(&inodes_lock);
+  n->size = st.size;
+  n->size_known = 1;
+  pthread_mutex_unlock(&inodes_lock);
+  *out = st.size;
+  return SQLITE_OK;
+}
+
+void bfs_inode_resized(struct bfs_file *f, enum bfs_resize how, uint64_t size) {
+  struct bfs_inode *n = f->inode;
+  pthread_mutex_lock(&inodes_lock);
+  switch (how) {
+  case BFS_RESIZE_WRITTEN_TO:
+    if (size > n->size) n->size = size;
+    break;
+  case BFS_RESIZE_TRUNCATED_TO:
+    n->size = size;
+    break;
+  case BFS_RESIZE_UNKNOWN:
+    n->size_known = 0;
+    break;
+  }
+  pthread_mutex_unlock(&inodes_lock);
+}
+
 int bfs_lock(sqlite3_file *file, int level) {
   struct bfs_file *f = (struct bfs_file *)file;
   struct bfs_inode *n = f->inode;
   if (f->lock_level >= level) return SQLITE_OK;
-  if (n == NULL) {
-    /* Journals and WAL files are never locked by SQLite; be lenient all the same. */
-    f->lock_level = level;
-    return SQLITE_OK;
-  }
   int rc = SQLITE_OK;
   pthread_mutex_lock(&inodes_lock);
   if (n->level != f->lock_level && (n->level >= SQLITE_LOCK_PENDING || level > SQLITE_LOCK_SHARED)) {
@@ -120,10 +160,6 @@ int bfs_unlock(sqlite3_file *file, int level) {
   struct bfs_file *f = (struct bfs_file *)file;
   struct bfs_inode *n = f->inode;
   if (f->lock_level <= level) return SQLITE_OK;
-  if (n == NULL) {
-    f->lock_level = level;
-    return SQLITE_OK;
-  }
   pthread_mutex_lock(&inodes_lock);
   /* Above SHARED this connection held the record's strongest lock. */
   if (f->lock_level > SQLITE_LOCK_SHARED) n->level = SQLITE_LOCK_SHARED;
@@ -137,10 +173,6 @@ int bfs_unlock(sqlite3_file *file, int level) {
 
 int bfs_check_reserved_lock(sqlite3_file *file, int *out) {
   struct bfs_file *f = (struct bfs_file *)file;
-  if (f->inode == NULL) {
-    *out = 0;
-    return SQLITE_OK;
-  }
   pthread_mutex_lock(&inodes_lock);
   *out = f->inode->level > SQLITE_LOCK_SHARED;
   pthread_mutex_unlock(&inodes_lock);
@@ -151,7 +183,6 @@ int bfs_shm_map(sqlite3_file *file, int region, int size, int extend, void volat
   struct bfs_file *f = (struct bfs_file *)file;
   struct bfs_inode *n = f->inode;
   *out = NULL;
-  if (n == NULL) return SQLITE_IOERR_SHMOPEN;
   int rc = SQLITE_OK;
   pthread_mutex_lock(&inodes_lock);
   if (!f->shm_open) {
@@ -187,7 +218,7 @@ int bfs_shm_map(sqlite3_file *file, int region, int size, int extend, void volat
 int bfs_shm_lock(sqlite3_file *file, int offset, int n_locks, int flags) {
   struct bfs_file *f = (struct bfs_file *)file;
   struct bfs_inode *n = f->inode;
-  if (n == NULL || offset < 0 || n_locks < 1 || offset + n_locks > SHM_NLOCK)
+  if (offset < 0 || n_locks < 1 || offset + n_locks > SHM_NLOCK)
     return SQLITE_IOERR_SHMLOCK;
   uint16_t mask = (uint16_t)(((1u << n_locks) - 1) << offset);
   int rc = SQLITE_OK;
@@ -252,7 +283,7 @@ int bfs_shm_unmap(sqlite3_file *file, int delete_flag) {
   /* Nothing is on disk to delete: the memory goes with the last connection. */
   (void)delete_flag;
   struct bfs_file *f = (struct bfs_file *)file;
-  if (f->inode == NULL || !f->shm_open) return SQLITE_OK;
+  if (!f->shm_open) return SQLITE_OK;
   pthread_mutex_lock(&inodes_lock);
   shm_release(f);
   pthread_mutex_unlock(&inodes_lock);

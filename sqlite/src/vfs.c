@@ -59,15 +59,13 @@ static int vfs_open(sqlite3_vfs *base, const char *name, sqlite3_file *file, int
   }
   if (err != 0) return SQLITE_CANTOPEN;
 
-  if (flags & SQLITE_OPEN_MAIN_DB) {
-    /* Locks and WAL memory are shared by inode, so that two names of one file agree. */
-    struct bfs_stat st;
-    rc = bfs_fstat(f->file, &st) == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
-    if (rc == SQLITE_OK) rc = bfs_inode_attach(f, st.ino);
-    if (rc != SQLITE_OK) {
-      bfs_close(f->file);
-      return rc;
-    }
+  /* Records are shared by inode, so that two names of one file agree. */
+  struct bfs_stat st;
+  rc = bfs_fstat(f->file, &st) == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+  if (rc == SQLITE_OK) rc = bfs_inode_attach(f, st.ino, st.size);
+  if (rc != SQLITE_OK) {
+    bfs_close(f->file);
+    return rc;
   }
   f->delete_on_close = (flags & SQLITE_OPEN_DELETEONCLOSE) != 0;
   f->methods = &bfs_io_methods;
