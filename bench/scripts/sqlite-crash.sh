@@ -10,7 +10,8 @@
 #
 # The seed fixes the kill delays and the writers' payload sizes; prints it, and the line to
 # rerun with it. Exits 1 at the first failed check. Builds sqlite/ if needed (which needs
-# target/release/libbypassfs.so: cargo build --release -p bypassfs --lib).
+# target/release/libbypassfs.so: cargo build --release -p bypassfs --lib; or set
+# BYPASSFS_LIB and SQLITE_BUILD as sqlite/Makefile says).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,8 +27,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-make -s -C sqlite build/crashwriter >/dev/null
-writer=sqlite/build/crashwriter
+build=${SQLITE_BUILD:-build}
+make -s -C sqlite "$build/crashwriter" >/dev/null
+writer=sqlite/$build/crashwriter
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 

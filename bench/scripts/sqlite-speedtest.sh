@@ -22,8 +22,9 @@
 # Usage: bench/scripts/sqlite-speedtest.sh [--quick]
 # Environment: SIZE (speedtest1 --size, default 100; --quick 10), TX (default 10000;
 # --quick 1000), REPEAT (default 3; --quick 1), FSES (default "bypassfs xfs ext4"),
-# IMAGE_SIZE (each backing file, default 4G).
-# Needs root (losetup, mkfs, mount) and target/release/libbypassfs.so
+# IMAGE_SIZE (each backing file, default 4G); BYPASSFS_LIB and SQLITE_BUILD as
+# sqlite/Makefile says.
+# Needs root for xfs and ext4 (losetup, mkfs, mount) and target/release/libbypassfs.so
 # (cargo build --release -p bypassfs --lib --no-default-features).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,7 +49,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 speedtest1_src=$(sqlite/fetch-speedtest1.sh)
 make -s -C sqlite all speedtest1 SPEEDTEST1_SRC="$speedtest1_src" >/dev/null
-B=$ROOT/sqlite/build
+B=$ROOT/sqlite/${SQLITE_BUILD:-build}
 
 WORK=$(mktemp -d /dev/shm/bfs-sqlite-bench.XXXXXX)
 declare -A LOOP MNT
