@@ -3,7 +3,7 @@
  *
  * A bypassfs context belongs to one thread (the C API's rule), while SQLite may use a
  * connection from any thread: each thread gets its own context per filesystem on its first
- * I/O, kept in thread-local slots and destroyed when the thread exits.
+ * I/O, kept in thread-local slots; the C API destroys it when the thread exits.
  *
  * A VFS registered from the environment mounts its device on the first call that needs the
  * filesystem (so loading the extension costs nothing until a database is opened) and
@@ -23,24 +23,12 @@ struct ctx_slot {
   bfs_ctx_t ctx;
 };
 
+/*
+ * When a thread exits, the C API drops its contexts by itself (they live in its
+ * thread-locals, which are gone before any pthread key destructor could run), and these
+ * slots go with the thread too.
+ */
 static __thread struct ctx_slot slots[CTX_SLOTS];
-static pthread_key_t exit_key;
-static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
-
-/* Runs on a thread's exit (pthread key destructor) and, for the main thread, at exit. */
-static void destroy_thread_contexts(void *unused) {
-  (void)unused;
-  for (int i = 0; i < CTX_SLOTS; i++) {
-    if (slots[i].ctx != 0) bfs_ctx_destroy(slots[i].ctx);
-    slots[i].fs = 0;
-    slots[i].ctx = 0;
-  }
-}
-
-static void make_exit_key(void) {
-  /* Without the key a thread's contexts would outlive it; they are only memory, so go on. */
-  if (pthread_key_create(&exit_key, destroy_thread_contexts) != 0) exit_key = 0;
-}
 
 void bfs_sqlite_release_context(bfs_fs_t fs) {
   for (int i = 0; i < CTX_SLOTS; i++) {
@@ -69,13 +57,10 @@ int bfs_vfs_ctx(struct bfs_vfs *v, bfs_ctx_t *out) {
     bfs_ctx_destroy(slots[0].ctx);
     free_slot = 0;
   }
-  pthread_once(&exit_key_once, make_exit_key);
   bfs_ctx_t ctx;
   if (bfs_ctx_create(fs, &ctx) != 0) return SQLITE_IOERR;
   slots[free_slot].fs = fs;
   slots[free_slot].ctx = ctx;
-  /* Any non-NULL value arms the destructor for this thread. */
-  if (exit_key != 0) pthread_setspecific(exit_key, slots);
   *out = ctx;
   return SQLITE_OK;
 }
