@@ -67,7 +67,14 @@ for i in $(seq "$iterations"); do
   pid=$!
   sleep "$(printf '0.%03d' "$delay_ms")"
   kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  status=0
+  wait "$pid" 2>/dev/null || status=$?
+  # The writer only ever stops by the kill (128 + 9); anything else is a failure of its own.
+  if [ "$status" -ne 137 ]; then
+    cat "$out.err" >&2
+    echo "FAILED at kill $i ($mode, seed $seed): the writer exited $status before the kill" >&2
+    exit 1
+  fi
   # Only whole lines count: a number is reported once its newline is out.
   reported=$(awk 'END { print last + 0 } /^[0-9]+$/ { last = $1 }' "$out")
   [ -n "$(tail -c1 "$out")" ] && reported=$(head -n -1 "$out" | tail -n1)
@@ -77,4 +84,9 @@ for i in $(seq "$iterations"); do
     "$i" "$mode" "$delay_ms" "${last[$mode]}"
 done
 rm -f "$out.err"
-echo "sqlite-crash: $iterations kills, every check ok (seed $seed)"
+# Kills that all landed before the first commit would have checked nothing.
+if (( last[wal] == 0 || last[delete] == 0 )); then
+  echo "FAILED: no transaction committed in some journal mode (wal ${last[wal]}, delete ${last[delete]})" >&2
+  exit 1
+fi
+echo "sqlite-crash: $iterations kills, every check ok (seed $seed; ${last[wal]} WAL and ${last[delete]} DELETE transactions committed)"
