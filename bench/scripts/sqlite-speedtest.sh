@@ -107,12 +107,14 @@ for pass in $(seq "$REPEAT"); do
       for fs in $FSES; do
         t=$(BFS_SQLITE_SYNCHRONOUS=$sync run_on "$fs" "$B/speedtest1" --journal "$mode" --size "$SIZE" DB |
             awk '/TOTAL/ { sub(/s$/, "", $NF); print $NF }')
+        [ -n "$t" ] || { echo "sqlite-speedtest.sh: speedtest1 on $fs printed no TOTAL" >&2; exit 1; }
         log "pass $pass speedtest1 $fs $mode $sync: ${t}s (load $(load))"
         ST[$fs/$mode/$sync]+="$t "
       done
     done
     for fs in $FSES; do
       tps=$(run_on "$fs" "$B/txbench" DB "$mode" "$TX" | sed 's/.*tps=//')
+      [ -n "$tps" ] || { echo "sqlite-speedtest.sh: txbench on $fs printed no rate" >&2; exit 1; }
       log "pass $pass txbench $fs $mode: $tps tx/s (load $(load))"
       TPS[$fs/$mode]+="$tps "
     done
