@@ -89,4 +89,5 @@ if (( last[wal] == 0 || last[delete] == 0 )); then
   echo "FAILED: no transaction committed in some journal mode (wal ${last[wal]}, delete ${last[delete]})" >&2
   exit 1
 fi
+rm -f "$image" # kept after a failure, for a look at the crash state
 echo "sqlite-crash: $iterations kills, every check ok (seed $seed; ${last[wal]} WAL and ${last[delete]} DELETE transactions committed)"
