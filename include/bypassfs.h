@@ -588,7 +588,10 @@ int bfs_mount_with(const char *device,
 
 /*
  Writes everything back, commits and flushes, then forgets the handle. `-EBUSY` while a
- file or directory stream of it is open; its contexts become invalid (destroy them).
+ file or directory stream of it is open. The calling thread's contexts of it are
+ destroyed; other threads' contexts become invalid (`-EBADF`) and keep the device open
+ until those threads destroy them, so destroy them first when the device is to be
+ mounted again.
  */
 int bfs_unmount(bfs_fs_t fs);
 

@@ -45,8 +45,12 @@ pub(crate) fn get(h: bfs_ctx_t) -> CResult<Rc<CtxEntry>> {
     if registry::kind_of(h) != KIND_CTX {
         return Err(libc::EBADF);
     }
+    // `try_with`: called from an `atexit` handler or a thread's TLS destructors, after this
+    // table is gone, the handle is simply unknown here, not a panic.
     let e = CONTEXTS
-        .with(|m| m.borrow().get(&h).cloned())
+        .try_with(|m| m.borrow().get(&h).cloned())
+        .ok()
+        .flatten()
         .ok_or(libc::EBADF)?;
     registry::fs(e.fs)?;
     Ok(e)
@@ -71,7 +75,9 @@ pub unsafe extern "C" fn bfs_ctx_create(fs: bfs_fs_t, out: *mut bfs_ctx_t) -> c_
             done: Rc::default(),
             in_flight: Rc::default(),
         };
-        CONTEXTS.with(|m| m.borrow_mut().insert(h, Rc::new(e)));
+        CONTEXTS
+            .try_with(|m| m.borrow_mut().insert(h, Rc::new(e)))
+            .map_err(|_| libc::EBADF)?;
         // SAFETY: non-NULL; the caller promises it is writable for one bfs_ctx_t.
         unsafe { out.write(h) };
         Ok(())
@@ -88,15 +94,42 @@ pub extern "C" fn bfs_ctx_destroy(ctx: bfs_ctx_t) -> c_int {
             return Err(libc::EBADF);
         }
         let e = CONTEXTS
-            .with(|m| m.borrow_mut().remove(&ctx))
+            .try_with(|m| m.borrow_mut().remove(&ctx))
+            .ok()
+            .flatten()
             .ok_or(libc::EBADF)?;
-        e.ctx.exec().run_until_idle();
-        // Completions nobody will poll: their DMA buffers go back to C all the same.
-        for d in e.done.borrow_mut().drain(..) {
-            if let DoneBuf::Dma(buf) = d.buf {
-                super::dmabuf::give_back(buf);
-            }
-        }
+        retire(&e);
         Ok(())
     })
+}
+
+/// Destroys the calling thread's contexts of `fs` (at its unmount: a context holds the
+/// device open, so one left behind would keep a later mount of the device `-EBUSY`).
+/// Contexts of other threads stay until those threads destroy them.
+pub(crate) fn destroy_own_of(fs: bfs_fs_t) {
+    let mine: Vec<Rc<CtxEntry>> = CONTEXTS
+        .try_with(|m| {
+            let mut m = m.borrow_mut();
+            let hs: Vec<u64> = m
+                .iter()
+                .filter(|(_, e)| e.fs == fs)
+                .map(|(h, _)| *h)
+                .collect();
+            hs.iter().filter_map(|h| m.remove(h)).collect()
+        })
+        .unwrap_or_default();
+    for e in &mine {
+        retire(e);
+    }
+}
+
+/// Finishes a removed context's requests; completions nobody will poll give their DMA
+/// buffers back to C all the same.
+fn retire(e: &CtxEntry) {
+    e.ctx.exec().run_until_idle();
+    for d in e.done.borrow_mut().drain(..) {
+        if let DoneBuf::Dma(buf) = d.buf {
+            super::dmabuf::give_back(buf);
+        }
+    }
 }

@@ -119,7 +119,10 @@ pub unsafe extern "C" fn bfs_mount_with(
 }
 
 /// Writes everything back, commits and flushes, then forgets the handle. `-EBUSY` while a
-/// file or directory stream of it is open; its contexts become invalid (destroy them).
+/// file or directory stream of it is open. The calling thread's contexts of it are
+/// destroyed; other threads' contexts become invalid (`-EBADF`) and keep the device open
+/// until those threads destroy them, so destroy them first when the device is to be
+/// mounted again.
 #[no_mangle]
 pub extern "C" fn bfs_unmount(fs: bfs_fs_t) -> c_int {
     guard_int(|| {
@@ -131,6 +134,7 @@ pub extern "C" fn bfs_unmount(fs: bfs_fs_t) -> c_int {
             r.fs.remove(&fs).ok_or(libc::EBADF)
         })?;
         drop(taken);
+        super::ctx::destroy_own_of(fs);
         let ctx = f.fs.context().map_err(|e| err(&e))?;
         f.fs.clone().unmount(&ctx).map_err(|e| err(&e))
     })

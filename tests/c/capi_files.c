@@ -38,12 +38,15 @@ void lifecycle(struct env *e) {
   /* Taking over a mount claim that is clean is an ordinary mount. */
   OK(bfs_mount(e->dev, BFS_MOUNT_TAKEOVER, &fs));
   OK(bfs_unmount(fs));
-  /* A context whose filesystem was unmounted is dead too. */
+  /* Unmounting destroys the calling thread's contexts of the filesystem: the handle is
+   * dead, and the device it held open can be mounted again at once. */
   OK(bfs_mount(e->dev, 0, &fs));
   OK(bfs_ctx_create(fs, &ctx));
   OK(bfs_unmount(fs));
   EQ(bfs_sync(ctx), -EBADF);
-  EQ(bfs_ctx_destroy(ctx), 0);
+  EQ(bfs_ctx_destroy(ctx), -EBADF);
+  OK(bfs_mount(e->dev, 0, &fs));
+  OK(bfs_unmount(fs));
 }
 
 /* open flags, close, synchronous I/O, fsync, ftruncate, truncate. */
