@@ -7,7 +7,8 @@
 //! (mkfs, fsck, bench, mount, ls, cat, put, get, stat) lives in `src/main.rs` and `src/cli/`
 //! and needs the `cli` feature (the default, which includes `fuse`). A program that embeds
 //! the library depends on it with `default-features = false` and builds none of the binary's
-//! dependencies (see `examples/embed`).
+//! dependencies (see `examples/embed`). [`asyncio`] serves a filesystem to async code on any
+//! executor (tokio and others) through polling threads.
 //!
 //! The C API dereferences pointers handed over from C, so it is the one module of this
 //! crate allowed `unsafe`; every block in it states its `// SAFETY:` argument.
@@ -21,6 +22,7 @@ pub use fs_core::{
     Stat, StatFs, XattrFlags,
 };
 
+pub mod asyncio;
 pub mod device;
 #[cfg(feature = "fuse")]
 pub mod fuse;
