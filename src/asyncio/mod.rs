@@ -13,7 +13,10 @@
 //! - **Async handle** (this module): for code on another executor. Each request costs a
 //!   channel send and a doorbell ring to a polling thread, a boxed task there, and a wake of
 //!   the caller's task when it answers: two cross-thread hand-offs and a few small
-//!   allocations per request, and the polling threads' CPU on top of the executor's.
+//!   allocations per request, and the polling threads' CPU on top of the executor's. The
+//!   hand-offs dominate: a caller whose runtime parks between completions is woken (a futex
+//!   wake and a context switch) for most requests. `examples/randread.rs` measures both
+//!   paths; `docs/BENCHMARKS.md` has its numbers.
 //!
 //! # Invariants
 //! - A request is sent when the call is made, not when its future is first polled; the
