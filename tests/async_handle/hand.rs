@@ -210,3 +210,36 @@ fn a_read_only_mount_refuses_writes() {
         assert!(matches!(r, Err(Error::ReadOnly(_))), "{:?}", r.err());
     });
 }
+
+/// `AsyncFs::call` runs any synchronous call on a polling thread, here while that thread has
+/// writes in flight.
+#[test]
+fn call_runs_any_synchronous_call() {
+    let fs = mount(&ram_device());
+    let afs = AsyncFs::start(&fs, 1).expect("start");
+    block_on(async {
+        let f = afs.open("/x", rw_create(), 0o644).await.expect("create");
+        let writes: Vec<_> = (0..32u64)
+            .map(|b| f.write(b * 4096, &[3u8; 4096]))
+            .collect();
+        afs.call(|fs, _| fs.set_xattr("/x", "user.k", b"v", bypassfs::XattrFlags::default()))
+            .await
+            .expect("set_xattr");
+        let attr = bypassfs::SetAttr {
+            mode: Some(0o600),
+            ..bypassfs::SetAttr::default()
+        };
+        afs.call(move |fs, ctx| fs.set_attr(ctx, "/x", &attr))
+            .await
+            .expect("set_attr");
+        for w in writes {
+            assert_eq!(w.await.expect("write"), 4096);
+        }
+        let v = afs.call(|fs, _| fs.get_xattr("/x", "user.k")).await;
+        assert_eq!(v.expect("get_xattr"), b"v");
+        let r = afs.call(|fs, _| fs.get_xattr("/x", "user.none")).await;
+        assert!(matches!(r, Err(Error::NoAttr(_))), "{r:?}");
+        let st = f.stat().await.expect("stat");
+        assert_eq!((st.mode & 0o777, st.size), (0o600, 32 * 4096));
+    });
+}
