@@ -97,6 +97,11 @@ fn file_calls_and_their_errors() {
         let buf = ro.alloc_buf(100).expect("DMA buffer");
         let r = ro.write_dma(0, buf).await;
         assert!(matches!(r, Err(Error::BadHandle(_))), "{:?}", r.err());
+        // Nothing asked, nothing done, as natively.
+        assert_eq!(w.write(0, &[]).await.expect("empty write"), 0);
+        assert!(w.read(0, 0).await.expect("empty read").is_empty());
+        let r = ro.write(0, &[]).await;
+        assert!(matches!(r, Err(Error::BadHandle(_))), "{r:?}");
         // Past the end: nothing, not an error.
         assert!(ro
             .read(1 << 20, 10)
