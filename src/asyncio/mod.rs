@@ -23,9 +23,9 @@
 //!   [`Pending`] only waits for the answer. Dropping it never cancels or tears a request:
 //!   buffers are owned by the request (moved in, handed back in the answer), the request
 //!   runs to completion on its polling thread, and an unwanted answer is dropped there.
-//! - Every request that was sent is answered: if its thread is gone (it panicked) the
+//! - Every request that was sent is answered: if it panicked, or its thread is gone, the
 //!   answer is an [`Error::Io`](crate::Error::Io) saying so, never a future that waits
-//!   forever.
+//!   forever. A synchronous call that panics ends only itself, not its thread.
 //! - A polling thread sleeps when it has nothing to run; while requests run it polls the
 //!   device as a native context does (spinning, then yielding), taking new requests at
 //!   each turn.

@@ -43,8 +43,9 @@ pub(crate) fn pair<T>() -> (Reply<T>, Pending<T>) {
     )
 }
 
-/// The polling thread's end: answers once. Dropped unanswered (a request that never ran
-/// because its thread is gone) it answers with an error, so no caller waits forever.
+/// The polling thread's end: answers once. Dropped unanswered (a request that panicked, or
+/// never ran because its thread is gone) it answers with an error, so no caller waits
+/// forever.
 pub(crate) struct Reply<T> {
     slot: Option<Arc<Slot<T>>>,
 }
@@ -71,8 +72,8 @@ impl<T> Drop for Reply<T> {
             answer_with(
                 &slot,
                 Err(Error::Io(
-                    "bypassfs async handle: the request's polling thread ended before \
-                     answering (it panicked)"
+                    "bypassfs async handle: the request panicked, or its polling thread \
+                     ended (panicked) before answering"
                         .into(),
                 )),
             );

@@ -17,6 +17,7 @@
 //! that was sent is lost: dropping the handles waits for them (`Lanes`' `Drop`).
 
 use std::future::{poll_fn, Future};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -177,7 +178,7 @@ fn serve(fs: &Filesystem, ctx: &Context, rx: &Receiver<Job>, bell: &Arc<Doorbell
             },
         };
         match job {
-            Job::Call(f) => f(fs, ctx),
+            Job::Call(f) => call(fs, ctx, f),
             Job::Spawn(f) => spawn(ctx, bell, f(fs, ctx)),
         }
         if exec.live_tasks() == 0 {
@@ -200,6 +201,16 @@ fn serve(fs: &Filesystem, ctx: &Context, rx: &Receiver<Job>, bell: &Arc<Doorbell
                 Poll::Pending
             }
         }));
+    }
+}
+
+/// Runs a synchronous request. A panic in it (an `AsyncFs::call` closure's own, say) ends
+/// that request, whose dropped `Reply` answers with an error, and not the thread with every
+/// other request it holds. A panic inside one of the executor's tasks is not caught: it
+/// ends the thread (see `Reply`'s `Drop` for what the callers then get).
+fn call(fs: &Filesystem, ctx: &Context, f: CallFn) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| f(fs, ctx))).is_err() {
+        log::error!("bypassfs async handle: a call panicked; its caller gets an error");
     }
 }
 

@@ -248,3 +248,17 @@ fn call_runs_any_synchronous_call() {
         assert_eq!((st.mode & 0o777, st.size), (0o600, 32 * 4096));
     });
 }
+
+/// A call that panics answers with an error; its polling thread goes on serving.
+#[test]
+fn a_panicking_call_answers_with_an_error() {
+    let fs = mount(&ram_device());
+    let afs = AsyncFs::start(&fs, 1).expect("start");
+    block_on(async {
+        let r: bypassfs::Result<()> = afs.call(|_, _| panic!("a caller's bug")).await;
+        assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
+        afs.mkdir("/after", 0o755)
+            .await
+            .expect("mkdir after the panic");
+    });
+}
