@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use bdev::DmaBuf;
-use fs_core::{Context, File, OpenFlags, Result, Stat};
+use fs_core::{Context, FallocMode, File, OpenFlags, Result, Stat};
 
 use super::reply::{pair, Pending, Reply};
 use super::worker::{Job, Lanes, LocalTask};
 
-/// An open regular file whose reads, writes and syncs return futures ([`Pending`]).
+/// An open regular file whose reads, writes, syncs, space and seek calls return futures
+/// ([`Pending`]).
 /// `Send + Sync`: share it between tasks (behind an `Arc`) or move it.
 ///
 /// Each request owns its buffer until it completes: the DMA forms move a [`DmaBuf`] in and
@@ -179,6 +180,22 @@ impl AsyncFile {
     /// Truncates or extends (with zeroes) to `size`; durable when it answers.
     pub fn set_len(&self, size: u64) -> Pending<()> {
         self.call(move |file, ctx| file.set_len(ctx, size))
+    }
+
+    /// Preallocates, punches or zeroes `[pos, pos + len)`; durable when it answers (see
+    /// [`File::fallocate`]).
+    pub fn fallocate(&self, mode: FallocMode, pos: u64, len: u64) -> Pending<()> {
+        self.call(move |file, ctx| file.fallocate(ctx, mode, pos, len))
+    }
+
+    /// The first data byte at or after `pos` (`None`: only a hole follows).
+    pub fn seek_data(&self, pos: u64) -> Pending<Option<u64>> {
+        self.call(move |file, ctx| file.seek_data(ctx, pos))
+    }
+
+    /// The first hole byte at or after `pos`.
+    pub fn seek_hole(&self, pos: u64) -> Pending<Option<u64>> {
+        self.call(move |file, ctx| file.seek_hole(ctx, pos))
     }
 
     /// Attributes (the size includes cached writes).

@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use bypassfs::asyncio::AsyncFs;
 use bypassfs::bdev::DmaBuf;
-use bypassfs::{Error, MountOptions, OpenFlags, RenameFlags};
+use bypassfs::{Error, FallocMode, MountOptions, OpenFlags, RenameFlags};
 
 /// A DMA request's future, boxed to go in a list with others.
 type DmaIo = Pin<Box<dyn Future<Output = bypassfs::Result<(DmaBuf, usize)>>>>;
@@ -77,6 +77,15 @@ fn file_calls_and_their_errors() {
         w.set_len(6000).await.expect("set_len");
         assert_eq!(w.stat().await.expect("stat").size, 6000);
         w.fdatasync().await.expect("fdatasync");
+        // A hole punched in the middle, found again by seeking.
+        w.fallocate(FallocMode::PunchHole, 0, 4096)
+            .await
+            .expect("punch a hole");
+        assert_eq!(w.seek_data(0).await.expect("seek_data"), Some(4096));
+        assert_eq!(w.seek_hole(4096).await.expect("seek_hole"), Some(6000));
+        assert_eq!(w.read(0, 4).await.expect("read the hole"), [0u8; 4]);
+        let r = w.fallocate(FallocMode::PunchHole, 0, 0).await;
+        assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
 
         let write_only = OpenFlags {
             write: true,
