@@ -25,8 +25,13 @@ const EXTENSIONS: &[&str] = &[
 ];
 
 /// Paths of other projects that the docs name and that look like ours: SPDK's
-/// `scripts/setup.sh` (README.md's SPDK prerequisites). The explicit opt-out; keep it short.
-const FOREIGN: &[&str] = &["scripts/setup.sh"];
+/// `scripts/setup.sh` (README.md's SPDK prerequisites), SQLite's `test/speedtest1.c`
+/// (sqlite/README.md). The explicit opt-out; keep it short.
+const FOREIGN: &[&str] = &["scripts/setup.sh", "test/speedtest1.c"];
+
+/// Directories a build creates, whose files the docs name as the build's outputs
+/// (`make -C sqlite` builds into `sqlite/build/`).
+const BUILT: &[&str] = &["sqlite/build/"];
 
 /// Characters that end a word.
 const DELIMITERS: &[char] = &['`', '\'', '"', '(', ')', '[', ']', ',', ';', ':', '|', '='];
@@ -102,7 +107,10 @@ fn as_repo_path<'w>(word: &'w str, top: &[String]) -> Option<&'w str> {
             .rsplit_once('.')
             .is_some_and(|(stem, ext)| !stem.is_empty() && EXTENSIONS.contains(&ext));
     let ours = top.iter().any(|t| t == first) || known_ext;
-    (ours && !FOREIGN.contains(&word)).then_some(word)
+    let built = BUILT
+        .iter()
+        .any(|b| word.starts_with(b) || format!("{word}/") == *b);
+    (ours && !FOREIGN.contains(&word) && !built).then_some(word)
 }
 
 /// Whether the repository has `path` (a directory when it ends with `/`).
