@@ -6,7 +6,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::lock::{self, Access};
+use super::lock::{self, Access, LockedFile};
 use super::queue::UringQueue;
 use super::slot::Backing;
 use super::sys;
@@ -43,7 +43,7 @@ pub struct UringOptions {
 pub struct UringDevice {
     name: String,
     geometry: Geometry,
-    file: Arc<File>,
+    file: Arc<LockedFile>,
     backing: Backing,
 }
 
@@ -61,7 +61,7 @@ impl UringDevice {
             )));
         }
         let file = open_direct(&at, path, opts.size_bytes.is_some(), opts.access)?;
-        lock::lock(&file, path, opts.access)?;
+        let file = lock::lock(file, path, opts.access)?;
         let file_type = file
             .metadata()
             .map_err(|e| BdevError::os(format!("{at}: stat"), e))?

@@ -25,6 +25,7 @@
 
 use std::fs::File;
 use std::io;
+use std::ops::Deref;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -42,18 +43,41 @@ pub enum Access {
     ReadOnly,
 }
 
+/// An open device file and its lock, which is released when the last holder (the device
+/// and its queues, each with an `Arc` of it, after their requests ended) drops it: at
+/// once, even while a forked child still shares the descriptor until it execs, so the
+/// device can be opened again right after it was closed.
+pub(super) struct LockedFile(File);
+
+impl Deref for LockedFile {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
+    }
+}
+
+impl Drop for LockedFile {
+    fn drop(&mut self) {
+        // Closing releases the lock anyway once no descriptor shares the file; a failure
+        // here only means that, so it is not worth more than a debug line.
+        if let Err(e) = sys::unlock(&self.0) {
+            log::debug!("bdev uring: unlocking the device file: {e}");
+        }
+    }
+}
+
 /// Locks `file` (opened from `path`) for `access`, or says who holds it.
-pub(super) fn lock(file: &File, path: &Path, access: Access) -> Result<(), BdevError> {
-    match sys::try_flock(file, access == Access::ReadWrite) {
-        Ok(Flock::Taken) => Ok(()),
-        Ok(Flock::Held) => Err(BdevError::InUse(in_use_message(file, path, access))),
+pub(super) fn lock(file: File, path: &Path, access: Access) -> Result<LockedFile, BdevError> {
+    match sys::try_flock(&file, access == Access::ReadWrite) {
+        Ok(Flock::Taken) => Ok(LockedFile(file)),
+        Ok(Flock::Held) => Err(BdevError::InUse(in_use_message(&file, path, access))),
         Err(e) if lock_unsupported(&e) => {
             log::warn!(
                 "{}: the filesystem does not support flock ({e}); nothing keeps a second \
                  writer out",
                 path.display()
             );
-            Ok(())
+            Ok(LockedFile(file))
         }
         Err(e) => Err(BdevError::os(format!("{}: flock", path.display()), e)),
     }
@@ -178,6 +202,36 @@ fn command_line(pid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropping_the_locked_file_releases_the_lock_a_shared_descriptor_still_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev.img");
+        let open = || {
+            File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .unwrap()
+        };
+        let locked = lock(open(), &path, Access::ReadWrite).unwrap();
+        // What a child forked by another thread holds until it execs: the same open file
+        // description, so the same lock.
+        let shared = locked.try_clone().unwrap();
+        assert!(matches!(
+            lock(open(), &path, Access::ReadOnly),
+            Err(BdevError::InUse(_))
+        ));
+        drop(locked);
+        let again = lock(open(), &path, Access::ReadWrite);
+        assert!(
+            again.is_ok(),
+            "still locked after the device dropped its file"
+        );
+        drop(shared);
+    }
 
     #[test]
     fn proc_locks_lines_name_the_holders_of_one_inode() {

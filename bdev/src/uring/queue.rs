@@ -1,12 +1,12 @@
 //! `UringQueue`: one io_uring and the slot table of the requests in flight on it.
 
-use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use io_uring::{cqueue, types, IoUring};
 
+use super::lock::LockedFile;
 use super::slot::{Backing, Slot, Stage, Step, Target};
 use super::sys;
 use crate::device::{Completion, IoQueue, Op, Rejected};
@@ -25,14 +25,14 @@ pub(super) struct UringQueue {
     backing: Backing,
     geometry: Geometry,
     /// Keeps `target.fd` open.
-    file: Arc<File>,
+    file: Arc<LockedFile>,
     /// Whether a failed `io_uring_enter` has been logged (once per queue is enough).
     enter_error_logged: bool,
 }
 
 impl UringQueue {
     pub(super) fn new(
-        file: Arc<File>,
+        file: Arc<LockedFile>,
         backing: Backing,
         geometry: Geometry,
         depth: usize,

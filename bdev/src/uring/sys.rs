@@ -116,6 +116,14 @@ pub(super) enum Flock {
     Held,
 }
 
+/// Drops `file`'s BSD `flock` now, for every descriptor that shares its open file
+/// description (a copy a forking thread's child still holds until it execs, say), which
+/// closing our descriptor alone would not do.
+pub(super) fn unlock(file: &File) -> io::Result<()> {
+    // SAFETY: flock takes only an fd and flags; `file` keeps the fd open for the call.
+    check(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) })
+}
+
 /// Takes a BSD `flock` on `file` without waiting: exclusive or shared. (std's
 /// `File::try_lock` does the same but needs Rust 1.89, beyond the workspace's 1.85.)
 pub(super) fn try_flock(file: &File, exclusive: bool) -> io::Result<Flock> {
