@@ -6,7 +6,7 @@
 //! 2. `state/`: what a mount shares, `Core`, split into parts that own their locks
 //!    (inodes and delalloc, space, the fsync log's overlay, transactions and snapshots);
 //! 3. `data/` (file extents and checksums in a transaction), then `namespace/` (inodes,
-//!    names, links, rename, xattrs in a transaction);
+//!    names, links, rename, xattrs in a transaction or the pending view of group commit);
 //! 4. `durability/`: the one commit function, the fsync log's records, fold and replay,
 //!    the folder thread;
 //! 5. `io/`: the `IomapOps` implementation (delalloc, copy-on-write, completion, read

@@ -11,6 +11,8 @@ fn a_second_read_write_mount_of_a_mounted_device_is_refused() {
     let dev = mem(16);
     let (fs, ctx) = fresh(dev.clone());
     fs.mkdir("/kept", 0o755).unwrap();
+    // Durable before the "crash" below (namespace operations wait for the next commit).
+    fs.sync(&ctx).unwrap();
     let e = Filesystem::mount(dev.clone(), mount_opts())
         .err()
         .expect("second mount");

@@ -59,6 +59,8 @@ fn buffered_and_direct_roundtrip_and_remount() {
     drop(f);
     fs.unlink("/buf").unwrap();
     fs.unlink("/dir").unwrap();
+    // Unlinked files are deleted by the next commit.
+    fs.sync(&ctx).unwrap();
     drop(fs);
     let rep = assert_clean(dev);
     assert_eq!(

@@ -69,6 +69,8 @@ fn full_filesystem_reports_enospc_and_recovers() {
     assert_eq!(fs.stat("/big").unwrap().size, wrote_buffered);
     let avail = fs.statfs().unwrap().blocks_avail;
     fs.unlink("/big").unwrap();
+    // The next commit deletes the unlinked file and frees its space.
+    fs.sync(&ctx).unwrap();
     assert!(fs.statfs().unwrap().blocks_avail > avail + 1000);
     let again = fill(&fs, &ctx, "/big2", direct());
     assert!(
@@ -327,6 +329,8 @@ fn unlink_works_on_a_filesystem_full_of_data_and_directories() {
     let avail = fs.statfs().unwrap().blocks_avail;
     fs.unlink("/big")
         .unwrap_or_else(|e| panic!("unlink on a full filesystem: {e}"));
+    // The next commit deletes the unlinked file and frees its space.
+    fs.sync(&ctx).unwrap();
     assert!(fs.statfs().unwrap().blocks_avail > avail + 1000);
     fs.rmdir("/dir0").unwrap();
     fs.unmount(&ctx).unwrap();

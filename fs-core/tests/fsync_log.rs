@@ -318,6 +318,9 @@ fn a_damaged_log_record_is_reported_not_silently_dropped() {
     let files: Vec<_> = (0..FILES)
         .map(|i| fs.open(&ctx, &format!("/f{i}"), rw(), 0o644).unwrap())
         .collect();
+    // The names committed, so each fsync below is one record (an fsync of a file whose
+    // name is not committed commits instead).
+    fs.sync(&ctx).unwrap();
     for (i, f) in files.iter().enumerate() {
         f.write_at(&ctx, 0, &[i as u8 + 1; 4096]).unwrap();
         f.fsync(&ctx).unwrap();

@@ -218,8 +218,9 @@ fn falloc_op(fs: &Filesystem, ctx: &Context, rng: &mut Rng, p: &str, d: &mut Vec
     }
 }
 
-/// fsyncs every file (through the fsync log), then "crashes": the device as it is now,
-/// without unmount, must replay to exactly the model.
+/// fsyncs every file (through the fsync log) and every directory (names removed or renamed
+/// away are durable only so), then "crashes": the device as it is now, without unmount,
+/// must replay to exactly the model.
 fn fsync_all_and_crash(
     fs: &Filesystem,
     ctx: &Context,
@@ -230,6 +231,12 @@ fn fsync_all_and_crash(
         if let Node::File(_) = n {
             let f = fs.open(ctx, p, OpenFlags::read_write_create(), 0).unwrap();
             f.fdatasync(ctx).unwrap();
+        }
+    }
+    for d in DIRS {
+        let dir = if d.is_empty() { "/" } else { d };
+        if let Ok(ino) = fs.lookup(dir) {
+            fs.fsync_dir_ino(ino).unwrap();
         }
     }
     Arc::new(MemDevice::from_image("crashed", 4096, &dev.snapshot()).unwrap())

@@ -317,8 +317,9 @@ fn unlinked_open_file_lives_until_closed_and_orphans_are_removed_at_mount() {
 #[test]
 fn read_only_mount_refuses_changes() {
     let dev = mem(16);
-    let (fs, _ctx) = fresh(dev.clone());
+    let (fs, ctx) = fresh(dev.clone());
     fs.create("/f", 0o644).unwrap();
+    fs.sync(&ctx).unwrap();
     drop(fs);
     let ro = fs_core::MountOptions {
         read_only: true,

@@ -59,6 +59,11 @@ pub struct MountOptions {
     /// it to the metadata of the working set (about 3 leaves of 16 KiB per 180 separately
     /// written blocks of file data).
     pub metadata_cache_bytes: u64,
+    /// Every namespace operation (create, mkdir, link, unlink, rename, set attributes,
+    /// xattrs) durable when it returns, as Linux's `dirsync`. Off by default: an operation
+    /// is atomic when it returns and durable at the next commit (an fsync of the file or
+    /// directory it changed, `sync`, unmount; see the README's durability contract).
+    pub dirsync: bool,
 }
 
 impl Default for MountOptions {
@@ -71,6 +76,7 @@ impl Default for MountOptions {
             cache_bytes: 64 << 20,
             dirty_bytes: 16 << 20,
             metadata_cache_bytes: 256 << 20,
+            dirsync: false,
         }
     }
 }
@@ -160,7 +166,9 @@ impl Filesystem {
         vol.set_cache_nodes(usize::try_from(nodes).unwrap_or(usize::MAX));
         drop(io);
         let read_only = opts.read_only.then(|| "mounted read-only".to_string());
-        let core = Arc::new(Core::new(vol, Arc::clone(&dev), read_only));
+        let mut core = Core::new(vol, Arc::clone(&dev), read_only);
+        core.set_dirsync(opts.dirsync);
+        let core = Arc::new(core);
         core.read(|rd| {
             if !rd.r.trees().contains(&FS_TREE) {
                 return Err(Error::Corrupt("the volume has no fs tree".into()));

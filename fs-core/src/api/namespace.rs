@@ -1,7 +1,8 @@
 //! The namespace API of [`Filesystem`], in two forms: by inode (`*_at`, `*_ino`: a directory
 //! inode and a name of bytes, as FUSE and the `*at` system calls address files) and by path
-//! (absolute `&str` paths, resolved, then the inode form). Each call runs one transaction
-//! (atomic and durable when it returns).
+//! (absolute `&str` paths, resolved, then the inode form). Each call is atomic when it
+//! returns and durable at the next commit (`durability/group.rs`; on return with
+//! `MountOptions::dirsync`).
 
 use crate::api::Context;
 use crate::api::Filesystem;
@@ -133,7 +134,7 @@ impl Filesystem {
             symlink: target,
             rdev: node.rdev,
         };
-        let item = c.commit_growing(|tx| ns::create_in(tx, dir, name, ino, &n))?;
+        let item = c.namespace_growing(|tx| ns::create_in(tx, dir, name, ino, &n))?;
         // As a later stat sees it, without reading it back: a new node has no data but a
         // symlink's inline target, which counts in `blocks`.
         let mut st = Stat::from_item(ino, &item, item.size);
@@ -146,7 +147,7 @@ impl Filesystem {
     /// A new name `name` in directory `dir` for `ino` (not a directory: `EPERM`).
     pub fn link_at(&self, ino: u64, dir: u64, name: &[u8]) -> Result<Stat> {
         let c = self.core();
-        c.commit_growing(|tx| {
+        c.namespace_growing(|tx| {
             let mut item = ns::load_inode(tx, ino)?;
             if item.is_dir() {
                 return Err(Error::NotPermitted(format!("hard link to directory {ino}")));
@@ -194,7 +195,7 @@ impl Filesystem {
             b".." if dir => return Err(Error::NotEmpty("rmdir of \"..\"".into())),
             _ => ns::check_name(name)?,
         }
-        let deleted = c.commit(|tx| {
+        let deleted = c.namespace(|tx| {
             let (e, _) =
                 ns::dir_lookup(tx, parent, name)?.ok_or_else(|| Error::NotFound(shown(name)))?;
             match (dir, e.ftype == FileType::Dir) {
@@ -243,7 +244,7 @@ impl Filesystem {
         let c = self.core();
         let is_open = |ino| c.is_open(ino);
         let deleted =
-            c.commit(|tx| ns::rename_in(tx, (sdir, sname), (ddir, dname), flags, &is_open))?;
+            c.namespace(|tx| ns::rename_in(tx, (sdir, sname), (ddir, dname), flags, &is_open))?;
         if let Some(ino) = deleted {
             self.forget(ino);
         }
@@ -294,11 +295,22 @@ impl Filesystem {
                 // accepted from here on does: it comes after).
                 c.forget_write_time(ino);
             }
-            c.commit(|tx| {
-                let mut item = ns::load_inode(tx, ino)?;
-                apply(&mut item, &rest);
-                ns::save_inode(tx, ino, &item)
-            })?;
+            // A time the fsync log holds for the inode would win over the new one if the
+            // change were pending (the commit folds the log after the pending changes):
+            // then it commits after the fold, as before group commit.
+            if rest.mtime_ns.is_some() && c.log().has_attrs(ino) {
+                c.commit(|tx| {
+                    let mut item = ns::load_inode(tx, ino)?;
+                    apply(&mut item, &rest);
+                    ns::save_inode(tx, ino, &item)
+                })?;
+            } else {
+                c.namespace(|tx| {
+                    let mut item = ns::load_inode(tx, ino)?;
+                    apply(&mut item, &rest);
+                    ns::save_inode(tx, ino, &item)
+                })?;
+            }
         }
         self.stat_ino(ino)
     }
@@ -320,7 +332,7 @@ impl Filesystem {
                 shown(name)
             )));
         }
-        self.core().commit(|tx| {
+        self.core().namespace(|tx| {
             ns::xattr_set(tx, ino, name, value, flags)?;
             let mut item = ns::load_inode(tx, ino)?;
             item.ctime_ns = now_ns();
@@ -340,7 +352,7 @@ impl Filesystem {
 
     /// Removes extended attribute `name` of inode `ino`.
     pub fn remove_xattr_ino(&self, ino: u64, name: &[u8]) -> Result<()> {
-        self.core().commit(|tx| {
+        self.core().namespace(|tx| {
             ns::xattr_remove(tx, ino, name)?;
             let mut item = ns::load_inode(tx, ino)?;
             item.ctime_ns = now_ns();

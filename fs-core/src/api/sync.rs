@@ -36,6 +36,17 @@ impl Filesystem {
         self.release_claim()
     }
 
+    /// Makes the entries of directory `ino` durable: names added, removed or renamed in or
+    /// out of it since the last commit, and its attributes (a commit, or the one in flight
+    /// that holds them). Nothing is written when nothing of it is pending.
+    pub fn fsync_dir_ino(&self, ino: u64) -> Result<()> {
+        let c = self.core();
+        match c.pending().seq_of(ino) {
+            Some(seq) => c.namespace_durable(seq, || c.commit_for(seq)),
+            None => Ok(()),
+        }
+    }
+
     /// Writes back every file and commits: everything written before is durable on return.
     pub fn sync(&self, ctx: &Context) -> Result<()> {
         sync_all(self, ctx)

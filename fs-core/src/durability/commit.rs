@@ -1,22 +1,47 @@
 //! The commit: the one way a change reaches the trees.
 //!
-//! [`Core::commit`] runs a change in one cow transaction after folding everything the fsync
-//! log's overlay holds into the same transaction, commits (nodes written, flush, superblock
-//! with FUA, flush), and restarts the log at slot 0 of the new generation. Everything that
+//! [`Core::commit`] runs a change in one cow transaction after applying the pending
+//! namespace changes (`state/pending.rs`) and folding everything the fsync log's overlay
+//! holds into the same transaction, commits (nodes written, flush, superblock with FUA,
+//! flush), and restarts the log at slot 0 of the new generation. The pending changes go in
+//! first because the fold updates sizes and times of inode items they may hold, and the
+//! inodes they unlinked for good are deleted after the fold, which skips inodes that no
+//! longer exist. Everything that
 //! commits goes through it: namespace operations, completions that link data, fsync when
 //! its record does not fit, sync, and the folder thread's fold (`background.rs`, which
 //! freezes the overlay first so writes go on meanwhile, then calls [`fold_and_commit`]).
 
 use crate::durability::fold::fold;
 use crate::error::Result;
-use crate::state::{Core, Logged, Tx};
+use crate::namespace::delete_inode;
+use crate::state::{Core, Guard, Layer, LogState, Logged, Tx};
 
 impl Core {
     /// Runs `f` in one transaction and commits it (durable on return). Everything the fsync
     /// log holds is folded into the same transaction first, and the log restarts after it.
     pub(crate) fn commit<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.check_writable()?;
-        let mut log = self.log_idle();
+        let log = self.log_idle();
+        self.commit_locked(log, f)
+    }
+
+    /// Commits unless namespace operation `seq` became durable while this thread waited
+    /// for the log (another thread's commit took it): so threads that wait for their
+    /// operations share one commit instead of each running its own, empty but for them.
+    pub(crate) fn commit_for(&self, seq: u64) -> Result<()> {
+        self.check_writable()?;
+        let log = self.log_idle();
+        if self.pending().progress(seq).0 {
+            return Ok(());
+        }
+        self.commit_locked(log, |_| Ok(()))
+    }
+
+    fn commit_locked<T>(
+        &self,
+        mut log: Guard<'_, LogState>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
         match fold_and_commit(self, log.logged(), f) {
             Ok((v, generation)) => {
                 log.restart(generation);
@@ -29,24 +54,17 @@ impl Core {
         }
     }
 
-    /// Commits what the fsync log holds (and nothing else): makes everything logged part
-    /// of the trees, durable on return.
+    /// Commits what the fsync log holds and the pending namespace changes (and nothing
+    /// else): makes everything logged and every namespace operation durable on return.
     pub(crate) fn commit_pending(&self) -> Result<()> {
         self.commit(|_| Ok(()))
     }
-
-    /// [`Core::commit`] for a namespace operation that adds items: `ENOSPC` up front when
-    /// it would eat into what accepted writes and deletes need (`Space::check_ns_room`).
-    pub(crate) fn commit_growing<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.check_writable()?;
-        self.check_ns_room()?;
-        self.commit(f)
-    }
 }
 
-/// Opens a transaction, folds `log` into it (if it holds anything), runs `f`, commits;
-/// returns `f`'s value and the new generation. The caller owns what happens to `log` after
-/// (the log restarts, or thaws).
+/// Opens a transaction, applies the pending namespace changes, folds `log` into it (if it
+/// holds anything), runs `f`, commits; returns `f`'s value and the new generation. The
+/// caller owns what happens to `log` after (the log restarts, or thaws); the pending changes
+/// are committed, or back where they were after a failure.
 pub(crate) fn fold_and_commit<T>(
     core: &Core,
     log: &Logged,
@@ -54,13 +72,38 @@ pub(crate) fn fold_and_commit<T>(
 ) -> Result<(T, u64)> {
     core.with_io(|io| {
         let tx = core.vol().begin()?;
-        let mut t = Tx { tx, io };
-        if !log.is_clean() {
-            fold(&mut t, log, core.bs())?;
+        let layer = core.pending().take(tx.generation());
+        let r = run(core, Tx { tx, io }, layer.as_deref(), log, f);
+        if layer.is_some() {
+            core.pending().end(r.is_ok());
         }
-        let v = f(&mut t)?;
-        let Tx { tx, io } = t;
-        let generation = tx.commit(io)?;
-        Ok((v, generation))
+        r
     })
+}
+
+fn run<T>(
+    core: &Core,
+    mut t: Tx<'_>,
+    layer: Option<&Layer>,
+    log: &Logged,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+) -> Result<(T, u64)> {
+    if let Some(l) = layer {
+        for (k, v) in &l.items {
+            match v {
+                Some(d) => t.put(*k, d)?,
+                None => drop(t.del(*k)?),
+            }
+        }
+    }
+    if !log.is_clean() {
+        fold(&mut t, log, core.bs())?;
+    }
+    for &ino in layer.map_or(&[][..], |l| &l.deletes) {
+        delete_inode(&mut t, ino)?;
+    }
+    let v = f(&mut t)?;
+    let Tx { tx, io } = t;
+    let generation = tx.commit(io)?;
+    Ok((v, generation))
 }

@@ -14,6 +14,15 @@ pub(crate) fn logs(c: &Core, ino: u64) -> Result<bool> {
 /// completed: one fsync record when it goes through the log, else a commit of what
 /// writeback left (a grown size, and for fsync the times).
 pub(crate) fn fsync_written(c: &Core, ino: u64, datasync: bool, logs: bool) -> Result<()> {
+    // A file whose namespace state is not committed (created, linked, renamed, its
+    // attributes set since the last commit) is durable under its names only with that
+    // state: a commit (or the commit in flight that holds it); then what the commit did not
+    // take goes out as below. A log record cannot carry names: replay would find no inode
+    // to link the data to. Its parents' pending changes show in its own: a create in a
+    // new directory changes the file's items too.
+    if let Some(seq) = c.pending().seq_of(ino) {
+        c.namespace_durable(seq, || c.commit_for(seq))?;
+    }
     if logs {
         c.note_sync(ino);
         return log_fsync(c, ino, datasync);

@@ -1,10 +1,15 @@
 //! Durability: fsync, fdatasync, sync, and orphan cleanup at mount.
 //!
-//! The contract (namespace changes are cow transactions committed — nodes written, flush,
-//! superblock with FUA, flush — before their call returns; data reaches the trees at
-//! writeback completion, through a commit or the fsync log):
-//! - a namespace operation (create, mkdir, link, unlink, rename, setattr, xattrs,
-//!   fallocate, truncate) is durable and atomic when it returns;
+//! The contract (a commit writes the changed nodes, flushes, writes the superblock with FUA
+//! and flushes; data reaches the trees at writeback completion, through a commit or the
+//! fsync log):
+//! - a namespace operation (create, mkdir, link, unlink, rename, setattr, xattrs) is atomic
+//!   when it returns and durable at the next commit (`group.rs`: fsync of a file or
+//!   directory it changed, `sync`, unmount, enough pending changes; at once with `dirsync`);
+//! - fallocate and truncate are durable when they return (a commit each);
+//! - fsync/fdatasync of a file whose namespace state is not committed yet (created, linked,
+//!   renamed, or in a directory created since the last commit) commits, so the file is
+//!   durable under its names; fsync of a directory makes its entries durable;
 //! - file data written through the cache is durable after `fsync`/`fdatasync` of the file,
 //!   `sync`, or unmount; a crash before shows, for every block, the old or the new bytes,
 //!   never others (new data goes to fresh space and is referenced only after it is on the
@@ -39,6 +44,7 @@ mod commit;
 mod fold;
 mod fsync;
 mod gap;
+mod group;
 mod io;
 mod synced;
 

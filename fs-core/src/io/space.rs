@@ -154,7 +154,8 @@ impl Core {
             drop(self.log_idle());
             return Ok(true);
         }
-        if !self.log().is_clean() {
+        // Files unlinked since the last commit give their space back at the next.
+        if !self.log().is_clean() || self.pending().frees_space() {
             self.commit_pending()?;
             return Ok(true);
         }

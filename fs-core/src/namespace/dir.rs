@@ -8,7 +8,7 @@ use cow::{Direction, Key};
 
 use crate::error::{Error, Result};
 use crate::items::{kind, name_hash, DirEntries, DirEntry, FileType, InodeItem, InodeRefs};
-use crate::state::{now_ns, Items, Tx};
+use crate::state::{now_ns, Items, ItemsMut};
 
 fn corrupt(what: &str, dir: u64, e: String) -> Error {
     Error::Corrupt(format!("{what} of directory {dir}: {e}"))
@@ -29,7 +29,7 @@ pub(crate) fn dir_lookup(
 
 /// Adds `name → child` to `dir` (whose item the caller saves); returns its cookie.
 pub(crate) fn dir_add(
-    tx: &mut Tx<'_>,
+    tx: &mut impl ItemsMut,
     dir: u64,
     dir_item: &mut InodeItem,
     name: &[u8],
@@ -62,13 +62,13 @@ pub(crate) fn dir_add(
     };
     refs.0.push((index, name.to_vec()));
     let encoded = refs.encode();
-    if encoded.len() > tx.tx.max_item_size() {
+    if encoded.len() > tx.max_item_size() {
         // All names of one inode in one directory share its INODE_REF item.
         return Err(Error::TooManyLinks(format!(
             "inode {child} has {} names in directory {dir}, as many as its name list \
              item holds ({} bytes)",
             refs.0.len() - 1,
-            tx.tx.max_item_size()
+            tx.max_item_size()
         )));
     }
     tx.put(rkey, &encoded)?;
@@ -77,7 +77,7 @@ pub(crate) fn dir_add(
 
 /// Removes `name` from `dir` (whose item the caller saves); returns the entry.
 pub(crate) fn dir_remove(
-    tx: &mut Tx<'_>,
+    tx: &mut impl ItemsMut,
     dir: u64,
     dir_item: &mut InodeItem,
     name: &[u8],

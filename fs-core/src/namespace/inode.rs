@@ -4,9 +4,9 @@ use cow::{Direction, Key, TreeId};
 
 use crate::error::{Error, Result};
 use crate::items::{kind, ExtentKind, FileExtent, InodeItem, ORPHAN_OBJECTID};
-use crate::state::{inode_key, Items, Tx};
+use crate::state::{inode_key, Items, ItemsMut, Tx};
 
-pub(crate) fn save_inode(tx: &mut Tx<'_>, ino: u64, item: &InodeItem) -> Result<()> {
+pub(crate) fn save_inode(tx: &mut impl ItemsMut, ino: u64, item: &InodeItem) -> Result<()> {
     tx.put(inode_key(ino), &item.encode())
 }
 

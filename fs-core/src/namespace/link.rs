@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 use crate::items::{
     kind, mode, FileExtent, FileType, InodeFlags, InodeItem, FIRST_INDEX, NAME_MAX, ORPHAN_OBJECTID,
 };
-use crate::namespace::{delete_inode, dir_add, dir_lookup, load_inode, save_inode};
-use crate::state::{now_ns, Tx};
+use crate::namespace::{dir_add, dir_lookup, load_inode, save_inode};
+use crate::state::{now_ns, ItemsMut};
 
 /// Checks a single path component.
 pub(crate) fn check_name(name: &[u8]) -> Result<()> {
@@ -68,7 +68,7 @@ pub(crate) fn fresh_inode(n: &NewInode<'_>, generation: u64) -> InodeItem {
 /// In a set-group-ID directory the new inode takes the directory's group, and a new
 /// subdirectory the set-group-ID bit too (as on Linux filesystems).
 pub(crate) fn create_in(
-    tx: &mut Tx<'_>,
+    tx: &mut impl ItemsMut,
     parent: u64,
     name: &[u8],
     ino: u64,
@@ -85,7 +85,7 @@ pub(crate) fn create_in(
     if dir_lookup(tx, parent, name)?.is_some() {
         return Err(Error::Exists(String::from_utf8_lossy(name).into_owned()));
     }
-    let mut item = fresh_inode(n, tx.tx.generation());
+    let mut item = fresh_inode(n, tx.generation());
     if p.mode & mode::S_ISGID != 0 {
         item.gid = p.gid;
         if item.is_dir() {
@@ -107,9 +107,9 @@ pub(crate) fn create_in(
 /// Stores a symlink's target as inline extents at offsets 0, c, 2c, … of `c` bytes each, `c`
 /// the most one item holds: a target up to `PATH_MAX - 1` bytes needs several items in
 /// small nodes.
-fn put_symlink_target(tx: &mut Tx<'_>, ino: u64, target: &[u8]) -> Result<()> {
+fn put_symlink_target(tx: &mut impl ItemsMut, ino: u64, target: &[u8]) -> Result<()> {
     let overhead = FileExtent::inline(&[]).encode().len();
-    let chunk = tx.tx.max_item_size() - overhead;
+    let chunk = tx.max_item_size() - overhead;
     for (i, part) in target.chunks(chunk).enumerate() {
         let off = (i * chunk) as u64;
         let fe = FileExtent::inline(part);
@@ -121,7 +121,7 @@ fn put_symlink_target(tx: &mut Tx<'_>, ino: u64, target: &[u8]) -> Result<()> {
 /// One name of `ino` is gone (already removed from its directory): drops the link count
 /// and deletes the inode at zero, unless it is `open`, in which case it becomes an orphan.
 /// Returns whether the inode was deleted.
-pub(crate) fn drop_link(tx: &mut Tx<'_>, ino: u64, open: bool) -> Result<bool> {
+pub(crate) fn drop_link(tx: &mut impl ItemsMut, ino: u64, open: bool) -> Result<bool> {
     let mut item = load_inode(tx, ino)?;
     item.nlink = if item.is_dir() {
         0
@@ -138,6 +138,6 @@ pub(crate) fn drop_link(tx: &mut Tx<'_>, ino: u64, open: bool) -> Result<bool> {
         tx.put(Key::new(ORPHAN_OBJECTID, kind::ORPHAN_ITEM, ino), &[])?;
         return Ok(false);
     }
-    delete_inode(tx, ino)?;
+    tx.delete_inode(ino)?;
     Ok(true)
 }

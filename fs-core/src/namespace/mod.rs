@@ -1,5 +1,8 @@
-//! The namespace: inodes, directory entries, links, rename, attributes and xattrs, each
-//! operation one cow transaction (atomic, durable on return).
+//! The namespace: inodes, directory entries, links, rename, attributes and xattrs. Each
+//! operation works on any [`ItemsMut`](crate::state::ItemsMut): the pending view of group
+//! commit (`state/pending.rs`: atomic at once, durable at the next commit) or a cow
+//! transaction (orphan cleanup, deleting an inode at its last close or at the commit after
+//! its unlink).
 //!
 //! Invariants (fsck checks them):
 //! - every name is in three items: DIR_ITEM `(dir, hash)`, DIR_INDEX `(dir, index)` and the

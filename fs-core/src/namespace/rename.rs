@@ -7,7 +7,7 @@ use crate::items::{kind, FileType, InodeRefs, ROOT_INO};
 use crate::namespace::{
     check_name, dir_add, dir_lookup, dir_remove, drop_link, load_inode, readdir_items, save_inode,
 };
-use crate::state::{now_ns, Items, Tx};
+use crate::state::{now_ns, Items, ItemsMut};
 
 /// Variants of rename (Linux `renameat2` flags).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,14 +50,14 @@ fn is_under(it: &mut impl Items, mut dir: u64, anc: u64) -> Result<bool> {
     )))
 }
 
-fn is_empty_dir(tx: &mut Tx<'_>, ino: u64) -> Result<bool> {
+fn is_empty_dir(tx: &mut impl ItemsMut, ino: u64) -> Result<bool> {
     Ok(readdir_items(tx, ino, 0, 1)?.is_empty())
 }
 
 /// Renames `(sp, sname)` to `(dp, dname)`; `is_open` says whether an inode has open
 /// handles (a replaced target then becomes an orphan). Returns the inode deleted, if any.
 pub(crate) fn rename_in(
-    tx: &mut Tx<'_>,
+    tx: &mut impl ItemsMut,
     (sp, sname): (u64, &[u8]),
     (dp, dname): (u64, &[u8]),
     flags: RenameFlags,
@@ -123,7 +123,11 @@ pub(crate) fn rename_in(
 }
 
 /// Moves one existing entry to a free name.
-fn move_entry(tx: &mut Tx<'_>, (sp, sname): (u64, &[u8]), (dp, dname): (u64, &[u8])) -> Result<()> {
+fn move_entry(
+    tx: &mut impl ItemsMut,
+    (sp, sname): (u64, &[u8]),
+    (dp, dname): (u64, &[u8]),
+) -> Result<()> {
     let mut s = load_inode(tx, sp)?;
     let e = dir_remove(tx, sp, &mut s, sname)?;
     let is_dir = e.ftype == FileType::Dir;
@@ -140,7 +144,11 @@ fn move_entry(tx: &mut Tx<'_>, (sp, sname): (u64, &[u8]), (dp, dname): (u64, &[u
     touch_ctime(tx, e.ino)
 }
 
-fn exchange(tx: &mut Tx<'_>, (sp, sname): (u64, &[u8]), (dp, dname): (u64, &[u8])) -> Result<()> {
+fn exchange(
+    tx: &mut impl ItemsMut,
+    (sp, sname): (u64, &[u8]),
+    (dp, dname): (u64, &[u8]),
+) -> Result<()> {
     let mut s = load_inode(tx, sp)?;
     let a = dir_remove(tx, sp, &mut s, sname)?;
     save_inode(tx, sp, &s)?;
@@ -163,7 +171,7 @@ fn exchange(tx: &mut Tx<'_>, (sp, sname): (u64, &[u8]), (dp, dname): (u64, &[u8]
     touch_ctime(tx, b.ino)
 }
 
-fn touch_ctime(tx: &mut Tx<'_>, ino: u64) -> Result<()> {
+fn touch_ctime(tx: &mut impl ItemsMut, ino: u64) -> Result<()> {
     let mut it = load_inode(tx, ino)?;
     it.ctime_ns = now_ns();
     save_inode(tx, ino, &it)

@@ -5,7 +5,7 @@ use cow::{Direction, Key};
 use crate::error::{Error, Result};
 use crate::items::{kind, name_hash, Xattrs, NAME_MAX};
 use crate::namespace::{load_inode, save_inode};
-use crate::state::{now_ns, Items, Tx};
+use crate::state::{now_ns, Items, ItemsMut};
 
 /// Largest value, so an item always fits a 16 KiB leaf with room to spare.
 pub const XATTR_VALUE_MAX: usize = 2048;
@@ -35,7 +35,7 @@ fn shown(name: &[u8]) -> String {
 }
 
 pub(crate) fn xattr_set(
-    tx: &mut Tx<'_>,
+    tx: &mut impl ItemsMut,
     ino: u64,
     name: &[u8],
     value: &[u8],
@@ -93,7 +93,7 @@ pub(crate) fn xattr_list(it: &mut impl Items, ino: u64) -> Result<Vec<Vec<u8>>> 
     Ok(out)
 }
 
-pub(crate) fn xattr_remove(tx: &mut Tx<'_>, ino: u64, name: &[u8]) -> Result<()> {
+pub(crate) fn xattr_remove(tx: &mut impl ItemsMut, ino: u64, name: &[u8]) -> Result<()> {
     let mut inode = load_inode(tx, ino)?;
     let mut x = load(tx, ino, name)?;
     let before = x.0.len();

@@ -1,7 +1,8 @@
 //! The lock order of a mount's state, enforced where locks are taken.
 //!
 //! Every lock of [`Core`](super::Core) has a [`Level`]; a thread takes them only in
-//! increasing level order (the fsync log, then space reservations, then the inode table),
+//! increasing level order (the fsync log, then space reservations, then the namespace's
+//! pending changes, then the inode table),
 //! never two of one level. Debug builds check it at every acquisition: a thread-local
 //! stack of the levels held, and a panic naming both locks on a wrong order. Release builds
 //! compile the check away.
@@ -9,11 +10,13 @@
 //! Why this order: an fsync reads the inodes' sizes under the log's lock (a size read
 //! before it could be overtaken by a larger one another fsync logs first); a space check
 //! runs under `reserved` and reads the overlay's size from an atomic, never the log, so
-//! it cannot wait behind a fold; `inodes` is the innermost and is never held across a cow
-//! call.
+//! it cannot wait behind a fold; a read of the trees (`Core::read`, under the log's lock
+//! in an fsync) takes the pending namespace changes, and a namespace operation holding them
+//! asks the inode table whether a file is open; `inodes` is the innermost and is never held
+//! across a cow call.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A lock's place in the order (lower first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,8 +25,10 @@ pub(crate) enum Level {
     Log = 1,
     /// Delalloc reservations (`Space::reserved`).
     Reserved = 2,
+    /// The namespace changes not yet committed (`Pending`).
+    Pending = 3,
     /// The in-memory inode table (`InodeTable`).
-    Inodes = 3,
+    Inodes = 4,
 }
 
 #[cfg(debug_assertions)]
@@ -38,7 +43,7 @@ fn acquire(level: Level) {
         if let Some(&top) = h.iter().max() {
             assert!(
                 top < level,
-                "lock order: taking {level:?} while holding {top:?} (order: Log, Reserved, Inodes)"
+                "lock order: taking {level:?} while holding {top:?} (order: Log, Reserved, Pending, Inodes)"
             );
         }
         h.push(level);
@@ -97,6 +102,84 @@ impl<T> Ordered<T> {
         let g = guard.g.take().expect("a live guard");
         guard.g = Some(cv.wait_while(g, cond).unwrap_or_else(|e| e.into_inner()));
         guard
+    }
+}
+
+/// A readers-writer lock with a place in the lock order (a thread never holds two of one
+/// level, readers included: a nested read could wait behind a queued writer).
+pub(crate) struct OrderedRw<T> {
+    level: Level,
+    m: RwLock<T>,
+}
+
+/// A shared guard of an [`OrderedRw`] lock.
+pub(crate) struct ReadGuard<'a, T> {
+    level: Level,
+    g: RwLockReadGuard<'a, T>,
+}
+
+/// The exclusive guard of an [`OrderedRw`] lock.
+pub(crate) struct WriteGuard<'a, T> {
+    level: Level,
+    g: RwLockWriteGuard<'a, T>,
+}
+
+impl<T> OrderedRw<T> {
+    pub fn new(level: Level, value: T) -> OrderedRw<T> {
+        OrderedRw {
+            level,
+            m: RwLock::new(value),
+        }
+    }
+
+    pub fn read(&self) -> ReadGuard<'_, T> {
+        acquire(self.level);
+        let g = self.m.read().unwrap_or_else(|e| e.into_inner());
+        ReadGuard {
+            level: self.level,
+            g,
+        }
+    }
+
+    pub fn write(&self) -> WriteGuard<'_, T> {
+        acquire(self.level);
+        let g = self.m.write().unwrap_or_else(|e| e.into_inner());
+        WriteGuard {
+            level: self.level,
+            g,
+        }
+    }
+}
+
+impl<T> Deref for ReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.g
+    }
+}
+
+impl<T> Drop for ReadGuard<'_, T> {
+    fn drop(&mut self) {
+        release(self.level);
+    }
+}
+
+impl<T> Deref for WriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.g
+    }
+}
+
+impl<T> DerefMut for WriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.g
+    }
+}
+
+impl<T> Drop for WriteGuard<'_, T> {
+    fn drop(&mut self) {
+        release(self.level);
     }
 }
 

@@ -2,6 +2,7 @@
 //! parts that each own their state and their lock (`lock.rs` orders them):
 //! - the cow volume and the device (`store.rs`: transactions and snapshots of the fs tree;
 //!   `engine.rs`: the thread's one I/O engine they use);
+//! - the namespace changes not yet committed (`pending.rs`: group commit);
 //! - the in-memory inodes with their cached-write bookkeeping (`inodes.rs`);
 //! - space reservations and the room kept for metadata (`space.rs`);
 //! - the fsync log's state (`log.rs`): its record format (`record.rs`), its overlay of
@@ -9,7 +10,8 @@
 //!   and the folder thread's signal (`folder.rs`).
 //!
 //! Nothing here commits: the one commit function is `durability::commit` (`Core::commit`),
-//! which folds the log's overlay into the transaction it commits.
+//! which applies the pending namespace changes and folds the log's overlay into the
+//! transaction it commits.
 //!
 //! Invariants:
 //! - a cow transaction is never held across an `.await`: futures of one thread would
@@ -22,6 +24,7 @@ mod inodes;
 mod lock;
 mod log;
 mod overlay;
+mod pending;
 mod ranges;
 mod record;
 mod space;
@@ -34,10 +37,11 @@ pub(crate) use inodes::{InodeMem, InodeTable, SeenSizes};
 pub(crate) use lock::Guard;
 pub(crate) use log::{LogState, Logged, Record, Submit};
 pub(crate) use overlay::{Blocks, Overlay, Pieces};
+pub(crate) use pending::{Layer, Ns, Pending};
 pub use record::LOG_INO;
 pub(crate) use record::{decode, Entry};
 pub(crate) use space::{Space, SYNC_BATCH};
-pub(crate) use store::{inode_key, load_inode, try_inode, Items, Rd, Tx, FS_TREE};
+pub(crate) use store::{inode_key, load_inode, try_inode, Items, ItemsMut, Rd, Tx, FS_TREE};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -70,8 +74,12 @@ pub(crate) struct Core {
     bs: u64,
     next_ino: AtomicU64,
     inodes: InodeTable,
+    /// Namespace changes waiting for the next commit.
+    pending: Pending,
     space: Space,
     read_only: Option<String>,
+    /// Every namespace operation durable on return (`MountOptions::dirsync`).
+    dirsync: bool,
     /// The fsync log and the overlay of what it logged (see `log.rs`).
     log: Ordered<LogState>,
     /// Signalled when a background fold or a synced record ends (`Core::log_changed`).
@@ -95,8 +103,10 @@ impl Core {
             bs,
             next_ino: AtomicU64::new(crate::items::ROOT_INO + 1),
             inodes: InodeTable::new(),
+            pending: Pending::default(),
             space,
             read_only,
+            dirsync: false,
             log: Ordered::new(Level::Log, LogState::default()),
             log_cv: Condvar::new(),
             folder: FolderSignal::default(),
@@ -124,6 +134,23 @@ impl Core {
         &self.inodes
     }
 
+    /// The namespace changes not yet committed.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
+    }
+
+    /// Runs namespace operation `f` on a view of the pending changes over the committed
+    /// state; on success its changes join the pending ones (atomically for readers), and
+    /// its number comes back with its value. Not durable yet: see `durability::group`.
+    pub fn ns_apply<T>(&self, f: impl FnOnce(&mut Ns<'_>) -> Result<T>) -> Result<(T, u64)> {
+        self.check_writable()?;
+        self.with_io(|io| {
+            let mut ns = Ns::new(&self.pending, &self.vol, io);
+            let v = f(&mut ns)?;
+            Ok((v, ns.finish()))
+        })
+    }
+
     /// Space accounting.
     pub fn space(&self) -> &Space {
         &self.space
@@ -132,6 +159,16 @@ impl Core {
     /// The folder thread's signal.
     pub fn folder(&self) -> &FolderSignal {
         &self.folder
+    }
+
+    /// Makes every namespace operation durable on return (before the core is shared).
+    pub fn set_dirsync(&mut self, on: bool) {
+        self.dirsync = on;
+    }
+
+    /// Whether every namespace operation is durable on return.
+    pub fn dirsync(&self) -> bool {
+        self.dirsync
     }
 
     /// Why the mount refuses changes, if it was mounted read-only.
@@ -196,7 +233,8 @@ impl Core {
 
     /// See [`Space::check_ns_room`].
     pub fn check_ns_room(&self) -> Result<()> {
-        self.space.check_ns_room(&self.vol)
+        let pending = self.pending.current_items() as u64;
+        self.space.check_ns_room(&self.vol, pending)
     }
 
     /// Makes `exec` (an fs-core `Context`'s executor, with the device attached as
@@ -211,11 +249,15 @@ impl Core {
         engine::with_view(self.id, &*self.dev, is_live, |q| f(q))
     }
 
-    /// Runs `f` on a snapshot of the last committed state.
+    /// Runs `f` on a snapshot of the last committed state with the pending namespace
+    /// changes over it.
     pub fn read<T>(&self, f: impl FnOnce(&mut Rd<'_>) -> Result<T>) -> Result<T> {
         self.with_io(|io| {
+            // The pending changes before the snapshot (see `pending.rs`).
+            let layers = self.pending.layers();
             let r = self.vol.reader();
-            let mut rd = Rd { r, io };
+            let pending = layers.map(|l| pending::View::new(l, r.generation()));
+            let mut rd = Rd { r, io, pending };
             f(&mut rd)
         })
     }

@@ -146,11 +146,12 @@ impl Space {
     /// leaves what accepted writes and deletes need: the room for their commits
     /// (`fold_need`) and `slack`, which only deletes and folds may spend. Without it,
     /// creates on a full filesystem took the space promised to cached writes (lost at
-    /// unmount) and the room unlink needs to commit.
-    pub fn check_ns_room(&self, vol: &Volume) -> Result<()> {
+    /// unmount) and the room unlink needs to commit. `pending_items` namespace item changes
+    /// wait for the next commit (`Pending`): each may copy a node there, at worst.
+    pub fn check_ns_room(&self, vol: &Volume, pending_items: u64) -> Result<()> {
         let r = self.reserved.lock();
         let room = self.data_room(vol, *r);
-        let want = NS_GROWTH_NODES * u64::from(vol.nodesize());
+        let want = (NS_GROWTH_NODES + pending_items) * u64::from(vol.nodesize());
         if room < want {
             return Err(Error::NoSpace(format!(
                 "{want} bytes of metadata wanted, {room} available"

@@ -1,0 +1,471 @@
+//! [`Pending`]: the namespace changes not yet committed (group commit).
+//!
+//! A namespace operation (create, mkdir, link, unlink, rename, set attributes, xattrs) runs
+//! on an [`Ns`] view, which collects its item changes privately and hands them here all at
+//! once under the write lock: the operation is atomic for every reader at once, and durable
+//! at the next commit, which applies these changes first in its transaction
+//! (`durability/commit.rs`), then folds the fsync log, then deletes the inodes unlinked
+//! meanwhile (their data references need the extent tree).
+//!
+//! Invariants:
+//! - reads of the fs tree see `current` over `committing` over their snapshot of the
+//!   committed state (`Core::read` holds the read lock for the whole read);
+//! - `committing` is the layer of the one commit in flight (cow has one writer), tagged with
+//!   the generation it commits as; a reader whose snapshot is of that generation or later
+//!   skips it (its items are in the snapshot, where the fold may have changed them since);
+//! - the layer leaves `committing` only under the write lock, after its commit published (it
+//!   is dropped) or failed (its changes go back under `current`, nothing is lost);
+//! - `active` is false only while both layers are empty: a read that sees it false reads
+//!   the committed state alone, which then holds every change made before;
+//! - operations are numbered in the order they apply; `committed` is the number of the last
+//!   one durable, so a caller that needs operation `n` durable waits for or runs a commit
+//!   only while `committed < n`.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use bdev::IoQueue;
+use cow::{Direction, ItemData, Key, ReadTxn};
+use hashbrown::HashMap;
+
+use crate::error::Result;
+use crate::items::{kind, ORPHAN_OBJECTID};
+use crate::state::lock::{Level, OrderedRw, ReadGuard, WriteGuard};
+use crate::state::store::{Items, FS_TREE};
+
+/// Item changes: the new data, or `None` for a deleted item.
+pub(crate) type Changes = BTreeMap<Key, Option<ItemData>>;
+
+/// Changes of the operations between two commits.
+#[derive(Default)]
+pub(crate) struct Layer {
+    pub items: Changes,
+    /// The inodes whose items changed, with the number of the last operation that did.
+    pub inos: HashMap<u64, u64>,
+    /// Inodes unlinked for good: the commit deletes what is left of them.
+    pub deletes: Vec<u64>,
+    /// The number of the last operation in the layer.
+    pub seq: u64,
+}
+
+impl Layer {
+    fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// The two layers, under [`Pending`]'s lock.
+#[derive(Default)]
+pub(crate) struct Layers {
+    current: Layer,
+    committing: Option<(u64, Arc<Layer>)>,
+    next_seq: u64,
+}
+
+impl Layers {
+    /// The committing layer, if a reader of a snapshot of `generation` must see it.
+    fn committing_for(&self, generation: u64) -> Option<&Layer> {
+        match &self.committing {
+            Some((g, l)) if generation < *g => Some(l),
+            _ => None,
+        }
+    }
+
+    /// What the layers say of `key`: `Some(None)` deleted, `None` nothing.
+    fn get(&self, generation: u64, key: &Key) -> Option<Option<ItemData>> {
+        if let Some(v) = self.current.items.get(key) {
+            return Some(v.clone());
+        }
+        self.committing_for(generation)?.items.get(key).cloned()
+    }
+
+    /// The layers' changes to keys in `lo..=hi`, in the order `dir` walks.
+    fn range<'a>(
+        &'a self,
+        generation: u64,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+    ) -> impl Iterator<Item = (Key, Option<ItemData>)> + 'a {
+        let empty = &EMPTY;
+        let below = self.committing_for(generation).map_or(empty, |l| &l.items);
+        Over::new(
+            walk(&self.current.items, lo, hi, dir),
+            walk(below, lo, hi, dir),
+            dir,
+        )
+    }
+}
+
+static EMPTY: Changes = BTreeMap::new();
+
+fn walk(
+    m: &Changes,
+    lo: Key,
+    hi: Key,
+    dir: Direction,
+) -> Box<dyn Iterator<Item = (Key, Option<ItemData>)> + '_> {
+    let r = m.range(lo..=hi).map(|(k, v)| (*k, v.clone()));
+    match dir {
+        Direction::Forward => Box::new(r),
+        Direction::Backward => Box::new(r.rev()),
+    }
+}
+
+/// Two ordered walks merged, the first winning where both have a key.
+struct Over<A: Iterator, B: Iterator> {
+    a: Peekable<A>,
+    b: Peekable<B>,
+    forward: bool,
+}
+
+impl<A, B> Over<A, B>
+where
+    A: Iterator<Item = (Key, Option<ItemData>)>,
+    B: Iterator<Item = (Key, Option<ItemData>)>,
+{
+    fn new(a: A, b: B, dir: Direction) -> Self {
+        Over {
+            a: a.peekable(),
+            b: b.peekable(),
+            forward: dir == Direction::Forward,
+        }
+    }
+}
+
+impl<A, B> Iterator for Over<A, B>
+where
+    A: Iterator<Item = (Key, Option<ItemData>)>,
+    B: Iterator<Item = (Key, Option<ItemData>)>,
+{
+    type Item = (Key, Option<ItemData>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let ka = self.a.peek().map(|x| x.0);
+        let kb = self.b.peek().map(|x| x.0);
+        match (ka, kb) {
+            (Some(x), Some(y)) if x == y => {
+                self.b.next();
+                self.a.next()
+            }
+            (Some(x), Some(y)) if (y < x) == self.forward => self.b.next(),
+            (Some(_), _) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
+/// Up to `max` items: the changes `over` (in `dir`'s order) applied over `base`'s items.
+pub(crate) fn merged(
+    over: impl Iterator<Item = (Key, Option<ItemData>)>,
+    base: impl Iterator<Item = cow::Result<(Key, ItemData)>>,
+    dir: Direction,
+    max: usize,
+) -> Result<Vec<(Key, ItemData)>> {
+    let base = base.map(|r| r.map(|(k, v)| (k, Some(v))));
+    let mut base = base.peekable();
+    let mut over = over.peekable();
+    let forward = dir == Direction::Forward;
+    let mut out = Vec::new();
+    while out.len() < max {
+        let kb = match base.peek() {
+            Some(Ok((k, _))) => Some(*k),
+            Some(Err(_)) => match base.next() {
+                Some(Err(e)) => return Err(e.into()),
+                _ => unreachable!("peeked an error"),
+            },
+            None => None,
+        };
+        let ko = over.peek().map(|x| x.0);
+        let next = match (ko, kb) {
+            (None, None) => break,
+            (Some(x), Some(y)) if x == y => {
+                base.next();
+                over.next()
+            }
+            (Some(x), Some(y)) if (y < x) == forward => base.next().and_then(|r| r.ok()),
+            (Some(_), _) => over.next(),
+            (None, _) => base.next().and_then(|r| r.ok()),
+        };
+        if let Some((k, Some(v))) = next {
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
+/// The namespace changes not yet committed, and the progress of their commits.
+pub(crate) struct Pending {
+    layers: OrderedRw<Layers>,
+    active: AtomicBool,
+    /// The number of the last operation a commit made durable.
+    committed: AtomicU64,
+    /// The number of the last operation of the layer being committed (0: none).
+    in_flight: AtomicU64,
+    /// Signalled when a commit of pending changes ends; a leaf lock.
+    ended: Mutex<()>,
+    ended_cv: Condvar,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            layers: OrderedRw::new(Level::Pending, Layers::default()),
+            active: AtomicBool::new(false),
+            committed: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            ended: Mutex::new(()),
+            ended_cv: Condvar::new(),
+        }
+    }
+}
+
+/// What a read sees of the pending changes: the layers, read-locked, for a snapshot of
+/// `generation`.
+pub(crate) struct View<'a> {
+    layers: ReadGuard<'a, Layers>,
+    generation: u64,
+}
+
+impl<'a> View<'a> {
+    pub fn new(layers: ReadGuard<'a, Layers>, generation: u64) -> View<'a> {
+        View { layers, generation }
+    }
+
+    pub fn get(&self, key: &Key) -> Option<Option<ItemData>> {
+        self.layers.get(self.generation, key)
+    }
+
+    pub fn range(
+        &self,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+    ) -> impl Iterator<Item = (Key, Option<ItemData>)> + '_ {
+        self.layers.range(self.generation, lo, hi, dir)
+    }
+}
+
+impl Pending {
+    /// The pending changes for a read, or `None` when nothing is pending (no lock then).
+    /// The caller takes its snapshot after this, then makes it a [`View`].
+    pub fn layers(&self) -> Option<ReadGuard<'_, Layers>> {
+        if !self.active.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(self.layers.read())
+    }
+
+    /// Whether any change waits for a commit.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Whether a commit would delete files unlinked meanwhile (and free their space).
+    pub fn frees_space(&self) -> bool {
+        self.is_active() && !self.layers.read().current.deletes.is_empty()
+    }
+
+    /// Changes in `current`, for the "enough work" trigger.
+    pub fn current_items(&self) -> usize {
+        if !self.is_active() {
+            return 0;
+        }
+        self.layers.read().current.items.len()
+    }
+
+    /// The number of the last operation that changed `ino` and is not durable yet.
+    pub fn seq_of(&self, ino: u64) -> Option<u64> {
+        if !self.is_active() {
+            return None;
+        }
+        let l = self.layers.read();
+        let committed = self.committed.load(Ordering::SeqCst);
+        let committing = l.committing.as_ref().and_then(|(_, c)| c.inos.get(&ino));
+        l.current
+            .inos
+            .get(&ino)
+            .or(committing)
+            .copied()
+            .filter(|&s| s > committed)
+    }
+
+    /// Whether operation `seq` is durable; else whether a commit in flight makes it so.
+    pub fn progress(&self, seq: u64) -> (bool, bool) {
+        let done = self.committed.load(Ordering::SeqCst) >= seq;
+        (done, self.in_flight.load(Ordering::SeqCst) >= seq)
+    }
+
+    /// Waits until the commit in flight (if any) ended.
+    pub fn wait_commit(&self) {
+        let g = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        let in_flight = self.in_flight.load(Ordering::SeqCst);
+        if in_flight == 0 {
+            return;
+        }
+        let _g = self
+            .ended_cv
+            .wait_while(g, |_| self.in_flight.load(Ordering::SeqCst) == in_flight)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// Starts a commit as `generation`: `current` becomes the committing layer (`None` when
+    /// nothing is pending).
+    pub fn take(&self, generation: u64) -> Option<Arc<Layer>> {
+        if !self.is_active() {
+            return None;
+        }
+        let mut l = self.layers.write();
+        if l.current.is_empty() {
+            return None;
+        }
+        debug_assert!(l.committing.is_none(), "one commit at a time");
+        let layer = Arc::new(std::mem::take(&mut l.current));
+        self.in_flight.store(layer.seq, Ordering::SeqCst);
+        l.committing = Some((generation, Arc::clone(&layer)));
+        Some(layer)
+    }
+
+    /// The commit that took the committing layer ended: published (`ok`) or not.
+    pub fn end(&self, ok: bool) {
+        let mut l = self.layers.write();
+        if let Some((_, layer)) = l.committing.take() {
+            if ok {
+                self.committed.fetch_max(layer.seq, Ordering::SeqCst);
+            } else {
+                give_back(&mut l.current, &layer);
+            }
+        }
+        self.active.store(!l.current.is_empty(), Ordering::SeqCst);
+        drop(l);
+        let _g = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        self.in_flight.store(0, Ordering::SeqCst);
+        self.ended_cv.notify_all();
+    }
+}
+
+/// Puts a failed commit's `layer` back under `current` (whose changes are newer).
+fn give_back(current: &mut Layer, layer: &Layer) {
+    for (k, v) in &layer.items {
+        current.items.entry(*k).or_insert_with(|| v.clone());
+    }
+    for (&ino, &seq) in &layer.inos {
+        current.inos.entry(ino).or_insert(seq);
+    }
+    let mut deletes = layer.deletes.clone();
+    deletes.append(&mut current.deletes);
+    current.deletes = deletes;
+    current.seq = current.seq.max(layer.seq);
+}
+
+/// A namespace operation's view: reads see its own changes over the pending ones over the
+/// committed state; its changes join the pending ones when it succeeds ([`Ns::finish`]).
+/// It holds the write lock throughout, so operations apply one at a time.
+pub(crate) struct Ns<'a> {
+    layers: WriteGuard<'a, Layers>,
+    pending: &'a Pending,
+    r: ReadTxn<'a>,
+    io: &'a mut dyn IoQueue,
+    changes: Changes,
+    deletes: Vec<u64>,
+    max_item: usize,
+}
+
+impl<'a> Ns<'a> {
+    pub fn new(pending: &'a Pending, vol: &'a cow::Volume, io: &'a mut dyn IoQueue) -> Ns<'a> {
+        // The lock before the snapshot: a commit cannot end meanwhile, and one that
+        // published already is skipped by its generation.
+        let layers = pending.layers.write();
+        Ns {
+            layers,
+            pending,
+            r: vol.reader(),
+            io,
+            changes: Changes::new(),
+            deletes: Vec::new(),
+            max_item: cow::format::max_item_size(vol.nodesize()),
+        }
+    }
+
+    /// The generation new inodes are stamped with: the next commit's at the earliest.
+    pub fn generation(&self) -> u64 {
+        self.r.generation() + 1
+    }
+
+    pub fn max_item_size(&self) -> usize {
+        self.max_item
+    }
+
+    pub fn put(&mut self, key: Key, data: &[u8]) -> Result<()> {
+        self.changes.insert(key, Some(ItemData::from(data)));
+        Ok(())
+    }
+
+    pub fn del(&mut self, key: Key) -> Result<bool> {
+        let existed = self.get(key)?.is_some();
+        self.changes.insert(key, None);
+        Ok(existed)
+    }
+
+    /// `ino` has no name left and no handle: its inode item goes now, the rest (data
+    /// references included) at the commit.
+    pub fn delete_inode_later(&mut self, ino: u64) -> Result<()> {
+        self.del(crate::state::inode_key(ino))?;
+        self.del(Key::new(ORPHAN_OBJECTID, kind::ORPHAN_ITEM, ino))?;
+        self.deletes.push(ino);
+        Ok(())
+    }
+
+    /// Adds the operation's changes to the pending ones; returns its number.
+    pub fn finish(mut self) -> u64 {
+        let l = &mut *self.layers;
+        l.next_seq += 1;
+        let seq = l.next_seq;
+        for (k, v) in std::mem::take(&mut self.changes) {
+            let ino = if k.objectid == ORPHAN_OBJECTID {
+                k.offset
+            } else {
+                k.objectid
+            };
+            l.current.inos.insert(ino, seq);
+            l.current.items.insert(k, v);
+        }
+        l.current.deletes.append(&mut self.deletes);
+        l.current.seq = seq;
+        if !l.current.is_empty() {
+            self.pending.active.store(true, Ordering::SeqCst);
+        }
+        seq
+    }
+}
+
+impl Items for Ns<'_> {
+    fn get(&mut self, key: Key) -> Result<Option<ItemData>> {
+        if let Some(v) = self.changes.get(&key) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.layers.get(self.r.generation(), &key) {
+            return Ok(v);
+        }
+        Ok(self.r.get(self.io, FS_TREE, key)?)
+    }
+
+    fn range(
+        &mut self,
+        lo: Key,
+        hi: Key,
+        dir: Direction,
+        max: usize,
+    ) -> Result<Vec<(Key, ItemData)>> {
+        let generation = self.r.generation();
+        let over = Over::new(
+            walk(&self.changes, lo, hi, dir),
+            self.layers.range(generation, lo, hi, dir),
+            dir,
+        );
+        let base = self.r.iter(self.io, FS_TREE, lo, hi, dir);
+        merged(over, base, dir, max)
+    }
+}
