@@ -101,3 +101,26 @@ fn replacing_a_file_survives_kill_9_without_fsync() {
     assert_survived(&img, &files);
     println!("auto_da_alloc: replaced files survived kill -9 of the mount");
 }
+
+/// Namespace changes are durable at the next commit (group commit): with no periodic
+/// commit, an fsync of a new file makes it durable under its name, in a directory created
+/// since the last commit too, and an fsync of a directory (not the root) makes a new empty
+/// file in it durable; a name nobody synced is not promised.
+#[test]
+fn fsync_of_a_file_or_its_directory_makes_new_names_survive_kill_9() {
+    if !fuse_usable("fsync of new names test") {
+        return;
+    }
+    let (_tmp, img, mnt) = fresh_image();
+    let m = MountProc::start(&img, &mnt, "commit=0");
+    std::fs::create_dir(mnt.join("d")).unwrap();
+    let data = pattern(7000, 3);
+    std::fs::write(mnt.join("d/f"), &data).unwrap();
+    // coreutils `sync FILE` fsyncs the file; `sync DIR` fsyncs the directory (FSYNCDIR).
+    sh_out(&format!("sync {}", mnt.join("d/f").display()));
+    std::fs::write(mnt.join("d/empty"), b"").unwrap();
+    sh_out(&format!("sync {}", mnt.join("d").display()));
+    m.kill9();
+    assert_survived(&img, &[("/d/f", data), ("/d/empty", Vec::new())]);
+    println!("fsync of a file and of its directory: new names survived kill -9 of the mount");
+}

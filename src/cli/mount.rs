@@ -26,7 +26,10 @@ pub struct Args {
     /// sync_on_close (sync at every close of a handle that wrote),
     /// commit=SECONDS (default 30; 0 = off): sync everything this often, since sync(1) and
     /// syncfs(2) are not passed to a FUSE server. `sync MOUNTPOINT` (fsync of the root
-    /// directory) syncs everything at once; fsync of a file makes that file durable.
+    /// directory) syncs everything at once; fsync of a file makes that file durable under
+    /// its names, fsync of a directory its entries. dirsync: every namespace change
+    /// (create, mkdir, link, unlink, rename, chmod, xattrs) durable on return; by default
+    /// it is atomic at once and durable at the next commit.
     /// Permissions are always checked by the kernel (default_permissions).
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Option<String>,
@@ -39,6 +42,7 @@ pub fn run(a: &Args) -> Result<u8> {
         read_only: opts.read_only,
         accept_log_loss: opts.accept_log_loss,
         take_over: opts.take_over,
+        dirsync: opts.dirsync,
         ..fs_core::MountOptions::default()
     })?;
     let fs = Arc::new(fs);

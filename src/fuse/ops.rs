@@ -90,20 +90,29 @@ impl Fuse {
 
     /// Before a rename replaces `dname` of `ddir` with `sname` of `sdir`: the source's data
     /// is made durable first (`auto_da_alloc`), so a crash never leaves the replaced name
-    /// pointing at a file whose data was lost, the old contents gone with it.
-    fn sync_before_replace(&self, sdir: u64, sname: &[u8], ddir: u64, dname: &[u8]) -> Result<()> {
+    /// pointing at a file whose data was lost, the old contents gone with it. Says whether
+    /// it did: the rename is then made durable too (the pattern's promise: after a crash,
+    /// the new contents), since a rename is otherwise durable only at the next commit.
+    fn sync_before_replace(
+        &self,
+        sdir: u64,
+        sname: &[u8],
+        ddir: u64,
+        dname: &[u8],
+    ) -> Result<bool> {
         if self.close_sync == CloseSync::Never || self.fs.lookup_at(ddir, dname).is_err() {
-            return Ok(());
+            return Ok(false);
         }
         let src = self.fs.lookup_at(sdir, sname)?;
         if self.fs.stat_ino(src)?.file_type != fs_core::FileType::File {
-            return Ok(());
+            return Ok(false);
         }
         self.ctx(|c| {
             self.fs
                 .open_ino(c, src, OpenFlags::read_only())?
                 .fdatasync(c)
-        })
+        })?;
+        Ok(true)
     }
 
     fn ctx<T>(&self, f: impl FnOnce(&Context) -> Result<T>) -> Result<T> {
@@ -402,21 +411,20 @@ impl fuser::Filesystem for Fuse {
                 exchange: flags.contains(fuser::RenameFlags::RENAME_EXCHANGE),
             };
             let (sdir, ddir) = (ino_of(parent), ino_of(newparent));
+            let mut replacing = false;
             if !f.noreplace && !f.exchange {
                 // A failure here fails the rename: better than a replace that may lose both.
-                if let Err(e) =
-                    self.sync_before_replace(sdir, name.as_bytes(), ddir, newname.as_bytes())
-                {
-                    return done(Err(e), reply);
+                match self.sync_before_replace(sdir, name.as_bytes(), ddir, newname.as_bytes()) {
+                    Ok(r) => replacing = r,
+                    Err(e) => return done(Err(e), reply),
                 }
             }
-            self.fs.rename_at(
-                ino_of(parent),
-                name.as_bytes(),
-                ino_of(newparent),
-                newname.as_bytes(),
-                f,
-            )
+            self.fs
+                .rename_at(sdir, name.as_bytes(), ddir, newname.as_bytes(), f)
+                .and_then(|()| match replacing {
+                    true => self.fs.fsync_dir_ino(ddir),
+                    false => Ok(()),
+                })
         };
         done(r, reply);
     }
@@ -611,14 +619,14 @@ impl fuser::Filesystem for Fuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Every namespace change is its own committed transaction, so a directory is always
-        // durable. The kernel does not forward syncfs(2) to FUSE, so an fsync of the mount's
-        // root directory (`sync MOUNTPOINT`) stands for it: everything is written back and
-        // committed.
+        // Namespace changes are durable at the next commit: an fsync of a directory makes
+        // its entries durable (a commit when any is pending). The kernel does not forward
+        // syncfs(2) to FUSE, so an fsync of the mount's root directory (`sync MOUNTPOINT`)
+        // stands for it: everything is written back and committed.
         let r = if ino.0 == FUSE_ROOT {
             self.ctx(|c| self.fs.sync(c))
         } else {
-            Ok(())
+            self.fs.fsync_dir_ino(ino_of(ino))
         };
         done(r, reply);
     }

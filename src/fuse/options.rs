@@ -52,6 +52,11 @@ pub struct MountOptions {
     /// When a close(2) or a rename makes written data durable (an fdatasync). Default
     /// [`CloseSync::Replace`].
     pub close_sync: CloseSync,
+    /// Every namespace change durable when it returns (`dirsync`; fs-core's
+    /// `MountOptions::dirsync`: the caller mounts fs-core with it). Off by default: a
+    /// namespace change is durable at the next commit (the `commit=` timer, an fsync of the
+    /// file or of its directory, `sync MOUNTPOINT`).
+    pub dirsync: bool,
 }
 
 impl Default for MountOptions {
@@ -66,6 +71,7 @@ impl Default for MountOptions {
             accept_log_loss: false,
             take_over: false,
             close_sync: CloseSync::Replace,
+            dirsync: false,
         }
     }
 }
@@ -73,7 +79,7 @@ impl Default for MountOptions {
 impl MountOptions {
     /// Parses a `-o` string: `ro`, `rw`, `allow_other`, `threads=N`, `fsname=NAME`,
     /// `commit=SECONDS` (0 = off), `nosignals`, `accept_log_loss`, `takeover`,
-    /// `sync_on_close`, `auto_da_alloc`, `noauto_da_alloc`;
+    /// `sync_on_close`, `auto_da_alloc`, `noauto_da_alloc`, `dirsync`;
     /// `default_permissions` is accepted and always on. Unknown options are errors naming
     /// them.
     pub fn parse(s: &str) -> Result<MountOptions, String> {
@@ -91,6 +97,7 @@ impl MountOptions {
                     "sync_on_close" => o.close_sync = CloseSync::Always,
                     "auto_da_alloc" => o.close_sync = CloseSync::Replace,
                     "noauto_da_alloc" => o.close_sync = CloseSync::Never,
+                    "dirsync" => o.dirsync = true,
                     _ => return Err(format!("unknown mount option {opt:?}")),
                 },
                 Some(("threads", n)) => {
@@ -135,6 +142,8 @@ mod tests {
             (d.close_sync, d.take_over, d.accept_log_loss),
             (CloseSync::Replace, false, false)
         );
+        assert!(!d.dirsync);
+        assert!(MountOptions::parse("dirsync").unwrap().dirsync);
         let o = MountOptions::parse("noauto_da_alloc,takeover,accept_log_loss").unwrap();
         assert_eq!(
             (o.close_sync, o.take_over, o.accept_log_loss),
