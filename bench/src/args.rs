@@ -30,10 +30,12 @@ Examples:
   bfsperf --memcpy-limit -o 4096 -t 5
   bfsperf -c bench/configs/malloc.json --fs -q 32 -o 4k -w randwrite -t 5
   bfsperf -c bench/configs/malloc.json --fs --buffered -q 1 -o 4k -w write --fdatasync-every 1 -t 5
+  bfsperf -c bench/configs/malloc.json --fs --meta -o 4k --meta-files 20000 --tree 100x200
 
 With --fs the bdev (one: the only one in the config, or -T) is formatted as a fresh bypassfs
 and the workload runs on one file of it, written once over its size before timing. The file
-workloads are read, write, randread, randwrite, rw and randrw.";
+workloads are read, write, randread, randwrite, rw and randrw. --meta runs the metadata
+workload instead (small files created, stat'ed, unlinked; a tree extracted), one row each.";
 
 /// bfsperf: a bdevperf-compatible benchmark for bypassfs block devices.
 #[derive(Parser, Debug)]
@@ -142,6 +144,21 @@ pub struct Cli {
     #[arg(long = "end-fsync")]
     pub end_fsync: bool,
 
+    /// With --fs: the metadata workload instead of -w (-q, -w and -t are not needed): rows
+    /// create (+ write -o bytes, default 4k, + close), stat, unlink of --meta-files small
+    /// files, and extract (--tree DIRSxFILES, each file created, written, closed; then a
+    /// sync, counted in the runtime). IOPS are operations (extract: files) a second.
+    #[arg(long = "meta", requires = "fs")]
+    pub meta: bool,
+
+    /// With --meta: files of the create, stat and unlink rows (default 20000).
+    #[arg(long = "meta-files", value_name = "N", requires = "meta")]
+    pub meta_files: Option<u64>,
+
+    /// With --meta: the extract row's tree, DIRSxFILES (default 100x200: 20,000 files).
+    #[arg(long = "tree", value_name = "DIRSxFILES", requires = "meta", value_parser = parse_tree)]
+    pub tree: Option<(u64, u64)>,
+
     /// Measure this machine's random-copy rate instead (the memcpy limit of a RAM bdev):
     /// random -o sized copies out of a 1 GiB DMA buffer, one thread, for -t seconds.
     #[arg(long = "memcpy-limit")]
@@ -246,6 +263,8 @@ pub struct FsOptions {
     pub fdatasync_every: Option<u64>,
     /// fsync once after the timed I/O, its time counted in the runtime.
     pub end_fsync: bool,
+    /// `--meta`: the metadata workload instead of the file job.
+    pub meta: Option<crate::meta::MetaSpec>,
 }
 
 /// How to start SPDK for `--spdk`.
@@ -292,6 +311,8 @@ impl Cli {
         }
         let duration = match self.seconds {
             None if self.memcpy_limit => Duration::from_secs(5),
+            // The metadata workload runs a number of operations, not a time.
+            None if self.meta => Duration::ZERO,
             None => return err("-t/--time SECONDS is required"),
             Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Duration::from_secs_f64(s),
             Some(s) => {
@@ -318,6 +339,9 @@ impl Cli {
         let Some(config) = self.config.clone() else {
             return err("-c/--json CONFIG is required (an SPDK JSON config describing the bdevs)");
         };
+        if self.meta {
+            return self.meta_mode(config, cores);
+        }
         let Some(depth) = self.depth else {
             return err("-q/--queue-depth DEPTH is required");
         };
@@ -356,6 +380,48 @@ impl Cli {
         }))
     }
 
+    /// `--fs --meta`: a file-system run whose job is the metadata workload.
+    fn meta_mode(&self, config: PathBuf, cores: Option<Vec<usize>>) -> Result<Mode, ArgError> {
+        if cores.is_some() {
+            return err("--meta runs on one thread; drop -m");
+        }
+        let defaults = crate::meta::MetaSpec::default();
+        let (dirs, files_per_dir) = self.tree.unwrap_or((defaults.dirs, defaults.files_per_dir));
+        let meta = crate::meta::MetaSpec {
+            files: self.meta_files.unwrap_or(defaults.files),
+            file_bytes: self.io_size.unwrap_or(defaults.file_bytes),
+            dirs,
+            files_per_dir,
+        };
+        if meta.files == 0 {
+            return err("--meta-files 0: give a number of files, at least 1");
+        }
+        Ok(Mode::Perf(PerfSpec {
+            config,
+            depth: 1,
+            io_size: meta.file_bytes,
+            workload: Workload::Write,
+            read_percent: 0,
+            duration: Duration::ZERO,
+            target: self.target.clone(),
+            output_json: self.output_json.clone(),
+            seed: self.seed,
+            prefill: false,
+            spdk: self.spdk.then_some(SpdkSpec {
+                no_huge: self.no_huge,
+                mem_size_mb: self.mem_size_mb,
+            }),
+            fs: Some(FsOptions {
+                file_size: None,
+                direct: false,
+                fdatasync_every: None,
+                end_fsync: false,
+                meta: Some(meta),
+            }),
+            cores: None,
+        }))
+    }
+
     /// The `--fs` options, refused without `--fs` and with workloads a file has no use for.
     fn fs_options(&self, workload: Workload) -> Result<Option<FsOptions>, ArgError> {
         if !self.fs {
@@ -391,12 +457,25 @@ impl Cli {
             direct: !self.buffered,
             fdatasync_every: self.fdatasync_every,
             end_fsync: self.end_fsync,
+            meta: None,
         }))
     }
 }
 
 /// Largest copy the memcpy mode accepts (it must fit its 1 GiB source many times over).
 pub const MEMCPY_MAX_IO: usize = 64 << 20;
+
+/// `--tree DIRSxFILES`: both at least 1.
+fn parse_tree(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("{s:?}: want DIRSxFILES, such as 100x200");
+    let (d, f) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let d: u64 = d.trim().parse().map_err(|_| bad())?;
+    let f: u64 = f.trim().parse().map_err(|_| bad())?;
+    if d == 0 || f == 0 {
+        return Err(bad());
+    }
+    Ok((d, f))
+}
 
 /// The read percentage a workload implies; -M only for rw/randrw, as in bdevperf.
 fn read_percent(workload: Workload, given: Option<u32>) -> Result<u32, ArgError> {
@@ -658,8 +737,44 @@ mod tests {
             direct: false,
             fdatasync_every: Some(8),
             end_fsync: true,
+            meta: None,
         };
         assert_eq!(p.fs, Some(want));
+    }
+
+    #[test]
+    fn meta_needs_no_workload_and_takes_its_sizes() {
+        let Mode::Perf(p) = mode(&["-c", "x.json", "--fs", "--meta"]).unwrap() else {
+            panic!()
+        };
+        let meta = p.fs.and_then(|f| f.meta).unwrap();
+        assert_eq!(meta, crate::meta::MetaSpec::default());
+        let Mode::Perf(p) = mode(&[
+            "-c",
+            "x.json",
+            "--fs",
+            "--meta",
+            "-o",
+            "1k",
+            "--meta-files",
+            "10",
+            "--tree",
+            "3x4",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        let meta = p.fs.and_then(|f| f.meta).unwrap();
+        assert_eq!(
+            (meta.files, meta.file_bytes, meta.dirs, meta.files_per_dir),
+            (10, 1024, 3, 4)
+        );
+        assert!(
+            mode(&["-c", "x.json", "--meta"]).is_err(),
+            "--meta needs --fs"
+        );
+        assert!(mode(&["-c", "x.json", "--fs", "--meta", "--tree", "0x5"]).is_err());
+        assert!(mode(&["-c", "x.json", "--fs", "--meta", "-m", "0x3"]).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Reading order: `args` (command line) → `engine` (jobs on the bdevs of an SPDK JSON config,
 //! built by `bdev::config`; the poll loop; `verify` for the verify workload) → `fs` (jobs on a
 //! file through fs-core's asynchronous file API) → `report` (bdevperf's table, JSON).
+//! `meta` is the metadata workload of `--fs --meta` (small files, a tree).
 //! `cores` runs the jobs of `-m` on pinned threads, one per core. `memcpy` measures the
 //! ceiling a RAM bdev is compared against.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod error;
 pub mod fs;
 pub mod memcpy;
 pub mod memstat;
+pub mod meta;
 pub mod report;
 mod rng;
 mod verify;

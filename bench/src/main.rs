@@ -180,6 +180,9 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
     let (name, dev) = fs_bdev(spec)?;
     println!("Formatting {name} as a fresh bypassfs...");
     let (fs, ctx) = bench::fs::format_and_mount(dev)?;
+    if let Some(meta) = &opts.meta {
+        return perf_meta(spec, meta, fs, ctx);
+    }
     let jobs = spec.cores.as_ref().map_or(1, Vec::len) as u64;
     let io = spec.io_size as u64;
     let total = match opts.file_size {
@@ -265,6 +268,40 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
                 r.info.name, r.info.core_mask, r.stats.failed
             );
         }
+    }
+    fs.unmount(&ctx).map_err(|source| BenchError::Fs {
+        what: "unmount".into(),
+        source,
+    })?;
+    if let Some(path) = &spec.output_json {
+        write_json(path, &report::json(&results, spec.seed))?;
+    }
+    Ok(if results.iter().any(|(_, s)| s.failed > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--fs --meta`: the metadata workload's rows on the fresh filesystem.
+fn perf_meta(
+    spec: &PerfSpec,
+    meta: &bench::meta::MetaSpec,
+    fs: fs_core::Filesystem,
+    ctx: fs_core::Context,
+) -> Result<ExitCode, BenchError> {
+    println!(
+        "Metadata workload: {} files of {} bytes created, stat'ed, unlinked; a tree of {} x {} \
+         files extracted, then synced...",
+        meta.files, meta.file_bytes, meta.dirs, meta.files_per_dir
+    );
+    let bench::meta::MetaRun {
+        rows: results,
+        first_error,
+    } = bench::meta::run(&fs, &ctx, meta)?;
+    print!("{}", report::table(&results));
+    if let Some(e) = first_error {
+        eprintln!("bfsperf: metadata workload: the first failure: {e}");
     }
     fs.unmount(&ctx).map_err(|source| BenchError::Fs {
         what: "unmount".into(),
