@@ -72,10 +72,11 @@ pub(crate) fn fold_and_commit<T>(
 ) -> Result<(T, u64)> {
     core.with_io(|io| {
         let tx = core.vol().begin()?;
-        let layer = core.pending().take(tx.generation());
+        let generation = tx.generation();
+        let layer = core.pending().take(generation);
         let r = run(core, Tx { tx, io }, layer.as_deref(), log, f);
         if layer.is_some() {
-            core.pending().end(r.is_ok());
+            core.pending().end(generation, r.is_ok());
         }
         r
     })

@@ -328,10 +328,17 @@ impl Pending {
         Some(layer)
     }
 
-    /// The commit that took the committing layer ended: published (`ok`) or not.
-    pub fn end(&self, ok: bool) {
+    /// The commit of `generation` that took the committing layer ended: published (`ok`)
+    /// or not. Commits never overlap (the fsync log's lock or its fold serialize them, and
+    /// this runs before either is let go), so the layer is this commit's; checked anyway.
+    pub fn end(&self, generation: u64, ok: bool) {
         let mut l = self.layers.write();
-        if let Some((_, layer)) = l.committing.take() {
+        let ours = matches!(l.committing, Some((g, _)) if g == generation);
+        debug_assert!(
+            ours,
+            "the committing layer belongs to generation {generation}"
+        );
+        if let (true, Some((_, layer))) = (ours, l.committing.take()) {
             if ok {
                 self.committed.fetch_max(layer.seq, Ordering::SeqCst);
             } else {
