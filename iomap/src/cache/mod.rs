@@ -14,6 +14,7 @@ mod index;
 mod page;
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -598,13 +599,27 @@ impl PageCache {
         // Two sweeps: the first may only clear `referenced` bits.
         for _ in 0..2 {
             let (hino, hpage) = st.hand;
-            let order: Vec<Ino> = st
-                .files
-                .range(hino..)
-                .chain(st.files.range(..hino))
-                .map(|(&i, _)| i)
-                .collect();
-            for ino in order {
+            // Files from the hand on, then from the start up to it, one lookup each: a
+            // list of every file made each eviction cost as much as the cache holds files
+            // (20,000 small files: a third of the time of creating them).
+            let mut next = st.files.range(hino..).next().map(|(&i, _)| i);
+            let mut wrapped = next.is_none();
+            if wrapped {
+                next = st.files.range(..hino).next().map(|(&i, _)| i);
+            }
+            while let Some(ino) = next {
+                next = st
+                    .files
+                    .range((Bound::Excluded(ino), Bound::Unbounded))
+                    .next()
+                    .map(|(&i, _)| i);
+                if next.is_none() && !wrapped {
+                    wrapped = true;
+                    next = st.files.range(..hino).next().map(|(&i, _)| i);
+                }
+                if wrapped && next.is_some_and(|n| n >= hino) {
+                    next = None;
+                }
                 let f = st.files.get_mut(&ino).expect("listed");
                 let from = if ino == hino { hpage } else { 0 };
                 let mut doomed = Vec::new();
