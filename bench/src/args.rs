@@ -30,7 +30,7 @@ Examples:
   bfsperf --memcpy-limit -o 4096 -t 5
   bfsperf -c bench/configs/malloc.json --fs -q 32 -o 4k -w randwrite -t 5
   bfsperf -c bench/configs/malloc.json --fs --buffered -q 1 -o 4k -w write --fdatasync-every 1 -t 5
-  bfsperf -c bench/configs/malloc.json --fs --meta -o 4k --meta-files 20000 --tree 100x200
+  bfsperf -c bench/configs/malloc.json --fs --meta -o 4k --meta-files 20000 --tree 100x200 --meta-cache 512m
 
 With --fs the bdev (one: the only one in the config, or -T) is formatted as a fresh bypassfs
 and the workload runs on one file of it, written once over its size before timing. The file
@@ -158,6 +158,11 @@ pub struct Cli {
     /// With --meta: the extract row's tree, DIRSxFILES (default 100x200: 20,000 files).
     #[arg(long = "tree", value_name = "DIRSxFILES", requires = "meta", value_parser = parse_tree)]
     pub tree: Option<(u64, u64)>,
+
+    /// With --meta: the mount's page cache (half of it may be dirty before writers write
+    /// back), e.g. 512m; default fs-core's (64 MiB, 16 MiB dirty).
+    #[arg(long = "meta-cache", value_name = "SIZE", requires = "meta", value_parser = parse_size)]
+    pub meta_cache: Option<usize>,
 
     /// Measure this machine's random-copy rate instead (the memcpy limit of a RAM bdev):
     /// random -o sized copies out of a 1 GiB DMA buffer, one thread, for -t seconds.
@@ -392,6 +397,7 @@ impl Cli {
             file_bytes: self.io_size.unwrap_or(defaults.file_bytes),
             dirs,
             files_per_dir,
+            cache_bytes: self.meta_cache.unwrap_or(0) as u64,
         };
         if meta.files == 0 {
             return err("--meta-files 0: give a number of files, at least 1");

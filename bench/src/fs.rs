@@ -109,11 +109,18 @@ pub fn check(spec: &FileJobSpec, fs_block_size: u64) -> Result<(), BenchError> {
 /// Formats `dev` with the default options and mounts it; returns the filesystem and this
 /// thread's context.
 pub fn format_and_mount(dev: Arc<dyn BlockDevice>) -> Result<(Filesystem, Context), BenchError> {
+    format_and_mount_with(dev, MountOptions::default())
+}
+
+/// [`format_and_mount`] with mount options `opts`.
+pub fn format_and_mount_with(
+    dev: Arc<dyn BlockDevice>,
+    opts: MountOptions,
+) -> Result<(Filesystem, Context), BenchError> {
     let name = dev.name().to_string();
     Filesystem::format(Arc::clone(&dev), FormatOptions::default())
         .map_err(fs_err(format!("formatting {name}")))?;
-    let fs = Filesystem::mount(dev, MountOptions::default())
-        .map_err(fs_err(format!("mounting {name}")))?;
+    let fs = Filesystem::mount(dev, opts).map_err(fs_err(format!("mounting {name}")))?;
     let ctx = fs.context().map_err(fs_err("opening a context"))?;
     Ok((fs, ctx))
 }

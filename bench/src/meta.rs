@@ -33,6 +33,24 @@ pub struct MetaSpec {
     pub dirs: u64,
     /// Files in each of them.
     pub files_per_dir: u64,
+    /// Page cache and dirty budget of the mount (`--meta-cache`; 0: fs-core's defaults).
+    pub cache_bytes: u64,
+}
+
+impl MetaSpec {
+    /// The mount's options: with `cache_bytes`, a cache that size whose half may be dirty
+    /// before writers write back.
+    pub fn mount_options(&self) -> fs_core::MountOptions {
+        let d = fs_core::MountOptions::default();
+        match self.cache_bytes {
+            0 => d,
+            c => fs_core::MountOptions {
+                cache_bytes: c,
+                dirty_bytes: c / 2,
+                ..d
+            },
+        }
+    }
 }
 
 impl Default for MetaSpec {
@@ -42,6 +60,7 @@ impl Default for MetaSpec {
             file_bytes: 4096,
             dirs: 100,
             files_per_dir: 200,
+            cache_bytes: 0,
         }
     }
 }
@@ -174,6 +193,7 @@ mod tests {
             file_bytes: 4096,
             dirs: 3,
             files_per_dir: 7,
+            cache_bytes: 0,
         };
         let MetaRun { rows, first_error } = run(&fs, &ctx, &spec).unwrap();
         assert_eq!(first_error, None);
