@@ -71,11 +71,12 @@ pub(crate) fn sync_all(fs: &Filesystem, ctx: &Context) -> Result<()> {
 }
 
 /// Writes back every file with cached data or unwritten attributes, committing (with their
-/// sizes and times) after every `SYNC_BATCH` files or overlay pieces: the room kept for a
-/// commit's copied nodes (`Space::fold_need`, `Space::slack`) covers a batch, not the whole
-/// cache at once. One commit of everything (13,000 small files' extents and inode items)
-/// failed for want of space on a full filesystem at unmount, dropping writes that had
-/// returned Ok. Returns the first writeback error; a failed commit ends it.
+/// sizes and times) after every batch of files or overlay pieces (`Space::sync_batch`): the
+/// room kept for a commit's copied nodes (`Space::fold_need`, `Space::slack`) covers a
+/// batch, not the whole cache at once. One commit of everything (13,000 small files' extents
+/// and inode items) failed for want of space on a full filesystem at unmount, dropping
+/// writes that had returned Ok. Files are written back `WRITEBACK_AT_ONCE` at a time, their
+/// writes in flight together (one at a time when space is short). Returns the first writeback error; a failed commit ends it.
 fn writeback_in_batches(fs: &Filesystem, ctx: &Context) -> Result<()> {
     let io = &fs.inner.iomap;
     let c = fs.core();
@@ -85,16 +86,33 @@ fn writeback_in_batches(fs: &Filesystem, ctx: &Context) -> Result<()> {
     dirty.sort_unstable();
     let mut first_err = None;
     let mut batch = Vec::new();
-    for ino in dirty {
-        let r = ctx.block_on(io.writeback_range(ctx.exec(), iomap::Ino(ino), 0, u64::MAX));
-        if let Err(e) = r {
-            first_err.get_or_insert(e);
+    let mut limit = c.space().sync_batch(c.vol());
+    let mut rest = &dirty[..];
+    while !rest.is_empty() {
+        // Short of space, one file at a time: a file's pieces then never overshoot the
+        // batch the room was kept for.
+        let at_once = if limit <= SYNC_BATCH {
+            1
+        } else {
+            WRITEBACK_AT_ONCE
+        };
+        let n = rest.len().min(at_once).min(limit - batch.len());
+        let (now, later) = rest.split_at(n);
+        rest = later;
+        let writebacks = now
+            .iter()
+            .map(|&ino| io.writeback_range(ctx.exec(), iomap::Ino(ino), 0, u64::MAX));
+        for r in ctx.block_on(bdev::exec::join_all(writebacks)) {
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
         }
-        batch.push(ino);
+        batch.extend_from_slice(now);
         let pieces = c.space().overlay_pieces();
-        if batch.len() >= SYNC_BATCH || pieces >= SYNC_BATCH {
+        if batch.len() >= limit || pieces >= limit {
             durability::commit_with_attrs(c, &batch)?;
             batch.clear();
+            limit = c.space().sync_batch(c.vol());
         }
     }
     match first_err {
@@ -102,3 +120,6 @@ fn writeback_in_batches(fs: &Filesystem, ctx: &Context) -> Result<()> {
         None => Ok(()),
     }
 }
+
+/// Files `sync` writes back at once (each a few requests in flight).
+const WRITEBACK_AT_ONCE: usize = 32;
