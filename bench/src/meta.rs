@@ -15,7 +15,7 @@
 //! `bench/scripts/meta.c`, which `bench/scripts/vs-kernel-meta.sh` runs against XFS and
 //! ext4 (the `create`, `stat` and `unlink` rows there sync nothing either).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fs_core::{Context, Filesystem, OpenFlags};
 
@@ -70,6 +70,8 @@ impl Default for MetaSpec {
 pub struct MetaRun {
     pub rows: Vec<(JobInfo, JobStats)>,
     pub first_error: Option<String>,
+    /// The extract row's closing sync (in its runtime).
+    pub extract_sync: Duration,
 }
 
 /// One timed operation on file number `i`.
@@ -105,10 +107,14 @@ pub fn run(fs: &Filesystem, ctx: &Context, spec: &MetaSpec) -> Result<MetaRun, B
         first_error = first_error.or(err.map(|e| format!("{name}: {e}")));
         rows.push((info(name, spec.file_bytes), stats));
     }
-    let (stats, err) = extract(fs, ctx, spec, &write_file)?;
+    let (stats, err, extract_sync) = extract(fs, ctx, spec, &write_file)?;
     first_error = first_error.or(err.map(|e| format!("extract: {e}")));
     rows.push((info("extract", spec.file_bytes), stats));
-    Ok(MetaRun { rows, first_error })
+    Ok(MetaRun {
+        rows,
+        first_error,
+        extract_sync,
+    })
 }
 
 /// `op(0..n)`, each call timed; stops at the first failure.
@@ -135,7 +141,7 @@ fn extract(
     ctx: &Context,
     spec: &MetaSpec,
     write_file: &dyn Fn(&str) -> fs_core::Result<()>,
-) -> Result<(JobStats, Option<String>), BenchError> {
+) -> Result<(JobStats, Option<String>, Duration), BenchError> {
     let mut stats = JobStats::new();
     let clock = Instant::now();
     let mut err = None;
@@ -159,10 +165,11 @@ fn extract(
             }
         }
     }
+    let sync = Instant::now();
     fs.sync(ctx)
         .map_err(fs_err("sync after the extract".into()))?;
     stats.runtime = clock.elapsed();
-    Ok((stats, err))
+    Ok((stats, err, sync.elapsed()))
 }
 
 fn info(name: &str, file_bytes: usize) -> JobInfo {
@@ -195,7 +202,9 @@ mod tests {
             files_per_dir: 7,
             cache_bytes: 0,
         };
-        let MetaRun { rows, first_error } = run(&fs, &ctx, &spec).unwrap();
+        let MetaRun {
+            rows, first_error, ..
+        } = run(&fs, &ctx, &spec).unwrap();
         assert_eq!(first_error, None);
         let names: Vec<&str> = rows.iter().map(|(i, _)| i.name.as_str()).collect();
         assert_eq!(names, ["create", "stat", "unlink", "extract"]);
