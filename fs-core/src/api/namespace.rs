@@ -308,6 +308,9 @@ impl Filesystem {
                 c.namespace(|tx| {
                     let mut item = ns::load_inode(tx, ino)?;
                     apply(&mut item, &rest);
+                    if rest.mtime_ns.is_some() {
+                        tx.set_mtime_explicitly(ino);
+                    }
                     ns::save_inode(tx, ino, &item)
                 })?;
             }

@@ -13,8 +13,9 @@
 
 use crate::durability::fold::fold;
 use crate::error::Result;
+use crate::items::kind;
 use crate::namespace::delete_inode;
-use crate::state::{Core, Guard, Layer, LogState, Logged, Tx};
+use crate::state::{inode_key, inode_over, Core, Guard, Items, Layer, LogState, Logged, Tx};
 
 impl Core {
     /// Runs `f` in one transaction and commits it (durable on return). Everything the fsync
@@ -82,6 +83,18 @@ pub(crate) fn fold_and_commit<T>(
     })
 }
 
+/// Applies a pending inode item over the committed one (`state::inode_over`).
+fn put_inode(t: &mut Tx<'_>, layer: &Layer, ino: u64, data: &[u8]) -> Result<()> {
+    match t.get(inode_key(ino))? {
+        Some(committed) => {
+            let explicit = layer.explicit_mtime.contains(&ino);
+            let item = inode_over(ino, data, &committed, explicit)?;
+            t.put(inode_key(ino), &item)
+        }
+        None => t.put(inode_key(ino), data),
+    }
+}
+
 fn run<T>(
     core: &Core,
     mut t: Tx<'_>,
@@ -92,6 +105,7 @@ fn run<T>(
     if let Some(l) = layer {
         for (k, v) in &l.items {
             match v {
+                Some(d) if k.kind == kind::INODE_ITEM => put_inode(&mut t, l, k.objectid, d)?,
                 Some(d) => t.put(*k, d)?,
                 None => drop(t.del(*k)?),
             }

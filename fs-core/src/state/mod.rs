@@ -37,7 +37,7 @@ pub(crate) use inodes::{InodeMem, InodeTable, SeenSizes};
 pub(crate) use lock::Guard;
 pub(crate) use log::{LogState, Logged, Record, Submit};
 pub(crate) use overlay::{Blocks, Overlay, Pieces};
-pub(crate) use pending::{Layer, Ns, Pending};
+pub(crate) use pending::{inode_over, Layer, Ns, Pending};
 pub use record::LOG_INO;
 pub(crate) use record::{decode, Entry};
 pub(crate) use space::{Space, SYNC_BATCH};

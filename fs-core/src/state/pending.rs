@@ -28,10 +28,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use bdev::IoQueue;
 use cow::{Direction, ItemData, Key, ReadTxn};
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 
-use crate::error::Result;
-use crate::items::{kind, ORPHAN_OBJECTID};
+use crate::error::{Error, Result};
+use crate::items::{kind, InodeItem, ORPHAN_OBJECTID};
 use crate::state::lock::{Level, OrderedRw, ReadGuard, WriteGuard};
 use crate::state::store::{Items, FS_TREE};
 
@@ -46,6 +46,9 @@ pub(crate) struct Layer {
     pub inos: HashMap<u64, u64>,
     /// Inodes unlinked for good: the commit deletes what is left of them.
     pub deletes: Vec<u64>,
+    /// Files whose mtime an operation set explicitly (`set_attr_ino`): their pending item's
+    /// mtime wins over the committed one (see `durability/commit.rs`).
+    pub explicit_mtime: HashSet<u64>,
     /// The number of the last operation in the layer.
     pub seq: u64,
 }
@@ -100,6 +103,69 @@ impl Layers {
 }
 
 static EMPTY: Changes = BTreeMap::new();
+
+impl Layers {
+    /// Whether an operation in the layers a reader of `generation` sees set the mtime of
+    /// `ino` explicitly.
+    fn explicit_mtime(&self, generation: u64, ino: u64) -> bool {
+        self.current.explicit_mtime.contains(&ino)
+            || self
+                .committing_for(generation)
+                .is_some_and(|l| l.explicit_mtime.contains(&ino))
+    }
+}
+
+/// A pending inode item of file `ino` as it stands over the `committed` one, which may be
+/// newer in what data writes change: an operation that read the item while a commit (a
+/// fold, a completion) was changing the file's size or times wrote back what it read.
+/// Namespace operations never change a file's size (truncate commits), and they keep its
+/// times but for ctime (now) and an explicit mtime; commits of data only raise size and
+/// times. So the committed size stands, and each time is the later of the two (the pending
+/// mtime when it was set explicitly). A directory's item is the namespace's alone.
+pub(crate) fn inode_over(
+    ino: u64,
+    pending: &[u8],
+    committed: &[u8],
+    explicit_mtime: bool,
+) -> Result<ItemData> {
+    let parse = |d: &[u8], what: &str| {
+        InodeItem::parse(d).map_err(|e| Error::Corrupt(format!("{what} inode {ino}: {e}")))
+    };
+    let mut item = parse(pending, "pending")?;
+    if item.is_dir() {
+        return Ok(ItemData::from(pending));
+    }
+    let old = parse(committed, "committed")?;
+    item.size = old.size;
+    item.ctime_ns = item.ctime_ns.max(old.ctime_ns);
+    if !explicit_mtime {
+        item.mtime_ns = item.mtime_ns.max(old.mtime_ns);
+    }
+    Ok(ItemData::from(&item.encode()[..]))
+}
+
+/// What a read through the layers gets for `key`: their change, with a file's inode item
+/// over the committed one read from `base` (see [`inode_over`]).
+fn layered_get(
+    layers: &Layers,
+    generation: u64,
+    key: Key,
+    base: impl FnOnce() -> Result<Option<ItemData>>,
+) -> Result<Option<Option<ItemData>>> {
+    let Some(v) = layers.get(generation, &key) else {
+        return Ok(None);
+    };
+    match v {
+        Some(d) if key.kind == kind::INODE_ITEM => match base()? {
+            Some(c) => {
+                let explicit = layers.explicit_mtime(generation, key.objectid);
+                Ok(Some(Some(inode_over(key.objectid, &d, &c, explicit)?)))
+            }
+            None => Ok(Some(Some(d))),
+        },
+        v => Ok(Some(v)),
+    }
+}
 
 fn walk(
     m: &Changes,
@@ -234,8 +300,14 @@ impl<'a> View<'a> {
         View { layers, generation }
     }
 
-    pub fn get(&self, key: &Key) -> Option<Option<ItemData>> {
-        self.layers.get(self.generation, key)
+    /// The layers' change to `key` (`Some(None)`: deleted), `base` reading the committed
+    /// item when a file's inode item must be laid over it.
+    pub fn get(
+        &self,
+        key: Key,
+        base: impl FnOnce() -> Result<Option<ItemData>>,
+    ) -> Result<Option<Option<ItemData>>> {
+        layered_get(&self.layers, self.generation, key, base)
     }
 
     pub fn range(
@@ -361,6 +433,9 @@ fn give_back(current: &mut Layer, layer: &Layer) {
     for (&ino, &seq) in &layer.inos {
         current.inos.entry(ino).or_insert(seq);
     }
+    current
+        .explicit_mtime
+        .extend(layer.explicit_mtime.iter().copied());
     let mut deletes = layer.deletes.clone();
     deletes.append(&mut current.deletes);
     current.deletes = deletes;
@@ -377,6 +452,7 @@ pub(crate) struct Ns<'a> {
     io: &'a mut dyn IoQueue,
     changes: Changes,
     deletes: Vec<u64>,
+    explicit_mtime: Vec<u64>,
     max_item: usize,
 }
 
@@ -392,6 +468,7 @@ impl<'a> Ns<'a> {
             io,
             changes: Changes::new(),
             deletes: Vec::new(),
+            explicit_mtime: Vec::new(),
             max_item: cow::format::max_item_size(vol.nodesize()),
         }
     }
@@ -425,6 +502,11 @@ impl<'a> Ns<'a> {
         Ok(())
     }
 
+    /// This operation sets the mtime of `ino` explicitly.
+    pub fn set_mtime_explicitly(&mut self, ino: u64) {
+        self.explicit_mtime.push(ino);
+    }
+
     /// Adds the operation's changes to the pending ones; returns its number.
     pub fn finish(mut self) -> u64 {
         let l = &mut *self.layers;
@@ -440,6 +522,9 @@ impl<'a> Ns<'a> {
             l.current.items.insert(k, v);
         }
         l.current.deletes.append(&mut self.deletes);
+        l.current
+            .explicit_mtime
+            .extend(self.explicit_mtime.drain(..));
         l.current.seq = seq;
         if !l.current.is_empty() {
             self.pending.active.store(true, Ordering::SeqCst);
@@ -453,7 +538,9 @@ impl Items for Ns<'_> {
         if let Some(v) = self.changes.get(&key) {
             return Ok(v.clone());
         }
-        if let Some(v) = self.layers.get(self.r.generation(), &key) {
+        let (r, io) = (&self.r, &mut *self.io);
+        let base = || Ok(r.get(io, FS_TREE, key)?);
+        if let Some(v) = layered_get(&self.layers, r.generation(), key, base)? {
             return Ok(v);
         }
         Ok(self.r.get(self.io, FS_TREE, key)?)

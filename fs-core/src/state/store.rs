@@ -69,8 +69,11 @@ impl Items for Tx<'_> {
 
 impl Items for Rd<'_> {
     fn get(&mut self, key: Key) -> Result<Option<cow::ItemData>> {
-        if let Some(v) = self.pending.as_ref().and_then(|p| p.get(&key)) {
-            return Ok(v);
+        if let Some(p) = &self.pending {
+            let (r, io) = (&self.r, &mut *self.io);
+            if let Some(v) = p.get(key, || Ok(r.get(io, FS_TREE, key)?))? {
+                return Ok(v);
+            }
         }
         Ok(self.r.get(self.io, FS_TREE, key)?)
     }
