@@ -49,6 +49,9 @@ pub(crate) struct Layer {
     /// Files whose mtime an operation set explicitly (`set_attr_ino`): their pending item's
     /// mtime wins over the committed one (see `durability/commit.rs`).
     pub explicit_mtime: HashSet<u64>,
+    /// For each inode item in the layer, the committed generation it was read over: a
+    /// reader of that generation (or an older one) takes the item as it is.
+    pub inode_base: HashMap<u64, u64>,
     /// The number of the last operation in the layer.
     pub seq: u64,
 }
@@ -76,12 +79,14 @@ impl Layers {
         }
     }
 
-    /// What the layers say of `key`: `Some(None)` deleted, `None` nothing.
-    fn get(&self, generation: u64, key: &Key) -> Option<Option<ItemData>> {
+    /// What the layers say of `key` (`Some(None)`: deleted; `None`: nothing), and the layer
+    /// that holds it.
+    fn get_in(&self, generation: u64, key: &Key) -> Option<(&Option<ItemData>, &Layer)> {
         if let Some(v) = self.current.items.get(key) {
-            return Some(v.clone());
+            return Some((v, &self.current));
         }
-        self.committing_for(generation)?.items.get(key).cloned()
+        let l = self.committing_for(generation)?;
+        l.items.get(key).map(|v| (v, l))
     }
 
     /// The layers' changes to keys in `lo..=hi`, in the order `dir` walks.
@@ -152,18 +157,22 @@ fn layered_get(
     key: Key,
     base: impl FnOnce() -> Result<Option<ItemData>>,
 ) -> Result<Option<Option<ItemData>>> {
-    let Some(v) = layers.get(generation, &key) else {
+    let Some((v, layer)) = layers.get_in(generation, &key) else {
         return Ok(None);
     };
+    let ino = key.objectid;
+    let newer_base = || layer.inode_base.get(&ino).is_none_or(|&b| b < generation);
     match v {
-        Some(d) if key.kind == kind::INODE_ITEM => match base()? {
+        // Read over the state this reader sees, or an older one that a commit since may
+        // have changed.
+        Some(d) if key.kind == kind::INODE_ITEM && newer_base() => match base()? {
             Some(c) => {
-                let explicit = layers.explicit_mtime(generation, key.objectid);
-                Ok(Some(Some(inode_over(key.objectid, &d, &c, explicit)?)))
+                let explicit = layers.explicit_mtime(generation, ino);
+                Ok(Some(Some(inode_over(ino, d, &c, explicit)?)))
             }
-            None => Ok(Some(Some(d))),
+            None => Ok(Some(Some(d.clone()))),
         },
-        v => Ok(Some(v)),
+        v => Ok(Some(v.clone())),
     }
 }
 
@@ -436,6 +445,9 @@ fn give_back(current: &mut Layer, layer: &Layer) {
     current
         .explicit_mtime
         .extend(layer.explicit_mtime.iter().copied());
+    for (&ino, &g) in &layer.inode_base {
+        current.inode_base.entry(ino).or_insert(g);
+    }
     let mut deletes = layer.deletes.clone();
     deletes.append(&mut current.deletes);
     current.deletes = deletes;
@@ -512,12 +524,17 @@ impl<'a> Ns<'a> {
         let l = &mut *self.layers;
         l.next_seq += 1;
         let seq = l.next_seq;
+        let base = self.r.generation();
         for (k, v) in std::mem::take(&mut self.changes) {
             let ino = if k.objectid == ORPHAN_OBJECTID {
                 k.offset
             } else {
                 k.objectid
             };
+            if k.kind == kind::INODE_ITEM {
+                // What the operation read was laid over its snapshot (`layered_get`).
+                l.current.inode_base.insert(ino, base);
+            }
             l.current.inos.insert(ino, seq);
             l.current.items.insert(k, v);
         }
