@@ -36,7 +36,8 @@
 //! Crash tests backing these claims: `tests/crash.rs` (`ace_one_operation_workloads`,
 //! `ace_two_operation_workloads_sampled`, `synced_direct_writes`), `tests/fsync_log.rs`
 //! (`logged_fsyncs_survive_a_crash_and_a_full_log_commits`), `tests/model.rs` (crash after
-//! fdatasync of every file).
+//! fdatasync of every file and fsync of every directory), `tests/crash_group.rs` (group
+//! commit, fsync of new and renamed names and of files in new directories, dirsync).
 
 mod area;
 mod background;
