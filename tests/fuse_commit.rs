@@ -124,3 +124,26 @@ fn fsync_of_a_file_or_its_directory_makes_new_names_survive_kill_9() {
     assert_survived(&img, &[("/d/f", data), ("/d/empty", Vec::new())]);
     println!("fsync of a file and of its directory: new names survived kill -9 of the mount");
 }
+
+/// With `-o dirsync` every namespace change is durable when it returns, as before group
+/// commit: names created, renamed and removed without any fsync survive `kill -9`.
+#[test]
+fn dirsync_makes_namespace_changes_survive_kill_9() {
+    if !fuse_usable("dirsync test") {
+        return;
+    }
+    let (_tmp, img, mnt) = fresh_image();
+    let m = MountProc::start(&img, &mnt, "commit=0,dirsync");
+    std::fs::create_dir(mnt.join("d")).unwrap();
+    std::fs::write(mnt.join("d/empty"), b"").unwrap();
+    std::fs::write(mnt.join("gone"), b"").unwrap();
+    std::fs::rename(mnt.join("d/empty"), mnt.join("d/moved")).unwrap();
+    std::fs::remove_file(mnt.join("gone")).unwrap();
+    m.kill9();
+    assert_survived(&img, &[("/d/moved", Vec::new())]);
+    let root = sh_out(&format!("{} ls {} /", common::BIN, img.display()));
+    assert!(!root.contains("gone"), "an unlink was lost: {root}");
+    let d = sh_out(&format!("{} ls {} /d", common::BIN, img.display()));
+    assert!(!d.contains("empty"), "a rename was lost: {d}");
+    println!("dirsync: namespace changes survived kill -9 of the mount");
+}
