@@ -43,6 +43,14 @@
 #define BFS_MOUNT_TAKEOVER 2
 
 /*
+ Make every namespace, attribute and xattr change durable before its call returns (as
+ `mount -o dirsync`; `MountOptions::dirsync`). Without it such a change is atomic at
+ once and durable at the next commit: an fsync of the file that needs it,
+ `bfs_fsync_dir`, `bfs_sync` or unmount.
+ */
+#define BFS_MOUNT_DIRSYNC 4
+
+/*
  `renameat2(2)` flag: fail with `-EEXIST` if `to` exists (Linux's `RENAME_NOREPLACE`).
  */
 #define BFS_RENAME_NOREPLACE 1
@@ -394,6 +402,18 @@ int bfs_ctx_create(bfs_fs_t fs, bfs_ctx_t *out);
 int bfs_ctx_destroy(bfs_ctx_t ctx);
 
 /*
+ Makes the entries of the directory `path` (a final symlink followed) durable: names
+ created, removed or renamed in it since the last commit, and its attributes (what
+ `fsync(2)` of a directory does). Returns at once when nothing of it is pending.
+ `-ENOTDIR` if it is not a directory. (A file's own fsync already makes its new names
+ durable.)
+
+ # Safety
+ `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+ */
+int bfs_fsync_dir(bfs_fs_t fs, const char *path);
+
+/*
  Opens the directory `path` (a final symlink followed) for reading; `*out` is its
  stream, positioned at the start. `-ENOTDIR` if it is not a directory. A stream keeps its
  filesystem mounted (`bfs_unmount` is `-EBUSY`) until [`bfs_closedir`]. Streams may be
@@ -561,7 +581,7 @@ int bfs_format_with(const char *device, const struct bfs_device_opts *opts);
 
 /*
  Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0, or
- `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER`. On success `*out` is the filesystem's
+ `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER` and `BFS_MOUNT_DIRSYNC` or-ed together. On success `*out` is the filesystem's
  handle. A read-write mount holds the device exclusively until unmounted, a read-only one
  shares it with other readers; `-EBUSY` when that conflicts with another opener, or when
  the device's mount claim names a live mount (of this host) or another host's mount that
@@ -572,7 +592,9 @@ int bfs_format_with(const char *device, const struct bfs_device_opts *opts);
  `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one
  `bfs_fs_t`.
  */
-int bfs_mount(const char *device, uint32_t flags, bfs_fs_t *out);
+int bfs_mount(const char *device,
+              uint32_t flags,
+              bfs_fs_t *out);
 
 /*
  [`bfs_mount`] with device options, as [`bfs_format_with`] takes them (`opts` may be

@@ -15,9 +15,14 @@ const HINT: &str = "run `cargo build -p bypassfs` first (ci/run does)";
 /// `tests/c/capi_test.c` (its `main`), and its other sources as compiler arguments.
 fn sources() -> (PathBuf, Vec<String>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c");
-    let parts = ["capi_files.c", "capi_names.c", "capi_async.c"]
-        .map(|f| dir.join(f).display().to_string())
-        .to_vec();
+    let parts = [
+        "capi_files.c",
+        "capi_names.c",
+        "capi_async.c",
+        "capi_durable.c",
+    ]
+    .map(|f| dir.join(f).display().to_string())
+    .to_vec();
     (dir.join("capi_test.c"), parts)
 }
 

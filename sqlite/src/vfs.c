@@ -7,8 +7,13 @@
  * the sqlite3_file then belongs to that VFS and never comes back here. Randomness, time
  * and sleep are the default VFS's too.
  *
- * Namespace changes (create, unlink) are durable when bypassfs returns, so the dirSync
- * that SQLite may ask of xDelete needs nothing more.
+ * bypassfs makes a namespace change (create, unlink) durable at its next commit, and the
+ * filesystem lives in this process: a process that dies loses what was not committed, as
+ * a kernel filesystem loses it at power loss. So xDelete always makes the unlink durable
+ * (bfs_fsync_dir of the parent), whatever dirSync says: SQLite deletes a rollback journal
+ * to commit a transaction, and a journal that came back after a kill would roll a
+ * committed transaction back. A new file's name becomes durable with its first xSync
+ * (a file's fsync commits its new name).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,7 +79,7 @@ static int vfs_open(sqlite3_vfs *base, const char *name, sqlite3_file *file, int
 }
 
 static int vfs_delete(sqlite3_vfs *base, const char *name, int dir_sync) {
-  (void)dir_sync; /* bfs_unlink is durable when it returns */
+  (void)dir_sync; /* always synced: see the top of this file */
   struct bfs_vfs *v = (struct bfs_vfs *)base;
   char path[BFS_SQLITE_MAX_PATH];
   bfs_fs_t fs;
@@ -82,7 +87,12 @@ static int vfs_delete(sqlite3_vfs *base, const char *name, int dir_sync) {
   if (bfs_vfs_fs(v, &fs) != SQLITE_OK) return SQLITE_IOERR_DELETE;
   int err = bfs_unlink(fs, path);
   if (err == -ENOENT) return SQLITE_IOERR_DELETE_NOENT;
-  return err == 0 ? SQLITE_OK : SQLITE_IOERR_DELETE;
+  if (err != 0) return SQLITE_IOERR_DELETE;
+  /* The parent: everything up to the last '/' (the root for "/name"). */
+  char *slash = strrchr(path, '/');
+  if (slash == path) slash[1] = '\0';
+  else *slash = '\0';
+  return bfs_fsync_dir(fs, path) == 0 ? SQLITE_OK : SQLITE_IOERR_DIR_FSYNC;
 }
 
 static int vfs_access(sqlite3_vfs *base, const char *name, int flags, int *out) {

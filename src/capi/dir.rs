@@ -1,5 +1,5 @@
 //! Directory streams: opendir, readdir one entry at a time, telldir/seekdir by cookie,
-//! closedir.
+//! closedir; and a directory's fsync.
 //!
 //! A stream holds the directory's inode and the cookie after the last entry it returned;
 //! it reads ahead a batch of entries. Cookies come from fs-core and stay valid across
@@ -37,6 +37,28 @@ fn stream(dir: bfs_dir_t) -> CResult<Arc<DirEntry>> {
     let d = registry::dir(dir)?;
     registry::fs(d.fs)?;
     Ok(d)
+}
+
+/// Makes the entries of the directory `path` (a final symlink followed) durable: names
+/// created, removed or renamed in it since the last commit, and its attributes (what
+/// `fsync(2)` of a directory does). Returns at once when nothing of it is pending.
+/// `-ENOTDIR` if it is not a directory. (A file's own fsync already makes its new names
+/// durable.)
+///
+/// # Safety
+/// `path` is NULL (→ `-EINVAL`) or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn bfs_fsync_dir(fs: bfs_fs_t, path: *const c_char) -> c_int {
+    guard_int(|| {
+        let f = registry::fs(fs)?;
+        // SAFETY: forwarded from this function's contract.
+        let p = unsafe { c_str(path) }?;
+        let ino = f.fs.lookup_follow(p).map_err(|e| err(&e))?;
+        if f.fs.stat_ino(ino).map_err(|e| err(&e))?.file_type != FileType::Dir {
+            return Err(libc::ENOTDIR);
+        }
+        f.fs.fsync_dir_ino(ino).map_err(|e| err(&e))
+    })
 }
 
 /// Opens the directory `path` (a final symlink followed) for reading; `*out` is its

@@ -19,6 +19,11 @@ pub const BFS_MOUNT_RDONLY: u32 = 1;
 /// Mount read-write although the device says another host has it mounted and did not
 /// unmount: the caller vouches that the other host is down (`MountOptions::take_over`).
 pub const BFS_MOUNT_TAKEOVER: u32 = 2;
+/// Make every namespace, attribute and xattr change durable before its call returns (as
+/// `mount -o dirsync`; `MountOptions::dirsync`). Without it such a change is atomic at
+/// once and durable at the next commit: an fsync of the file that needs it,
+/// `bfs_fsync_dir`, `bfs_sync` or unmount.
+pub const BFS_MOUNT_DIRSYNC: u32 = 4;
 
 /// Formats `device` (an image file or block device path, or an SPDK JSON config ending in
 /// `.json`) as an empty filesystem. Destroys what was on it. `-EBUSY` while another opener
@@ -57,7 +62,7 @@ pub unsafe extern "C" fn bfs_format_with(
 }
 
 /// Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0, or
-/// `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER`. On success `*out` is the filesystem's
+/// `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER` and `BFS_MOUNT_DIRSYNC` or-ed together. On success `*out` is the filesystem's
 /// handle. A read-write mount holds the device exclusively until unmounted, a read-only one
 /// shares it with other readers; `-EBUSY` when that conflicts with another opener, or when
 /// the device's mount claim names a live mount (of this host) or another host's mount that
@@ -86,7 +91,8 @@ pub unsafe extern "C" fn bfs_mount_with(
     out: *mut bfs_fs_t,
 ) -> c_int {
     guard_int(|| {
-        if out.is_null() || flags & !(BFS_MOUNT_RDONLY | BFS_MOUNT_TAKEOVER) != 0 {
+        let known = BFS_MOUNT_RDONLY | BFS_MOUNT_TAKEOVER | BFS_MOUNT_DIRSYNC;
+        if out.is_null() || flags & !known != 0 {
             return Err(libc::EINVAL);
         }
         let read_only = flags & BFS_MOUNT_RDONLY != 0;
@@ -101,6 +107,7 @@ pub unsafe extern "C" fn bfs_mount_with(
         let opts = MountOptions {
             read_only,
             take_over: flags & BFS_MOUNT_TAKEOVER != 0,
+            dirsync: flags & BFS_MOUNT_DIRSYNC != 0,
             ..MountOptions::default()
         };
         let fs = Filesystem::mount(dev.clone(), opts).map_err(|e| err(&e))?;

@@ -6,7 +6,7 @@
  *   capi_test IMAGE SECOND-IMAGE
  *
  * Each section mounts the image afresh, so a failure names the area it is in. The sections
- * are in capi_files.c, capi_names.c and capi_async.c, declared in capi_test.h.
+ * are in capi_files.c, capi_names.c, capi_async.c and capi_durable.c, declared in capi_test.h.
  */
 #include "capi_test.h"
 
@@ -56,6 +56,7 @@ int main(int argc, char **argv) {
   file_space(&e);
   async_io(&e);
   read_only(&e);
+  durability(&e);
   printf("capi_test: %d checks, %d failed\n", checks, failures);
   return failures != 0;
 }

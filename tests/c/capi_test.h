@@ -1,7 +1,7 @@
 /*
  * What the parts of the C API test share: the check macros, the mounted handles of a
  * section, handles that name nothing, and the sections themselves (one file per area:
- * capi_files.c, capi_names.c, capi_async.c; capi_test.c runs them).
+ * capi_files.c, capi_names.c, capi_async.c, capi_durable.c; capi_test.c runs them).
  */
 #ifndef CAPI_TEST_H
 #define CAPI_TEST_H
@@ -73,5 +73,7 @@ void directories(struct env *e);
 void xattrs(struct env *e);
 /* capi_async.c */
 void async_io(struct env *e);
+/* capi_durable.c */
+void durability(struct env *e);
 
 #endif
