@@ -144,6 +144,10 @@ fn rename_variants() {
         ..none
     };
     assert_eq!(errno(fs.rename("/a/z", "/b/y", nr).unwrap_err()), EEXIST);
+    // Even onto another link of the same file, as Linux's renameat2 says.
+    fs.link("/a/z", "/a/z2").unwrap();
+    assert_eq!(errno(fs.rename("/a/z", "/a/z2", nr).unwrap_err()), EEXIST);
+    fs.unlink("/a/z2").unwrap();
     let ex = RenameFlags {
         exchange: true,
         ..none
@@ -328,6 +332,21 @@ fn read_only_mount_refuses_changes() {
     let fs = fs_core::Filesystem::mount(dev.clone(), ro).unwrap();
     assert_eq!(fs.create("/g", 0o644).unwrap_err().errno(), 30);
     assert!(fs.lookup("/f").is_ok());
+    // As open(2) on a read-only mount: EROFS at open for a handle that could write.
+    let ctx = fs.context().unwrap();
+    for flags in [
+        OpenFlags {
+            write: true,
+            ..OpenFlags::read_only()
+        },
+        OpenFlags {
+            truncate: true,
+            ..OpenFlags::read_only()
+        },
+    ] {
+        assert_eq!(fs.open(&ctx, "/f", flags, 0).err().unwrap().errno(), 30);
+    }
+    fs.open(&ctx, "/f", OpenFlags::read_only(), 0).unwrap();
 }
 
 /// A RAM device that claims a volatile cache flush does not empty.

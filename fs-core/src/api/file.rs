@@ -105,6 +105,11 @@ impl Filesystem {
                 )))
             }
         }
+        // As open(2): a read-only mount (or one that went read-only after an error)
+        // refuses a handle that could write at open, not at its first write.
+        if flags.write || flags.truncate || flags.append {
+            c.check_writable()?;
+        }
         c.mem(ino, |m| m.opens += 1)?;
         let file = File {
             fs: self.clone(),

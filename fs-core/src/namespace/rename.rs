@@ -94,11 +94,13 @@ pub(crate) fn rename_in(
     }
     let mut deleted = None;
     if let Some(dst) = dst {
-        if dst.ino == src.ino {
-            return Ok(None);
-        }
+        // Linux checks RENAME_NOREPLACE first: an existing name is EEXIST even when it
+        // is another link of the source.
         if flags.noreplace {
             return Err(Error::Exists(shown(dname)));
+        }
+        if dst.ino == src.ino {
+            return Ok(None);
         }
         match (src.ftype == FileType::Dir, dst.ftype == FileType::Dir) {
             (true, false) => return Err(Error::NotDir(shown(dname))),
