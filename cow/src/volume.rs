@@ -290,7 +290,9 @@ impl Volume {
     /// than `keep_slots` bytes of free space would be left in whole node-sized pieces. A
     /// commit needs its nodes whole, and small data taken from node-sized ranges can leave
     /// plenty of free bytes none of which a node fits in: a filesystem passes what its next
-    /// commit needs, so that data waiting for the commit cannot starve it.
+    /// commit needs, so that data waiting for the commit cannot starve it. When the usual
+    /// placement would leave too few, `min` bytes from the smallest free range that holds
+    /// them are taken instead, if that leaves enough.
     pub fn reserve_data_keeping(
         &self,
         min: u64,
@@ -319,9 +321,25 @@ impl Volume {
         if left >= keep_slots {
             return Ok((start, len));
         }
-        w.free
-            .free(start, len)
-            .map_err(|e| Error::Invalid(format!("giving back {start:#x}+{len:#x}: {e}")))?;
+        let give_back = |w: &mut Space, start: u64, len: u64| {
+            w.free
+                .free(start, len)
+                .map_err(|e| Error::Invalid(format!("giving back {start:#x}+{len:#x}: {e}")))
+        };
+        give_back(&mut w, start, len)?;
+        // The data went where data goes while the volume has room (a run, the largest
+        // range), which cut into node-sized ranges. Random overwrites leave most free space
+        // in holes too small for a node: the smallest range that holds `min` is usually one,
+        // and taking it leaves every node slot to the commit instead of refusing the write
+        // while a quarter or more of the volume is free.
+        if let Some(start) = w.free.alloc(min) {
+            if w.free.slot_bytes() >= keep_slots {
+                self.note_free(&w);
+                return Ok((start, min));
+            }
+            give_back(&mut w, start, min)?;
+        }
+        let left = w.free.slot_bytes();
         self.note_free(&w);
         Err(Error::NoSpace(format!(
             "{left} bytes left in whole nodes, {keep_slots} kept for the next commit"

@@ -517,3 +517,50 @@ fn a_commit_that_frees_thousands_of_extents_hands_them_all_back() {
     assert_eq!(vol.free_bytes(), before, "every extent is free again");
     vol.reader().check(&mut *io).unwrap();
 }
+
+#[test]
+fn data_kept_off_node_slots_takes_a_hole_no_node_fits_in() {
+    let dev = mem(4 << 20);
+    let mut io = queue(&*dev);
+    let vol = Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap();
+    let (ss, node) = (u64::from(vol.sectorsize()), u64::from(vol.nodesize()));
+    // Everything free taken one sector at a time, then every other sector given back:
+    // more than a quarter of the volume free, all of it in holes no node fits in, except
+    // one range of exactly one node.
+    let mut taken = Vec::new();
+    while let Ok((b, l)) = vol.reserve_data(ss, ss) {
+        taken.push((b, l));
+    }
+    taken.sort_unstable();
+    let (node_at, _) = taken[taken.len() / 2];
+    let in_node = |b: u64| (node_at..node_at + node).contains(&b);
+    let mut held = Vec::new();
+    for (i, &(b, l)) in taken.iter().enumerate() {
+        if in_node(b) || (i % 2 == 0 && !in_node(b + ss) && !in_node(b.wrapping_sub(ss))) {
+            vol.unreserve_data(b, l).unwrap();
+        } else {
+            held.push((b, l));
+        }
+    }
+    let free = vol.free_bytes();
+    assert!(
+        free * 4 >= 4 << 20,
+        "{free} bytes free: too few to spread data"
+    );
+    // Keeping the one node slot: the data goes into a hole, not into the node's range.
+    let (b, l) = vol.reserve_data_keeping(ss, ss, 0, node).unwrap();
+    assert_eq!(l, ss);
+    assert!(
+        !in_node(b),
+        "data at {b:#x} took the last node slot at {node_at:#x}"
+    );
+    assert_eq!(vol.free_bytes(), free - ss);
+    // Keeping more slots than there are is still refused, with nothing taken.
+    assert!(matches!(
+        vol.reserve_data_keeping(ss, ss, 0, 2 * node),
+        Err(Error::NoSpace(_))
+    ));
+    assert_eq!(vol.free_bytes(), free - ss);
+    // The node slot is still whole.
+    vol.reserve_exact(node_at, node).unwrap();
+}
