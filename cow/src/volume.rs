@@ -95,6 +95,15 @@ pub(crate) type SpaceGuard<'a> = parking_lot::MutexGuard<'a, Space>;
 /// free-space lock: about a tenth of a millisecond.
 const RELEASE_CHUNK: usize = 256;
 
+/// [`Volume::release_pending`] rebuilds the free-space map in one go when it hands back at
+/// least one range per this many ranges the map holds ...
+const BULK_RELEASE_SHARE: usize = 4;
+
+/// ... and the map and the batch together are at most this many ranges: a rebuild holds
+/// the free-space lock throughout, about 30 ns per range (1.1 ms for 23 k ranges freed
+/// into 17 k on the development VM), so a few milliseconds at most.
+const BULK_RELEASE_MAX: usize = 1 << 18;
+
 /// What one write transaction leaves for the next: its reference-change queue, emptied.
 /// A fold of many writes queues millions of bytes of changes; allocated afresh each time,
 /// the queue's growth and the first touch of its pages were a tenth of the folding thread.
@@ -409,7 +418,10 @@ impl Volume {
     /// `RELEASE_CHUNK` at a time, and between chunks a thread waiting for the lock gets it
     /// first (data writes waiting out whole releases stalled the I/O thread for 0.43 s of a
     /// 4 s trace, 2 ms at a time, at 300 k random writes a second). Meanwhile
-    /// the extents still to go count as pinned ([`Volume::pinned_bytes`]).
+    /// the extents still to go count as pinned ([`Volume::pinned_bytes`]). A batch that is
+    /// a good part of a map of moderate size goes back in one rebuild instead
+    /// (`BULK_RELEASE_SHARE`, `BULK_RELEASE_MAX`), which takes about a millisecond where
+    /// the chunks took several.
     pub(crate) fn release_pending(&self, w: &mut SpaceGuard<'_>) {
         // Called on every data reservation: nothing to do must cost no lock and no Vec.
         let Some(first) = w.pending.iter().map(|(gen, _)| *gen).min() else {
@@ -438,6 +450,18 @@ impl Volume {
                 adjacent
             });
         });
+        // A batch that is a good part of the map goes back in one rebuild of it, four to
+        // five times faster than range by range (after a commit of random overwrites: more
+        // ranges than the map holds, each a descent and up to four B-tree changes one by
+        // one). On an error, range by range, which logs each range refused.
+        let ranges = w.free.range_count();
+        let bulk =
+            ready.len() * BULK_RELEASE_SHARE >= ranges && ranges + ready.len() <= BULK_RELEASE_MAX;
+        if bulk && w.free.free_many(&ready).is_ok() {
+            w.releasing -= bytes;
+            self.note_free(w);
+            return;
+        }
         for chunk in ready.chunks(RELEASE_CHUNK) {
             for &(s, l) in chunk {
                 if let Err(e) = w.free.free(s, l) {
