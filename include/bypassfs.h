@@ -270,6 +270,8 @@ struct bfs_stats {
   uint64_t writeback_writes;
 };
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -581,8 +583,11 @@ int bfs_format_with(const char *device, const struct bfs_device_opts *opts);
 
 /*
  Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0, or
- `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER` and `BFS_MOUNT_DIRSYNC` or-ed together. On success `*out` is the filesystem's
- handle. A read-write mount holds the device exclusively until unmounted, a read-only one
+ `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER` and `BFS_MOUNT_DIRSYNC` or-ed together. On
+ success `*out` is the filesystem's handle. A read-write mount commits whatever is
+ unsynced every 30 s from a thread of its own (fs-core's timed commit), so nothing stays
+ only in memory for longer; fsync, `bfs_sync` and unmount make things durable at once.
+ A read-write mount holds the device exclusively until unmounted, a read-only one
  shares it with other readers; `-EBUSY` when that conflicts with another opener, or when
  the device's mount claim names a live mount (of this host) or another host's mount that
  was never unmounted (`BFS_MOUNT_TAKEOVER` takes that one over). [`bfs_mount_with`] picks
@@ -592,9 +597,7 @@ int bfs_format_with(const char *device, const struct bfs_device_opts *opts);
  `device` is NULL or a NUL-terminated string; `out` is NULL or writable for one
  `bfs_fs_t`.
  */
-int bfs_mount(const char *device,
-              uint32_t flags,
-              bfs_fs_t *out);
+int bfs_mount(const char *device, uint32_t flags, bfs_fs_t *out);
 
 /*
  [`bfs_mount`] with device options, as [`bfs_format_with`] takes them (`opts` may be

@@ -50,6 +50,7 @@ mod namespace;
 mod state;
 mod types;
 
+pub use api::{Clock, ManualClock, SystemClock, DEFAULT_COMMIT_INTERVAL};
 pub use api::{Context, File, Filesystem, FormatOptions, MountOptions, OpenFlags};
 pub use api::{NewNode, LINK_MAX, SYMLINK_MAX};
 pub use error::{Error, Result};

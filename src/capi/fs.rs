@@ -62,8 +62,11 @@ pub unsafe extern "C" fn bfs_format_with(
 }
 
 /// Mounts the filesystem on `device` (as for [`bfs_format`]); `flags`: 0, or
-/// `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER` and `BFS_MOUNT_DIRSYNC` or-ed together. On success `*out` is the filesystem's
-/// handle. A read-write mount holds the device exclusively until unmounted, a read-only one
+/// `BFS_MOUNT_RDONLY`, or `BFS_MOUNT_TAKEOVER` and `BFS_MOUNT_DIRSYNC` or-ed together. On
+/// success `*out` is the filesystem's handle. A read-write mount commits whatever is
+/// unsynced every 30 s from a thread of its own (fs-core's timed commit), so nothing stays
+/// only in memory for longer; fsync, `bfs_sync` and unmount make things durable at once.
+/// A read-write mount holds the device exclusively until unmounted, a read-only one
 /// shares it with other readers; `-EBUSY` when that conflicts with another opener, or when
 /// the device's mount claim names a live mount (of this host) or another host's mount that
 /// was never unmounted (`BFS_MOUNT_TAKEOVER` takes that one over). [`bfs_mount_with`] picks

@@ -43,6 +43,7 @@ pub fn run(a: &Args) -> Result<u8> {
         accept_log_loss: opts.accept_log_loss,
         take_over: opts.take_over,
         dirsync: opts.dirsync,
+        commit_interval: opts.commit,
         ..fs_core::MountOptions::default()
     })?;
     let fs = Arc::new(fs);

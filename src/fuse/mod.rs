@@ -10,7 +10,6 @@
 //!   `FOPEN_DIRECT_IO`, so its page cache stays out of the way).
 
 mod attr;
-mod commit;
 mod ctx;
 mod handles;
 mod inodes;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-/// The default of `commit=`: btrfs's.
-pub const DEFAULT_COMMIT: Duration = Duration::from_secs(30);
+/// The default of `commit=`: btrfs's (fs-core's own default).
+pub const DEFAULT_COMMIT: Duration = fs_core::DEFAULT_COMMIT_INTERVAL;
 /// The longest `commit=` interval accepted, in seconds (a day).
 const MAX_COMMIT_SECS: u64 = 86_400;
 
@@ -37,10 +37,13 @@ pub struct MountOptions {
     pub fsname: String,
     /// Handle SIGINT and SIGTERM: sync, then unmount cleanly. Default on.
     pub handle_signals: bool,
-    /// Sync the whole filesystem this often (`commit=SECONDS`; `None` = `commit=0`, never).
-    /// Default [`DEFAULT_COMMIT`]. The kernel does not pass `sync(2)`/`syncfs(2)` to a FUSE
-    /// server, so this bounds what a crash loses of writes nobody fsync'd. Not started on a
-    /// read-only mount.
+    /// `commit=SECONDS` (`None` = `commit=0`, never; default [`DEFAULT_COMMIT`]): the
+    /// interval of the filesystem's own timed commit, which `bypassfs mount` passes to
+    /// fs-core as `fs_core::MountOptions::commit_interval` when it mounts the filesystem.
+    /// [`mount`](super::mount) serves a filesystem already mounted, with the timer it was
+    /// mounted with, and starts none of its own. The kernel does not pass
+    /// `sync(2)`/`syncfs(2)` to a FUSE server, so that timer bounds what a crash loses of
+    /// writes nobody fsync'd.
     pub commit: Option<Duration>,
     /// Mount even though a damaged fsync-log record has valid records after it, dropping
     /// their changes (`accept_log_loss`; fs-core's `MountOptions::accept_log_loss`: the

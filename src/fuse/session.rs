@@ -10,7 +10,6 @@ use fuser::{Config, MountOption, SessionACL};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::commit::Committer;
 use super::ops::Fuse;
 use super::options::MountOptions;
 
@@ -23,10 +22,10 @@ fn fail(what: &str, e: impl std::fmt::Display) -> io::Error {
 
 /// Mounts `fs` at `mountpoint` through FUSE and serves it until it is unmounted
 /// (`fusermount3 -u`, `umount`) or, with `handle_signals`, SIGINT or SIGTERM arrives (then
-/// everything is synced and the mount removed). Meanwhile, unless `opts.commit` is `None` or
-/// the mount is read-only, a thread syncs the filesystem every `opts.commit`. On return
-/// every open file is closed, that thread has ended and the filesystem is synced (not
-/// unmounted: the caller owns `fs`).
+/// everything is synced and the mount removed). Meanwhile the filesystem's own timed commit
+/// (`fs_core::MountOptions::commit_interval`, as `fs` was mounted) bounds what a crash of
+/// the process loses. On return every open file is closed and the filesystem is synced
+/// (not unmounted: the caller owns `fs`).
 pub fn mount(fs: Arc<Filesystem>, mountpoint: &Path, opts: MountOptions) -> io::Result<()> {
     let id = NEXT_MOUNT.fetch_add(1, Ordering::Relaxed);
     let mut cfg = Config::default();
@@ -52,10 +51,6 @@ pub fn mount(fs: Arc<Filesystem>, mountpoint: &Path, opts: MountOptions) -> io::
     let ops = Fuse::new(Arc::clone(&fs), id, close_sync);
     let mut session = fuser::Session::new(ops, mountpoint, &cfg)
         .map_err(|e| fail(&format!("mounting at {}", mountpoint.display()), e))?;
-    let committer = match opts.commit.filter(|_| !opts.read_only) {
-        Some(every) => Some(Committer::start(Arc::clone(&fs), every)?),
-        None => None,
-    };
     let signals = if opts.handle_signals {
         let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| fail("signals", e))?;
         let handle = signals.handle();
@@ -86,9 +81,6 @@ pub fn mount(fs: Arc<Filesystem>, mountpoint: &Path, opts: MountOptions) -> io::
     if let Some((handle, t)) = signals {
         handle.close();
         let _ = t.join();
-    }
-    if let Some(c) = committer {
-        c.stop();
     }
     // A read-only mount has nothing to sync, and fs-core refuses a sync of one.
     let synced = if opts.read_only {

@@ -1,11 +1,13 @@
 //! [`Filesystem`]: format, mount, unmount, statfs and the path-based namespace API.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bdev::BlockDevice;
 use cow::{Direction, Key, TreeId, Volume};
 use iomap::{Iomap, IomapConfig};
 
+use crate::api::timer::{Clock, CommitTimer, SystemClock};
 use crate::api::{Context, DEV};
 use crate::error::{Error, Result};
 use crate::io::DataOps;
@@ -64,6 +66,15 @@ pub struct MountOptions {
     /// is atomic when it returns and durable at the next commit (an fsync of the file or
     /// directory it changed, `sync`, unmount; see the README's durability contract).
     pub dirsync: bool,
+    /// Sync the filesystem this often when something is unsynced (dirty pages, unfolded
+    /// log entries, pending namespace changes), from a thread of the mount
+    /// (`bypassfs-commit`), so that nothing stays only in memory for longer when nobody
+    /// calls fsync or sync. Default 30 s (btrfs's `commit=`); `None` or zero: never (only
+    /// fsync, sync and unmount make things durable). Read-write mounts only.
+    pub commit_interval: Option<Duration>,
+    /// The clock of `commit_interval`: `None` is real time; a [`ManualClock`] lets a test
+    /// move time forward at will.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for MountOptions {
@@ -77,9 +88,14 @@ impl Default for MountOptions {
             dirty_bytes: 16 << 20,
             metadata_cache_bytes: 256 << 20,
             dirsync: false,
+            commit_interval: Some(DEFAULT_COMMIT_INTERVAL),
+            clock: None,
         }
     }
 }
+
+/// [`MountOptions::commit_interval`]'s default: btrfs's.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(30);
 
 pub(crate) struct Inner {
     pub core: Arc<Core>,
@@ -88,6 +104,8 @@ pub(crate) struct Inner {
     _folder: Option<crate::durability::Folder>,
     /// A read-write mount's claim on the device, released by a clean unmount.
     claim: std::sync::Mutex<Option<cow::claim::Claim>>,
+    /// The timed commit (`api/timer.rs`), taken and stopped by `unmount` before its sync.
+    pub timer: std::sync::Mutex<Option<CommitTimer>>,
 }
 
 /// A mounted filesystem. `Send + Sync`: share it (or clones of it) between threads; each
@@ -207,14 +225,43 @@ impl Filesystem {
             Some(_) if !opts.read_only => Some(crate::durability::Folder::start(&core)?),
             _ => None,
         };
-        Ok(Filesystem {
-            inner: Arc::new(Inner {
-                core,
-                iomap,
-                _folder: folder,
-                claim: std::sync::Mutex::new(claim),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            core,
+            iomap,
+            _folder: folder,
+            claim: std::sync::Mutex::new(claim),
+            timer: std::sync::Mutex::new(None),
+        });
+        let interval = opts.commit_interval.filter(|d| !d.is_zero());
+        if let Some(every) = interval.filter(|_| !opts.read_only) {
+            let clock = opts
+                .clock
+                .unwrap_or_else(|| Arc::new(SystemClock::default()));
+            let timer = CommitTimer::start(Arc::downgrade(&inner), every, clock)
+                .map_err(|e| Error::Io(format!("starting the timed commit thread: {e}")))?;
+            *inner.timer.lock().unwrap_or_else(|e| e.into_inner()) = Some(timer);
+        }
+        Ok(Filesystem { inner })
+    }
+
+    /// How many times the timed commit ([`MountOptions::commit_interval`]) found something
+    /// unsynced and synced it.
+    pub fn timed_commits(&self) -> u64 {
+        let t = self.inner.timer.lock().unwrap_or_else(|e| e.into_inner());
+        t.as_ref().map_or(0, CommitTimer::syncs)
+    }
+
+    /// Whether anything is only in memory: dirty pages, log entries not yet folded into
+    /// the trees, namespace changes not yet committed, sizes or times not yet written.
+    pub(crate) fn has_unsynced(&self) -> bool {
+        let c = self.core();
+        self.inner.iomap.cache().stats().dirty > 0
+            || c.pending().is_active()
+            || !c.log().is_clean()
+            || !c
+                .inodes()
+                .select(|m| m.size_dirty || m.mtime_dirty.is_some())
+                .is_empty()
     }
 
     /// A context for this thread: its device queue and executor.

@@ -27,6 +27,15 @@ impl Filesystem {
     /// Writes back everything, commits, flushes; reports an earlier failure that made the
     /// filesystem read-only. Open files stay usable until dropped.
     pub fn unmount(self, ctx: &Context) -> Result<()> {
+        // Stopped first (waiting for a tick's sync in progress): its thread must not hold
+        // the mount, and with it the device, past this call.
+        let timer = self
+            .inner
+            .timer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(timer);
         if self.core().read_only().is_none() {
             self.sync(ctx)?;
         }

@@ -20,10 +20,14 @@ pub fn small_format() -> FormatOptions {
     }
 }
 
+/// Small caches, and no timed commit: a test decides when things become durable (a commit
+/// on a 30 s timer would land at a different point of a long test on every run).
+/// `tests/timer.rs` tests the timer.
 pub fn mount_opts() -> MountOptions {
     MountOptions {
         cache_bytes: 4 << 20,
         dirty_bytes: 1 << 20,
+        commit_interval: None,
         ..MountOptions::default()
     }
 }
