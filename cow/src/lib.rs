@@ -41,7 +41,7 @@ mod superblocks;
 mod transaction;
 mod volume;
 
-pub use btree::{Direction, Iter};
+pub use btree::{Direction, Iter, LeafCache};
 pub use check::{CheckReport, NodeInfo};
 pub use error::{Error, Result};
 pub use format::{DataBackref, ItemData, Key, TreeId};

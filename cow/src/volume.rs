@@ -14,6 +14,7 @@
 //! `commit` fails with [`Error::Poisoned`] naming the first failure, until the volume is
 //! reopened (the state on the media is then whatever the last durable superblock says).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -23,7 +24,7 @@ use parking_lot::MutexGuard as FairGuard;
 use bdev::IoQueue;
 
 use crate::alloc::FreeSpace;
-use crate::btree::{Direction, Iter, NodeAddr, NodeSource};
+use crate::btree::{Direction, Iter, LeafCache, NodeAddr, NodeSource};
 use crate::delayed::DelayedRefs;
 use crate::error::{Error, Result};
 use crate::format::{ItemData, Key, Node, RootPtr, TreeId};
@@ -177,10 +178,46 @@ impl Volume {
 
     /// A read-only view of the last committed state.
     pub fn reader(&self) -> ReadTxn<'_> {
+        self.registered_reader(None)
+    }
+
+    fn registered_reader<'a>(&'a self, leaves: Option<&'a RefCell<LeafCache>>) -> ReadTxn<'a> {
         let mut r = lock(&self.readers);
         let snap = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
         *r.entry(snap.generation).or_default() += 1;
-        ReadTxn { vol: self, snap }
+        ReadTxn {
+            vol: self,
+            snap,
+            registered: true,
+            leaves,
+        }
+    }
+
+    /// A read-only view of the last committed state for a caller that holds a
+    /// [`Volume::pin`] of `pinned` for as long as the view lives. The pin already keeps
+    /// what the view reaches from reuse (extents a generation `T` freed wait for every pin
+    /// below `T`, and the view shows `pinned` or later), so the view is not registered as
+    /// a reader of its own: no lock and no shared counter per view (a direct read takes
+    /// one per I/O). Falls back to a registered view if the state is older than `pinned`,
+    /// which a pin taken from this volume never is.
+    ///
+    /// With `leaves`, lookups through the view start at a leaf an earlier view of the same
+    /// generation found (see [`LeafCache`]) and leaves it finds are added.
+    pub fn pinned_reader<'a>(
+        &'a self,
+        pinned: u64,
+        leaves: Option<&'a RefCell<LeafCache>>,
+    ) -> ReadTxn<'a> {
+        let snap = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
+        if snap.generation < pinned {
+            return self.registered_reader(leaves);
+        }
+        ReadTxn {
+            vol: self,
+            snap,
+            registered: false,
+            leaves,
+        }
     }
 
     /// The generation of the last committed transaction.
@@ -496,6 +533,10 @@ const _: fn() = || {
 pub struct ReadTxn<'v> {
     pub(crate) vol: &'v Volume,
     snap: Arc<Committed>,
+    /// Counted in `Volume::readers` (false: a caller's pin covers it).
+    registered: bool,
+    /// The caller's cache of leaves, if it keeps one.
+    leaves: Option<&'v RefCell<LeafCache>>,
 }
 
 impl NodeSource for ReadTxn<'_> {
@@ -509,6 +550,17 @@ impl NodeSource for ReadTxn<'_> {
             .get(&tree)
             .copied()
             .ok_or(Error::NoSuchTree(tree))
+    }
+
+    fn finger_leaf(&self, tree: TreeId, key: Key) -> Option<(Arc<Node>, Option<Key>)> {
+        let c = self.leaves?.try_borrow().ok()?;
+        c.find(self.snap.generation, tree, key)
+    }
+
+    fn note_leaf(&self, tree: TreeId, leaf: &Arc<Node>, hi: Option<Key>) {
+        if let Some(Ok(mut c)) = self.leaves.map(RefCell::try_borrow_mut) {
+            c.note(self.snap.generation, tree, leaf, hi);
+        }
     }
 }
 
@@ -548,6 +600,9 @@ impl ReadTxn<'_> {
 
 impl Drop for ReadTxn<'_> {
     fn drop(&mut self) {
+        if !self.registered {
+            return;
+        }
         self.vol.drop_reader(self.snap.generation);
     }
 }

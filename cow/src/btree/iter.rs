@@ -92,9 +92,12 @@ impl<'a> Iter<'a> {
     /// [`Iter::seek`] by a descent from the root.
     fn seek_from_root(&mut self, key: Key) -> Result<bool> {
         let mut at = NodeAddr::root(self.src.root(self.tree)?);
+        // The first key of the next subtree on the path: where the leaf's keys end.
+        let mut hi: Option<Key> = None;
         loop {
             let node = self.src.load(self.io, self.tree, &at)?;
             if node.level == 0 {
+                self.src.note_leaf(self.tree, &node, hi);
                 let items = node.items();
                 let len = items.len();
                 return Ok(match self.dir {
@@ -111,6 +114,9 @@ impl<'a> Iter<'a> {
                 });
             }
             let slot = child_slot(node.ptrs(), key);
+            if let Some(next) = node.ptrs().get(slot + 1) {
+                hi = Some(next.key);
+            }
             at = NodeAddr::child(&node, slot);
             self.path.push((node, slot));
         }

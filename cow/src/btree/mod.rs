@@ -16,6 +16,7 @@ mod cache;
 mod delete;
 mod insert;
 mod iter;
+mod leaves;
 mod search;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub(crate) use cache::NodeCache;
 pub(crate) use delete::{delete, delete_present};
 pub(crate) use insert::{put, PutMode};
 pub use iter::{Direction, Iter};
+pub use leaves::LeafCache;
 pub(crate) use search::get;
 
 /// Where a node is expected and what it must look like there.
@@ -102,6 +104,10 @@ pub(crate) trait NodeSource {
     fn finger_leaf(&self, _tree: TreeId, _key: Key) -> Option<(Arc<Node>, Option<Key>)> {
         None
     }
+
+    /// A descent from the root reached `leaf` of `tree`, which holds the keys from its
+    /// first key up to `hi`: a source with a [`LeafCache`] remembers it.
+    fn note_leaf(&self, _tree: TreeId, _leaf: &Arc<Node>, _hi: Option<Key>) {}
 }
 
 /// Where the last change to a tree in this transaction left off: a dirty leaf and the upper

@@ -1,0 +1,85 @@
+//! [`LeafCache`]: leaves of one committed snapshot that a thread found, with the keys each
+//! covers, so that its next lookups in them start at the leaf instead of descending from
+//! the root (a direct read looks up its extent and its block's checksum: two descents,
+//! each a node-cache lookup per level, per 4 KiB read otherwise).
+//!
+//! Invariants:
+//! - the cache holds leaves of exactly one generation; a snapshot of another generation
+//!   never gets a leaf from it (committed nodes are immutable, so a leaf reached in the
+//!   snapshot of generation `G` is what every snapshot of `G` reaches);
+//! - an entry `(leaf, hi)` says the keys from the leaf's first key up to `hi` (excluded;
+//!   `None`: no bound) belong in that leaf in that generation: `hi` is the first key of the
+//!   next subtree on the path the descent took, as a transaction's [`Finger`](super::Finger)
+//!   has it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::format::{Key, Node, TreeId};
+
+/// Most leaves kept (about 4 MiB of 16 KiB nodes, shared with the node cache): past it,
+/// further leaves are not added until the generation changes.
+const MAX_LEAVES: usize = 256;
+
+/// Leaves of one snapshot generation, by tree and first key. Owned by one thread (each
+/// I/O thread keeps its own) and handed to [`Volume::pinned_reader`](crate::Volume).
+#[derive(Debug, Default)]
+pub struct LeafCache {
+    generation: u64,
+    leaves: BTreeMap<(TreeId, Key), (Arc<Node>, Option<Key>)>,
+}
+
+impl LeafCache {
+    /// An empty cache.
+    pub fn new() -> LeafCache {
+        LeafCache::default()
+    }
+
+    /// The leaf of `tree` in generation `generation` that holds `key`'s place, with its
+    /// upper bound, if cached and its first key is at most `key`.
+    pub(crate) fn find(
+        &self,
+        generation: u64,
+        tree: TreeId,
+        key: Key,
+    ) -> Option<(Arc<Node>, Option<Key>)> {
+        if generation != self.generation {
+            return None;
+        }
+        let (&(t, _), (leaf, hi)) = self.leaves.range(..=(tree, key)).next_back()?;
+        let inside = t == tree && hi.is_none_or(|h| key < h);
+        inside.then(|| (Arc::clone(leaf), *hi))
+    }
+
+    /// Remembers that `leaf` of `tree` holds the keys from its first key up to `hi` in
+    /// generation `generation` (forgetting every leaf of another generation).
+    pub(crate) fn note(
+        &mut self,
+        generation: u64,
+        tree: TreeId,
+        leaf: &Arc<Node>,
+        hi: Option<Key>,
+    ) {
+        if generation != self.generation {
+            self.leaves.clear();
+            self.generation = generation;
+        }
+        let Some(first) = leaf.first_key() else {
+            return;
+        };
+        if leaf.level != 0 || self.leaves.len() >= MAX_LEAVES {
+            return;
+        }
+        self.leaves.insert((tree, first), (Arc::clone(leaf), hi));
+    }
+
+    /// Leaves cached.
+    pub fn len(&self) -> usize {
+        self.leaves.len()
+    }
+
+    /// Whether no leaf is cached.
+    pub fn is_empty(&self) -> bool {
+        self.leaves.is_empty()
+    }
+}
