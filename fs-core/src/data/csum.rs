@@ -24,6 +24,27 @@ pub(crate) fn block_crcs(pieces: &[DmaBuf], bs: usize) -> Vec<u32> {
     out
 }
 
+/// The crc32c of the bytes `[from, from + len)` of the concatenation of `pieces`, computed
+/// in place (a read verifies every block: no copy of it).
+pub(crate) fn crc_of(pieces: &[DmaBuf], from: usize, len: usize) -> u32 {
+    let (mut crc, mut skip, mut left) = (0u32, from, len);
+    for p in pieces {
+        let s: &[u8] = p;
+        if skip >= s.len() {
+            skip -= s.len();
+            continue;
+        }
+        let take = (s.len() - skip).min(left);
+        crc = crc32c::crc32c_append(crc, &s[skip..skip + take]);
+        skip = 0;
+        left -= take;
+        if left == 0 {
+            break;
+        }
+    }
+    crc
+}
+
 /// The bytes `[from, from + len)` of the concatenation of `pieces`.
 pub(crate) fn gather(pieces: &[DmaBuf], from: usize, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);

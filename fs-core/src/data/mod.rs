@@ -18,7 +18,7 @@
 mod csum;
 mod extents;
 
-pub(crate) use csum::{block_crcs, gather};
+pub(crate) use csum::{block_crcs, crc_of, gather};
 pub(crate) use extents::{
     extent_at, extent_ranges, extents_in, insert_extent, is_shared, punch, replace_extent,
     union_bytes,

@@ -1,14 +1,13 @@
-//! Completion of writeback and direct writes (btrfs's ordered extents) and read
-//! verification, for the `IomapOps` of `iomap_ops.rs`.
+//! Completion of writeback and direct writes (btrfs's ordered extents), for the
+//! `IomapOps` of `iomap_ops.rs`.
 
-use bdev::DmaBuf;
 use cow::Key;
-use iomap::{IoDone, IoMap, IterFlags, MapFlags, MapKind};
+use iomap::{IoDone, IterFlags, MapFlags};
 
 use crate::data::gather;
 use crate::data::insert_extent;
-use crate::data::{block_crcs, extent_at, punch};
-use crate::error::{Error, Result};
+use crate::data::{block_crcs, punch};
+use crate::error::Result;
 use crate::io::private::MapPrivate;
 use crate::io::space::OverlaySize;
 use crate::items::{ExtentKind, FileExtent};
@@ -191,76 +190,6 @@ impl Core {
     fn overlay_size(&self) -> OverlaySize {
         overlay_size(&self.log())
     }
-
-    /// Checks the crc32c of every whole block of a device read of `map`. `Moved(pos)`: the
-    /// block at `pos` failed, but it no longer maps where the read went (a concurrent write
-    /// replaced it and a commit dropped the old checksums): not corruption, the read is
-    /// of an older version and must map again.
-    pub(super) fn verify(
-        &self,
-        ino: u64,
-        pos: u64,
-        map: &IoMap,
-        data: &[DmaBuf],
-    ) -> Result<Verified> {
-        if map.kind != MapKind::Mapped || self.mem(ino, |f| f.nocow)? {
-            return Ok(Verified::Good);
-        }
-        let bs = self.bs();
-        let total: u64 = data.iter().map(|d| d.len() as u64).sum();
-        let first = pos.div_ceil(bs) * bs;
-        let blocks: Vec<u64> = (first..)
-            .step_by(bs as usize)
-            .take_while(|b| b + bs <= pos + total)
-            .collect();
-        // The overlay first, the snapshot after: a fold publishes its commit before it
-        // clears the overlay, so a block missing from the overlay is in the later snapshot.
-        let logged: Vec<Option<u32>> = {
-            let log = self.log();
-            let crcs = |b: &u64| log.crc(map.device_addr(*b));
-            blocks.iter().map(crcs).collect()
-        };
-        // A one-block extent's checksum came with its mapping.
-        let with_map = |dev: u64| {
-            map.block_csum
-                .filter(|_| map.length == bs && dev == map.addr)
-        };
-        let bad = self.read(|rd| {
-            for (&blk, logged) in blocks.iter().zip(logged) {
-                let dev = map.device_addr(blk);
-                let bytes = gather(data, (blk - pos) as usize, bs as usize);
-                let got = crc32c::crc32c(&bytes);
-                let want = match logged.or_else(|| with_map(dev)) {
-                    Some(c) => Some(c),
-                    None => match rd.r.csum_lookup(rd.io, dev)? {
-                        Some(c) => Some(c),
-                        // Mapped through the overlay, which a fold has emptied since: the
-                        // checksum of a one-block extent went to its file extent item.
-                        None => extent_at(rd, ino, blk)?
-                            .filter(|e| e.file_off == blk && e.fe.addr() == dev)
-                            .and_then(|e| e.fe.csum),
-                    },
-                };
-                match want {
-                    Some(want) if want == got => {}
-                    want => return Ok(Some((blk, dev, want, got))),
-                }
-            }
-            Ok(None)
-        })?;
-        let Some((off, dev, want, got)) = bad else {
-            return Ok(Verified::Good);
-        };
-        let now = self.current(ino, off / bs, off / bs + 1, true)?;
-        if now.kind != MapKind::Mapped || now.device_addr(off) != dev {
-            return Ok(Verified::Moved(off));
-        }
-        Err(Error::Io(format!(
-            "inode {ino}: data checksum mismatch at file offset {off}, device address \
-             {dev:#x}: recorded {}, read {got:#010x}",
-            want.map_or("none".to_string(), |w| format!("{w:#010x}"))
-        )))
-    }
 }
 
 fn overlay_size(log: &crate::state::LogState) -> OverlaySize {
@@ -269,14 +198,6 @@ fn overlay_size(log: &crate::state::LogState) -> OverlaySize {
         bytes: log.extent_bytes(),
         folding: log.folding(),
     }
-}
-
-/// What `Core::verify` found.
-pub(super) enum Verified {
-    /// Every whole block matches its checksum.
-    Good,
-    /// The block at this file offset failed, and the file maps it elsewhere now.
-    Moved(u64),
 }
 
 /// New data to point a file range at: a data extent, or inline bytes.

@@ -1,6 +1,6 @@
 //! `IomapOps` over cow: mapping, delalloc reservation, copy-on-write allocation (here),
-//! completion (file extents + checksums + dropped references) and read verification
-//! (`complete.rs`), waiting for space (`space.rs`), synced direct writes
+//! completion (file extents + checksums + dropped references, `complete.rs`), read
+//! verification (`verify.rs`), waiting for space (`space.rs`), synced direct writes
 //! (`durability/synced.rs`).
 //!
 //! Lock order: `Core::reserved` → cow writer → `Core::inodes`; a transaction is never open
@@ -19,10 +19,10 @@ use crate::data::extent_at;
 use crate::data::is_shared;
 use crate::durability::count_direct_write;
 use crate::error::{Error, Result};
-use crate::io::complete::Verified;
 use crate::io::private::MapPrivate;
+use crate::io::verify::Verified;
 use crate::items::ExtentKind;
-use crate::state::Core;
+use crate::state::{Core, Rd};
 
 /// The filesystem side of the iomap layer.
 pub(crate) struct DataOps {
@@ -33,9 +33,34 @@ impl Core {
     /// The mapping of the block range `[b0, b1)` as it is now; `delalloc` says whether
     /// cached, not yet written back blocks count (they do, except for writeback itself).
     pub(crate) fn current(&self, ino: u64, b0: u64, b1: u64, delalloc: bool) -> Result<IoMap> {
+        self.current_as(ino, b0, b1, delalloc, None)
+    }
+
+    /// [`Core::current`] for a read whose `begin` pinned generation `pinned`: the snapshot
+    /// needs no registration of its own (the pin covers it), and a one-block mapping of a
+    /// checksummed file carries its block's checksum, looked up in the same snapshot, so
+    /// that verifying the read needs no second lookup (`verify.rs`). Safe to keep until
+    /// `end`: the pin keeps the block from reuse, and only NOCOW files (no checksums)
+    /// overwrite in place.
+    fn current_read(&self, ino: u64, b0: u64, b1: u64, pinned: u64) -> Result<IoMap> {
+        self.current_as(ino, b0, b1, true, Some(pinned))
+    }
+
+    fn current_as(
+        &self,
+        ino: u64,
+        b0: u64,
+        b1: u64,
+        delalloc: bool,
+        pinned: Option<u64>,
+    ) -> Result<IoMap> {
         let bs = self.bs();
-        let (da, next_da) = self.mem(ino, |m| {
-            (m.delalloc.containing(b0), m.delalloc.next_after(b0))
+        let (da, next_da, nocow) = self.mem(ino, |m| {
+            (
+                m.delalloc.containing(b0),
+                m.delalloc.next_after(b0),
+                m.nocow,
+            )
         })?;
         if delalloc {
             if let Some((_, e)) = da {
@@ -58,14 +83,33 @@ impl Core {
             return Ok(m);
         }
         let p1 = next_logged.map_or(p1, |n| n.min(p1));
-        let found = self.read(|rd| extent_at(rd, ino, p0))?;
+        let with_csum = pinned.is_some() && !nocow;
+        let look = |rd: &mut Rd<'_>| {
+            let Some(e) = extent_at(rd, ino, p0)? else {
+                return Ok((None, None));
+            };
+            let one_block = e.file_off <= p0 && e.end().min(p1) - p0 == bs;
+            let csum = if with_csum && one_block && e.fe.kind == ExtentKind::Regular {
+                match e.fe.csum {
+                    Some(c) => Some(c),
+                    None => rd.r.csum_lookup(rd.io, e.fe.addr() + (p0 - e.file_off))?,
+                }
+            } else {
+                e.fe.csum
+            };
+            Ok((Some(e), csum))
+        };
+        let (found, csum) = match pinned {
+            Some(p) => self.read_pinned(p, look)?,
+            None => self.read(look)?,
+        };
         match found {
             Some(e) if e.file_off <= p0 && e.fe.kind != ExtentKind::Inline => {
                 let len = e.end().min(p1) - p0;
                 let addr = e.fe.addr() + (p0 - e.file_off);
                 Ok(if e.fe.kind == ExtentKind::Regular {
                     let mut m = IoMap::mapped(p0, len, addr);
-                    m.block_csum = e.fe.csum;
+                    m.block_csum = csum;
                     m
                 } else {
                     IoMap::unwritten(p0, len, addr)
@@ -80,7 +124,15 @@ impl Core {
         }
     }
 
-    pub(crate) fn begin_map(&self, ino: u64, pos: u64, len: u64, flags: IterFlags) -> Result<Maps> {
+    /// The maps of a `begin` whose caller pinned generation `pinned` until its `end`.
+    pub(crate) fn begin_map(
+        &self,
+        ino: u64,
+        pos: u64,
+        len: u64,
+        flags: IterFlags,
+        pinned: u64,
+    ) -> Result<Maps> {
         let bs = self.bs();
         let (b0, b1) = (pos / bs, (pos + len).div_ceil(bs));
         if flags.contains(IterFlags::WRITEBACK) {
@@ -89,7 +141,11 @@ impl Core {
         if flags.contains(IterFlags::DIRECT) && flags.contains(IterFlags::WRITE) {
             return self.map_direct_write(ino, pos, len);
         }
-        let cur = self.current(ino, b0, b1, true)?;
+        let cur = if flags.is_write() {
+            self.current(ino, b0, b1, true)?
+        } else {
+            self.current_read(ino, b0, b1, pinned)?
+        };
         let zero_skip = flags.contains(IterFlags::ZERO)
             && matches!(cur.kind, MapKind::Hole | MapKind::Unwritten);
         if !flags.is_write() || zero_skip || cur.kind == MapKind::Delalloc {

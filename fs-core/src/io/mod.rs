@@ -15,6 +15,7 @@ mod fallocate;
 mod iomap_ops;
 mod private;
 mod space;
+mod verify;
 
 pub(crate) use fallocate::fallocate_file;
 pub use fallocate::FallocMode;

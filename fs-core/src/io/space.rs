@@ -84,7 +84,7 @@ impl Core {
         let mut nothing_waits = false;
         loop {
             let pinned = self.vol().pin();
-            let e = match self.begin_map(ino.0, pos, len, flags) {
+            let e = match self.begin_map(ino.0, pos, len, flags, pinned) {
                 Ok(mut maps) => {
                     let p = MapPrivate {
                         pinned,

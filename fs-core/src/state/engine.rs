@@ -16,9 +16,11 @@
 //!   borrow of the first.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use bdev::exec::{Context as Exec, DevId, ExecQueue};
 use bdev::BlockDevice;
+use cow::LeafCache;
 
 use crate::error::{Error, Result};
 
@@ -36,6 +38,9 @@ struct Engine {
     exec: Exec,
     /// The metadata view, when not in use.
     view: Option<ExecQueue>,
+    /// Leaves this thread's lookups found in the last snapshot it read (cow checks the
+    /// generation on every use, so a nested use may share it).
+    leaves: Rc<RefCell<LeafCache>>,
 }
 
 thread_local! {
@@ -64,37 +69,39 @@ pub(crate) fn adopt(mount: u64, exec: &Exec, live: impl Fn(u64) -> bool) {
             mount,
             exec: exec.clone(),
             view: None,
+            leaves: Rc::default(),
         });
     });
 }
 
 /// Runs `f` with a metadata view of this thread's engine for `mount`, made (with an
-/// executor of its own, on `dev`) if the thread has none.
+/// executor of its own, on `dev`) if the thread has none, and the thread's leaf cache for
+/// the mount.
 pub(crate) fn with_view<T>(
     mount: u64,
     dev: &dyn BlockDevice,
     live: impl Fn(u64) -> bool,
-    f: impl FnOnce(&mut ExecQueue) -> Result<T>,
+    f: impl FnOnce(&mut ExecQueue, &RefCell<LeafCache>) -> Result<T>,
 ) -> Result<T> {
     let found = ENGINES.with(|e| {
         let mut e = e.borrow_mut();
         e.iter_mut()
             .find(|g| g.mount == mount)
-            .map(|g| (g.exec.clone(), g.view.take()))
+            .map(|g| (g.exec.clone(), g.view.take(), Rc::clone(&g.leaves)))
     });
-    let (exec, view) = match found {
+    let (exec, view, leaves) = match found {
         Some(found) => found,
         None => {
             let exec = new_exec(dev)?;
             adopt(mount, &exec, live);
-            (exec, None)
+            (exec, None, Rc::default())
         }
     };
     let mut view = match view {
         Some(v) => v,
         None => exec.queue(DEV, META_DEPTH)?,
     };
-    let r = f(&mut view);
+    let r = f(&mut view, &leaves);
     ENGINES.with(|e| {
         let mut e = e.borrow_mut();
         if let Some(g) = e.iter_mut().find(|g| g.mount == mount) {

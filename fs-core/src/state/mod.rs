@@ -246,7 +246,7 @@ impl Core {
     /// Runs `f` with a queue of this thread's I/O engine for this filesystem: metadata
     /// requests share the device queue and executor of the thread's data I/O (`engine.rs`).
     pub fn with_io<T>(&self, f: impl FnOnce(&mut dyn IoQueue) -> Result<T>) -> Result<T> {
-        engine::with_view(self.id, &*self.dev, is_live, |q| f(q))
+        engine::with_view(self.id, &*self.dev, is_live, |q, _| f(q))
     }
 
     /// Runs `f` on a snapshot of the last committed state with the pending namespace
@@ -258,6 +258,22 @@ impl Core {
             let r = self.vol.reader();
             let pending = layers.map(|l| pending::View::new(l, r.generation()));
             let mut rd = Rd { r, io, pending };
+            f(&mut rd)
+        })
+    }
+
+    /// [`Core::read`] for a caller that holds a pin of generation `pinned` (from
+    /// `Volume::pin`) until `f` returns: the snapshot needs no registration of its own, and
+    /// its lookups start at leaves this thread found before in the same generation (cow's
+    /// `LeafCache`).
+    pub fn read_pinned<T>(
+        &self,
+        pinned: u64,
+        f: impl FnOnce(&mut Rd<'_>) -> Result<T>,
+    ) -> Result<T> {
+        engine::with_view(self.id, &*self.dev, is_live, |io, leaves| {
+            let r = self.vol.pinned_reader(pinned, Some(leaves));
+            let mut rd = Rd { r, io };
             f(&mut rd)
         })
     }
