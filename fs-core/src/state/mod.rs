@@ -265,7 +265,10 @@ impl Core {
     /// [`Core::read`] for a caller that holds a pin of generation `pinned` (from
     /// `Volume::pin`) until `f` returns: the snapshot needs no registration of its own, and
     /// its lookups start at leaves this thread found before in the same generation (cow's
-    /// `LeafCache`).
+    /// `LeafCache`). It sees no pending namespace changes (`pending.rs`): it serves file
+    /// extent and checksum lookups of regular files, items no namespace operation writes (a
+    /// symlink's target, the inline extents a namespace operation writes, is read through
+    /// `read`).
     pub fn read_pinned<T>(
         &self,
         pinned: u64,
@@ -273,7 +276,11 @@ impl Core {
     ) -> Result<T> {
         engine::with_view(self.id, &*self.dev, is_live, |io, leaves| {
             let r = self.vol.pinned_reader(pinned, Some(leaves));
-            let mut rd = Rd { r, io };
+            let mut rd = Rd {
+                r,
+                io,
+                pending: None,
+            };
             f(&mut rd)
         })
     }
