@@ -269,7 +269,7 @@ pub struct FsOptions {
     /// fsync once after the timed I/O, its time counted in the runtime.
     pub end_fsync: bool,
     /// `--meta`: the metadata workload instead of the file job.
-    pub meta: Option<crate::meta::MetaSpec>,
+    pub meta: Option<MetaSpec>,
 }
 
 /// How to start SPDK for `--spdk`.
@@ -390,9 +390,9 @@ impl Cli {
         if cores.is_some() {
             return err("--meta runs on one thread; drop -m");
         }
-        let defaults = crate::meta::MetaSpec::default();
+        let defaults = MetaSpec::default();
         let (dirs, files_per_dir) = self.tree.unwrap_or((defaults.dirs, defaults.files_per_dir));
-        let meta = crate::meta::MetaSpec {
+        let meta = MetaSpec {
             files: self.meta_files.unwrap_or(defaults.files),
             file_bytes: self.io_size.unwrap_or(defaults.file_bytes),
             dirs,
@@ -578,6 +578,49 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// What `--meta` runs (`meta.rs`; defined here, where the arguments fill it in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaSpec {
+    /// Files of the create, stat and unlink rows.
+    pub files: u64,
+    /// Bytes written into every file.
+    pub file_bytes: usize,
+    /// Directories of the extract row.
+    pub dirs: u64,
+    /// Files in each of them.
+    pub files_per_dir: u64,
+    /// Page cache and dirty budget of the mount (`--meta-cache`; 0: fs-core's defaults).
+    pub cache_bytes: u64,
+}
+
+impl MetaSpec {
+    /// The mount's options: with `cache_bytes`, a cache that size whose half may be dirty
+    /// before writers write back.
+    pub fn mount_options(&self) -> fs_core::MountOptions {
+        let d = fs_core::MountOptions::default();
+        match self.cache_bytes {
+            0 => d,
+            c => fs_core::MountOptions {
+                cache_bytes: c,
+                dirty_bytes: c / 2,
+                ..d
+            },
+        }
+    }
+}
+
+impl Default for MetaSpec {
+    fn default() -> Self {
+        MetaSpec {
+            files: 20_000,
+            file_bytes: 4096,
+            dirs: 100,
+            files_per_dir: 200,
+            cache_bytes: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,7 +797,7 @@ mod tests {
             panic!()
         };
         let meta = p.fs.and_then(|f| f.meta).unwrap();
-        assert_eq!(meta, crate::meta::MetaSpec::default());
+        assert_eq!(meta, MetaSpec::default());
         let Mode::Perf(p) = mode(&[
             "-c",
             "x.json",

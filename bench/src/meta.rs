@@ -19,51 +19,9 @@ use std::time::{Duration, Instant};
 
 use fs_core::{Context, Filesystem, OpenFlags};
 
+pub use crate::args::MetaSpec;
 use crate::error::BenchError;
 use crate::report::{JobInfo, JobStats};
-
-/// What to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaSpec {
-    /// Files of the create, stat and unlink rows.
-    pub files: u64,
-    /// Bytes written into every file.
-    pub file_bytes: usize,
-    /// Directories of the extract row.
-    pub dirs: u64,
-    /// Files in each of them.
-    pub files_per_dir: u64,
-    /// Page cache and dirty budget of the mount (`--meta-cache`; 0: fs-core's defaults).
-    pub cache_bytes: u64,
-}
-
-impl MetaSpec {
-    /// The mount's options: with `cache_bytes`, a cache that size whose half may be dirty
-    /// before writers write back.
-    pub fn mount_options(&self) -> fs_core::MountOptions {
-        let d = fs_core::MountOptions::default();
-        match self.cache_bytes {
-            0 => d,
-            c => fs_core::MountOptions {
-                cache_bytes: c,
-                dirty_bytes: c / 2,
-                ..d
-            },
-        }
-    }
-}
-
-impl Default for MetaSpec {
-    fn default() -> Self {
-        MetaSpec {
-            files: 20_000,
-            file_bytes: 4096,
-            dirs: 100,
-            files_per_dir: 200,
-            cache_bytes: 0,
-        }
-    }
-}
 
 /// The rows of a run, and its first failure.
 #[derive(Debug)]
