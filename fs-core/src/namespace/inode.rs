@@ -10,6 +10,26 @@ pub(crate) fn save_inode(tx: &mut impl ItemsMut, ino: u64, item: &InodeItem) -> 
     tx.put(inode_key(ino), &item.encode())
 }
 
+/// A transaction's writes: here rather than in `state/store.rs`, since deleting an inode
+/// (its extents' back-references, xattrs, ...) is this layer's work.
+impl ItemsMut for Tx<'_> {
+    fn put(&mut self, key: Key, data: &[u8]) -> Result<()> {
+        Tx::put(self, key, data)
+    }
+    fn del(&mut self, key: Key) -> Result<bool> {
+        Tx::del(self, key)
+    }
+    fn generation(&self) -> u64 {
+        self.tx.generation()
+    }
+    fn max_item_size(&self) -> usize {
+        self.tx.max_item_size()
+    }
+    fn delete_inode(&mut self, ino: u64) -> Result<()> {
+        delete_inode(self, ino)
+    }
+}
+
 /// Removes every item of `ino` and drops its data references (its names are gone already).
 pub(crate) fn delete_inode(tx: &mut Tx<'_>, ino: u64) -> Result<()> {
     loop {

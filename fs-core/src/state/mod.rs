@@ -29,6 +29,7 @@ mod ranges;
 mod record;
 mod space;
 mod store;
+mod tree;
 mod unwritten;
 
 pub(crate) use engine::{new_exec, DEV};
@@ -41,7 +42,8 @@ pub(crate) use pending::{inode_over, Layer, Ns, Pending};
 pub use record::LOG_INO;
 pub(crate) use record::{decode, Entry};
 pub(crate) use space::{Space, SYNC_BATCH};
-pub(crate) use store::{inode_key, load_inode, try_inode, Items, ItemsMut, Rd, Tx, FS_TREE};
+pub(crate) use store::{Rd, Tx};
+pub(crate) use tree::{inode_key, load_inode, try_inode, Items, ItemsMut, FS_TREE};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

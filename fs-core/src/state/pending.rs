@@ -33,7 +33,7 @@ use hashbrown::{HashMap, HashSet};
 use crate::error::{Error, Result};
 use crate::items::{kind, InodeItem, ORPHAN_OBJECTID};
 use crate::state::lock::{Level, OrderedRw, ReadGuard, WriteGuard};
-use crate::state::store::{Items, FS_TREE};
+use crate::state::tree::{Items, FS_TREE};
 
 /// Item changes: the new data, or `None` for a deleted item.
 pub(crate) type Changes = BTreeMap<Key, Option<ItemData>>;
@@ -508,7 +508,7 @@ impl<'a> Ns<'a> {
     /// `ino` has no name left and no handle: its inode item goes now, the rest (data
     /// references included) at the commit.
     pub fn delete_inode_later(&mut self, ino: u64) -> Result<()> {
-        self.del(crate::state::inode_key(ino))?;
+        self.del(crate::state::tree::inode_key(ino))?;
         self.del(Key::new(ORPHAN_OBJECTID, kind::ORPHAN_ITEM, ino))?;
         self.deletes.push(ino);
         Ok(())

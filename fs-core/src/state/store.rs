@@ -1,47 +1,20 @@
 //! Access to the fs tree: [`Tx`] (a write transaction) and [`Rd`] (a snapshot with the
 //! pending namespace changes over it), both with the I/O queue their reads and writes go
-//! through, the [`Items`] reads they share, and [`ItemsMut`], the writes a namespace
-//! operation makes through a transaction or an [`Ns`](super::Ns) view.
+//! through; they implement `tree.rs`'s [`Items`] (and an [`Ns`](super::Ns) view its
+//! [`ItemsMut`]).
 
-use cow::{Direction, Key, ReadTxn, Transaction, TreeId};
+use cow::{Direction, Key, ReadTxn, Transaction};
 
 use bdev::IoQueue;
 
-use crate::error::{Error, Result};
-use crate::items::{kind, InodeItem};
+use crate::error::Result;
 use crate::state::pending::{merged, Ns, View};
-
-/// The fs tree.
-pub(crate) const FS_TREE: TreeId = TreeId::FS;
-
-/// Read access to the fs tree, through a transaction or a snapshot.
-pub(crate) trait Items {
-    fn get(&mut self, key: Key) -> Result<Option<cow::ItemData>>;
-    fn range(
-        &mut self,
-        lo: Key,
-        hi: Key,
-        dir: Direction,
-        max: usize,
-    ) -> Result<Vec<(Key, cow::ItemData)>>;
-}
+use crate::state::tree::{Items, ItemsMut, FS_TREE};
 
 /// A write transaction with its queue.
 pub(crate) struct Tx<'a> {
     pub tx: Transaction<'a>,
     pub io: &'a mut dyn IoQueue,
-}
-
-/// The writes of a namespace operation.
-pub(crate) trait ItemsMut: Items {
-    fn put(&mut self, key: Key, data: &[u8]) -> Result<()>;
-    fn del(&mut self, key: Key) -> Result<bool>;
-    /// The generation a new inode is stamped with.
-    fn generation(&self) -> u64;
-    /// The largest item data the tree holds.
-    fn max_item_size(&self) -> usize;
-    /// `ino` has no name left and no open handle: deletes it, its data references with it.
-    fn delete_inode(&mut self, ino: u64) -> Result<()>;
 }
 
 /// A snapshot with its queue, and the pending namespace changes reads see over it.
@@ -92,23 +65,8 @@ impl Items for Rd<'_> {
     }
 }
 
-impl ItemsMut for Tx<'_> {
-    fn put(&mut self, key: Key, data: &[u8]) -> Result<()> {
-        Tx::put(self, key, data)
-    }
-    fn del(&mut self, key: Key) -> Result<bool> {
-        Tx::del(self, key)
-    }
-    fn generation(&self) -> u64 {
-        self.tx.generation()
-    }
-    fn max_item_size(&self) -> usize {
-        self.tx.max_item_size()
-    }
-    fn delete_inode(&mut self, ino: u64) -> Result<()> {
-        crate::namespace::delete_inode(self, ino)
-    }
-}
+// `impl ItemsMut for Tx` is in `namespace/inode.rs`, beside the `delete_inode` it calls:
+// deleting an inode is namespace work, above this layer.
 
 impl ItemsMut for Ns<'_> {
     fn put(&mut self, key: Key, data: &[u8]) -> Result<()> {
@@ -135,21 +93,4 @@ impl Tx<'_> {
     pub fn del(&mut self, key: Key) -> Result<bool> {
         Ok(self.tx.delete(self.io, FS_TREE, key)?)
     }
-}
-
-/// The key of `ino`'s inode item.
-pub(crate) fn inode_key(ino: u64) -> Key {
-    Key::new(ino, kind::INODE_ITEM, 0)
-}
-
-/// The inode item of `ino`, if it exists.
-pub(crate) fn try_inode(it: &mut impl Items, ino: u64) -> Result<Option<InodeItem>> {
-    it.get(inode_key(ino))?
-        .map(|d| InodeItem::parse(&d).map_err(|e| Error::Corrupt(format!("inode {ino}: {e}"))))
-        .transpose()
-}
-
-/// The inode item of `ino`; `NotFound` if it does not exist.
-pub(crate) fn load_inode(it: &mut impl Items, ino: u64) -> Result<InodeItem> {
-    try_inode(it, ino)?.ok_or_else(|| Error::NotFound(format!("inode {ino}")))
 }
