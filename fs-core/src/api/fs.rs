@@ -7,7 +7,7 @@ use bdev::BlockDevice;
 use cow::{Direction, Key, TreeId, Volume};
 use iomap::{Iomap, IomapConfig};
 
-use crate::api::timer::{Clock, CommitTimer, SystemClock};
+use crate::api::timer::{Clock, CommitTimer, SystemClock, Tick};
 use crate::api::{Context, DEV};
 use crate::error::{Error, Result};
 use crate::io::DataOps;
@@ -237,7 +237,8 @@ impl Filesystem {
             let clock = opts
                 .clock
                 .unwrap_or_else(|| Arc::new(SystemClock::default()));
-            let timer = CommitTimer::start(Arc::downgrade(&inner), every, clock)
+            let weak = Arc::downgrade(&inner);
+            let timer = CommitTimer::start(every, clock, move || tick(weak))
                 .map_err(|e| Error::Io(format!("starting the timed commit thread: {e}")))?;
             *inner.timer.lock().unwrap_or_else(|e| e.into_inner()) = Some(timer);
         }
@@ -405,5 +406,25 @@ impl Filesystem {
     /// Counters of the iomap layer (device requests issued by data I/O).
     pub fn io_counters(&self) -> &iomap::IoCounters {
         self.inner.iomap.counters()
+    }
+}
+
+/// The timed commit's tick for the mount `inner`, which it holds only weakly: a sync on a
+/// context of the timer's thread when anything is unsynced. The strong handle is dropped
+/// before the tick returns, so the thread never keeps the mount alive between ticks.
+fn tick(inner: std::sync::Weak<Inner>) -> impl FnMut() -> Tick {
+    let mut ctx: Option<Context> = None;
+    move || {
+        let Some(inner) = inner.upgrade() else {
+            return Tick::Gone;
+        };
+        let fs = Filesystem { inner };
+        if !fs.has_unsynced() {
+            return Tick::Idle;
+        }
+        Tick::Synced(match &ctx {
+            Some(c) => fs.sync(c),
+            None => fs.context().and_then(|c| fs.sync(ctx.insert(c))),
+        })
     }
 }

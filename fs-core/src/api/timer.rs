@@ -7,8 +7,8 @@
 //! memory until unmount.
 //!
 //! Invariants:
-//! - The thread holds the filesystem weakly and upgrades it only for a sync, so it never
-//!   keeps a mount alive; it ends when the mount's last handle drops (`CommitTimer`'s
+//! - The thread holds the filesystem weakly (through the mount's `tick`, `api/fs.rs`) and
+//!   upgrades it only for a sync, so it never keeps a mount alive; it ends when the mount's last handle drops (`CommitTimer`'s
 //!   drop wakes and joins it, unless that drop runs on the thread itself, which happens when
 //!   the thread held the last strong handle during its sync: then it just ends).
 //! - A tick with nothing unsynced writes nothing (no commit of an idle filesystem).
@@ -20,7 +20,6 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::fs::{Filesystem, Inner};
 use crate::error::Result;
 
 /// A source of time for the timed commit.
@@ -105,6 +104,16 @@ struct Shared {
     syncs: AtomicU64,
 }
 
+/// What one tick did (the mount's `tick` callback, `api/fs.rs`, says).
+pub(crate) enum Tick {
+    /// The mount is gone: the thread ends.
+    Gone,
+    /// Nothing was unsynced.
+    Idle,
+    /// A sync ran, with this result.
+    Synced(Result<()>),
+}
+
 /// The running timer of a mount; dropping it stops the thread.
 pub(crate) struct CommitTimer {
     shared: Arc<Shared>,
@@ -114,13 +123,18 @@ pub(crate) struct CommitTimer {
 }
 
 impl CommitTimer {
-    /// Starts the thread for the mount `inner` (not yet shared: the thread only holds it
-    /// weakly).
-    pub fn start(
-        inner: Weak<Inner>,
+    /// Starts the thread, which makes its tick with `make_tick` (on the thread: a tick
+    /// may keep a context, which stays on its thread) and runs it once every `interval` of
+    /// `clock`'s time. The tick must hold the mount only weakly, and only while it runs.
+    pub fn start<M, T>(
         interval: Duration,
         clock: Arc<dyn Clock>,
-    ) -> std::io::Result<CommitTimer> {
+        make_tick: M,
+    ) -> std::io::Result<CommitTimer>
+    where
+        M: FnOnce() -> T + Send + 'static,
+        T: FnMut() -> Tick,
+    {
         let shared = Arc::new(Shared::default());
         let s = Arc::clone(&shared);
         let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -130,9 +144,11 @@ impl CommitTimer {
         });
         clock.on_advance(Arc::downgrade(&waker));
         let s = Arc::clone(&shared);
+        // The first interval counts from the mount, not from whenever the thread starts.
+        let first = clock.now() + interval;
         let thread = std::thread::Builder::new()
             .name("bypassfs-commit".into())
-            .spawn(move || run(&inner, &s, interval, &*clock))?;
+            .spawn(move || run(&s, first, interval, &*clock, make_tick()))?;
         Ok(CommitTimer {
             shared,
             _waker: waker,
@@ -161,11 +177,15 @@ impl Drop for CommitTimer {
     }
 }
 
-/// The thread: waits out each interval, then syncs if anything is unsynced.
-fn run(inner: &Weak<Inner>, shared: &Shared, interval: Duration, clock: &dyn Clock) {
-    let mut ctx = None;
+/// The thread: waits out each interval, then ticks.
+fn run(
+    shared: &Shared,
+    mut due: Duration,
+    interval: Duration,
+    clock: &dyn Clock,
+    mut tick: impl FnMut() -> Tick,
+) {
     let mut last_error: Option<String> = None;
-    let mut due = clock.now() + interval;
     loop {
         {
             let mut stop = shared.stop.lock().unwrap_or_else(|e| e.into_inner());
@@ -185,20 +205,14 @@ fn run(inner: &Weak<Inner>, shared: &Shared, interval: Duration, clock: &dyn Clo
                     .0;
             }
         }
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        let fs = Filesystem { inner };
-        if fs.has_unsynced() {
-            let r = match &ctx {
-                Some(c) => fs.sync(c),
-                None => fs.context().and_then(|c| fs.sync(ctx.insert(c))),
-            };
-            report(r, &mut last_error);
-            shared.syncs.fetch_add(1, Ordering::SeqCst);
+        match tick() {
+            Tick::Gone => return,
+            Tick::Idle => {}
+            Tick::Synced(r) => {
+                report(r, &mut last_error);
+                shared.syncs.fetch_add(1, Ordering::SeqCst);
+            }
         }
-        // Dropped before the next wait: the thread must not keep the mount alive.
-        drop(fs);
         due = clock.now() + interval;
     }
 }
