@@ -370,10 +370,14 @@ void read_only(struct env *e) {
   OK(bfs_open(ctx, "/files/a", O_RDONLY, 0, &f));
   EQ(bfs_pread(ctx, f, b, sizeof b, 0), (long long)sizeof b);
   OK(bfs_close(f));
-  OK(bfs_open(ctx, "/files/a", O_RDWR, 0, &f));
-  EQ(bfs_pwrite(ctx, f, b, sizeof b, 0), -EROFS);
-  EQ(bfs_fallocate(ctx, f, 0, 0, 4096), -EROFS);
-  EQ(bfs_ftruncate(ctx, f, 0), -EROFS);
+  /* As open(2): a handle that could write is refused at open. */
+  EQ(bfs_open(ctx, "/files/a", O_RDWR, 0, &f), -EROFS);
+  EQ(bfs_open(ctx, "/files/a", O_WRONLY | O_TRUNC, 0, &f), -EROFS);
+  OK(bfs_open(ctx, "/files/a", O_RDONLY, 0, &f));
+  /* A read-only handle: not open for writing (as fallocate(2) and ftruncate(2) say). */
+  EQ(bfs_pwrite(ctx, f, b, sizeof b, 0), -EBADF);
+  EQ(bfs_fallocate(ctx, f, 0, 0, 4096), -EBADF);
+  EQ(bfs_ftruncate(ctx, f, 0), -EBADF);
   OK(bfs_close(f));
   EQ(bfs_mkdir(fs, "/ro", 0755), -EROFS);
   EQ(bfs_unlink(fs, "/files/a"), -EROFS);
