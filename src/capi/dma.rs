@@ -89,19 +89,7 @@ pub unsafe extern "C" fn bfs_submit_pread_dma(
     offset: u64,
     user_data: u64,
 ) -> c_int {
-    guard_int(|| {
-        let (c, f, head, rest) = prepare(ctx, file, buf, len)?;
-        let fc = c.ctx.clone();
-        super::aio::spawn(&c, async move {
-            let (head, r) = f.file.read_at_async(&fc, offset, head).await;
-            Done {
-                user_data,
-                result: super::aio::result(r),
-                buf: DoneBuf::Dma(dmabuf::rejoin(head, rest)),
-            }
-        });
-        Ok(())
-    })
+    submit(ctx, file, buf, len, offset, user_data, false)
 }
 
 /// Submits a write of the first `len` bytes of the DMA buffer `buf` at `offset`, as
@@ -120,11 +108,29 @@ pub unsafe extern "C" fn bfs_submit_pwrite_dma(
     offset: u64,
     user_data: u64,
 ) -> c_int {
+    submit(ctx, file, buf, len, offset, user_data, true)
+}
+
+/// The body of [`bfs_submit_pread_dma`] (`write` false) and [`bfs_submit_pwrite_dma`],
+/// whose contracts say what the caller does with `buf` meanwhile.
+fn submit(
+    ctx: bfs_ctx_t,
+    file: bfs_file_t,
+    buf: *mut c_void,
+    len: usize,
+    offset: u64,
+    user_data: u64,
+    write: bool,
+) -> c_int {
     guard_int(|| {
         let (c, f, head, rest) = prepare(ctx, file, buf, len)?;
         let fc = c.ctx.clone();
         super::aio::spawn(&c, async move {
-            let (head, r) = f.file.write_at_async(&fc, offset, head).await;
+            let (head, r) = if write {
+                f.file.write_at_async(&fc, offset, head).await
+            } else {
+                f.file.read_at_async(&fc, offset, head).await
+            };
             Done {
                 user_data,
                 result: super::aio::result(r),
