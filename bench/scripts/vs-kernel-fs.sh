@@ -72,40 +72,9 @@ fi
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bfsperf
 SHM=/dev/shm
 
-# What is set up right now, for cleanup.
-CUR_MNT=""
-CUR_LOOP=""
-CUR_BACKING=""
-RESULTS_TMP=""
-
-log() { echo "== $*" >&2; }
-die() { echo "vs-kernel-fs.sh: $*" >&2; exit 1; }
-
-teardown_current() {
-    if [ -n "$CUR_MNT" ]; then
-        mountpoint -q "$CUR_MNT" && umount "$CUR_MNT"
-        rmdir "$CUR_MNT"
-        CUR_MNT=""
-    fi
-    if [ -n "$CUR_LOOP" ]; then
-        losetup -d "$CUR_LOOP"
-        CUR_LOOP=""
-    fi
-    if [ -n "$CUR_BACKING" ]; then
-        rm -f "$CUR_BACKING"
-        CUR_BACKING=""
-    fi
-}
-
-cleanup() {
-    local rc=$?
-    set +e
-    teardown_current
-    [ -n "$RESULTS_TMP" ] && rm -rf "$RESULTS_TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+SCRIPT=vs-kernel-fs.sh
+# shellcheck source=bench/scripts/kernel-loop.sh
+. "$ROOT/bench/scripts/kernel-loop.sh"
 
 # --- setup -----------------------------------------------------------------------------
 
