@@ -270,18 +270,7 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
             );
         }
     }
-    fs.unmount(&ctx).map_err(|source| BenchError::Fs {
-        what: "unmount".into(),
-        source,
-    })?;
-    if let Some(path) = &spec.output_json {
-        write_json(path, &report::json(&results, spec.seed))?;
-    }
-    Ok(if results.iter().any(|(_, s)| s.failed > 0) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    finish_fs(spec, fs, &ctx, &results)
 }
 
 /// `--fs --meta`: the metadata workload's rows on the fresh filesystem.
@@ -309,12 +298,23 @@ fn perf_meta(
     if let Some(e) = first_error {
         eprintln!("bfsperf: metadata workload: the first failure: {e}");
     }
-    fs.unmount(&ctx).map_err(|source| BenchError::Fs {
+    finish_fs(spec, fs, &ctx, &results)
+}
+
+/// The end of a `--fs` run: unmount, the JSON report if asked for, and the exit status
+/// (failure when any I/O failed).
+fn finish_fs(
+    spec: &PerfSpec,
+    fs: fs_core::Filesystem,
+    ctx: &fs_core::Context,
+    results: &[(JobInfo, JobStats)],
+) -> Result<ExitCode, BenchError> {
+    fs.unmount(ctx).map_err(|source| BenchError::Fs {
         what: "unmount".into(),
         source,
     })?;
     if let Some(path) = &spec.output_json {
-        write_json(path, &report::json(&results, spec.seed))?;
+        write_json(path, &report::json(results, spec.seed))?;
     }
     Ok(if results.iter().any(|(_, s)| s.failed > 0) {
         ExitCode::FAILURE
