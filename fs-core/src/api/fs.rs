@@ -72,8 +72,8 @@ pub struct MountOptions {
     /// calls fsync or sync. Default 30 s (btrfs's `commit=`); `None` or zero: never (only
     /// fsync, sync and unmount make things durable). Read-write mounts only.
     pub commit_interval: Option<Duration>,
-    /// The clock of `commit_interval`: `None` is real time; a [`ManualClock`] lets a test
-    /// move time forward at will.
+    /// The clock of `commit_interval`: `None` is real time; a
+    /// [`ManualClock`](crate::ManualClock) lets a test move time forward at will.
     pub clock: Option<Arc<dyn Clock>>,
 }
 
