@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bdev::record::{CrashPick, RecordDevice};
 use bdev::BlockDevice;
 use common::*;
-use fs_core::{Context, FallocMode, File, FileType, Filesystem, OpenFlags};
+use fs_core::{Context, FallocMode, File, Filesystem, OpenFlags};
 use testkit::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,17 +264,6 @@ fn record(workload: &[(Op, Persist)]) -> Run {
     }
 }
 
-fn list(fs: &Filesystem, dir: &str, out: &mut BTreeMap<String, bool>) {
-    for e in fs.readdir(dir, 0, 1000).unwrap() {
-        let p = format!("{}/{}", dir.trim_end_matches('/'), e.name_lossy());
-        let is_dir = e.file_type == FileType::Dir;
-        out.insert(p.clone(), is_dir);
-        if is_dir {
-            list(fs, &p, out);
-        }
-    }
-}
-
 /// Checks one crash state; `exact` holds the persistence point it must equal, if any.
 fn verify(run: &Run, point: usize, pick: &CrashPick, exact: Option<&(usize, Model, Vec<String>)>) {
     let what = || format!("crash point {point}, pick {pick:?}");
@@ -283,8 +272,7 @@ fn verify(run: &Run, point: usize, pick: &CrashPick, exact: Option<&(usize, Mode
     assert!(rep.is_clean(), "{}: fsck {:?}", what(), rep.errors);
     let fs = Filesystem::mount(dev, mount_opts()).unwrap_or_else(|e| panic!("{}: {e}", what()));
     let ctx = fs.context().unwrap();
-    let mut ns = BTreeMap::new();
-    list(&fs, "/", &mut ns);
+    let ns = listing(&fs);
     let j = run.namespaces.iter().rposition(|n| *n == ns);
     let j = j.unwrap_or_else(|| panic!("{}: namespace {ns:?} never existed", what()));
     // Which file each name is: from the last model state with that namespace.

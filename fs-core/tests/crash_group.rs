@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bdev::record::{CrashPick, LogEntry, RecordDevice};
 use bdev::BlockDevice;
 use common::*;
-use fs_core::{Context, FileType, Filesystem, MountOptions, SetAttr};
+use fs_core::{Context, Filesystem, MountOptions, SetAttr};
 
 /// What a persistence point promises: names that exist (with their contents, for files)
 /// and names that do not.
@@ -93,23 +93,6 @@ impl Rig {
     fn finish(self) -> Run {
         drop(self.fs);
         self.run
-    }
-}
-
-fn listing(fs: &Filesystem) -> BTreeMap<String, bool> {
-    let mut out = BTreeMap::new();
-    list(fs, "/", &mut out);
-    out
-}
-
-fn list(fs: &Filesystem, dir: &str, out: &mut BTreeMap<String, bool>) {
-    for e in fs.readdir(dir, 0, 1000).unwrap() {
-        let p = format!("{}/{}", dir.trim_end_matches('/'), e.name_lossy());
-        let is_dir = e.file_type == FileType::Dir;
-        out.insert(p.clone(), is_dir);
-        if is_dir {
-            list(fs, &p, out);
-        }
     }
 }
 

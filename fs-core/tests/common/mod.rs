@@ -71,3 +71,21 @@ pub fn assert_clean(dev: Arc<dyn BlockDevice>) -> fs_core::FsckReport {
     assert!(rep.is_clean(), "fsck: {:#?}", rep.errors);
     rep
 }
+
+/// Every path under the root (directories' contents too), and whether it is a directory.
+pub fn listing(fs: &Filesystem) -> std::collections::BTreeMap<String, bool> {
+    let mut out = std::collections::BTreeMap::new();
+    list(fs, "/", &mut out);
+    out
+}
+
+fn list(fs: &Filesystem, dir: &str, out: &mut std::collections::BTreeMap<String, bool>) {
+    for e in fs.readdir(dir, 0, 1000).unwrap() {
+        let p = format!("{}/{}", dir.trim_end_matches('/'), e.name_lossy());
+        let is_dir = e.file_type == fs_core::FileType::Dir;
+        out.insert(p.clone(), is_dir);
+        if is_dir {
+            list(fs, &p, out);
+        }
+    }
+}
