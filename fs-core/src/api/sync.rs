@@ -69,7 +69,10 @@ pub(crate) fn sync_all(fs: &Filesystem, ctx: &Context) -> Result<()> {
     let r = writeback_in_batches(fs, ctx);
     // Files dirty without delalloc blocks (cached overwrites of NOCOW or preallocated
     // space) and anything dirtied meanwhile.
-    let r2 = ctx.block_on(io.writeback_all(ctx.exec()));
+    let r2 = ctx
+        .block_on(io.writeback_all(ctx.exec()))
+        .map_err(Error::from)
+        .or_else(unless_removed);
     let dirty = c
         .inodes()
         .select(|m| m.size_dirty || m.mtime_dirty.is_some());
@@ -112,7 +115,7 @@ fn writeback_in_batches(fs: &Filesystem, ctx: &Context) -> Result<()> {
             .iter()
             .map(|&ino| io.writeback_range(ctx.exec(), iomap::Ino(ino), 0, u64::MAX));
         for r in ctx.block_on(bdev::exec::join_all(writebacks)) {
-            if let Err(e) = r {
+            if let Err(e) = r.map_err(Error::from).or_else(unless_removed) {
                 first_err.get_or_insert(e);
             }
         }
@@ -125,8 +128,18 @@ fn writeback_in_batches(fs: &Filesystem, ctx: &Context) -> Result<()> {
         }
     }
     match first_err {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// A writeback error unless it says the file is gone: writeback looks up no names, so it
+/// finds no inode only when another thread removed the file (its last name, not open)
+/// after `sync` listed it, and its cached data went with it.
+fn unless_removed(e: Error) -> Result<()> {
+    match e {
+        Error::NotFound(_) => Ok(()),
+        e => Err(e),
     }
 }
 

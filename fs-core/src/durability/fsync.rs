@@ -2,7 +2,7 @@
 //! written and flushed on this thread's engine with the log's lock held, or a commit.
 
 use crate::durability::io;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::{Core, Entry, Guard, LogState, Submit};
 
 /// Whether an fsync of `ino` goes through the log (else its completions committed).
@@ -53,14 +53,19 @@ fn attr_entries(c: &Core, ino: u64, datasync: bool) -> Result<Vec<Entry>> {
 /// nothing newer came.
 fn clear_attrs(c: &Core, attrs: &[Entry]) -> Result<()> {
     for e in attrs {
-        match *e {
-            Entry::Size { ino, size } => c.mem(ino, |m| m.size_dirty &= m.size != size)?,
+        let cleared = match *e {
+            Entry::Size { ino, size } => c.mem(ino, |m| m.size_dirty &= m.size != size),
             Entry::Times { ino, mtime_ns } => c.mem(ino, |m| {
                 if m.mtime_dirty == Some(mtime_ns) {
                     m.mtime_dirty = None
                 }
-            })?,
-            Entry::Extent { .. } => {}
+            }),
+            Entry::Extent { .. } => Ok(()),
+        };
+        match cleared {
+            // Removed meanwhile by another thread: nothing left to clear.
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -118,7 +123,13 @@ pub(crate) fn commit_with_attrs(c: &Core, inos: &[u64]) -> Result<()> {
     let log = c.log();
     let mut attrs = Vec::new();
     for &ino in inos {
-        attrs.extend(attr_entries(c, ino, false)?);
+        match attr_entries(c, ino, false) {
+            Ok(entries) => attrs.extend(entries),
+            // Removed since the caller listed it (`sync` lists files, then writes them
+            // back while other threads unlink): nothing of it is left to commit.
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     commit_attrs(c, log, &attrs)
 }

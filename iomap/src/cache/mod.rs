@@ -670,9 +670,10 @@ impl PageCache {
 
     /// Remembers a writeback error for the file's next fsync-equivalent (the first one wins).
     pub(crate) fn record_error(&self, ino: Ino, e: &IomapError) {
-        let mut st = self.st();
-        let f = st.index(ino);
-        f.wb_error.get_or_insert_with(|| e.clone());
+        // A file forgotten (deleted) while its writeback ran has nobody to report to.
+        if let Some(f) = self.st().files.get_mut(&ino) {
+            f.wb_error.get_or_insert_with(|| e.clone());
+        }
     }
 
     /// Takes the unreported writeback error of the file.
