@@ -9,7 +9,7 @@ use bdev::exec::Context;
 use iomap::Iomap;
 
 use crate::io::DataOps;
-use crate::state::{now_ns, Core};
+use crate::state::{now_ns, Core, Items};
 
 /// What `fallocate` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,59 +96,82 @@ impl Core {
 
     /// Unwritten extents over the holes of the block range `[a, b)` (data cached but not
     /// yet written back counts as no hole); then the size becomes at least `grow_to`.
+    ///
+    /// The holes are found, and space reserved for them, before the transaction, but they
+    /// count only as found again inside it: a writeback on another thread may meanwhile
+    /// have written a cached block (no longer delalloc, its extent in the fsync log, which
+    /// the commit folds first), and an unwritten extent laid over it would read as zeroes.
+    /// When they changed, nothing is inserted and the whole thing runs again.
     pub(crate) fn prealloc(&self, ino: u64, a: u64, b: u64, grow_to: u64) -> Result<()> {
         let bs = self.bs();
-        if !self.log().is_clean() {
-            // Holes are found in the committed tree: commit what the log holds first.
-            self.commit_pending()?;
-        }
-        let holes = self.holes(ino, a, b)?;
-        let want: u64 = holes.iter().map(|(s, e)| e - s).sum();
-        let mut got: Vec<(u64, u64, u64)> = Vec::new();
-        let mut reserve = || -> Result<()> {
-            let r = self.space().lock_reserved();
-            if self.space().data_room(self.vol(), *r) < want {
-                return Err(Error::NoSpace(format!("fallocate of {want} bytes")));
+        loop {
+            if !self.log().is_clean() {
+                // Holes are found in the committed tree: commit what the log holds first.
+                self.commit_pending()?;
             }
-            for &(s, e) in &holes {
-                let mut at = s;
-                while at < e {
-                    let (addr, len) = self.vol().reserve_data(bs, e - at)?;
-                    got.push((at, addr, len));
-                    at += len;
+            let holes = self.read(|rd| self.holes(rd, ino, a, b))?;
+            let want: u64 = holes.iter().map(|(s, e)| e - s).sum();
+            let mut got: Vec<(u64, u64, u64)> = Vec::new();
+            let mut reserve = || -> Result<()> {
+                let r = self.space().lock_reserved();
+                if self.space().data_room(self.vol(), *r) < want {
+                    return Err(Error::NoSpace(format!("fallocate of {want} bytes")));
+                }
+                for &(s, e) in &holes {
+                    let mut at = s;
+                    while at < e {
+                        let (addr, len) = self.vol().reserve_data(bs, e - at)?;
+                        got.push((at, addr, len));
+                        at += len;
+                    }
+                }
+                Ok(())
+            };
+            let reserved = reserve();
+            let r = reserved.and_then(|()| {
+                self.commit(|tx| {
+                    if self.holes(tx, ino, a, b)? != holes {
+                        return Ok(false);
+                    }
+                    for &(at, addr, len) in &got {
+                        tx.tx.adopt_data(addr, len)?;
+                        let fe = FileExtent::disk(ExtentKind::Prealloc, addr, len, 0, len);
+                        insert_extent(tx, ino, at, &fe)?;
+                    }
+                    let mut item = load_inode(tx, ino)?;
+                    item.size = item.size.max(grow_to);
+                    item.ctime_ns = now_ns();
+                    save_inode(tx, ino, &item)?;
+                    Ok(true)
+                })
+            });
+            match r {
+                Ok(true) => break,
+                // Not adopted (holes changed), or an aborted transaction handed the adopted
+                // pieces back: all are ours to give back.
+                Ok(false) | Err(_) => {
+                    for &(_, addr, len) in &got {
+                        self.vol().unreserve_data(addr, len)?;
+                    }
+                    r?;
                 }
             }
-            Ok(())
-        };
-        let reserved = reserve();
-        let r = reserved.and_then(|()| {
-            self.commit(|tx| {
-                for &(at, addr, len) in &got {
-                    tx.tx.adopt_data(addr, len)?;
-                    let fe = FileExtent::disk(ExtentKind::Prealloc, addr, len, 0, len);
-                    insert_extent(tx, ino, at, &fe)?;
-                }
-                let mut item = load_inode(tx, ino)?;
-                item.size = item.size.max(grow_to);
-                item.ctime_ns = now_ns();
-                save_inode(tx, ino, &item)
-            })
-        });
-        if let Err(e) = r {
-            // An aborted transaction hands adopted pieces back: all are ours to give back.
-            for &(_, addr, len) in &got {
-                self.vol().unreserve_data(addr, len)?;
-            }
-            return Err(e);
         }
-        self.mem(ino, |m| m.size = m.size.max(grow_to))?;
+        // Marked dirty, though the item has it: a `sync` or fsync on another thread may have
+        // read the smaller size before this and log it after this commit (its commit
+        // would write it over this one's); the mark makes the next one write this size
+        // again, and keeps the entry from being evicted and reloaded from that item.
+        self.grow_size(ino, grow_to)?;
         Ok(())
     }
 
-    /// Holes of `[a, b)`: no extent and no delalloc.
-    fn holes(&self, ino: u64, a: u64, b: u64) -> Result<Vec<(u64, u64)>> {
+    /// Holes of `[a, b)` in `items` (the committed tree, or a transaction's view): no
+    /// extent and no delalloc. Memory's delalloc is read after the extents: a block
+    /// written back in between is then in neither, and the transaction's look (where the
+    /// fold put its extent) tells.
+    fn holes(&self, items: &mut impl Items, ino: u64, a: u64, b: u64) -> Result<Vec<(u64, u64)>> {
         let bs = self.bs();
-        let exts = self.read(|rd| extents_in(rd, ino, a, b))?;
+        let exts = extents_in(items, ino, a, b)?;
         let da = self.mem(ino, |m| m.delalloc.clone())?;
         // An inline extent ends inside its block, which it occupies whole.
         let mut covered: Vec<(u64, u64)> = exts
