@@ -309,7 +309,7 @@ impl Job {
         JobResult {
             index: self.index,
             info: self.info.clone(),
-            stats: self.stats,
+            stats: self.stats.clone(),
             first_error: self.first_error.clone(),
         }
     }
@@ -549,6 +549,9 @@ pub fn run(jobs: &mut [Job], duration: Duration) -> Result<(), BenchError> {
     const DRAIN_LIMIT: Duration = Duration::from_secs(30);
     let clock = Instant::now();
     let deadline_ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    // The jobs share this process: one peak for all of them (with -m, the threads reset it
+    // as they start together).
+    crate::memstat::reset_peak_rss();
     for job in jobs.iter_mut() {
         job.start(0)?;
     }
@@ -576,6 +579,10 @@ pub fn run(jobs: &mut [Job], duration: Duration) -> Result<(), BenchError> {
                 job.info.name
             );
         }
+    }
+    let peak = crate::memstat::peak_rss_kib();
+    for job in jobs.iter_mut() {
+        job.stats.peak_rss_kib = peak;
     }
     result
 }

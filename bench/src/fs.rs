@@ -318,6 +318,7 @@ pub fn run_file_job(
     for slot in 0..spec.depth {
         bufs.push(pattern_buf(&file, spec.io_size, slot)?);
     }
+    crate::memstat::reset_peak_rss();
     let shared = Shared {
         spec,
         file: &file,
@@ -356,6 +357,7 @@ pub fn run_file_job(
     } else {
         None
     };
+    stats.peak_rss_kib = crate::memstat::peak_rss_kib();
     Ok(FileJobResult {
         info: JobInfo::new(
             spec.name.clone(),
@@ -385,6 +387,7 @@ pub fn run_metadata_job(
     }
     let data = vec![0x5au8; file_bytes];
     let mut stats = JobStats::new();
+    crate::memstat::reset_peak_rss();
     let mut first_error = None;
     let clock = Instant::now();
     let mut i = 0u64;
@@ -406,6 +409,7 @@ pub fn run_metadata_job(
         }
     }
     stats.runtime = clock.elapsed();
+    stats.peak_rss_kib = crate::memstat::peak_rss_kib();
     Ok(FileJobResult {
         info: JobInfo {
             name: "metadata".into(),

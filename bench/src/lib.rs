@@ -14,6 +14,7 @@ pub mod cores;
 pub mod engine;
 pub mod error;
 pub mod fs;
+pub mod latency;
 pub mod memcpy;
 pub mod memstat;
 pub mod meta;

@@ -74,8 +74,10 @@ fn perf_bdevs(spec: &PerfSpec) -> Result<ExitCode, BenchError> {
     };
     // As bdevperf lists them: by bdev, then core.
     done.sort_by_key(|r| r.index);
-    let results: Vec<(JobInfo, JobStats)> =
-        done.iter().map(|r| (r.info.clone(), r.stats)).collect();
+    let results: Vec<(JobInfo, JobStats)> = done
+        .iter()
+        .map(|r| (r.info.clone(), r.stats.clone()))
+        .collect();
     print!("{}", report::table(&results));
     // After the run, when the devices' memory has been touched: what backed it.
     let memory = memstat::MemStat::current();
@@ -259,8 +261,10 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
             );
         }
     }
-    let results: Vec<(JobInfo, JobStats)> =
-        done.iter().map(|r| (r.info.clone(), r.stats)).collect();
+    let results: Vec<(JobInfo, JobStats)> = done
+        .iter()
+        .map(|r| (r.info.clone(), r.stats.clone()))
+        .collect();
     print!("{}", report::table(&results));
     for r in &done {
         if let Some(e) = &r.first_error {

@@ -3,6 +3,10 @@
 //! bdev falls back from hugepages to ordinary pages per allocation (when the pool runs dry,
 //! e.g. because other processes hold it), so "hugepages are configured" does not say what a
 //! run actually used. Reading `/proc/self/smaps_rollup` after set-up does.
+//!
+//! Each job's peak resident memory is the kernel's high-water mark (`VmHWM` of
+//! `/proc/self/status`), reset when the job starts by writing `5` to `/proc/self/clear_refs`
+//! (Linux 4.0+). Hugetlb pages (the DMA buffers of SPDK) are not in it.
 
 use serde_json::{json, Value};
 
@@ -59,6 +63,25 @@ impl MemStat {
     }
 }
 
+/// Resets the process's peak resident memory to what it holds now, so that
+/// [`peak_rss_kib`] reports the peak since. False if the kernel refused (then the peak is
+/// since the process started).
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak resident memory in KiB since it started or since the last
+/// [`reset_peak_rss`] (Linux only; `None` elsewhere).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_hwm(&status)
+}
+
+fn parse_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +102,32 @@ mod tests {
         assert!(m
             .describe()
             .starts_with("memory: 1026 MiB hugetlb, 834 MiB transparent"));
+    }
+
+    #[test]
+    fn peak_rss_follows_the_process_and_resets() {
+        let status = "Name:\tbfsperf\nVmPeak:\t  9000 kB\nVmHWM:\t  4242 kB\nVmRSS:\t 100 kB\n";
+        assert_eq!(parse_hwm(status), Some(4242));
+        assert_eq!(parse_hwm("Name: x\n"), None);
+        let Some(before) = peak_rss_kib() else {
+            return; // not Linux
+        };
+        // 64 MiB touched page by page raises the peak by about as much.
+        let mut big = vec![0u8; 64 << 20];
+        for i in (0..big.len()).step_by(4096) {
+            big[i] = 1;
+        }
+        let during = peak_rss_kib().unwrap();
+        assert!(
+            during >= before.max(60 << 10),
+            "{before} KiB, then {during} KiB"
+        );
+        assert_eq!(big.iter().step_by(4096).filter(|&&b| b == 1).count(), 16384);
+        drop(big);
+        if reset_peak_rss() {
+            let after = peak_rss_kib().unwrap();
+            // Other tests of this process may allocate meanwhile, but not 64 MiB more.
+            assert!(after < during, "reset: {during} KiB, then {after} KiB");
+        }
     }
 }

@@ -21,6 +21,7 @@ use fs_core::{Context, Filesystem, OpenFlags};
 
 pub use crate::args::MetaSpec;
 use crate::error::BenchError;
+use crate::memstat;
 use crate::report::{JobInfo, JobStats};
 
 /// The rows of a run, and its first failure.
@@ -78,6 +79,7 @@ pub fn run(fs: &Filesystem, ctx: &Context, spec: &MetaSpec) -> Result<MetaRun, B
 /// `op(0..n)`, each call timed; stops at the first failure.
 fn timed_loop(n: u64, op: Op<'_>) -> (JobStats, Option<String>) {
     let mut stats = JobStats::new();
+    memstat::reset_peak_rss();
     let clock = Instant::now();
     let mut err = None;
     for i in 0..n {
@@ -90,6 +92,7 @@ fn timed_loop(n: u64, op: Op<'_>) -> (JobStats, Option<String>) {
         }
     }
     stats.runtime = clock.elapsed();
+    stats.peak_rss_kib = memstat::peak_rss_kib();
     (stats, err)
 }
 
@@ -101,6 +104,7 @@ fn extract(
     write_file: &dyn Fn(&str) -> fs_core::Result<()>,
 ) -> Result<(JobStats, Option<String>, Duration), BenchError> {
     let mut stats = JobStats::new();
+    memstat::reset_peak_rss();
     let clock = Instant::now();
     let mut err = None;
     'tree: for d in 0..spec.dirs {
@@ -127,6 +131,7 @@ fn extract(
     fs.sync(ctx)
         .map_err(fs_err("sync after the extract".into()))?;
     stats.runtime = clock.elapsed();
+    stats.peak_rss_kib = memstat::peak_rss_kib();
     Ok((stats, err, sync.elapsed()))
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::args::Workload;
+use crate::latency::Histogram;
 
 /// What a job was asked to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +51,7 @@ impl JobInfo {
 }
 
 /// What a job measured. Latencies in nanoseconds; `ios` counts successful I/Os.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobStats {
     pub ios: u64,
     pub failed: u64,
@@ -58,7 +59,12 @@ pub struct JobStats {
     /// `u64::MAX` until the first I/O completes.
     pub latency_ns_min: u64,
     pub latency_ns_max: u64,
+    /// Every latency, for the p99.
+    pub latency_ns: Histogram,
     pub runtime: Duration,
+    /// The process's peak resident memory while the job ran, in KiB (`memstat`); `None`
+    /// where it could not be read. Jobs that run together share one process, so one peak.
+    pub peak_rss_kib: Option<u64>,
 }
 
 impl JobStats {
@@ -78,6 +84,12 @@ impl JobStats {
         self.latency_ns_total += latency_ns;
         self.latency_ns_min = self.latency_ns_min.min(latency_ns);
         self.latency_ns_max = self.latency_ns_max.max(latency_ns);
+        self.latency_ns.record(latency_ns);
+    }
+
+    /// The 99th percentile latency (at most 1/32 above the true one, never above the max).
+    pub fn latency_ns_p99(&self) -> u64 {
+        self.latency_ns.quantile_ns(990).min(self.latency_ns_max)
     }
 }
 
@@ -92,6 +104,10 @@ pub struct Row {
     pub avg_latency_us: f64,
     pub min_latency_us: f64,
     pub max_latency_us: f64,
+    /// Not in bdevperf's table: printed below it ([`tail_lines`]).
+    pub p99_latency_us: f64,
+    /// The peak resident memory of the process while the job ran, in MiB, if known.
+    pub peak_rss_mib: Option<f64>,
 }
 
 impl Row {
@@ -118,6 +134,8 @@ impl Row {
                 us(stats.latency_ns_min)
             },
             max_latency_us: us(stats.latency_ns_max),
+            p99_latency_us: us(stats.latency_ns_p99()),
+            peak_rss_mib: stats.peak_rss_kib.map(|k| k as f64 / 1024.0),
         }
     }
 
@@ -148,6 +166,8 @@ impl Row {
                 .reduce(f64::min)
                 .unwrap_or(0.0),
             max_latency_us: with_ios().map(|r| r.max_latency_us).fold(0.0, f64::max),
+            p99_latency_us: total_stats(jobs).latency_ns_p99() as f64 / 1000.0,
+            peak_rss_mib: rows.iter().filter_map(|r| r.peak_rss_mib).reduce(f64::max),
         }
     }
 
@@ -213,13 +233,52 @@ pub fn total_lines(total: &Row) -> String {
     )
 }
 
-/// The whole table.
+/// What bdevperf's table does not show, below it: per job and in total, the 99th
+/// percentile and worst latency and the peak resident memory (a separate table, so that
+/// scripts reading bdevperf's columns read ours unchanged).
+pub fn tail_lines(jobs: &[(JobInfo, JobStats)]) -> String {
+    let mut out = format!(
+        "\n {:<28}: {:>10} {:>10} {:>14}\n",
+        "Tail latency(us), memory", "p99", "max", "peak RSS(MiB)"
+    );
+    let line = |name: &str, r: &Row| {
+        let rss = r
+            .peak_rss_mib
+            .map_or_else(|| "-".to_string(), |m| format!("{m:.1}"));
+        format!(
+            " {:<28}: {:10.2} {:10.2} {:>14}\n",
+            name, r.p99_latency_us, r.max_latency_us, rss
+        )
+    };
+    for (info, stats) in jobs {
+        out += &line(&info.name, &Row::of(stats, info.io_size));
+    }
+    // Not "Total": scripts find bdevperf's Total line by its name.
+    out + &line("All jobs", &Row::total(jobs))
+}
+
+/// The whole table, then the tail latencies and memory ([`tail_lines`]).
 pub fn table(jobs: &[(JobInfo, JobStats)]) -> String {
     let mut out = header();
     for (info, stats) in jobs {
         out += &job_lines(info, &Row::of(stats, info.io_size));
     }
-    out + &total_lines(&Row::total(jobs))
+    out + &total_lines(&Row::total(jobs)) + &tail_lines(jobs)
+}
+
+/// Every job's counts added up (latencies merged; the longest runtime, the highest peak).
+fn total_stats(jobs: &[(JobInfo, JobStats)]) -> JobStats {
+    jobs.iter().fold(JobStats::new(), |mut t, (_, s)| {
+        t.ios += s.ios;
+        t.failed += s.failed;
+        t.latency_ns_total += s.latency_ns_total;
+        t.latency_ns_min = t.latency_ns_min.min(s.latency_ns_min);
+        t.latency_ns_max = t.latency_ns_max.max(s.latency_ns_max);
+        t.latency_ns.merge(&s.latency_ns);
+        t.runtime = t.runtime.max(s.runtime);
+        t.peak_rss_kib = t.peak_rss_kib.max(s.peak_rss_kib);
+        t
+    })
 }
 
 /// One job (or the total) as JSON. Besides the names asked of bfsperf it carries bdevperf's
@@ -244,6 +303,8 @@ fn job_json(info: &JobInfo, stats: &JobStats, row: &Row) -> Value {
         "avg_latency_us": row.avg_latency_us,
         "min_latency_us": row.min_latency_us,
         "max_latency_us": row.max_latency_us,
+        "p99_latency_us": row.p99_latency_us,
+        "peak_rss_kib": stats.peak_rss_kib,
     });
     if let Some(p) = info.mix_read_percent {
         v["percentage"] = json!(p);
@@ -258,15 +319,7 @@ pub fn json(jobs: &[(JobInfo, JobStats)], seed: u64) -> Value {
         .iter()
         .map(|(i, s)| job_json(i, s, &Row::of(s, i.io_size)))
         .collect();
-    let total_stats = jobs.iter().fold(JobStats::new(), |mut t, (_, s)| {
-        t.ios += s.ios;
-        t.failed += s.failed;
-        t.latency_ns_total += s.latency_ns_total;
-        t.latency_ns_min = t.latency_ns_min.min(s.latency_ns_min);
-        t.latency_ns_max = t.latency_ns_max.max(s.latency_ns_max);
-        t.runtime = t.runtime.max(s.runtime);
-        t
-    });
+    let total_stats = total_stats(jobs);
     let first = jobs.first().map(|(i, _)| i.clone());
     let total_info = JobInfo {
         name: "Total".into(),
@@ -286,13 +339,21 @@ mod tests {
 
     fn job(name: &str, ios: u64, failed: u64) -> (JobInfo, JobStats) {
         let info = JobInfo::new(name.into(), Workload::Randread, 100, 128, 4096);
+        // A sample of the latencies: 99 of 100 take 83.95 µs, the 100th 412 µs.
+        let mut latency_ns = Histogram::default();
+        for _ in 0..99 {
+            latency_ns.record(83_950);
+        }
+        latency_ns.record(412_000);
         let stats = JobStats {
             ios,
             failed,
             latency_ns_total: (ios + failed) * 83_950,
             latency_ns_min: 3_210,
             latency_ns_max: 412_000,
+            latency_ns,
             runtime: Duration::from_secs(5),
+            peak_rss_kib: Some(1536),
         };
         (info, stats)
     }
@@ -308,7 +369,33 @@ Job: Malloc0 (Core Mask 0x1, workload: randread, depth: 128, IO size: 4096)
  ===================================================================================================================
  Total                       :            1523456.20    5951.00       0.00     0.00      83.95       3.21     412.00
 ";
-        assert_eq!(table(&jobs), expected);
+        // Below it, what bdevperf does not print: the p99 is the end of 83.95 µs's bucket.
+        let tail = "
+ Tail latency(us), memory    :        p99        max  peak RSS(MiB)
+ Malloc0                     :      83.97     412.00            1.5
+ All jobs                    :      83.97     412.00            1.5
+";
+        assert_eq!(table(&jobs), format!("{expected}{tail}"));
+    }
+
+    #[test]
+    fn the_total_p99_merges_the_jobs_latencies() {
+        let (mut a, mut b) = (job("A", 1000, 0), job("B", 1000, 0));
+        // A: all fast; B: 90 % fast, 10 % at 5 ms. Over both, 5 % are slow: p99 is 5 ms.
+        a.1.latency_ns = Histogram::default();
+        b.1.latency_ns = Histogram::default();
+        for i in 0..100 {
+            a.1.record(10_000, true);
+            b.1.record(if i < 90 { 10_000 } else { 5_000_000 }, true);
+        }
+        b.1.peak_rss_kib = None;
+        let t = Row::total(&[a.clone(), b]);
+        assert!(
+            (5000.0..5000.0 * 33.0 / 32.0).contains(&t.p99_latency_us),
+            "{t:?}"
+        );
+        assert_eq!(t.peak_rss_mib, Some(1.5));
+        assert!(Row::of(&a.1, 4096).p99_latency_us < 10.5);
     }
 
     #[test]
@@ -345,6 +432,9 @@ Job: Malloc0 (Core Mask 0x1, workload: randread, depth: 128, IO size: 4096)
             "iops",
             "mibps",
             "io_failed",
+            "max_latency_us",
+            "p99_latency_us",
+            "peak_rss_kib",
         ] {
             assert!(!r[key].is_null(), "{key} missing");
         }

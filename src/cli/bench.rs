@@ -206,8 +206,10 @@ fn device(a: &Args) -> Result<Arc<dyn BlockDevice>> {
 }
 
 fn report_results(a: &Args, device: &str, file_size: u64, results: &[FileJobResult]) {
-    let rows: Vec<(JobInfo, JobStats)> =
-        results.iter().map(|r| (r.info.clone(), r.stats)).collect();
+    let rows: Vec<(JobInfo, JobStats)> = results
+        .iter()
+        .map(|r| (r.info.clone(), r.stats.clone()))
+        .collect();
     if a.json {
         let mut doc = report::json(&rows, SEED);
         doc["device"] = device.into();
