@@ -69,7 +69,7 @@ impl Volume {
             sectorsize,
             total_bytes: total,
             block_size: geo.block_size,
-            cache: NodeCache::new(opts.open.cache_nodes),
+            cache: NodeCache::new(opts.open.cache_nodes as u64 * u64::from(opts.nodesize)),
             peak_commit_nodes: AtomicU64::new(0),
             dev,
         };
@@ -138,7 +138,7 @@ impl Volume {
             sectorsize: sb.sectorsize,
             total_bytes: sb.total_bytes,
             block_size: geo.block_size,
-            cache: NodeCache::new(opts.cache_nodes),
+            cache: NodeCache::new(opts.cache_nodes as u64 * u64::from(sb.nodesize)),
             peak_commit_nodes: AtomicU64::new(0),
             dev,
         };

@@ -27,6 +27,10 @@ pub(crate) mod trees;
 /// Passes of commit's fix-point loop before it gives up (it converges in a handful).
 const MAX_COMMIT_PASSES: usize = 64;
 
+/// The dirty nodes are reported to the node cache each time this many more are dirty (the
+/// cache makes room for them: `NodeCache::set_dirty_bytes`).
+const DIRTY_REPORT_STEP: usize = 32;
+
 /// The single write transaction of a volume. Reads through it see its own changes.
 pub struct Transaction<'v> {
     pub(crate) vol: &'v Volume,
@@ -36,6 +40,8 @@ pub struct Transaction<'v> {
     pub(crate) roots: BTreeMap<TreeId, RootPtr>,
     changed: BTreeSet<TreeId>,
     dirty: HashMap<u64, Arc<Node>>,
+    /// How many dirty nodes the node cache was last told of.
+    dirty_reported: usize,
     /// Per tree, the leaf its last change ended in (`btree::Finger`).
     fingers: Vec<(TreeId, Finger)>,
     pub(crate) delayed: DelayedRefs,
@@ -95,6 +101,7 @@ impl<'v> Transaction<'v> {
             bytes_used: base.bytes_used,
             changed: BTreeSet::new(),
             dirty: HashMap::new(),
+            dirty_reported: 0,
             fingers: Vec::new(),
             delayed,
             allocated: HashMap::new(),
@@ -537,6 +544,7 @@ impl<'v> Transaction<'v> {
         for (b, g) in std::mem::take(&mut self.replaced) {
             self.vol.sh.cache.forget(b, g);
         }
+        self.report_dirty(0);
         for (_, n) in self.dirty.drain() {
             self.vol.sh.cache.insert(n);
         }
@@ -552,6 +560,17 @@ impl<'v> Transaction<'v> {
         self.vol.note_free(&space);
     }
 
+    /// Tells the node cache that `nodes` dirty nodes take memory now. A dirty node is
+    /// counted as 3/2 of the node size: a leaf copied for writing keeps room for a quarter
+    /// more items, each 80 bytes in memory against some 60 on the device.
+    fn report_dirty(&mut self, nodes: usize) {
+        if nodes != self.dirty_reported {
+            self.dirty_reported = nodes;
+            let each = u64::from(self.vol.sh.nodesize) * 3 / 2;
+            self.vol.sh.cache.set_dirty_bytes(nodes as u64 * each);
+        }
+    }
+
     pub(crate) fn mark_applied(&mut self, bytenr: u64) {
         if self.allocated.contains_key(&bytenr) {
             self.applied.insert(bytenr);
@@ -561,6 +580,7 @@ impl<'v> Transaction<'v> {
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
+        self.report_dirty(0);
         self.delayed.clear();
         std::mem::swap(&mut self.delayed, &mut self.writer.delayed);
         if self.done {
@@ -633,6 +653,9 @@ impl NodeWriter for Transaction<'_> {
 
     fn put(&mut self, node: Node) {
         self.dirty.insert(node.bytenr, Arc::new(node));
+        if self.dirty.len() >= self.dirty_reported + DIRTY_REPORT_STEP {
+            self.report_dirty(self.dirty.len());
+        }
     }
 
     fn alloc_node(&mut self, tree: TreeId, level: u8) -> Result<u64> {

@@ -58,7 +58,9 @@ impl Default for FormatOptions {
 /// How to open a volume.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
-    /// Most nodes kept in the node cache.
+    /// The node cache's budget in nodes: `cache_nodes` × the node size bytes of memory
+    /// (decoded nodes take more than their size on the device, so fewer nodes fit).
+    /// [`Volume::set_cache_bytes`] changes it later.
     pub cache_nodes: usize,
 }
 
@@ -233,9 +235,17 @@ impl Volume {
         lock(&self.poison).clone()
     }
 
-    /// Sets the most nodes the node cache keeps (`OpenOptions::cache_nodes` at open).
-    pub fn set_cache_nodes(&self, nodes: usize) {
-        self.sh.cache.set_capacity(nodes);
+    /// Sets the node cache's budget in bytes of memory (`OpenOptions::cache_nodes` at open).
+    /// Lowering it evicts at once. The running transaction's dirty nodes count against it
+    /// (cached nodes make room for them) up to 7/8 of it; beyond that they exceed it until
+    /// their commit (`docs/decisions/memory-budgets.md`).
+    pub fn set_cache_bytes(&self, bytes: u64) {
+        self.sh.cache.set_budget(bytes);
+    }
+
+    /// The memory the node cache's nodes take now, in bytes.
+    pub fn cache_bytes(&self) -> u64 {
+        self.sh.cache.bytes()
     }
 
     /// The most node bytes one commit has written since the volume was opened: about what

@@ -56,10 +56,12 @@ pub struct MountOptions {
     pub cache_bytes: u64,
     /// Dirty bytes past which writers write back.
     pub dirty_bytes: u64,
-    /// Metadata (B-tree node) cache budget in bytes, counted in on-device node sizes. A
-    /// tree that does not fit is read from the device again and again, synchronously: size
-    /// it to the metadata of the working set (about 3 leaves of 16 KiB per 180 separately
-    /// written blocks of file data).
+    /// Metadata (B-tree node) cache budget in bytes of memory: the cached nodes as
+    /// decoded (about 1.5 times their size on the device) plus the nodes a running commit
+    /// changed, which cached ones make room for; those alone may exceed it until they are
+    /// committed (`docs/decisions/memory-budgets.md`). A tree that does not fit is read from
+    /// the device again and again, synchronously: size it to the metadata of the working set
+    /// (about 3 leaves of 16 KiB per 180 separately written blocks of file data).
     pub metadata_cache_bytes: u64,
     /// Every namespace operation (create, mkdir, link, unlink, rename, set attributes,
     /// xattrs) durable when it returns, as Linux's `dirsync`. Off by default: an operation
@@ -180,8 +182,7 @@ impl Filesystem {
             };
             Some(cow::claim::claim(&*dev, &mut *io, vol.fsid(), policy)?)
         };
-        let nodes = opts.metadata_cache_bytes / u64::from(vol.nodesize());
-        vol.set_cache_nodes(usize::try_from(nodes).unwrap_or(usize::MAX));
+        vol.set_cache_bytes(opts.metadata_cache_bytes);
         drop(io);
         let read_only = opts.read_only.then(|| "mounted read-only".to_string());
         let mut core = Core::new(vol, Arc::clone(&dev), read_only);
