@@ -51,7 +51,7 @@ mod state;
 mod types;
 
 pub use api::{Clock, ManualClock, SystemClock, DEFAULT_COMMIT_INTERVAL};
-pub use api::{Context, File, Filesystem, FormatOptions, MountOptions, OpenFlags};
+pub use api::{Context, File, Filesystem, FormatOptions, MemoryUse, MountOptions, OpenFlags};
 pub use api::{NewNode, LINK_MAX, SYMLINK_MAX};
 pub use error::{Error, Result};
 pub use fsck::{

@@ -63,6 +63,13 @@ pub struct MountOptions {
     /// the device again and again, synchronously: size it to the metadata of the working set
     /// (about 3 leaves of 16 KiB per 180 separately written blocks of file data).
     pub metadata_cache_bytes: u64,
+    /// Memory budget in bytes of the fsync log's overlay: the completed writes not yet
+    /// folded into the B-trees (with their checksums, until a commit). A quarter of it asks
+    /// the mount's folder thread for a fold; writers that outrun the folder are slowed, and
+    /// wait once the live overlay holds half of it (the fold in progress holds at most the
+    /// other half), so a stream of writes without fsync stays within it
+    /// (`docs/decisions/memory-budgets.md`). Default 64 MiB.
+    pub overlay_bytes: u64,
     /// Every namespace operation (create, mkdir, link, unlink, rename, set attributes,
     /// xattrs) durable when it returns, as Linux's `dirsync`. Off by default: an operation
     /// is atomic when it returns and durable at the next commit (an fsync of the file or
@@ -89,6 +96,7 @@ impl Default for MountOptions {
             cache_bytes: 64 << 20,
             dirty_bytes: 16 << 20,
             metadata_cache_bytes: 256 << 20,
+            overlay_bytes: crate::state::DEFAULT_OVERLAY_BUDGET,
             dirsync: false,
             commit_interval: Some(DEFAULT_COMMIT_INTERVAL),
             clock: None,
@@ -187,6 +195,7 @@ impl Filesystem {
         let read_only = opts.read_only.then(|| "mounted read-only".to_string());
         let mut core = Core::new(vol, Arc::clone(&dev), read_only);
         core.set_dirsync(opts.dirsync);
+        core.set_overlay_budget(opts.overlay_bytes);
         let core = Arc::new(core);
         core.read(|rd| {
             if !rd.r.trees().contains(&FS_TREE) {
@@ -408,6 +417,25 @@ impl Filesystem {
     pub fn io_counters(&self) -> &iomap::IoCounters {
         self.inner.iomap.counters()
     }
+
+    /// What the memory that [`MountOptions`]' budgets bound holds now.
+    pub fn memory_use(&self) -> MemoryUse {
+        let (live, frozen) = self.core().log().mem_bytes();
+        MemoryUse {
+            metadata_cache_bytes: self.core().vol().cache_bytes(),
+            overlay_bytes: live + frozen,
+        }
+    }
+}
+
+/// Memory a mount holds under its budgets ([`Filesystem::memory_use`]). Plain data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The node cache's nodes (budget: [`MountOptions::metadata_cache_bytes`]; a running
+    /// commit's changed nodes are not counted here).
+    pub metadata_cache_bytes: u64,
+    /// The fsync log's overlay, live and being folded ([`MountOptions::overlay_bytes`]).
+    pub overlay_bytes: u64,
 }
 
 /// The timed commit's tick for the mount `inner`, which it holds only weakly: a sync on a

@@ -195,6 +195,7 @@ impl Core {
 fn overlay_size(log: &crate::state::LogState) -> OverlaySize {
     OverlaySize {
         pieces: log.own_pieces(),
+        mem_bytes: log.mem_bytes().0,
         bytes: log.extent_bytes(),
         folding: log.folding(),
     }

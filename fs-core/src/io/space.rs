@@ -10,7 +10,9 @@
 //! asks the mount's folder thread for a fold once the overlay's new extents plus the node
 //! space its fold needs (`Core::fold_need`, which data never takes, in whole nodes for
 //! direct writes) pass a quarter of the free space, or the overlay maps `FOLD_PIECES`
-//! pieces; writers that outrun the folder are slowed (`Core::throttle`).
+//! pieces, or takes a quarter of its memory budget (`Core::overlay_budget`); writers that
+//! outrun the folder are slowed (`Core::throttle`), and stopped when the live overlay holds
+//! half the budget (the frozen one being folded holds at most the other half).
 //!
 //! Invariant: no cow transaction and no lock is held across the waits (`yield_now`, the
 //! naps of a write waiting for space, the throttle's sleeps, waits for a running fold).
@@ -37,7 +39,8 @@ const SPIN_RETRIES: usize = 256;
 /// See `SPIN_RETRIES`.
 const NOSPACE_NAP: std::time::Duration = std::time::Duration::from_micros(100);
 
-/// Folds the overlay once it maps this many pieces, so memory stays bounded without fsync.
+/// Folds the overlay once it maps this many pieces, so that a fold's work stays bounded
+/// (its memory is bounded by the budget, `Core::overlay_budget`).
 const FOLD_PIECES: usize = 1 << 16;
 
 /// A completion that finds this many pieces in the live overlay while the background fold
@@ -45,8 +48,13 @@ const FOLD_PIECES: usize = 1 << 16;
 /// cannot keep up with the writers.
 const WAIT_FOLD_PIECES: usize = 2 * FOLD_PIECES;
 
-/// Live pieces during a fold past which completions start to pause (see `throttle`).
-const THROTTLE_PIECES: usize = FOLD_PIECES * 3 / 2;
+/// How full the live overlay is, in 1/`FULL`ths: of `WAIT_FOLD_PIECES` pieces or of half
+/// the memory budget, whichever it is closer to. At `FULL` writers wait.
+const FULL: u64 = 1024;
+
+/// The fill during a fold past which completions start to pause (see `throttle`): 3/4,
+/// that is `FOLD_PIECES * 3 / 2` pieces or 3/8 of the budget.
+const THROTTLE_FILL: u64 = FULL * 3 / 4;
 
 /// How often a completion pauses while the writers outrun the folder (see `throttle`).
 const THROTTLE_EVERY: u64 = 64;
@@ -59,6 +67,8 @@ const THROTTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 pub(crate) struct OverlaySize {
     /// Pieces mapped.
     pub pieces: usize,
+    /// Its memory (`LogState::mem_bytes`).
+    pub mem_bytes: u64,
     /// Bytes of its new extents.
     pub bytes: u64,
     /// Whether a background fold runs.
@@ -162,47 +172,66 @@ impl Core {
         Ok(false)
     }
 
-    /// Slows the writers down while they outrun the folder: past `THROTTLE_PIECES` live pieces
-    /// during a fold, every `THROTTLE_EVERY`th completion sleeps for a time that grows with
-    /// the excess up to `THROTTLE_PAUSE`, so the folder (and the device's kernel workers)
-    /// get the core in small slices; at `WAIT_FOLD_PIECES` a completion waits for the fold
-    /// to end, which bounds the overlay's memory. (Waiting at once for the whole fold made
-    /// the worst write latency a fold's length, 0.1-0.5 s.)
-    fn throttle(&self, pieces: usize) {
-        if pieces >= WAIT_FOLD_PIECES {
+    /// Slows the writers down while they outrun the folder: past `THROTTLE_FILL` during a
+    /// fold, every `THROTTLE_EVERY`th completion sleeps for a time that grows with the
+    /// excess up to `THROTTLE_PAUSE`, so the folder (and the device's kernel workers) get
+    /// the core in small slices; at `FULL` a completion waits for the fold to end, which
+    /// bounds the overlay's memory. (Waiting at once for the whole fold made the worst write
+    /// latency a fold's length, 0.1-0.5 s.)
+    fn throttle(&self, fill: u64) {
+        if fill >= FULL {
             drop(self.log_idle());
             return;
         }
-        let Some(over) = pieces.checked_sub(THROTTLE_PIECES) else {
+        let Some(over) = fill.checked_sub(THROTTLE_FILL) else {
             return;
         };
         let tick = self.space().throttle_tick();
         if tick % THROTTLE_EVERY == 0 {
-            let span = (WAIT_FOLD_PIECES - THROTTLE_PIECES) as u32;
+            let span = (FULL - THROTTLE_FILL) as u32;
             std::thread::sleep(THROTTLE_PAUSE * over as u32 / span);
         }
     }
 
-    /// Folds when the overlay has grown large: many pieces (memory), or new extents worth a
-    /// quarter of the free space (each may pin the extent it replaced until the fold), so
-    /// steady overwrites rarely reach `begin_with_room`'s slow path. The mount's folder
-    /// thread does it (`durability/background.rs`); this thread commits itself only when
-    /// there is no folder.
+    /// How full the live overlay is (see `FULL`): `share` is its half of the budget.
+    fn fill(pieces: usize, mem_bytes: u64, share: u64) -> u64 {
+        let by_pieces = pieces as u64 * FULL / WAIT_FOLD_PIECES as u64;
+        let by_memory = u64::try_from(u128::from(mem_bytes) * u128::from(FULL) / u128::from(share))
+            .unwrap_or(u64::MAX);
+        by_pieces.max(by_memory)
+    }
+
+    /// Folds when the overlay has grown large: many pieces (a fold's work), a quarter of its
+    /// memory budget, or new extents worth a quarter of the free space (each may pin the
+    /// extent it replaced until the fold), so steady overwrites rarely reach
+    /// `begin_with_room`'s slow path. The mount's folder thread does it
+    /// (`durability/background.rs`); this thread commits itself only when there is no
+    /// folder, or when the live overlay holds half the budget and no fold runs (the folder
+    /// did not get the core yet, or its fold failed): the budget holds either way.
     pub(crate) fn fold_if_large(&self, overlay: OverlaySize) -> Result<()> {
         let OverlaySize {
             pieces,
+            mem_bytes,
             bytes,
             folding,
         } = overlay;
-        if pieces < FOLD_PIECES && bytes + self.fold_need(0) <= self.vol().free_bytes_hint() / 4 {
+        // The live overlay's half of the budget; the frozen one has the other half.
+        let share = (self.overlay_budget() / 2).max(1);
+        if pieces < FOLD_PIECES
+            && mem_bytes < share / 2
+            && bytes + self.fold_need(0) <= self.vol().free_bytes_hint() / 4
+        {
             return Ok(());
         }
+        let fill = Self::fill(pieces, mem_bytes, share);
         if self.folder().running() {
             if folding {
-                self.throttle(pieces);
+                self.throttle(fill);
             }
             self.folder().request();
-            return Ok(());
+            if folding || mem_bytes < share {
+                return Ok(());
+            }
         }
         match self.commit_pending() {
             // The write that got here has done its part (its extent is in the overlay,

@@ -67,6 +67,12 @@ impl Logged {
         &self.overlay
     }
 
+    /// The memory these changes take: the overlay's, and the sizes and times (an entry of
+    /// some 24 bytes each in a hash table).
+    pub fn mem_bytes(&self) -> u64 {
+        self.overlay.mem_bytes() + (self.sizes.len() + self.times.len()) as u64 * 24
+    }
+
     /// `ino -> size` of the sizes logged.
     pub fn sizes(&self) -> &HashMap<u64, u64> {
         &self.sizes
@@ -291,6 +297,13 @@ impl LogState {
     /// (`Space::fold_need`).
     pub fn pieces(&self) -> usize {
         self.own_pieces() + self.frozen.as_ref().map_or(0, |f| f.overlay.len())
+    }
+
+    /// The memory of the live changes and of the frozen ones, if a fold runs (what the
+    /// overlay budget bounds, `io/space.rs`).
+    pub fn mem_bytes(&self) -> (u64, u64) {
+        let frozen = self.frozen.as_ref().map_or(0, |f| f.mem_bytes());
+        (self.live.mem_bytes(), frozen)
     }
 
     /// Pieces mapped in the live changes.

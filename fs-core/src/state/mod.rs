@@ -67,6 +67,9 @@ fn is_live(mount: u64) -> bool {
     live().as_ref().is_some_and(|l| l.contains(&mount))
 }
 
+/// [`Core::overlay_budget`]'s default (`MountOptions::overlay_bytes`).
+pub(crate) const DEFAULT_OVERLAY_BUDGET: u64 = 64 << 20;
+
 /// The shared state of a mounted filesystem.
 pub(crate) struct Core {
     vol: Volume,
@@ -82,6 +85,8 @@ pub(crate) struct Core {
     read_only: Option<String>,
     /// Every namespace operation durable on return (`MountOptions::dirsync`).
     dirsync: bool,
+    /// The memory budget of the fsync log's overlay (`MountOptions::overlay_bytes`).
+    overlay_budget: u64,
     /// The fsync log and the overlay of what it logged (see `log.rs`).
     log: Ordered<LogState>,
     /// Signalled when a background fold or a synced record ends (`Core::log_changed`).
@@ -109,6 +114,7 @@ impl Core {
             space,
             read_only,
             dirsync: false,
+            overlay_budget: DEFAULT_OVERLAY_BUDGET,
             log: Ordered::new(Level::Log, LogState::default()),
             log_cv: Condvar::new(),
             folder: FolderSignal::default(),
@@ -171,6 +177,16 @@ impl Core {
     /// Whether every namespace operation is durable on return.
     pub fn dirsync(&self) -> bool {
         self.dirsync
+    }
+
+    /// Sets the overlay's memory budget (before the core is shared).
+    pub fn set_overlay_budget(&mut self, bytes: u64) {
+        self.overlay_budget = bytes;
+    }
+
+    /// The overlay's memory budget in bytes, live and frozen changes together.
+    pub fn overlay_budget(&self) -> u64 {
+        self.overlay_budget
     }
 
     /// Why the mount refuses changes, if it was mounted read-only.

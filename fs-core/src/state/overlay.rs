@@ -13,6 +13,10 @@
 //!   given back at the fold (`Blocks::dead`, or `Pieces::extents` with no piece mapping it);
 //! - every block of a logged extent has its crc32c: with its mapping in `Blocks`, in
 //!   `Pieces::crcs` otherwise.
+//!
+//! Its memory ([`Overlay::mem_bytes`]) is what the mount's overlay budget bounds
+//! (`MountOptions::overlay_bytes`, enforced by `io/space.rs`): it grows with every extent
+//! logged, even one that only replaces another (the replaced one waits for the fold).
 
 use std::collections::BTreeMap;
 
@@ -79,6 +83,18 @@ pub(crate) struct Pieces {
     crcs: HashMap<u64, u32>,
 }
 
+/// Bytes of a hash table entry of `T`: the entry, its control byte, and the table's room
+/// (hashbrown keeps at most 7/8 of its buckets full).
+const fn hashed<T>() -> usize {
+    (size_of::<T>() + 1) * 8 / 7
+}
+
+/// Bytes of a `BTreeMap` entry of `K, V`: nodes of 11 entries some two-thirds full, with
+/// their headers and edges.
+const fn sorted<K, V>() -> usize {
+    (size_of::<K>() + size_of::<V>()) * 3 / 2 + 2 * size_of::<usize>()
+}
+
 impl Default for Overlay {
     fn default() -> Overlay {
         Overlay::Blocks(Blocks::default())
@@ -105,6 +121,23 @@ impl Overlay {
             Overlay::Blocks(b) => b.map.is_empty() && b.dead.is_empty(),
             Overlay::Pieces(p) => p.mapped.is_empty() && p.extents.is_empty(),
         }
+    }
+
+    /// The memory this overlay takes, estimated from its entries (not from its tables'
+    /// capacity: a fresh overlay is sized like the one it replaces, [`Overlay::sized_like`],
+    /// and should not look full before anything is logged).
+    pub fn mem_bytes(&self) -> u64 {
+        let bytes = match self {
+            Overlay::Blocks(b) => {
+                b.map.len() * hashed::<((u64, u64), (u64, u32))>() + b.dead.len() * size_of::<u64>()
+            }
+            Overlay::Pieces(p) => {
+                p.mapped.len() * sorted::<(u64, u64), Piece>()
+                    + p.extents.len() * size_of::<(u64, u64)>()
+                    + p.crcs.len() * hashed::<(u64, u32)>()
+            }
+        };
+        bytes as u64
     }
 
     /// Pieces mapped.
