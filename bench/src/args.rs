@@ -164,6 +164,16 @@ pub struct Cli {
     #[arg(long = "meta-cache", value_name = "SIZE", requires = "meta", value_parser = parse_size)]
     pub meta_cache: Option<usize>,
 
+    /// With --fs: the mount's node cache budget in bytes of memory, e.g. 8m (fs-core's
+    /// `MountOptions::metadata_cache_bytes`; default 256 MiB).
+    #[arg(long = "metadata-cache", value_name = "SIZE", requires = "fs", value_parser = parse_size)]
+    pub metadata_cache: Option<usize>,
+
+    /// With --fs: the mount's fsync overlay budget in bytes of memory, e.g. 1m (fs-core's
+    /// `MountOptions::overlay_bytes`; default 64 MiB).
+    #[arg(long = "overlay-budget", value_name = "SIZE", requires = "fs", value_parser = parse_size)]
+    pub overlay_budget: Option<usize>,
+
     /// Measure this machine's random-copy rate instead (the memcpy limit of a RAM bdev):
     /// random -o sized copies out of a 1 GiB DMA buffer, one thread, for -t seconds.
     #[arg(long = "memcpy-limit")]
@@ -231,7 +241,7 @@ impl Workload {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     /// Run I/O against bdevs.
-    Perf(PerfSpec),
+    Perf(Box<PerfSpec>),
     /// Measure the memcpy limit.
     Memcpy(MemcpySpec),
 }
@@ -270,6 +280,33 @@ pub struct FsOptions {
     pub end_fsync: bool,
     /// `--meta`: the metadata workload instead of the file job.
     pub meta: Option<MetaSpec>,
+    /// `--metadata-cache` and `--overlay-budget`: the mount's memory budgets, where given.
+    pub budgets: Budgets,
+}
+
+/// The memory budgets of a `--fs` mount; `None` keeps fs-core's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budgets {
+    pub metadata_cache_bytes: Option<u64>,
+    pub overlay_bytes: Option<u64>,
+}
+
+impl FsOptions {
+    /// The mount's options: the metadata workload's page cache and the budgets given.
+    pub fn mount_options(&self) -> fs_core::MountOptions {
+        let d = match &self.meta {
+            Some(m) => m.mount_options(),
+            None => fs_core::MountOptions::default(),
+        };
+        fs_core::MountOptions {
+            metadata_cache_bytes: self
+                .budgets
+                .metadata_cache_bytes
+                .unwrap_or(d.metadata_cache_bytes),
+            overlay_bytes: self.budgets.overlay_bytes.unwrap_or(d.overlay_bytes),
+            ..d
+        }
+    }
 }
 
 /// How to start SPDK for `--spdk`.
@@ -368,7 +405,7 @@ impl Cli {
             mem_size_mb: self.mem_size_mb,
         });
         let fs = self.fs_options(workload)?;
-        Ok(Mode::Perf(PerfSpec {
+        Ok(Mode::Perf(Box::new(PerfSpec {
             config,
             depth,
             io_size,
@@ -382,7 +419,7 @@ impl Cli {
             spdk,
             fs,
             cores,
-        }))
+        })))
     }
 
     /// `--fs --meta`: a file-system run whose job is the metadata workload.
@@ -402,7 +439,7 @@ impl Cli {
         if meta.files == 0 {
             return err("--meta-files 0: give a number of files, at least 1");
         }
-        Ok(Mode::Perf(PerfSpec {
+        Ok(Mode::Perf(Box::new(PerfSpec {
             config,
             depth: 1,
             io_size: meta.file_bytes,
@@ -423,9 +460,10 @@ impl Cli {
                 fdatasync_every: None,
                 end_fsync: false,
                 meta: Some(meta),
+                budgets: self.budgets(),
             }),
             cores: None,
-        }))
+        })))
     }
 
     /// The `--fs` options, refused without `--fs` and with workloads a file has no use for.
@@ -464,7 +502,15 @@ impl Cli {
             fdatasync_every: self.fdatasync_every,
             end_fsync: self.end_fsync,
             meta: None,
+            budgets: self.budgets(),
         }))
+    }
+
+    fn budgets(&self) -> Budgets {
+        Budgets {
+            metadata_cache_bytes: self.metadata_cache.map(|s| s as u64),
+            overlay_bytes: self.overlay_budget.map(|s| s as u64),
+        }
     }
 }
 
@@ -777,6 +823,8 @@ mod tests {
             "--fdatasync-every",
             "8",
             "--end-fsync",
+            "--overlay-budget",
+            "1m",
         ]))
         .unwrap() else {
             panic!()
@@ -787,8 +835,18 @@ mod tests {
             fdatasync_every: Some(8),
             end_fsync: true,
             meta: None,
+            budgets: Budgets {
+                metadata_cache_bytes: None,
+                overlay_bytes: Some(1 << 20),
+            },
         };
-        assert_eq!(p.fs, Some(want));
+        assert_eq!(p.fs, Some(want.clone()));
+        let m = want.mount_options();
+        assert_eq!(m.overlay_bytes, 1 << 20);
+        assert_eq!(
+            m.metadata_cache_bytes,
+            fs_core::MountOptions::default().metadata_cache_bytes
+        );
     }
 
     #[test]

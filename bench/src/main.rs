@@ -181,11 +181,10 @@ fn open_with_spdk(
 fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
     let (name, dev) = fs_bdev(spec)?;
     println!("Formatting {name} as a fresh bypassfs...");
+    let (fs, ctx) = bench::fs::format_and_mount_with(dev, opts.mount_options())?;
     if let Some(meta) = &opts.meta {
-        let (fs, ctx) = bench::fs::format_and_mount_with(dev, meta.mount_options())?;
         return perf_meta(spec, meta, fs, ctx);
     }
-    let (fs, ctx) = bench::fs::format_and_mount(dev)?;
     let jobs = spec.cores.as_ref().map_or(1, Vec::len) as u64;
     let io = spec.io_size as u64;
     let total = match opts.file_size {
