@@ -29,7 +29,9 @@ pub struct Args {
     /// directory) syncs everything at once; fsync of a file makes that file durable under
     /// its names, fsync of a directory its entries. dirsync: every namespace change
     /// (create, mkdir, link, unlink, rename, chmod, xattrs) durable on return; by default
-    /// it is atomic at once and durable at the next commit.
+    /// it is atomic at once and durable at the next commit. metadata_cache=SIZE (default
+    /// 256m) and overlay_budget=SIZE (default 64m): the memory budgets of the B-tree node
+    /// cache and of the writes not yet folded into the trees.
     /// Permissions are always checked by the kernel (default_permissions).
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Option<String>,
@@ -38,13 +40,18 @@ pub struct Args {
 pub fn run(a: &Args) -> Result<u8> {
     let opts = MountOptions::parse(a.options.as_deref().unwrap_or(""))
         .map_err(|e| CliError(format!("-o: {e}")))?;
+    let defaults = fs_core::MountOptions::default();
     let (fs, ctx) = a.device.mount_with(fs_core::MountOptions {
         read_only: opts.read_only,
         accept_log_loss: opts.accept_log_loss,
         take_over: opts.take_over,
         dirsync: opts.dirsync,
         commit_interval: opts.commit,
-        ..fs_core::MountOptions::default()
+        metadata_cache_bytes: opts
+            .metadata_cache_bytes
+            .unwrap_or(defaults.metadata_cache_bytes),
+        overlay_bytes: opts.overlay_bytes.unwrap_or(defaults.overlay_bytes),
+        ..defaults
     })?;
     let fs = Arc::new(fs);
     let shown = a.mountpoint.display().to_string();

@@ -60,6 +60,14 @@ pub struct MountOptions {
     /// namespace change is durable at the next commit (the `commit=` timer, an fsync of the
     /// file or of its directory, `sync MOUNTPOINT`).
     pub dirsync: bool,
+    /// `metadata_cache=SIZE`: the node cache's memory budget (fs-core's
+    /// `MountOptions::metadata_cache_bytes`: the caller mounts fs-core with it); `None`
+    /// keeps fs-core's default.
+    pub metadata_cache_bytes: Option<u64>,
+    /// `overlay_budget=SIZE`: the fsync overlay's memory budget (fs-core's
+    /// `MountOptions::overlay_bytes`: the caller mounts fs-core with it); `None` keeps
+    /// fs-core's default.
+    pub overlay_bytes: Option<u64>,
 }
 
 impl Default for MountOptions {
@@ -75,14 +83,33 @@ impl Default for MountOptions {
             take_over: false,
             close_sync: CloseSync::Replace,
             dirsync: false,
+            metadata_cache_bytes: None,
+            overlay_bytes: None,
         }
     }
+}
+
+/// A size in bytes with an optional `k`, `m` or `g` suffix (powers of 1024), at least 1.
+fn parse_size(opt: &str, v: &str) -> Result<u64, String> {
+    let (digits, shift) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 10),
+        Some((i, 'm' | 'M')) => (&v[..i], 20),
+        Some((i, 'g' | 'G')) => (&v[..i], 30),
+        _ => (v, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{opt}={v}: want a size in bytes, e.g. 64m (k, m, g suffixes)"))
 }
 
 impl MountOptions {
     /// Parses a `-o` string: `ro`, `rw`, `allow_other`, `threads=N`, `fsname=NAME`,
     /// `commit=SECONDS` (0 = off), `nosignals`, `accept_log_loss`, `takeover`,
-    /// `sync_on_close`, `auto_da_alloc`, `noauto_da_alloc`, `dirsync`;
+    /// `sync_on_close`, `auto_da_alloc`, `noauto_da_alloc`, `dirsync`,
+    /// `metadata_cache=SIZE`, `overlay_budget=SIZE`;
     /// `default_permissions` is accepted and always on. Unknown options are errors naming
     /// them.
     pub fn parse(s: &str) -> Result<MountOptions, String> {
@@ -121,6 +148,12 @@ impl MountOptions {
                         })?;
                     o.commit = (secs > 0).then(|| Duration::from_secs(secs));
                 }
+                Some(("metadata_cache", v)) => {
+                    o.metadata_cache_bytes = Some(parse_size("metadata_cache", v)?);
+                }
+                Some(("overlay_budget", v)) => {
+                    o.overlay_bytes = Some(parse_size("overlay_budget", v)?);
+                }
                 Some(_) => return Err(format!("unknown mount option {opt:?}")),
             }
         }
@@ -154,6 +187,32 @@ mod tests {
         );
         let o = MountOptions::parse("sync_on_close").unwrap();
         assert_eq!(o.close_sync, CloseSync::Always);
+    }
+
+    #[test]
+    fn memory_budgets() {
+        let d = MountOptions::parse("").unwrap();
+        assert_eq!((d.metadata_cache_bytes, d.overlay_bytes), (None, None));
+        let o = MountOptions::parse("metadata_cache=8m,overlay_budget=512k").unwrap();
+        assert_eq!(
+            (o.metadata_cache_bytes, o.overlay_bytes),
+            (Some(8 << 20), Some(512 << 10))
+        );
+        assert_eq!(
+            MountOptions::parse("overlay_budget=4096")
+                .unwrap()
+                .overlay_bytes,
+            Some(4096)
+        );
+        for bad in [
+            "metadata_cache=",
+            "metadata_cache=0",
+            "overlay_budget=1x",
+            "overlay_budget=99999999999g",
+        ] {
+            let e = MountOptions::parse(bad).unwrap_err();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
     }
 
     #[test]
