@@ -16,6 +16,14 @@
 #   randwrite  4 KiB direct random writes, QD 32
 #   seqwrite   1 MiB buffered sequential writes, QD 1, then one fsync whose time is counted
 #              (fio end_fsync=1, bfsperf --end-fsync)
+#   seqread    cold 1 MiB buffered sequential reads, QD 1, one pass over the file (not
+#              time-based: a second pass would come from the kernel's page cache): fio
+#              with time_based=0 (and its default invalidate=1, which drops the file's
+#              pages first), bfsperf --cache cold --one-pass (clean pages dropped first)
+#   cachedread 4 KiB buffered random reads of a file in the page cache, QD 1, on a file of
+#              CACHED_FILE_SIZE read once before timing: fio runs a read pass job, then the
+#              random reads with invalidate=0; bfsperf --cache warm with --page-cache twice
+#              the file (the kernel may use all free memory)
 #   fdatasync  4 KiB direct sequential writes, QD 1, each followed by fdatasync
 #              (fio fdatasync=1, bfsperf --fdatasync-every 1)
 #   fdatasync-psync  the same with fio's psync engine for the kernel filesystems (pwrite
@@ -23,16 +31,19 @@
 #              fio's fdatasync goes to an io_uring worker thread, which on this VM cut XFS
 #              from 21.8 k to 7.4 k writes a second; the issue's 21 k for XFS matches psync.
 # Targets (issue 6): randread >= 1.0 x XFS; randwrite >= 1.0 x XFS and >= 10 x btrfs;
-# fdatasync >= 2 x XFS (shown against both engines).
+# fdatasync >= 2 x XFS (shown against both engines). Issue 23: seqwrite >= 1.2 x XFS,
+# seqread >= 1.0 x XFS, cachedread >= 2 x XFS; every row's write latency (p99, max) is
+# printed after the table.
 #
 # Needs root (losetup, mkfs, mount). Installs fio, xfsprogs, btrfs-progs with apt-get when
 # missing.
 #
 # Usage: bench/scripts/vs-kernel-fs.sh [--quick]
 # Environment: SIZE (backing file per system, default 4G; --quick 1G), FILE_SIZE (the test
-# file, default 1G; --quick 256M), RUNTIME (seconds per workload, default 10; --quick 2),
+# file, default 1G; --quick 256M), CACHED_FILE_SIZE (cachedread's file, default 256M;
+# --quick 64M), SHM (directory of the backing files, default /dev/shm), RUNTIME (seconds per workload, default 10; --quick 2),
 # FSES (default "xfs ext4 btrfs"), WORKLOADS (default "randread randwrite seqwrite
-# fdatasync fdatasync-psync"), REPEAT (passes over all systems, default 1; each cell shows the best pass,
+# seqread cachedread fdatasync fdatasync-psync"), REPEAT (passes over all systems, default 1; each cell shows the best pass,
 # since interference only ever slows a run down), RESULTS (directory to keep the raw fio and
 # bfsperf JSON in; default a temporary directory, removed on exit), IDLE (default: the CPUs
 # idle as configured; IDLE=poll holds /dev/cpu_dma_latency at 0 for the whole run, so idle
@@ -58,7 +69,8 @@ SIZE=${SIZE:-${QUICK:+1G}}; SIZE=${SIZE:-4G}
 FILE_SIZE=${FILE_SIZE:-${QUICK:+256M}}; FILE_SIZE=${FILE_SIZE:-1G}
 RUNTIME=${RUNTIME:-${QUICK:+2}}; RUNTIME=${RUNTIME:-10}
 FSES=${FSES:-xfs ext4 btrfs}
-WORKLOADS=${WORKLOADS:-randread randwrite seqwrite fdatasync fdatasync-psync}
+WORKLOADS=${WORKLOADS:-randread randwrite seqwrite seqread cachedread fdatasync fdatasync-psync}
+CACHED_FILE_SIZE=${CACHED_FILE_SIZE:-${QUICK:+64M}}; CACHED_FILE_SIZE=${CACHED_FILE_SIZE:-256M}
 REPEAT=${REPEAT:-1}
 IDLE=${IDLE:-}
 PIN=${PIN:-}
@@ -70,7 +82,7 @@ if [ -n "$PIN" ]; then
     esac
 fi
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bfsperf
-SHM=/dev/shm
+SHM=${SHM:-/dev/shm}
 
 SCRIPT=vs-kernel-fs.sh
 # shellcheck source=bench/scripts/kernel-loop.sh
@@ -143,7 +155,7 @@ print_machine() {
     echo "memory:   $(free -g | awk '/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}')"
     echo "fio:      $(fio --version)"
     echo "bypassfs: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo '+changes')"
-    echo "settings: SIZE=$SIZE FILE_SIZE=$FILE_SIZE RUNTIME=${RUNTIME}s REPEAT=$REPEAT IDLE=${IDLE:-default} PIN=${PIN:-none}"
+    echo "settings: SIZE=$SIZE FILE_SIZE=$FILE_SIZE CACHED_FILE_SIZE=$CACHED_FILE_SIZE RUNTIME=${RUNTIME}s REPEAT=$REPEAT IDLE=${IDLE:-default} PIN=${PIN:-none}"
     echo "cpuidle:  $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)"
 }
 
@@ -157,6 +169,9 @@ fio_args() {
         randread)  echo "--rw=randread --bs=4k --iodepth=32 --direct=1" ;;
         randwrite) echo "--rw=randwrite --bs=4k --iodepth=32 --direct=1" ;;
         seqwrite)  echo "--rw=write --bs=1M --iodepth=1 --direct=0" ;;
+        seqread)   echo "--rw=read --bs=1M --iodepth=1 --direct=0 --time_based=0" ;;
+        cachedread)
+            echo "--rw=randread --bs=4k --iodepth=1 --direct=0 --invalidate=0 --stonewall" ;;
         fdatasync) echo "--rw=write --bs=4k --iodepth=1 --direct=1 --fdatasync=1" ;;
         # The job's engine overrides the global --ioengine=io_uring of run_fio.
         fdatasync-psync)
@@ -175,10 +190,10 @@ mkfs_kernel() {  # $1: fs, $2: device
 }
 
 # A fresh test file written once over FILE_SIZE (not timed), as bfsperf --fs does.
-fio_prefill() {  # $1: file
+fio_prefill() {  # $1: file, $2: size
     rm -f "$1"
     fio --name=prefill --filename="$1" --ioengine=io_uring --rw=write --bs=1M --iodepth=8 \
-        --direct=1 --size="$FILE_SIZE" --end_fsync=1 --output=/dev/null
+        --direct=1 --size="$2" --end_fsync=1 --output=/dev/null
     sync
 }
 
@@ -192,12 +207,21 @@ fio_prefill() {  # $1: file
 END_FSYNC_JOB="--name=endfsync --stonewall --rw=write --bs=1M --iodepth=1 --direct=0 \
 --fsync=1 --number_ios=2 --time_based=0 --runtime=0"
 
+# cachedread's first job: one buffered pass over the file, so the random reads after it
+# (stonewall, invalidate=0) find it in the page cache; the report reads the second job.
+WARM_JOB="--name=warm --rw=read --bs=1M --iodepth=1 --direct=0 --time_based=0"
+
+file_size_of() {  # $1: workload
+    if [ "$1" = cachedread ]; then echo "$CACHED_FILE_SIZE"; else echo "$FILE_SIZE"; fi
+}
+
 run_fio() {  # $1: workload, $2: file, $3: output json
-    local extra=""
+    local extra="" first=""
     [ "$1" = seqwrite ] && extra=$END_FSYNC_JOB
+    [ "$1" = cachedread ] && first=$WARM_JOB
     # shellcheck disable=SC2046,SC2086  # option lists
-    fio --filename="$2" --ioengine=io_uring --numjobs=1 --size="$FILE_SIZE" \
-        --output-format=json --output="$3" \
+    fio --filename="$2" --ioengine=io_uring --numjobs=1 --size="$(file_size_of "$1")" \
+        --output-format=json --output="$3" $first \
         --name="$1" --runtime="$RUNTIME" --time_based $(fio_args "$1") \
         ${PIN:+--cpus_allowed=$PIN} $extra
 }
@@ -213,7 +237,7 @@ run_kernel_fs() {  # $1: fs, $2: pass
     CUR_MNT=$(mktemp -d /tmp/vs-kernel-fs-mnt.XXXXXX)
     mount -t "$fs" "$CUR_LOOP" "$CUR_MNT"
     for w in $WORKLOADS; do
-        fio_prefill "$CUR_MNT/bench.dat"
+        fio_prefill "$CUR_MNT/bench.dat" "$(file_size_of "$w")"
         log "$fs $w (load $(load))"
         run_fio "$w" "$CUR_MNT/bench.dat" "$RESULTS/$fs-$w-$pass.json"
     done
@@ -227,6 +251,10 @@ bfsperf_args() {
         randread)  echo "-q 32 -o 4k -w randread" ;;
         randwrite) echo "-q 32 -o 4k -w randwrite" ;;
         seqwrite)  echo "--buffered --end-fsync -q 1 -o 1M -w write" ;;
+        seqread)   echo "--buffered --cache cold --one-pass -q 1 -o 1M -w read" ;;
+        cachedread)
+            echo "--buffered --cache warm -q 1 -o 4k -w randread --page-cache" \
+                "$(($(numfmt --from=iec "$CACHED_FILE_SIZE") * 2))" ;;
         fdatasync|fdatasync-psync) echo "-q 1 -o 4k -w write --fdatasync-every 1" ;;
         *) die "unknown workload $1" ;;
     esac
@@ -245,7 +273,7 @@ EOF
         log "bypassfs $w, pass $pass (load $(load))"
         # shellcheck disable=SC2046
         # Exit status 1 means I/O errors: the JSON counts them and the table shows them.
-        "$BIN" -c "$RESULTS/uring.json" --fs --file-size "$FILE_SIZE" -t "$RUNTIME" \
+        "$BIN" -c "$RESULTS/uring.json" --fs --file-size "$(file_size_of "$w")" -t "$RUNTIME" \
             $(bfsperf_args "$w") ${PIN_MASK:+-m $PIN_MASK} --output-json "$RESULTS/bypassfs-$w-$pass.json" >&2 ||
             [ $? -eq 1 ] || die "bfsperf failed on $w"
     done
@@ -261,8 +289,12 @@ results, repeat, runtime = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 fses, workloads = sys.argv[4].split(), sys.argv[5].split()
 systems = ["bypassfs"] + fses
 label = {"randread": "4k randread QD32 direct", "randwrite": "4k randwrite QD32 direct",
-         "seqwrite": "1M write buffered +fsync", "fdatasync": "4k write+fdatasync QD1",
+         "seqwrite": "1M write buffered +fsync", "seqread": "1M read buffered, cold",
+         "cachedread": "4k randread buffered, cached", "fdatasync": "4k write+fdatasync QD1",
          "fdatasync-psync": "4k write+fdatasync QD1, fio psync"}
+
+READS = ("randread", "seqread", "cachedread")
+MIB_ROWS = ("seqwrite", "seqread")
 
 def one(system, w, i):
     """(IOPS, MiB/s, seconds the rate was computed over) of one run."""
@@ -273,13 +305,13 @@ def one(system, w, i):
     if system == "bypassfs":
         t = doc["total"]
         return t["iops"], t["mibps"], t["runtime_s"], t["io_failed"]
-    job = doc["jobs"][0]
+    job = next(j for j in doc["jobs"] if j["jobname"] == w)
     err = sum(1 for j in doc["jobs"] if j.get("error"))
-    d = job["read" if w == "randread" else "write"]
+    d = job["read" if w in READS else "write"]
     if w != "seqwrite":
         return d["iops"], d["bw_bytes"] / 2**20, d["runtime"] / 1e3, err
     # Add the end-fsync job's first write and its fsync to the timed run.
-    end = doc["jobs"][1]
+    end = doc["jobs"][-1]
     assert end["jobname"] == "endfsync" and end["sync"]["lat_ns"]["N"] == 1, end
     end_s = (end["write"]["lat_ns"]["mean"] + end["sync"]["lat_ns"]["mean"]) / 1e9
     secs = d["runtime"] / 1e3 + end_s
@@ -309,10 +341,10 @@ def fmt(s, w):
         return "FAILED"
     iops, mib = cell[s, w][:2]
     k = f"{iops / 1e3:.1f} k" if iops >= 1e3 else f"{iops:.0f}"
-    return f"{k} ({mib:.0f} MiB/s)" if w == "seqwrite" else k
+    return f"{k} ({mib:.0f} MiB/s)" if w in MIB_ROWS else k
 
 print()
-print(f"IOPS{' (best of %d passes)' % repeat if repeat > 1 else ''}; 1 MiB writes also in MiB/s")
+print(f"IOPS{' (best of %d passes)' % repeat if repeat > 1 else ''}; 1 MiB rows also in MiB/s")
 print()
 head = ["workload"] + systems + ["bypassfs/xfs", "bypassfs/btrfs"]
 rows = []
@@ -333,9 +365,10 @@ for r in rows:
     print(line(r))
 
 print()
-print("Targets (issue 6):")
+print("Targets (issue 6; issue 23 for seqwrite, seqread, cachedread):")
 targets = [("randread", "xfs", 1.0), ("randwrite", "xfs", 1.0), ("randwrite", "btrfs", 10.0),
-           ("fdatasync", "xfs", 2.0), ("fdatasync-psync", "xfs", 2.0)]
+           ("fdatasync", "xfs", 2.0), ("fdatasync-psync", "xfs", 2.0),
+           ("seqwrite", "xfs", 1.2), ("seqread", "xfs", 1.0), ("cachedread", "xfs", 2.0)]
 for w, other, want in targets:
     if w not in workloads:
         continue
@@ -350,6 +383,34 @@ if "seqwrite" in workloads:
     print("Seconds the 1 MiB write rate was computed over (RUNTIME plus the end fsync):")
     print("  " + ", ".join(f"{s} {secs[s, 'seqwrite']:.2f}" for s in systems
                            if (s, "seqwrite") in secs))
+
+def latency(system, w, i):
+    """(p99 or None, max) latency in microseconds of one run, end fsync aside."""
+    path = f"{results}/{system}-{w}-{i}.json"
+    if not os.path.exists(path):
+        return None
+    doc = json.load(open(path))
+    if system == "bypassfs":
+        t = doc["total"]
+        p99 = next((v for k, v in t.items() if "p99" in k), None)
+        return p99, t["max_latency_us"]
+    job = next(j for j in doc["jobs"] if j["jobname"] == w)
+    d = job["read" if w in READS else "write"]
+    pct = d.get("clat_ns", {}).get("percentile", {})
+    p99 = pct.get("99.000000")
+    return (None if p99 is None else p99 / 1e3), d["lat_ns"]["max"] / 1e3
+
+print()
+print("Latency per I/O, first pass, microseconds: p99 / max (bypassfs's p99 when bfsperf "
+      "reports one; the 1 MiB write's end fsync is in the runtime, not here):")
+for w in workloads:
+    parts = []
+    for s in systems:
+        l = latency(s, w, 1)
+        if l:
+            p99 = "-" if l[0] is None else f"{l[0]:.0f}"
+            parts.append(f"{s} {p99} / {l[1]:.0f}")
+    print(f"  {label.get(w, w):34s} " + ", ".join(parts))
 PY
 }
 

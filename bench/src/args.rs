@@ -144,6 +144,23 @@ pub struct Cli {
     #[arg(long = "end-fsync")]
     pub end_fsync: bool,
 
+    /// With --fs: the mount's page cache budget, e.g. 512m (a quarter of it may be dirty
+    /// before writers write back); default fs-core's (64 MiB, 16 MiB dirty).
+    #[arg(long = "page-cache", value_name = "SIZE", value_parser = parse_size)]
+    pub page_cache: Option<usize>,
+
+    /// With --fs: the file's pages in the page cache when timing starts: cold (clean pages
+    /// dropped after the prefill) or warm (the whole file read once, not timed; give a
+    /// --page-cache larger than the file). Default: as the prefill left them.
+    #[arg(long = "cache", value_name = "STATE")]
+    pub cache: Option<CacheStart>,
+
+    /// With --fs and a sequential workload: stop after one pass over the file (or at -t,
+    /// whichever comes first), as fio without time_based; a cold read then reads every
+    /// byte from the device once.
+    #[arg(long = "one-pass")]
+    pub one_pass: bool,
+
     /// With --fs: the metadata workload instead of -w (-q, -w and -t are not needed): rows
     /// create (+ write -o bytes, default 4k, + close), stat, unlink of --meta-files small
     /// files, and extract (--tree DIRSxFILES, each file created, written, closed; then a
@@ -178,6 +195,19 @@ pub struct Cli {
     /// random -o sized copies out of a 1 GiB DMA buffer, one thread, for -t seconds.
     #[arg(long = "memcpy-limit")]
     pub memcpy_limit: bool,
+}
+
+/// The page cache when a `--fs` job's timing starts (`--cache`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum CacheStart {
+    /// As the prefill left it.
+    #[default]
+    #[value(skip)]
+    AsPrefilled,
+    /// Clean pages dropped.
+    Cold,
+    /// The file read once.
+    Warm,
 }
 
 /// bdevperf's `-w` patterns.
@@ -238,6 +268,8 @@ impl Workload {
 }
 
 /// What the command line asks for, checked.
+// Built once per run: boxing the larger variant would only make the matching noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     /// Run I/O against bdevs.
@@ -278,6 +310,12 @@ pub struct FsOptions {
     pub fdatasync_every: Option<u64>,
     /// fsync once after the timed I/O, its time counted in the runtime.
     pub end_fsync: bool,
+    /// `--page-cache`: the mount's page cache budget in bytes.
+    pub page_cache: Option<u64>,
+    /// `--cache`: the file's pages when timing starts.
+    pub cache: CacheStart,
+    /// `--one-pass`: a sequential job stops after one pass over the file.
+    pub one_pass: bool,
     /// `--meta`: the metadata workload instead of the file job.
     pub meta: Option<MetaSpec>,
     /// `--metadata-cache` and `--overlay-budget`: the mount's memory budgets, where given.
@@ -297,6 +335,14 @@ impl FsOptions {
         let d = match &self.meta {
             Some(m) => m.mount_options(),
             None => fs_core::MountOptions::default(),
+        };
+        let d = match self.page_cache {
+            Some(c) => fs_core::MountOptions {
+                cache_bytes: c,
+                dirty_bytes: c / 4,
+                ..d
+            },
+            None => d,
         };
         fs_core::MountOptions {
             metadata_cache_bytes: self
@@ -459,6 +505,9 @@ impl Cli {
                 direct: false,
                 fdatasync_every: None,
                 end_fsync: false,
+                page_cache: None,
+                cache: CacheStart::AsPrefilled,
+                one_pass: false,
                 meta: Some(meta),
                 budgets: self.budgets(),
             }),
@@ -474,6 +523,9 @@ impl Cli {
                 (self.buffered, "--buffered"),
                 (self.fdatasync_every.is_some(), "--fdatasync-every"),
                 (self.end_fsync, "--end-fsync"),
+                (self.page_cache.is_some(), "--page-cache"),
+                (self.cache.is_some(), "--cache"),
+                (self.one_pass, "--one-pass"),
             ];
             if let Some((_, flag)) = stray.iter().find(|(given, _)| *given) {
                 return err(format!("{flag} only applies to --fs runs; add --fs"));
@@ -496,11 +548,23 @@ impl Cli {
         if self.prefill {
             eprintln!("bfsperf: note: --fs always writes the file once before timing");
         }
+        if self.one_pass && workload.is_random() {
+            return err(format!(
+                "--one-pass: -w {} has no end to reach; use a sequential workload",
+                workload.name()
+            ));
+        }
+        if self.page_cache.is_some_and(|c| c < 1 << 20) {
+            return err("--page-cache: give at least 1m");
+        }
         Ok(Some(FsOptions {
             file_size: self.file_size.map(|s| s as u64),
             direct: !self.buffered,
             fdatasync_every: self.fdatasync_every,
             end_fsync: self.end_fsync,
+            page_cache: self.page_cache.map(|c| c as u64),
+            cache: self.cache.unwrap_or_default(),
+            one_pass: self.one_pass,
             meta: None,
             budgets: self.budgets(),
         }))
@@ -825,6 +889,10 @@ mod tests {
             "--end-fsync",
             "--overlay-budget",
             "1m",
+            "--page-cache",
+            "256m",
+            "--cache",
+            "cold",
         ]))
         .unwrap() else {
             panic!()
@@ -834,6 +902,9 @@ mod tests {
             direct: false,
             fdatasync_every: Some(8),
             end_fsync: true,
+            page_cache: Some(256 << 20),
+            cache: CacheStart::Cold,
+            one_pass: false,
             meta: None,
             budgets: Budgets {
                 metadata_cache_bytes: None,
@@ -847,6 +918,10 @@ mod tests {
             m.metadata_cache_bytes,
             fs_core::MountOptions::default().metadata_cache_bytes
         );
+        let e = mode(&with(&["--fs", "-w", "randread", "--one-pass"])).unwrap_err();
+        assert!(e.contains("--one-pass") && e.contains("sequential"), "{e}");
+        let e = mode(&with(&["-w", "read", "--cache", "warm"])).unwrap_err();
+        assert!(e.contains("--cache") && e.contains("--fs"), "{e}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use bdev::exec::join_all;
 use bdev::{BlockDevice, DmaBuf};
 use fs_core::{Context, File, Filesystem, FormatOptions, MountOptions, OpenFlags};
 
-use crate::args::Workload;
+use crate::args::{CacheStart, Workload};
 use crate::error::BenchError;
 use crate::report::{JobInfo, JobStats};
 use crate::rng::Rng;
@@ -49,6 +49,8 @@ pub struct FileJobSpec {
     pub fdatasync_every: Option<u64>,
     /// One fsync after the timed I/O, its time counted in the runtime.
     pub end_fsync: bool,
+    /// A sequential job ends after one pass over the file (or at `duration`).
+    pub one_pass: bool,
     pub duration: Duration,
     pub seed: u64,
 }
@@ -164,6 +166,38 @@ pub fn prefill(fs: &Filesystem, ctx: &Context, path: &str, size: u64) -> Result<
         .map_err(fs_err(format!("fsync of {path} after prefill")))
 }
 
+/// Puts the cache in the state `cache` asks for before timing: clean pages dropped (cold)
+/// or `path` read once over `size` bytes (warm). Not timed.
+pub fn prepare_cache(
+    fs: &Filesystem,
+    ctx: &Context,
+    path: &str,
+    size: u64,
+    cache: CacheStart,
+) -> Result<(), BenchError> {
+    match cache {
+        CacheStart::AsPrefilled => {}
+        CacheStart::Cold => {
+            fs.drop_clean_pages();
+        }
+        CacheStart::Warm => {
+            const CHUNK: usize = 1 << 20;
+            let file = fs
+                .open(ctx, path, OpenFlags::read_only(), 0)
+                .map_err(fs_err(format!("opening {path} to warm the cache")))?;
+            let mut buf = vec![0u8; CHUNK];
+            let mut pos = 0u64;
+            while pos < size {
+                let len = CHUNK.min((size - pos) as usize);
+                file.read_at(ctx, pos, &mut buf[..len])
+                    .map_err(fs_err(format!("warming the cache: {path} at byte {pos}")))?;
+                pos += len as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A DMA buffer filled with a pattern that tells slots and offsets apart.
 fn pattern_buf(file: &File, len: usize, slot: usize) -> Result<DmaBuf, BenchError> {
     let mut buf = file.alloc_buf(len).map_err(fs_err("allocating a buffer"))?;
@@ -210,20 +244,29 @@ impl Shared<'_> {
         true
     }
 
-    /// The next request: its file offset and whether it is a read.
-    fn next(&self) -> (u64, bool) {
+    /// The next request: its file offset and whether it is a read; `None` once a
+    /// one-pass job has issued its whole pass.
+    fn next(&self) -> Option<(u64, bool)> {
         let mut rng = self.rng.borrow_mut();
         let slot = if self.spec.workload.is_random() {
             rng.below(self.slots)
         } else {
             let s = self.next_slot.get();
-            self.next_slot
-                .set(if s + 1 == self.slots { 0 } else { s + 1 });
+            if self.pass_issued() {
+                return None;
+            }
+            let wrap = s + 1 == self.slots && !self.spec.one_pass;
+            self.next_slot.set(if wrap { 0 } else { s + 1 });
             s
         };
         let p = self.spec.read_percent;
         let read = p == 100 || (p != 0 && rng.below(100) < u64::from(p));
-        (slot * self.spec.io_size as u64, read)
+        Some((slot * self.spec.io_size as u64, read))
+    }
+
+    /// Whether a one-pass job has issued every request of its pass.
+    fn pass_issued(&self) -> bool {
+        self.spec.one_pass && self.next_slot.get() >= self.slots
     }
 
     fn note_error(&self, e: String) {
@@ -234,7 +277,9 @@ impl Shared<'_> {
     async fn worker(&self, mut buf: DmaBuf) -> DmaBuf {
         let mut now = Instant::now();
         while self.sync_due.get().is_none() && self.running_at(now) {
-            let (pos, read) = self.next();
+            let Some((pos, read)) = self.next() else {
+                break;
+            };
             // The previous request's end: nothing between it and this submission waits.
             let start = now;
             let (b, r) = if read {
@@ -336,6 +381,10 @@ pub fn run_file_job(
     loop {
         bufs = ctx.block_on(join_all(bufs.into_iter().map(|b| shared.worker(b))));
         shared.sync();
+        if shared.pass_issued() && shared.ended.get().is_none() {
+            // Every worker has seen its last request of the pass complete.
+            shared.ended.set(Some(shared.clock.elapsed()));
+        }
         if !shared.running() {
             break;
         }
@@ -449,9 +498,37 @@ mod tests {
             direct: false,
             fdatasync_every: None,
             end_fsync,
+            one_pass: false,
             duration: Duration::from_millis(200),
             seed: 1,
         }
+    }
+
+    /// A cold one-pass read reads every slot once, from the device, and stops there; a warm
+    /// start has the whole file cached.
+    #[test]
+    fn one_pass_reads_the_file_once_from_a_cold_or_warm_cache() {
+        let dev = bdev::mem::MemDevice::new("Mem0", 4096, 8192).unwrap();
+        let (fs, ctx) = format_and_mount(Arc::new(dev)).unwrap();
+        let spec = FileJobSpec {
+            workload: Workload::Read,
+            read_percent: 100,
+            one_pass: true,
+            duration: Duration::from_secs(600),
+            ..spec(false)
+        };
+        prefill(&fs, &ctx, "/f", spec.file_size).unwrap();
+        prepare_cache(&fs, &ctx, "/f", spec.file_size, CacheStart::Cold).unwrap();
+        assert_eq!(fs.page_cache_stats().cached, 0);
+        let r = run_file_job(&fs, &ctx, "/f", &spec).unwrap();
+        assert!(r.first_error.is_none(), "{:?}", r.first_error);
+        assert_eq!(r.stats.ios, spec.file_size / spec.io_size as u64);
+        assert!(r.stats.runtime < spec.duration, "{:?}", r.stats.runtime);
+        prepare_cache(&fs, &ctx, "/f", spec.file_size, CacheStart::Cold).unwrap();
+        prepare_cache(&fs, &ctx, "/f", spec.file_size, CacheStart::Warm).unwrap();
+        let pages = spec.file_size / fs.page_size();
+        assert_eq!(fs.page_cache_stats().cached as u64, pages);
+        fs.unmount(&ctx).unwrap();
     }
 
     #[test]

@@ -203,6 +203,7 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
         direct: opts.direct,
         fdatasync_every: opts.fdatasync_every,
         end_fsync: opts.end_fsync,
+        one_pass: opts.one_pass,
         duration: spec.duration,
         seed: spec.seed,
     };
@@ -225,6 +226,9 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
             if opts.direct { "direct" } else { "buffered" }
         );
         bench::fs::prefill(&fs, &ctx, path, job.file_size)?;
+    }
+    for path in &paths {
+        bench::fs::prepare_cache(&fs, &ctx, path, job.file_size, opts.cache)?;
     }
     println!("Random seed: {} (--seed to repeat)", spec.seed);
     println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());

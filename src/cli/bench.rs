@@ -155,6 +155,7 @@ pub fn run(a: &Args) -> Result<u8> {
             direct: job.direct,
             fdatasync_every: job.fdatasync_every,
             end_fsync: false,
+            one_pass: false,
             duration,
             seed: SEED,
         };

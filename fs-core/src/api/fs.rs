@@ -275,6 +275,23 @@ impl Filesystem {
                 .is_empty()
     }
 
+    /// The page cache's counters, in pages of [`Filesystem::page_size`] bytes (the budget,
+    /// [`MountOptions::cache_bytes`], is `limit`).
+    pub fn page_cache_stats(&self) -> iomap::cache::CacheStats {
+        self.inner.iomap.cache().stats()
+    }
+
+    /// The page cache's page size in bytes.
+    pub fn page_size(&self) -> u64 {
+        self.inner.iomap.cache().page_size()
+    }
+
+    /// Drops the clean pages of the page cache (as Linux's `drop_caches`), so that reads
+    /// go to the device again; dirty pages stay. Returns the pages dropped.
+    pub fn drop_clean_pages(&self) -> usize {
+        self.inner.iomap.cache().drop_clean()
+    }
+
     /// A context for this thread: its device queue and executor.
     pub fn context(&self) -> Result<Context> {
         Context::new(self)

@@ -658,6 +658,20 @@ impl PageCache {
         evicted
     }
 
+    /// Drops every clean page not under I/O, referenced or not (Linux's `drop_caches`), so
+    /// the next reads come from the device; dirty pages stay. Returns the pages dropped.
+    pub fn drop_clean(&self) -> usize {
+        // Two sweeps of the clock: the first clears the `referenced` bits it passes.
+        let mut dropped = 0;
+        loop {
+            let n = self.evict(usize::MAX);
+            dropped += n;
+            if n == 0 {
+                return dropped;
+            }
+        }
+    }
+
     /// Files with dirty pages.
     pub(crate) fn dirty_files(&self) -> Vec<Ino> {
         let st = self.st();
