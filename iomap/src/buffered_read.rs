@@ -30,9 +30,9 @@ impl<O: IomapOps> Iomap<O> {
         let len = (dst.len() as u64).min(size - pos);
         let page = self.cfg.page_size;
         let max_ra = (self.cfg.readahead_bytes / page).min(self.batch_pages());
-        let ra = self
-            .cache
-            .readahead(ino, pos / page, (pos + len).div_ceil(page), max_ra);
+        let pages = pos / page..(pos + len).div_ceil(page);
+        // Set by the first chunk's look at the cache, which also updates read-ahead.
+        let mut ra = None;
         let eof = self.round_up(size);
         let mut done = 0u64;
         let mut remaps = 0;
@@ -40,6 +40,16 @@ impl<O: IomapOps> Iomap<O> {
             let at = pos + done;
             let chunk_end = (pos + len).min((at / page + self.batch_pages()) * page);
             let last = chunk_end == pos + len;
+            let dst = &mut dst[done as usize..(chunk_end - pos) as usize];
+            let mut hit = match ra {
+                None => {
+                    let (hit, window) = self.cache.read_start(ino, at, dst, pages.clone(), max_ra);
+                    ra = Some(window);
+                    hit
+                }
+                Some(_) => self.cache.read_cached(ino, at, dst),
+            };
+            let ra = ra.unwrap_or(0);
             let fill_end = if last {
                 // Chunk and read-ahead together stay within one batch: that is the most the
                 // budget may be overshot by when nothing else can be evicted.
@@ -49,9 +59,8 @@ impl<O: IomapOps> Iomap<O> {
             } else {
                 chunk_end
             };
-            let dst = &mut dst[done as usize..(chunk_end - pos) as usize];
             let mut tries = 0;
-            while !self.cache.read_cached(ino, at, dst) {
+            while !hit {
                 tries += 1;
                 if tries > 1000 {
                     return Err(IomapError::Invalid(format!(
@@ -74,6 +83,7 @@ impl<O: IomapOps> Iomap<O> {
                 if tries > 1 {
                     yield_now().await;
                 }
+                hit = self.cache.read_cached(ino, at, dst);
             }
             done = chunk_end - pos;
         }

@@ -1,15 +1,15 @@
 //! The per-file index: pages by page number, read-ahead state, and the first unreported
 //! writeback error (errseq-like: the next fsync-equivalent takes it).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use super::page::Page;
+use super::pages::PageMap;
 use crate::error::IomapError;
 
 /// The cached state of one file.
 #[derive(Default)]
 pub(crate) struct FileIndex {
-    pub(crate) pages: BTreeMap<u64, Page>,
+    pub(crate) pages: PageMap,
     /// The pages of `pages` holding a dirty block, so finding dirty runs does not walk
     /// every cached page of a large, mostly clean file.
     pub(crate) dirty: BTreeSet<u64>,

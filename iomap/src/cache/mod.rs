@@ -12,6 +12,7 @@
 mod budget;
 mod index;
 mod page;
+mod pages;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -188,29 +189,53 @@ impl PageCache {
             return false;
         };
         let range = start / self.page..end.div_ceil(self.page);
-        f.pages.range(range).any(|(_, p)| p.is_busy())
+        let busy = f.pages.range(range).any(|(_, p)| p.is_busy());
+        busy
     }
 
     /// Copies `[pos, pos + dst.len())` out of the cache if all of it is up to date.
     pub(crate) fn read_cached(&self, ino: Ino, pos: u64, dst: &mut [u8]) -> bool {
-        let end = pos + dst.len() as u64;
         let mut st = self.st();
         let Some(f) = st.files.get_mut(&ino) else {
             return false;
         };
-        for (p, lo, hi) in self.spans(pos, end) {
-            let want = self.blocks(lo, hi);
-            match f.pages.get(&p) {
-                Some(pg) if !pg.is_busy() && pg.uptodate & want == want => {}
-                _ => return false,
-            }
-        }
+        self.copy_out(f, pos, dst)
+    }
+
+    /// A read's first look at the cache, in one hold of the lock: updates the file's
+    /// read-ahead state for a read of pages `pages` (see [`FileIndex::readahead`], window
+    /// at most `max_ra` pages) and copies `[pos, pos + dst.len())` out if all of it is up
+    /// to date. Returns whether it did, and the read-ahead window in pages.
+    pub(crate) fn read_start(
+        &self,
+        ino: Ino,
+        pos: u64,
+        dst: &mut [u8],
+        pages: std::ops::Range<u64>,
+        max_ra: u64,
+    ) -> (bool, u64) {
+        let mut st = self.st();
+        let f = st.index(ino);
+        let window = f.readahead(pages.start, pages.end, max_ra);
+        (self.copy_out(f, pos, dst), window)
+    }
+
+    /// Copies `[pos, pos + dst.len())` out of `f` if all of it is up to date, looking each
+    /// page up once. On a miss part of `dst` may have been written: the caller fills the
+    /// cache and copies again.
+    fn copy_out(&self, f: &mut FileIndex, pos: u64, dst: &mut [u8]) -> bool {
+        let end = pos + dst.len() as u64;
         let mut at = 0;
         for (p, lo, hi) in self.spans(pos, end) {
-            let pg = f.pages.get_mut(&p).expect("checked above");
-            pg.referenced = true;
-            let buf = pg.buf.as_ref().expect("checked idle");
+            let want = self.blocks(lo, hi);
+            let Some(pg) = f.pages.get_mut(&p) else {
+                return false;
+            };
+            let Some(buf) = pg.buf.as_ref().filter(|_| pg.uptodate & want == want) else {
+                return false;
+            };
             dst[at..at + hi - lo].copy_from_slice(&buf[lo..hi]);
+            pg.referenced = true;
             at += hi - lo;
         }
         true
@@ -561,7 +586,7 @@ impl PageCache {
             .pages
             .range(first_gone..)
             .filter(|(_, pg)| !pg.is_busy())
-            .map(|(&p, _)| p)
+            .map(|(p, _)| p)
             .collect();
         for p in gone {
             let pg = f.pages.remove(&p).expect("listed above");
@@ -623,18 +648,15 @@ impl PageCache {
                 let f = st.files.get_mut(&ino).expect("listed");
                 let from = if ino == hino { hpage } else { 0 };
                 let mut doomed = Vec::new();
-                for (&p, pg) in f.pages.range_mut(from..) {
+                f.pages.visit_from_mut(from, |p, pg| {
                     if evicted + doomed.len() >= want {
-                        break;
+                        return false;
                     }
-                    if pg.is_busy() || pg.is_dirty() {
-                        continue;
+                    if !pg.is_busy() && !pg.is_dirty() && !std::mem::take(&mut pg.referenced) {
+                        doomed.push(p);
                     }
-                    if std::mem::take(&mut pg.referenced) {
-                        continue;
-                    }
-                    doomed.push(p);
-                }
+                    true
+                });
                 for p in &doomed {
                     let pg = f.pages.remove(p).expect("listed");
                     st.free.extend(pg.buf);
@@ -696,15 +718,6 @@ impl PageCache {
             .files
             .get_mut(&ino)
             .and_then(|f| f.wb_error.take())
-    }
-
-    /// Updates read-ahead for a read of pages `[first, end)`; returns the window in pages.
-    pub(crate) fn readahead(&self, ino: Ino, first: u64, end: u64, max: u64) -> u64 {
-        self.st()
-            .files
-            .entry(ino)
-            .or_default()
-            .readahead(first, end, max)
     }
 
     /// Drops every page of the file, dirty or not (the file is gone).
