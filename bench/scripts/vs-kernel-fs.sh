@@ -15,7 +15,12 @@
 #   randread   4 KiB direct random reads, QD 32
 #   randwrite  4 KiB direct random writes, QD 32
 #   seqwrite   1 MiB buffered sequential writes, QD 1, then one fsync whose time is counted
-#              (fio end_fsync=1, bfsperf --end-fsync)
+#              (fio end_fsync=1, bfsperf --end-fsync). The kernel keeps up to its dirty
+#              threshold (vm.dirty_bytes, else vm.dirty_ratio of available memory: about
+#              4 GiB on a 23 GiB machine) dirty before writers write back, so a file below
+#              it is written back only by the final fsync; bypassfs gets the same dirty
+#              budget (--page-cache and --dirty-cache), unless BUFFERED_CACHE=default
+#              (fs-core's default: 64 MiB, 16 MiB dirty)
 #   seqread    cold 1 MiB buffered sequential reads, QD 1, one pass over the file (not
 #              time-based: a second pass would come from the kernel's page cache): fio
 #              with time_based=0 (and its default invalidate=1, which drops the file's
@@ -41,7 +46,8 @@
 # Usage: bench/scripts/vs-kernel-fs.sh [--quick]
 # Environment: SIZE (backing file per system, default 4G; --quick 1G), FILE_SIZE (the test
 # file, default 1G; --quick 256M), CACHED_FILE_SIZE (cachedread's file, default 256M;
-# --quick 64M), SHM (directory of the backing files, default /dev/shm), RUNTIME (seconds per workload, default 10; --quick 2),
+# --quick 64M), BUFFERED_CACHE (seqwrite's bypassfs page cache: "kernel", the default, or
+# "default"), SHM (directory of the backing files, default /dev/shm), RUNTIME (seconds per workload, default 10; --quick 2),
 # FSES (default "xfs ext4 btrfs"), WORKLOADS (default "randread randwrite seqwrite
 # seqread cachedread fdatasync fdatasync-psync"), REPEAT (passes over all systems, default 1; each cell shows the best pass,
 # since interference only ever slows a run down), RESULTS (directory to keep the raw fio and
@@ -71,6 +77,11 @@ RUNTIME=${RUNTIME:-${QUICK:+2}}; RUNTIME=${RUNTIME:-10}
 FSES=${FSES:-xfs ext4 btrfs}
 WORKLOADS=${WORKLOADS:-randread randwrite seqwrite seqread cachedread fdatasync fdatasync-psync}
 CACHED_FILE_SIZE=${CACHED_FILE_SIZE:-${QUICK:+64M}}; CACHED_FILE_SIZE=${CACHED_FILE_SIZE:-256M}
+BUFFERED_CACHE=${BUFFERED_CACHE:-kernel}
+case "$BUFFERED_CACHE" in
+    kernel | default) ;;
+    *) echo "vs-kernel-fs.sh: BUFFERED_CACHE takes kernel or default, not '$BUFFERED_CACHE'" >&2; exit 2 ;;
+esac
 REPEAT=${REPEAT:-1}
 IDLE=${IDLE:-}
 PIN=${PIN:-}
@@ -156,10 +167,22 @@ print_machine() {
     echo "fio:      $(fio --version)"
     echo "bypassfs: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo '+changes')"
     echo "settings: SIZE=$SIZE FILE_SIZE=$FILE_SIZE CACHED_FILE_SIZE=$CACHED_FILE_SIZE RUNTIME=${RUNTIME}s REPEAT=$REPEAT IDLE=${IDLE:-default} PIN=${PIN:-none}"
+    echo "dirty:    kernel threshold $(numfmt --to=iec "$(kernel_dirty_bytes)"), bypassfs seqwrite cache: $BUFFERED_CACHE"
     echo "cpuidle:  $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)"
 }
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# The kernel's dirty threshold in bytes: vm.dirty_bytes, else vm.dirty_ratio percent of the
+# available memory (close to the kernel's "dirtyable" memory: free plus file pages).
+kernel_dirty_bytes() {
+    local bytes ratio avail
+    bytes=$(cat /proc/sys/vm/dirty_bytes)
+    if [ "$bytes" -gt 0 ]; then echo "$bytes"; return; fi
+    ratio=$(cat /proc/sys/vm/dirty_ratio)
+    avail=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+    echo $((avail * 1024 / 100 * ratio))
+}
 
 # --- kernel filesystems (fio) ----------------------------------------------------------
 
@@ -220,7 +243,7 @@ run_fio() {  # $1: workload, $2: file, $3: output json
     [ "$1" = seqwrite ] && extra=$END_FSYNC_JOB
     [ "$1" = cachedread ] && first=$WARM_JOB
     # shellcheck disable=SC2046,SC2086  # option lists
-    fio --filename="$2" --ioengine=io_uring --numjobs=1 --size="$(file_size_of "$1")" \
+    fio --filename="$2" --ioengine=io_uring --numjobs=1 --size="$(file_size_of "$1")" --lat_percentiles=1 \
         --output-format=json --output="$3" $first \
         --name="$1" --runtime="$RUNTIME" --time_based $(fio_args "$1") \
         ${PIN:+--cpus_allowed=$PIN} $extra
@@ -250,7 +273,13 @@ bfsperf_args() {
     case "$1" in
         randread)  echo "-q 32 -o 4k -w randread" ;;
         randwrite) echo "-q 32 -o 4k -w randwrite" ;;
-        seqwrite)  echo "--buffered --end-fsync -q 1 -o 1M -w write" ;;
+        seqwrite)
+            echo "--buffered --end-fsync -q 1 -o 1M -w write"
+            case "$BUFFERED_CACHE" in
+                kernel) echo "--page-cache $(kernel_dirty_bytes) --dirty-cache $(kernel_dirty_bytes)" ;;
+                *) ;;
+            esac
+            ;;
         seqread)   echo "--buffered --cache cold --one-pass -q 1 -o 1M -w read" ;;
         cachedread)
             echo "--buffered --cache warm -q 1 -o 4k -w randread --page-cache" \
@@ -396,7 +425,7 @@ def latency(system, w, i):
         return p99, t["max_latency_us"]
     job = next(j for j in doc["jobs"] if j["jobname"] == w)
     d = job["read" if w in READS else "write"]
-    pct = d.get("clat_ns", {}).get("percentile", {})
+    pct = d.get("lat_ns", {}).get("percentile") or d.get("clat_ns", {}).get("percentile", {})
     p99 = pct.get("99.000000")
     return (None if p99 is None else p99 / 1e3), d["lat_ns"]["max"] / 1e3
 

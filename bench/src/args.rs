@@ -149,6 +149,11 @@ pub struct Cli {
     #[arg(long = "page-cache", value_name = "SIZE", value_parser = parse_size)]
     pub page_cache: Option<usize>,
 
+    /// With --page-cache: the dirty bytes past which writers write back, instead of a
+    /// quarter of the page cache (at most all of it).
+    #[arg(long = "dirty-cache", value_name = "SIZE", value_parser = parse_size, requires = "page_cache")]
+    pub dirty_cache: Option<usize>,
+
     /// With --fs: the file's pages in the page cache when timing starts: cold (clean pages
     /// dropped after the prefill) or warm (the whole file read once, not timed; give a
     /// --page-cache larger than the file). Default: as the prefill left them.
@@ -312,6 +317,8 @@ pub struct FsOptions {
     pub end_fsync: bool,
     /// `--page-cache`: the mount's page cache budget in bytes.
     pub page_cache: Option<u64>,
+    /// `--dirty-cache`: its dirty limit in bytes (default a quarter of `page_cache`).
+    pub dirty_cache: Option<u64>,
     /// `--cache`: the file's pages when timing starts.
     pub cache: CacheStart,
     /// `--one-pass`: a sequential job stops after one pass over the file.
@@ -339,7 +346,7 @@ impl FsOptions {
         let d = match self.page_cache {
             Some(c) => fs_core::MountOptions {
                 cache_bytes: c,
-                dirty_bytes: c / 4,
+                dirty_bytes: self.dirty_cache.unwrap_or(c / 4),
                 ..d
             },
             None => d,
@@ -506,6 +513,7 @@ impl Cli {
                 fdatasync_every: None,
                 end_fsync: false,
                 page_cache: None,
+                dirty_cache: None,
                 cache: CacheStart::AsPrefilled,
                 one_pass: false,
                 meta: Some(meta),
@@ -557,12 +565,20 @@ impl Cli {
         if self.page_cache.is_some_and(|c| c < 1 << 20) {
             return err("--page-cache: give at least 1m");
         }
+        if let (Some(c), Some(d)) = (self.page_cache, self.dirty_cache) {
+            if d > c {
+                return err(format!(
+                    "--dirty-cache {d}: more than the page cache (--page-cache {c})"
+                ));
+            }
+        }
         Ok(Some(FsOptions {
             file_size: self.file_size.map(|s| s as u64),
             direct: !self.buffered,
             fdatasync_every: self.fdatasync_every,
             end_fsync: self.end_fsync,
             page_cache: self.page_cache.map(|c| c as u64),
+            dirty_cache: self.dirty_cache.map(|d| d as u64),
             cache: self.cache.unwrap_or_default(),
             one_pass: self.one_pass,
             meta: None,
@@ -903,6 +919,7 @@ mod tests {
             fdatasync_every: Some(8),
             end_fsync: true,
             page_cache: Some(256 << 20),
+            dirty_cache: None,
             cache: CacheStart::Cold,
             one_pass: false,
             meta: None,
@@ -920,6 +937,20 @@ mod tests {
         );
         let e = mode(&with(&["--fs", "-w", "randread", "--one-pass"])).unwrap_err();
         assert!(e.contains("--one-pass") && e.contains("sequential"), "{e}");
+        let big = [
+            "--fs",
+            "-w",
+            "write",
+            "--page-cache",
+            "1m",
+            "--dirty-cache",
+            "2m",
+        ];
+        let e = mode(&with(&big)).unwrap_err();
+        assert!(
+            e.contains("--dirty-cache") && e.contains("--page-cache"),
+            "{e}"
+        );
         let e = mode(&with(&["-w", "read", "--cache", "warm"])).unwrap_err();
         assert!(e.contains("--cache") && e.contains("--fs"), "{e}");
     }
