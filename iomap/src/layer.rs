@@ -188,7 +188,7 @@ impl<O: IomapOps> Iomap<O> {
     /// Pages one step of a buffered operation handles at once: a quarter of the budget,
     /// so a tiny cache still works, and no more than one device request.
     pub(crate) fn batch_pages(&self) -> u64 {
-        let limit = self.cache.stats().limit as u64;
+        let limit = self.cache.limit() as u64;
         (limit / 4).clamp(1, self.cfg.max_io_bytes / self.cfg.page_size)
     }
 

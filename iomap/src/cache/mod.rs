@@ -33,6 +33,9 @@ pub struct PageCache {
     dev: Arc<dyn BlockDevice>,
     page: u64,
     block: u64,
+    /// `stats.limit`, which never changes, readable without the lock (every read and write
+    /// sizes its batches by it).
+    limit: usize,
     state: Mutex<State>,
     /// `stats.dirty`, readable without the lock: lets direct I/O skip the coherence
     /// lookup when nothing at all is dirty.
@@ -139,6 +142,7 @@ impl PageCache {
             dev,
             page: page_size,
             block: block_size,
+            limit,
             dirty_hint: AtomicUsize::new(0),
             state: Mutex::new(State {
                 files: BTreeMap::new(),
@@ -153,6 +157,11 @@ impl PageCache {
     /// Page size in bytes.
     pub fn page_size(&self) -> u64 {
         self.page
+    }
+
+    /// The page budget (`stats().limit`).
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// The counters.

@@ -14,9 +14,13 @@ use std::ops::RangeBounds;
 
 use super::page::Page;
 
-/// Hashes a page number by one multiplication (Fibonacci hashing): page numbers are not
-/// chosen by an adversary, and the multiplier is odd, so neighbouring pages land in
-/// distinct buckets.
+/// Hashes a page number to itself in the low bits and a mix of it in the top 7. The hash
+/// table picks the bucket from the low bits, so neighbouring pages sit in neighbouring
+/// buckets and a sequential walk (a writeback putting 256 pages back, a 1 MiB write) stays
+/// in a few cache lines; a scrambling hash made each page of such a walk a cache miss
+/// (restoring written-back pages was 13 % of a 1 GiB fsync). The table tells keys of one
+/// probe group apart by the top 7 bits, so those come from a multiplication. Page numbers
+/// are not chosen by an adversary.
 #[derive(Default)]
 pub(crate) struct PageNoHasher(u64);
 
@@ -33,7 +37,8 @@ impl Hasher for PageNoHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        const LOW: u64 = (1 << 57) - 1;
+        self.0 = (n & LOW) | (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) & !LOW);
     }
 }
 
