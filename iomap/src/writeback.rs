@@ -4,6 +4,8 @@
 //! - a dirty run (contiguous dirty blocks, up to `max_io_bytes`) becomes one `begin(WRITEBACK)`
 //!   and one device write per mapping the filesystem returns: the pages are DMA memory and go
 //!   to the device as they are (a vectored request of page pieces, no copy);
+//! - up to `WRITEBACK_RUNS` disjoint runs of a file are written back at once; each takes
+//!   its pages out of the cache before its request, so no block is in two requests at once;
 //! - while written, the pages are under I/O (taken out of the cache): nobody changes them,
 //!   so the bytes on the device are the bytes the filesystem checksums in `complete`;
 //! - blocks become clean only when the device reports success; after a failure they stay
@@ -11,7 +13,7 @@
 //! - `complete` runs after the device finished, success or not, so the filesystem points
 //!   file extents at the new space only once the data is there.
 
-use bdev::exec::Context;
+use bdev::exec::{join_all, Context};
 use bdev::Bufs;
 
 use crate::cache::{Outcome, TakeFor};
@@ -21,6 +23,12 @@ use crate::iter::Step;
 use crate::layer::Iomap;
 use crate::map::IterFlags;
 use crate::ops::{Ino, IoDone, IomapOps};
+
+/// Dirty runs one writeback has on the device at once. A run is at most `max_io_bytes`;
+/// one at a time left the device idle while the filesystem checksummed and mapped each
+/// run, and the writer idle while the device copied it (a 1 GiB fsync of a file in the
+/// cache ran at about 0.9 GB/s on the io_uring backend over /dev/shm).
+const WRITEBACK_RUNS: usize = 4;
 
 impl<O: IomapOps> Iomap<O> {
     /// Writes back the dirty blocks of `[start, end)` of `ino`. Every run is tried; the
@@ -40,34 +48,67 @@ impl<O: IomapOps> Iomap<O> {
         };
         let mut from = start;
         let mut first_err = None;
-        while let Some((a, b)) = self
-            .cache
-            .next_dirty_run(ino, from, end, self.cfg.max_io_bytes)
-        {
-            if self.cache.busy(ino, a, b) {
-                // Another writeback or fill owns a page: let it finish, then look again.
-                self.wait_idle(ino, a, b).await;
-                continue;
+        loop {
+            let runs = self.idle_dirty_runs(ino, from, end).await;
+            let Some(&(_, last_end)) = runs.last() else {
+                break;
+            };
+            let results = join_all(
+                runs.iter()
+                    .map(|&(a, b)| self.writeback_run(ctx, ino, a, b)),
+            )
+            .await;
+            for r in results {
+                if let Err(e) = r {
+                    self.cache.record_error(ino, &e);
+                    first_err.get_or_insert(e);
+                }
             }
-            if let Err(e) = self.writeback_run(ctx, ino, a, b).await {
-                self.cache.record_error(ino, &e);
-                first_err.get_or_insert(e);
+            from = last_end;
+            for &(a, b) in &runs {
+                if self.cache.busy(ino, a, b) {
+                    // Another writeback took pages of the run after we looked (ours then
+                    // skipped them): the caller is promised they are written when this
+                    // returns, so wait for it and look at the run again.
+                    self.wait_idle(ino, a, b).await;
+                    from = a;
+                    break;
+                }
+                if self.cache.has_dirty(ino, a, b) && first_err.is_none() {
+                    // Part of the run was cleaned by someone else while ours mapped it, and
+                    // ours skipped what was left: look for the dirty blocks again.
+                    from = a;
+                    break;
+                }
             }
-            if self.cache.busy(ino, a, b) {
-                // Another writeback took pages of the run after the check above (ours then
-                // skipped them): the caller is promised they are written when this returns,
-                // so wait for it and look at the run again.
-                self.wait_idle(ino, a, b).await;
-                continue;
-            }
-            if self.cache.has_dirty(ino, a, b) && first_err.is_none() {
-                // Part of the run was cleaned by someone else while ours mapped it, and ours
-                // skipped what was left: look for the dirty blocks of the run again.
-                continue;
-            }
-            from = b;
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Up to [`WRITEBACK_RUNS`] dirty runs of `[from, end)` in file order, none of whose
+    /// pages is under I/O, to write back at once. A run under I/O (another writeback or a
+    /// fill owns a page) ends the batch; with nothing before it, it is waited for first.
+    async fn idle_dirty_runs(&self, ino: Ino, from: u64, end: u64) -> Vec<(u64, u64)> {
+        let mut runs = Vec::new();
+        let mut at = from;
+        while runs.len() < WRITEBACK_RUNS {
+            let Some((a, b)) = self
+                .cache
+                .next_dirty_run(ino, at, end, self.cfg.max_io_bytes)
+            else {
+                break;
+            };
+            if self.cache.busy(ino, a, b) {
+                if !runs.is_empty() {
+                    break;
+                }
+                self.wait_idle(ino, a, b).await;
+                continue;
+            }
+            runs.push((a, b));
+            at = b;
+        }
+        runs
     }
 
     /// Writes back every dirty block of the file and reports any writeback error not yet
