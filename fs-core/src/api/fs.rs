@@ -52,9 +52,17 @@ pub struct MountOptions {
     /// did not unmount (its mount claim, `cow::claim`): the caller vouches that the other
     /// host is down. Off by default: such a mount fails, naming the host.
     pub take_over: bool,
-    /// Page cache budget in bytes.
+    /// Page cache budget in bytes (default 64 MiB). Cached pages and the recycled buffers
+    /// of evicted ones stay within it, except that an operation under way may overshoot it
+    /// by the pages of its current batch (a quarter of the budget, at most 1 MiB) when
+    /// nothing clean is left to evict; an operation that needs room evicts clean pages,
+    /// least recently used first, and writes dirty ones back when only dirty ones are left
+    /// (`tests/page_budget.rs` holds it to that).
     pub cache_bytes: u64,
-    /// Dirty bytes past which writers write back.
+    /// Dirty bytes past which writers write back, until half of it is left (default
+    /// 16 MiB). The kernel's equivalent is `vm.dirty_ratio` of available memory, gigabytes
+    /// on most machines: raise both options for large buffered writes that are rewritten
+    /// or fsynced later.
     pub dirty_bytes: u64,
     /// Metadata (B-tree node) cache budget in bytes of memory: the cached nodes as
     /// decoded (about 1.5 times their size on the device) plus the nodes a running commit
