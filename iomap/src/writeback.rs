@@ -31,6 +31,11 @@ use crate::ops::{Ino, IoDone, IomapOps};
 const WRITEBACK_RUNS: usize = 4;
 
 impl<O: IomapOps> Iomap<O> {
+    /// The bytes of file one writeback batch spans: as many runs as go to the device at once.
+    pub(crate) fn writeback_batch(&self) -> u64 {
+        WRITEBACK_RUNS as u64 * self.cfg.max_io_bytes
+    }
+
     /// Writes back the dirty blocks of `[start, end)` of `ino`. Every run is tried; the
     /// first error is returned (and recorded on the file).
     pub async fn writeback_range(
