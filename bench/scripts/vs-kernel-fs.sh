@@ -276,7 +276,7 @@ bfsperf_args() {
         seqwrite)
             echo "--buffered --end-fsync -q 1 -o 1M -w write"
             case "$BUFFERED_CACHE" in
-                kernel) echo "--page-cache $(kernel_dirty_bytes) --dirty-cache $(kernel_dirty_bytes)" ;;
+                kernel) local k; k=$(kernel_dirty_bytes); echo "--page-cache $k --dirty-cache $k" ;;
                 *) ;;
             esac
             ;;
