@@ -51,6 +51,10 @@ pub fn run(a: &Args) -> Result<u8> {
             .metadata_cache_bytes
             .unwrap_or(defaults.metadata_cache_bytes),
         overlay_bytes: opts.overlay_bytes.unwrap_or(defaults.overlay_bytes),
+        cache_bytes: opts.page_cache_bytes.unwrap_or(defaults.cache_bytes),
+        dirty_bytes: opts
+            .page_cache_bytes
+            .map_or(defaults.dirty_bytes, |c| c / 4),
         ..defaults
     })?;
     let fs = Arc::new(fs);

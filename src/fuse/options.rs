@@ -68,6 +68,10 @@ pub struct MountOptions {
     /// `MountOptions::overlay_bytes`: the caller mounts fs-core with it); `None` keeps
     /// fs-core's default.
     pub overlay_bytes: Option<u64>,
+    /// `page_cache=SIZE`: the page cache's memory budget (fs-core's
+    /// `MountOptions::cache_bytes`, with a quarter of it the dirty limit, as fs-core's
+    /// defaults have it: the caller mounts fs-core with it); `None` keeps fs-core's default.
+    pub page_cache_bytes: Option<u64>,
 }
 
 impl Default for MountOptions {
@@ -85,6 +89,7 @@ impl Default for MountOptions {
             dirsync: false,
             metadata_cache_bytes: None,
             overlay_bytes: None,
+            page_cache_bytes: None,
         }
     }
 }
@@ -109,7 +114,7 @@ impl MountOptions {
     /// Parses a `-o` string: `ro`, `rw`, `allow_other`, `threads=N`, `fsname=NAME`,
     /// `commit=SECONDS` (0 = off), `nosignals`, `accept_log_loss`, `takeover`,
     /// `sync_on_close`, `auto_da_alloc`, `noauto_da_alloc`, `dirsync`,
-    /// `metadata_cache=SIZE`, `overlay_budget=SIZE`;
+    /// `metadata_cache=SIZE`, `overlay_budget=SIZE`, `page_cache=SIZE` (at least 1 MiB);
     /// `default_permissions` is accepted and always on. Unknown options are errors naming
     /// them.
     pub fn parse(s: &str) -> Result<MountOptions, String> {
@@ -154,6 +159,13 @@ impl MountOptions {
                 Some(("overlay_budget", v)) => {
                     o.overlay_bytes = Some(parse_size("overlay_budget", v)?);
                 }
+                Some(("page_cache", v)) => {
+                    let bytes = parse_size("page_cache", v)?;
+                    if bytes < 1 << 20 {
+                        return Err(format!("page_cache={v}: want at least 1m"));
+                    }
+                    o.page_cache_bytes = Some(bytes);
+                }
                 Some(_) => return Err(format!("unknown mount option {opt:?}")),
             }
         }
@@ -193,6 +205,12 @@ mod tests {
     fn memory_budgets() {
         let d = MountOptions::parse("").unwrap();
         assert_eq!((d.metadata_cache_bytes, d.overlay_bytes), (None, None));
+        assert_eq!(d.page_cache_bytes, None);
+        let o = MountOptions::parse("page_cache=256m").unwrap();
+        assert_eq!(o.page_cache_bytes, Some(256 << 20));
+        assert!(MountOptions::parse("page_cache=64k")
+            .unwrap_err()
+            .contains("at least 1m"));
         let o = MountOptions::parse("metadata_cache=8m,overlay_budget=512k").unwrap();
         assert_eq!(
             (o.metadata_cache_bytes, o.overlay_bytes),
