@@ -22,10 +22,12 @@ pub const SUPERBLOCK_CHECKED: usize = 512;
 /// The magic at byte 8.
 pub const SUPERBLOCK_MAGIC: [u8; 8] = *b"BYPFSCOW";
 /// The format version this code writes (every commit writes it into the superblock).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3 changes no cow structure: it tells older code, which refuses it, that the
+/// filesystem's log may hold records it could not replay (fs-core's namespace records).
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this code reads: version 1 is version 2 without inline data
-/// back-references, so a version-1 volume is a valid version-2 one (its first commit
-/// makes it one).
+/// back-references, so a version-1 volume is a valid version-2 one, and a version-2 one a
+/// valid version-3 one (its first commit makes it one).
 pub const OLDEST_READ_VERSION: u32 = 1;
 /// The smallest volume: room for the primary superblock and a useful number of nodes.
 pub const MIN_DEVICE_BYTES: u64 = 1 << 20;

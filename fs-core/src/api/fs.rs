@@ -216,13 +216,14 @@ impl Filesystem {
             }
             Ok(())
         })?;
+        crate::durability::replay(&core, !opts.read_only, opts.accept_log_loss)?;
+        // After replay: the log's records may have created inodes.
         let last = core.read(|rd| {
             let hi = Key::new(ORPHAN_OBJECTID - 1, u8::MAX, u64::MAX);
             let v = rd.range(Key::MIN, hi, Direction::Backward, 1)?;
             Ok(v.first().map_or(ROOT_INO, |(k, _)| k.objectid))
         })?;
         core.inos_above(last.max(ROOT_INO));
-        crate::durability::replay(&core, !opts.read_only, opts.accept_log_loss)?;
         if !opts.read_only {
             if let Err(e) = crate::durability::ensure_area(&core) {
                 // Without a log, fsync commits instead: slower, as safe.

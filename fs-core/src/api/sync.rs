@@ -46,12 +46,12 @@ impl Filesystem {
     }
 
     /// Makes the entries of directory `ino` durable: names added, removed or renamed in or
-    /// out of it since the last commit, and its attributes (a commit, or the one in flight
-    /// that holds them). Nothing is written when nothing of it is pending.
+    /// out of it since the last commit, and its attributes (a log record carrying every
+    /// pending namespace change, else a commit or the one in flight that holds them).
+    /// Nothing is written when nothing of it is pending.
     pub fn fsync_dir_ino(&self, ino: u64) -> Result<()> {
-        let c = self.core();
-        match c.pending().seq_of(ino) {
-            Some(seq) => c.namespace_durable(seq, || c.commit_for(seq)),
+        match self.core().pending().seq_of(ino) {
+            Some(seq) => durability::fsync_names(self.core(), seq),
             None => Ok(()),
         }
     }

@@ -8,7 +8,7 @@ use crate::durability::gap::find_gap;
 use crate::error::{Error, Result};
 use crate::items::{ExtentKind, FileExtent};
 use crate::namespace::{save_inode, try_inode};
-use crate::state::{decode, Blocks, Entry, Logged, Overlay, Pieces};
+use crate::state::{decode, Blocks, Entry, Layer, Logged, Overlay, Pieces};
 use crate::state::{Core, Tx};
 
 /// The longest run of logged extents [`fold`] joins into one extent. A block overwritten
@@ -273,7 +273,16 @@ pub(crate) fn replay(core: &Core, commit: bool, accept_loss: bool) -> Result<usi
                 state.map_extent(*ino, *file_off, *bytenr, *len, crcs, bs);
             }
             Entry::Size { .. } | Entry::Times { .. } => state.note_attrs(std::slice::from_ref(e)),
+            // Applied as pending namespace changes, below.
+            Entry::Item { .. } | Entry::Forget { .. } => {}
         }
+    }
+    // The namespace changes go in as one pending layer: the commit below applies them
+    // before the data (as the commit that never ran would have), a read-only mount reads
+    // them as pending changes.
+    if entries.iter().any(Entry::is_namespace) {
+        core.pending()
+            .replayed(Layer::replayed(&entries, generation, 1));
     }
     core.space().set_overlay_pieces(state.overlay().len());
     if !commit {

@@ -52,12 +52,6 @@ impl LogGap {
     }
 }
 
-fn ino_of(e: &Entry) -> u64 {
-    match e {
-        Entry::Extent { ino, .. } | Entry::Size { ino, .. } | Entry::Times { ino, .. } => *ino,
-    }
-}
-
 /// Looks for valid records of `generation` after the slot `damaged` of the log area
 /// `(addr, len)`, whose record did not decode.
 pub(crate) fn find_gap(
@@ -77,7 +71,7 @@ pub(crate) fn find_gap(
         let block = crate::durability::io::read(core, addr + slot * bs, bs)?;
         if let Some(rec) = decode(&block, generation, slot) {
             gap.later.push(slot);
-            gap.inos.extend(rec.iter().map(ino_of));
+            gap.inos.extend(rec.iter().map(Entry::ino));
         }
     }
     Ok((!gap.later.is_empty()).then_some(gap))

@@ -7,9 +7,12 @@
 //!   when it returns and durable at the next commit (`group.rs`: fsync of a file or
 //!   directory it changed, `sync`, unmount, enough pending changes; at once with `dirsync`);
 //! - fallocate and truncate are durable when they return (a commit each);
-//! - fsync/fdatasync of a file whose namespace state is not committed yet (created, linked,
-//!   renamed, or in a directory created since the last commit) commits, so the file is
-//!   durable under its names; fsync of a directory makes its entries durable;
+//! - fsync/fdatasync of a file whose namespace state is not durable yet (created, linked,
+//!   renamed, or in a directory created since the last commit) makes it durable under its
+//!   names, and fsync of a directory makes its entries durable: one log record carrying
+//!   every pending namespace operation (`fsync.rs`, `docs/decisions/namespace-log.md`), or
+//!   a commit when a record cannot; so after a crash the namespace is the one after some
+//!   prefix of the operations, never part of one;
 //! - file data written through the cache is durable after `fsync`/`fdatasync` of the file,
 //!   `sync`, or unmount; a crash before shows, for every block, the old or the new bytes,
 //!   never others (new data goes to fresh space and is referenced only after it is on the
@@ -37,7 +40,9 @@
 //! `ace_two_operation_workloads_sampled`, `synced_direct_writes`), `tests/fsync_log.rs`
 //! (`logged_fsyncs_survive_a_crash_and_a_full_log_commits`), `tests/model.rs` (crash after
 //! fdatasync of every file and fsync of every directory), `tests/crash_group.rs` (group
-//! commit, fsync of new and renamed names and of files in new directories, dirsync).
+//! commit, fsync of new and renamed names and of files in new directories, dirsync),
+//! `tests/crash_nslog.rs` (namespace records: one flush per fsync of a new name, crash
+//! states of creates, unlinks, renames, new directory chains and SQLite's journal).
 
 mod area;
 mod background;
@@ -52,7 +57,7 @@ mod synced;
 pub(crate) use area::ensure_area;
 pub(crate) use background::Folder;
 pub(crate) use fold::replay;
-pub(crate) use fsync::{commit_with_attrs, fsync_written, logs};
+pub(crate) use fsync::{commit_with_attrs, fsync_names, fsync_written, logs};
 pub(crate) use gap::log_gap;
 pub(crate) use synced::count_direct_write;
 

@@ -101,7 +101,7 @@ impl Logged {
                 Entry::Times { ino, mtime_ns } => {
                     self.times.insert(ino, mtime_ns);
                 }
-                Entry::Extent { .. } => {}
+                Entry::Extent { .. } | Entry::Item { .. } | Entry::Forget { .. } => {}
             }
         }
     }
@@ -190,6 +190,10 @@ pub(crate) struct LogState {
     /// The thread whose record is in flight without the log's lock ([`Submit::InFlight`]):
     /// no other record may be written until it completes. Outlives restarts and folds.
     in_flight: Option<ThreadId>,
+    /// Whether records may carry namespace changes: only once this code committed since
+    /// mount, so the superblock the records extend has the format version (3) that an
+    /// older binary, which could not replay them, refuses (`docs/FORMAT.md`).
+    names: bool,
 }
 
 impl LogState {
@@ -202,6 +206,7 @@ impl LogState {
     pub fn start(&mut self, area: Option<(u64, u64)>, generation: u64) {
         self.area = area;
         self.restart(generation);
+        self.names = false;
     }
 
     /// Restarts the log after the commit of `generation` folded everything.
@@ -210,8 +215,15 @@ impl LogState {
             area: self.area,
             base_gen: generation,
             in_flight: self.in_flight,
+            names: true,
             ..LogState::default()
         };
+    }
+
+    /// Whether records may carry namespace changes (entries 4 and 5) now: a commit of this
+    /// mount wrote the generation they extend.
+    pub fn takes_names(&self) -> bool {
+        self.names
     }
 
     /// Takes the changes replay read from the records of a freshly started log.
@@ -259,6 +271,7 @@ impl LogState {
             Some(generation) => {
                 self.base_gen = generation;
                 self.next_slot = 0;
+                self.names = true;
             }
             None => self.live.absorb_older(&frozen, bs),
         }

@@ -33,6 +33,7 @@ use hashbrown::{HashMap, HashSet};
 use crate::error::{Error, Result};
 use crate::items::{kind, InodeItem, ORPHAN_OBJECTID};
 use crate::state::lock::{Level, OrderedRw, ReadGuard, WriteGuard};
+use crate::state::record::Entry;
 use crate::state::tree::{Items, FS_TREE};
 
 /// Item changes: the new data, or `None` for a deleted item.
@@ -54,11 +55,42 @@ pub(crate) struct Layer {
     pub inode_base: HashMap<u64, u64>,
     /// The number of the last operation in the layer.
     pub seq: u64,
+    /// What of the layer no durable fsync-log record holds yet: each changed key, and each
+    /// inode unlinked for good, with the number of the last operation that changed it.
+    unlogged: BTreeMap<Key, u64>,
+    unlogged_deletes: Vec<(u64, u64)>,
+    /// The number of the last operation that a log record cannot carry (an explicit
+    /// mtime: its item must win over a time the fold raises, which replay cannot tell).
+    unloggable: u64,
 }
 
 impl Layer {
     fn is_empty(&self) -> bool {
         self.items.is_empty() && self.deletes.is_empty()
+    }
+
+    /// A layer of the namespace entries of replayed fsync-log records (in record order),
+    /// as if one operation, number `seq`, made them all.
+    pub fn replayed(entries: &[Entry], base_generation: u64, seq: u64) -> Layer {
+        let mut l = Layer {
+            seq,
+            ..Layer::default()
+        };
+        for e in entries {
+            match e {
+                Entry::Item { key, data } => {
+                    let ino = e.ino();
+                    if key.kind == kind::INODE_ITEM {
+                        l.inode_base.insert(ino, base_generation);
+                    }
+                    l.inos.insert(ino, seq);
+                    l.items.insert(*key, data.as_deref().map(ItemData::from));
+                }
+                Entry::Forget { ino } => l.deletes.push(*ino),
+                _ => {}
+            }
+        }
+        l
     }
 }
 
@@ -277,6 +309,9 @@ pub(crate) struct Pending {
     active: AtomicBool,
     /// The number of the last operation a commit made durable.
     committed: AtomicU64,
+    /// The number of the last operation a durable fsync-log record holds (with every one
+    /// before it, committed or logged).
+    logged: AtomicU64,
     /// The number of the last operation of the layer being committed (0: none).
     in_flight: AtomicU64,
     /// Signalled when a commit of pending changes ends; a leaf lock.
@@ -290,6 +325,7 @@ impl Default for Pending {
             layers: OrderedRw::new(Level::Pending, Layers::default()),
             active: AtomicBool::new(false),
             committed: AtomicU64::new(0),
+            logged: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             ended: Mutex::new(()),
             ended_cv: Condvar::new(),
@@ -363,7 +399,7 @@ impl Pending {
             return None;
         }
         let l = self.layers.read();
-        let committed = self.committed.load(Ordering::SeqCst);
+        let committed = self.durable();
         let committing = l.committing.as_ref().and_then(|(_, c)| c.inos.get(&ino));
         l.current
             .inos
@@ -373,9 +409,15 @@ impl Pending {
             .filter(|&s| s > committed)
     }
 
+    /// The number of the last operation durable, committed or in a durable log record.
+    fn durable(&self) -> u64 {
+        let committed = self.committed.load(Ordering::SeqCst);
+        committed.max(self.logged.load(Ordering::SeqCst))
+    }
+
     /// Whether operation `seq` is durable; else whether a commit in flight makes it so.
     pub fn progress(&self, seq: u64) -> (bool, bool) {
-        let done = self.committed.load(Ordering::SeqCst) >= seq;
+        let done = self.durable() >= seq;
         (done, self.in_flight.load(Ordering::SeqCst) >= seq)
     }
 
@@ -390,6 +432,56 @@ impl Pending {
             .ended_cv
             .wait_while(g, |_| self.in_flight.load(Ordering::SeqCst) == in_flight)
             .unwrap_or_else(|e| e.into_inner());
+    }
+
+    /// The namespace entries a log record must carry so that every operation pending now
+    /// is durable with it, and the number of the last of them; `None` when a record
+    /// cannot carry them (an operation set an mtime explicitly), or a commit is in
+    /// flight. Called by a record writer holding the log (so no commit starts meanwhile).
+    pub fn unlogged(&self) -> Option<(Vec<Entry>, u64)> {
+        if !self.is_active() {
+            return Some((Vec::new(), 0));
+        }
+        let l = self.layers.read();
+        let cur = &l.current;
+        if l.committing.is_some() || cur.unloggable > self.durable() {
+            return None;
+        }
+        let mut v = Vec::with_capacity(cur.unlogged.len() + cur.unlogged_deletes.len());
+        for k in cur.unlogged.keys() {
+            let data = cur.items.get(k)?.as_deref().map(<[u8]>::to_vec);
+            v.push(Entry::Item { key: *k, data });
+        }
+        v.extend(
+            cur.unlogged_deletes
+                .iter()
+                .map(|&(_, ino)| Entry::Forget { ino }),
+        );
+        Some((v, cur.seq))
+    }
+
+    /// A record holding every operation up to `seq` ([`Pending::unlogged`]) is durable:
+    /// what those operations changed needs no record any more (newer changes of the same
+    /// keys still do).
+    pub fn logged_through(&self, seq: u64) {
+        if seq == 0 {
+            return;
+        }
+        self.logged.fetch_max(seq, Ordering::SeqCst);
+        let mut l = self.layers.write();
+        let cur = &mut l.current;
+        cur.unlogged.retain(|_, s| *s > seq);
+        cur.unlogged_deletes.retain(|&(s, _)| s > seq);
+    }
+
+    /// Installs the namespace changes replayed from the fsync log (mount, before anything
+    /// else is pending): reads see them, and the replay's commit applies them.
+    pub fn replayed(&self, layer: Layer) {
+        let mut l = self.layers.write();
+        debug_assert!(l.current.is_empty() && l.committing.is_none());
+        l.next_seq = l.next_seq.max(layer.seq);
+        l.current = layer;
+        self.active.store(!l.current.is_empty(), Ordering::SeqCst);
     }
 
     /// Starts a commit as `generation`: `current` becomes the committing layer (`None` when
@@ -452,6 +544,13 @@ fn give_back(current: &mut Layer, layer: &Layer) {
     deletes.append(&mut current.deletes);
     current.deletes = deletes;
     current.seq = current.seq.max(layer.seq);
+    for (k, &seq) in &layer.unlogged {
+        current.unlogged.entry(*k).or_insert(seq);
+    }
+    let mut unlogged = layer.unlogged_deletes.clone();
+    unlogged.append(&mut current.unlogged_deletes);
+    current.unlogged_deletes = unlogged;
+    current.unloggable = current.unloggable.max(layer.unloggable);
 }
 
 /// A namespace operation's view: reads see its own changes over the pending ones over the
@@ -536,9 +635,15 @@ impl<'a> Ns<'a> {
                 l.current.inode_base.insert(ino, base);
             }
             l.current.inos.insert(ino, seq);
+            l.current.unlogged.insert(k, seq);
             l.current.items.insert(k, v);
         }
+        let deletes = self.deletes.iter().map(|&ino| (seq, ino));
+        l.current.unlogged_deletes.extend(deletes);
         l.current.deletes.append(&mut self.deletes);
+        if !self.explicit_mtime.is_empty() {
+            l.current.unloggable = seq;
+        }
         l.current
             .explicit_mtime
             .extend(self.explicit_mtime.drain(..));

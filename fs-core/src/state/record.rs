@@ -7,6 +7,8 @@
 // Records are on-disk bytes: little-endian only (see `items/`).
 #![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
 
+use cow::Key;
+
 use crate::items::codec::{Reader, Writer};
 
 /// The inode owning the log area (below the root directory's 256; it has no name).
@@ -32,6 +34,31 @@ pub(crate) enum Entry {
     Size { ino: u64, size: u64 },
     /// File `ino`'s data was modified at `mtime_ns` (mtime and ctime at least that).
     Times { ino: u64, mtime_ns: i64 },
+    /// A namespace operation left the fs-tree item `key` holding `data` (`None`: deleted).
+    /// Replay applies these as a commit applies the pending changes (`state/pending.rs`).
+    Item { key: Key, data: Option<Vec<u8>> },
+    /// A namespace operation unlinked inode `ino` for good: what is left of it (its data)
+    /// goes at the replay's commit.
+    Forget { ino: u64 },
+}
+
+impl Entry {
+    /// The inode the entry is about (an orphan item's: the orphan's).
+    pub fn ino(&self) -> u64 {
+        match self {
+            Entry::Extent { ino, .. }
+            | Entry::Size { ino, .. }
+            | Entry::Times { ino, .. }
+            | Entry::Forget { ino } => *ino,
+            Entry::Item { key, .. } if key.objectid == crate::items::ORPHAN_OBJECTID => key.offset,
+            Entry::Item { key, .. } => key.objectid,
+        }
+    }
+
+    /// Whether it is a namespace change (entries 4 and 5).
+    pub fn is_namespace(&self) -> bool {
+        matches!(self, Entry::Item { .. } | Entry::Forget { .. })
+    }
 }
 
 /// Bytes `e` takes in a record body.
@@ -39,8 +66,15 @@ pub(crate) fn encoded_len(e: &Entry) -> usize {
     match e {
         Entry::Extent { crcs, .. } => 1 + 4 * 8 + 4 + 4 * crcs.len(),
         Entry::Size { .. } | Entry::Times { .. } => 1 + 8 + 8,
+        Entry::Item { data, .. } => 1 + KEY_BYTES + 4 + data.as_ref().map_or(0, Vec::len),
+        Entry::Forget { .. } => 1 + 8,
     }
 }
+
+/// Bytes of a key in an entry: objectid u64, kind u8, offset u64.
+const KEY_BYTES: usize = 17;
+/// An [`Entry::Item`] whose item was deleted has this length.
+const DELETED: u32 = u32::MAX;
 
 /// Encodes a record of `entries` into a `bs`-byte block; `None` if they do not fit.
 pub(crate) fn encode(base_gen: u64, seq: u64, entries: &[Entry], bs: usize) -> Option<Vec<u8>> {
@@ -65,6 +99,16 @@ pub(crate) fn encode(base_gen: u64, seq: u64, entries: &[Entry], bs: usize) -> O
             }
             Entry::Times { ino, mtime_ns } => {
                 body.u8(3).u64(*ino).i64(*mtime_ns);
+            }
+            Entry::Item { key, data } => {
+                body.u8(4).u64(key.objectid).u8(key.kind).u64(key.offset);
+                match data {
+                    Some(d) => body.u32(u32::try_from(d.len()).ok()?).bytes(d),
+                    None => body.u32(DELETED),
+                };
+            }
+            Entry::Forget { ino } => {
+                body.u8(5).u64(*ino);
             }
         }
     }
@@ -130,6 +174,15 @@ pub(crate) fn decode(block: &[u8], base_gen: u64, seq: u64) -> Option<Vec<Entry>
                 ino: r.u64().ok()?,
                 mtime_ns: r.i64().ok()?,
             },
+            4 => {
+                let key = Key::new(r.u64().ok()?, r.u8().ok()?, r.u64().ok()?);
+                let data = match r.u32().ok()? {
+                    DELETED => None,
+                    n => Some(r.bytes(n as usize).ok()?.to_vec()),
+                };
+                Entry::Item { key, data }
+            }
+            5 => Entry::Forget { ino: r.u64().ok()? },
             _ => return None,
         });
     }
@@ -160,6 +213,19 @@ mod tests {
                 ino: 8,
                 mtime_ns: -5,
             },
+            Entry::Item {
+                key: Key::new(256, 84, 0xabcd),
+                data: Some(vec![1, 2, 3]),
+            },
+            Entry::Item {
+                key: Key::new(257, 1, 0),
+                data: None,
+            },
+            Entry::Item {
+                key: Key::new(258, 1, 0),
+                data: Some(Vec::new()),
+            },
+            Entry::Forget { ino: 257 },
         ]
     }
 
