@@ -100,7 +100,13 @@ fn write_record(
     let Some(record) = log.build_record(own, bs, Submit::Locked) else {
         return Ok(false);
     };
-    let written = io::write_fua_flush(c, record.addr(), record.block());
+    // A record of namespace changes alone names no data: FUA makes it durable, and no
+    // earlier write needs the flush (each earlier record had its own).
+    let names_only = !record.carries_others() && own.iter().all(Entry::is_namespace);
+    let written = match names_only {
+        true => io::write_fua(c, record.addr(), record.block()),
+        false => io::write_fua_flush(c, record.addr(), record.block()),
+    };
     let landed = log.record_done(record, written.is_ok(), bs);
     if let Err(e) = written {
         // The record may or may not be on the media; a commit makes everything durable.

@@ -85,6 +85,13 @@ pub(crate) fn write_fua_flush(core: &Core, addr: u64, data: &[u8]) -> Result<()>
     core.with_io(|io| run_together(io, vec![op, Op::Flush]).map(drop))
 }
 
+/// Writes `data` at device byte `addr` with FUA: durable on return, with no promise about
+/// other writes (a record that names no data: `fsync.rs`).
+pub(crate) fn write_fua(core: &Core, addr: u64, data: &[u8]) -> Result<()> {
+    let op = fua_write(core, addr, data)?;
+    core.with_io(|io| run(io, op).map(drop))
+}
+
 /// A write of a copy of `data` at device byte `addr` with FUA.
 pub(crate) fn fua_write(core: &Core, addr: u64, data: &[u8]) -> Result<Op> {
     let sector = u64::from(core.dev().geometry().block_size);
