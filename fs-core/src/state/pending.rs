@@ -620,11 +620,31 @@ impl<'a> Ns<'a> {
 
     /// Adds the operation's changes to the pending ones; returns its number.
     pub fn finish(mut self) -> u64 {
-        let l = &mut *self.layers;
+        let op = Op {
+            changes: std::mem::take(&mut self.changes),
+            deletes: std::mem::take(&mut self.deletes),
+            explicit_mtime: std::mem::take(&mut self.explicit_mtime),
+            base: self.r.generation(),
+        };
+        self.pending.apply(&mut self.layers, op)
+    }
+}
+
+/// One operation's changes, as [`Ns::finish`] hands them over.
+struct Op {
+    changes: Changes,
+    deletes: Vec<u64>,
+    explicit_mtime: Vec<u64>,
+    /// The committed generation the operation read over.
+    base: u64,
+}
+
+impl Pending {
+    /// Adds `op`'s changes to the pending ones, under the write lock `l`; returns its number.
+    fn apply(&self, l: &mut Layers, op: Op) -> u64 {
         l.next_seq += 1;
         let seq = l.next_seq;
-        let base = self.r.generation();
-        for (k, v) in std::mem::take(&mut self.changes) {
+        for (k, v) in op.changes {
             let ino = if k.objectid == ORPHAN_OBJECTID {
                 k.offset
             } else {
@@ -632,24 +652,22 @@ impl<'a> Ns<'a> {
             };
             if k.kind == kind::INODE_ITEM {
                 // What the operation read was laid over its snapshot (`layered_get`).
-                l.current.inode_base.insert(ino, base);
+                l.current.inode_base.insert(ino, op.base);
             }
             l.current.inos.insert(ino, seq);
             l.current.unlogged.insert(k, seq);
             l.current.items.insert(k, v);
         }
-        let deletes = self.deletes.iter().map(|&ino| (seq, ino));
+        let deletes = op.deletes.iter().map(|&ino| (seq, ino));
         l.current.unlogged_deletes.extend(deletes);
-        l.current.deletes.append(&mut self.deletes);
-        if !self.explicit_mtime.is_empty() {
+        l.current.deletes.extend(op.deletes);
+        if !op.explicit_mtime.is_empty() {
             l.current.unloggable = seq;
         }
-        l.current
-            .explicit_mtime
-            .extend(self.explicit_mtime.drain(..));
+        l.current.explicit_mtime.extend(op.explicit_mtime);
         l.current.seq = seq;
         if !l.current.is_empty() {
-            self.pending.active.store(true, Ordering::SeqCst);
+            self.active.store(true, Ordering::SeqCst);
         }
         seq
     }
@@ -683,5 +701,113 @@ impl Items for Ns<'_> {
         );
         let base = self.r.iter(self.io, FS_TREE, lo, hi, dir);
         merged(over, base, dir, max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ino: u64, kind: u8, off: u64) -> Key {
+        Key::new(ino, kind, off)
+    }
+
+    /// Applies an operation that puts `puts`, deletes `dels` and forgets `forget`.
+    fn op(p: &Pending, puts: &[(Key, u8)], dels: &[Key], forget: &[u64], explicit: bool) -> u64 {
+        let mut changes = Changes::new();
+        for &(k, b) in puts {
+            changes.insert(k, Some(ItemData::from(&[b][..])));
+        }
+        for &k in dels {
+            changes.insert(k, None);
+        }
+        let op = Op {
+            changes,
+            deletes: forget.to_vec(),
+            explicit_mtime: if explicit { vec![300] } else { Vec::new() },
+            base: 4,
+        };
+        let mut l = p.layers.write();
+        p.apply(&mut l, op)
+    }
+
+    /// A record takes every unlogged change with its latest value; once durable, only what
+    /// changed after it stays unlogged; a later record takes the newer value of a key again.
+    #[test]
+    fn a_record_takes_what_no_record_holds_yet() {
+        let p = Pending::default();
+        let dir = key(256, kind::INODE_ITEM, 0);
+        let name = key(256, kind::DIR_ITEM, 7);
+        let a = op(
+            &p,
+            &[(dir, 1), (name, 1), (key(300, kind::INODE_ITEM, 0), 1)],
+            &[],
+            &[],
+            false,
+        );
+        let (entries, upto) = p.unlogged().expect("loggable");
+        assert_eq!((entries.len(), upto), (3, a));
+        // An operation between building the record and its landing stays unlogged.
+        let inode = key(300, kind::INODE_ITEM, 0);
+        let b = op(&p, &[(dir, 2)], &[name, inode], &[300], false);
+        p.logged_through(a);
+        assert_eq!(p.seq_of(256), Some(b), "the directory changed again");
+        assert_eq!(p.seq_of(300), Some(b), "300 was forgotten after the record");
+        assert!(p.progress(a).0 && !p.progress(b).0);
+        let (entries, upto) = p.unlogged().unwrap();
+        assert_eq!(upto, b);
+        assert_eq!(
+            entries,
+            vec![
+                Entry::Item {
+                    key: dir,
+                    data: Some(vec![2])
+                },
+                Entry::Item {
+                    key: name,
+                    data: None
+                },
+                Entry::Item {
+                    key: inode,
+                    data: None
+                },
+                Entry::Forget { ino: 300 },
+            ]
+        );
+        p.logged_through(b);
+        assert_eq!(p.unlogged().unwrap(), (Vec::new(), b));
+        assert_eq!(p.seq_of(256), None);
+        // An explicit mtime cannot be logged until a commit takes it.
+        let c = op(&p, &[(key(301, kind::INODE_ITEM, 0), 3)], &[], &[], true);
+        assert!(p.unlogged().is_none());
+        assert_eq!(p.seq_of(301), Some(c));
+    }
+
+    /// Replay's layer: later values of a key win, forgotten inodes are deleted at the
+    /// commit, and the operations numbered after it.
+    #[test]
+    fn replayed_entries_become_one_pending_layer() {
+        let k = key(257, kind::INODE_ITEM, 0);
+        let entries = [
+            Entry::Item {
+                key: k,
+                data: Some(vec![1]),
+            },
+            Entry::Size { ino: 257, size: 9 },
+            Entry::Item {
+                key: k,
+                data: Some(vec![2]),
+            },
+            Entry::Forget { ino: 258 },
+        ];
+        let p = Pending::default();
+        p.replayed(Layer::replayed(&entries, 6, 1));
+        assert!(p.is_active());
+        let l = p.layers.read();
+        assert_eq!(l.current.items[&k].as_deref(), Some(&[2u8][..]));
+        assert_eq!(l.current.deletes, vec![258]);
+        assert_eq!(l.current.inode_base[&257], 6);
+        drop(l);
+        assert_eq!(op(&p, &[(k, 3)], &[], &[], false), 2);
     }
 }
