@@ -470,3 +470,60 @@ fn a_damaged_namespace_record_is_reported() {
     drop(cfs);
     fs.unmount(&ctx).unwrap();
 }
+
+/// What a record does not take commits instead: the first fsync of a new name in a mount
+/// (until this code commits, the superblock may be an older version's, whose code would
+/// drop namespace entries), and pending changes with an explicit mtime. The commit writes
+/// format version 3 into the superblock.
+#[test]
+fn what_a_record_cannot_take_commits() {
+    let dev = mem(8);
+    let (fs, ctx) = fresh(dev.clone());
+    fs.unmount(&ctx).unwrap();
+    let rec = Arc::new(RecordDevice::new("rec", dev.clone()).unwrap());
+    let fs = Filesystem::mount(rec.clone(), mount_opts()).unwrap();
+    let ctx = fs.context().unwrap();
+    let syncs = |at: usize| {
+        let log = rec.log();
+        let fua = log[at..].iter();
+        let fua = fua.filter(|e| matches!(e, LogEntry::Write { fua: true, .. }));
+        let flushes = log[at..].iter();
+        let flushes = flushes.filter(|e| matches!(e, LogEntry::Flush { .. }));
+        (fua.count(), flushes.count())
+    };
+    let at = rec.len();
+    let a = fs.open(&ctx, "/a", rw(), 0o644).unwrap();
+    a.fsync(&ctx).unwrap();
+    assert!(
+        syncs(at).1 >= 2,
+        "the mount's first fsync commits: {:?}",
+        syncs(at)
+    );
+    let at = rec.len();
+    let b = fs.open(&ctx, "/b", rw(), 0o644).unwrap();
+    b.fsync(&ctx).unwrap();
+    assert_eq!(syncs(at), (1, 0), "then a new name is one record");
+    let at = rec.len();
+    let utimes = fs_core::SetAttr {
+        mtime_ns: Some(1_000_000_000),
+        ..fs_core::SetAttr::default()
+    };
+    fs.set_attr(&ctx, "/b", &utimes).unwrap();
+    b.fsync(&ctx).unwrap();
+    assert!(
+        syncs(at).1 >= 2,
+        "an explicit mtime commits: {:?}",
+        syncs(at)
+    );
+    let sb = &dev.snapshot()[64 << 10..];
+    assert_eq!(
+        u32::from_le_bytes(sb[4..8].try_into().unwrap()),
+        3,
+        "version"
+    );
+    drop((a, b));
+    fs.unmount(&ctx).unwrap();
+    let (fs, ctx) = mount(dev);
+    assert_eq!(fs.stat("/b").unwrap().mtime_ns, 1_000_000_000);
+    fs.unmount(&ctx).unwrap();
+}
