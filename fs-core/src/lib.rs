@@ -50,7 +50,9 @@ mod namespace;
 mod state;
 mod types;
 
-pub use api::{Clock, ManualClock, SystemClock, DEFAULT_COMMIT_INTERVAL};
+pub use api::{
+    Clock, ManualClock, SystemClock, DEFAULT_COMMIT_INTERVAL, DEFAULT_LOOKUP_CACHE_ENTRIES,
+};
 pub use api::{Context, File, Filesystem, FormatOptions, MemoryUse, MountOptions, OpenFlags};
 pub use api::{NewNode, LINK_MAX, SYMLINK_MAX};
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::io::DataOps;
 use crate::items::{kind, mode, InodeFlags, ORPHAN_OBJECTID, ROOT_INO};
 use crate::namespace as ns;
+pub use crate::state::DEFAULT_LOOKUP_CACHE_ENTRIES;
 use crate::state::{Core, Items, FS_TREE};
 use crate::types::{Stat, StatFs};
 
@@ -89,6 +90,11 @@ pub struct MountOptions {
     /// calls fsync or sync. Default 30 s (btrfs's `commit=`); `None` or zero: never (only
     /// fsync, sync and unmount make things durable). Read-write mounts only.
     pub commit_interval: Option<Duration>,
+    /// Entries of the name and attribute caches that answer path resolution and stat
+    /// without reading the trees (a name about 100 bytes, an inode about 150); past it an
+    /// eighth of them go. 0: no caching. Default [`DEFAULT_LOOKUP_CACHE_ENTRIES`]
+    /// (`docs/decisions/name-cache.md`).
+    pub lookup_cache_entries: usize,
     /// The clock of `commit_interval`: `None` is real time; a
     /// [`ManualClock`](crate::ManualClock) lets a test move time forward at will.
     pub clock: Option<Arc<dyn Clock>>,
@@ -107,6 +113,7 @@ impl Default for MountOptions {
             overlay_bytes: crate::state::DEFAULT_OVERLAY_BUDGET,
             dirsync: false,
             commit_interval: Some(DEFAULT_COMMIT_INTERVAL),
+            lookup_cache_entries: DEFAULT_LOOKUP_CACHE_ENTRIES,
             clock: None,
         }
     }
@@ -204,6 +211,7 @@ impl Filesystem {
         let mut core = Core::new(vol, Arc::clone(&dev), read_only);
         core.set_dirsync(opts.dirsync);
         core.set_overlay_budget(opts.overlay_bytes);
+        core.set_lookup_budget(opts.lookup_cache_entries);
         let core = Arc::new(core);
         core.read(|rd| {
             if !rd.r.trees().contains(&FS_TREE) {
@@ -413,18 +421,15 @@ impl Filesystem {
         let c = self.core();
         loop {
             let seen = c.inodes().evictions();
-            let (item, mut ranges) = c.read(|rd| {
-                let item = ns::load_inode(rd, ino)?;
-                let ranges = if item.is_dir() {
-                    Vec::new()
-                } else {
-                    crate::data::extent_ranges(rd, ino)?
-                };
-                Ok((item, ranges))
-            })?;
-            if let Some(log) = log {
-                ranges.extend(log.mapped_ranges(ino, c.bs()));
-            }
+            let (item, mut ranges) = match log {
+                // From the attribute cache (read and cached on a miss).
+                None => c.attrs(ino)?,
+                Some(log) => {
+                    let (item, mut ranges) = c.read(|rd| ns::attrs_in(rd, ino))?;
+                    ranges.extend(log.mapped_ranges(ino, c.bs()));
+                    (item, ranges)
+                }
+            };
             if let Some(s) = c.inodes().sizes_seen(ino, item.size, seen, c.bs()) {
                 ranges.extend(s.delalloc.iter().copied());
                 return Ok((item, crate::data::union_bytes(ranges), s));

@@ -12,7 +12,10 @@ mod timer;
 pub use context::Context;
 pub(crate) use context::DEV;
 pub use file::{File, OpenFlags};
-pub use fs::{Filesystem, FormatOptions, MemoryUse, MountOptions, DEFAULT_COMMIT_INTERVAL};
+pub use fs::{
+    Filesystem, FormatOptions, MemoryUse, MountOptions, DEFAULT_COMMIT_INTERVAL,
+    DEFAULT_LOOKUP_CACHE_ENTRIES,
+};
 pub use namespace::{NewNode, LINK_MAX, SYMLINK_MAX};
 pub(crate) use sync::fsync_ino;
 pub use timer::{Clock, ManualClock, SystemClock};

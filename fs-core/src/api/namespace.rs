@@ -53,6 +53,11 @@ impl Filesystem {
     /// The inode `name` names in directory `dir` (`.` and `..` included).
     pub fn lookup_at(&self, dir: u64, name: &[u8]) -> Result<u64> {
         let c = self.core();
+        let plain = !matches!(name, b"." | b"..") && name.len() <= crate::items::NAME_MAX;
+        if plain {
+            // Through the name cache.
+            return c.lookup_name(dir, name, &shown(name));
+        }
         c.read(|rd| {
             let d = ns::load_inode(rd, dir)?;
             if !d.is_dir() {
@@ -61,14 +66,7 @@ impl Filesystem {
             match name {
                 b"." => Ok(dir),
                 b".." => ns::parent_of(rd, dir),
-                _ => {
-                    if name.len() > crate::items::NAME_MAX {
-                        return Err(Error::NameTooLong(format!("{} bytes", name.len())));
-                    }
-                    let (e, _) = ns::dir_lookup(rd, dir, name)?
-                        .ok_or_else(|| Error::NotFound(shown(name)))?;
-                    Ok(e.ino)
-                }
+                _ => Err(Error::NameTooLong(format!("{} bytes", name.len()))),
             }
         })
     }

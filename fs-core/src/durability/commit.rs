@@ -75,7 +75,8 @@ pub(crate) fn fold_and_commit<T>(
         let tx = core.vol().begin()?;
         let generation = tx.generation();
         let layer = core.pending().take(generation);
-        let r = run(core, Tx { tx, io }, layer.as_deref(), log, f);
+        let changing = core.lookups().changing();
+        let r = run(core, Tx { tx, io, changing }, layer.as_deref(), log, f);
         if layer.is_some() {
             core.pending().end(generation, r.is_ok());
         }
@@ -89,9 +90,9 @@ fn put_inode(t: &mut Tx<'_>, layer: &Layer, ino: u64, data: &[u8]) -> Result<()>
         Some(committed) => {
             let explicit = layer.explicit_mtime.contains(&ino);
             let item = inode_over(ino, data, &committed, explicit)?;
-            t.put(inode_key(ino), &item)
+            t.put_as_pending(inode_key(ino), &item)
         }
-        None => t.put(inode_key(ino), data),
+        None => t.put_as_pending(inode_key(ino), data),
     }
 }
 
@@ -106,8 +107,8 @@ fn run<T>(
         for (k, v) in &l.items {
             match v {
                 Some(d) if k.kind == kind::INODE_ITEM => put_inode(&mut t, l, k.objectid, d)?,
-                Some(d) => t.put(*k, d)?,
-                None => drop(t.del(*k)?),
+                Some(d) => t.put_as_pending(*k, d)?,
+                None => drop(t.del_as_pending(*k)?),
             }
         }
     }
@@ -118,7 +119,9 @@ fn run<T>(
         delete_inode(&mut t, ino)?;
     }
     let v = f(&mut t)?;
-    let Tx { tx, io } = t;
-    let generation = tx.commit(io)?;
-    Ok((v, generation))
+    let Tx { tx, io, changing } = t;
+    let generation = tx.commit(io);
+    // After the publish: the lookup caches may fill the slots this commit wrote again.
+    drop(changing);
+    Ok((v, generation?))
 }

@@ -20,11 +20,19 @@ pub(crate) fn dir_lookup(
     dir: u64,
     name: &[u8],
 ) -> Result<Option<(DirEntry, u64)>> {
-    let Some(d) = it.get(Key::new(dir, kind::DIR_ITEM, name_hash(name)))? else {
+    let Some(list) = dir_names(it, dir, name_hash(name))? else {
+        return Ok(None);
+    };
+    Ok(list.0.into_iter().find(|(e, _)| e.name == name))
+}
+
+/// Every entry of `dir` whose name hashes to `hash` (its DIR_ITEM), if any.
+pub(crate) fn dir_names(it: &mut impl Items, dir: u64, hash: u64) -> Result<Option<DirEntries>> {
+    let Some(d) = it.get(Key::new(dir, kind::DIR_ITEM, hash))? else {
         return Ok(None);
     };
     let list = DirEntries::parse(&d).map_err(|e| corrupt("dir item", dir, e))?;
-    Ok(list.0.into_iter().find(|(e, _)| e.name == name))
+    Ok(Some(list))
 }
 
 /// Adds `name → child` to `dir` (whose item the caller saves); returns its cookie.

@@ -20,9 +20,10 @@ mod rename;
 mod xattr;
 
 pub(crate) use crate::state::{load_inode, try_inode};
-pub(crate) use dir::{dir_add, dir_lookup, dir_remove, readdir_items};
+pub(crate) use dir::{dir_add, dir_lookup, dir_names, dir_remove, readdir_items};
 pub(crate) use inode::{delete_inode, save_inode};
 pub(crate) use link::{check_name, create_in, drop_link, fresh_inode, NewInode};
+pub(crate) use path::attrs_in;
 pub use rename::RenameFlags;
 pub(crate) use rename::{parent_of, rename_in};
 pub use xattr::XattrFlags;

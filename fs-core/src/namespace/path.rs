@@ -1,11 +1,13 @@
 //! Path resolution: absolute paths from the root, `.` and `..`, symlinks followed in
-//! intermediate components (and in the last one when asked), at most 40 of them.
+//! intermediate components (and in the last one when asked), at most 40 of them; and the
+//! lookups of names and attributes behind it, answered by the caches (`state/lookups.rs`)
+//! when they know, else read from the trees and cached.
 
 use crate::error::{Error, Result};
-use crate::items::{ExtentKind, FileType, ROOT_INO};
+use crate::items::{name_hash, ExtentKind, FileType, InodeItem, NAME_MAX, ROOT_INO};
 use crate::namespace::rename::parent_of;
-use crate::namespace::{check_name, dir_lookup, load_inode};
-use crate::state::{Core, Items};
+use crate::namespace::{check_name, dir_names, load_inode};
+use crate::state::{bucket_of, Attrs, Core, Items, NameFills};
 
 /// Symlinks followed in one resolution before `ELOOP`.
 const MAX_SYMLINKS: usize = 40;
@@ -24,8 +26,40 @@ impl Core {
 
     /// The inode `path` names.
     pub(crate) fn resolve(&self, path: &str, follow_last: bool) -> Result<u64> {
+        if let Some(r) = self.resolve_cached(path, follow_last) {
+            return r;
+        }
         let mut budget = MAX_SYMLINKS;
         self.walk(ROOT_INO, path, follow_last, &mut budget)
+    }
+
+    /// [`Core::resolve`] from the name cache alone (one lock, no snapshot), if it knows
+    /// every component and no symlink is to be followed; `..` is left to the trees.
+    fn resolve_cached(&self, path: &str, follow_last: bool) -> Option<Result<u64>> {
+        self.lookups().with(|hits| {
+            let mut cur = ROOT_INO;
+            let mut parts = path
+                .split('/')
+                .filter(|p| !p.is_empty() && *p != ".")
+                .peekable();
+            while let Some(part) = parts.next() {
+                let name = part.as_bytes();
+                if part == ".." || name.len() > NAME_MAX {
+                    return None;
+                }
+                // A bucket exists only for a directory, so `cur` is one.
+                let Some(e) = hits.name(cur, name_hash(name), name)? else {
+                    return Some(Err(Error::NotFound(path.to_string())));
+                };
+                let last = parts.peek().is_none();
+                let follow = e.ftype == FileType::Symlink && (!last || follow_last);
+                if follow || (!last && e.ftype != FileType::Dir) {
+                    return None;
+                }
+                cur = e.ino;
+            }
+            Some(Ok(cur))
+        })
     }
 
     /// The directory holding the last component of `path`, and that component.
@@ -41,9 +75,56 @@ impl Core {
     }
 
     /// One snapshot for the whole path (and the symlinks it follows): one read of the
-    /// trees instead of two per component.
+    /// trees instead of two per component. The directory buckets it read are cached.
     fn walk(&self, start: u64, path: &str, follow_last: bool, budget: &mut usize) -> Result<u64> {
-        self.read(|rd| walk_in(rd, start, path, follow_last, budget))
+        let stamp = self.lookups().stamp();
+        let mut fills = NameFills::new();
+        let r = self.read(|rd| walk_in(rd, start, path, follow_last, budget, &mut fills));
+        if !fills.is_empty() {
+            self.lookups().fill_names(stamp, fills);
+        }
+        r
+    }
+
+    /// The inode `name` names in directory `dir` (not `.` or `..`, at most `NAME_MAX`
+    /// bytes); `NotFound` names it as `shown`.
+    pub(crate) fn lookup_name(&self, dir: u64, name: &[u8], shown: &str) -> Result<u64> {
+        let hash = name_hash(name);
+        let hit = self
+            .lookups()
+            .with(|hits| hits.name(dir, hash, name).map(|e| e.map(|e| e.ino)));
+        let not_found = || Error::NotFound(shown.to_string());
+        if let Some(hit) = hit {
+            return hit.ok_or_else(not_found);
+        }
+        let stamp = self.lookups().stamp();
+        let names = self.read(|rd| {
+            if !load_inode(rd, dir)?.is_dir() {
+                return Err(Error::NotDir(format!("inode {dir}")));
+            }
+            dir_names(rd, dir, hash)
+        })?;
+        let bucket = bucket_of(names);
+        let found = bucket.iter().find(|e| e.name == name).map(|e| e.ino);
+        self.lookups()
+            .fill_names(stamp, vec![((dir, hash), bucket)]);
+        found.ok_or_else(not_found)
+    }
+
+    /// The inode item of `ino` and the byte ranges of its committed extents: the attribute
+    /// cache's entry, read and cached on a miss.
+    pub(crate) fn attrs(&self, ino: u64) -> Result<(InodeItem, Vec<(u64, u64)>)> {
+        if let Some(a) = self.lookups().attrs(ino) {
+            return Ok((a.item, a.extents));
+        }
+        let stamp = self.lookups().stamp();
+        let (item, extents) = self.read(|rd| attrs_in(rd, ino))?;
+        let cached = Attrs {
+            item: item.clone(),
+            extents: extents.clone(),
+        };
+        self.lookups().fill_attrs(stamp, ino, cached);
+        Ok((item, extents))
     }
 
     /// The target of symlink `ino` (the bytes of its inline extents, in order; see
@@ -53,13 +134,25 @@ impl Core {
     }
 }
 
-/// [`Core::walk`] on `rd`.
+/// [`Core::attrs`] read from `rd`.
+pub(crate) fn attrs_in(rd: &mut impl Items, ino: u64) -> Result<(InodeItem, Vec<(u64, u64)>)> {
+    let item = load_inode(rd, ino)?;
+    let ranges = if item.is_dir() {
+        Vec::new()
+    } else {
+        crate::data::extent_ranges(rd, ino)?
+    };
+    Ok((item, ranges))
+}
+
+/// [`Core::walk`] on `rd`; the directory buckets it reads go to `fills`.
 fn walk_in(
     rd: &mut impl Items,
     start: u64,
     path: &str,
     follow_last: bool,
     budget: &mut usize,
+    fills: &mut NameFills,
 ) -> Result<u64> {
     let mut cur = if path.starts_with('/') {
         ROOT_INO
@@ -80,21 +173,25 @@ fn walk_in(
             cur = parent_of(rd, cur)?;
             continue;
         }
-        if part.len() > crate::items::NAME_MAX {
+        if part.len() > NAME_MAX {
             return Err(Error::NameTooLong(format!(
                 "{} bytes in {path}",
                 part.len()
             )));
         }
-        let found = dir_lookup(rd, cur, part.as_bytes())?;
-        let (e, _) = found.ok_or_else(|| Error::NotFound(path.to_string()))?;
+        let hash = name_hash(part.as_bytes());
+        let bucket = bucket_of(dir_names(rd, cur, hash)?);
+        let found = bucket.iter().find(|e| e.name == part.as_bytes()).cloned();
+        fills.push(((cur, hash), bucket));
+        let e = found.ok_or_else(|| Error::NotFound(path.to_string()))?;
         if e.ftype == FileType::Symlink && (!last || follow_last) {
             if *budget == 0 {
                 return Err(Error::Loop(path.to_string()));
             }
             *budget -= 1;
             let target = readlink_in(rd, e.ino)?;
-            cur = walk_in(rd, cur, &String::from_utf8_lossy(&target), true, budget)?;
+            let target = String::from_utf8_lossy(&target);
+            cur = walk_in(rd, cur, &target, true, budget, fills)?;
             continue;
         }
         cur = e.ino;

@@ -29,6 +29,8 @@ pub(crate) enum Level {
     Pending = 3,
     /// The in-memory inode table (`InodeTable`).
     Inodes = 4,
+    /// The name and attribute caches (`Lookups`): a leaf, taken last.
+    Lookups = 5,
 }
 
 #[cfg(debug_assertions)]
@@ -43,7 +45,7 @@ fn acquire(level: Level) {
         if let Some(&top) = h.iter().max() {
             assert!(
                 top < level,
-                "lock order: taking {level:?} while holding {top:?} (order: Log, Reserved, Pending, Inodes)"
+                "lock order: taking {level:?} while holding {top:?} (order: Log, Reserved, Pending, Inodes, Lookups)"
             );
         }
         h.push(level);

@@ -4,6 +4,7 @@
 //!   `engine.rs`: the thread's one I/O engine they use);
 //! - the namespace changes not yet committed (`pending.rs`: group commit);
 //! - the in-memory inodes with their cached-write bookkeeping (`inodes.rs`);
+//! - the name and attribute caches of path resolution and stat (`lookups.rs`);
 //! - space reservations and the room kept for metadata (`space.rs`);
 //! - the fsync log's state (`log.rs`): its record format (`record.rs`), its overlay of
 //!   logged mappings (`overlay.rs`) and what no durable record has yet (`unwritten.rs`);
@@ -23,6 +24,7 @@ mod folder;
 mod inodes;
 mod lock;
 mod log;
+mod lookups;
 mod overlay;
 mod pending;
 mod ranges;
@@ -37,6 +39,8 @@ pub(crate) use folder::FolderSignal;
 pub(crate) use inodes::{InodeMem, InodeTable, SeenSizes};
 pub(crate) use lock::Guard;
 pub(crate) use log::{LogState, Logged, Record, Submit};
+pub use lookups::DEFAULT_LOOKUP_CACHE_ENTRIES;
+pub(crate) use lookups::{bucket_of, Attrs, Lookups, NameFills};
 pub(crate) use overlay::{Blocks, Overlay, Pieces};
 pub(crate) use pending::{inode_over, Layer, Ns, Pending};
 pub use record::LOG_INO;
@@ -81,6 +85,8 @@ pub(crate) struct Core {
     inodes: InodeTable,
     /// Namespace changes waiting for the next commit.
     pending: Pending,
+    /// Names and attributes as readers see them (`lookups.rs`).
+    lookups: Lookups,
     space: Space,
     read_only: Option<String>,
     /// Every namespace operation durable on return (`MountOptions::dirsync`).
@@ -111,6 +117,7 @@ impl Core {
             next_ino: AtomicU64::new(crate::items::ROOT_INO + 1),
             inodes: InodeTable::new(),
             pending: Pending::default(),
+            lookups: Lookups::new(lookups::DEFAULT_LOOKUP_CACHE_ENTRIES),
             space,
             read_only,
             dirsync: false,
@@ -147,15 +154,28 @@ impl Core {
         &self.pending
     }
 
+    /// The name and attribute caches.
+    pub fn lookups(&self) -> &Lookups {
+        &self.lookups
+    }
+
+    /// Caps the name and attribute caches at `entries` (before the core is shared).
+    pub fn set_lookup_budget(&mut self, entries: usize) {
+        self.lookups.set_budget(entries);
+    }
+
     /// Runs namespace operation `f` on a view of the pending changes over the committed
-    /// state; on success its changes join the pending ones (atomically for readers), and
-    /// its number comes back with its value. Not durable yet: see `durability::group`.
+    /// state; on success its changes join the pending ones (atomically for readers, the
+    /// lookup caches' entries with them), and its number comes back with its value. Not
+    /// durable yet: see `durability::group`.
     pub fn ns_apply<T>(&self, f: impl FnOnce(&mut Ns<'_>) -> Result<T>) -> Result<(T, u64)> {
         self.check_writable()?;
+        let tx_ends = self.lookups.tx_ends();
         self.with_io(|io| {
             let mut ns = Ns::new(&self.pending, &self.vol, io);
             let v = f(&mut ns)?;
-            Ok((v, ns.finish()))
+            let seq = ns.finish(|changes, base| self.lookups.published(changes, base, tx_ends));
+            Ok((v, seq))
         })
     }
 

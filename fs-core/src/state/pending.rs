@@ -618,13 +618,21 @@ impl<'a> Ns<'a> {
         self.explicit_mtime.push(ino);
     }
 
-    /// Adds the operation's changes to the pending ones; returns its number.
-    pub fn finish(mut self) -> u64 {
+    /// Adds the operation's changes to the pending ones; returns its number. `published`
+    /// sees them (and the generation of the trees the operation read) once readers are
+    /// told changes are pending, before any reader can see them.
+    pub fn finish(mut self, published: impl FnOnce(&Changes, u64)) -> u64 {
+        let base = self.r.generation();
+        if !self.changes.is_empty() {
+            // Readers that look from here on wait for the write lock, then see the changes.
+            self.pending.active.store(true, Ordering::SeqCst);
+            published(&self.changes, base);
+        }
         let op = Op {
             changes: std::mem::take(&mut self.changes),
             deletes: std::mem::take(&mut self.deletes),
             explicit_mtime: std::mem::take(&mut self.explicit_mtime),
-            base: self.r.generation(),
+            base,
         };
         self.pending.apply(&mut self.layers, op)
     }

@@ -8,13 +8,17 @@ use cow::{Direction, Key, ReadTxn, Transaction};
 use bdev::IoQueue;
 
 use crate::error::Result;
+use crate::state::lookups::Changing;
 use crate::state::pending::{merged, Ns, View};
 use crate::state::tree::{Items, ItemsMut, FS_TREE};
 
-/// A write transaction with its queue.
+/// A write transaction with its queue, and the cached lookups its writes change (declared
+/// after `tx`: dropped after an abort; a commit drops it after publishing, see
+/// `lookups.rs`).
 pub(crate) struct Tx<'a> {
     pub tx: Transaction<'a>,
     pub io: &'a mut dyn IoQueue,
+    pub changing: Changing<'a>,
 }
 
 /// A snapshot with its queue, and the pending namespace changes reads see over it.
@@ -88,9 +92,22 @@ impl ItemsMut for Ns<'_> {
 
 impl Tx<'_> {
     pub fn put(&mut self, key: Key, data: &[u8]) -> Result<()> {
+        self.changing.write(&key);
         Ok(self.tx.upsert(self.io, FS_TREE, key, data)?)
     }
     pub fn del(&mut self, key: Key) -> Result<bool> {
+        self.changing.write(&key);
+        Ok(self.tx.delete(self.io, FS_TREE, key)?)
+    }
+
+    /// [`Tx::put`] of a pending namespace change as readers see it already (the commit
+    /// applying the pending changes): the lookup caches keep their entries.
+    pub fn put_as_pending(&mut self, key: Key, data: &[u8]) -> Result<()> {
+        Ok(self.tx.upsert(self.io, FS_TREE, key, data)?)
+    }
+
+    /// [`Tx::del`] of a pending namespace change (see [`Tx::put_as_pending`]).
+    pub fn del_as_pending(&mut self, key: Key) -> Result<bool> {
         Ok(self.tx.delete(self.io, FS_TREE, key)?)
     }
 }
