@@ -196,6 +196,11 @@ pub struct Cli {
     #[arg(long = "overlay-budget", value_name = "SIZE", requires = "fs", value_parser = parse_size)]
     pub overlay_budget: Option<usize>,
 
+    /// With --meta: entries of the mount's name and attribute caches (0: none, to measure
+    /// without them); default fs-core's.
+    #[arg(long = "meta-lookup-cache", value_name = "ENTRIES", requires = "meta")]
+    pub meta_lookup_cache: Option<usize>,
+
     /// Measure this machine's random-copy rate instead (the memcpy limit of a RAM bdev):
     /// random -o sized copies out of a 1 GiB DMA buffer, one thread, for -t seconds.
     #[arg(long = "memcpy-limit")]
@@ -488,6 +493,7 @@ impl Cli {
             dirs,
             files_per_dir,
             cache_bytes: self.meta_cache.unwrap_or(0) as u64,
+            lookup_cache_entries: self.meta_lookup_cache,
         };
         if meta.files == 0 {
             return err("--meta-files 0: give a number of files, at least 1");
@@ -717,13 +723,21 @@ pub struct MetaSpec {
     pub files_per_dir: u64,
     /// Page cache and dirty budget of the mount (`--meta-cache`; 0: fs-core's defaults).
     pub cache_bytes: u64,
+    /// Entries of the name and attribute caches (`--meta-lookup-cache`; `None`: fs-core's
+    /// default).
+    pub lookup_cache_entries: Option<usize>,
 }
 
 impl MetaSpec {
     /// The mount's options: with `cache_bytes`, a cache that size whose half may be dirty
     /// before writers write back.
     pub fn mount_options(&self) -> fs_core::MountOptions {
-        let d = fs_core::MountOptions::default();
+        let d = fs_core::MountOptions {
+            lookup_cache_entries: self
+                .lookup_cache_entries
+                .unwrap_or(fs_core::DEFAULT_LOOKUP_CACHE_ENTRIES),
+            ..fs_core::MountOptions::default()
+        };
         match self.cache_bytes {
             0 => d,
             c => fs_core::MountOptions {
@@ -743,6 +757,7 @@ impl Default for MetaSpec {
             dirs: 100,
             files_per_dir: 200,
             cache_bytes: 0,
+            lookup_cache_entries: None,
         }
     }
 }

@@ -164,6 +164,7 @@ mod tests {
             dirs: 3,
             files_per_dir: 7,
             cache_bytes: 0,
+            lookup_cache_entries: None,
         };
         let MetaRun {
             rows, first_error, ..
