@@ -29,8 +29,9 @@
 # Environment: SIZE (backing file per system, default 2G), FILES (default 20000), BYTES
 # (default 4096), DIRS (default 100), PER_DIR (default 200), FSES (default "xfs ext4"),
 # REPEAT (passes, default 1; each cell shows the best pass), BACKEND (uring or ram, default
-# uring), META_CACHE (see above), RESULTS (directory to keep the raw outputs in; default a
-# temporary one).
+# uring), META_CACHE (see above), LOOKUP_CACHE (entries of bypassfs's name and attribute
+# caches, 0 to measure without them; default fs-core's), RESULTS (directory to keep the raw
+# outputs in; default a temporary one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -108,6 +109,7 @@ JSON
     fi
     local cache_arg=()
     [ "$META_CACHE" = 0 ] || cache_arg=(--meta-cache "$META_CACHE")
+    [ -z "${LOOKUP_CACHE:-}" ] || cache_arg+=(--meta-lookup-cache "$LOOKUP_CACHE")
     log "bypassfs ($BACKEND) pass $pass (load $(load))"
     "$BIN" -c "$config" --fs --meta -o "$BYTES" --meta-files "$FILES" \
         --tree "${DIRS}x${PER_DIR}" "${cache_arg[@]}" --output-json "$RESULTS/bypassfs-$pass.json" >&2
@@ -119,7 +121,7 @@ echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "kernel:   $(uname -r)"
 echo "cpus:     $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 echo "bypassfs: $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo '+changes'), backend $BACKEND"
-echo "settings: FILES=$FILES BYTES=$BYTES tree ${DIRS}x${PER_DIR} SIZE=$SIZE REPEAT=$REPEAT META_CACHE=$META_CACHE"
+echo "settings: FILES=$FILES BYTES=$BYTES tree ${DIRS}x${PER_DIR} SIZE=$SIZE REPEAT=$REPEAT META_CACHE=$META_CACHE LOOKUP_CACHE=${LOOKUP_CACHE:-default}"
 echo "load:     $(load) (before)"
 for pass in $(seq 1 "$REPEAT"); do
     run_bypassfs "$pass"
