@@ -168,8 +168,8 @@ fn lookups_never_go_back_in_time_with_a_tiny_cache() {
 }
 
 fn run(entries: usize) {
+    // Printed by the macro; it replays the renamer's choices (not the interleaving).
     let seed = testkit::seed!();
-    eprintln!("seed {seed} (BFS_SEED={seed} replays the writers' choices)");
     let dev = mem(64);
     Filesystem::format(dev.clone(), small_format()).unwrap();
     let opts = fs_core::MountOptions {

@@ -168,6 +168,9 @@ impl Lookups {
         // Under the lock, where `Changing` counts its end.
         let through = self.tx_ends() == tx_ends;
         c.bump(&self.version);
+        if c.budget == 0 {
+            return;
+        }
         // Extents a namespace operation writes (a symlink's target) or deletes: the entry
         // goes, whatever happens to the inode item.
         let mut extents_changed = HashSet::new();
