@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::items::{name_hash, ExtentKind, FileType, InodeItem, NAME_MAX, ROOT_INO};
 use crate::namespace::rename::parent_of;
 use crate::namespace::{check_name, dir_names, load_inode};
-use crate::state::{bucket_of, Attrs, Core, Items, NameFills};
+use crate::state::{bucket_of, Attrs, Core, Items, NameFills, Rd};
 
 /// Symlinks followed in one resolution before `ELOOP`.
 const MAX_SYMLINKS: usize = 40;
@@ -26,7 +26,21 @@ impl Core {
 
     /// The inode `path` names.
     pub(crate) fn resolve(&self, path: &str, follow_last: bool) -> Result<u64> {
+        let stamp = self.lookups().stamp();
         if let Some(r) = self.resolve_cached(path, follow_last) {
+            #[cfg(debug_assertions)]
+            self.check_hit(stamp, &r, |rd| {
+                let mut budget = MAX_SYMLINKS;
+                walk_in(
+                    rd,
+                    ROOT_INO,
+                    path,
+                    follow_last,
+                    &mut budget,
+                    &mut Vec::new(),
+                )
+            });
+            let _ = stamp;
             return r;
         }
         let mut budget = MAX_SYMLINKS;
@@ -90,20 +104,28 @@ impl Core {
     /// bytes); `NotFound` names it as `shown`.
     pub(crate) fn lookup_name(&self, dir: u64, name: &[u8], shown: &str) -> Result<u64> {
         let hash = name_hash(name);
+        let stamp = self.lookups().stamp();
         let hit = self
             .lookups()
             .with(|hits| hits.name(dir, hash, name).map(|e| e.map(|e| e.ino)));
         let not_found = || Error::NotFound(shown.to_string());
-        if let Some(hit) = hit {
-            return hit.ok_or_else(not_found);
-        }
-        let stamp = self.lookups().stamp();
-        let names = self.read(|rd| {
+        let read = |rd: &mut Rd<'_>| {
             if !load_inode(rd, dir)?.is_dir() {
                 return Err(Error::NotDir(format!("inode {dir}")));
             }
             dir_names(rd, dir, hash)
-        })?;
+        };
+        if let Some(hit) = hit {
+            let r = hit.ok_or_else(not_found);
+            #[cfg(debug_assertions)]
+            self.check_hit(stamp, &r, |rd| {
+                let b = bucket_of(read(rd)?);
+                let found = b.iter().find(|e| e.name == name).map(|e| e.ino);
+                found.ok_or_else(not_found)
+            });
+            return r;
+        }
+        let names = self.read(read)?;
         let bucket = bucket_of(names);
         let found = bucket.iter().find(|e| e.name == name).map(|e| e.ino);
         self.lookups()
@@ -114,10 +136,13 @@ impl Core {
     /// The inode item of `ino` and the byte ranges of its committed extents: the attribute
     /// cache's entry, read and cached on a miss.
     pub(crate) fn attrs(&self, ino: u64) -> Result<(InodeItem, Vec<(u64, u64)>)> {
-        if let Some(a) = self.lookups().attrs(ino) {
-            return Ok((a.item, a.extents));
-        }
         let stamp = self.lookups().stamp();
+        if let Some(a) = self.lookups().attrs(ino) {
+            let r = Ok((a.item, a.extents));
+            #[cfg(debug_assertions)]
+            self.check_hit(stamp, &r, |rd| attrs_in(rd, ino));
+            return r;
+        }
         let (item, extents) = self.read(|rd| attrs_in(rd, ino))?;
         let cached = Attrs {
             item: item.clone(),
@@ -125,6 +150,27 @@ impl Core {
         };
         self.lookups().fill_attrs(stamp, ino, cached);
         Ok((item, extents))
+    }
+
+    /// Debug builds: a cache hit equals what the trees say, unless something changed
+    /// between the stamp taken before the hit and the end of this read.
+    #[cfg(debug_assertions)]
+    fn check_hit<T: PartialEq + std::fmt::Debug>(
+        &self,
+        stamp: u64,
+        hit: &Result<T>,
+        read: impl FnOnce(&mut Rd<'_>) -> Result<T>,
+    ) {
+        let trees = self.read(|rd| Ok(read(rd)));
+        if self.lookups().stamp() != stamp {
+            return;
+        }
+        let same = match (hit, trees.and_then(|t| t)) {
+            (Ok(a), Ok(b)) => *a == b,
+            (Err(a), Err(b)) => std::mem::discriminant(a) == std::mem::discriminant(&b),
+            _ => false,
+        };
+        assert!(same, "lookup cache hit {hit:?} differs from the trees");
     }
 
     /// The target of symlink `ino` (the bytes of its inline extents, in order; see

@@ -31,7 +31,7 @@ use hashbrown::{HashMap, HashSet};
 
 use super::lock::{Level, Ordered};
 use super::pending::Changes;
-use crate::items::{kind, DirEntries, DirEntry, InodeItem};
+use crate::items::{kind, DirEntries, DirEntry, FileType, InodeItem};
 
 /// [`MountOptions::lookup_cache_entries`](crate::MountOptions)'s default: names plus inodes
 /// (a name takes about 100 bytes, an inode about 150).
@@ -210,8 +210,9 @@ impl Lookups {
                         a.item = item;
                     }
                 }
-                // A new inode (not in the trees the operation read) has no extents.
-                Some(item) if keep && item.generation > base => {
+                // A new inode (not in the trees the operation read) has no extents, unless
+                // it is a symlink: the operation that made it wrote its target as one.
+                Some(item) if keep && item.generation > base && !is_symlink(&item) => {
                     let extents = Vec::new();
                     c.attrs.insert(ino, Attrs { item, extents });
                 }
@@ -249,6 +250,10 @@ impl Hits<'_> {
         let names = self.cache.names.get(&(dir, hash))?;
         Some(names.iter().find(|e| e.name == name))
     }
+}
+
+fn is_symlink(item: &InodeItem) -> bool {
+    FileType::of_mode(item.mode) == FileType::Symlink
 }
 
 fn bucket(list: DirEntries) -> Box<[DirEntry]> {
@@ -341,7 +346,6 @@ impl Drop for Changing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::items::FileType;
     use cow::ItemData;
 
     fn entry(ino: u64, name: &[u8]) -> DirEntry {
