@@ -77,6 +77,7 @@ pub fn open_with(
         block_size: None,
         size_bytes: create_bytes,
         access,
+        ..UringOptions::default()
     };
     Ok(Arc::new(UringDevice::open(&name, path, opts)?))
 }

@@ -9,7 +9,7 @@ use common::{filled, pattern};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bdev::uring::{Access, UringDevice, UringOptions};
+use bdev::uring::{Access, Dispatch, UringDevice, UringOptions};
 use bdev::{
     wait, BdevError, BlockDevice, Bufs, Completion, DmaBuf, IoError, IoQueue, Lba, Op, SubmitError,
 };
@@ -50,6 +50,41 @@ fn open(path: &Path, block_size: Option<u32>, size_bytes: Option<u64>) -> UringD
         ..UringOptions::default()
     };
     UringDevice::open("Uring0", path, opts).unwrap()
+}
+
+fn open_dispatched(path: &Path, size_bytes: u64, dispatch: Dispatch) -> UringDevice {
+    let opts = UringOptions {
+        size_bytes: Some(size_bytes),
+        dispatch,
+        ..UringOptions::default()
+    };
+    UringDevice::open("Uring0", path, opts).unwrap()
+}
+
+/// The io_uring worker threads of the thread whose id is `tid` ("iou-wrk-<tid>"), each
+/// with its allowed CPU list.
+fn io_uring_workers(tid: &str) -> Vec<Option<String>> {
+    let mut workers = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap() {
+        let t = t.unwrap().path();
+        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        if comm.trim() != format!("iou-wrk-{tid}") {
+            continue;
+        }
+        let status = std::fs::read_to_string(t.join("status")).unwrap_or_default();
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|l| l.trim().to_string());
+        workers.push(list);
+    }
+    workers
+}
+
+/// The calling thread's id, as /proc/thread-self names it.
+fn thread_id() -> String {
+    let me = std::fs::read_link("/proc/thread-self").unwrap();
+    me.file_name().unwrap().to_string_lossy().into_owned()
 }
 
 fn read_vec(q: &mut dyn IoQueue, dev: &dyn BlockDevice, lba: u64, len: usize) -> Vec<u8> {
@@ -691,27 +726,11 @@ fn a_pinned_thread_keeps_its_io_uring_workers_on_its_cpu() {
     let cpu = *bdev::affinity::current_thread_cpus().last().unwrap();
     let workers = std::thread::spawn(move || {
         bdev::affinity::pin_current_thread(&[cpu]).unwrap();
-        let dev = open(&path, None, Some(1 << 20));
+        // The ring always: a small batch on tmpfs would run inline, with no worker at all.
+        let dev = open_dispatched(&path, 1 << 20, Dispatch::Ring);
         let mut q = dev.queue(4).unwrap();
         wait::flush(q.as_mut()).unwrap();
-        // /proc/thread-self names this thread's id; its workers are "iou-wrk-<id>".
-        let me = std::fs::read_link("/proc/thread-self").unwrap();
-        let tid = me.file_name().unwrap().to_string_lossy().into_owned();
-        let mut allowed = Vec::new();
-        for t in std::fs::read_dir("/proc/self/task").unwrap() {
-            let t = t.unwrap().path();
-            let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
-            if comm.trim() != format!("iou-wrk-{tid}") {
-                continue;
-            }
-            let status = std::fs::read_to_string(t.join("status")).unwrap_or_default();
-            let list = status
-                .lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                .map(|l| l.trim().to_string());
-            allowed.push(list);
-        }
-        allowed
+        io_uring_workers(&thread_id())
     })
     .join()
     .unwrap();
@@ -776,4 +795,91 @@ fn a_read_only_device_refuses_writes() {
     let buf = filled(&dev, &pattern(3, 4096));
     assert!(wait::write(&mut *q, Lba(0), buf, false).is_err());
     assert_eq!(read_vec(&mut *q, &dev, 0, 4096), vec![0u8; 4096]);
+}
+
+/// Both ways of dispatching keep the whole contract, on every scratch filesystem (forcing
+/// inline on a disk filesystem also runs its `ZERO_RANGE`, which tmpfs refuses).
+#[test]
+fn conformance_in_both_dispatch_modes_in_every_scratch_dir() {
+    for dir in scratch_dirs() {
+        for dispatch in [Dispatch::Ring, Dispatch::InlineWhenIdle] {
+            let path = dir.path().join(format!("{dispatch:?}"));
+            let dev = open_dispatched(&path, 512 * 4096, dispatch);
+            assert_eq!(dev.dispatch(), dispatch, "a chosen dispatch is kept");
+            common::run_all(&dev);
+        }
+    }
+}
+
+/// On tmpfs (no `RWF_NOWAIT`: io_uring would hand every request to a worker thread), the
+/// device runs small batches inline: a write, a FUA write and a flush make no worker, and
+/// come back from the first poll. A deep batch still goes to the ring, whose worker
+/// copies it. A file on a disk filesystem keeps the ring for everything.
+#[test]
+fn tmpfs_runs_small_batches_inline_and_deep_ones_on_the_ring() {
+    for dir in scratch_dirs() {
+        let shm = dir.path().starts_with("/dev/shm");
+        let path = dir.path().join("dev");
+        let dev = Arc::new(open(&path, None, Some(1 << 20)));
+        if !shm {
+            assert_eq!(dev.dispatch(), Dispatch::Ring, "{}", path.display());
+            continue;
+        }
+        assert_eq!(
+            dev.dispatch(),
+            Dispatch::InlineWhenIdle,
+            "tmpfs refuses RWF_NOWAIT"
+        );
+        std::thread::spawn(move || {
+            let mut q = dev.queue(32).unwrap();
+            for (i, fua) in [(0u64, false), (1, true)] {
+                q.submit(
+                    i,
+                    Op::Write {
+                        lba: Lba(i),
+                        bufs: filled(&*dev, &pattern(i, 4096)).into(),
+                        fua,
+                    },
+                )
+                .unwrap();
+            }
+            q.submit(2, Op::Flush).unwrap();
+            let mut done = Vec::with_capacity(32);
+            assert_eq!(
+                q.poll(&mut done),
+                3,
+                "an inline batch completes in its poll"
+            );
+            assert!(done.iter().all(|c| c.result.is_ok()));
+            assert!(
+                io_uring_workers(&thread_id()).is_empty(),
+                "no worker for a small batch"
+            );
+            done.clear();
+            for i in 0..32u64 {
+                let op = Op::Write {
+                    lba: Lba(8 + 2 * i),
+                    bufs: filled(&*dev, &pattern(8 + 2 * i, 4096)).into(),
+                    fua: false,
+                };
+                q.submit(i, op).unwrap();
+            }
+            while done.len() < 32 {
+                q.poll(&mut done);
+            }
+            assert!(done.iter().all(|c| c.result.is_ok()));
+            assert!(
+                !io_uring_workers(&thread_id()).is_empty(),
+                "a deep batch uses the ring"
+            );
+            for lba in [0, 1, 8, 70] {
+                assert!(
+                    read_vec(&mut *q, &*dev, lba, 4096) == pattern(lba, 4096),
+                    "block {lba}"
+                );
+            }
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use super::lock::{self, Access, LockedFile};
 use super::queue::UringQueue;
-use super::slot::Backing;
+use super::slot::{Backing, Dispatch};
 use super::sys;
 use crate::device::{BlockDevice, IoQueue};
+use crate::dma::DmaBuf;
 use crate::error::BdevError;
 use crate::types::Geometry;
 
@@ -37,6 +38,8 @@ pub struct UringOptions {
     /// Read-write (exclusive) or read-only (shared with other readers): see
     /// [`Access`] and the locking rules in `uring/lock.rs`.
     pub access: Access,
+    /// How queues carry requests out; [`Dispatch::Auto`] unless a test needs one way.
+    pub dispatch: Dispatch,
 }
 
 /// A regular file or block device driven with `O_DIRECT` through one io_uring per queue.
@@ -45,6 +48,8 @@ pub struct UringDevice {
     geometry: Geometry,
     file: Arc<LockedFile>,
     backing: Backing,
+    /// Resolved at open: never `Auto`.
+    dispatch: Dispatch,
 }
 
 impl UringDevice {
@@ -78,6 +83,10 @@ impl UringDevice {
         let block_size = block_size(&at, &file, backing, opts.block_size)?;
         let buf_align = buf_align(&at, &file, block_size)?;
         let size = size_bytes(&at, &file, backing, block_size, opts.size_bytes)?;
+        let dispatch = match opts.dispatch {
+            Dispatch::Auto => auto_dispatch(&at, &file, backing, block_size, buf_align)?,
+            chosen => chosen,
+        };
         let geometry = Geometry {
             block_size,
             block_count: size / u64::from(block_size),
@@ -94,8 +103,39 @@ impl UringDevice {
             geometry,
             file: Arc::new(file),
             backing,
+            dispatch,
         })
     }
+
+    /// How this device's queues carry requests out ([`Dispatch::Auto`] resolved).
+    pub fn dispatch(&self) -> Dispatch {
+        self.dispatch
+    }
+}
+
+/// [`Dispatch::InlineWhenIdle`] for a regular file on tmpfs that io_uring cannot drive without a
+/// worker thread (reads refuse `RWF_NOWAIT`); should a kernel give tmpfs non-blocking I/O,
+/// the probe fails and the ring, which would then copy inline itself, is used again.
+fn auto_dispatch(
+    at: &str,
+    file: &File,
+    backing: Backing,
+    block_size: u32,
+    buf_align: usize,
+) -> Result<Dispatch, BdevError> {
+    if backing != Backing::File
+        || !sys::on_tmpfs(file).map_err(|e| BdevError::os(format!("{at}: fstatfs"), e))?
+    {
+        return Ok(Dispatch::Ring);
+    }
+    let mut probe = DmaBuf::alloc(block_size as usize, buf_align)?;
+    let refuses = sys::refuses_nowait(file, &mut probe)
+        .map_err(|e| BdevError::os(format!("{at}: probe read with RWF_NOWAIT"), e))?;
+    Ok(if refuses {
+        Dispatch::InlineWhenIdle
+    } else {
+        Dispatch::Ring
+    })
 }
 
 fn open_direct(at: &str, path: &Path, create: bool, access: Access) -> Result<File, BdevError> {
@@ -260,8 +300,14 @@ impl BlockDevice for UringDevice {
                 self.name
             )));
         }
-        let queue = UringQueue::new(Arc::clone(&self.file), self.backing, self.geometry, depth)
-            .map_err(|e: io::Error| BdevError::os(format!("{}: io_uring_setup", self.name), e))?;
+        let queue = UringQueue::new(
+            Arc::clone(&self.file),
+            self.backing,
+            self.geometry,
+            depth,
+            self.dispatch,
+        )
+        .map_err(|e: io::Error| BdevError::os(format!("{}: io_uring_setup", self.name), e))?;
         Ok(Box::new(queue))
     }
 }

@@ -38,6 +38,26 @@ pub(super) enum Backing {
     BlockDevice,
 }
 
+/// How a [`UringDevice`](super::UringDevice)'s queues carry requests out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dispatch {
+    /// [`Dispatch::InlineWhenIdle`] for a file on tmpfs whose reads refuse `RWF_NOWAIT`
+    /// (probed at open), [`Dispatch::Ring`] for everything else.
+    #[default]
+    Auto,
+    /// Through the queue's io_uring: `poll` enters the kernel with what was submitted.
+    Ring,
+    /// Like `Ring`, except that a small batch (a few requests, a few pages) that `poll`
+    /// finds while nothing is on the ring is carried out there and then, with a system
+    /// call each (`preadv2`, `pwritev2` with `RWF_DSYNC` for FUA, `fdatasync`,
+    /// `fallocate`), and returned by that same `poll`. Meant for a file in memory (tmpfs):
+    /// a request is a copy that takes less than the system call, while io_uring would hand
+    /// every one to a kernel worker thread (tmpfs has no `FMODE_NOWAIT`), a thread switch
+    /// costing more than the copy. On a slow file `poll` would block for the device's
+    /// latency, which is why `Auto` picks it only for tmpfs.
+    InlineWhenIdle,
+}
+
 /// The step of a request the current SQE carries out.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Stage {
@@ -105,6 +125,11 @@ impl Slot {
             }
         }
         self.req = Some((tag, op));
+    }
+
+    /// The bytes the request moves (0 for requests without data).
+    pub(super) fn bytes(&self) -> u64 {
+        self.total
     }
 
     /// Gives the finished request back and frees the slot.
@@ -176,6 +201,87 @@ impl Slot {
                 .build()
         } else {
             opcode::Readv::new(fd, iov, n).offset(off).build()
+        }
+    }
+
+    /// Carries out the current stage with a system call on this thread, for a queue that
+    /// runs requests inline, and returns what the stage's CQE would have held (bytes moved,
+    /// or 0, or `-errno`), so [`Slot::complete`] reads both alike. The call's memory is the
+    /// slot's own request buffers and iovec array, borrowed through `&mut self` until it
+    /// returns.
+    pub(super) fn run_now(&mut self, target: &Target) -> i32 {
+        let fd = target.fd.0;
+        let bs = target.block_size;
+        let Some((_, op)) = self.req.as_ref() else {
+            unreachable!("only occupied slots are run")
+        };
+        let ret = match (self.stage, op) {
+            (Stage::Transfer, _) => return self.transfer_now(fd, bs),
+            (
+                stage @ (Stage::ZeroRange | Stage::PunchHole),
+                Op::WriteZeroes { lba, blocks, .. } | Op::Unmap { lba, blocks },
+            ) => {
+                let mode = match stage {
+                    Stage::ZeroRange => libc::FALLOC_FL_ZERO_RANGE,
+                    _ => libc::FALLOC_FL_PUNCH_HOLE,
+                } | libc::FALLOC_FL_KEEP_SIZE;
+                let (off, len) = ((lba.0 * bs) as libc::off_t, (*blocks * bs) as libc::off_t);
+                // SAFETY: fallocate passes the kernel no memory; the queue's file keeps the
+                // fd open.
+                unsafe { libc::fallocate(fd, mode, off, len) }
+            }
+            // SAFETY: fdatasync passes the kernel no memory; the fd stays open as above.
+            (Stage::Sync, _) => unsafe { libc::fdatasync(fd) },
+            (Stage::DoneAtSubmit(r), _) => return r,
+            (stage, op) => unreachable!("{stage:?} chosen for a {}", op.kind().name()),
+        };
+        if ret < 0 {
+            -last_errno()
+        } else {
+            0
+        }
+    }
+
+    /// The rest of a read or write (as much as one SQE would carry) with `preadv2` or
+    /// `pwritev2`; a FUA write carries `RWF_DSYNC` as on the ring.
+    fn transfer_now(&mut self, fd: libc::c_int, bs: u64) -> i32 {
+        let (lba, bufs, write, fua) = match self.req.as_mut() {
+            Some((_, Op::Read { lba, bufs })) => (*lba, bufs, false, false),
+            Some((_, Op::Write { lba, bufs, fua })) => (*lba, bufs, true, *fua),
+            _ => unreachable!("only reads and writes transfer data"),
+        };
+        let off = (lba.0 * bs + self.done) as libc::off_t;
+        let flags = if fua { libc::RWF_DSYNC } else { 0 };
+        let one;
+        let (iov, n) = if let [buf] = bufs.segments_mut() {
+            let at = self.done as usize;
+            one = libc::iovec {
+                iov_base: buf.as_mut_ptr().wrapping_add(at).cast(),
+                iov_len: (self.total - self.done).min(MAX_SQE_BYTES) as usize,
+            };
+            (&raw const one, 1)
+        } else {
+            self.pending_iovecs()
+        };
+        let n = n as libc::c_int;
+        loop {
+            // SAFETY: every iovec points into a DmaBuf of this slot's request (`one` at
+            // `done` bytes into the single buffer, within its length; the array's at the
+            // segments still to move), and `&mut self` keeps the request, its buffers and
+            // the iovec array in place and out of anyone else's reach until the call
+            // returns. A read writes only into those buffers; the fd stays open as above.
+            let r = unsafe {
+                if write {
+                    libc::pwritev2(fd, iov, n, off, flags)
+                } else {
+                    libc::preadv2(fd, iov, n, off, 0)
+                }
+            };
+            match r {
+                r if r >= 0 => return r as i32,
+                _ if last_errno() == libc::EINTR => continue,
+                _ => return -last_errno(),
+            }
         }
     }
 
@@ -258,4 +364,10 @@ impl Slot {
             self.next_iovec += 1;
         }
     }
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }

@@ -139,3 +139,40 @@ pub(super) fn try_flock(file: &File, exclusive: bool) -> io::Result<Flock> {
         Err(e) => Err(e),
     }
 }
+
+/// Whether `file` lives on tmpfs (`fstatfs`): memory, where a read or write is a copy.
+pub(super) fn on_tmpfs(file: &File) -> io::Result<bool> {
+    let mut st = MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: fstatfs writes at most one `struct statfs` into `st`, which is ours and large
+    // enough; `file` keeps the fd open for the call.
+    check(unsafe { libc::fstatfs(file.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: zero-initialised, and all-zero bytes are a valid `statfs` (plain integers);
+    // fstatfs only overwrote fields with integers.
+    let st = unsafe { st.assume_init() };
+    // `f_type`'s integer type differs between targets; the magic fits in 32 bits.
+    Ok(st.f_type as u64 == libc::TMPFS_MAGIC as u64)
+}
+
+/// Whether reads of `file` refuse `RWF_NOWAIT` (`EOPNOTSUPP`): the file lacks
+/// `FMODE_NOWAIT`, so io_uring cannot try its requests inline and hands every one to a
+/// kernel worker thread. `buf` (aligned for direct I/O, at least one block, at most the
+/// file's length) receives the file's first bytes.
+pub(super) fn refuses_nowait(file: &File, buf: &mut [u8]) -> io::Result<bool> {
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which we borrow
+    // mutably for the whole call; `file` keeps the fd open.
+    let r = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
+    if r >= 0 {
+        return Ok(false);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) => Ok(true),
+        // Supported, but this read would have had to wait.
+        Some(libc::EAGAIN) => Ok(false),
+        _ => Err(e),
+    }
+}
