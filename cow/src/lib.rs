@@ -29,6 +29,7 @@ mod alloc;
 mod btree;
 mod check;
 pub mod claim;
+mod committed;
 mod delayed;
 mod dump;
 mod error;
@@ -36,6 +37,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzz;
 mod open;
+mod readers;
 mod store;
 mod superblocks;
 mod transaction;

@@ -15,7 +15,6 @@
 //! reopened (the state on the media is then whatever the last durable superblock says).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -25,9 +24,11 @@ use bdev::IoQueue;
 
 use crate::alloc::FreeSpace;
 use crate::btree::{Direction, Iter, LeafCache, NodeAddr, NodeSource};
+pub(crate) use crate::committed::Committed;
 use crate::delayed::DelayedRefs;
 use crate::error::{Error, Result};
 use crate::format::{ItemData, Key, Node, RootPtr, TreeId};
+use crate::readers::Readers;
 use crate::store::Shared;
 
 /// How to format a volume.
@@ -68,14 +69,6 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions { cache_nodes: 4096 }
     }
-}
-
-/// A committed state: the generation and where every tree's root is.
-#[derive(Clone, Debug)]
-pub(crate) struct Committed {
-    pub generation: u64,
-    pub roots: BTreeMap<TreeId, RootPtr>,
-    pub bytes_used: u64,
 }
 
 /// Free space: what the writer allocates nodes from and data reservations come from.
@@ -127,8 +120,8 @@ pub struct Volume {
     poison: Mutex<Option<String>>,
     /// Whether `poison` is set: read on every change without taking the lock.
     is_poisoned: AtomicBool,
-    /// Live readers by the generation they see.
-    readers: Mutex<BTreeMap<u64, usize>>,
+    /// Live readers and pins by the generation they see, per thread (`readers.rs`).
+    readers: Readers,
     /// Free bytes as the last reservation, release or commit left them
     /// ([`Volume::free_bytes_hint`]).
     free_hint: AtomicU64,
@@ -158,7 +151,7 @@ impl Volume {
             }),
             poison: Mutex::new(None),
             is_poisoned: AtomicBool::new(false),
-            readers: Mutex::new(BTreeMap::new()),
+            readers: Readers::new(),
             free_hint,
             generation,
         }
@@ -184,9 +177,10 @@ impl Volume {
     }
 
     fn registered_reader<'a>(&'a self, leaves: Option<&'a RefCell<LeafCache>>) -> ReadTxn<'a> {
-        let mut r = lock(&self.readers);
-        let snap = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
-        *r.entry(snap.generation).or_default() += 1;
+        let (_, snap) = self.readers.register(|| {
+            let snap = self.committed_now();
+            (snap.generation, snap)
+        });
         ReadTxn {
             vol: self,
             snap,
@@ -204,13 +198,30 @@ impl Volume {
     /// which a pin taken from this volume never is.
     ///
     /// With `leaves`, lookups through the view start at a leaf an earlier view of the same
-    /// generation found (see [`LeafCache`]) and leaves it finds are added.
+    /// generation found (see [`LeafCache`]) and leaves it finds are added; and the view
+    /// shows the caller's own copy of the committed state kept there while no commit
+    /// published a newer one, so that taking a view writes no cache line another thread
+    /// writes too (the lock over the shared state and its reference count were two per
+    /// direct read).
     pub fn pinned_reader<'a>(
         &'a self,
         pinned: u64,
         leaves: Option<&'a RefCell<LeafCache>>,
     ) -> ReadTxn<'a> {
-        let snap = Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()));
+        let now = self.generation();
+        let own = leaves.and_then(|l| l.try_borrow().ok()?.snapshot(now));
+        if let Some(snap) = own.filter(|s| s.generation >= pinned) {
+            return ReadTxn {
+                vol: self,
+                snap,
+                registered: false,
+                leaves,
+            };
+        }
+        let snap = self.committed_now();
+        if let Some(Ok(mut l)) = leaves.map(RefCell::try_borrow_mut) {
+            l.keep_snapshot(&snap);
+        }
         if snap.generation < pinned {
             return self.registered_reader(leaves);
         }
@@ -220,6 +231,11 @@ impl Volume {
             registered: false,
             leaves,
         }
+    }
+
+    /// The last committed state, shared.
+    fn committed_now(&self) -> Arc<Committed> {
+        Arc::clone(&self.committed.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The generation of the last committed transaction.
@@ -433,10 +449,7 @@ impl Volume {
     /// a filesystem whose reads outlive the snapshot they were mapped from (the device read
     /// happens after the mapping lookup returned).
     pub fn pin(&self) -> u64 {
-        let mut r = lock(&self.readers);
-        let generation = self.generation();
-        *r.entry(generation).or_default() += 1;
-        generation
+        self.readers.register(|| (self.generation(), ())).0
     }
 
     /// Ends a [`Volume::pin`] of `generation`.
@@ -474,7 +487,7 @@ impl Volume {
         let Some(first) = w.pending.iter().map(|(gen, _)| *gen).min() else {
             return;
         };
-        let oldest = lock(&self.readers).keys().next().copied();
+        let oldest = self.readers.oldest();
         if oldest.is_some_and(|o| o < first) {
             return;
         }
@@ -522,13 +535,7 @@ impl Volume {
     }
 
     fn drop_reader(&self, generation: u64) {
-        let mut r = lock(&self.readers);
-        if let Some(n) = r.get_mut(&generation) {
-            *n -= 1;
-            if *n == 0 {
-                r.remove(&generation);
-            }
-        }
+        self.readers.release(generation);
     }
 }
 

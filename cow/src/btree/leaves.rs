@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use crate::committed::Committed;
 use crate::format::{Key, Node, TreeId};
 
 /// Most leaves kept (about 4 MiB of 16 KiB nodes, shared with the node cache): past it,
@@ -29,6 +30,9 @@ const MAX_LEAVES: usize = 256;
 pub struct LeafCache {
     generation: u64,
     leaves: Vec<Cached>,
+    /// This thread's own copy of the last committed state it read: its reference count is
+    /// written by this thread only (`Volume::pinned_reader`).
+    snap: Option<Arc<Committed>>,
 }
 
 #[derive(Debug)]
@@ -98,6 +102,25 @@ impl LeafCache {
             self.leaves[at] = c;
         } else if self.leaves.len() < MAX_LEAVES {
             self.leaves.insert(at, c);
+        }
+    }
+
+    /// The thread's copy of the committed state of generation `generation`, if it has it.
+    pub(crate) fn snapshot(&self, generation: u64) -> Option<Arc<Committed>> {
+        self.snap
+            .as_ref()
+            .filter(|s| s.generation == generation)
+            .map(Arc::clone)
+    }
+
+    /// Keeps a copy of `snap` of this thread's own (a commit's roots: a few dozen bytes).
+    pub(crate) fn keep_snapshot(&mut self, snap: &Committed) {
+        if self
+            .snap
+            .as_ref()
+            .is_none_or(|s| s.generation != snap.generation)
+        {
+            self.snap = Some(Arc::new(snap.clone()));
         }
     }
 
