@@ -19,7 +19,12 @@
 //!   the allocator reads each shard under that shard's lock after the commit that freed
 //!   the extents published its generation (`Transaction::finish` publishes, then hands the
 //!   frees to `Space::pending`): so a registration the scan missed saw the newer generation,
-//!   and the oldest generation the scan reports is never newer than a live reader's.
+//!   and the oldest generation the scan reports is never newer than a live reader's;
+//! - the scan learns which shards are in use from `NEXT_SHARD` by a read-modify-write, as a
+//!   thread takes its shard: an RMW reads the latest value, so either the scan counts the
+//!   new thread's shard, or the thread's RMW comes after the scan's and acquires it, and
+//!   its registrations then read the newer generation (a plain load could read a stale
+//!   count while the new thread registered an old generation: a store-load race).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -50,7 +55,7 @@ fn my_shard() -> usize {
     SHARD.with(|s| match s.get() {
         Some(i) => i,
         None => {
-            let i = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            let i = NEXT_SHARD.fetch_add(1, Ordering::AcqRel) % SHARDS;
             s.set(Some(i));
             i
         }
@@ -101,8 +106,8 @@ impl Readers {
 
     /// The oldest generation a live reader or pin sees, if any.
     pub fn oldest(&self) -> Option<u64> {
-        // Only shards some thread was given can hold anything.
-        let used = NEXT_SHARD.load(Ordering::Relaxed).min(SHARDS);
+        // Only shards some thread was given can hold anything (an RMW: see the invariants).
+        let used = NEXT_SHARD.fetch_add(0, Ordering::AcqRel).min(SHARDS);
         self.shards[..used]
             .iter()
             .filter_map(|s| lock(s).keys().next().copied())
