@@ -11,7 +11,6 @@
 //! - a writeback error is recorded on its file before it is returned, so it reaches the next
 //!   fsync-equivalent even when the caller that triggered the writeback drops it.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bdev::exec::{yield_now, Context, DevId};
@@ -19,7 +18,7 @@ use bdev::{BlockDevice, Bufs, DmaBuf, IoError, Lba, Op};
 
 use crate::align;
 use crate::cache::{Outcome, PageCache, TakeFor};
-use crate::counters::IoCounters;
+use crate::counters::{Counter, IoCounters};
 use crate::error::{IomapError, Result};
 use crate::iter::{Iter, Limits};
 use crate::map::{IoMap, IterFlags};
@@ -59,7 +58,7 @@ pub(crate) struct Fill<'a> {
     /// Names the read in errors.
     pub what: &'static str,
     /// Counts it.
-    pub counter: &'a AtomicU64,
+    pub counter: &'a Counter,
     /// What success does to the pages (see [`Outcome::FilledUnlessInvalidated`]).
     pub filled: Outcome,
 }

@@ -35,7 +35,7 @@ mod upcalls;
 mod writeback;
 mod zero_range;
 
-pub use counters::{IoCounters, Upcalls};
+pub use counters::{Counter, IoCounters, Upcalls};
 pub use error::{FsError, IomapError, Result, MAPPING_RETRIES};
 pub use fiemap::{FiemapExtent, FiemapFlags};
 pub use layer::{Iomap, IomapConfig};

@@ -5,13 +5,12 @@
 //! [`Counted`] wraps the filesystem's [`IomapOps`] and is what the operations call, so
 //! every call is counted however it is reached (the iteration, a direct read's short path).
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bdev::exec::Context;
 use bdev::{Bufs, DmaBuf};
 
-use crate::counters::{IoCounters, Upcalls};
+use crate::counters::{Counter, IoCounters, Upcalls};
 use crate::error::Result;
 use crate::map::IoMap;
 use crate::ops::{DirectWrite, Ended, Ino, IoDone, IomapOps, IterArgs, Maps, Submitted};
@@ -23,7 +22,7 @@ pub(crate) struct Counted<O> {
 }
 
 impl<O> Counted<O> {
-    fn count(&self, which: impl Fn(&Upcalls) -> &AtomicU64) {
+    fn count(&self, which: impl Fn(&Upcalls) -> &Counter) {
         IoCounters::bump(which(&self.counters.upcalls), 1);
     }
 }
