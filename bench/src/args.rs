@@ -134,6 +134,12 @@ pub struct Cli {
     #[arg(long = "buffered")]
     pub buffered: bool,
 
+    /// With --fs and -m: every core's job runs on one shared file of --file-size (default:
+    /// each on a file of its own, the size split among them), each with its own random
+    /// offsets (seed + job index).
+    #[arg(long = "shared-file", requires = "fs")]
+    pub shared_file: bool,
+
     /// With --fs: an fdatasync after every N writes; its time counts in the latency of the
     /// write that made it due.
     #[arg(long = "fdatasync-every", value_name = "N")]
@@ -328,6 +334,8 @@ pub struct FsOptions {
     pub cache: CacheStart,
     /// `--one-pass`: a sequential job stops after one pass over the file.
     pub one_pass: bool,
+    /// `--shared-file`: the jobs of -m share one file.
+    pub shared_file: bool,
     /// `--meta`: the metadata workload instead of the file job.
     pub meta: Option<MetaSpec>,
     /// `--metadata-cache` and `--overlay-budget`: the mount's memory budgets, where given.
@@ -522,6 +530,7 @@ impl Cli {
                 dirty_cache: None,
                 cache: CacheStart::AsPrefilled,
                 one_pass: false,
+                shared_file: false,
                 meta: Some(meta),
                 budgets: self.budgets(),
             }),
@@ -559,6 +568,9 @@ impl Cli {
         if self.fdatasync_every == Some(0) {
             return err("--fdatasync-every 0: give a number of writes, at least 1");
         }
+        if self.shared_file && self.cpumask.is_none() {
+            return err("--shared-file shares the file between the jobs of -m; add -m");
+        }
         if self.prefill {
             eprintln!("bfsperf: note: --fs always writes the file once before timing");
         }
@@ -587,6 +599,7 @@ impl Cli {
             dirty_cache: self.dirty_cache.map(|d| d as u64),
             cache: self.cache.unwrap_or_default(),
             one_pass: self.one_pass,
+            shared_file: self.shared_file,
             meta: None,
             budgets: self.budgets(),
         }))
@@ -937,6 +950,7 @@ mod tests {
             dirty_cache: None,
             cache: CacheStart::Cold,
             one_pass: false,
+            shared_file: false,
             meta: None,
             budgets: Budgets {
                 metadata_cache_bytes: None,
@@ -968,6 +982,13 @@ mod tests {
         );
         let e = mode(&with(&["-w", "read", "--cache", "warm"])).unwrap_err();
         assert!(e.contains("--cache") && e.contains("--fs"), "{e}");
+        let shared = with(&["--fs", "-w", "randread", "-m", "0x3", "--shared-file"]);
+        let Mode::Perf(p) = mode(&shared).unwrap() else {
+            panic!()
+        };
+        assert!(p.fs.is_some_and(|f| f.shared_file));
+        let e = mode(&with(&["--fs", "-w", "randread", "--shared-file"])).unwrap_err();
+        assert!(e.contains("add -m"), "{e}");
     }
 
     #[test]

@@ -177,7 +177,8 @@ fn open_with_spdk(
 }
 
 /// `--fs`: formats the one chosen bdev, runs the job on a file of it (with -m one job per
-/// core, each on a file of its own, the file size split among them), reports as `perf`.
+/// core, each on a file of its own, the file size split among them, or with
+/// `--shared-file` all on one), reports as `perf`.
 fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
     let (name, dev) = fs_bdev(spec)?;
     println!("Formatting {name} as a fresh bypassfs...");
@@ -199,7 +200,11 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
         read_percent: spec.read_percent,
         depth: spec.depth,
         io_size: spec.io_size,
-        file_size: total / jobs / io * io,
+        file_size: if opts.shared_file {
+            total / io * io
+        } else {
+            total / jobs / io * io
+        },
         direct: opts.direct,
         fdatasync_every: opts.fdatasync_every,
         end_fsync: opts.end_fsync,
@@ -216,6 +221,7 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
         .block_size;
     bench::fs::check(&job, block_size)?;
     let paths: Vec<String> = match jobs {
+        _ if opts.shared_file => vec!["/bfsperf.dat".into()],
         1 => vec!["/bfsperf.dat".into()],
         n => (0..n).map(|k| format!("/bfsperf.{k}.dat")).collect(),
     };
@@ -245,7 +251,18 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
                 if !start.wait() {
                     return Ok(None);
                 }
-                let mut r = bench::fs::run_file_job(&fs, &ctx, &paths[k], &job)?;
+                // Jobs sharing the file each go their own random way.
+                let (path, job) = match opts.shared_file {
+                    true => (
+                        &paths[0],
+                        bench::fs::FileJobSpec {
+                            seed: job.seed.wrapping_add(k as u64),
+                            ..job.clone()
+                        },
+                    ),
+                    false => (&paths[k], job.clone()),
+                };
+                let mut r = bench::fs::run_file_job(&fs, &ctx, path, &job)?;
                 r.info.core_mask = bench::args::mask_text(&[cpu]);
                 Ok(Some(r))
             })?;
