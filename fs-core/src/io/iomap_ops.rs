@@ -73,8 +73,13 @@ impl Core {
             b1
         };
         let (p0, p1) = (b0 * bs, limit * bs);
-        // Written back and logged, not yet committed: the fsync log's overlay.
-        let (logged, next_logged) = self.log().lookup(ino, p0, p1, bs);
+        // Written back and logged, not yet committed: the fsync log's overlay (when it maps
+        // anything: its lock is the one lock every reader would share).
+        let (logged, next_logged) = if self.nothing_logged() {
+            (None, None)
+        } else {
+            self.log().lookup(ino, p0, p1, bs)
+        };
         if let Some(l) = logged {
             let end = (l.off + l.piece.num_bytes).min(p1);
             let addr = l.piece.disk_bytenr + l.piece.offset + (p0 - l.off);

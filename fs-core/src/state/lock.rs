@@ -68,17 +68,24 @@ fn acquire(_: Level) {}
 #[cfg(not(debug_assertions))]
 fn release(_: Level) {}
 
+/// What an [`Ordered`] lock publishes of its state each time a holder releases it.
+pub(crate) type OnRelease<T> = Box<dyn Fn(&T) + Send + Sync>;
+
 /// A mutex with a place in the lock order; poisoning is ignored (the state stays usable:
 /// every critical section leaves it consistent before anything that can panic).
 pub(crate) struct Ordered<T> {
     level: Level,
     m: Mutex<T>,
+    /// Run on the state by every guard as it is released (still holding the lock), so
+    /// that a summary outside the lock is never older than the last critical section.
+    on_release: Option<OnRelease<T>>,
 }
 
 /// The guard of an [`Ordered`] lock.
 pub(crate) struct Guard<'a, T> {
     level: Level,
     g: Option<MutexGuard<'a, T>>,
+    on_release: Option<&'a (dyn Fn(&T) + Send + Sync)>,
 }
 
 impl<T> Ordered<T> {
@@ -86,6 +93,15 @@ impl<T> Ordered<T> {
         Ordered {
             level,
             m: Mutex::new(value),
+            on_release: None,
+        }
+    }
+
+    /// [`Ordered::new`] whose guards run `on_release` on the state as they release it.
+    pub fn with_release(level: Level, value: T, on_release: OnRelease<T>) -> Ordered<T> {
+        Ordered {
+            on_release: Some(on_release),
+            ..Ordered::new(level, value)
         }
     }
 
@@ -95,6 +111,7 @@ impl<T> Ordered<T> {
         Guard {
             level: self.level,
             g: Some(g),
+            on_release: self.on_release.as_deref(),
         }
     }
 
@@ -200,6 +217,9 @@ impl<T> DerefMut for Guard<'_, T> {
 
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
+        if let (Some(g), Some(f)) = (&self.g, self.on_release) {
+            f(g);
+        }
         self.g = None;
         release(self.level);
     }
@@ -221,6 +241,26 @@ mod tests {
         // Released: the inner lock alone, then the outer one again.
         drop(inodes.lock());
         drop(log.lock());
+    }
+
+    #[test]
+    fn every_release_publishes_the_state() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::Arc;
+        let seen = Arc::new(AtomicU32::new(0));
+        let s = Arc::clone(&seen);
+        let m = Ordered::with_release(
+            Level::Log,
+            0u32,
+            Box::new(move |v: &u32| s.store(*v, Ordering::Relaxed)),
+        );
+        *m.lock() = 7;
+        assert_eq!(seen.load(Ordering::Relaxed), 7);
+        let cv = Condvar::new();
+        let mut g = m.lock_when(&cv, |v| *v == 0);
+        *g = 9;
+        drop(g);
+        assert_eq!(seen.load(Ordering::Relaxed), 9);
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub(crate) use space::{Space, SYNC_BATCH};
 pub(crate) use store::{Rd, Tx};
 pub(crate) use tree::{inode_key, load_inode, try_inode, Items, ItemsMut, FS_TREE};
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use bdev::{BlockDevice, IoQueue};
@@ -95,6 +95,9 @@ pub(crate) struct Core {
     overlay_budget: u64,
     /// The fsync log and the overlay of what it logged (see `log.rs`).
     log: Ordered<LogState>,
+    /// The overlay's mapped pieces (live and frozen) as the last holder of `log` left
+    /// them: stored under the lock by every guard as it is released ([`Core::nothing_logged`]).
+    log_pieces: Arc<AtomicUsize>,
     /// Signalled when a background fold or a synced record ends (`Core::log_changed`).
     log_cv: Condvar,
     /// Wakes the background folder (see `durability/background.rs`).
@@ -109,6 +112,13 @@ impl Core {
         live().get_or_insert_with(HashSet::new).insert(id);
         let bs = u64::from(vol.sectorsize());
         let space = Space::new(&vol, dev.geometry().size_bytes());
+        let log_pieces = Arc::new(AtomicUsize::new(0));
+        let published = Arc::clone(&log_pieces);
+        let log = Ordered::with_release(
+            Level::Log,
+            LogState::default(),
+            Box::new(move |l: &LogState| published.store(l.pieces(), Ordering::Release)),
+        );
         Core {
             vol,
             dev,
@@ -122,7 +132,8 @@ impl Core {
             read_only,
             dirsync: false,
             overlay_budget: DEFAULT_OVERLAY_BUDGET,
-            log: Ordered::new(Level::Log, LogState::default()),
+            log,
+            log_pieces,
             log_cv: Condvar::new(),
             folder: FolderSignal::default(),
             background_folds: AtomicU64::new(0),
@@ -336,6 +347,16 @@ impl Core {
     /// The fsync log's state, locked.
     pub fn log(&self) -> Guard<'_, LogState> {
         self.log.lock()
+    }
+
+    /// Whether the overlay maps nothing, live or frozen, read without the log's lock: a
+    /// mapping lookup (every direct read makes one) then goes straight to the trees. Safe
+    /// because a commit or fold publishes its generation before the holder that empties
+    /// the overlay releases the lock, which is when the count is stored (release order):
+    /// a reader that loads 0 takes a snapshot at least that new. A write logged after the
+    /// load is one concurrent with the read, which may see the older data (kept by its pin).
+    pub fn nothing_logged(&self) -> bool {
+        self.log_pieces.load(Ordering::Acquire) == 0
     }
 
     /// The log, once no background fold runs: what commits and writes of fsync records must
