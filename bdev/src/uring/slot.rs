@@ -151,10 +151,7 @@ impl Slot {
                 stage @ (Stage::ZeroRange | Stage::PunchHole),
                 Op::WriteZeroes { lba, blocks, .. } | Op::Unmap { lba, blocks },
             ) => {
-                let mode = match stage {
-                    Stage::ZeroRange => libc::FALLOC_FL_ZERO_RANGE,
-                    _ => libc::FALLOC_FL_PUNCH_HOLE,
-                } | libc::FALLOC_FL_KEEP_SIZE;
+                let mode = falloc_mode(stage);
                 opcode::Fallocate::new(fd, *blocks * bs)
                     .offset(lba.0 * bs)
                     .mode(mode)
@@ -221,10 +218,7 @@ impl Slot {
                 stage @ (Stage::ZeroRange | Stage::PunchHole),
                 Op::WriteZeroes { lba, blocks, .. } | Op::Unmap { lba, blocks },
             ) => {
-                let mode = match stage {
-                    Stage::ZeroRange => libc::FALLOC_FL_ZERO_RANGE,
-                    _ => libc::FALLOC_FL_PUNCH_HOLE,
-                } | libc::FALLOC_FL_KEEP_SIZE;
+                let mode = falloc_mode(stage);
                 let (off, len) = ((lba.0 * bs) as libc::off_t, (*blocks * bs) as libc::off_t);
                 // SAFETY: fallocate passes the kernel no memory; the queue's file keeps the
                 // fd open.
@@ -370,4 +364,13 @@ fn last_errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::EIO)
+}
+
+/// The `fallocate` mode of a zeroing or punching stage: the file keeps its size.
+fn falloc_mode(stage: Stage) -> i32 {
+    let mode = match stage {
+        Stage::ZeroRange => libc::FALLOC_FL_ZERO_RANGE,
+        _ => libc::FALLOC_FL_PUNCH_HOLE,
+    };
+    mode | libc::FALLOC_FL_KEEP_SIZE
 }
