@@ -6,7 +6,13 @@
 # transaction reported committed is present, and that none is present in part.
 # Alternates journal_mode=WAL and DELETE (two databases), synchronous=FULL.
 #
-#   bench/scripts/sqlite-crash.sh [--iterations N] [--seed S] [--image PATH]
+#   bench/scripts/sqlite-crash.sh [--iterations N] [--seed S] [--image PATH] [--image-size SIZE]
+#
+# The image (default 2G, as truncate(1) spells sizes) must hold what the writers commit
+# between the kills: about 10 MB a kill since autocommit got faster. On a 512M image the
+# databases reach 320 MB by kill 30, and the volume, its free space left in pieces under a
+# node's 16 KiB, no longer mounts read-write (ENOSPC at the replay's commit): a known bug
+# of free-space fragmentation on a nearly full volume, not of crash safety.
 #
 # The seed fixes the kill delays and the writers' payload sizes; prints it, and the line to
 # rerun with it. Exits 1 at the first failed check. Builds sqlite/ if needed (which needs
@@ -18,12 +24,14 @@ cd "$(dirname "$0")/../.."
 iterations=60
 seed=$(( $(date +%s) % 100000 ))
 image=/dev/shm/bfs-sqlite-crash.img
+image_size=2G
 while [ $# -gt 0 ]; do
   case $1 in
     --iterations) iterations=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --image) image=$2; shift 2 ;;
-    *) echo "usage: $0 [--iterations N] [--seed S] [--image PATH]" >&2; exit 2 ;;
+    --image-size) image_size=$2; shift 2 ;;
+    *) echo "usage: $0 [--iterations N] [--seed S] [--image PATH] [--image-size SIZE]" >&2; exit 2 ;;
   esac
 done
 
@@ -37,7 +45,7 @@ echo "sqlite-crash: seed $seed, $iterations kills (rerun: $0 --seed $seed --iter
 RANDOM=$seed
 export BFS_SQLITE_DEVICE=$image
 rm -f "$image"
-truncate -s 512M "$image"
+truncate -s "$image_size" "$image"
 
 # check DB LAST: the checker, retried while the killed writer's device is still held (its
 # io_uring is torn down after the process is gone).
