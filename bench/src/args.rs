@@ -8,6 +8,13 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+mod fs;
+mod parse;
+
+pub use fs::{Budgets, CacheStart, FsOptions, MetaSpec};
+use parse::parse_tree;
+pub use parse::{mask_text, parse_core_mask, parse_size};
+
 /// The seed used when `--seed` is not given, fixed so that runs are repeatable by default.
 pub const DEFAULT_SEED: u64 = 42;
 
@@ -213,19 +220,6 @@ pub struct Cli {
     pub memcpy_limit: bool,
 }
 
-/// The page cache when a `--fs` job's timing starts (`--cache`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum CacheStart {
-    /// As the prefill left it.
-    #[default]
-    #[value(skip)]
-    AsPrefilled,
-    /// Clean pages dropped.
-    Cold,
-    /// The file read once.
-    Warm,
-}
-
 /// bdevperf's `-w` patterns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
@@ -315,64 +309,6 @@ pub struct PerfSpec {
     /// `-m`: the CPUs, ascending; one job per CPU on each bdev, each CPU's on its own
     /// pinned thread.
     pub cores: Option<Vec<usize>>,
-}
-
-/// The options of a `--fs` run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FsOptions {
-    /// `None`: `fs::DEFAULT_FILE_SHARE_PERCENT` of the free space.
-    pub file_size: Option<u64>,
-    pub direct: bool,
-    pub fdatasync_every: Option<u64>,
-    /// fsync once after the timed I/O, its time counted in the runtime.
-    pub end_fsync: bool,
-    /// `--page-cache`: the mount's page cache budget in bytes.
-    pub page_cache: Option<u64>,
-    /// `--dirty-cache`: its dirty limit in bytes (default a quarter of `page_cache`).
-    pub dirty_cache: Option<u64>,
-    /// `--cache`: the file's pages when timing starts.
-    pub cache: CacheStart,
-    /// `--one-pass`: a sequential job stops after one pass over the file.
-    pub one_pass: bool,
-    /// `--shared-file`: the jobs of -m share one file.
-    pub shared_file: bool,
-    /// `--meta`: the metadata workload instead of the file job.
-    pub meta: Option<MetaSpec>,
-    /// `--metadata-cache` and `--overlay-budget`: the mount's memory budgets, where given.
-    pub budgets: Budgets,
-}
-
-/// The memory budgets of a `--fs` mount; `None` keeps fs-core's default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Budgets {
-    pub metadata_cache_bytes: Option<u64>,
-    pub overlay_bytes: Option<u64>,
-}
-
-impl FsOptions {
-    /// The mount's options: the metadata workload's page cache and the budgets given.
-    pub fn mount_options(&self) -> fs_core::MountOptions {
-        let d = match &self.meta {
-            Some(m) => m.mount_options(),
-            None => fs_core::MountOptions::default(),
-        };
-        let d = match self.page_cache {
-            Some(c) => fs_core::MountOptions {
-                cache_bytes: c,
-                dirty_bytes: self.dirty_cache.unwrap_or(c / 4),
-                ..d
-            },
-            None => d,
-        };
-        fs_core::MountOptions {
-            metadata_cache_bytes: self
-                .budgets
-                .metadata_cache_bytes
-                .unwrap_or(d.metadata_cache_bytes),
-            overlay_bytes: self.budgets.overlay_bytes.unwrap_or(d.overlay_bytes),
-            ..d
-        }
-    }
 }
 
 /// How to start SPDK for `--spdk`.
@@ -616,18 +552,6 @@ impl Cli {
 /// Largest copy the memcpy mode accepts (it must fit its 1 GiB source many times over).
 pub const MEMCPY_MAX_IO: usize = 64 << 20;
 
-/// `--tree DIRSxFILES`: both at least 1.
-fn parse_tree(s: &str) -> Result<(u64, u64), String> {
-    let bad = || format!("{s:?}: want DIRSxFILES, such as 100x200");
-    let (d, f) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    let d: u64 = d.trim().parse().map_err(|_| bad())?;
-    let f: u64 = f.trim().parse().map_err(|_| bad())?;
-    if d == 0 || f == 0 {
-        return Err(bad());
-    }
-    Ok((d, f))
-}
-
 /// The read percentage a workload implies; -M only for rw/randrw, as in bdevperf.
 fn read_percent(workload: Workload, given: Option<u32>) -> Result<u32, ArgError> {
     match (workload.is_mixed(), given) {
@@ -645,132 +569,6 @@ fn read_percent(workload: Workload, given: Option<u32>) -> Result<u32, ArgError>
                 Workload::Read | Workload::Randread => 100,
                 _ => 0,
             })
-        }
-    }
-}
-
-/// Parses a core mask as SPDK does: hex with or without `0x` (`0x5`, `5`), or a list of
-/// CPUs and ranges in brackets (`[0,2-3]`). Returns the CPUs, ascending.
-pub fn parse_core_mask(text: &str) -> Result<Vec<usize>, String> {
-    let t = text.trim();
-    let bad = |why: &str| format!("-m {text:?}: {why} (give a hex mask such as 0x3, or [0,2-3])");
-    let mut cpus = Vec::new();
-    if let Some(list) = t.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-        for part in list.split(',').map(str::trim) {
-            let (a, b) = part.split_once('-').unwrap_or((part, part));
-            let num = |s: &str| s.trim().parse::<usize>().map_err(|_| bad("not a CPU list"));
-            let (a, b) = (num(a)?, num(b)?);
-            if a > b || b >= 1 << 16 {
-                return Err(bad("a range runs backwards or past CPU 65535"));
-            }
-            cpus.extend(a..=b);
-        }
-    } else {
-        let hex = t
-            .strip_prefix("0x")
-            .or_else(|| t.strip_prefix("0X"))
-            .unwrap_or(t);
-        if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(bad("not a hex mask"));
-        }
-        for (i, c) in hex.chars().rev().enumerate() {
-            let nibble = c.to_digit(16).expect("checked hex digit") as usize;
-            cpus.extend((0..4).filter(|b| nibble >> b & 1 == 1).map(|b| 4 * i + b));
-        }
-    }
-    cpus.sort_unstable();
-    cpus.dedup();
-    if cpus.is_empty() {
-        return Err(bad("names no CPU"));
-    }
-    Ok(cpus)
-}
-
-/// A set of CPUs as the hex mask bdevperf prints.
-pub fn mask_text(cpus: &[usize]) -> String {
-    let top = cpus.iter().max().copied().unwrap_or(0);
-    let mut nibbles = vec![0u8; top / 4 + 1];
-    for &c in cpus {
-        nibbles[c / 4] |= 1 << (c % 4);
-    }
-    let digits: String = nibbles.iter().rev().map(|n| format!("{n:x}")).collect();
-    format!("0x{}", digits.trim_start_matches('0'))
-}
-
-/// Parses a byte count: `4096`, `4k`, `4K`, `4KiB`, `1M`, `1g` (binary multiples, as
-/// SPDK's `spdk_parse_capacity`).
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, suffix) = t.split_at(digits);
-    let bad =
-        || format!("{text:?} is not a size (bytes, or with a k, m or g suffix: 4096, 4k, 1M)");
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let shift = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return Err(bad()),
-    };
-    let bytes = n
-        .checked_mul(1 << shift)
-        .and_then(|b| usize::try_from(b).ok())
-        .ok_or_else(|| format!("{text:?} is too large"))?;
-    if bytes == 0 {
-        return Err(format!("{text:?}: the I/O size must be positive"));
-    }
-    Ok(bytes)
-}
-
-/// What `--meta` runs (`meta.rs`; defined here, where the arguments fill it in).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaSpec {
-    /// Files of the create, stat and unlink rows.
-    pub files: u64,
-    /// Bytes written into every file.
-    pub file_bytes: usize,
-    /// Directories of the extract row.
-    pub dirs: u64,
-    /// Files in each of them.
-    pub files_per_dir: u64,
-    /// Page cache and dirty budget of the mount (`--meta-cache`; 0: fs-core's defaults).
-    pub cache_bytes: u64,
-    /// Entries of the name and attribute caches (`--meta-lookup-cache`; `None`: fs-core's
-    /// default).
-    pub lookup_cache_entries: Option<usize>,
-}
-
-impl MetaSpec {
-    /// The mount's options: with `cache_bytes`, a cache that size whose half may be dirty
-    /// before writers write back.
-    pub fn mount_options(&self) -> fs_core::MountOptions {
-        let d = fs_core::MountOptions {
-            lookup_cache_entries: self
-                .lookup_cache_entries
-                .unwrap_or(fs_core::DEFAULT_LOOKUP_CACHE_ENTRIES),
-            ..fs_core::MountOptions::default()
-        };
-        match self.cache_bytes {
-            0 => d,
-            c => fs_core::MountOptions {
-                cache_bytes: c,
-                dirty_bytes: c / 2,
-                ..d
-            },
-        }
-    }
-}
-
-impl Default for MetaSpec {
-    fn default() -> Self {
-        MetaSpec {
-            files: 20_000,
-            file_bytes: 4096,
-            dirs: 100,
-            files_per_dir: 200,
-            cache_bytes: 0,
-            lookup_cache_entries: None,
         }
     }
 }
