@@ -295,9 +295,16 @@ impl<'v> Transaction<'v> {
     pub(crate) fn alloc_extent(&mut self, len: u64) -> Result<u64> {
         let mut space = self.space();
         let start = space.free.alloc(len).ok_or_else(|| {
+            let free = space.free.free_bytes();
+            // Said apart: "full" would be wrong advice when the bytes are there but no node
+            // fits between the live blocks (a nearly full volume after many overwrites).
+            let how = if free >= len {
+                "all in pieces too small for it: the free space is fragmented"
+            } else {
+                "in all"
+            };
             Error::NoSpace(format!(
-                "no free range of {len} bytes ({} bytes free in all)",
-                space.free.free_bytes()
+                "no free range of {len} bytes for a B-tree node ({free} bytes free, {how})"
             ))
         })?;
         drop(space);
