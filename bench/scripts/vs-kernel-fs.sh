@@ -326,18 +326,27 @@ label = {"randread": "4k randread QD32 direct", "randwrite": "4k randwrite QD32 
 READS = ("randread", "seqread", "cachedread")
 MIB_ROWS = ("seqwrite", "seqread")
 
-def one(system, w, i):
-    """(IOPS, MiB/s, seconds the rate was computed over) of one run."""
+def run(system, w, i):
+    """One run's JSON (None if it did not run) and, for fio, the read or write side of the
+    job named `w`; for bfsperf the total row instead."""
     path = f"{results}/{system}-{w}-{i}.json"
     if not os.path.exists(path):
         return None
     doc = json.load(open(path))
     if system == "bypassfs":
-        t = doc["total"]
-        return t["iops"], t["mibps"], t["runtime_s"], t["io_failed"]
+        return doc, doc["total"]
     job = next(j for j in doc["jobs"] if j["jobname"] == w)
+    return doc, job["read" if w in READS else "write"]
+
+def one(system, w, i):
+    """(IOPS, MiB/s, seconds the rate was computed over) of one run."""
+    r = run(system, w, i)
+    if r is None:
+        return None
+    doc, d = r
+    if system == "bypassfs":
+        return d["iops"], d["mibps"], d["runtime_s"], d["io_failed"]
     err = sum(1 for j in doc["jobs"] if j.get("error"))
-    d = job["read" if w in READS else "write"]
     if w != "seqwrite":
         return d["iops"], d["bw_bytes"] / 2**20, d["runtime"] / 1e3, err
     # Add the end-fsync job's first write and its fsync to the timed run.
@@ -421,16 +430,12 @@ if "seqwrite" in workloads:
 
 def latency(system, w, i):
     """(p99 or None, max) latency in microseconds of one run, end fsync aside."""
-    path = f"{results}/{system}-{w}-{i}.json"
-    if not os.path.exists(path):
+    r = run(system, w, i)
+    if r is None:
         return None
-    doc = json.load(open(path))
+    _, d = r
     if system == "bypassfs":
-        t = doc["total"]
-        p99 = next((v for k, v in t.items() if "p99" in k), None)
-        return p99, t["max_latency_us"]
-    job = next(j for j in doc["jobs"] if j["jobname"] == w)
-    d = job["read" if w in READS else "write"]
+        return d.get("p99_latency_us"), d["max_latency_us"]
     pct = d.get("lat_ns", {}).get("percentile") or d.get("clat_ns", {}).get("percentile", {})
     p99 = pct.get("99.000000")
     return (None if p99 is None else p99 / 1e3), d["lat_ns"]["max"] / 1e3
