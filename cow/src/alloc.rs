@@ -16,7 +16,10 @@
 //! contiguous ranges stay whole for large requests. Data reservations (`alloc_data`) first
 //! continue where the previous one ended, and small ones start a new run in a range with
 //! room for more: writes made one after another then land on adjacent blocks, which a queue
-//! can merge into one request (`bdev::IoQueue::merge_limit`).
+//! can merge into one request (`bdev::IoQueue::merge_limit`). Every data allocation of a
+//! volume goes through `FreeSpace::keeping`, which never leaves fewer whole node-sized
+//! pieces than the volume keeps for commits (`Volume::metadata_reserve`): data goes into
+//! the holes between live blocks before it cuts into the last of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -284,6 +287,95 @@ impl FreeSpace {
         Some((start, max))
     }
 
+    /// [`FreeSpace::alloc_data`] that leaves at least `keep_slots` whole slots free (the
+    /// node space commits need, which data must never take); see [`FreeSpace::keeping`].
+    pub fn alloc_data_keeping(
+        &mut self,
+        min: u64,
+        max: u64,
+        spread: bool,
+        keep_slots: u64,
+    ) -> Option<(u64, u64)> {
+        // Near the floor, spreading over the largest ranges only hastens the fall to it.
+        let spread = spread && self.slots > 2 * keep_slots;
+        self.keeping(min, max, keep_slots, |f| f.alloc_data(min, max, spread))
+    }
+
+    /// [`FreeSpace::alloc_up_to`] that leaves at least `keep_slots` whole slots free; see
+    /// [`FreeSpace::keeping`].
+    pub fn alloc_up_to_keeping(
+        &mut self,
+        min: u64,
+        max: u64,
+        keep_slots: u64,
+    ) -> Option<(u64, u64)> {
+        self.keeping(min, max, keep_slots, |f| f.alloc_up_to(min, max))
+    }
+
+    /// A data allocation of `min` to `max` bytes that leaves at least `keep_slots` whole
+    /// slots free, or none (nothing taken): `usual`'s placement if it leaves them; else
+    /// best fit among the pieces that cost no slot (holes smaller than a slot, and what a
+    /// larger range holds past its last whole slot), up to `max` bytes; else `min` bytes
+    /// from the smallest range, if that leaves enough.
+    ///
+    /// The usual placements cut into the largest ranges; once no slot is spare, small data
+    /// goes into the holes between live blocks instead, so that the space left in whole
+    /// slots for commits is never what data took.
+    fn keeping(
+        &mut self,
+        min: u64,
+        max: u64,
+        keep_slots: u64,
+        usual: impl FnOnce(&mut Self) -> Option<(u64, u64)>,
+    ) -> Option<(u64, u64)> {
+        if self.slot == 0 {
+            return usual(self);
+        }
+        if let Some((start, len)) = usual(self) {
+            if self.slots < keep_slots {
+                // The count is short by the pieces a held run cut its range into.
+                self.release_run();
+            }
+            if self.slots >= keep_slots {
+                return Some((start, len));
+            }
+            let back = self.free(start, len);
+            debug_assert!(back.is_ok(), "just allocated: {back:?}");
+        }
+        self.release_run();
+        if self.slots < keep_slots {
+            return None;
+        }
+        if let Some((start, len)) = self.slot_free_piece(min, max) {
+            self.take(start, len).expect("range came from the index");
+            self.data_next = Some(start + len);
+            return Some((start, len));
+        }
+        let start = self.alloc(min)?;
+        if self.slots >= keep_slots {
+            self.data_next = Some(start + min);
+            return Some((start, min));
+        }
+        let back = self.free(start, min);
+        debug_assert!(back.is_ok(), "just allocated: {back:?}");
+        None
+    }
+
+    /// The smallest free piece of at least `min` bytes whose allocation (up to `max` of it,
+    /// at its range's start) costs no whole slot: `(start, len)`. Holes smaller than a slot
+    /// come first in size order, so the search is short unless there are none.
+    fn slot_free_piece(&self, min: u64, max: u64) -> Option<(u64, u64)> {
+        self.by_size.range((min, 0)..).find_map(|&(len, start)| {
+            let spare = if len < self.slot {
+                len
+            } else {
+                len % self.slot
+            };
+            let take = spare.min(max);
+            (take >= min).then_some((start, take))
+        })
+    }
+
     /// Holds `[start, start + RUN_HOLD)` (at least `len` bytes, at most to the end of its
     /// range) of the free range holding `[start, start + len)` out of the indexes as the run.
     fn hold_run(&mut self, start: u64, len: u64) {
@@ -463,7 +555,7 @@ mod tests {
             let at = rng.below(BLOCKS as u64) * BS;
             let at = at.min(BLOCKS as u64 * BS - len);
             let ctx = format!("seed {seed} step {step}");
-            let got = match rng.below(6) {
+            let got = match rng.below(7) {
                 0 | 1 => {
                     let ok = f.free(at, len).is_ok();
                     assert_eq!(
@@ -487,7 +579,31 @@ mod tests {
                 }
                 3 => f.alloc(len).map(|s| (s, len)),
                 4 => f.alloc_up_to(BS, len),
-                _ => f.alloc_data(BS, len, rng.below(2) == 0),
+                5 => f.alloc_data(BS, len, rng.below(2) == 0),
+                _ => {
+                    // Never below the slots kept; refused only when no placement keeps
+                    // them, and then with nothing taken.
+                    let keep = rng.below(40);
+                    let before = f.ranges();
+                    let r = f.alloc_data_keeping(BS, len, rng.below(2) == 0, keep);
+                    f.release_run();
+                    match r {
+                        Some(_) => assert!(f.slot_bytes() >= keep * slot, "{ctx}"),
+                        None => {
+                            assert_eq!(f.ranges(), before, "{ctx}");
+                            let spare = before.iter().any(|&(_, l)| {
+                                let left = if l < slot { l } else { l % slot };
+                                left >= BS
+                            });
+                            let slots: u64 = before.iter().map(|r| r.1 / slot).sum();
+                            assert!(
+                                slots < keep || (!spare && slots <= keep),
+                                "refused with {slots} slots, {keep} kept: {ctx}"
+                            );
+                        }
+                    }
+                    r
+                }
             };
             match got {
                 Some((s, l)) if !is(&model, s, l, true) => {

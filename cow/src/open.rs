@@ -3,7 +3,7 @@
 //! extent tree).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bdev::{BlockDevice, IoQueue};
@@ -71,6 +71,7 @@ impl Volume {
             block_size: geo.block_size,
             cache: NodeCache::new(opts.open.cache_nodes as u64 * u64::from(opts.nodesize)),
             peak_commit_nodes: AtomicU64::new(0),
+            tree_nodes: AtomicU64::new(0),
             dev,
         };
         let committed = Committed {
@@ -140,6 +141,7 @@ impl Volume {
             block_size: geo.block_size,
             cache: NodeCache::new(opts.cache_nodes as u64 * u64::from(sb.nodesize)),
             peak_commit_nodes: AtomicU64::new(0),
+            tree_nodes: AtomicU64::new(0),
             dev,
         };
         let mut committed = Committed {
@@ -150,7 +152,8 @@ impl Volume {
         let vol = Volume::assemble(sh, committed.clone(), FreeSpace::default());
         committed.roots = trees::root::load_roots(&vol.reader(), io)?;
         *vol.committed.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(committed);
-        let (free, used) = trees::extent::rebuild_free_space(&vol.reader(), io)?;
+        let (free, used, nodes) = trees::extent::rebuild_free_space(&vol.reader(), io)?;
+        vol.sh.tree_nodes.store(nodes, Ordering::Relaxed);
         if used != sb.bytes_used {
             return Err(Error::Corrupt(format!(
                 "superblock says {} bytes used, the extent tree accounts for {used}",

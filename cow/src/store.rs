@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub cache: NodeCache,
     /// The most nodes one commit has written since the volume was opened.
     pub peak_commit_nodes: AtomicU64,
+    /// B-tree nodes in the last committed state (`Volume::metadata_reserve`).
+    pub tree_nodes: AtomicU64,
 }
 
 impl Shared {

@@ -69,6 +69,8 @@ pub struct Transaction<'v> {
     /// Extents this transaction allocated or adopted whose checksums it has inserted.
     csummed: HashSet<u64>,
     pub(crate) bytes_used: u64,
+    /// B-tree nodes allocated minus nodes freed: what the commit adds to `Shared::tree_nodes`.
+    nodes_delta: i64,
     failed: Option<String>,
     done: bool,
 }
@@ -112,6 +114,7 @@ impl<'v> Transaction<'v> {
             replaced: Vec::new(),
             pinned: Vec::new(),
             csummed: HashSet::new(),
+            nodes_delta: 0,
             failed: None,
             done: false,
         }
@@ -323,11 +326,16 @@ impl<'v> Transaction<'v> {
                 "data extent of {min}..{max} bytes is not whole {ss}-byte sectors"
             )));
         }
+        let keep = self.vol.metadata_reserve_slots();
         let (start, len) = self
             .space()
             .free
-            .alloc_up_to(min, max)
-            .ok_or_else(|| Error::NoSpace(format!("no free range of {min} bytes for data")))?;
+            .alloc_up_to_keeping(min, max, keep)
+            .ok_or_else(|| {
+                Error::NoSpace(format!(
+                    "no free range of {min} bytes for data outside the metadata reserve"
+                ))
+            })?;
         self.allocated.insert(start, len);
         self.unreferenced_data.insert(start, (len, false));
         Ok((start, len))
@@ -543,6 +551,10 @@ impl<'v> Transaction<'v> {
     /// Publishes the committed state and hands freed space on.
     fn finish(&mut self) {
         self.done = true;
+        let nodes = &self.vol.sh.tree_nodes;
+        let now = nodes.load(std::sync::atomic::Ordering::Relaxed);
+        let after = now.saturating_add_signed(self.nodes_delta);
+        nodes.store(after, std::sync::atomic::Ordering::Relaxed);
         self.vol.publish(Committed {
             generation: self.gen,
             roots: std::mem::take(&mut self.roots),
@@ -667,6 +679,7 @@ impl NodeWriter for Transaction<'_> {
 
     fn alloc_node(&mut self, tree: TreeId, level: u8) -> Result<u64> {
         let bytenr = self.alloc_extent(u64::from(self.vol.sh.nodesize))?;
+        self.nodes_delta += 1;
         self.delayed
             .add(bytenr, RefTarget::Tree { level, root: tree }, 1);
         Ok(bytenr)
@@ -675,6 +688,7 @@ impl NodeWriter for Transaction<'_> {
     fn free_node(&mut self, tree: TreeId, bytenr: u64, level: u8, generation: u64) {
         self.fingers.retain(|(_, f)| f.leaf != bytenr);
         self.dirty.remove(&bytenr);
+        self.nodes_delta -= 1;
         let target = RefTarget::Tree { level, root: tree };
         if generation == self.gen && !self.applied.contains(&bytenr) {
             // Allocated by this transaction and not yet in the extent tree: the queued +1

@@ -87,6 +87,10 @@ pub(crate) struct Space {
 /// The free-space lock held.
 pub(crate) type SpaceGuard<'a> = parking_lot::MutexGuard<'a, Space>;
 
+/// Nodes the metadata reserve (`Volume::metadata_reserve`) holds beyond the copies of the
+/// existing ones: the trees' growth within one commit (splits, new items).
+const METADATA_RESERVE_GROWTH: u64 = 64;
+
 /// How many freed extents [`Volume::release_pending`] hands back per hold of the
 /// free-space lock: about a tenth of a millisecond.
 const RELEASE_CHUNK: usize = 256;
@@ -308,6 +312,15 @@ impl Volume {
         free
     }
 
+    /// Free bytes in whole node-sized pieces: what B-tree nodes can still be allocated
+    /// from, however the rest of the free space is cut up.
+    pub fn node_slot_bytes(&self) -> u64 {
+        let mut w = self.space.lock();
+        self.release_pending(&mut w);
+        w.free.release_run();
+        w.free.slot_bytes()
+    }
+
     /// Bytes freed by committed transactions that are not allocatable yet because a reader
     /// (or pin) of an older generation is still alive. They come back as those readers end.
     pub fn pinned_bytes(&self) -> u64 {
@@ -328,12 +341,19 @@ impl Volume {
     pub fn reserve_data(&self, min: u64, max: u64) -> Result<(u64, u64)> {
         let mut w = self.space.lock();
         self.release_pending(&mut w);
-        self.reserve_data_locked(&mut w, min, max)
+        self.reserve_data_locked(&mut w, min, max, 0)
     }
 
     /// The reservation itself, under the free-space lock, after the caller released what
-    /// older readers no longer pin.
-    fn reserve_data_locked(&self, w: &mut Space, min: u64, max: u64) -> Result<(u64, u64)> {
+    /// older readers no longer pin: never leaving less than `keep_slots` bytes of free
+    /// space in whole node-sized pieces (nor less than [`Volume::metadata_reserve`]).
+    fn reserve_data_locked(
+        &self,
+        w: &mut Space,
+        min: u64,
+        max: u64,
+        keep_slots: u64,
+    ) -> Result<(u64, u64)> {
         if let Some(p) = self.poisoned() {
             return Err(Error::Poisoned(p));
         }
@@ -343,28 +363,50 @@ impl Volume {
                 "data reservation of {min}..{max} bytes is not whole {ss}-byte sectors"
             )));
         }
+        let node = u64::from(self.sh.nodesize);
+        let keep = keep_slots.div_ceil(node).max(self.metadata_reserve_slots());
         // Small data may spread into the largest free ranges while a quarter of the volume
         // is free; a fuller volume keeps them for nodes (`FreeSpace::alloc_data`).
         let spread = w.free.free_bytes() >= self.sh.total_bytes / 4;
-        let r = w.free.alloc_data(min, max, spread);
+        let r = w.free.alloc_data_keeping(min, max, spread, keep);
         self.note_free(w);
         r.ok_or_else(|| {
             Error::NoSpace(format!(
-                "no free range of {min} bytes for data ({} bytes free in all)",
-                w.free.free_bytes()
+                "no free range of {min} bytes for data that leaves {} bytes in whole nodes \
+                 for commits ({} bytes free in all, {} in whole nodes)",
+                keep * node,
+                w.free.free_bytes(),
+                w.free.slot_bytes()
             ))
         })
+    }
+
+    /// The free space, in whole node-sized pieces, that no data allocation takes: enough
+    /// for a commit that copies every B-tree node of the volume once (a transaction copies
+    /// a node at most once) plus 64 nodes for the trees' growth, the way btrfs's global
+    /// block reserve is sized from its trees. Commits, including those of unlinks and
+    /// truncations, allocate their nodes from it; data allocations fail with `NoSpace`
+    /// first. At most half the volume.
+    pub fn metadata_reserve(&self) -> u64 {
+        self.metadata_reserve_slots() * u64::from(self.sh.nodesize)
+    }
+
+    pub(crate) fn metadata_reserve_slots(&self) -> u64 {
+        let nodes = self.sh.tree_nodes.load(Ordering::Relaxed);
+        let most = self.sh.total_bytes / 2 / u64::from(self.sh.nodesize);
+        (nodes + nodes / 4 + METADATA_RESERVE_GROWTH).min(most)
     }
 
     /// [`Volume::reserve_data`] that leaves room behind, all under one hold of the
     /// free-space lock: at most what keeps `keep_free` bytes free is taken (less than `min`
     /// of it: `NoSpace`), and the reservation is refused (nothing taken) if afterwards less
-    /// than `keep_slots` bytes of free space would be left in whole node-sized pieces. A
-    /// commit needs its nodes whole, and small data taken from node-sized ranges can leave
-    /// plenty of free bytes none of which a node fits in: a filesystem passes what its next
-    /// commit needs, so that data waiting for the commit cannot starve it. When the usual
-    /// placement would leave too few, `min` bytes from the smallest free range that holds
-    /// them are taken instead, if that leaves enough.
+    /// than `keep_slots` bytes (or [`Volume::metadata_reserve`], if more) of free space
+    /// would be left in whole node-sized pieces. A commit needs its nodes whole, and small
+    /// data taken from node-sized ranges can leave plenty of free bytes none of which a node
+    /// fits in: a filesystem passes what its next commit needs, so that data waiting for
+    /// the commit cannot starve it. When the usual placement would leave too few, the
+    /// smallest pieces that cost no whole node are taken instead (`FreeSpace::
+    /// alloc_data_keeping`).
     pub fn reserve_data_keeping(
         &self,
         min: u64,
@@ -382,40 +424,7 @@ impl Volume {
                 w.free.free_bytes()
             )));
         }
-        let (start, len) = self.reserve_data_locked(&mut w, min, max.min(room))?;
-        let mut left = w.free.slot_bytes();
-        if left < keep_slots {
-            // The count may be short by the pieces the data run cut its range into; merged
-            // back, the run is counted exactly.
-            w.free.release_run();
-            left = w.free.slot_bytes();
-        }
-        if left >= keep_slots {
-            return Ok((start, len));
-        }
-        let give_back = |w: &mut Space, start: u64, len: u64| {
-            w.free
-                .free(start, len)
-                .map_err(|e| Error::Invalid(format!("giving back {start:#x}+{len:#x}: {e}")))
-        };
-        give_back(&mut w, start, len)?;
-        // The data went where data goes while the volume has room (a run, the largest
-        // range), which cut into node-sized ranges. Random overwrites leave most free space
-        // in holes too small for a node: the smallest range that holds `min` is usually one,
-        // and taking it leaves every node slot to the commit instead of refusing the write
-        // while a quarter or more of the volume is free.
-        if let Some(start) = w.free.alloc(min) {
-            if w.free.slot_bytes() >= keep_slots {
-                self.note_free(&w);
-                return Ok((start, min));
-            }
-            give_back(&mut w, start, min)?;
-        }
-        let left = w.free.slot_bytes();
-        self.note_free(&w);
-        Err(Error::NoSpace(format!(
-            "{left} bytes left in whole nodes, {keep_slots} kept for the next commit"
-        )))
+        self.reserve_data_locked(&mut w, min, max.min(room), keep_slots)
     }
 
     /// Reserves exactly `[bytenr, bytenr + len)`, which must be free: for a filesystem

@@ -523,23 +523,32 @@ fn data_kept_off_node_slots_takes_a_hole_no_node_fits_in() {
     let dev = mem(4 << 20);
     let mut io = queue(&*dev);
     let vol = Volume::format(dev.clone(), &mut *io, &small_opts()).unwrap();
-    let (ss, node) = (u64::from(vol.sectorsize()), u64::from(vol.nodesize()));
-    // Everything free taken one sector at a time, then every other sector given back:
-    // more than a quarter of the volume free, all of it in holes no node fits in, except
-    // one range of exactly one node.
+    let ss = u64::from(vol.sectorsize());
+    // Everything data may take, one sector at a time: what is left is the metadata
+    // reserve, in whole nodes (a commit copying every node once, and then some).
     let mut taken = Vec::new();
     while let Ok((b, l)) = vol.reserve_data(ss, ss) {
         taken.push((b, l));
     }
+    let slots = vol.node_slot_bytes();
+    assert!(
+        slots >= vol.metadata_reserve() && vol.metadata_reserve() > 0,
+        "{slots} bytes in whole nodes, the reserve is {}",
+        vol.metadata_reserve()
+    );
+    assert_eq!(
+        vol.free_bytes(),
+        slots,
+        "data took every piece no node fits in"
+    );
+    // Every other sector given back: more than a quarter of the volume free, most of it in
+    // holes no node fits in.
     taken.sort_unstable();
-    let (node_at, _) = taken[taken.len() / 2];
-    let in_node = |b: u64| (node_at..node_at + node).contains(&b);
-    let mut held = Vec::new();
+    let mut holes = 0;
     for (i, &(b, l)) in taken.iter().enumerate() {
-        if in_node(b) || (i % 2 == 0 && !in_node(b + ss) && !in_node(b.wrapping_sub(ss))) {
+        if i % 2 == 0 {
             vol.unreserve_data(b, l).unwrap();
-        } else {
-            held.push((b, l));
+            holes += 1;
         }
     }
     let free = vol.free_bytes();
@@ -547,20 +556,30 @@ fn data_kept_off_node_slots_takes_a_hole_no_node_fits_in() {
         free * 4 >= 4 << 20,
         "{free} bytes free: too few to spread data"
     );
-    // Keeping the one node slot: the data goes into a hole, not into the node's range.
-    let (b, l) = vol.reserve_data_keeping(ss, ss, 0, node).unwrap();
-    assert_eq!(l, ss);
-    assert!(
-        !in_node(b),
-        "data at {b:#x} took the last node slot at {node_at:#x}"
-    );
-    assert_eq!(vol.free_bytes(), free - ss);
-    // Keeping more slots than there are is still refused, with nothing taken.
-    assert!(matches!(
-        vol.reserve_data_keeping(ss, ss, 0, 2 * node),
-        Err(Error::NoSpace(_))
-    ));
-    assert_eq!(vol.free_bytes(), free - ss);
-    // The node slot is still whole.
-    vol.reserve_exact(node_at, node).unwrap();
+    // Data goes into the holes, whatever the caller keeps beyond the reserve, and never
+    // into the reserve's nodes.
+    for _ in 0..holes {
+        let (_, l) = vol.reserve_data_keeping(ss, ss, 0, ss).unwrap();
+        assert_eq!(l, ss);
+        assert_eq!(vol.node_slot_bytes(), slots, "data took a node slot");
+    }
+    assert_eq!(vol.free_bytes(), slots);
+    // With the holes gone, data is refused, with nothing taken: the reserve is for nodes.
+    for keep in [0, slots, 2 * slots] {
+        assert!(matches!(
+            vol.reserve_data_keeping(ss, ss, 0, keep),
+            Err(Error::NoSpace(_))
+        ));
+    }
+    assert!(matches!(vol.reserve_data(ss, ss), Err(Error::NoSpace(_))));
+    assert_eq!(vol.free_bytes(), slots);
+    // Commits still find their nodes there.
+    let mut tx = vol.begin().unwrap();
+    tx.create_tree(TreeId::FS).unwrap();
+    for k in 0..200u64 {
+        tx.insert(&mut *io, TreeId::FS, Key::new(k, 1, 0), &[7; 40])
+            .unwrap();
+    }
+    tx.commit(&mut *io).unwrap();
+    vol.reader().check(&mut *io).unwrap();
 }

@@ -358,10 +358,16 @@ impl Filesystem {
             block_size: bs,
             blocks: total,
             blocks_free: free / bs,
-            blocks_avail: free.saturating_sub(reserved + c.space().slack()) / bs,
+            blocks_avail: free.saturating_sub(reserved + c.space().slack(c.vol())) / bs,
             name_max: crate::items::NAME_MAX as u64,
             files: c.next_ino() - ROOT_INO,
         })
+    }
+
+    /// Free bytes in whole B-tree-node-sized pieces: the space commits can still allocate
+    /// nodes from (the rest of the free space may be in pieces too small for a node).
+    pub fn node_free_bytes(&self) -> u64 {
+        self.core().vol().node_slot_bytes()
     }
 
     /// The inode `path` names (absolute; symlinks followed except in the last component).

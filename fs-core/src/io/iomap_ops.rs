@@ -240,7 +240,7 @@ impl Core {
             // running in the background, small data taken from node-sized free ranges while
             // the fold allocates its nodes could leave free bytes no node fits in (16 KiB
             // nodes on a half-full device, `tests/enospc.rs`).
-            let keep = self.space().slack() + self.fold_need(*r);
+            let keep = self.space().slack(self.vol()) + self.fold_need(*r);
             self.vol()
                 .reserve_data_keeping(bs, want, *r + keep, keep)
                 .map_err(|e| match e {

@@ -5,8 +5,9 @@
 //!   allocated); each also promises the metadata its writeback's fold will need
 //!   (`fold_need`), so a write that returned Ok survives unmount on a full filesystem;
 //! - data reservations and namespace operations that add items (`check_ns_room`) never dip
-//!   into `slack`, the space kept for commits, so a full filesystem can still delete files
-//!   and fold what it accepted.
+//!   into `slack`, the space kept for commits (at least cow's metadata reserve, which cow
+//!   keeps in whole nodes against every data allocation), so a full filesystem can still
+//!   delete files and fold what it accepted.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -64,9 +65,13 @@ impl Space {
         }
     }
 
-    /// Bytes data may never take.
-    pub fn slack(&self) -> u64 {
-        self.slack
+    /// Bytes data may never take: room for a few commits' copied nodes, or cow's metadata
+    /// reserve (a commit copying every node once, `Volume::metadata_reserve`) if more. cow
+    /// refuses data allocations that would leave less than the reserve in whole nodes;
+    /// counting it here too makes buffered writes, whose space is allocated only at
+    /// writeback, fail with ENOSPC when written rather than at writeback.
+    pub fn slack(&self, vol: &Volume) -> u64 {
+        self.slack.max(vol.metadata_reserve())
     }
 
     /// Delalloc bytes promised now.
@@ -119,7 +124,7 @@ impl Space {
     pub fn data_room(&self, vol: &Volume, reserved: u64) -> u64 {
         vol.free_bytes()
             .saturating_sub(reserved)
-            .saturating_sub(self.slack)
+            .saturating_sub(self.slack(vol))
             .saturating_sub(self.fold_need(vol, reserved))
     }
 

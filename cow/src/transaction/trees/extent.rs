@@ -235,12 +235,12 @@ fn read_data_extent(
 }
 
 /// Free space of the snapshot: the volume minus reserved areas minus every extent item. Also
-/// returns the bytes the items account for. Overlapping or out-of-range extents are
-/// corruption.
+/// returns the bytes the items account for and how many of them are B-tree nodes.
+/// Overlapping or out-of-range extents are corruption.
 pub(crate) fn rebuild_free_space(
     r: &ReadTxn<'_>,
     io: &mut dyn IoQueue,
-) -> Result<(FreeSpace, u64)> {
+) -> Result<(FreeSpace, u64, u64)> {
     let sh = &r.vol.sh;
     let mut free = FreeSpace::default();
     free.free(0, sh.total_bytes).expect("empty map");
@@ -249,6 +249,7 @@ pub(crate) fn rebuild_free_space(
             .expect("reserved ranges are disjoint and inside");
     }
     let mut used = 0;
+    let mut nodes = 0;
     let src: &dyn NodeSource = r;
     for item in Iter::new(
         src,
@@ -263,6 +264,7 @@ pub(crate) fn rebuild_free_space(
         let len = match k.kind {
             kind::METADATA_ITEM => {
                 MetadataItem::parse(&data).map_err(bad)?;
+                nodes += 1;
                 u64::from(sh.nodesize)
             }
             kind::EXTENT_ITEM => {
@@ -285,5 +287,5 @@ pub(crate) fn rebuild_free_space(
             .map_err(|e| bad(format!("overlaps another extent or a reserved area ({e})")))?;
         used += len;
     }
-    Ok((free, used))
+    Ok((free, used, nodes))
 }
