@@ -345,8 +345,9 @@ impl Volume {
     }
 
     /// The reservation itself, under the free-space lock, after the caller released what
-    /// older readers no longer pin: never leaving less than `keep_slots` bytes of free
-    /// space in whole node-sized pieces (nor less than [`Volume::metadata_reserve`]).
+    /// older readers no longer pin: never taking a node-sized piece of the last
+    /// `keep_slots` bytes of free space in whole node-sized pieces (nor of the last
+    /// [`Volume::metadata_reserve`]); pieces too small for a node are always taken first.
     fn reserve_data_locked(
         &self,
         w: &mut Space,
@@ -381,7 +382,7 @@ impl Volume {
         })
     }
 
-    /// The free space, in whole node-sized pieces, that no data allocation takes: enough
+    /// The free space, in whole node-sized pieces, that no data allocation cuts into: enough
     /// for a commit that copies every B-tree node of the volume once (a transaction copies
     /// a node at most once) plus 64 nodes for the trees' growth, the way btrfs's global
     /// block reserve is sized from its trees. Commits, including those of unlinks and
@@ -399,14 +400,15 @@ impl Volume {
 
     /// [`Volume::reserve_data`] that leaves room behind, all under one hold of the
     /// free-space lock: at most what keeps `keep_free` bytes free is taken (less than `min`
-    /// of it: `NoSpace`), and the reservation is refused (nothing taken) if afterwards less
-    /// than `keep_slots` bytes (or [`Volume::metadata_reserve`], if more) of free space
-    /// would be left in whole node-sized pieces. A commit needs its nodes whole, and small
+    /// of it: `NoSpace`), and the reservation never cuts into the last `keep_slots` bytes
+    /// (or [`Volume::metadata_reserve`], if more) of free space in whole node-sized pieces
+    /// (if it cannot be placed elsewhere, it is refused, nothing taken). A commit needs its
+    /// nodes whole, and small
     /// data taken from node-sized ranges can leave plenty of free bytes none of which a node
     /// fits in: a filesystem passes what its next commit needs, so that data waiting for
     /// the commit cannot starve it. When the usual placement would leave too few, the
-    /// smallest pieces that cost no whole node are taken instead (`FreeSpace::
-    /// alloc_data_keeping`).
+    /// smallest pieces that cost no whole node are taken instead, even while fewer are left
+    /// than kept (`FreeSpace::alloc_data_keeping`).
     pub fn reserve_data_keeping(
         &self,
         min: u64,
