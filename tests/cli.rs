@@ -78,6 +78,9 @@ fn round_trip_and_clean_fsck() {
     assert!(st.contains("Size: 65536"), "{st}");
     let report = expect(&["fsck", s(&img)], 0);
     assert!(report.contains("clean"), "{report}");
+    // A fresh filesystem has whole nodes to spare beyond the metadata reserve.
+    assert!(report.contains("in whole metadata nodes"), "{report}");
+    assert!(!report.contains("note: less free space"), "{report}");
     // A second mkfs without --force keeps the filesystem.
     let out = bypassfs(&["mkfs", s(&img)]);
     assert_eq!(out.status.code(), Some(8));
@@ -103,6 +106,11 @@ fn corrupted_data_block_makes_fsck_exit_4() {
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["clean"], false);
     assert!(!doc["errors"].as_array().unwrap().is_empty());
+    let reserve = doc["metadata_reserve"].as_u64().unwrap();
+    assert!(
+        reserve > 0 && doc["node_free_bytes"].as_u64().unwrap() > reserve,
+        "{json}"
+    );
 }
 
 #[test]

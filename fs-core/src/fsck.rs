@@ -119,6 +119,14 @@ pub struct FsckReport {
     pub data_extents: usize,
     /// Data blocks whose checksum was verified.
     pub blocks_verified: u64,
+    /// Free bytes.
+    pub free_bytes: u64,
+    /// Free bytes in whole B-tree-node-sized pieces: what commits can allocate nodes from.
+    pub node_free_bytes: u64,
+    /// The part of those no data write takes (`cow::Volume::metadata_reserve`). Less free
+    /// in whole nodes than this is no error (nothing is inconsistent), but writes then get
+    /// ENOSPC while bytes are free, until deleted files give whole nodes back.
+    pub metadata_reserve: u64,
 }
 
 impl FsckReport {
@@ -160,6 +168,9 @@ pub fn fsck(dev: Arc<dyn BlockDevice>, opts: &FsckOptions) -> Result<FsckReport>
         }
     };
     rep.errors.extend(check_superblocks(&*dev, &mut *io, &vol));
+    rep.free_bytes = vol.free_bytes();
+    rep.node_free_bytes = vol.node_slot_bytes();
+    rep.metadata_reserve = vol.metadata_reserve();
     let r = vol.reader();
     let nodesize = u64::from(vol.nodesize());
     opts.report(PHASE_METADATA, 0, 0, "bytes");

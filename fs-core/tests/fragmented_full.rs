@@ -249,7 +249,13 @@ fn recovers(dev: Arc<MemDevice>, w: &mut Workload, when: &str) {
     }
     w.fsync_all(&fs, &ctx);
     fs.unmount(&ctx).unwrap();
-    assert_clean(dev.clone());
+    let rep = assert_clean(dev.clone());
+    assert!(
+        rep.node_free_bytes >= rep.metadata_reserve,
+        "{when}: {} bytes free in whole nodes after deleting, the reserve is {}",
+        rep.node_free_bytes,
+        rep.metadata_reserve
+    );
     let (fs, ctx) = mount(dev.clone());
     w.verify(&fs, &ctx, &format!("{when}, remounted after deleting"));
     fs.unmount(&ctx).unwrap();

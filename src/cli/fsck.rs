@@ -85,6 +85,18 @@ fn print_text(shown: &str, rep: &FsckReport) -> u8 {
         rep.data_extents,
         rep.blocks_verified
     );
+    out!(
+        "free: {} bytes, {} of them in whole metadata nodes (the metadata reserve is {})",
+        rep.free_bytes,
+        rep.node_free_bytes,
+        rep.metadata_reserve
+    );
+    if rep.node_free_bytes < rep.metadata_reserve {
+        out!(
+            "note: less free space in whole nodes than the metadata reserve (no error): \
+             writes get ENOSPC until deleted files give whole nodes back"
+        );
+    }
     for (i, e) in rep.errors.iter().enumerate() {
         out!("error {}: {e}", i + 1);
     }
@@ -111,5 +123,8 @@ fn to_json(shown: &str, rep: &FsckReport) -> serde_json::Value {
         "entries": rep.entries,
         "data_extents": rep.data_extents,
         "blocks_verified": rep.blocks_verified,
+        "free_bytes": rep.free_bytes,
+        "node_free_bytes": rep.node_free_bytes,
+        "metadata_reserve": rep.metadata_reserve,
     })
 }
