@@ -313,7 +313,8 @@ impl Volume {
     }
 
     /// Free bytes in whole node-sized pieces: what B-tree nodes can still be allocated
-    /// from, however the rest of the free space is cut up.
+    /// from, however the rest of the free space is cut up. Counts exactly: a held data run
+    /// goes back into the free ranges first (the next data allocation holds it again).
     pub fn node_slot_bytes(&self) -> u64 {
         let mut w = self.space.lock();
         self.release_pending(&mut w);
