@@ -45,8 +45,8 @@ impl<T> Context<T> for std::result::Result<T, fs_core::Error> {
                      device whose block size divides 4096)"
                 }
                 fs_core::Error::NoSpace(m) if m.contains("fragmented") => {
-                    "; no room for metadata although data space is free (a known limit of \
-                     nearly full volumes): mount it read-only (`-o ro`, `get`, `cat`) to copy \
+                    "; no room for metadata although data space is free (a volume filled by a \
+                     version without the metadata reserve): mount it read-only (`-o ro`, `get`, `cat`) to copy \
                      the files off, or onto a larger device"
                 }
                 fs_core::Error::NoSpace(_) => "; the device is full: use a larger one",
