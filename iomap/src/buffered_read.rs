@@ -7,10 +7,21 @@
 //!   delalloc block is one truncate took away), inline bytes for `Inline`;
 //! - a run of stale blocks inside one mapped extent is one device request, whatever the
 //!   number of pages (the pages are DMA memory: no bounce);
-//! - sequential readers get read-ahead: the window doubles up to `readahead_bytes`;
+//! - sequential readers get read-ahead: the window grows up to `readahead_bytes` (or the
+//!   read's size, if larger, within one batch of pages), and the pages ahead are read
+//!   while the current ones are copied out, so a reader waits for the device only on a
+//!   miss;
+//! - no request outlives the read that made it: read-ahead is awaited before `read`
+//!   returns, so no page stays busy for a context that may never run again;
+//! - a failed read-ahead fails nothing: its pages stay stale and the read that reaches
+//!   them fills them again and reports what it gets;
 //! - reads stop at the file size.
 
-use bdev::exec::{yield_now, Context};
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+
+use bdev::exec::{join_all, yield_now, Context};
 
 use crate::cache::Outcome;
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
@@ -18,6 +29,10 @@ use crate::iter::Step;
 use crate::layer::{Fill, Iomap};
 use crate::map::{IterFlags, MapKind};
 use crate::ops::{Ino, IomapOps};
+
+/// Read-ahead goes to the device in pieces of at most this many bytes, all in flight at
+/// once: the first pieces are verified while the device still reads the last.
+const READAHEAD_PIECE_BYTES: u64 = 256 << 10;
 
 impl<O: IomapOps> Iomap<O> {
     /// Reads up to `dst.len()` bytes at `pos` through the cache; returns the bytes read
@@ -28,37 +43,55 @@ impl<O: IomapOps> Iomap<O> {
             return Ok(0);
         }
         let len = (dst.len() as u64).min(size - pos);
+        let dst = &mut dst[..len as usize];
         let page = self.cfg.page_size;
-        let max_ra = (self.cfg.readahead_bytes / page).min(self.batch_pages());
         let pages = pos / page..(pos + len).div_ceil(page);
-        // Set by the first chunk's look at the cache, which also updates read-ahead.
-        let mut ra = None;
-        let eof = self.round_up(size);
+        // A window of at least the read itself, as Linux's for reads larger than its own.
+        let max_ra = (self.cfg.readahead_bytes / page)
+            .max(pages.end - pages.start)
+            .min(self.batch_pages());
+        let ahead = self
+            .cache
+            .readahead(ino, pages, max_ra, size.div_ceil(page));
+        let Some(ahead) = ahead else {
+            return self.read_range(ctx, ino, pos, dst).await;
+        };
+        let (a, b) = (
+            ahead.start * page,
+            self.round_up(size).min(ahead.end * page),
+        );
+        // The read-ahead's requests are made first; the yield hands them to the device
+        // before the copy out begins.
+        let current = async {
+            yield_now().await;
+            self.read_range(ctx, ino, pos, dst).await
+        };
+        let ((), got) = join2(self.read_ahead(ctx, ino, a, b), current).await;
+        got
+    }
+
+    /// Fills `[a, b)` as read-ahead: several requests at once, errors ignored (the read
+    /// that reaches a page left stale fills it itself and reports the error then).
+    async fn read_ahead(&self, ctx: &Context, ino: Ino, a: u64, b: u64) {
+        let piece = READAHEAD_PIECE_BYTES.max(self.cfg.page_size);
+        let starts = (a..b).step_by(piece as usize);
+        let fills = starts.map(|s| self.fill(ctx, ino, s, (s + piece).min(b)));
+        // Dropped on purpose: the pages of a failed piece stay stale (see the invariants).
+        let _ = join_all(fills).await;
+    }
+
+    /// Copies `[pos, pos + dst.len())` out of the cache, filling what is not up to date
+    /// first, one batch of pages at a time; `dst` ends before the end of the file.
+    async fn read_range(&self, ctx: &Context, ino: Ino, pos: u64, dst: &mut [u8]) -> Result<usize> {
+        let len = dst.len() as u64;
+        let page = self.cfg.page_size;
         let mut done = 0u64;
         let mut remaps = 0;
         while done < len {
             let at = pos + done;
             let chunk_end = (pos + len).min((at / page + self.batch_pages()) * page);
-            let last = chunk_end == pos + len;
             let dst = &mut dst[done as usize..(chunk_end - pos) as usize];
-            let mut hit = match ra {
-                None => {
-                    let (hit, window) = self.cache.read_start(ino, at, dst, pages.clone(), max_ra);
-                    ra = Some(window);
-                    hit
-                }
-                Some(_) => self.cache.read_cached(ino, at, dst),
-            };
-            let ra = ra.unwrap_or(0);
-            let fill_end = if last {
-                // Chunk and read-ahead together stay within one batch: that is the most the
-                // budget may be overshot by when nothing else can be evicted.
-                let chunk_pages = chunk_end.div_ceil(page) - at / page;
-                let ra = ra.min(self.batch_pages().saturating_sub(chunk_pages));
-                chunk_end.div_ceil(page) * page + ra * page
-            } else {
-                chunk_end
-            };
+            let mut hit = self.cache.read_cached(ino, at, dst);
             let mut tries = 0;
             while !hit {
                 tries += 1;
@@ -68,10 +101,7 @@ impl<O: IomapOps> Iomap<O> {
                     )));
                 }
                 let start = self.round_down(at);
-                match self
-                    .fill(ctx, ino, start, self.round_up(fill_end).min(eof))
-                    .await
-                {
+                match self.fill(ctx, ino, start, self.round_up(chunk_end)).await {
                     Ok(()) => {}
                     // A fill whose mapping was replaced under it dropped its bytes: the
                     // next turn maps again.
@@ -140,4 +170,31 @@ impl<O: IomapOps> Iomap<O> {
         }
         Ok(())
     }
+}
+
+/// Runs `a` and `b` together (both polled with the caller's waker) until both are done;
+/// `a` is polled first each time.
+async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                (ra, rb) = (x, y);
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }

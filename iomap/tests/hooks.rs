@@ -188,3 +188,34 @@ fn reads_whose_mapping_moved_are_read_again() {
     assert!(matches!(err, IomapError::MappingChanged { .. }), "{err}");
     moved(0);
 }
+
+#[test]
+fn a_failed_read_ahead_fails_nothing_and_is_read_again() {
+    let (ctx, io) = setup();
+    let f = Ino(1);
+    io.ops().fs.create(f);
+    let data: Vec<u8> = (0..2u32 << 20).map(|i| (i % 241) as u8 + 1).collect();
+    ctx.block_on(io.write(&ctx, f, 0, &data)).unwrap();
+    ctx.block_on(io.sync_file(&ctx, f)).unwrap();
+    io.cache().forget(f);
+    let mut out = vec![0u8; 1 << 20];
+    // The first MiB and the read-ahead of the second both fail verification: the read
+    // reports it, the read-ahead's pages stay stale.
+    io.ops().fail_reads.store(true, Ordering::Relaxed);
+    assert!(ctx.block_on(io.read(&ctx, f, 0, &mut out)).is_err());
+    let verified = *io.ops().verified.lock().unwrap();
+    assert!(verified >= 2 << 20, "the read-ahead was tried: {verified}");
+    io.ops().fail_reads.store(false, Ordering::Relaxed);
+    // The second MiB comes from the device again, good this time.
+    assert_eq!(
+        ctx.block_on(io.read(&ctx, f, 1 << 20, &mut out)).unwrap(),
+        1 << 20
+    );
+    assert_eq!(&out[..], &data[1 << 20..]);
+    assert!(*io.ops().verified.lock().unwrap() >= verified + (1 << 20));
+    assert_eq!(
+        ctx.block_on(io.read(&ctx, f, 0, &mut out)).unwrap(),
+        1 << 20
+    );
+    assert_eq!(&out[..], &data[..1 << 20]);
+}

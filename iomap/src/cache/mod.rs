@@ -211,22 +211,18 @@ impl PageCache {
         self.copy_out(f, pos, dst)
     }
 
-    /// A read's first look at the cache, in one hold of the lock: updates the file's
-    /// read-ahead state for a read of pages `pages` (see [`FileIndex::readahead`], window
-    /// at most `max_ra` pages) and copies `[pos, pos + dst.len())` out if all of it is up
-    /// to date. Returns whether it did, and the read-ahead window in pages.
-    pub(crate) fn read_start(
+    /// Updates the file's read-ahead state for a read of pages `pages` of a file of `eof`
+    /// pages and returns the pages to read ahead, if any (see [`FileIndex::readahead`];
+    /// window at most `max_ra` pages).
+    pub(crate) fn readahead(
         &self,
         ino: Ino,
-        pos: u64,
-        dst: &mut [u8],
         pages: std::ops::Range<u64>,
         max_ra: u64,
-    ) -> (bool, u64) {
+        eof: u64,
+    ) -> Option<std::ops::Range<u64>> {
         let mut st = self.st();
-        let f = st.index(ino);
-        let window = f.readahead(pages.start, pages.end, max_ra);
-        (self.copy_out(f, pos, dst), window)
+        st.index(ino).readahead(pages.start, pages.end, max_ra, eof)
     }
 
     /// Copies `[pos, pos + dst.len())` out of `f` if all of it is up to date, looking each
