@@ -182,6 +182,17 @@ fn data_extent_references_and_checksums() {
     assert_eq!(r.csum_lookup(&mut *io, ext + 9 * 512).unwrap(), Some(9));
     assert_eq!(r.csum_lookup(&mut *io, ext + 12 * 512).unwrap(), None);
     assert_eq!(r.csum_lookup(&mut *io, ext + 14 * 512).unwrap(), Some(14));
+    // A range lookup agrees with a lookup per block, across the hole and both ends.
+    let from = ext - 4 * 512;
+    let range = r.csum_lookup_range(&mut *io, from, 140).unwrap();
+    for (i, got) in range.iter().enumerate() {
+        let one = r.csum_lookup(&mut *io, from + i as u64 * 512).unwrap();
+        assert_eq!(*got, one, "block {i} of the range");
+    }
+    assert_eq!(range[4 + 9], Some(9));
+    assert_eq!(range[4 + 12], None);
+    assert_eq!(range[4 + 100], Some(7));
+    assert!(r.csum_lookup_range(&mut *io, ext, 0).unwrap().is_empty());
     r.check(&mut *io).unwrap();
     drop(r);
 

@@ -15,7 +15,7 @@
 use bdev::DmaBuf;
 use iomap::{IoMap, MapKind};
 
-use crate::data::{crc_of, extent_at};
+use crate::data::{block_crcs, crc_of, extent_at};
 use crate::error::{Error, Result};
 use crate::state::Core;
 
@@ -89,13 +89,32 @@ impl Core {
             map.block_csum
                 .filter(|_| map.length == bs && dev == map.addr)
         };
+        // The checksums read, in one pass over the pieces when the read starts on a block.
+        let got: Vec<u32> = if pos % bs == 0 {
+            block_crcs(data, bs as usize)
+        } else {
+            let crc = |b: &u64| crc_of(data, (b - pos) as usize, bs as usize);
+            blocks.iter().map(crc).collect()
+        };
         let bad = self.read(|rd| {
-            for (&blk, logged) in blocks.iter().zip(logged) {
+            // The blocks' device addresses are consecutive (one mapping): the checksum
+            // tree is walked once for all that the overlay and the mapping do not have.
+            let need_tree = blocks
+                .iter()
+                .zip(&logged)
+                .any(|(&b, l)| l.is_none() && with_map(map.device_addr(b)).is_none());
+            let tree = match blocks.first() {
+                Some(&b) if need_tree => {
+                    rd.r.csum_lookup_range(rd.io, map.device_addr(b), blocks.len())?
+                }
+                _ => Vec::new(),
+            };
+            for (i, (&blk, logged)) in blocks.iter().zip(logged).enumerate() {
                 let dev = map.device_addr(blk);
-                let got = crc_of(data, (blk - pos) as usize, bs as usize);
+                let got = got[i];
                 let want = match logged.or_else(|| with_map(dev)) {
                     Some(c) => Some(c),
-                    None => match rd.r.csum_lookup(rd.io, dev)? {
+                    None => match tree.get(i).copied().flatten() {
                         Some(c) => Some(c),
                         // Mapped through the overlay, which a fold has emptied since: the
                         // checksum of a one-block extent went to its file extent item.

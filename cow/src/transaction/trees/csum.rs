@@ -55,6 +55,67 @@ pub(crate) fn lookup(
     )))
 }
 
+/// The checksums of the `count` blocks from `bytenr` on, `None` where none is recorded: one
+/// descent to the item holding `bytenr` and a walk along the leaves from there, where a
+/// [`lookup`] per block descends once per block (a 1 MiB buffered read verifies 256).
+pub(crate) fn lookup_range(
+    src: &dyn NodeSource,
+    io: &mut dyn IoQueue,
+    sectorsize: u32,
+    bytenr: u64,
+    count: usize,
+) -> Result<Vec<Option<u32>>> {
+    let ss = u64::from(sectorsize);
+    let mut out = vec![None; count];
+    let Some(end) = (count as u64)
+        .checked_mul(ss)
+        .and_then(|len| bytenr.checked_add(len))
+        .filter(|&end| end > bytenr)
+    else {
+        return Ok(out);
+    };
+    // Items never overlap: only the last one starting at or before `bytenr` can reach into
+    // the range from before it.
+    let first = {
+        let mut back = Iter::new(
+            src,
+            io,
+            TreeId::CSUM,
+            key(0),
+            key(bytenr),
+            Direction::Backward,
+        );
+        match back.next() {
+            Some(item) => item?.0.offset,
+            None => bytenr,
+        }
+    };
+    let it = Iter::new(
+        src,
+        io,
+        TreeId::CSUM,
+        key(first),
+        key(end - 1),
+        Direction::Forward,
+    );
+    for item in it {
+        let (k, data) = item?;
+        check_item(&k, &data)?;
+        for (i, c) in data.chunks_exact(4).enumerate() {
+            let at = k.offset + i as u64 * ss;
+            if at >= end {
+                break;
+            }
+            if at < bytenr || (at - bytenr) % ss != 0 {
+                continue;
+            }
+            let sum = u32::from_le_bytes(c.try_into().expect("4 bytes"));
+            out[((at - bytenr) / ss) as usize] = Some(sum);
+        }
+    }
+    Ok(out)
+}
+
 fn sectors(tx: &Transaction<'_>, bytenr: u64, len: u64) -> Result<u64> {
     let ss = u64::from(tx.vol.sh.sectorsize);
     if bytenr % ss != 0 || len % ss != 0 || bytenr.checked_add(len).is_none() {
@@ -139,5 +200,16 @@ impl ReadTxn<'_> {
     /// The crc32c recorded for the data block at `bytenr`.
     pub fn csum_lookup(&self, io: &mut dyn IoQueue, bytenr: u64) -> Result<Option<u32>> {
         lookup(self, io, self.vol.sh.sectorsize, bytenr)
+    }
+
+    /// The crc32c recorded for each of the `count` data blocks from `bytenr` on (`None`
+    /// where there is none), in one walk of the checksum tree.
+    pub fn csum_lookup_range(
+        &self,
+        io: &mut dyn IoQueue,
+        bytenr: u64,
+        count: usize,
+    ) -> Result<Vec<Option<u32>>> {
+        lookup_range(self, io, self.vol.sh.sectorsize, bytenr, count)
     }
 }
