@@ -17,7 +17,7 @@
 //!   them fills them again and reports what it gets;
 //! - reads stop at the file size.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
 
@@ -60,22 +60,33 @@ impl<O: IomapOps> Iomap<O> {
             ahead.start * page,
             self.round_up(size).min(ahead.end * page),
         );
-        // The read-ahead's requests are made first; the yield hands them to the device
-        // before the copy out begins.
-        let current = async {
-            yield_now().await;
-            self.read_range(ctx, ino, pos, dst).await
-        };
-        let ((), got) = join2(self.read_ahead(ctx, ino, a, b), current).await;
+        // Polled first: the read-ahead's requests go to the device before the copy out.
+        let ((), got) = join2(
+            self.read_ahead(ctx, ino, a, b),
+            self.read_range(ctx, ino, pos, dst),
+        )
+        .await;
         got
     }
 
-    /// Fills `[a, b)` as read-ahead: several requests at once, errors ignored (the read
-    /// that reaches a page left stale fills it itself and reports the error then).
+    /// Fills `[a, b)` as read-ahead, in pieces of `READAHEAD_PIECE_BYTES`, each handed to
+    /// the device as soon as its request is made, in the first poll: the device works on
+    /// the first piece while the next is prepared, and on the rest while the caller copies
+    /// out. Errors are dropped: the read that reaches a page left stale fills it itself and
+    /// reports the error then.
     async fn read_ahead(&self, ctx: &Context, ino: Ino, a: u64, b: u64) {
         let piece = READAHEAD_PIECE_BYTES.max(self.cfg.page_size);
-        let starts = (a..b).step_by(piece as usize);
-        let fills = starts.map(|s| self.fill(ctx, ino, s, (s + piece).min(b)));
+        let mut fills = Vec::new();
+        for s in (a..b).step_by(piece as usize) {
+            let mut fill = Box::pin(self.fill(ctx, ino, s, (s + piece).min(b)));
+            // One poll makes the request (or finishes: nothing was stale, or it failed)...
+            let pending = poll_fn(|cx| Poll::Ready(fill.as_mut().poll(cx).is_pending())).await;
+            if pending {
+                fills.push(fill);
+            }
+            // ...and this hands it to the device now rather than at the end of the turn.
+            ctx.poll_queues();
+        }
         // Dropped on purpose: the pages of a failed piece stay stale (see the invariants).
         let _ = join_all(fills).await;
     }
@@ -177,7 +188,7 @@ impl<O: IomapOps> Iomap<O> {
 async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     let (mut a, mut b) = (pin!(a), pin!(b));
     let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(|cx| {
+    poll_fn(|cx| {
         if ra.is_none() {
             if let Poll::Ready(v) = a.as_mut().poll(cx) {
                 ra = Some(v);
