@@ -16,8 +16,8 @@ impl ItemsMut for Tx<'_> {
     fn put(&mut self, key: Key, data: &[u8]) -> Result<()> {
         Tx::put(self, key, data)
     }
-    fn del(&mut self, key: Key) -> Result<bool> {
-        Tx::del(self, key)
+    fn del(&mut self, key: Key) -> Result<()> {
+        Tx::del(self, key).map(drop)
     }
     fn generation(&self) -> u64 {
         self.tx.generation()

@@ -76,7 +76,7 @@ impl ItemsMut for Ns<'_> {
     fn put(&mut self, key: Key, data: &[u8]) -> Result<()> {
         Ns::put(self, key, data)
     }
-    fn del(&mut self, key: Key) -> Result<bool> {
+    fn del(&mut self, key: Key) -> Result<()> {
         Ns::del(self, key)
     }
     fn generation(&self) -> u64 {

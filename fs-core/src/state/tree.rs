@@ -26,7 +26,8 @@ pub(crate) trait Items {
 /// The writes of a namespace operation.
 pub(crate) trait ItemsMut: Items {
     fn put(&mut self, key: Key, data: &[u8]) -> Result<()>;
-    fn del(&mut self, key: Key) -> Result<bool>;
+    /// Deletes `key` if it exists.
+    fn del(&mut self, key: Key) -> Result<()>;
     /// The generation a new inode is stamped with.
     fn generation(&self) -> u64;
     /// The largest item data the tree holds.
