@@ -23,7 +23,7 @@ use std::task::Poll;
 
 use bdev::exec::{join_all, yield_now, Context};
 
-use crate::cache::Outcome;
+use crate::cache::{Outcome, ReadStart};
 use crate::error::{IomapError, Result, MAPPING_RETRIES};
 use crate::iter::Step;
 use crate::layer::{Fill, Iomap};
@@ -50,11 +50,13 @@ impl<O: IomapOps> Iomap<O> {
         let max_ra = (self.cfg.readahead_bytes / page)
             .max(pages.end - pages.start)
             .min(self.batch_pages());
-        let ahead = self
+        let ahead = match self
             .cache
-            .readahead(ino, pages, max_ra, size.div_ceil(page));
-        let Some(ahead) = ahead else {
-            return self.read_range(ctx, ino, pos, dst).await;
+            .read_start(ino, pos, dst, (pages, size.div_ceil(page)), max_ra)
+        {
+            ReadStart::Copied => return Ok(len as usize),
+            ReadStart::Missed => return self.read_range(ctx, ino, pos, dst, true).await,
+            ReadStart::ReadAhead(ahead) => ahead,
         };
         let (a, b) = (
             ahead.start * page,
@@ -63,7 +65,7 @@ impl<O: IomapOps> Iomap<O> {
         // Polled first: the read-ahead's requests go to the device before the copy out.
         let ((), got) = join2(
             self.read_ahead(ctx, ino, a, b),
-            self.read_range(ctx, ino, pos, dst),
+            self.read_range(ctx, ino, pos, dst, false),
         )
         .await;
         got
@@ -93,7 +95,15 @@ impl<O: IomapOps> Iomap<O> {
 
     /// Copies `[pos, pos + dst.len())` out of the cache, filling what is not up to date
     /// first, one batch of pages at a time; `dst` ends before the end of the file.
-    async fn read_range(&self, ctx: &Context, ino: Ino, pos: u64, dst: &mut [u8]) -> Result<usize> {
+    /// `missed`: the caller found the first batch not up to date already.
+    async fn read_range(
+        &self,
+        ctx: &Context,
+        ino: Ino,
+        pos: u64,
+        dst: &mut [u8],
+        mut missed: bool,
+    ) -> Result<usize> {
         let len = dst.len() as u64;
         let page = self.cfg.page_size;
         let mut done = 0u64;
@@ -102,7 +112,7 @@ impl<O: IomapOps> Iomap<O> {
             let at = pos + done;
             let chunk_end = (pos + len).min((at / page + self.batch_pages()) * page);
             let dst = &mut dst[done as usize..(chunk_end - pos) as usize];
-            let mut hit = self.cache.read_cached(ino, at, dst);
+            let mut hit = !std::mem::take(&mut missed) && self.cache.read_cached(ino, at, dst);
             let mut tries = 0;
             while !hit {
                 tries += 1;

@@ -96,6 +96,17 @@ pub(crate) enum TakeFor {
     Writeback,
 }
 
+/// What a read's first look at the cache did ([`PageCache::read_start`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadStart {
+    /// Every byte was up to date and is copied.
+    Copied,
+    /// Something was not up to date (part of the buffer may be written).
+    Missed,
+    /// Nothing copied: these pages are to be read ahead first.
+    ReadAhead(std::ops::Range<u64>),
+}
+
 /// What happened to taken pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -211,18 +222,26 @@ impl PageCache {
         self.copy_out(f, pos, dst)
     }
 
-    /// Updates the file's read-ahead state for a read of pages `pages` of a file of `eof`
-    /// pages and returns the pages to read ahead, if any (see [`FileIndex::readahead`];
-    /// window at most `max_ra` pages).
-    pub(crate) fn readahead(
+    /// A read's first look at the cache, in one hold of the lock: updates the file's
+    /// read-ahead state for a read of pages `pages` of a file of `eof` pages (see
+    /// [`FileIndex::readahead`], window at most `max_ra` pages). With pages to read ahead
+    /// it copies nothing (the read-ahead goes to the device first); otherwise it copies
+    /// `[pos, pos + dst.len())` out if all of it is up to date.
+    pub(crate) fn read_start(
         &self,
         ino: Ino,
-        pages: std::ops::Range<u64>,
+        pos: u64,
+        dst: &mut [u8],
+        (pages, eof): (std::ops::Range<u64>, u64),
         max_ra: u64,
-        eof: u64,
-    ) -> Option<std::ops::Range<u64>> {
+    ) -> ReadStart {
         let mut st = self.st();
-        st.index(ino).readahead(pages.start, pages.end, max_ra, eof)
+        let f = st.index(ino);
+        match f.readahead(pages.start, pages.end, max_ra, eof) {
+            Some(ahead) => ReadStart::ReadAhead(ahead),
+            None if self.copy_out(f, pos, dst) => ReadStart::Copied,
+            None => ReadStart::Missed,
+        }
     }
 
     /// Copies `[pos, pos + dst.len())` out of `f` if all of it is up to date, looking each
