@@ -80,8 +80,9 @@ pub(crate) struct Taken {
     ino: Ino,
     start: u64,
     end: u64,
-    /// Per page: its number and the parts before and after the range.
-    parts: Vec<(u64, DmaBuf, DmaBuf)>,
+    /// Per page: its number and the parts before and after the range (`None` for a page
+    /// taken whole: the common case, which needs no splitting and joining).
+    parts: Vec<(u64, Option<(DmaBuf, DmaBuf)>)>,
 }
 
 /// What a device request takes pages for.
@@ -443,9 +444,14 @@ impl PageCache {
         for (p, lo, hi) in self.spans(start, end) {
             let pg = f.pages.get_mut(&p).expect("checked above");
             let mut head = pg.buf.take().expect("checked idle");
+            if lo == 0 && hi == head.len() {
+                parts.push((p, None));
+                pieces.push(head);
+                continue;
+            }
             let mut mid = head.split_off(lo);
             let tail = mid.split_off(hi - lo);
-            parts.push((p, head, tail));
+            parts.push((p, Some((head, tail))));
             pieces.push(mid);
         }
         let taken = Taken {
@@ -472,9 +478,15 @@ impl PageCache {
             return;
         };
         let spans = self.spans(start, end);
-        for (((p, mut head, tail), mid), (_, lo, hi)) in parts.into_iter().zip(pieces).zip(spans) {
-            head.unsplit(mid).expect("pieces of one page are adjacent");
-            head.unsplit(tail).expect("pieces of one page are adjacent");
+        for (((p, edges), mid), (_, lo, hi)) in parts.into_iter().zip(pieces).zip(spans) {
+            let head = match edges {
+                None => mid,
+                Some((mut head, tail)) => {
+                    head.unsplit(mid).expect("pieces of one page are adjacent");
+                    head.unsplit(tail).expect("pieces of one page are adjacent");
+                    head
+                }
+            };
             let Some(pg) = f.pages.get_mut(&p) else {
                 continue;
             };
