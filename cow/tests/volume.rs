@@ -193,6 +193,9 @@ fn data_extent_references_and_checksums() {
     assert_eq!(range[4 + 12], None);
     assert_eq!(range[4 + 100], Some(7));
     assert!(r.csum_lookup_range(&mut *io, ext, 0).unwrap().is_empty());
+    // Inside one item: one descent answers it all.
+    let inside = r.csum_lookup_range(&mut *io, ext + 20 * 512, 8).unwrap();
+    assert_eq!(inside, (20..28).map(Some).collect::<Vec<_>>());
     r.check(&mut *io).unwrap();
     drop(r);
 

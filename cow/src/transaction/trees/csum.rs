@@ -75,32 +75,10 @@ pub(crate) fn lookup_range(
         return Ok(out);
     };
     // Items never overlap: only the last one starting at or before `bytenr` can reach into
-    // the range from before it.
-    let first = {
-        let mut back = Iter::new(
-            src,
-            io,
-            TreeId::CSUM,
-            key(0),
-            key(bytenr),
-            Direction::Backward,
-        );
-        match back.next() {
-            Some(item) => item?.0.offset,
-            None => bytenr,
-        }
-    };
-    let it = Iter::new(
-        src,
-        io,
-        TreeId::CSUM,
-        key(first),
-        key(end - 1),
-        Direction::Forward,
-    );
-    for item in it {
-        let (k, data) = item?;
-        check_item(&k, &data)?;
+    // the range from before it. When it covers the whole range (a read inside one
+    // extent's checksums, the usual case) that one descent is all.
+    let mut put = |k: &Key, data: &[u8]| -> Result<u64> {
+        let n = check_item(k, data)? as u64;
         for (i, c) in data.chunks_exact(4).enumerate() {
             let at = k.offset + i as u64 * ss;
             if at >= end {
@@ -111,6 +89,39 @@ pub(crate) fn lookup_range(
             }
             let sum = u32::from_le_bytes(c.try_into().expect("4 bytes"));
             out[((at - bytenr) / ss) as usize] = Some(sum);
+        }
+        Ok(k.offset.saturating_add(n * ss))
+    };
+    let covered = {
+        let mut back = Iter::new(
+            src,
+            io,
+            TreeId::CSUM,
+            key(0),
+            key(bytenr),
+            Direction::Backward,
+        );
+        match back.next() {
+            Some(item) => {
+                let (k, data) = item?;
+                put(&k, &data)?
+            }
+            None => bytenr,
+        }
+    };
+    if covered < end {
+        // Items starting after `bytenr` (the one at it, if any, was read above).
+        let it = Iter::new(
+            src,
+            io,
+            TreeId::CSUM,
+            key(bytenr + 1),
+            key(end - 1),
+            Direction::Forward,
+        );
+        for item in it {
+            let (k, data) = item?;
+            put(&k, &data)?;
         }
     }
     Ok(out)
