@@ -436,7 +436,12 @@ impl Filesystem {
                     (item, ranges)
                 }
             };
-            if let Some(s) = c.inodes().sizes_seen(ino, item.size, seen, c.bs()) {
+            // Without committed extents the cached ranges are the whole union: their sum.
+            let want = !ranges.is_empty();
+            if let Some(s) = c.inodes().sizes_seen(ino, item.size, seen, c.bs(), want) {
+                if !want {
+                    return Ok((item, s.delalloc_bytes, s));
+                }
                 ranges.extend(s.delalloc.iter().copied());
                 return Ok((item, crate::data::union_bytes(ranges), s));
             }

@@ -146,8 +146,10 @@ pub(crate) struct SeenSizes {
     pub size: u64,
     /// The time of the last write accepted and not yet in the item.
     pub mtime: Option<i64>,
-    /// Byte ranges of cached writes not written back yet.
+    /// Byte ranges of cached writes not written back yet (only if asked for).
     pub delalloc: Vec<(u64, u64)>,
+    /// The bytes of those ranges (always).
+    pub delalloc_bytes: u64,
 }
 
 /// Stripes of the inode table: inode numbers are handed out in sequence, so files created
@@ -249,22 +251,42 @@ impl InodeTable {
         gone
     }
 
-    /// The size, unwritten mtime and cached (delalloc) byte ranges of `ino` as the API sees
-    /// them, given its item (read after `evictions` returned `seen`): what memory knows,
-    /// else the item's. `None`: the item may predate the state of a concurrently evicted
-    /// entry (read it again).
-    pub fn sizes_seen(&self, ino: u64, item_size: u64, seen: u64, bs: u64) -> Option<SeenSizes> {
+    /// The size, unwritten mtime and cached (delalloc) bytes of `ino` as the API sees them,
+    /// given its item (read after `evictions` returned `seen`): what memory knows, else the
+    /// item's; the cached byte ranges too if `ranges` (a stat of a file without committed
+    /// extents needs only their sum, and allocates nothing). `None`: the item may predate
+    /// the state of a concurrently evicted entry (read it again).
+    pub fn sizes_seen(
+        &self,
+        ino: u64,
+        item_size: u64,
+        seen: u64,
+        bs: u64,
+        ranges: bool,
+    ) -> Option<SeenSizes> {
         let map = self.stripe(ino).lock();
         match map.get(&ino) {
-            Some(m) => Some(SeenSizes {
-                size: m.size,
-                mtime: m.mtime_dirty,
-                delalloc: m.delalloc.cached().map(|(s, e)| (s * bs, e * bs)).collect(),
-            }),
+            Some(m) => {
+                let cached = m.delalloc.cached().map(|(s, e)| (s * bs, e * bs));
+                let (delalloc, delalloc_bytes) = if ranges {
+                    let v: Vec<_> = cached.collect();
+                    let n = v.iter().map(|(s, e)| e - s).sum();
+                    (v, n)
+                } else {
+                    (Vec::new(), cached.map(|(s, e)| e - s).sum())
+                };
+                Some(SeenSizes {
+                    size: m.size,
+                    mtime: m.mtime_dirty,
+                    delalloc,
+                    delalloc_bytes,
+                })
+            }
             None if self.evictions.load(Ordering::Relaxed) == seen => Some(SeenSizes {
                 size: item_size,
                 mtime: None,
                 delalloc: Vec::new(),
+                delalloc_bytes: 0,
             }),
             None => None,
         }
