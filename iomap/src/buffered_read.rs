@@ -8,9 +8,9 @@
 //! - a run of stale blocks inside one mapped extent is one device request, whatever the
 //!   number of pages (the pages are DMA memory: no bounce);
 //! - sequential readers get read-ahead: the window grows up to `readahead_bytes` (or the
-//!   read's size, if larger, within one batch of pages), and the pages ahead are read
-//!   while the current ones are copied out, so a reader waits for the device only on a
-//!   miss;
+//!   read's size, if larger, within one batch of pages), and the pages ahead go to the
+//!   device before the current ones are copied out, so the copy overlaps the device's
+//!   work on the next window;
 //! - no request outlives the read that made it: read-ahead is awaited before `read`
 //!   returns, so no page stays busy for a context that may never run again;
 //! - a failed read-ahead fails nothing: its pages stay stale and the read that reaches
