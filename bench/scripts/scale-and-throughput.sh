@@ -6,7 +6,12 @@
 #   two cores  bfsperf --fs on the RAM backend (bench/configs/malloc.json, no SPDK),
 #              4 KiB direct, QD 32: `-m 0x3` (one job per core) against `-m 0x1`, for
 #              randread and randwrite on a file per job, and randwrite with both jobs on
-#              one file (--shared-file); targets 1.8, 1.8 and 1.6;
+#              one file (--shared-file); targets 1.8, 1.8 and 1.6. The filesystem's own
+#              threads (the folder, the timed commit) run on the CPUs of -m, as SPDK runs
+#              every poller on its core mask, so 0x1 is one core in all
+#              (FS_THREADS=anywhere: wherever the scheduler puts them, as before
+#              2026-12-08, when 0x1 had the folder on the second core for free); each row
+#              prints the CPU the process used and what that is per I/O;
 #   kernel     bench/scripts/vs-kernel-fs.sh: 4 KiB direct randread and randwrite QD 32,
 #              4 KiB write + fdatasync against fio's psync engine, 1 MiB buffered write +
 #              end fsync, cold 1 MiB buffered read, cached 4 KiB random buffered read, against
@@ -21,7 +26,7 @@
 #
 # Usage: bench/scripts/scale-and-throughput.sh [--quick]
 # Environment: RUNTIME (seconds per two-core row, default 5; --quick 2), PARTS (default
-# "cores kernel meta"), and whatever the two kernel scripts take (SIZE, FILE_SIZE, FSES,
+# "cores kernel meta"), FS_THREADS (mask or anywhere, default mask), and whatever the two kernel scripts take (SIZE, FILE_SIZE, FSES,
 # REPEAT, FILES, ...), passed on to them; RESULTS (directory for every raw output; default
 # a temporary one, kept and named at the end).
 set -euo pipefail
@@ -38,6 +43,7 @@ done
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUNTIME=${RUNTIME:-${QUICK:+2}}; RUNTIME=${RUNTIME:-5}
 PARTS=${PARTS:-cores kernel meta}
+FS_THREADS=${FS_THREADS:-mask}
 RESULTS=${RESULTS:-$(mktemp -d /tmp/scale-and-throughput.XXXXXX)}
 mkdir -p "$RESULTS"
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/bfsperf
@@ -58,7 +64,7 @@ cores_row() { # NAME WORKLOAD MASK [EXTRA...]
     local name=$1 w=$2 mask=$3
     shift 3
     "$BIN" -c "$ROOT/bench/configs/malloc.json" --fs -q 32 -o 4096 -w "$w" -t "$RUNTIME" \
-        -m "$mask" "$@" --output-json "$RESULTS/cores-$name-$mask.json" \
+        -m "$mask" --fs-threads "$FS_THREADS" "$@" --output-json "$RESULTS/cores-$name-$mask.json" \
         >"$RESULTS/cores-$name-$mask.txt" 2>&1 || {
         echo "bfsperf failed for $name $mask; its output:" >&2
         cat "$RESULTS/cores-$name-$mask.txt" >&2
@@ -68,6 +74,11 @@ cores_row() { # NAME WORKLOAD MASK [EXTRA...]
 if [[ " $PARTS " == *" cores "* ]]; then
     echo
     echo "== two cores (RAM backend, 4 KiB direct, QD 32, ${RUNTIME}s a row), load $(load)"
+    case "$FS_THREADS" in
+        mask) echo "filesystem threads on the CPUs of -m: 0x1 is one core for everything" ;;
+        *) echo "filesystem threads anywhere: 0x1 is one core for the job, the folder" \
+            "runs wherever the scheduler puts it (may be the other core)" ;;
+    esac
     for mask in 0x1 0x3; do
         cores_row randread randread "$mask"
         cores_row randwrite randwrite "$mask"
@@ -75,6 +86,20 @@ if [[ " $PARTS " == *" cores "* ]]; then
             cores_row randwrite-shared randwrite "$mask" --shared-file
         fi
     done
+    python3 - "$RESULTS" <<'PY'
+import json, os, sys
+print(f"  {'row':18s} {'mask':>4} {'IOPS':>9} {'p99':>9} {'max':>9} {'cores':>6} {'CPU/IO':>8}")
+for name in ("randread", "randwrite", "randwrite-shared"):
+    for mask in ("0x1", "0x3"):
+        p = f"{sys.argv[1]}/cores-{name}-{mask}.json"
+        if not os.path.exists(p):
+            continue
+        d = json.load(open(p))
+        t, c = d["total"], d.get("cpu", {})
+        print(f"  {name:18s} {mask:>4} {t['iops'] / 1e3:8.1f}k {t['p99_latency_us']:7.0f}us "
+              f"{t['max_latency_us'] / 1e3:7.1f}ms {c.get('cores', 0):6.2f} "
+              f"{c.get('ns_per_io', 0):6.0f}ns")
+PY
     echo "load after: $(load)"
 fi
 

@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 mod fs;
 mod parse;
 
-pub use fs::{Budgets, CacheStart, FsOptions, MetaSpec};
+pub use fs::{Budgets, CacheStart, FsOptions, FsThreads, MetaSpec};
 use parse::parse_tree;
 pub use parse::{mask_text, parse_core_mask, parse_size};
 
@@ -178,6 +178,19 @@ pub struct Cli {
     /// byte from the device once.
     #[arg(long = "one-pass")]
     pub one_pass: bool,
+
+    /// With --fs and -m: where the filesystem's own threads (the folder, which folds and
+    /// commits the writes, and the timed commit) run: `mask` (default) on the CPUs of -m,
+    /// as SPDK runs every poller on the cores of its mask, so that -m 0x1 measures one
+    /// core; `anywhere`: where the scheduler puts them (then -m 0x1 also uses other
+    /// cores for the folder).
+    #[arg(
+        long = "fs-threads",
+        value_name = "WHERE",
+        requires = "cpumask",
+        requires = "fs"
+    )]
+    pub fs_threads: Option<FsThreads>,
 
     /// With --fs: the metadata workload instead of -w (-q, -w and -t are not needed): rows
     /// create (+ write -o bytes, default 4k, + close), stat, unlink of --meta-files small
@@ -467,6 +480,7 @@ impl Cli {
                 cache: CacheStart::AsPrefilled,
                 one_pass: false,
                 shared_file: false,
+                fs_threads: FsThreads::default(),
                 meta: Some(meta),
                 budgets: self.budgets(),
             }),
@@ -536,6 +550,7 @@ impl Cli {
             cache: self.cache.unwrap_or_default(),
             one_pass: self.one_pass,
             shared_file: self.shared_file,
+            fs_threads: self.fs_threads.unwrap_or_default(),
             meta: None,
             budgets: self.budgets(),
         }))
@@ -749,6 +764,7 @@ mod tests {
             cache: CacheStart::Cold,
             one_pass: false,
             shared_file: false,
+            fs_threads: FsThreads::Mask,
             meta: None,
             budgets: Budgets {
                 metadata_cache_bytes: None,

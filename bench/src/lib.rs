@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod cores;
+pub mod cpustat;
 pub mod engine;
 pub mod error;
 pub mod fs;

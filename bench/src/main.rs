@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use clap::Parser;
 
-use bench::args::{Cli, FsOptions, MemcpySpec, Mode, PerfSpec};
+use bench::args::{Cli, FsOptions, FsThreads, MemcpySpec, Mode, PerfSpec};
 use bench::engine::{self, Job, JobPlan, JobResult};
 use bench::error::BenchError;
 use bench::report::{self, JobInfo, JobStats};
@@ -182,7 +182,11 @@ fn open_with_spdk(
 fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
     let (name, dev) = fs_bdev(spec)?;
     println!("Formatting {name} as a fresh bypassfs...");
-    let (fs, ctx) = bench::fs::format_and_mount_with(dev, opts.mount_options())?;
+    let mut mount = opts.mount_options();
+    if opts.fs_threads == FsThreads::Mask {
+        mount.background_cpus.clone_from(&spec.cores);
+    }
+    let (fs, ctx) = bench::fs::format_and_mount_with(dev, mount)?;
     if let Some(meta) = &opts.meta {
         return perf_meta(spec, meta, fs, ctx);
     }
@@ -245,9 +249,20 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
         bench::fs::prepare_cache(&fs, &ctx, path, job.file_size, opts.cache)?;
     }
     println!("Random seed: {} (--seed to repeat)", spec.seed);
+    if let Some(cpus) = &spec.cores {
+        println!(
+            "Filesystem threads (folder, timed commit): {}",
+            match opts.fs_threads {
+                FsThreads::Mask => format!("on the CPUs of -m ({})", bench::args::mask_text(cpus)),
+                FsThreads::Anywhere => "anywhere (--fs-threads anywhere)".into(),
+            }
+        );
+    }
     println!("Running I/O for {} seconds...", spec.duration.as_secs_f64());
-    // The filesystem (and its folder thread) comes from this thread, unpinned; with -m each
-    // job runs on a pinned thread with a context of its own.
+    let cpu_start = bench::cpustat::Start::now();
+    // The filesystem comes from this thread, unpinned; with -m each job runs on a pinned
+    // thread with a context of its own, and the filesystem's threads on the CPUs of -m
+    // unless --fs-threads says otherwise.
     let done = match &spec.cores {
         None => vec![bench::fs::run_file_job(&fs, &ctx, &paths[0], &job)?],
         Some(cpus) => {
@@ -289,11 +304,15 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
             );
         }
     }
+    let cpu = cpu_start.end();
     let results: Vec<(JobInfo, JobStats)> = done
         .iter()
         .map(|r| (r.info.clone(), r.stats.clone()))
         .collect();
     print!("{}", report::table(&results));
+    if let Some(c) = &cpu {
+        println!("{}", bench::cpustat::line(c, &results));
+    }
     for r in &done {
         if let Some(e) = &r.first_error {
             eprintln!(
@@ -302,7 +321,7 @@ fn perf_fs(spec: &PerfSpec, opts: &FsOptions) -> Result<ExitCode, BenchError> {
             );
         }
     }
-    finish_fs(spec, fs, &ctx, &results)
+    finish_fs(spec, fs, &ctx, &results, cpu.as_ref())
 }
 
 /// `--fs --meta`: the metadata workload's rows on the fresh filesystem.
@@ -330,7 +349,7 @@ fn perf_meta(
     if let Some(e) = first_error {
         eprintln!("bfsperf: metadata workload: the first failure: {e}");
     }
-    finish_fs(spec, fs, &ctx, &results)
+    finish_fs(spec, fs, &ctx, &results, None)
 }
 
 /// The end of a `--fs` run: unmount, the JSON report if asked for, and the exit status
@@ -340,13 +359,18 @@ fn finish_fs(
     fs: fs_core::Filesystem,
     ctx: &fs_core::Context,
     results: &[(JobInfo, JobStats)],
+    cpu: Option<&bench::cpustat::RunCpu>,
 ) -> Result<ExitCode, BenchError> {
     fs.unmount(ctx).map_err(|source| BenchError::Fs {
         what: "unmount".into(),
         source,
     })?;
     if let Some(path) = &spec.output_json {
-        write_json(path, &report::json(results, spec.seed))?;
+        let mut doc = report::json(results, spec.seed);
+        if let Some(c) = cpu {
+            doc["cpu"] = bench::cpustat::json(c, results);
+        }
+        write_json(path, &doc)?;
     }
     Ok(if results.iter().any(|(_, s)| s.failed > 0) {
         ExitCode::FAILURE

@@ -427,6 +427,31 @@ fn cpumask_pins_the_job_thread_and_is_reported() {
     let (stdout, doc) = run_ok(&["--fs", "--file-size", "1M", "-w", "randwrite", "-m", &mask]);
     assert!(stdout.contains(&format!("Core Mask {shown}")), "{stdout}");
     assert_eq!(doc["results"][0]["core_mask"], shown.as_str());
+    // The filesystem's threads run on the mask unless told otherwise, and the run says so
+    // and what CPU it took.
+    assert!(
+        stdout.contains(&format!(
+            "Filesystem threads (folder, timed commit): on the CPUs of -m ({shown})"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("us per I/O"), "{stdout}");
+    assert!(doc["cpu"]["ns_per_io"].as_f64().unwrap() > 0.0, "{doc}");
+    let fs_anywhere = [
+        "--fs",
+        "--file-size",
+        "1M",
+        "-w",
+        "randwrite",
+        "--fs-threads",
+    ];
+    let (stdout, _) = run_ok(&[&fs_anywhere[..], &["anywhere", "-m", &mask]].concat());
+    assert!(
+        stdout.contains("anywhere (--fs-threads anywhere)"),
+        "{stdout}"
+    );
+    let e = run_err(&[&fs_anywhere[..], &["anywhere"]].concat());
+    assert!(e.contains("--fs-threads") && e.contains("--cpumask"), "{e}");
     let e = run_err(&["-o", "4k", "-w", "read", "-m", "[1000]"]);
     assert!(e.contains("pinning the thread to CPUs [1000]"), "{e}");
 }

@@ -48,6 +48,7 @@ mod io;
 pub mod items;
 mod namespace;
 mod state;
+mod threads;
 mod types;
 
 pub use api::{

@@ -16,6 +16,16 @@ pub enum CacheStart {
     Warm,
 }
 
+/// Where the filesystem's own threads run with `-m` (`--fs-threads`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FsThreads {
+    /// On the CPUs of `-m` (`MountOptions::background_cpus`).
+    #[default]
+    Mask,
+    /// Where the scheduler puts them.
+    Anywhere,
+}
+
 /// The options of a `--fs` run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FsOptions {
@@ -35,6 +45,8 @@ pub struct FsOptions {
     pub one_pass: bool,
     /// `--shared-file`: the jobs of -m share one file.
     pub shared_file: bool,
+    /// `--fs-threads`: with -m, where the filesystem's own threads run.
+    pub fs_threads: FsThreads,
     /// `--meta`: the metadata workload instead of the file job.
     pub meta: Option<MetaSpec>,
     /// `--metadata-cache` and `--overlay-budget`: the mount's memory budgets, where given.

@@ -98,6 +98,13 @@ pub struct MountOptions {
     /// The clock of `commit_interval`: `None` is real time; a
     /// [`ManualClock`](crate::ManualClock) lets a test move time forward at will.
     pub clock: Option<Arc<dyn Clock>>,
+    /// CPUs the mount's own threads run on: the folder (`bypassfs-fold`, which folds
+    /// completed writes into the B-trees and commits) and the timed commit
+    /// (`bypassfs-commit`). `None` (the default): wherever the scheduler puts them. An
+    /// application that pins its I/O threads gives their cores here to keep the
+    /// filesystem's background work on them too, as SPDK's core mask holds all of an
+    /// application's pollers (`bfsperf -m` does). The mount fails if a CPU cannot be used.
+    pub background_cpus: Option<Vec<usize>>,
 }
 
 impl Default for MountOptions {
@@ -115,6 +122,7 @@ impl Default for MountOptions {
             commit_interval: Some(DEFAULT_COMMIT_INTERVAL),
             lookup_cache_entries: DEFAULT_LOOKUP_CACHE_ENTRIES,
             clock: None,
+            background_cpus: None,
         }
     }
 }
@@ -249,7 +257,10 @@ impl Filesystem {
         };
         let iomap = Iomap::new(ops, dev, DEV, cfg)?;
         let folder = match core.log().area() {
-            Some(_) if !opts.read_only => Some(crate::durability::Folder::start(&core)?),
+            Some(_) if !opts.read_only => Some(crate::durability::Folder::start(
+                &core,
+                opts.background_cpus.as_deref(),
+            )?),
             _ => None,
         };
         let inner = Arc::new(Inner {
@@ -265,7 +276,8 @@ impl Filesystem {
                 .clock
                 .unwrap_or_else(|| Arc::new(SystemClock::default()));
             let weak = Arc::downgrade(&inner);
-            let timer = CommitTimer::start(every, clock, move || tick(weak))
+            let cpus = opts.background_cpus.as_deref();
+            let timer = CommitTimer::start(every, clock, cpus, move || tick(weak))
                 .map_err(|e| Error::Io(format!("starting the timed commit thread: {e}")))?;
             *inner.timer.lock().unwrap_or_else(|e| e.into_inner()) = Some(timer);
         }

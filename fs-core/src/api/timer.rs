@@ -129,6 +129,7 @@ impl CommitTimer {
     pub fn start<M, T>(
         interval: Duration,
         clock: Arc<dyn Clock>,
+        cpus: Option<&[usize]>,
         make_tick: M,
     ) -> std::io::Result<CommitTimer>
     where
@@ -146,9 +147,9 @@ impl CommitTimer {
         let s = Arc::clone(&shared);
         // The first interval counts from the mount, not from whenever the thread starts.
         let first = clock.now() + interval;
-        let thread = std::thread::Builder::new()
-            .name("bypassfs-commit".into())
-            .spawn(move || run(&s, first, interval, &*clock, make_tick()))?;
+        let thread = crate::threads::spawn_on("bypassfs-commit", cpus, move || {
+            run(&s, first, interval, &*clock, make_tick())
+        })?;
         Ok(CommitTimer {
             shared,
             _waker: waker,

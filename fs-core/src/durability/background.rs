@@ -27,26 +27,25 @@ pub(crate) struct Folder {
 }
 
 impl Folder {
-    pub fn start(core: &Arc<Core>) -> Result<Folder> {
+    /// Starts the folder thread, on `cpus` if given (`MountOptions::background_cpus`).
+    pub fn start(core: &Arc<Core>, cpus: Option<&[usize]>) -> Result<Folder> {
         core.folder().set_running(true);
         let c = Arc::clone(core);
-        let thread = std::thread::Builder::new()
-            .name("bypassfs-fold".into())
-            .spawn(move || {
-                while c.folder().next() {
-                    match fold_now(&c) {
-                        Ok(()) => {}
-                        // Node room short while freed extents are pinned: a later fold
-                        // (or the commit of a write that needs space) tries again.
-                        Err(Error::NoSpace(why)) => {
-                            log::debug!("fs-core: background fold deferred: {why}")
-                        }
-                        Err(e) => log::error!(
-                            "fs-core: background fold failed ({e}); the next commit retries"
-                        ),
+        let thread = crate::threads::spawn_on("bypassfs-fold", cpus, move || {
+            while c.folder().next() {
+                match fold_now(&c) {
+                    Ok(()) => {}
+                    // Node room short while freed extents are pinned: a later fold
+                    // (or the commit of a write that needs space) tries again.
+                    Err(Error::NoSpace(why)) => {
+                        log::debug!("fs-core: background fold deferred: {why}")
                     }
+                    Err(e) => log::error!(
+                        "fs-core: background fold failed ({e}); the next commit retries"
+                    ),
                 }
-            });
+            }
+        });
         match thread {
             Ok(t) => Ok(Folder {
                 core: Arc::clone(core),
