@@ -12,7 +12,9 @@
 //! direct writes) pass a quarter of the free space, or the overlay maps `FOLD_PIECES`
 //! pieces, or takes a quarter of its memory budget (`Core::overlay_budget`); writers that
 //! outrun the folder are slowed (`Core::throttle`), and stopped when the live overlay holds
-//! half the budget (the frozen one being folded holds at most the other half).
+//! half the budget (the frozen one being folded holds at most the other half). They are
+//! slowed as well while the room left for data runs out during a fold (`Core::space_fill`),
+//! so that none of them finds no room and waits for the whole fold.
 //!
 //! Invariant: no cow transaction and no lock is held across the waits (`yield_now`, the
 //! naps of a write waiting for space, the throttle's sleeps, waits for a running fold).
@@ -58,6 +60,10 @@ const THROTTLE_FILL: u64 = FULL * 3 / 4;
 
 /// How often a completion pauses while the writers outrun the folder (see `throttle`).
 const THROTTLE_EVERY: u64 = 64;
+
+/// How often once the room for data is all but gone during a fold (`Core::space_fill` at
+/// `FULL`): the brake that keeps writers from finding none.
+const THROTTLE_EVERY_SPACE_FULL: u64 = 8;
 
 /// The longest of those pauses.
 const THROTTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
@@ -175,22 +181,43 @@ impl Core {
     /// Slows the writers down while they outrun the folder: past `THROTTLE_FILL` during a
     /// fold, every `THROTTLE_EVERY`th completion sleeps for a time that grows with the
     /// excess up to `THROTTLE_PAUSE`, so the folder (and the device's kernel workers) get
-    /// the core in small slices; at `FULL` a completion waits for the fold to end, which
-    /// bounds the overlay's memory. (Waiting at once for the whole fold made the worst write
-    /// latency a fold's length, 0.1-0.5 s.)
-    fn throttle(&self, fill: u64) {
-        if fill >= FULL {
+    /// the core in small slices; at `FULL` of the overlay's budget (`budget_fill`) a
+    /// completion waits for the fold to end, which bounds the overlay's memory. (Waiting at
+    /// once for the whole fold made the worst write latency a fold's length, 0.1-0.5 s.)
+    /// Space running out (`space_fill`) only slows: a write that finds no room at all waits
+    /// for the fold in `begin_with_room`.
+    fn throttle(&self, budget_fill: u64, space_fill: u64) {
+        if budget_fill >= FULL {
             drop(self.log_idle());
             return;
         }
+        let fill = budget_fill.max(space_fill).min(FULL);
         let Some(over) = fill.checked_sub(THROTTLE_FILL) else {
             return;
         };
+        let every = if space_fill >= FULL {
+            THROTTLE_EVERY_SPACE_FULL
+        } else {
+            THROTTLE_EVERY
+        };
         let tick = self.space().throttle_tick();
-        if tick % THROTTLE_EVERY == 0 {
+        if tick % every == 0 {
             let span = (FULL - THROTTLE_FILL) as u32;
             std::thread::sleep(THROTTLE_PAUSE * over as u32 / span);
         }
+    }
+
+    /// [`space_fill`] of the writes logged during a fold (`live_bytes` of new extents).
+    /// The room is the free space less what commits keep (`slack`, `fold_need`), read
+    /// without locks (`Volume::free_bytes_hint`; delalloc promises are left out, which only
+    /// delays the slowing where buffered writes hold some).
+    fn space_fill(&self, live_bytes: u64) -> u64 {
+        let room = self
+            .vol()
+            .free_bytes_hint()
+            .saturating_sub(self.space().slack())
+            .saturating_sub(self.fold_need(0));
+        space_fill(live_bytes, room)
     }
 
     /// How full the live overlay is (see `FULL`): `share` is its half of the budget.
@@ -226,7 +253,7 @@ impl Core {
         let fill = Self::fill(pieces, mem_bytes, share);
         if self.folder().running() {
             if folding {
-                self.throttle(fill);
+                self.throttle(fill, self.space_fill(bytes));
             }
             self.folder().request();
             if folding || mem_bytes < share {
@@ -245,5 +272,44 @@ impl Core {
             }
             r => r,
         }
+    }
+}
+
+/// How close writes that took `live_bytes` during a fold are to taking the `room` left for
+/// data, in 1/`FULL`ths: `FULL` once an eighth of what they took is all that is left (the
+/// margin the hardest brake, `THROTTLE_EVERY_SPACE_FULL`, needs), `THROTTLE_FILL` (where
+/// writers start to slow) when about four fifths of it are left. A fold frees what its
+/// overlay replaced only when it commits: at two cores the writers used the free space up
+/// before that (the RAM backend's 1 GiB, a quarter of it in files), and each write that
+/// found no room waited for the rest of the fold (0.1-0.4 s).
+fn space_fill(live_bytes: u64, room: u64) -> u64 {
+    let beyond_margin = room.saturating_sub(live_bytes / 8);
+    let all = live_bytes.saturating_add(beyond_margin / 2).max(1);
+    u64::try_from(u128::from(live_bytes) * u128::from(FULL) / u128::from(all)).unwrap_or(FULL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writers are not slowed while the room left is large against what they took, start
+    /// to be before it is as small, and brake hardest with a margin still left.
+    #[test]
+    fn the_space_fill_reaches_full_before_the_room_is_gone() {
+        const MIB: u64 = 1 << 20;
+        assert_eq!(space_fill(0, 100 * MIB), 0, "nothing written yet");
+        assert!(space_fill(100 * MIB, 300 * MIB) < THROTTLE_FILL);
+        assert!(space_fill(100 * MIB, 100 * MIB) < THROTTLE_FILL);
+        assert!(space_fill(100 * MIB, 70 * MIB) >= THROTTLE_FILL);
+        assert!(space_fill(100 * MIB, 20 * MIB) < FULL);
+        assert_eq!(space_fill(100 * MIB, 12 * MIB), FULL);
+        assert_eq!(space_fill(100 * MIB, 0), FULL);
+        assert!(space_fill(u64::MAX, u64::MAX) <= FULL, "no overflow");
+        // It only grows as the room shrinks.
+        let fills: Vec<u64> = (0..=100)
+            .rev()
+            .map(|r| space_fill(100 * MIB, r * MIB))
+            .collect();
+        assert!(fills.windows(2).all(|w| w[0] <= w[1]), "{fills:?}");
     }
 }
