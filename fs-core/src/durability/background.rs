@@ -69,8 +69,16 @@ impl Drop for Folder {
 }
 
 /// Freezes the live overlay, folds it into a transaction and commits, without holding the
-/// log meanwhile.
+/// log meanwhile: the folder thread's fold.
 pub(crate) fn fold_now(core: &Core) -> Result<()> {
+    fold_beside_writes(core, true)
+}
+
+/// [`fold_now`], on whichever thread calls it: a write that found no room while no fold
+/// ran folds this way instead of committing under the log's lock, so the other writes'
+/// completions (which log their extents under that lock) go on meanwhile. `by_folder`: it
+/// counts in `Filesystem::background_folds`.
+pub(crate) fn fold_beside_writes(core: &Core, by_folder: bool) -> Result<()> {
     let Some(frozen) = core.log_idle().freeze() else {
         return Ok(());
     };
@@ -86,6 +94,6 @@ pub(crate) fn fold_now(core: &Core) -> Result<()> {
     );
     core.space().set_overlay_pieces(log.pieces());
     drop(log);
-    core.fold_ended(r.is_ok());
+    core.fold_ended(r.is_ok() && by_folder);
     r.map(|_| ())
 }

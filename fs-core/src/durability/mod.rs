@@ -55,7 +55,7 @@ mod io;
 mod synced;
 
 pub(crate) use area::ensure_area;
-pub(crate) use background::Folder;
+pub(crate) use background::{fold_beside_writes, Folder};
 pub(crate) use fold::replay;
 pub(crate) use fsync::{commit_with_attrs, fsync_names, fsync_written, logs};
 pub(crate) use gap::log_gap;

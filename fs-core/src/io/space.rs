@@ -22,6 +22,7 @@
 use bdev::exec::{yield_now, Context};
 use iomap::{IoMap, IterArgs, Maps};
 
+use crate::durability::fold_beside_writes;
 use crate::error::{Error, Result};
 use crate::io::private::MapPrivate;
 use crate::state::Core;
@@ -177,8 +178,10 @@ impl Core {
     /// Makes waiting space allocatable if it can. Space that older readers pin comes back
     /// as they end, so while there is any the caller only waits: a commit now would take
     /// node space and free nothing usable yet (under many writers each retrying, such
-    /// commits used up the metadata room and a commit then failed). Otherwise it commits
-    /// when the overlay holds anything (the commit frees the extents it replaced). Says
+    /// commits used up the metadata room and a commit then failed). Otherwise it folds what
+    /// the overlay holds (the commit frees the extents it replaced), beside the writes
+    /// like the folder when the mount has one, or commits the pending namespace changes
+    /// (unlinked files free their space). Says
     /// which, or that nothing can come back (the filesystem is really full).
     pub(crate) fn flush_space(&self) -> Result<Flushed> {
         if self.vol().pinned_bytes() > 0 {
@@ -190,6 +193,12 @@ impl Core {
             // I/O in flight, and committing the newer overlay meanwhile would only spend
             // node space).
             drop(self.log_idle());
+            return Ok(Flushed::Committed);
+        }
+        if self.folder().running() && !self.log().is_clean() {
+            // Folded as the folder folds, the overlay frozen: a commit here held the log's
+            // lock for its whole length, and every other write's completion waited for it.
+            fold_beside_writes(self, false)?;
             return Ok(Flushed::Committed);
         }
         // Files unlinked since the last commit give their space back at the next.
