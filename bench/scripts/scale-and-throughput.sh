@@ -88,7 +88,10 @@ if [[ " $PARTS " == *" cores "* ]]; then
     done
     python3 - "$RESULTS" <<'PY'
 import json, os, sys
-print(f"  {'row':18s} {'mask':>4} {'IOPS':>9} {'p99':>9} {'max':>9} {'cores':>6} {'CPU/IO':>8}")
+# cores: CPU time of the whole process over the run's time (the load of other work shows as
+# less than the mask's cores); IOPS/core: IOPS per core-second it got.
+print(f"  {'row':18s} {'mask':>4} {'IOPS':>9} {'p99':>9} {'max':>9} {'cores':>6} {'CPU/IO':>8} "
+      f"{'IOPS/core':>10}")
 for name in ("randread", "randwrite", "randwrite-shared"):
     for mask in ("0x1", "0x3"):
         p = f"{sys.argv[1]}/cores-{name}-{mask}.json"
@@ -98,7 +101,8 @@ for name in ("randread", "randwrite", "randwrite-shared"):
         t, c = d["total"], d.get("cpu", {})
         print(f"  {name:18s} {mask:>4} {t['iops'] / 1e3:8.1f}k {t['p99_latency_us']:7.0f}us "
               f"{t['max_latency_us'] / 1e3:7.1f}ms {c.get('cores', 0):6.2f} "
-              f"{c.get('ns_per_io', 0):6.0f}ns")
+              f"{c.get('ns_per_io', 0):6.0f}ns "
+              + (f"{t['iops'] / c['cores'] / 1e3:9.1f}k" if c.get('cores') else f"{'-':>10}"))
 PY
     echo "load after: $(load)"
 fi
