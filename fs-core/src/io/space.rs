@@ -179,10 +179,10 @@ impl Core {
     /// as they end, so while there is any the caller only waits: a commit now would take
     /// node space and free nothing usable yet (under many writers each retrying, such
     /// commits used up the metadata room and a commit then failed). Otherwise it folds what
-    /// the overlay holds (the commit frees the extents it replaced), beside the writes
-    /// like the folder when the mount has one, or commits the pending namespace changes
-    /// (unlinked files free their space). Says
-    /// which, or that nothing can come back (the filesystem is really full).
+    /// the overlay holds (the commit frees the extents it replaced), beside the writes like
+    /// the folder when the mount has one, or commits the pending namespace changes
+    /// (unlinked files free their space). Says which, or that nothing can come back (the
+    /// filesystem is really full).
     pub(crate) fn flush_space(&self) -> Result<Flushed> {
         if self.vol().pinned_bytes() > 0 {
             return Ok(Flushed::Pinned);
