@@ -246,7 +246,7 @@ impl Core {
         let room = self
             .vol()
             .free_bytes_hint()
-            .saturating_sub(self.space().slack())
+            .saturating_sub(self.space().slack(self.vol()))
             .saturating_sub(self.fold_need(0));
         space_fill(live_bytes, room)
     }
