@@ -43,6 +43,21 @@ pub fn pin_current_thread(cpus: &[usize]) -> Result<(), BdevError> {
     Ok(())
 }
 
+/// Sets the calling thread's nice value (Linux keeps one per thread): lower runs first when
+/// threads share a CPU. A value below the current one needs `CAP_SYS_NICE` (root).
+pub fn set_current_thread_nice(nice: i32) -> Result<(), BdevError> {
+    // SAFETY: setpriority takes plain integers; on Linux, PRIO_PROCESS with who = 0 names
+    // the calling thread only.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if r != 0 {
+        return Err(BdevError::Os {
+            context: format!("setting the thread's nice value to {nice}"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
 /// The CPUs the calling thread may run on, in order.
 pub fn current_thread_cpus() -> Vec<usize> {
     let Some(set) = current_set() else {
@@ -82,5 +97,27 @@ mod tests {
         let beyond = libc::CPU_SETSIZE as usize;
         let e = pin_current_thread(&[beyond]).unwrap_err();
         assert!(e.to_string().contains("beyond"), "{e}");
+    }
+
+    #[test]
+    fn a_thread_sets_its_own_nice_value_only() {
+        let got = std::thread::spawn(|| {
+            // SAFETY: getpriority takes plain integers; who = 0 is the calling thread.
+            let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+            // One step nicer is always permitted.
+            set_current_thread_nice(before + 1).unwrap();
+            // SAFETY: as above.
+            let after = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+            (before, after)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(got.1, got.0 + 1);
+        // SAFETY: as above; this thread's value is untouched by the other's.
+        let here = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        assert_eq!(
+            here, got.0,
+            "the nice value is the thread's, not the process's"
+        );
     }
 }

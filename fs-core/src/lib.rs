@@ -52,7 +52,8 @@ mod threads;
 mod types;
 
 pub use api::{
-    Clock, ManualClock, SystemClock, DEFAULT_COMMIT_INTERVAL, DEFAULT_LOOKUP_CACHE_ENTRIES,
+    Clock, ManualClock, SystemClock, DEFAULT_COMMIT_INTERVAL, DEFAULT_FOLDER_NICE,
+    DEFAULT_LOOKUP_CACHE_ENTRIES,
 };
 pub use api::{Context, File, Filesystem, FormatOptions, MemoryUse, MountOptions, OpenFlags};
 pub use api::{NewNode, LINK_MAX, SYMLINK_MAX};

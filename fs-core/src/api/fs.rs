@@ -105,6 +105,12 @@ pub struct MountOptions {
     /// filesystem's background work on them too, as SPDK's core mask holds all of an
     /// application's pollers (`bfsperf -m` does). The mount fails if a CPU cannot be used.
     pub background_cpus: Option<Vec<usize>>,
+    /// The folder thread's nice value, set when the process may (root, or
+    /// `CAP_SYS_NICE` for a value below its own); otherwise it keeps the process's.
+    /// Default [`DEFAULT_FOLDER_NICE`]: on CPUs it shares with writers, the folder gets the
+    /// CPU it needs before them, as a fold poller on an SPDK reactor runs to the end of its
+    /// work between I/O pollers (`docs/decisions/folder-priority.md`). `None`: unchanged.
+    pub folder_nice: Option<i32>,
 }
 
 impl Default for MountOptions {
@@ -123,9 +129,13 @@ impl Default for MountOptions {
             lookup_cache_entries: DEFAULT_LOOKUP_CACHE_ENTRIES,
             clock: None,
             background_cpus: None,
+            folder_nice: Some(DEFAULT_FOLDER_NICE),
         }
     }
 }
+
+/// [`MountOptions::folder_nice`]'s default.
+pub const DEFAULT_FOLDER_NICE: i32 = -10;
 
 /// [`MountOptions::commit_interval`]'s default: btrfs's.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(30);
@@ -260,6 +270,7 @@ impl Filesystem {
             Some(_) if !opts.read_only => Some(crate::durability::Folder::start(
                 &core,
                 opts.background_cpus.as_deref(),
+                opts.folder_nice,
             )?),
             _ => None,
         };

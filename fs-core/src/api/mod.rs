@@ -14,7 +14,7 @@ pub(crate) use context::DEV;
 pub use file::{File, OpenFlags};
 pub use fs::{
     Filesystem, FormatOptions, MemoryUse, MountOptions, DEFAULT_COMMIT_INTERVAL,
-    DEFAULT_LOOKUP_CACHE_ENTRIES,
+    DEFAULT_FOLDER_NICE, DEFAULT_LOOKUP_CACHE_ENTRIES,
 };
 pub use namespace::{NewNode, LINK_MAX, SYMLINK_MAX};
 pub(crate) use sync::fsync_ino;

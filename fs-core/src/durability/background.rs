@@ -27,11 +27,18 @@ pub(crate) struct Folder {
 }
 
 impl Folder {
-    /// Starts the folder thread, on `cpus` if given (`MountOptions::background_cpus`).
-    pub fn start(core: &Arc<Core>, cpus: Option<&[usize]>) -> Result<Folder> {
+    /// Starts the folder thread, on `cpus` if given (`MountOptions::background_cpus`), at
+    /// nice value `nice` if given and permitted (`MountOptions::folder_nice`).
+    pub fn start(core: &Arc<Core>, cpus: Option<&[usize]>, nice: Option<i32>) -> Result<Folder> {
         core.folder().set_running(true);
         let c = Arc::clone(core);
         let thread = crate::threads::spawn_on("bypassfs-fold", cpus, move || {
+            if let Some(n) = nice {
+                // Without the privilege the folder shares its CPUs evenly, as before.
+                if let Err(e) = bdev::affinity::set_current_thread_nice(n) {
+                    log::debug!("fs-core: the folder keeps its priority: {e}");
+                }
+            }
             while c.folder().next() {
                 match fold_now(&c) {
                     Ok(()) => {}
