@@ -11,12 +11,15 @@
 //! - so no record is written during a fold: when it commits, every entry of the live overlay
 //!   is still unwritten, and the log restarts at slot 0 of the new generation;
 //! - a failed fold gives its changes back under the live ones (`LogState::thaw`), so
-//!   nothing logged is lost; the next commit tries again.
+//!   nothing logged is lost; the next commit tries again;
+//! - the folder also commits the pending namespace changes once there are `NS_COMMIT_ITEMS`
+//!   of them (`Core::namespace` asks it to), so operations do not wait for that commit.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::durability::commit::fold_and_commit;
+use crate::durability::group::NS_COMMIT_ITEMS;
 use crate::error::{Error, Result};
 use crate::state::Core;
 
@@ -40,7 +43,7 @@ impl Folder {
                 }
             }
             while c.folder().next() {
-                match fold_now(&c) {
+                match fold_now(&c).and_then(|()| commit_namespace(&c)) {
                     Ok(()) => {}
                     // Node room short while freed extents are pinned: a later fold
                     // (or the commit of a write that needs space) tries again.
@@ -77,6 +80,16 @@ impl Drop for Folder {
 
 /// Freezes the live overlay, folds it into a transaction and commits, without holding the
 /// log meanwhile: the folder thread's fold.
+/// Commits the pending namespace changes if there are enough of them
+/// (`NS_COMMIT_ITEMS`): the operation that crossed the mark asked for it
+/// (`Core::namespace`), and a fold with nothing logged commits nothing.
+fn commit_namespace(core: &Core) -> Result<()> {
+    if core.pending().current_items() >= NS_COMMIT_ITEMS {
+        core.commit_pending()?;
+    }
+    Ok(())
+}
+
 pub(crate) fn fold_now(core: &Core) -> Result<()> {
     fold_beside_writes(core, true)
 }

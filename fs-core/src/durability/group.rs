@@ -22,12 +22,20 @@ impl Core {
         let (v, seq) = self.ns_apply(f)?;
         if self.dirsync() {
             self.make_durable(seq, || self.commit_for(seq))?;
-        } else if self.pending().current_items() >= NS_COMMIT_ITEMS {
-            // The operation is done; the commit only bounds the pending work. If it fails
-            // (space short for its nodes while freed extents are pinned), the changes stay
-            // pending and a later commit tries again.
-            if let Err(e) = self.commit_pending() {
-                log::debug!("fs-core: commit of pending namespace changes deferred: {e}");
+        } else {
+            let items = self.pending().current_items();
+            if items >= NS_COMMIT_ITEMS {
+                if items < 2 * NS_COMMIT_ITEMS && self.folder().running() {
+                    // The folder commits them beside this thread (a third of an unlink's
+                    // time was this commit); this thread commits only once the folder is a
+                    // whole batch behind, which bounds the pending work all the same.
+                    self.folder().request();
+                } else if let Err(e) = self.commit_pending() {
+                    // The operation is done; the commit only bounds the pending work. If it
+                    // fails (space short for its nodes while freed extents are pinned), the
+                    // changes stay pending and a later commit tries again.
+                    log::debug!("fs-core: commit of pending namespace changes deferred: {e}");
+                }
             }
         }
         Ok(v)
@@ -85,6 +93,69 @@ impl Core {
             }
             commit()?;
             own += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bdev::mem::MemDevice;
+
+    use super::NS_COMMIT_ITEMS;
+    use crate::{Filesystem, FormatOptions, MountOptions};
+
+    /// With a folder, the operation that crosses `NS_COMMIT_ITEMS` hands the commit to it;
+    /// the pending changes still stay under twice that, and the folder commits them.
+    #[test]
+    fn pending_namespace_changes_stay_bounded_and_the_folder_commits_them() {
+        // Room for twice the mark's items at a node each (`Space::check_ns_room`, which
+        // commits on its own when short): 2 GiB, of which the test touches a little.
+        let dev = Arc::new(MemDevice::new("t", 4096, 2048 * 256).unwrap());
+        Filesystem::format(dev.clone(), FormatOptions::default()).unwrap();
+        let opts = MountOptions {
+            commit_interval: None,
+            ..MountOptions::default()
+        };
+        let fs = Filesystem::mount(dev, opts).unwrap();
+        assert!(
+            fs.core().folder().running(),
+            "a read-write mount has a folder"
+        );
+        let (mut most, mut last, mut drops) = (0, 0, 0);
+        // Until the pending changes were committed (their count fell) three times.
+        for files in 0.. {
+            assert!(files < 200_000, "no commit of namespace changes");
+            fs.create(&format!("/f{files}"), 0o644).unwrap();
+            let now = fs.core().pending().current_items();
+            most = most.max(now);
+            drops += usize::from(now < last);
+            last = now;
+            if drops == 3 {
+                break;
+            }
+        }
+        // One operation's items past the bound at most.
+        assert!(most < 2 * NS_COMMIT_ITEMS + 64, "{most} items pending");
+        // Past the mark once more, then no operation: only the folder can commit them
+        // (it may have done so before this thread looks: the count fell).
+        let mut last = fs.core().pending().current_items();
+        for n in 0.. {
+            fs.create(&format!("/g{n}"), 0o644).unwrap();
+            let now = fs.core().pending().current_items();
+            if now >= NS_COMMIT_ITEMS || now < last {
+                break;
+            }
+            last = now;
+        }
+        let since = std::time::Instant::now();
+        while fs.core().pending().current_items() >= NS_COMMIT_ITEMS {
+            assert!(
+                since.elapsed().as_secs() < 30,
+                "the folder never committed them"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 }
