@@ -621,6 +621,20 @@ impl ReadTxn<'_> {
         Iter::new(self, io, tree, lo, hi, dir)
     }
 
+    /// The last item of `tree` with a key in `lo..=hi`, handed to `f` in place (no copy of
+    /// its data): a point lookup for the hot read path, where [`ReadTxn::iter`] would
+    /// allocate its path and share the item.
+    pub fn last_at_or_before<R>(
+        &self,
+        io: &mut dyn IoQueue,
+        tree: TreeId,
+        lo: Key,
+        hi: Key,
+        f: impl FnOnce(&Key, &[u8]) -> R,
+    ) -> Result<Option<R>> {
+        crate::btree::last_at_or_before(self, io, tree, lo, hi, f)
+    }
+
     /// Bytes allocated to extents in this snapshot.
     pub fn bytes_used(&self) -> u64 {
         self.snap.bytes_used

@@ -31,7 +31,7 @@ pub(crate) use delete::{delete, delete_present};
 pub(crate) use insert::{put, PutMode};
 pub use iter::{Direction, Iter};
 pub use leaves::LeafCache;
-pub(crate) use search::get;
+pub(crate) use search::{get, last_at_or_before};
 
 /// Where a node is expected and what it must look like there.
 #[derive(Clone, Copy, Debug)]

@@ -60,14 +60,12 @@ pub(crate) fn union_bytes(mut ranges: Vec<(u64, u64)>) -> u64 {
 
 /// The extent covering file byte `pos`, else the first one after it (`None`: neither).
 pub(crate) fn extent_at(it: &mut impl Items, ino: u64, pos: u64) -> Result<Option<ExtentAt>> {
-    let before = it.range(
+    let before = it.last_in(
         Key::new(ino, kind::EXTENT_DATA, 0),
         Key::new(ino, kind::EXTENT_DATA, pos),
-        Direction::Backward,
-        1,
+        |k, d| parse(ino, k, d),
     )?;
-    if let Some((k, d)) = before.first() {
-        let e = parse(ino, k, d)?;
+    if let Some(e) = before.transpose()? {
         if e.end() > pos {
             return Ok(Some(e));
         }

@@ -67,6 +67,18 @@ impl Items for Rd<'_> {
             None => Ok(it.take(max).collect::<cow::Result<Vec<_>>>()?),
         }
     }
+    fn last_in<R>(
+        &mut self,
+        lo: Key,
+        hi: Key,
+        f: impl FnOnce(&Key, &[u8]) -> R,
+    ) -> Result<Option<R>> {
+        if self.pending.is_some() {
+            let found = self.range(lo, hi, Direction::Backward, 1)?;
+            return Ok(found.first().map(|(k, d)| f(k, d)));
+        }
+        Ok(self.r.last_at_or_before(self.io, FS_TREE, lo, hi, f)?)
+    }
 }
 
 // `impl ItemsMut for Tx` is in `namespace/inode.rs`, beside the `delete_inode` it calls:

@@ -21,6 +21,17 @@ pub(crate) trait Items {
         dir: Direction,
         max: usize,
     ) -> Result<Vec<(Key, cow::ItemData)>>;
+    /// The last item with a key in `lo..=hi`, handed to `f`; a snapshot with no pending
+    /// changes over it reads it in place (the direct read path's extent lookup).
+    fn last_in<R>(
+        &mut self,
+        lo: Key,
+        hi: Key,
+        f: impl FnOnce(&Key, &[u8]) -> R,
+    ) -> Result<Option<R>> {
+        let found = self.range(lo, hi, Direction::Backward, 1)?;
+        Ok(found.first().map(|(k, d)| f(k, d)))
+    }
 }
 
 /// The writes of a namespace operation.

@@ -4,7 +4,7 @@
 
 use bdev::IoQueue;
 
-use crate::btree::{Direction, Iter, NodeSource};
+use crate::btree::{last_at_or_before, Direction, Iter, NodeSource};
 use crate::error::{Error, Result};
 use crate::format::{kind, max_item_size, Key, TreeId, CSUM_OBJECTID};
 use crate::transaction::Transaction;
@@ -24,7 +24,8 @@ fn check_item(k: &Key, data: &[u8]) -> Result<usize> {
     Ok(data.len() / 4)
 }
 
-/// The checksum of the block at `bytenr`.
+/// The checksum of the block at `bytenr`: read in place in its leaf, with no copy of the
+/// item (up to a node's worth of checksums) nor of its reference count.
 pub(crate) fn lookup(
     src: &dyn NodeSource,
     io: &mut dyn IoQueue,
@@ -32,27 +33,18 @@ pub(crate) fn lookup(
     bytenr: u64,
 ) -> Result<Option<u32>> {
     let ss = u64::from(sectorsize);
-    let mut it = Iter::new(
-        src,
-        io,
-        TreeId::CSUM,
-        key(0),
-        key(bytenr),
-        Direction::Backward,
-    );
-    let Some(item) = it.next() else {
-        return Ok(None);
-    };
-    let (k, data) = item?;
-    let n = check_item(&k, &data)? as u64;
-    let idx = (bytenr - k.offset) / ss;
-    if (bytenr - k.offset) % ss != 0 || idx >= n {
-        return Ok(None);
-    }
-    let at = idx as usize * 4;
-    Ok(Some(u32::from_le_bytes(
-        data[at..at + 4].try_into().expect("4 bytes"),
-    )))
+    let found = last_at_or_before(src, io, TreeId::CSUM, key(0), key(bytenr), |k, data| {
+        let n = check_item(k, data)? as u64;
+        let idx = (bytenr - k.offset) / ss;
+        if (bytenr - k.offset) % ss != 0 || idx >= n {
+            return Ok(None);
+        }
+        let at = idx as usize * 4;
+        Ok(Some(u32::from_le_bytes(
+            data[at..at + 4].try_into().expect("4 bytes"),
+        )))
+    })?;
+    found.unwrap_or(Ok(None))
 }
 
 /// The checksums of the `count` blocks from `bytenr` on, `None` where none is recorded: one
