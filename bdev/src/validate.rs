@@ -21,7 +21,7 @@ pub(crate) fn check(geo: &Geometry, op: &Op) -> Result<u64, IoError> {
             }
             let mut total = 0u64;
             for (i, seg) in segs.iter().enumerate() {
-                if seg.is_empty() || seg.len() as u64 % bs != 0 {
+                if seg.is_empty() || rem(seg.len() as u64, bs) != 0 {
                     return Err(IoError::Invalid(format!(
                         "buffer {i} is {} bytes, not a positive multiple of the {bs}-byte block size",
                         seg.len()
@@ -36,7 +36,7 @@ pub(crate) fn check(geo: &Geometry, op: &Op) -> Result<u64, IoError> {
                 }
                 total += seg.len() as u64;
             }
-            total / bs
+            blocks_in(total, bs)
         }
         Op::Unmap { blocks, .. } | Op::WriteZeroes { blocks, .. } => {
             if *blocks == 0 {
@@ -56,5 +56,53 @@ pub(crate) fn check(geo: &Geometry, op: &Op) -> Result<u64, IoError> {
             op.kind().name(),
             geo.block_count
         ))),
+    }
+}
+
+/// `bytes / bs`, by a shift for the usual power-of-two block size: a 64-bit division costs
+/// more than the rest of this check, and every request pays one or two.
+#[inline(always)]
+pub(crate) fn blocks_in(bytes: u64, bs: u64) -> u64 {
+    if bs.is_power_of_two() {
+        bytes >> bs.trailing_zeros()
+    } else {
+        bytes / bs
+    }
+}
+
+/// `bytes % bs`, by a mask for a power-of-two block size (see [`blocks_in`]).
+#[inline(always)]
+fn rem(bytes: u64, bs: u64) -> u64 {
+    if bs.is_power_of_two() {
+        bytes & (bs - 1)
+    } else {
+        bytes % bs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifts_and_masks_agree_with_division() {
+        for bs in [512u64, 520, 4096, 4160, 1 << 16] {
+            for bytes in [
+                0u64,
+                1,
+                511,
+                512,
+                520,
+                4095,
+                4096,
+                4160,
+                8192,
+                1 << 20,
+                u64::MAX,
+            ] {
+                assert_eq!(blocks_in(bytes, bs), bytes / bs, "{bytes} / {bs}");
+                assert_eq!(rem(bytes, bs), bytes % bs, "{bytes} % {bs}");
+            }
+        }
     }
 }

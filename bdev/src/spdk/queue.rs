@@ -86,15 +86,15 @@ impl SpdkQueue {
         }
     }
 
-    /// Hands slot `idx`'s current step to SPDK: the request, or the flush of a FUA write.
-    /// Returns SPDK's result (0 or a negative errno).
+    /// Hands slot `idx`'s current step to SPDK: the request (of `blocks` blocks, as
+    /// validated), or the flush of a FUA write. Returns SPDK's result (0 or a negative
+    /// errno).
     #[inline(always)]
-    fn issue(&mut self, idx: usize) -> c_int {
+    fn issue(&mut self, idx: usize, blocks: u64) -> c_int {
         let desc = self.desc.as_ptr();
         let ch = self.channel.as_ptr();
         let arg = self.completions().ticket(idx);
         let cb = Some(io_done as unsafe extern "C" fn(_, _, _));
-        let bs = u64::from(self.desc.geometry.block_size);
         let slot = &mut self.slots[idx];
         self.thread.enter();
         if let Stage::FuaFlush = slot.stage {
@@ -105,7 +105,6 @@ impl SpdkQueue {
         let single = slot.single_buf();
         let (iov, iovcnt) = slot.iovecs();
         let op = slot.op();
-        let blocks = op.bufs().map_or(0, |b| b.len() as u64 / bs);
         // SAFETY: `desc` is open and `ch` is its channel on the current SPDK thread; `arg`
         // points to this slot's ticket, alive until the queue is dropped (which waits for
         // every completion). The buffers (and the iovec array) belong to the request held
@@ -178,7 +177,7 @@ impl SpdkQueue {
     }
 
     fn flush_for_fua(&mut self, idx: usize) {
-        match self.issue(idx) {
+        match self.issue(idx, 0) {
             0 => {}
             e if e == -libc::ENOMEM => self.retry.push(idx),
             e => self.fail_locally(
@@ -215,15 +214,18 @@ impl IoQueue for SpdkQueue {
                 error: SubmitError::QueueFull,
             });
         }
-        if let Err(e) = validate::check(&self.desc.geometry, &op)
+        let blocks = match validate::check(&self.desc.geometry, &op)
             .and_then(|blocks| check_write_unit(&op, blocks, self.desc.write_unit_blocks))
         {
-            return Err(Rejected {
-                tag,
-                op,
-                error: e.into(),
-            });
-        }
+            Ok(blocks) => blocks,
+            Err(e) => {
+                return Err(Rejected {
+                    tag,
+                    op,
+                    error: e.into(),
+                })
+            }
+        };
         let idx = self.free.pop().expect("fewer in flight than slots");
         if let Some(e) = self.refuse(&op) {
             self.slots[idx].start(tag, op, Stage::Local(e));
@@ -232,7 +234,7 @@ impl IoQueue for SpdkQueue {
             return Ok(());
         }
         self.slots[idx].start(tag, op, Stage::Main);
-        match self.issue(idx) {
+        match self.issue(idx, blocks) {
             0 => {
                 self.in_flight += 1;
                 Ok(())
