@@ -45,6 +45,8 @@ pub(super) struct Inner {
     reaped: RefCell<Vec<Completion>>,
     /// Reused by `run_ready` so running tasks does not allocate.
     running: RefCell<Vec<usize>>,
+    /// Calls of `poll_queues` that reaped something (`reap_rounds`).
+    reap_rounds: Cell<u64>,
 }
 
 struct Task {
@@ -119,6 +121,7 @@ impl Context {
                 ready: Arc::new(ReadyList::default()),
                 reaped: RefCell::new(Vec::new()),
                 running: RefCell::new(Vec::new()),
+                reap_rounds: Cell::new(0),
             }),
         }
     }
@@ -297,7 +300,17 @@ impl Context {
             }
             total += n;
         }
+        if total > 0 {
+            self.inner.reap_rounds.set(self.inner.reap_rounds.get() + 1);
+        }
         total
+    }
+
+    /// How many polls of the queues have reaped completions so far. Tasks woken by the same
+    /// round see the same value: a caller timing requests can read the clock once per round
+    /// (as a poll-mode loop does) instead of once per request.
+    pub fn reap_rounds(&self) -> u64 {
+        self.inner.reap_rounds.get()
     }
 
     /// Polls the woken tasks. Holds `running` while it polls them, and nothing else: a task
