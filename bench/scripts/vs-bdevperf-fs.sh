@@ -73,6 +73,21 @@ MASK=$(printf '0x%x' $((1 << CORE)))
 PIN=()
 command -v taskset >/dev/null && PIN=(taskset -c "$CORE")
 
+# On a shared machine another process may hold the hugepages for a while (a RAM bdev takes
+# them when it can): wait up to a minute for enough to be free before each run.
+wait_for_hugepages() {
+    [ "$NO_HUGE" = 1 ] && return 0
+    local i free
+    for i in $(seq 600); do
+        free=$(awk '/^HugePages_Free:/ {f=$2} /^Hugepagesize:/ {s=$2} END {print int(f*s/1024)}' \
+            /proc/meminfo)
+        [ "$free" -ge 1300 ] && return 0
+        [ "$i" = 1 ] && echo "vs-bdevperf-fs: waiting for 1300 MiB of free hugepages ($free now)"
+        sleep 0.1
+    done
+    echo "vs-bdevperf-fs: hugepages still taken after a minute; trying anyway" >&2
+}
+
 run() { # tool workload pass
     local tool=$1 w=$2 p=$3 out=$OUT/$1-$2-$3
     local cmd
@@ -82,6 +97,7 @@ run() { # tool workload pass
     fs) cmd=("${PIN[@]}" "$BFSPERF" --spdk --fs -c "$CONFIG" -T "$BDEV") ;;
     esac
     echo "== pass $p $w: $tool"
+    wait_for_hugepages
     cut -d' ' -f1 /proc/loadavg >"$out.load"
     "${cmd[@]}" -q "$QD" -o "$IO" -w "$w" -t "$RUNTIME" "${MEM_ARGS[@]}" >"$out.txt" 2>&1 &
     local pid=$!
