@@ -218,9 +218,8 @@ struct Shared<'a> {
     slots: u64,
     stats: RefCell<JobStats>,
     first_error: RefCell<Option<String>>,
-    /// The last clock read, the executor's reap round it was read in and how often it has
-    /// been reused since ([`Shared::now`]).
-    last_read: Cell<(Instant, u64, u32)>,
+    /// The last clock read and the executor's reap round it was read in ([`Shared::now`]).
+    last_read: Cell<(Instant, u64)>,
     /// Runtime: set at the first completion seen past the deadline.
     ended: Cell<Option<Duration>>,
     writes_since_sync: Cell<u64>,
@@ -229,21 +228,21 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    /// The time, read once per reap round of the executor: the workers its completions wake
-    /// share one clock read (a read per request was about 2 % of a direct randread's samples
-    /// on SPDK). So latencies have the resolution of a round, as in the raw engine. A clock
-    /// is still read every `REUSE` requests, for requests that finish with no device I/O (a
-    /// hole, an error) and so no new round, so that the deadline is seen.
-    fn now(&self) -> Instant {
-        const REUSE: u32 = 64;
+    /// The time a request that started in reap round `started` (the executor's
+    /// `reap_rounds` at its submission) ended: one clock read per reap round, shared by the
+    /// workers its completions wake (a read per request was about 2 % of a direct randread's
+    /// samples on SPDK), so latencies have the resolution of a round, as in the raw engine.
+    /// A request no round reaped since it started (a cached buffered read or write, a hole,
+    /// an error) ran on this thread alone: its end is read afresh, or a round's reused time
+    /// would charge it everything since that round.
+    fn now(&self, started: u64) -> Instant {
         let round = self.ctx.exec().reap_rounds();
-        let (at, seen, uses) = self.last_read.get();
-        if round == seen && uses < REUSE {
-            self.last_read.set((at, seen, uses + 1));
+        let (at, seen) = self.last_read.get();
+        if round != started && round == seen {
             return at;
         }
         let at = Instant::now();
-        self.last_read.set((at, round, 0));
+        self.last_read.set((at, round));
         at
     }
 
@@ -303,13 +302,14 @@ impl Shared<'_> {
             };
             // The previous request's end: nothing between it and this submission waits.
             let start = now;
+            let started = self.ctx.exec().reap_rounds();
             let (b, r) = if read {
                 self.file.read_at_async(self.ctx, pos, buf).await
             } else {
                 self.file.write_at_async(self.ctx, pos, buf).await
             };
             buf = b;
-            now = self.now();
+            now = self.now(started);
             let latency_ns = now.saturating_duration_since(start).as_nanos() as u64;
             if !self.running_at(now) {
                 break;
@@ -390,7 +390,7 @@ pub fn run_file_job(
         file: &file,
         ctx,
         clock: Instant::now(),
-        last_read: Cell::new((Instant::now(), u64::MAX, 0)),
+        last_read: Cell::new((Instant::now(), u64::MAX)),
         rng: RefCell::new(Rng::new(spec.seed, 0)),
         next_slot: Cell::new(0),
         slots,
