@@ -135,7 +135,7 @@ impl Default for MountOptions {
 }
 
 /// [`MountOptions::folder_nice`]'s default.
-pub const DEFAULT_FOLDER_NICE: i32 = -10;
+pub const DEFAULT_FOLDER_NICE: i32 = -7;
 
 /// [`MountOptions::commit_interval`]'s default: btrfs's.
 pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(30);
