@@ -10,6 +10,11 @@ use bdev::{BlockDevice, OpKind};
 use common::*;
 use cow::{DataBackref, Direction, Error, Key, OpenOptions, TreeId, Volume};
 
+/// Opens the volume on `dev` again with the default options (after the last handle dropped).
+fn reopen(dev: Arc<impl BlockDevice + 'static>, io: &mut dyn bdev::IoQueue) -> Volume {
+    Volume::open(dev as Arc<dyn BlockDevice>, io, &OpenOptions::default()).unwrap()
+}
+
 fn fill(vol: &Volume, io: &mut dyn bdev::IoQueue, from: u64, n: u64, tag: u8) -> u64 {
     let mut tx = vol.begin().unwrap();
     if !tx.trees().contains(&USER) {
@@ -59,12 +64,7 @@ fn poison_with(rule: ErrorRule) {
     drop(r);
     assert!(matches!(vol.close(&mut *fio), Err(Error::Poisoned(_))));
     // Reopened on the healthy device: the last durable generation, intact.
-    let vol = Volume::open(
-        base.clone() as Arc<dyn BlockDevice>,
-        &mut *io,
-        &OpenOptions::default(),
-    )
-    .unwrap();
+    let vol = reopen(base.clone(), &mut *io);
     assert!(vol.generation() == gen || vol.generation() == gen + 1);
     let want = if vol.generation() == gen { 1 } else { 2 };
     let all = read_all(&vol, &mut *io, USER);
@@ -217,12 +217,7 @@ fn data_extent_references_and_checksums() {
     drop(r);
     let vol2_gen = vol.generation();
     drop(vol);
-    let vol = Volume::open(
-        dev.clone() as Arc<dyn BlockDevice>,
-        &mut *io,
-        &OpenOptions::default(),
-    )
-    .unwrap();
+    let vol = reopen(dev.clone(), &mut *io);
     assert_eq!(vol.generation(), vol2_gen);
     let mut tx = vol.begin().unwrap();
     let (again, _) = tx.alloc_data(64 << 10, 64 << 10).unwrap();
@@ -635,11 +630,6 @@ fn metadata_reserve_counts_the_nodes_the_trees_hold() {
         "seed {seed}: the trees grew, the reserve did not"
     );
     drop(vol);
-    let vol = Volume::open(
-        dev.clone() as Arc<dyn BlockDevice>,
-        &mut *io,
-        &OpenOptions::default(),
-    )
-    .unwrap();
+    let vol = reopen(dev.clone(), &mut *io);
     assert_eq!(vol.metadata_reserve(), before, "seed {seed}");
 }
